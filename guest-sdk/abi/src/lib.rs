@@ -1,0 +1,236 @@
+//! The skywasm host ABI, defined once.
+//!
+//! Both the native host and the Rust guest SDK depend on this crate, so the names of
+//! imports and exports, the message type numbers (skynet's `PTYPE_*`), the handle layout and
+//! the error codes cannot drift apart. The C header `guest-sdk/include/skywasm.h` repeats
+//! these values for C guests; a test in the host checks that the two agree.
+//!
+//! `docs/abi.md` is the full specification: the signature and semantics of every function.
+//!
+//! ```
+//! use skywasm_abi::{Handle, ptype};
+//! let h = Handle::from_parts(1, 0x0a);
+//! assert_eq!(h.to_string(), ":0100000a");
+//! assert_eq!(h.harbor(), 1);
+//! assert_eq!(ptype::name(ptype::LUA), Some("lua"));
+//! ```
+#![no_std]
+
+mod handle;
+
+pub use handle::Handle;
+
+/// The wasm import module every host function lives in.
+pub const IMPORT_MODULE: &str = "skywasm";
+
+/// Message types, numbered exactly as skynet's `PTYPE_*` (`skynet.h`, `lualib/skynet.lua`).
+pub mod ptype {
+    /// Plain text (the logger, harbor commands).
+    pub const TEXT: u32 = 0;
+    /// A reply to a session; also a timer expiry.
+    pub const RESPONSE: u32 = 1;
+    /// Multicast delivery.
+    pub const MULTICAST: u32 = 2;
+    /// Raw client data; exit notices to the monitor service.
+    pub const CLIENT: u32 = 3;
+    /// System messages (logger reopen, remote forwarding).
+    pub const SYSTEM: u32 = 4;
+    /// Commands to the harbor service.
+    pub const HARBOR: u32 = 5;
+    /// Socket events.
+    pub const SOCKET: u32 = 6;
+    /// An error reply, or "the peer exited" (empty body).
+    pub const ERROR: u32 = 7;
+    /// The old mqueue protocol (reserved, deprecated in skynet).
+    pub const QUEUE: u32 = 8;
+    /// The debug protocol.
+    pub const DEBUG: u32 = 9;
+    /// The normal `"lua"` protocol: `skynet.pack` bodies.
+    pub const LUA: u32 = 10;
+    /// snax.
+    pub const SNAX: u32 = 11;
+    /// A trace tag preceding a traced request.
+    pub const TRACE: u32 = 12;
+    /// The largest message type number a message can carry.
+    pub const MAX: u32 = 255;
+
+    /// skynet's name for a built-in message type (`"lua"`, `"response"`, ...).
+    pub fn name(ptype: u32) -> Option<&'static str> {
+        Some(match ptype {
+            TEXT => "text",
+            RESPONSE => "response",
+            MULTICAST => "multicast",
+            CLIENT => "client",
+            SYSTEM => "system",
+            HARBOR => "harbor",
+            SOCKET => "socket",
+            ERROR => "error",
+            QUEUE => "queue",
+            DEBUG => "debug",
+            LUA => "lua",
+            SNAX => "snax",
+            TRACE => "trace",
+            _ => return None,
+        })
+    }
+}
+
+/// Names of the functions the host provides, all in [`IMPORT_MODULE`].
+///
+/// Signatures use wasm `i32`/`i64`; pointers and lengths are unsigned 32-bit values.
+pub mod import {
+    /// `send(dest, ptype, session, ptr, len) -> i32`: queue a message; 0 or an error code.
+    pub const SEND: &str = "send";
+    /// `send_name(name_ptr, name_len, ptype, session, ptr, len) -> i32`: send to a name.
+    pub const SEND_NAME: &str = "send_name";
+    /// `call(dest, ptype, ptr, len) -> i32`: send with a fresh session; the session or an error code.
+    pub const CALL: &str = "call";
+    /// `call_name(name_ptr, name_len, ptype, ptr, len) -> i32`: call a name.
+    pub const CALL_NAME: &str = "call_name";
+    /// `redirect(dest, source, ptype, session, ptr, len) -> i32`: send with another source (privileged).
+    pub const REDIRECT: &str = "redirect";
+    /// `timeout(centiseconds) -> i32`: arm a timer; the session of its PTYPE_RESPONSE.
+    pub const TIMEOUT: &str = "timeout";
+    /// `genid() -> i32`: allocate a session without sending anything.
+    pub const GENID: &str = "genid";
+    /// `self_handle() -> i32`: this service's handle.
+    pub const SELF_HANDLE: &str = "self_handle";
+    /// `now() -> i64`: centiseconds since the node started.
+    pub const NOW: &str = "now";
+    /// `hpc() -> i64`: a monotonic nanosecond counter.
+    pub const HPC: &str = "hpc";
+    /// `command(cmd_ptr, cmd_len, param_ptr, param_len, out_ptr, out_cap) -> i32`: a skynet text command.
+    pub const COMMAND: &str = "command";
+    /// `log(ptr, len)`: one line to the node's logger.
+    pub const LOG: &str = "log";
+
+    /// Every import, for contract tests.
+    pub const ALL: &[&str] = &[
+        SEND,
+        SEND_NAME,
+        CALL,
+        CALL_NAME,
+        REDIRECT,
+        TIMEOUT,
+        GENID,
+        SELF_HANDLE,
+        NOW,
+        HPC,
+        COMMAND,
+        LOG,
+    ];
+}
+
+/// Names of the functions a guest module exports.
+pub mod export {
+    /// `skywasm_alloc(len) -> ptr`: memory for an incoming message of `len` bytes (never 0 unless failing).
+    pub const ALLOC: &str = "skywasm_alloc";
+    /// `skywasm_init(ptr, len) -> i32`: start the service with its argument string; 0 = started.
+    pub const INIT: &str = "skywasm_init";
+    /// `skywasm_dispatch(ptype, session, source, ptr, len)`: deliver one message.
+    pub const DISPATCH: &str = "skywasm_dispatch";
+    /// The guest's linear memory.
+    pub const MEMORY: &str = "memory";
+    /// WASI reactor constructor, called once before `skywasm_init` when present.
+    pub const INITIALIZE: &str = "_initialize";
+}
+
+/// Error codes returned by host functions. Success is 0 or a positive value (a session, a length).
+pub mod error {
+    /// The destination address is 0, unknown, or belongs to a service that has exited.
+    pub const INVALID_ADDRESS: i32 = -1;
+    /// No service is bound to that name.
+    pub const UNKNOWN_NAME: i32 = -2;
+    /// The service lacks the capability for this operation.
+    pub const DENIED: i32 = -3;
+    /// The message is larger than the node's message size limit.
+    pub const TOO_LARGE: i32 = -4;
+    /// The destination's mailbox is full.
+    pub const MAILBOX_FULL: i32 = -5;
+    /// The command name is not a known command.
+    pub const UNKNOWN_COMMAND: i32 = -6;
+    /// A parameter is malformed (bad address text, bad number, bad name).
+    pub const INVALID_ARGUMENT: i32 = -7;
+    /// The command has no result (skynet returns NULL): unknown key, unknown name.
+    pub const NOT_FOUND: i32 = -8;
+    /// The operation was attempted and failed (e.g. LAUNCH: module missing or init failed).
+    pub const FAILED: i32 = -9;
+    /// The name is already bound to another service.
+    pub const NAME_TAKEN: i32 = -10;
+    /// A configured limit was reached (services, timers).
+    pub const LIMIT: i32 = -11;
+
+    /// A short description of an error code, for logs and SDK error messages.
+    pub fn describe(code: i32) -> &'static str {
+        match code {
+            INVALID_ADDRESS => "invalid or dead address",
+            UNKNOWN_NAME => "unknown name",
+            DENIED => "permission denied",
+            TOO_LARGE => "message too large",
+            MAILBOX_FULL => "mailbox full",
+            UNKNOWN_COMMAND => "unknown command",
+            INVALID_ARGUMENT => "invalid argument",
+            NOT_FOUND => "not found",
+            FAILED => "failed",
+            NAME_TAKEN => "name already taken",
+            LIMIT => "limit reached",
+            _ => "unknown error",
+        }
+    }
+}
+
+/// Longest global (harbor-wide) name, as skynet's `GLOBALNAME_LENGTH - 1`.
+pub const GLOBAL_NAME_MAX: usize = 15;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ptypes_match_skynet() {
+        // skynet.h: PTYPE_TEXT 0 ... PTYPE_RESERVED_SNAX 11; skynet.lua: PTYPE_TRACE 12.
+        let expected = [
+            (0, "text"),
+            (1, "response"),
+            (2, "multicast"),
+            (3, "client"),
+            (4, "system"),
+            (5, "harbor"),
+            (6, "socket"),
+            (7, "error"),
+            (8, "queue"),
+            (9, "debug"),
+            (10, "lua"),
+            (11, "snax"),
+            (12, "trace"),
+        ];
+        for (id, name) in expected {
+            assert_eq!(ptype::name(id), Some(name), "ptype {id}");
+        }
+        assert_eq!(ptype::name(13), None);
+    }
+
+    #[test]
+    fn error_codes_are_distinct_and_negative() {
+        let codes = [
+            error::INVALID_ADDRESS,
+            error::UNKNOWN_NAME,
+            error::DENIED,
+            error::TOO_LARGE,
+            error::MAILBOX_FULL,
+            error::UNKNOWN_COMMAND,
+            error::INVALID_ARGUMENT,
+            error::NOT_FOUND,
+            error::FAILED,
+            error::NAME_TAKEN,
+            error::LIMIT,
+        ];
+        for (i, a) in codes.iter().enumerate() {
+            assert!(*a < 0);
+            assert_ne!(error::describe(*a), "unknown error");
+            for b in &codes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}

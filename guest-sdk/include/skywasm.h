@@ -1,0 +1,93 @@
+/*
+ * skywasm.h - the skywasm host ABI for C, C++ and Zig guests.
+ *
+ * A service is a wasm module that imports the functions below from module "skywasm" and
+ * exports:
+ *
+ *   memory                                  its linear memory
+ *   int32_t  skywasm_init(const char *args, uint32_t len)     0 = started
+ *   void     skywasm_dispatch(uint32_t type, int32_t session, uint32_t source,
+ *                             uint8_t *msg, uint32_t len)     one message
+ *   uint8_t *skywasm_alloc(uint32_t len)    memory the host fills with an incoming message
+ *                                           (or the init arguments); the next
+ *                                           skywasm_dispatch/skywasm_init owns it
+ *   void     _initialize(void)              optional, called once first (WASI reactors)
+ *   void     skywasm_signal(int32_t sig)    optional, the SIGNAL command
+ *
+ * docs/abi.md is the full specification. The values here are checked against the Rust
+ * definitions (crate skywasm-abi) by the host's tests.
+ */
+#ifndef SKYWASM_H
+#define SKYWASM_H
+
+#include <stdint.h>
+
+/* Message types, numbered as skynet's PTYPE_*. */
+#define SKYWASM_PTYPE_TEXT 0
+#define SKYWASM_PTYPE_RESPONSE 1
+#define SKYWASM_PTYPE_MULTICAST 2
+#define SKYWASM_PTYPE_CLIENT 3
+#define SKYWASM_PTYPE_SYSTEM 4
+#define SKYWASM_PTYPE_HARBOR 5
+#define SKYWASM_PTYPE_SOCKET 6
+#define SKYWASM_PTYPE_ERROR 7
+#define SKYWASM_PTYPE_QUEUE 8
+#define SKYWASM_PTYPE_DEBUG 9
+#define SKYWASM_PTYPE_LUA 10
+#define SKYWASM_PTYPE_SNAX 11
+#define SKYWASM_PTYPE_TRACE 12
+
+/* Error codes (negative return values). */
+#define SKYWASM_E_INVALID_ADDRESS (-1)
+#define SKYWASM_E_UNKNOWN_NAME (-2)
+#define SKYWASM_E_DENIED (-3)
+#define SKYWASM_E_TOO_LARGE (-4)
+#define SKYWASM_E_MAILBOX_FULL (-5)
+#define SKYWASM_E_UNKNOWN_COMMAND (-6)
+#define SKYWASM_E_INVALID_ARGUMENT (-7)
+#define SKYWASM_E_NOT_FOUND (-8)
+#define SKYWASM_E_FAILED (-9)
+#define SKYWASM_E_NAME_TAKEN (-10)
+#define SKYWASM_E_LIMIT (-11)
+
+#define SKYWASM_IMPORT(name) __attribute__((import_module("skywasm"), import_name(#name)))
+
+/* Queue a message; session 0 = one-way, or the session of a request being answered. */
+SKYWASM_IMPORT(send)
+int32_t skywasm_send(uint32_t dest, uint32_t type, int32_t session, const void *msg, uint32_t len);
+/* The same, to a name (".local", global, or ":0000000a"). */
+SKYWASM_IMPORT(send_name)
+int32_t skywasm_send_name(const char *name, uint32_t name_len, uint32_t type, int32_t session,
+                          const void *msg, uint32_t len);
+/* Send a request with a fresh session; returns the session (> 0) or an error code. */
+SKYWASM_IMPORT(call)
+int32_t skywasm_call(uint32_t dest, uint32_t type, const void *msg, uint32_t len);
+SKYWASM_IMPORT(call_name)
+int32_t skywasm_call_name(const char *name, uint32_t name_len, uint32_t type, const void *msg,
+                          uint32_t len);
+/* Send with another source (privileged). */
+SKYWASM_IMPORT(redirect)
+int32_t skywasm_redirect(uint32_t dest, uint32_t source, uint32_t type, int32_t session,
+                         const void *msg, uint32_t len);
+/* Arm a timer: a PTYPE_RESPONSE with the returned session arrives after `centiseconds`. */
+SKYWASM_IMPORT(timeout)
+int32_t skywasm_timeout(int32_t centiseconds);
+SKYWASM_IMPORT(genid)
+int32_t skywasm_genid(void);
+SKYWASM_IMPORT(self_handle)
+uint32_t skywasm_self_handle(void);
+/* Centiseconds since the node started; a monotonic nanosecond counter. */
+SKYWASM_IMPORT(now)
+int64_t skywasm_now(void);
+SKYWASM_IMPORT(hpc)
+int64_t skywasm_hpc(void);
+/* A skynet text command (LAUNCH, REG, QUERY, GETENV, ...): writes up to out_cap bytes of the
+ * result and returns its full length, or an error code. */
+SKYWASM_IMPORT(command)
+int32_t skywasm_command(const char *cmd, uint32_t cmd_len, const char *param, uint32_t param_len,
+                        char *out, uint32_t out_cap);
+/* One line to the node's log. */
+SKYWASM_IMPORT(log)
+void skywasm_log(const char *text, uint32_t len);
+
+#endif

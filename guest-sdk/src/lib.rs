@@ -1,0 +1,102 @@
+//! Write skywasm services in Rust.
+//!
+//! A service is a `cdylib` crate built for `wasm32-wasip1`. It names a start function with
+//! [`service!`]; the start function registers handlers with [`dispatch`] and may [`fork`]
+//! background tasks. Each incoming message runs in its own task, so handlers can `await`
+//! [`call`]s to other services; the host never blocks a worker while a call is in flight.
+//!
+//! ```no_run
+//! use skywasm_guest::{self as sky, ptype, Request, Value};
+//!
+//! sky::service!(start);
+//!
+//! fn start(_args: &str) -> sky::Result<()> {
+//!     sky::register(".echo")?;
+//!     sky::dispatch(ptype::LUA, |req: Request| async move {
+//!         let values = req.values().unwrap_or_default();
+//!         let _ = req.ret_values(&values);
+//!     });
+//!     Ok(())
+//! }
+//!
+//! // Elsewhere, in another service's handler:
+//! async fn ask() -> sky::Result<Vec<Value>> {
+//!     sky::call_values(".echo", &[Value::from("hello")]).await
+//! }
+//! ```
+//!
+//! Building: `cargo build --release --target wasm32-wasip1` produces `<crate>.wasm`, which a
+//! node finds through its `wasm_path`. The ABI underneath is specified in `docs/abi.md`; the
+//! raw constants are in [`skywasm_abi`], re-exported here.
+
+mod api;
+mod debug;
+mod error;
+mod request;
+mod runtime;
+mod sys;
+
+pub use api::*;
+pub use debug::info_func;
+pub use error::{Error, Result};
+pub use request::{Request, Responder};
+pub use runtime::{pending_calls, suspended_tasks, ReplyFuture};
+pub use skywasm_abi::{error as code, ptype, Handle};
+pub use skywasm_pack::{self as pack, Table, Value};
+
+/// Runtime entry points used by [`service!`]; not a stable API.
+#[doc(hidden)]
+pub mod __rt {
+    pub use crate::runtime::entry::{alloc, dispatch};
+
+    /// `skywasm_init`: installs the built-in debug protocol, then runs `start`.
+    pub fn init(ptr: u32, len: u32, start: fn(&str) -> crate::Result<()>) -> i32 {
+        crate::debug::install();
+        crate::runtime::entry::init(ptr, len, start)
+    }
+}
+
+/// Declares the service's start function, `fn(&str) -> skywasm_guest::Result<()>`, and
+/// defines the exports the host calls (`skywasm_init`, `skywasm_dispatch`, `skywasm_alloc`).
+/// Use it once, in the crate root.
+#[macro_export]
+macro_rules! service {
+    ($start:path) => {
+        /// Host entry: start the service with its argument string.
+        #[no_mangle]
+        pub extern "C" fn skywasm_init(ptr: u32, len: u32) -> i32 {
+            $crate::__rt::init(ptr, len, $start)
+        }
+
+        /// Host entry: deliver one message.
+        #[no_mangle]
+        pub extern "C" fn skywasm_dispatch(
+            ptype: u32,
+            session: i32,
+            source: u32,
+            ptr: u32,
+            len: u32,
+        ) {
+            $crate::__rt::dispatch(ptype, session, source, ptr, len)
+        }
+
+        /// Host entry: memory for an incoming message.
+        #[no_mangle]
+        pub extern "C" fn skywasm_alloc(len: u32) -> u32 {
+            $crate::__rt::alloc(len)
+        }
+
+        /// WASI reactor entry, called once before `skywasm_init`: runs static constructors.
+        /// Defining it keeps the linker from wrapping every export in constructor calls.
+        #[cfg(target_family = "wasm")]
+        #[no_mangle]
+        pub extern "C" fn _initialize() {
+            extern "C" {
+                fn __wasm_call_ctors();
+            }
+            // SAFETY: called once by the host before any other export, as WASI reactors
+            // require.
+            unsafe { __wasm_call_ctors() }
+        }
+    };
+}

@@ -1,0 +1,273 @@
+//! Node-level benchmarks (BENCHMARKS.md): call round trips, one-way sends, many callers on
+//! one service, spawn rate and memory per idle service, and the native floor (two threads
+//! over a channel). Each figure is the median of several runs, each on a fresh node.
+//!
+//! `cargo bench --bench node` runs everything (cargo passes `--bench`); `cargo test
+//! --benches` runs each scenario once, small, as a smoke test; `-- NAME` runs only scenarios
+//! whose name contains NAME (`calls`, `sends`, `fanin`, `spawn`, `native`, `100k`).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use skywasm::client::Client;
+use skywasm::config::NodeConfig;
+use skywasm::node::Node;
+use skywasm::Handle;
+use skywasm_abi::ptype;
+use skywasm_pack::Value;
+
+const LIMIT: Duration = Duration::from_secs(600);
+
+struct Bench {
+    node: Node,
+    client: Client,
+}
+
+fn node(extra: &str) -> Bench {
+    // BENCH_THREADS overrides the worker count for experiments; the reported figures use 2.
+    let threads = std::env::var("BENCH_THREADS").unwrap_or_else(|_| "2".into());
+    // BENCH_EXTRA appends config lines, e.g. `wasm_profiler = "perfmap"` for `perf record`.
+    let extra = format!(
+        "{extra}\n{}",
+        std::env::var("BENCH_EXTRA").unwrap_or_default()
+    );
+    let config = format!(
+        "thread = {threads}\nharbor = 0\nstart = \"bench idle\"\nlogger = \"/dev/null\"\n\
+         wasm_path = \"{}/?.wasm\"\nwasm_memory = \"16M\"\nwasm_max_services = 2000\n{extra}\n",
+        PathBuf::from(env!("SKYWASM_GUEST_DIR")).display(),
+    );
+    let config = NodeConfig::from_source("bench.config", &config).expect("bench config");
+    let node = Node::start(config).expect("node starts");
+    let client = Client::new(node.shared()).expect("client");
+    Bench { node, client }
+}
+
+impl Bench {
+    fn launch(&self, args: &str) -> Handle {
+        self.node
+            .shared()
+            .launch("bench", args)
+            .expect("launch bench")
+    }
+
+    fn lua(&mut self, dest: Handle, values: &[Value]) -> Vec<Value> {
+        let body = skywasm_pack::pack(values).unwrap();
+        let reply = self
+            .client
+            .call(dest, ptype::LUA, &body, LIMIT)
+            .expect("bench call");
+        skywasm_pack::unpack(&reply).unwrap()
+    }
+
+    fn request(&mut self, dest: Handle, values: &[Value]) -> i32 {
+        let body = skywasm_pack::pack(values).unwrap();
+        self.client.request(dest, ptype::LUA, &body).unwrap()
+    }
+}
+
+fn h(handle: Handle) -> Value {
+    Value::Integer(handle.0 as i64)
+}
+
+/// (a) Sequential call round trips between two Rust services; calls per second.
+fn calls(n: i64) -> f64 {
+    let mut b = node("");
+    let echo = b.launch("echo");
+    let pinger = b.launch("pinger");
+    let reply = b.lua(pinger, &[Value::from("run"), h(echo), Value::Integer(n)]);
+    let nanos = reply[0].as_integer().unwrap() as f64;
+    n as f64 / (nanos / 1e9)
+}
+
+/// (b) One-way sends delivered per second, one sender to one sink.
+fn sends(n: i64) -> f64 {
+    let mut b = node("");
+    let sink = b.launch("sink");
+    let sender = b.launch("sender");
+    let expect = b.request(sink, &[Value::from("expect"), Value::Integer(n)]);
+    let started = Instant::now();
+    b.lua(sender, &[Value::from("flood"), h(sink), Value::Integer(n)]);
+    b.client.wait(sink, expect, LIMIT).expect("all delivered");
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// (c) `callers` services each making `each` sequential calls to one service; calls/s.
+fn fanin(callers: usize, each: i64) -> f64 {
+    let mut b = node(&format!("wasm_max_services = {}", callers + 100));
+    let echo = b.launch("echo");
+    let pingers: Vec<Handle> = (0..callers).map(|_| b.launch("pinger")).collect();
+    let started = Instant::now();
+    let sessions: Vec<(Handle, i32)> = pingers
+        .iter()
+        .map(|p| {
+            (
+                *p,
+                b.request(*p, &[Value::from("run"), h(echo), Value::Integer(each)]),
+            )
+        })
+        .collect();
+    for (pinger, session) in sessions {
+        b.client.wait(pinger, session, LIMIT).expect("fan-in run");
+    }
+    (callers as f64 * each as f64) / started.elapsed().as_secs_f64()
+}
+
+fn memory_kib(field: &str, file: &str) -> f64 {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+struct Spawned {
+    per_second: f64,
+    rss_per_service_kib: f64,
+    pss_per_service_kib: f64,
+    answered: usize,
+}
+
+/// (d) Spawn `n` idle Rust services from one service; rate, memory per service, and a call
+/// to a sample of them (every one of them when `call_all`).
+fn spawn(n: i64, call_all: bool) -> Spawned {
+    let mut b = node(&format!("wasm_max_services = {}", n + 100));
+    let spawner = b.launch("spawner");
+    // Warm: one spawn so the module is compiled and the first pool slot touched.
+    b.lua(spawner, &[Value::from("spawn"), Value::Integer(1)]);
+    let rss_before = memory_kib("VmRSS:", "/proc/self/status");
+    let pss_before = memory_kib("Pss:", "/proc/self/smaps_rollup");
+    let reply = b.lua(spawner, &[Value::from("spawn"), Value::Integer(n)]);
+    let nanos = reply[0].as_integer().unwrap() as f64;
+    let (first, last) = (
+        reply[1].as_integer().unwrap() as u32,
+        reply[2].as_integer().unwrap() as u32,
+    );
+    let rss_after = memory_kib("VmRSS:", "/proc/self/status");
+    let pss_after = memory_kib("Pss:", "/proc/self/smaps_rollup");
+    let handles: Vec<Handle> = b
+        .node
+        .shared()
+        .handles
+        .list()
+        .into_iter()
+        .filter(|(h, s)| s.args() == "idle" && (first..=last).contains(&h.0))
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(handles.len() as i64, n, "every spawned service is alive");
+    let step = if call_all {
+        1
+    } else {
+        (handles.len() / 100).max(1)
+    };
+    let mut answered = 0;
+    for handle in handles.iter().step_by(step) {
+        b.client
+            .call(*handle, ptype::TEXT, b"", LIMIT)
+            .expect("an idle service answers");
+        answered += 1;
+    }
+    Spawned {
+        per_second: n as f64 / (nanos / 1e9),
+        rss_per_service_kib: (rss_after - rss_before) / n as f64,
+        pss_per_service_kib: (pss_after - pss_before) / n as f64,
+        answered,
+    }
+}
+
+/// (e) The floor: two native threads doing round trips over std channels; round trips/s.
+fn native(n: u64) -> f64 {
+    use std::sync::mpsc::channel;
+    let (to_echo, echo_inbox) = channel::<u64>();
+    let (to_main, main_inbox) = channel::<u64>();
+    let echo = std::thread::spawn(move || {
+        while let Ok(v) = echo_inbox.recv() {
+            if to_main.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    for i in 0..n {
+        to_echo.send(i).unwrap();
+        main_inbox.recv().unwrap();
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    drop(to_echo);
+    echo.join().unwrap();
+    rate
+}
+
+fn median(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1],
+    )
+}
+
+fn report(name: &str, unit: &str, values: Vec<f64>) -> f64 {
+    let runs = values.len();
+    let (mid, low, high) = median(values);
+    println!("{name:<44} median {mid:>12.0} {unit:<12} (min {low:.0}, max {high:.0}, {runs} runs)");
+    mid
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = !args.iter().any(|a| a == "--bench");
+    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let runs = if quick { 1 } else { 5 };
+    let scale = |full: i64, small: i64| if quick { small } else { full };
+
+    let mut native_rate = None;
+    if wanted("native") {
+        let values = (0..runs)
+            .map(|_| native(scale(300_000, 1000) as u64))
+            .collect();
+        native_rate = Some(report(
+            "(e) native threads, channel round trips",
+            "trips/s",
+            values,
+        ));
+    }
+    if wanted("calls") {
+        let values = (0..runs).map(|_| calls(scale(1_000_000, 1000))).collect();
+        let rate = report("(a) call round trips, two Rust services", "calls/s", values);
+        if let Some(floor) = native_rate {
+            println!("    ratio (a)/(e) = {:.2}", rate / floor);
+        }
+    }
+    if wanted("sends") {
+        let values = (0..runs).map(|_| sends(scale(2_000_000, 1000))).collect();
+        report("(b) one-way sends delivered", "msgs/s", values);
+    }
+    if wanted("fanin") {
+        let values = (0..runs)
+            .map(|_| fanin(scale(1000, 10) as usize, scale(500, 5)))
+            .collect();
+        report("(c) 1000 services calling one", "calls/s", values);
+    }
+    if wanted("spawn") {
+        let results: Vec<Spawned> = (0..runs).map(|_| spawn(scale(10_000, 50), false)).collect();
+        report(
+            "(d) spawns of idle Rust services",
+            "spawns/s",
+            results.iter().map(|r| r.per_second).collect(),
+        );
+        let rss = median(results.iter().map(|r| r.rss_per_service_kib).collect()).0;
+        let pss = median(results.iter().map(|r| r.pss_per_service_kib).collect()).0;
+        println!(
+            "    resident per idle service at 10,000 live: RSS {rss:.1} KiB, PSS {pss:.1} KiB"
+        );
+    }
+    if wanted("100k") && !quick {
+        let result = spawn(100_000, true);
+        println!(
+            "(d) 100,000 live services: spawned at {:.0}/s, {} answered a call, RSS {:.1} KiB each",
+            result.per_second, result.answered, result.rss_per_service_kib
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Messaging host functions: `send`, `send_name`, `call`, `call_name`, `redirect`.
+//!
+//! The body is copied out of the sender's memory into a host buffer that travels with the
+//! message (the first of the message path's two copies).
+
+use skywasm_abi::{error, import, ptype, Handle, IMPORT_MODULE};
+use wasmtime::{Caller, Linker};
+
+use super::memory::{copy_in, misuse, read_str};
+use crate::wasm::WasmState;
+
+fn message_type(function: &str, value: u32) -> wasmtime::Result<u8> {
+    if value > ptype::MAX {
+        return Err(misuse(
+            function,
+            format_args!("message type {value} is over 255"),
+        ));
+    }
+    Ok(value as u8)
+}
+
+/// Copies the body, or returns the TOO_LARGE code without copying an oversized one.
+fn body(
+    caller: &mut Caller<'_, WasmState>,
+    function: &str,
+    ptr: u32,
+    len: u32,
+) -> wasmtime::Result<Result<Box<[u8]>, i32>> {
+    super::memory::check(caller, function, ptr, len)?;
+    if len as usize > caller.data().core.node().config.max_message_size {
+        return Ok(Err(error::TOO_LARGE));
+    }
+    copy_in(caller, function, ptr, len).map(Ok)
+}
+
+/// Resolves a name argument to a handle (or an error code).
+fn destination(
+    caller: &mut Caller<'_, WasmState>,
+    function: &str,
+    ptr: u32,
+    len: u32,
+) -> wasmtime::Result<Result<Handle, i32>> {
+    let Some(name) = read_str(caller, function, ptr, len)? else {
+        return Ok(Err(error::INVALID_ARGUMENT));
+    };
+    Ok(caller.data().core.resolve(&name))
+}
+
+fn code(result: Result<(), i32>) -> i32 {
+    result.err().unwrap_or(0)
+}
+
+fn session_or_code(result: Result<i32, i32>) -> i32 {
+    result.unwrap_or_else(|code| code)
+}
+
+pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SEND,
+        |mut caller: Caller<'_, WasmState>,
+         dest: u32,
+         ptype: u32,
+         session: i32,
+         ptr: u32,
+         len: u32|
+         -> wasmtime::Result<i32> {
+            let ptype = message_type(import::SEND, ptype)?;
+            let data = match body(&mut caller, import::SEND, ptr, len)? {
+                Ok(data) => data,
+                Err(code) => return Ok(code),
+            };
+            Ok(code(caller.data_mut().core.send(
+                Handle(dest),
+                ptype,
+                session,
+                data,
+            )))
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SEND_NAME,
+        |mut caller: Caller<'_, WasmState>,
+         name_ptr: u32,
+         name_len: u32,
+         ptype: u32,
+         session: i32,
+         ptr: u32,
+         len: u32|
+         -> wasmtime::Result<i32> {
+            let ptype = message_type(import::SEND_NAME, ptype)?;
+            let dest = destination(&mut caller, import::SEND_NAME, name_ptr, name_len)?;
+            let data = body(&mut caller, import::SEND_NAME, ptr, len)?;
+            let (dest, data) = match (dest, data) {
+                (Ok(dest), Ok(data)) => (dest, data),
+                (Err(code), _) | (_, Err(code)) => return Ok(code),
+            };
+            Ok(code(
+                caller.data_mut().core.send(dest, ptype, session, data),
+            ))
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::CALL,
+        |mut caller: Caller<'_, WasmState>,
+         dest: u32,
+         ptype: u32,
+         ptr: u32,
+         len: u32|
+         -> wasmtime::Result<i32> {
+            let ptype = message_type(import::CALL, ptype)?;
+            let data = match body(&mut caller, import::CALL, ptr, len)? {
+                Ok(data) => data,
+                Err(code) => return Ok(code),
+            };
+            Ok(session_or_code(caller.data_mut().core.call(
+                Handle(dest),
+                ptype,
+                data,
+            )))
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::CALL_NAME,
+        |mut caller: Caller<'_, WasmState>,
+         name_ptr: u32,
+         name_len: u32,
+         ptype: u32,
+         ptr: u32,
+         len: u32|
+         -> wasmtime::Result<i32> {
+            let ptype = message_type(import::CALL_NAME, ptype)?;
+            let dest = destination(&mut caller, import::CALL_NAME, name_ptr, name_len)?;
+            let data = body(&mut caller, import::CALL_NAME, ptr, len)?;
+            let (dest, data) = match (dest, data) {
+                (Ok(dest), Ok(data)) => (dest, data),
+                (Err(code), _) | (_, Err(code)) => return Ok(code),
+            };
+            Ok(session_or_code(
+                caller.data_mut().core.call(dest, ptype, data),
+            ))
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::REDIRECT,
+        |mut caller: Caller<'_, WasmState>,
+         dest: u32,
+         source: u32,
+         ptype: u32,
+         session: i32,
+         ptr: u32,
+         len: u32|
+         -> wasmtime::Result<i32> {
+            let ptype = message_type(import::REDIRECT, ptype)?;
+            let data = match body(&mut caller, import::REDIRECT, ptr, len)? {
+                Ok(data) => data,
+                Err(code) => return Ok(code),
+            };
+            Ok(code(caller.data_mut().core.redirect(
+                Handle(dest),
+                Handle(source),
+                ptype,
+                session,
+                data,
+            )))
+        },
+    )?;
+    Ok(())
+}

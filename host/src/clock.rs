@@ -1,0 +1,121 @@
+//! Node time and the timer thread (the clock half of skynet's `skynet_timer.c`).
+//!
+//! `now` is centiseconds since the node started, advanced by the timer thread from the
+//! monotonic clock every 2.5 ms (as skynet's `skynet_updatetime`); timeouts are counted in
+//! the same ticks, so a timeout of `n` fires when `now` has advanced by `n`. The wheel itself
+//! is the pure [`crate::timer::TimerWheel`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use skywasm_abi::{ptype, Handle};
+
+use crate::mq::Message;
+use crate::node::NodeShared;
+use crate::sync::lock;
+use crate::timer::TimerWheel;
+
+/// How often the timer thread wakes (skynet's `usleep(2500)`).
+const TIMER_PERIOD: Duration = Duration::from_micros(2500);
+
+/// The node's clock and its pending timeouts.
+pub struct Clock {
+    started: Instant,
+    start_utc_secs: u64,
+    /// Centiseconds since start, as last advanced by the timer thread.
+    now: AtomicU64,
+    wheel: Mutex<TimerWheel<(Handle, i32)>>,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Clock {
+        Clock {
+            started: Instant::now(),
+            start_utc_secs: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            now: AtomicU64::new(0),
+            wheel: Mutex::new(TimerWheel::new()),
+        }
+    }
+
+    /// Centiseconds since the node started.
+    pub fn now(&self) -> u64 {
+        self.now.load(Ordering::Acquire)
+    }
+
+    /// The node's start time, UTC seconds since the epoch.
+    pub fn start_time(&self) -> u64 {
+        self.start_utc_secs
+    }
+
+    /// Nanoseconds of a monotonic counter (skynet's `hpc`).
+    pub fn hpc(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Schedules a PTYPE_RESPONSE with `session` to `handle` after `ticks` centiseconds
+    /// (`ticks` ≥ 1; 0-tick timeouts are delivered as messages by the caller).
+    pub fn add_timeout(&self, ticks: u32, handle: Handle, session: i32) {
+        lock(&self.wheel).add(ticks, (handle, session));
+    }
+
+    /// Number of pending timeouts.
+    pub fn pending(&self) -> usize {
+        lock(&self.wheel).len()
+    }
+
+    /// Advances the wheel to the monotonic clock; returns the expired timeouts in order.
+    pub fn update(&self) -> Vec<(Handle, i32)> {
+        let elapsed_cs = (self.started.elapsed().as_millis() / 10) as u64;
+        let mut fired = Vec::new();
+        let mut wheel = lock(&self.wheel);
+        let mut now = self.now.load(Ordering::Acquire);
+        while now < elapsed_cs {
+            wheel.tick(&mut fired);
+            now += 1;
+            self.now.store(now, Ordering::Release);
+        }
+        fired
+    }
+}
+
+/// The timer thread: advance time, deliver expired timeouts, make sure no ready work waits
+/// for a sleeping worker.
+pub(crate) fn run_timer_thread(node: &Arc<NodeShared>) {
+    while !node.is_quitting() {
+        for (handle, session) in node.clock.update() {
+            // A timeout for a service that has exited is dropped silently.
+            let _ = node.push(
+                handle,
+                Message::empty(Handle::NONE, ptype::RESPONSE as u8, session),
+            );
+        }
+        node.scheduler.tick();
+        std::thread::sleep(TIMER_PERIOD);
+    }
+}
+
+/// CPU time of the calling thread in nanoseconds (for `profile = true`).
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we pass; CLOCK_THREAD_CPUTIME_ID is
+    // always available on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

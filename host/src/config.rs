@@ -1,0 +1,611 @@
+//! The node configuration (skynet's `skynet_main.c` `load_config` and `optint`/`optstring`).
+//!
+//! A config file is Lua source, evaluated by a real Lua 5.4 (native, through mlua) in a
+//! sandbox: the chunk's only environment is the table that collects its globals, plus
+//! `include`, exactly as skynet does it. No library is reachable, so a config cannot open
+//! files, run programs or read the clock. `include "file"` is resolved relative to the file
+//! that includes it; `$NAME` is replaced by the process environment variable `NAME` before
+//! the chunk is compiled (an unset variable is an error naming the file and line). Every
+//! global becomes an env entry as a string (`true`/`false` for booleans, Lua's `tostring`
+//! for numbers).
+//!
+//! [`NodeConfig`] is the typed view the node needs; every key, known or not, stays readable
+//! through [`NodeConfig::env`] (the service command `GETENV`).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+
+/// Memory a config's Lua state may use.
+const CONFIG_MEMORY_LIMIT: usize = 64 << 20;
+/// Instructions a config may execute before it is considered stuck.
+const CONFIG_INSTRUCTION_BUDGET: u64 = 200_000_000;
+/// Nesting depth of `include` (a file including itself would otherwise recurse forever).
+const MAX_INCLUDE_DEPTH: usize = 32;
+
+/// A config that could not be loaded: one line naming the file (and line, when known).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn new(message: impl Into<String>) -> Self {
+        ConfigError(message.into())
+    }
+}
+
+/// Default worker count: one per core, as the issue of record asks (skynet's default is 8).
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// The typed configuration of one node, plus the raw env every service can read.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Every config key as a string, including the defaults written back (as skynet does).
+    pub env: BTreeMap<String, String>,
+    /// The directory relative paths in the config are resolved against (the process's
+    /// working directory, as in skynet).
+    pub base_dir: PathBuf,
+    /// Worker threads (`thread`, 1..=1024).
+    pub thread: usize,
+    /// This node's harbor id (`harbor`, 0..=255; 0 = single node).
+    pub harbor: u8,
+    /// The first service after the logger (`bootstrap`, "module args").
+    pub bootstrap: String,
+    /// The user's main service, launched by bootstrap (`start`).
+    pub start: String,
+    /// Log file path (`logger`); `None` logs to stdout.
+    pub logger: Option<String>,
+    /// Module of the log service (`logservice`).
+    pub logservice: String,
+    /// Directory of per-service message logs opened by `LOGON` (`logpath`).
+    pub logpath: Option<PathBuf>,
+    /// `daemon` was set: skywasm always runs in the foreground and says so.
+    pub daemon: Option<String>,
+    /// Per-message CPU accounting (`profile`).
+    pub profile: bool,
+    /// Search path of wasm service modules, `;`-separated patterns with `?` (`wasm_path`).
+    pub wasm_path: String,
+    /// Directory of the on-disk cache of compiled modules (`wasm_cache`; `false` disables).
+    pub wasm_cache: Option<PathBuf>,
+    /// Largest number of live wasm services (`wasm_max_services`): sizes the instance pool.
+    pub wasm_max_services: u32,
+    /// Largest linear memory of one service in bytes (`wasm_memory`).
+    pub wasm_memory: u64,
+    /// Largest message body in bytes (`max_message_size`).
+    pub max_message_size: usize,
+    /// Make guest code visible to `perf` (`wasm_profiler = "perfmap"` or `"jitdump"`).
+    pub wasm_profiler: Option<String>,
+}
+
+impl NodeConfig {
+    /// Loads and evaluates a config file.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file and line for unreadable files, Lua errors, unset
+    /// `$NAME` variables and values of the wrong type.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let env = evaluate_file(path, &|name| std::env::var(name).ok())?;
+        Self::from_env(env, path)
+    }
+
+    /// Builds the typed view from env entries (as produced by [`evaluate_file`]), filling in
+    /// defaults and writing them back into the env. `origin` names the config in errors.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for a known key with a malformed value.
+    pub fn from_env(
+        mut env: BTreeMap<String, String>,
+        origin: &Path,
+    ) -> Result<NodeConfig, ConfigError> {
+        let origin = origin.display().to_string();
+        let bad = |key: &str, value: &str, want: &str| {
+            ConfigError::new(format!("{origin}: `{key} = {value:?}`: expected {want}"))
+        };
+        let mut int_key = |key: &str, default: u64, min: u64, max: u64| {
+            let value = env
+                .entry(key.to_string())
+                .or_insert_with(|| default.to_string())
+                .clone();
+            match value.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(bad(key, &value, &format!("an integer in {min}..={max}"))),
+            }
+        };
+        let thread = int_key("thread", default_threads() as u64, 1, 1024)? as usize;
+        let harbor = int_key("harbor", 1, 0, 255)? as u8;
+        let wasm_max_services = int_key("wasm_max_services", 10_000, 1, 1_000_000)? as u32;
+
+        let mut string_key = |key: &str, default: &str| {
+            env.entry(key.to_string())
+                .or_insert_with(|| default.to_string())
+                .clone()
+        };
+        let bootstrap = string_key("bootstrap", "bootstrap");
+        let logservice = string_key("logservice", "logger");
+        let wasm_path = string_key("wasm_path", "./service/?.wasm");
+        let profile_text = string_key("profile", "false");
+        let profile = match profile_text.as_str() {
+            "true" => true,
+            "false" => false,
+            other => return Err(bad("profile", other, "true or false")),
+        };
+        let size_key = |env: &mut BTreeMap<String, String>, key: &str, default: &str| {
+            let value = env
+                .entry(key.to_string())
+                .or_insert_with(|| default.to_string())
+                .clone();
+            parse_size(&value).ok_or_else(|| bad(key, &value, "a size such as 65536, 64K, 256M"))
+        };
+        let wasm_memory = size_key(&mut env, "wasm_memory", "256M")?;
+        if !(64 * 1024..=4 << 30).contains(&wasm_memory) {
+            return Err(bad(
+                "wasm_memory",
+                &wasm_memory.to_string(),
+                "between 64K and 4G",
+            ));
+        }
+        let max_message_size = size_key(&mut env, "max_message_size", "64M")?;
+        if max_message_size == 0 || max_message_size > 1 << 31 {
+            return Err(bad(
+                "max_message_size",
+                &max_message_size.to_string(),
+                "between 1 and 2G",
+            ));
+        }
+        let wasm_cache = match env.get("wasm_cache").map(String::as_str) {
+            Some("false") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => default_cache_dir(),
+        };
+        let start = env.get("start").cloned().unwrap_or_else(|| "main".into());
+        Ok(NodeConfig {
+            thread,
+            harbor,
+            bootstrap,
+            start,
+            logger: env.get("logger").cloned(),
+            logservice,
+            logpath: env.get("logpath").map(PathBuf::from),
+            daemon: env.get("daemon").cloned(),
+            profile,
+            wasm_path,
+            wasm_cache,
+            wasm_max_services,
+            wasm_memory,
+            max_message_size: max_message_size as usize,
+            wasm_profiler: env.get("wasm_profiler").cloned(),
+            base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            env,
+        })
+    }
+
+    /// A config from Lua source text (tests and embedding). `name` appears in errors.
+    ///
+    /// # Errors
+    /// As [`NodeConfig::load`].
+    pub fn from_source(name: &str, source: &str) -> Result<NodeConfig, ConfigError> {
+        let env = evaluate_source(name, source, Path::new("."), &|name| {
+            std::env::var(name).ok()
+        })?;
+        Self::from_env(env, Path::new(name))
+    }
+}
+
+/// `$XDG_CACHE_HOME/skywasm` or `~/.cache/skywasm`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("skywasm"))
+}
+
+/// Parses `65536`, `64K`, `256M`, `1G` (binary multiples; a trailing `B`/`iB` is accepted).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let text = text
+        .strip_suffix("iB")
+        .or_else(|| text.strip_suffix('B'))
+        .unwrap_or(text);
+    let (digits, shift) = match text.char_indices().last()? {
+        (i, 'K' | 'k') => (&text[..i], 10),
+        (i, 'M' | 'm') => (&text[..i], 20),
+        (i, 'G' | 'g') => (&text[..i], 30),
+        _ => (text, 0),
+    };
+    let n: u64 = digits.trim().parse().ok()?;
+    n.checked_mul(1 << shift)
+}
+
+/// Looks up `$NAME` substitutions.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Evaluates a config file and returns its globals as strings.
+///
+/// # Errors
+/// See [`NodeConfig::load`].
+pub fn evaluate_file(
+    path: &Path,
+    lookup: EnvLookup<'_>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let shown = path.display().to_string();
+    run(lookup, |_, include| include.call::<()>(shown))
+}
+
+/// Evaluates config source text as if it were a file named `name` in directory `dir`.
+///
+/// # Errors
+/// See [`NodeConfig::load`].
+pub fn evaluate_source(
+    name: &str,
+    source: &str,
+    dir: &Path,
+    lookup: EnvLookup<'_>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let source = substitute_env(name, source, lookup)?;
+    let dir = dir.to_path_buf();
+    run(lookup, move |lua, _include| {
+        let env: Table = lua.named_registry_value(RESULT_KEY)?;
+        let state: Rc<IncludeState> = lua
+            .app_data_ref::<Rc<IncludeState>>()
+            .map(|s| s.clone())
+            .ok_or_else(|| mlua::Error::runtime("config state missing"))?;
+        state.dirs.borrow_mut().push(dir.clone());
+        let result = lua
+            .load(source.as_str())
+            .set_name(format!("@{name}"))
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .set_environment(env)
+            .exec();
+        state.dirs.borrow_mut().pop();
+        result
+    })
+}
+
+const RESULT_KEY: &str = "skywasm.config.result";
+
+/// Per-evaluation state shared with the `include` function.
+struct IncludeState {
+    /// Directories of the files being evaluated, innermost last.
+    dirs: RefCell<Vec<PathBuf>>,
+    /// The first error raised by `include`, kept verbatim so the report is one clean line.
+    error: RefCell<Option<String>>,
+}
+
+/// Sets up the sandboxed Lua state, runs `body`, and converts the result table to strings.
+fn run(
+    lookup: EnvLookup<'_>,
+    body: impl FnOnce(&Lua, &mlua::Function) -> mlua::Result<()>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let lua = Lua::new_with(StdLib::NONE, LuaOptions::new())
+        .map_err(|e| ConfigError::new(format!("cannot create the config's Lua state: {e}")))?;
+    let setup_error = |e: mlua::Error| ConfigError::new(format!("config sandbox: {e}"));
+    lua.set_memory_limit(CONFIG_MEMORY_LIMIT)
+        .map_err(setup_error)?;
+    let executed = std::cell::Cell::new(0u64);
+    const HOOK_EVERY: u32 = 100_000;
+    lua.set_hook(
+        HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+        move |_, _| {
+            executed.set(executed.get() + HOOK_EVERY as u64);
+            if executed.get() > CONFIG_INSTRUCTION_BUDGET {
+                Err(mlua::Error::runtime(
+                    "the config ran too long (an endless loop?)",
+                ))
+            } else {
+                Ok(VmState::Continue)
+            }
+        },
+    )
+    .map_err(setup_error)?;
+    let state = Rc::new(IncludeState {
+        dirs: RefCell::new(Vec::new()),
+        error: RefCell::new(None),
+    });
+    lua.set_app_data(state.clone());
+
+    let result = lua.create_table().map_err(setup_error)?;
+    lua.set_named_registry_value(RESULT_KEY, &result)
+        .map_err(setup_error)?;
+
+    // `lookup` borrows from the caller, so `include` lives in a scope.
+    let outcome = lua.scope(|scope| {
+        let include = scope.create_function(|lua, file: String| include(lua, &file, lookup))?;
+        let index = lua.create_table()?;
+        index.set("include", &include)?;
+        let meta = lua.create_table()?;
+        meta.set("__index", index)?;
+        result.set_metatable(Some(meta))?;
+        let outcome = body(&lua, &include);
+        result.set_metatable(None)?;
+        outcome
+    });
+    if let Err(error) = outcome {
+        let message = state
+            .error
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| root_message(&error));
+        return Err(ConfigError::new(message));
+    }
+    let mut env = BTreeMap::new();
+    for pair in result.pairs::<Value, Value>() {
+        let (key, value) = pair.map_err(|e| ConfigError::new(root_message(&e)))?;
+        let key = match key {
+            Value::String(s) => s.to_str().map(|s| s.to_string()).map_err(|_| {
+                ConfigError::new("config: a global's name is not valid UTF-8".to_string())
+            })?,
+            other => {
+                return Err(ConfigError::new(format!(
+                    "config: invalid config table (a key of type {})",
+                    other.type_name()
+                )))
+            }
+        };
+        let text = match &value {
+            Value::Boolean(b) => b.to_string(),
+            Value::Integer(_) | Value::Number(_) | Value::String(_) => {
+                let not_text = || ConfigError::new(format!("config: `{key}` is not valid UTF-8"));
+                match lua.coerce_string(value.clone()) {
+                    Ok(Some(s)) => s.to_str().map(|s| s.to_string()).map_err(|_| not_text())?,
+                    _ => return Err(not_text()),
+                }
+            }
+            other => {
+                return Err(ConfigError::new(format!(
+                    "config: `{key}` is a {}; config values must be strings, numbers or booleans",
+                    other.type_name()
+                )))
+            }
+        };
+        env.insert(key, text);
+    }
+    Ok(env)
+}
+
+/// The `include` global: evaluate another file, relative to the including file's directory.
+fn include(lua: &Lua, file: &str, lookup: EnvLookup<'_>) -> mlua::Result<()> {
+    let state: Rc<IncludeState> = lua
+        .app_data_ref::<Rc<IncludeState>>()
+        .map(|s| s.clone())
+        .ok_or_else(|| mlua::Error::runtime("config state missing"))?;
+    let fail = |message: String| {
+        state.error.borrow_mut().get_or_insert(message.clone());
+        mlua::Error::runtime(message)
+    };
+    let depth = state.dirs.borrow().len();
+    if depth >= MAX_INCLUDE_DEPTH {
+        return Err(fail(format!(
+            "{file}: include nested deeper than {MAX_INCLUDE_DEPTH} files (a file including itself?)"
+        )));
+    }
+    let path = {
+        let dirs = state.dirs.borrow();
+        let requested = Path::new(file);
+        match dirs.last() {
+            Some(dir) if requested.is_relative() => dir.join(requested),
+            _ => requested.to_path_buf(),
+        }
+    };
+    let shown = path.display().to_string();
+    let source = std::fs::read(&path).map_err(|e| fail(format!("{shown}: cannot read: {e}")))?;
+    let source = String::from_utf8(source)
+        .map_err(|_| fail(format!("{shown}: the config is not valid UTF-8")))?;
+    let source = substitute_env(&shown, &source, lookup).map_err(|e| fail(e.0))?;
+    let env: Table = lua.named_registry_value(RESULT_KEY)?;
+    state
+        .dirs
+        .borrow_mut()
+        .push(path.parent().map(Path::to_path_buf).unwrap_or_default());
+    let result = lua
+        .load(source.as_str())
+        .set_name(format!("@{shown}"))
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .set_environment(env)
+        .exec();
+    state.dirs.borrow_mut().pop();
+    result.map_err(|e| fail(root_message(&e)))
+}
+
+/// Replaces `$NAME` (letters, digits, underscores) with the environment variable's value,
+/// as skynet's `string.gsub(code, "%$([%w_%d]+)", getenv)`.
+fn substitute_env(file: &str, source: &str, lookup: EnvLookup<'_>) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
+        if len == 0 {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let name = &after[..len];
+        match lookup(name) {
+            Some(value) => out.push_str(&value),
+            None => {
+                let line = source[..source.len() - rest.len() + at]
+                    .matches('\n')
+                    .count()
+                    + 1;
+                return Err(ConfigError::new(format!(
+                    "{file}:{line}: environment variable {name} is not set (used as ${name})"
+                )));
+            }
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The innermost message of a Lua error (callback errors wrap their cause).
+fn root_message(error: &mlua::Error) -> String {
+    match error {
+        mlua::Error::CallbackError { cause, .. } => root_message(cause),
+        mlua::Error::WithContext { cause, .. } => root_message(cause),
+        mlua::Error::RuntimeError(message) => message.clone(),
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::MemoryError(message) => format!("config: out of memory: {message}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(source: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+        evaluate_source("test.config", source, Path::new("."), &|name| match name {
+            "ROOT" => Some("/srv/game".into()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn globals_become_strings() {
+        let env = eval(
+            r#"
+            thread = 4
+            ratio = 0.5
+            one = 1.0
+            daemon_off = false
+            on = true
+            name = "node" .. 1
+            "#,
+        )
+        .unwrap();
+        assert_eq!(env["thread"], "4");
+        assert_eq!(env["ratio"], "0.5");
+        assert_eq!(env["one"], "1.0");
+        assert_eq!(env["daemon_off"], "false");
+        assert_eq!(env["on"], "true");
+        assert_eq!(env["name"], "node1");
+    }
+
+    #[test]
+    fn env_variables_are_substituted_before_compiling() {
+        let env = eval(r#"root = "$ROOT/data" path = "$ROOT" .. "/?.wasm""#).unwrap();
+        assert_eq!(env["root"], "/srv/game/data");
+        assert_eq!(env["path"], "/srv/game/?.wasm");
+        let err = eval("a = 1\nb = \"$NOPE\"").unwrap_err();
+        assert_eq!(
+            err.0,
+            "test.config:2: environment variable NOPE is not set (used as $NOPE)"
+        );
+    }
+
+    #[test]
+    fn the_sandbox_has_no_libraries() {
+        for source in ["os.exit(1)", "io.open('/etc/passwd')", "x = require 'os'"] {
+            let err = eval(source).unwrap_err();
+            assert!(err.0.starts_with("test.config:1:"), "{err}");
+        }
+        let env = eval("x = print\ny = string").unwrap();
+        assert!(env.is_empty(), "no library is visible: {env:?}");
+        let err = eval("f = include").unwrap_err();
+        assert!(err.0.contains("`f` is a function"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let err = eval("a = 1\nb = = 2").unwrap_err();
+        assert!(err.0.starts_with("test.config:2:"), "{err}");
+    }
+
+    #[test]
+    fn tables_and_functions_are_rejected() {
+        let err = eval("t = {1}").unwrap_err();
+        assert_eq!(
+            err.0,
+            "config: `t` is a table; config values must be strings, numbers or booleans"
+        );
+    }
+
+    #[test]
+    fn endless_loops_are_stopped() {
+        let err = eval("while true do end").unwrap_err();
+        assert!(err.0.contains("ran too long"), "{err}");
+    }
+
+    #[test]
+    fn include_is_relative_to_the_including_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(
+            dir.path().join("main.config"),
+            "a = 1\ninclude \"sub/common\"\nc = b .. '!'\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("sub/common"),
+            "b = 'from sub'\ninclude 'leaf'\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("sub/leaf"), "leaf = a + 1\n").unwrap();
+        let env = evaluate_file(&dir.path().join("main.config"), &|_| None).unwrap();
+        assert_eq!(env["a"], "1");
+        assert_eq!(env["b"], "from sub");
+        assert_eq!(env["c"], "from sub!");
+        assert_eq!(env["leaf"], "2");
+        assert!(!env.contains_key("include"));
+    }
+
+    #[test]
+    fn include_errors_name_the_included_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main"), "include 'bad'\n").unwrap();
+        std::fs::write(dir.path().join("bad"), "x = 1\ny = (\n").unwrap();
+        let err = evaluate_file(&dir.path().join("main"), &|_| None).unwrap_err();
+        let bad = dir.path().join("bad").display().to_string();
+        assert!(err.0.starts_with(&format!("{bad}:")), "{err}");
+        let err = evaluate_file(&dir.path().join("missing"), &|_| None).unwrap_err();
+        assert!(err.0.contains("cannot read"), "{err}");
+        std::fs::write(dir.path().join("loop"), "include 'loop'\n").unwrap();
+        let err = evaluate_file(&dir.path().join("loop"), &|_| None).unwrap_err();
+        assert!(err.0.contains("nested deeper"), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_written_back_and_validated() {
+        let config = NodeConfig::from_source("t", "harbor = 0\nthread = 3\ncustom = 'x'").unwrap();
+        assert_eq!(config.thread, 3);
+        assert_eq!(config.harbor, 0);
+        assert_eq!(config.start, "main");
+        assert_eq!(config.bootstrap, "bootstrap");
+        assert_eq!(config.env["bootstrap"], "bootstrap");
+        assert_eq!(config.env["custom"], "x");
+        assert_eq!(config.wasm_memory, 256 << 20);
+        assert!(!config.profile);
+        for (source, key) in [
+            ("thread = 0", "thread"),
+            ("thread = 'many'", "thread"),
+            ("harbor = 256", "harbor"),
+            ("wasm_memory = '1T'", "wasm_memory"),
+            ("profile = 'yes'", "profile"),
+        ] {
+            let err = NodeConfig::from_source("t", source).unwrap_err();
+            assert!(err.0.starts_with(&format!("t: `{key} = ")), "{err}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Some(65536));
+        assert_eq!(parse_size("64K"), Some(64 << 10));
+        assert_eq!(parse_size("256M"), Some(256 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size(""), None);
+    }
+}

@@ -1,0 +1,59 @@
+//! skywasm: a skynet-style actor host in which every service is a WebAssembly sandbox.
+//!
+//! A node is one process full of services. Each service has a 32-bit address, a mailbox and
+//! one wasm instance (or, for a few built-ins such as the logger, native code); worker threads
+//! take ready mailboxes from a global queue and deliver one message at a time; services talk
+//! by `send` and `call` through the host ABI (`docs/abi.md`).
+//!
+//! # Layout
+//! One concern per module, named after skynet's own files:
+//!
+//! | module | concern | skynet |
+//! | --- | --- | --- |
+//! | [`config`] | the Lua config file, the env | `skynet_main.c`, `skynet_env.c` |
+//! | [`handle`] | addresses and names | `skynet_handle.c` |
+//! | [`mq`] | service queues and the global queue | `skynet_mq.c` |
+//! | [`timer`] | the timer wheel (pure) | `skynet_timer.c` |
+//! | [`clock`] | node time, the timer thread | `skynet_timer.c` |
+//! | [`scheduler`] | workers, weights, sleep/wake | `skynet_start.c`, `skynet_server.c` |
+//! | [`monitor`] | endless-loop watch, wasm epoch | `skynet_monitor.c` |
+//! | [`service`] | a service, its core (send/call) | `skynet_server.c` |
+//! | [`command`] | the skynet command set | `skynet_server.c` `cmd_funcs` |
+//! | [`node`] | bring-up, launch, exit, shutdown | `skynet_start.c` |
+//! | [`module`] | engine, compiled modules, natives | `skynet_module.c` |
+//! | [`wasm`] | a wasm service instance, WASI | `service_snlua.c` (the host side) |
+//! | `abi` | the host functions guests import | `lua-skynet.c` |
+//! | [`log`] | the logger service, message logs | `service_logger.c`, `skynet_log.c` |
+//! | [`client`] | outside threads sending and calling | — |
+//!
+//! `mq`, `handle` and `timer` depend on neither wasmtime nor an async runtime.
+//!
+//! # Example
+//! ```no_run
+//! use skywasm::{config::NodeConfig, node::Node};
+//! let config = NodeConfig::load(std::path::Path::new("examples/config"))?;
+//! let node = Node::start(config)?;
+//! node.wait(); // until a service calls ABORT
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub(crate) mod abi;
+pub mod builtin;
+pub mod client;
+pub mod clock;
+pub mod command;
+pub mod config;
+pub mod handle;
+pub mod log;
+pub mod module;
+pub mod monitor;
+pub mod mq;
+pub mod node;
+pub mod scheduler;
+pub mod service;
+mod sync;
+pub mod timer;
+pub mod wasm;
+
+pub use skywasm_abi as abi_constants;
+pub use skywasm_abi::Handle;

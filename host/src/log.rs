@@ -1,0 +1,188 @@
+//! Logging: the `logger` service (skynet's `service_logger.c`) and per-service message logs
+//! (`LOGON`/`LOGOFF`, skynet's `skynet_log.c`).
+//!
+//! The logger receives PTYPE_TEXT lines from any service and writes `[:0000000a] text`, to
+//! stdout or, with `logger = "file"`, appended to that file with a `dd/mm/yy HH:MM:SS.cc`
+//! local-time prefix. A PTYPE_SYSTEM message (sent on SIGHUP) reopens the file, so log
+//! rotation works as with skynet.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use skywasm_abi::{ptype, Handle};
+
+use crate::mq::Message;
+use crate::node::NodeShared;
+use crate::service::{Behavior, Fault, Service, ServiceCore};
+use crate::sync::lock;
+
+enum Output {
+    Stdout,
+    File(File),
+}
+
+/// The built-in `logger` service.
+pub struct Logger {
+    core: ServiceCore,
+    path: Option<PathBuf>,
+    output: Output,
+}
+
+impl Logger {
+    /// Starts a logger; `args` is a file path or empty for stdout. Registers `.logger`.
+    ///
+    /// # Errors
+    /// The file cannot be opened, or `.logger` is already taken.
+    pub fn start(core: ServiceCore, args: &str) -> Result<Box<dyn Behavior>, String> {
+        let path = (!args.trim().is_empty()).then(|| PathBuf::from(args.trim()));
+        let output = match &path {
+            Some(path) => Output::File(open_append(path)?),
+            None => Output::Stdout,
+        };
+        core.node
+            .handles
+            .bind_name(".logger", core.handle())
+            .map_err(|e| e.to_string())?;
+        Ok(Box::new(Logger { core, path, output }))
+    }
+
+    fn write_line(&mut self, source: Handle, text: &[u8]) -> std::io::Result<()> {
+        let mut line = Vec::with_capacity(text.len() + 40);
+        if matches!(self.output, Output::File(_)) {
+            let now = self.core.node.clock.now();
+            let secs = self.core.node.clock.start_time() + now / 100;
+            line.extend_from_slice(format_local_time(secs, "%d/%m/%y %H:%M:%S").as_bytes());
+            line.extend_from_slice(format!(".{:02} ", now % 100).as_bytes());
+        }
+        line.extend_from_slice(format!("[{source}] ").as_bytes());
+        line.extend_from_slice(text);
+        line.push(b'\n');
+        match &mut self.output {
+            Output::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&line)?;
+                out.flush()
+            }
+            Output::File(file) => file.write_all(&line),
+        }
+    }
+}
+
+impl Behavior for Logger {
+    fn core(&mut self) -> &mut ServiceCore {
+        &mut self.core
+    }
+
+    fn dispatch(&mut self, message: Message) -> Result<(), Fault> {
+        match message.ptype as u32 {
+            ptype::TEXT => {
+                if let Err(e) = self.write_line(message.source, &message.data) {
+                    eprintln!(
+                        "[{}] logger: cannot write a log line: {e}",
+                        self.core.handle()
+                    );
+                }
+            }
+            ptype::SYSTEM => {
+                if let Some(path) = &self.path {
+                    match open_append(path) {
+                        Ok(file) => self.output = Output::File(file),
+                        Err(e) => eprintln!("[{}] logger: {e}", self.core.handle()),
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn open_append(path: &PathBuf) -> Result<File, String> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open log file {}: {e}", path.display()))
+}
+
+/// Formats UTC seconds as local time with a `strftime` pattern.
+fn format_local_time(secs: u64, pattern: &str) -> String {
+    let time = secs as libc::time_t;
+    // SAFETY: `tm` is plain data; localtime_r fills it from `time` and returns null on error.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call.
+    if unsafe { libc::localtime_r(&time, &mut tm) }.is_null() {
+        return secs.to_string();
+    }
+    let mut buf = [0u8; 64];
+    let Ok(pattern) = std::ffi::CString::new(pattern) else {
+        return secs.to_string();
+    };
+    // SAFETY: strftime writes at most buf.len() bytes, including the terminating NUL.
+    let len = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), pattern.as_ptr(), &tm) };
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+/// `LOGON`: starts logging every message of `service` to `<logpath>/<handle>.log`.
+/// Returns false when `logpath` is not set or the file cannot be opened.
+pub(crate) fn open_message_log(node: &NodeShared, service: &Service, by: Handle) -> bool {
+    let Some(dir) = &node.config.logpath else {
+        return false;
+    };
+    let mut log = lock(&service.message_log);
+    if log.is_some() {
+        return true;
+    }
+    let path = dir.join(format!("{:08x}.log", service.handle().0));
+    match OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(mut file) => {
+            node.log(by, &format!("Open log file {}", path.display()));
+            let now = node.clock.now();
+            let when =
+                format_local_time(node.clock.start_time() + now / 100, "%a %b %e %H:%M:%S %Y");
+            let _ = writeln!(file, "open time: {} {when}", now as u32);
+            *log = Some(file);
+            service.message_log_on.store(true, Ordering::Release);
+            true
+        }
+        Err(e) => {
+            node.log(by, &format!("Open log file {} fail: {e}", path.display()));
+            false
+        }
+    }
+}
+
+/// `LOGOFF`: stops the message log of `service`.
+pub(crate) fn close_message_log(node: &NodeShared, service: &Service, by: Handle) {
+    let mut log = lock(&service.message_log);
+    if let Some(mut file) = log.take() {
+        service.message_log_on.store(false, Ordering::Release);
+        node.log(by, &format!("Close log file {}", service.handle()));
+        let _ = writeln!(file, "close time: {}", node.clock.now() as u32);
+    }
+}
+
+/// Writes one dispatched message to the service's message log, if `LOGON` is active:
+/// `:source type session time hexbytes` (skynet's format).
+pub(crate) fn record_message(node: &NodeShared, service: &Service, message: &Message) {
+    if !service.message_log_on.load(Ordering::Acquire) {
+        return;
+    }
+    let mut log = lock(&service.message_log);
+    if let Some(file) = log.as_mut() {
+        let mut line = format!(
+            ":{:08x} {} {} {} ",
+            message.source.0,
+            message.ptype,
+            message.session,
+            node.clock.now() as u32
+        );
+        for byte in message.data.iter() {
+            line.push_str(&format!("{byte:02x}"));
+        }
+        line.push('\n');
+        let _ = file.write_all(line.as_bytes());
+    }
+}

@@ -1,0 +1,63 @@
+//! The `skywasm` binary: `skywasm CONFIG` runs a node in the foreground until a service calls
+//! ABORT or the process gets SIGINT/SIGTERM (exit code 0). SIGHUP reopens the log file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use skywasm::config::NodeConfig;
+use skywasm::node::Node;
+
+/// A skynet-style actor host in which every service is a WebAssembly sandbox.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// The node's config file (skynet's format: Lua assignments, `include`, `$ENV`).
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skywasm: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let config = NodeConfig::load(&cli.config)?;
+    let mut node = Node::start(config)?;
+    let mut signals = Signals::new([SIGHUP, SIGINT, SIGTERM])?;
+    let handle = signals.handle();
+    let shared = node.shared().clone();
+    let listener = std::thread::Builder::new()
+        .name("skywasm-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                match signal {
+                    SIGHUP => shared.reopen_log(),
+                    _ => {
+                        shared.log(skywasm::Handle::NONE, &format!("signal {signal}: stopping"));
+                        shared.request_stop();
+                    }
+                }
+            }
+        })?;
+    node.wait();
+    node.stop();
+    handle.close();
+    let _ = listener.join();
+    Ok(())
+}

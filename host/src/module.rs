@@ -1,0 +1,310 @@
+//! Modules: the wasm engine, compiled modules and native (built-in Rust) services
+//! (skynet's `skynet_module.c`, which loads each C service `.so` once).
+//!
+//! One wasmtime [`Engine`] per node, configured for many small instances: the pooling
+//! allocator sized from the config (`wasm_max_services`, `wasm_memory`), copy-on-write memory
+//! images, epoch interruption, wasm exceptions. A module is compiled once per node and kept
+//! by name as an [`InstancePre`]; compiled code is also cached on disk by wasmtime's cache,
+//! keyed by a hash of the module bytes and the engine configuration, so a restarted node
+//! skips compilation.
+//!
+//! Module names are resolved in order: native services (`logger`), the `wasm_path` search
+//! path (skynet's `?` patterns, `;`-separated), then the built-in wasm services embedded in
+//! the binary (`bootstrap`, `launcher`), so a project may override a built-in.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::Context as _;
+use skywasm_abi::export;
+use wasmtime::{
+    Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, ValType,
+};
+
+use crate::config::NodeConfig;
+use crate::node::LaunchError;
+use crate::service::{Behavior, ServiceCore};
+use crate::sync::{lock, read, write};
+use crate::wasm::WasmState;
+
+/// Creates a native service from the service's core and its argument string.
+pub type NativeFactory =
+    Arc<dyn Fn(ServiceCore, &str) -> Result<Box<dyn Behavior>, String> + Send + Sync>;
+
+/// What a module name resolved to.
+#[derive(Clone)]
+pub enum ModuleKind {
+    /// A service implemented in the host.
+    Native(NativeFactory),
+    /// A compiled wasm module.
+    Wasm(Arc<WasmModule>),
+}
+
+/// A compiled, linked wasm module, ready to instantiate.
+pub struct WasmModule {
+    /// The name it was launched by.
+    pub name: String,
+    /// Where it came from (a path, or `built-in`).
+    pub origin: String,
+    pub(crate) pre: InstancePre<WasmState>,
+    pub(crate) has_initialize: bool,
+    pub(crate) has_signal: bool,
+}
+
+/// The node's engine and every module it has loaded.
+pub struct ModuleRegistry {
+    engine: Engine,
+    linker: Linker<WasmState>,
+    search_path: String,
+    natives: RwLock<HashMap<String, NativeFactory>>,
+    loaded: Mutex<HashMap<String, Arc<WasmModule>>>,
+    /// Modules given as bytes by an embedder (tests, benches), by name.
+    provided: RwLock<HashMap<String, Arc<[u8]>>>,
+}
+
+impl ModuleRegistry {
+    /// Creates the engine and linker for a node.
+    ///
+    /// # Errors
+    /// The engine configuration is rejected (e.g. the pool cannot be reserved).
+    pub fn new(config: &NodeConfig) -> anyhow::Result<ModuleRegistry> {
+        let engine = Engine::new(&engine_config(config)?)
+            .map_err(anyhow::Error::from)
+            .context("creating the wasm engine")?;
+        let mut linker = Linker::new(&engine);
+        crate::abi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, WasmState::wasi)
+            .map_err(anyhow::Error::from)?;
+        let mut natives: HashMap<String, NativeFactory> = HashMap::new();
+        natives.insert("logger".into(), Arc::new(crate::log::Logger::start));
+        Ok(ModuleRegistry {
+            engine,
+            linker,
+            search_path: config.wasm_path.clone(),
+            natives: RwLock::new(natives),
+            loaded: Mutex::new(HashMap::new()),
+            provided: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The node's engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Adds a native service module under `name`.
+    pub fn add_native(
+        &self,
+        name: &str,
+        factory: impl Fn(ServiceCore, &str) -> Result<Box<dyn Behavior>, String> + Send + Sync + 'static,
+    ) {
+        write(&self.natives).insert(name.to_string(), Arc::new(factory));
+    }
+
+    /// Makes wasm (or wat) bytes available as module `name`, ahead of the search path.
+    pub fn provide(&self, name: &str, bytes: impl Into<Arc<[u8]>>) {
+        write(&self.provided).insert(name.to_string(), bytes.into());
+        lock(&self.loaded).remove(name);
+    }
+
+    /// Resolves a module name, compiling and caching a wasm module on first use.
+    ///
+    /// # Errors
+    /// [`LaunchError::NotFound`] or [`LaunchError::Invalid`].
+    pub fn resolve(&self, name: &str) -> Result<ModuleKind, LaunchError> {
+        if let Some(factory) = read(&self.natives).get(name) {
+            return Ok(ModuleKind::Native(factory.clone()));
+        }
+        if let Some(module) = lock(&self.loaded).get(name) {
+            return Ok(ModuleKind::Wasm(module.clone()));
+        }
+        if !valid_module_name(name) {
+            return Err(LaunchError::NotFound(name.into(), self.search_path.clone()));
+        }
+        let provided = read(&self.provided).get(name).cloned();
+        let (module, origin) = if let Some(bytes) = provided {
+            (self.compile_bytes(name, &bytes)?, "provided".to_string())
+        } else if let Some(path) = self.search(name) {
+            let module = Module::from_file(&self.engine, &path)
+                .map_err(|e| LaunchError::Invalid(name.into(), format!("{e:#}")))?;
+            (module, path.display().to_string())
+        } else if let Some(bytes) = crate::builtin::module(name) {
+            (self.compile_bytes(name, bytes)?, "built-in".to_string())
+        } else {
+            return Err(LaunchError::NotFound(name.into(), self.search_path.clone()));
+        };
+        let module = Arc::new(self.link(name, origin, &module)?);
+        lock(&self.loaded).insert(name.to_string(), module.clone());
+        Ok(ModuleKind::Wasm(module))
+    }
+
+    fn compile_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, LaunchError> {
+        Module::new(&self.engine, bytes)
+            .map_err(|e| LaunchError::Invalid(name.into(), format!("{e:#}")))
+    }
+
+    /// The first file the search path yields for `name`.
+    fn search(&self, name: &str) -> Option<PathBuf> {
+        self.search_path
+            .split(';')
+            .map(str::trim)
+            .filter(|pattern| !pattern.is_empty())
+            .map(|pattern| PathBuf::from(pattern.replace('?', name)))
+            .find(|path| path.is_file())
+    }
+
+    /// Checks the module's exports and links its imports.
+    fn link(&self, name: &str, origin: String, module: &Module) -> Result<WasmModule, LaunchError> {
+        let invalid = |why: String| LaunchError::Invalid(name.into(), why);
+        let i32_ = || ValType::I32;
+        expect_func(module, export::ALLOC, &[i32_()], &[i32_()]).map_err(invalid)?;
+        expect_func(module, export::INIT, &[i32_(), i32_()], &[i32_()]).map_err(invalid)?;
+        expect_func(
+            module,
+            export::DISPATCH,
+            &[i32_(), i32_(), i32_(), i32_(), i32_()],
+            &[],
+        )
+        .map_err(invalid)?;
+        match module.get_export(export::MEMORY) {
+            Some(ExternType::Memory(_)) => {}
+            _ => return Err(invalid(format!("no exported memory `{}`", export::MEMORY))),
+        }
+        let optional = |name: &str, params: &[ValType]| match module.get_export(name) {
+            None => Ok(false),
+            Some(_) => expect_func(module, name, params, &[]).map(|()| true),
+        };
+        let has_initialize = optional(export::INITIALIZE, &[]).map_err(invalid)?;
+        let has_signal = optional(SIGNAL_EXPORT, &[i32_()]).map_err(invalid)?;
+        let pre = self
+            .linker
+            .instantiate_pre(module)
+            .map_err(|e| invalid(format!("{e:#}")))?;
+        Ok(WasmModule {
+            name: name.to_string(),
+            origin,
+            pre,
+            has_initialize,
+            has_signal,
+        })
+    }
+}
+
+/// Optional export: skynet's module `signal` entry.
+pub(crate) const SIGNAL_EXPORT: &str = "skywasm_signal";
+
+fn expect_func(
+    module: &Module,
+    name: &str,
+    params: &[ValType],
+    results: &[ValType],
+) -> Result<(), String> {
+    let shape = || {
+        let list = |types: &[ValType]| {
+            types
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!("{name}({}) -> ({})", list(params), list(results))
+    };
+    match module.get_export(name) {
+        Some(ExternType::Func(func)) => {
+            let same = |a: &mut dyn ExactSizeIterator<Item = ValType>, b: &[ValType]| {
+                a.len() == b.len() && a.zip(b).all(|(x, y)| ValType::eq(&x, y))
+            };
+            if same(&mut func.params(), params) && same(&mut func.results(), results) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "export `{name}` has type {func}; expected {}",
+                    shape()
+                ))
+            }
+        }
+        _ => Err(format!("missing export {}", shape())),
+    }
+}
+
+/// Module names are file-name-like: letters, digits, `_`, `-`, `.`, `/`, without `..`
+/// components or a leading `/` (the name is substituted into search paths).
+fn valid_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('/')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+        && name.split('/').all(|part| !part.is_empty() && part != "..")
+}
+
+/// The engine configuration for a node.
+fn engine_config(config: &NodeConfig) -> anyhow::Result<Config> {
+    let mut wasm = Config::new();
+    wasm.epoch_interruption(true)
+        .wasm_exceptions(true)
+        // Linear memories are reserved at their configured maximum, not 4 GiB: many more
+        // fit in the address space, at the cost of explicit bounds checks.
+        .memory_reservation(config.wasm_memory)
+        .memory_guard_size(64 << 10)
+        .memory_reservation_for_growth(0)
+        .memory_may_move(false);
+    let services = config.wasm_max_services;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(services)
+        .total_tables(services)
+        // A store that uses exceptions also takes a GC heap, which comes from the memory pool.
+        .total_memories(services.saturating_mul(2))
+        .total_gc_heaps(services)
+        .total_stacks(0)
+        .total_component_instances(0)
+        .max_memory_size(config.wasm_memory as usize);
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match config.wasm_profiler.as_deref() {
+        None | Some("none") => {}
+        // `perf record` then resolves guest functions by name (perf map / jitdump files).
+        Some("perfmap") => {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        Some("jitdump") => {
+            wasm.profiler(wasmtime::ProfilingStrategy::JitDump);
+        }
+        Some(other) => {
+            anyhow::bail!("wasm_profiler = {other:?}: expected perfmap, jitdump or none")
+        }
+    }
+    if let Some(dir) = &config.wasm_cache {
+        match cache_for(dir) {
+            Ok(cache) => {
+                wasm.cache(Some(cache));
+            }
+            Err(e) => tracing::warn!("compiled-module cache disabled: {e:#}"),
+        }
+    }
+    Ok(wasm)
+}
+
+fn cache_for(dir: &Path) -> anyhow::Result<wasmtime::Cache> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut cache = wasmtime::CacheConfig::new();
+    cache.with_directory(dir);
+    wasmtime::Cache::new(cache).map_err(anyhow::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_module_name;
+
+    #[test]
+    fn module_names_cannot_escape_the_search_path() {
+        for good in ["main", "pong", "my-svc_2", "game/room", "a.b"] {
+            assert!(valid_module_name(good), "{good}");
+        }
+        for bad in ["", "/etc/x", "../x", "a/../b", "a//b", "a b", "x?", "a\0b"] {
+            assert!(!valid_module_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The monitor (skynet's `skynet_monitor.c`) and the wasm epoch.
+//!
+//! Each worker publishes which message it is running; every 5 seconds the monitor thread
+//! checks that every busy worker has moved on since the last check, and otherwise logs
+//! `A message from [ :src ] to [ :dst ] maybe in an endless loop (version = n)` and flags
+//! the service (`STAT endless`). The same thread advances wasmtime's epoch every 10 ms;
+//! running wasm code checks at each epoch whether it was interrupted (`KILL`, `SIGNAL 0`).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use skywasm_abi::Handle;
+
+use crate::node::NodeShared;
+
+/// Epoch period: how soon `KILL` and `SIGNAL 0` stop running wasm code.
+pub const EPOCH_PERIOD: Duration = Duration::from_millis(10);
+/// Epochs between two endless-loop checks (skynet checks every 5 s).
+const CHECK_EVERY: u32 = 500;
+
+/// What one worker is running (padded: each worker writes its own cache line).
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct WorkerWatch {
+    version: AtomicU32,
+    source: AtomicU32,
+    destination: AtomicU32,
+}
+
+/// Per-worker watches.
+pub struct Monitor {
+    watches: Vec<WorkerWatch>,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl Monitor {
+    /// Watches for `workers` workers.
+    pub fn new(workers: usize) -> Monitor {
+        Monitor {
+            watches: (0..workers).map(|_| WorkerWatch::default()).collect(),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Stops the monitor thread (after the workers have stopped).
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    /// A worker starts a message.
+    pub(crate) fn enter(&self, worker: usize, source: Handle, destination: Handle) {
+        if let Some(watch) = self.watches.get(worker) {
+            watch.source.store(source.0, Ordering::Relaxed);
+            watch.destination.store(destination.0, Ordering::Relaxed);
+            watch.version.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// A worker finished its message.
+    pub(crate) fn leave(&self, worker: usize) {
+        if let Some(watch) = self.watches.get(worker) {
+            watch.destination.store(0, Ordering::Relaxed);
+            watch.version.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// The monitor thread: epoch ticks, and the endless-loop check every 5 s.
+pub(crate) fn run_monitor_thread(node: &Arc<NodeShared>) {
+    let mut checked: Vec<u32> = vec![0; node.monitor.watches.len()];
+    let mut ticks = 0u32;
+    while !node.monitor.stopped.load(Ordering::Acquire) {
+        std::thread::sleep(EPOCH_PERIOD);
+        node.modules.engine().increment_epoch();
+        ticks += 1;
+        if ticks % CHECK_EVERY != 0 {
+            continue;
+        }
+        for (watch, last) in node.monitor.watches.iter().zip(checked.iter_mut()) {
+            let version = watch.version.load(Ordering::Acquire);
+            let destination = Handle(watch.destination.load(Ordering::Relaxed));
+            if version == *last && !destination.is_none() {
+                let source = Handle(watch.source.load(Ordering::Relaxed));
+                if let Some(service) = node.handles.get(destination) {
+                    service.stats.endless.store(true, Ordering::Relaxed);
+                }
+                node.log(
+                    Handle::NONE,
+                    &format!(
+                        "A message from [ {source} ] to [ {destination} ] maybe in an endless loop (version = {version})"
+                    ),
+                );
+            }
+            *last = version;
+        }
+    }
+}

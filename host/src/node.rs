@@ -1,0 +1,632 @@
+//! The node: everything one skywasm process runs (skynet's `skynet_start.c` bring-up plus the
+//! context lifecycle of `skynet_server.c`).
+//!
+//! [`Node::start`] brings the node up in skynet's order: the logger, then `bootstrap` (which
+//! launches the launcher and the `start` service), then the timer, monitor and worker
+//! threads. There is no process-global state: a test can run several nodes in one process.
+//!
+//! Service lifecycle: [`NodeShared::launch`] registers a handle, creates the instance and
+//! runs its init while the service's queue is held, then releases the queue. A service ends
+//! by `EXIT`, `KILL`, a fault or `ABORT`; it is then *finalized* exactly once by whoever holds
+//! its queue: its instance is dropped, its handle and names retired, the messages still queued
+//! and the requests it received but never answered are each answered with PTYPE_ERROR, and the
+//! exit monitor and the launcher are told.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use skywasm_abi::{error, ptype, Handle};
+use skywasm_pack::Value;
+
+use crate::clock::Clock;
+use crate::config::NodeConfig;
+use crate::handle::HandleTable;
+use crate::module::{ModuleKind, ModuleRegistry};
+use crate::monitor::Monitor;
+use crate::mq::{Message, Push};
+use crate::scheduler::Scheduler;
+use crate::service::{is_request, Behavior, Fault, Service, ServiceCore};
+use crate::sync::lock;
+use crate::wasm::WasmService;
+
+/// Nested launches allowed on one thread (a service launching in its init another service
+/// that launches in its init...): each level nests wasm calls on the worker's native stack.
+const MAX_LAUNCH_DEPTH: usize = 16;
+
+thread_local! {
+    static LAUNCH_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The wasm engine or module registry could not be set up.
+    #[error("cannot set up the wasm engine: {0}")]
+    Engine(String),
+    /// The log service failed to launch.
+    #[error("cannot launch the log service `{0}`: {1}")]
+    Logger(String, LaunchError),
+    /// The bootstrap service failed to launch (skynet: "Bootstrap error").
+    #[error("bootstrap error: cannot launch `{0}`: {1}")]
+    Bootstrap(String, LaunchError),
+    /// A thread could not be spawned.
+    #[error("cannot spawn a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Why a service could not be launched.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LaunchError {
+    /// No built-in or wasm module of that name was found on `wasm_path`.
+    #[error("module `{0}` not found (searched built-ins and wasm_path `{1}`)")]
+    NotFound(String, String),
+    /// The module file exists but cannot be compiled or linked.
+    #[error("module `{0}` is invalid: {1}")]
+    Invalid(String, String),
+    /// The service's init failed (trap, non-zero return, or exit during init).
+    #[error("init failed: {0}")]
+    Init(String),
+    /// No handle or instance slot is free.
+    #[error("{0}")]
+    Limit(String),
+    /// Launches nested too deeply on one thread.
+    #[error("launch nested more than {MAX_LAUNCH_DEPTH} deep")]
+    TooDeep,
+}
+
+impl LaunchError {
+    /// The ABI error code for this failure.
+    pub fn code(&self) -> i32 {
+        match self {
+            LaunchError::Limit(_) => error::LIMIT,
+            _ => error::FAILED,
+        }
+    }
+}
+
+/// State shared by every thread and service of one node.
+pub struct NodeShared {
+    /// The configuration the node started with.
+    pub config: NodeConfig,
+    /// Runtime env (`GETENV`/`SETENV`), seeded from the config.
+    env: Mutex<BTreeMap<String, String>>,
+    /// Handles and names.
+    pub handles: HandleTable<Arc<Service>>,
+    /// Global queue and worker sleep/wake.
+    pub scheduler: Scheduler,
+    /// Time and the timer wheel.
+    pub clock: Clock,
+    /// Native and wasm modules.
+    pub modules: ModuleRegistry,
+    /// Endless-loop detection and the wasm epoch.
+    pub monitor: Monitor,
+    /// The service told about every exit (`MONITOR`), or 0.
+    monitor_exit: AtomicU32,
+    /// The log service's handle, once it runs.
+    logger: AtomicU32,
+    /// Set by `ABORT`, SIGINT/SIGTERM or [`Node::stop`].
+    quit: AtomicBool,
+    quit_lock: Mutex<()>,
+    quit_signal: Condvar,
+}
+
+impl NodeShared {
+    /// This node's harbor id.
+    pub fn harbor(&self) -> u8 {
+        self.handles.harbor()
+    }
+
+    /// Queues a message for a local service.
+    ///
+    /// # Errors
+    /// The message comes back when the destination is not a live local service.
+    pub fn push(&self, dest: Handle, message: Message) -> Result<(), Message> {
+        if dest.is_none() || dest.harbor() != self.harbor() {
+            return Err(message);
+        }
+        let Some(service) = self.handles.get(dest) else {
+            return Err(message);
+        };
+        match service.queue.push(message) {
+            Ok(Push::Ready) => {
+                self.scheduler.ready(service);
+                Ok(())
+            }
+            Ok(Push::Queued) => Ok(()),
+            Err(message) => Err(message),
+        }
+    }
+
+    /// Resolves `:hex`, `.local` and global names to a handle.
+    ///
+    /// # Errors
+    /// [`error::UNKNOWN_NAME`] for an unbound name, [`error::INVALID_ARGUMENT`] for bad text.
+    pub fn resolve(&self, name: &str) -> Result<Handle, i32> {
+        if name.starts_with(':') {
+            return Handle::parse(name).ok_or(error::INVALID_ARGUMENT);
+        }
+        self.handles.find_name(name).ok_or(error::UNKNOWN_NAME)
+    }
+
+    /// Sends a line to the log service with `source` as its origin (skynet's `skynet_error`).
+    /// Before the logger runs (or after it died) the line goes to stderr.
+    pub fn log(&self, source: Handle, text: &str) {
+        let mut logger = Handle(self.logger.load(Ordering::Acquire));
+        if logger.is_none() {
+            // The log service names itself `.logger` in its init; until Node::start caches its
+            // handle, find it by name so its own LAUNCH line is not lost.
+            logger = self.handles.find_name(".logger").unwrap_or(Handle::NONE);
+        }
+        let message = Message {
+            source,
+            session: 0,
+            ptype: ptype::TEXT as u8,
+            data: text.as_bytes().into(),
+        };
+        if logger.is_none() || self.push(logger, message).is_err() {
+            eprintln!("[{source}] {text}");
+        }
+    }
+
+    /// Reads an env entry.
+    pub fn getenv(&self, key: &str) -> Option<String> {
+        lock(&self.env).get(key).cloned()
+    }
+
+    /// Sets a new env entry. Returns false when the key exists (skynet allows a key once).
+    pub fn setenv(&self, key: &str, value: &str) -> bool {
+        let mut env = lock(&self.env);
+        if env.contains_key(key) {
+            return false;
+        }
+        env.insert(key.to_string(), value.to_string());
+        true
+    }
+
+    /// The exit monitor service (`MONITOR`), if any.
+    pub fn exit_monitor(&self) -> Option<Handle> {
+        match self.monitor_exit.load(Ordering::Acquire) {
+            0 => None,
+            h => Some(Handle(h)),
+        }
+    }
+
+    /// Sets the exit monitor service.
+    pub fn set_exit_monitor(&self, handle: Handle) {
+        self.monitor_exit.store(handle.0, Ordering::Release);
+    }
+
+    /// True once the node is shutting down.
+    pub fn is_quitting(&self) -> bool {
+        self.quit.load(Ordering::Acquire)
+    }
+
+    /// Asks the node to stop (`ABORT`, signals): workers finish their current message.
+    pub fn request_stop(&self) {
+        let _guard = lock(&self.quit_lock);
+        self.quit.store(true, Ordering::Release);
+        self.quit_signal.notify_all();
+        self.scheduler.stop();
+        // A service stuck in a long message would keep its worker (and the shutdown) waiting.
+        for (_, service) in self.handles.list() {
+            service.interrupt_current();
+        }
+    }
+
+    /// Asks the log service to reopen its file (SIGHUP).
+    pub fn reopen_log(&self) {
+        let logger = Handle(self.logger.load(Ordering::Acquire));
+        let _ = self.push(logger, Message::empty(Handle::NONE, ptype::SYSTEM as u8, 0));
+    }
+
+    /// Launches a service: `module` with its argument string.
+    ///
+    /// # Errors
+    /// A [`LaunchError`]; the failure is also logged as skynet does (`FAILED launch ...`).
+    pub fn launch(self: &Arc<Self>, module: &str, args: &str) -> Result<Handle, LaunchError> {
+        let kind = match self.modules.resolve(module) {
+            Ok(kind) => kind,
+            Err(failure) => {
+                self.log(
+                    Handle::NONE,
+                    &format!("FAILED launch {module} {args}: {failure}"),
+                );
+                return Err(failure);
+            }
+        };
+        self.launch_with(module, args, |core| match kind {
+            ModuleKind::Native(factory) => factory(core, args).map_err(LaunchError::Init),
+            ModuleKind::Wasm(module) => {
+                WasmService::start(&module, core, args).map(|s| Box::new(s) as Box<dyn Behavior>)
+            }
+        })
+    }
+
+    /// Launches a service whose instance `start` builds from its [`ServiceCore`] (embedders
+    /// use it for native services that capture state). `module` and `args` are what lists
+    /// and logs show.
+    ///
+    /// # Errors
+    /// As [`NodeShared::launch`].
+    pub fn launch_with(
+        self: &Arc<Self>,
+        module: &str,
+        args: &str,
+        start: impl FnOnce(ServiceCore) -> Result<Box<dyn Behavior>, LaunchError>,
+    ) -> Result<Handle, LaunchError> {
+        let depth = LAUNCH_DEPTH.get();
+        if depth >= MAX_LAUNCH_DEPTH {
+            let failure = LaunchError::TooDeep;
+            self.log(
+                Handle::NONE,
+                &format!("FAILED launch {module} {args}: {failure}"),
+            );
+            return Err(failure);
+        }
+        LAUNCH_DEPTH.set(depth + 1);
+        let result = self.launch_inner(module, args, start);
+        LAUNCH_DEPTH.set(depth);
+        result
+    }
+
+    fn launch_inner(
+        self: &Arc<Self>,
+        module: &str,
+        args: &str,
+        start: impl FnOnce(ServiceCore) -> Result<Box<dyn Behavior>, LaunchError>,
+    ) -> Result<Handle, LaunchError> {
+        let (handle, service) = match self
+            .handles
+            .register(|h| Arc::new(Service::new(h, module, args)))
+        {
+            Ok(registered) => registered,
+            Err(e) => {
+                let failure = LaunchError::Limit(e.to_string());
+                self.log(
+                    Handle::NONE,
+                    &format!("FAILED launch {module} {args}: {failure}"),
+                );
+                return Err(failure);
+            }
+        };
+        let core = ServiceCore::new(self.clone(), service.clone());
+        let failure = match start(core) {
+            Ok(behavior) => {
+                *lock(&service.slot) = Some(behavior);
+                if service.is_alive() {
+                    self.log(handle, &format!("LAUNCH {module} {args}"));
+                    if service.queue.release_hold() {
+                        self.scheduler.ready(service);
+                    }
+                    return Ok(handle);
+                }
+                LaunchError::Init("the service exited during its init".into())
+            }
+            Err(error) => error,
+        };
+        self.log(handle, &format!("FAILED launch {module} {args}: {failure}"));
+        service.mark_dead();
+        self.finalize(&service);
+        Err(failure)
+    }
+
+    /// Ends a service from outside (`KILL`): a message it is running is interrupted at the
+    /// next epoch check; its handle and names are released at once. Returns false if it was
+    /// not alive.
+    pub fn kill(&self, handle: Handle) -> bool {
+        self.end(handle, true)
+    }
+
+    /// Ends the calling service (`EXIT`): it finishes its current message first.
+    pub fn exit(&self, handle: Handle) -> bool {
+        self.end(handle, false)
+    }
+
+    fn end(&self, handle: Handle, interrupt: bool) -> bool {
+        let Some(service) = self.handles.get(handle) else {
+            return false;
+        };
+        if !service.mark_dead() {
+            return false;
+        }
+        if interrupt {
+            service.interrupt_current();
+        }
+        self.handles.retire(handle);
+        // An idle queue is scheduled so a worker finalizes the service; a held or waiting
+        // queue reaches a worker anyway.
+        if service.queue.schedule() {
+            self.scheduler.ready(service);
+        }
+        true
+    }
+
+    /// Runs a service's `signal` entry (`SIGNAL :handle sig`). Signal 0 on a service that is
+    /// in the middle of a message interrupts that message (which ends a wasm service); any
+    /// other signal to a busy service is delivered after its current message.
+    pub fn signal(&self, handle: Handle, signal: i32) -> bool {
+        let Some(service) = self.handles.get(handle) else {
+            return false;
+        };
+        let busy = service.dispatching.load(Ordering::Acquire) != 0;
+        if signal == 0 && busy {
+            service.interrupt_current();
+            return true;
+        }
+        let outcome = match service.slot.try_lock() {
+            Ok(mut slot) => slot.as_mut().map(|behavior| behavior.signal(signal)),
+            Err(_) => None,
+        };
+        match outcome {
+            Some(Err(fault)) => {
+                self.fault(&service, &fault, &format!("faulted on signal {signal}"));
+                if service.queue.schedule() {
+                    self.scheduler.ready(service);
+                }
+            }
+            Some(Ok(())) => {}
+            // Running (or starting): the worker delivers it after the current message.
+            None => service
+                .pending_signal
+                .store(i64::from(signal) + 1, Ordering::Release),
+        }
+        true
+    }
+
+    /// Handles a fault raised while `service` ran a message: the service is marked dead (it
+    /// may already be, when KILL interrupted it) and the log says why.
+    pub(crate) fn fault(&self, service: &Service, fault: &Fault, what: &str) {
+        let handle = service.handle();
+        if service.mark_dead() {
+            self.handles.retire(handle);
+        }
+        self.log(
+            handle,
+            &format!(
+                "service `{} {}` {what}: {fault}; the service is discarded",
+                service.module(),
+                service.args()
+            ),
+        );
+    }
+
+    /// Finalizes a dead service. Only the holder of its queue calls this, once.
+    pub(crate) fn finalize(&self, service: &Arc<Service>) {
+        let handle = service.handle();
+        self.handles.retire(handle);
+        let behavior = lock(&service.slot).take();
+        let pending = service.queue.close();
+        let owed = behavior
+            .map(|mut behavior| behavior.core().take_owed())
+            .unwrap_or_default();
+        *lock(&service.message_log) = None;
+        if self.is_quitting() {
+            return;
+        }
+        for message in pending {
+            if message.session != 0 && is_request(message.ptype) {
+                let _ = self.push(
+                    message.source,
+                    Message::empty(handle, ptype::ERROR as u8, message.session),
+                );
+            }
+        }
+        for (requester, session) in owed {
+            let _ = self.push(
+                requester,
+                Message::empty(handle, ptype::ERROR as u8, session),
+            );
+        }
+        if let Some(monitor) = self.exit_monitor() {
+            if monitor != handle {
+                let _ = self.push(monitor, Message::empty(handle, ptype::CLIENT as u8, 0));
+            }
+        }
+        // Tell the launcher (skynet's REMOVE) so its list stays true and a pending
+        // `newservice` of this service fails instead of waiting forever.
+        if let Some(launcher) = self.handles.find_name(".launcher") {
+            if launcher != handle {
+                let body = skywasm_pack::pack(&[
+                    Value::from("REMOVE"),
+                    Value::Integer(handle.0 as i64),
+                    Value::Boolean(false),
+                ]);
+                if let Ok(body) = body {
+                    let _ = self.push(
+                        launcher,
+                        Message {
+                            source: handle,
+                            session: 0,
+                            ptype: ptype::LUA as u8,
+                            data: body.into(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A running node.
+pub struct Node {
+    shared: Arc<NodeShared>,
+    workers: Vec<JoinHandle<()>>,
+    /// The timer and monitor threads; they stop after the workers (the monitor's epoch ticks
+    /// are what interrupt a worker stuck in guest code).
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Brings a node up: engine, logger, bootstrap, then the threads.
+    ///
+    /// # Errors
+    /// A [`StartError`] when the engine, the logger or bootstrap cannot start.
+    pub fn start(config: NodeConfig) -> Result<Node, StartError> {
+        let modules =
+            ModuleRegistry::new(&config).map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let shared = Arc::new(NodeShared {
+            env: Mutex::new(config.env.clone()),
+            handles: HandleTable::new(config.harbor),
+            scheduler: Scheduler::new(config.thread),
+            clock: Clock::new(),
+            monitor: Monitor::new(config.thread),
+            modules,
+            monitor_exit: AtomicU32::new(0),
+            logger: AtomicU32::new(0),
+            quit: AtomicBool::new(false),
+            quit_lock: Mutex::new(()),
+            quit_signal: Condvar::new(),
+            config,
+        });
+        let mut node = Node {
+            shared: shared.clone(),
+            workers: Vec::new(),
+            background: Vec::new(),
+        };
+        let logservice = shared.config.logservice.clone();
+        let logger_arg = shared.config.logger.clone().unwrap_or_default();
+        let logger = shared
+            .launch(&logservice, &logger_arg)
+            .map_err(|e| StartError::Logger(logservice.clone(), e))?;
+        shared.logger.store(logger.0, Ordering::Release);
+        if let Some(daemon) = &shared.config.daemon {
+            shared.log(
+                Handle::NONE,
+                &format!("daemon = {daemon:?} is not supported: running in the foreground"),
+            );
+        }
+        node.spawn_threads()?;
+        let bootstrap = shared.config.bootstrap.clone();
+        let (module, args) = split_command(&bootstrap);
+        if let Err(e) = shared.launch(module, args) {
+            node.stop();
+            return Err(StartError::Bootstrap(bootstrap, e));
+        }
+        Ok(node)
+    }
+
+    fn spawn_threads(&mut self) -> Result<(), StartError> {
+        let spawn = |name: String, stack: usize, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .stack_size(stack)
+                .spawn(f)
+                .map_err(StartError::Thread)
+        };
+        let shared = self.shared.clone();
+        self.background.push(spawn(
+            "skywasm-timer".into(),
+            1 << 20,
+            Box::new(move || crate::clock::run_timer_thread(&shared)),
+        )?);
+        let shared = self.shared.clone();
+        self.background.push(spawn(
+            "skywasm-monitor".into(),
+            1 << 20,
+            Box::new(move || crate::monitor::run_monitor_thread(&shared)),
+        )?);
+        for index in 0..self.shared.config.thread {
+            let shared = self.shared.clone();
+            // Launch nesting and wasm calls need room: 16 levels of wasm stack plus host frames.
+            self.workers.push(spawn(
+                format!("skywasm-worker-{index}"),
+                32 << 20,
+                Box::new(move || crate::scheduler::run_worker(&shared, index)),
+            )?);
+        }
+        Ok(())
+    }
+
+    /// The shared state, for embedding and tests.
+    pub fn shared(&self) -> &Arc<NodeShared> {
+        &self.shared
+    }
+
+    /// Blocks until the node is asked to stop (`ABORT`, a signal, [`NodeShared::request_stop`]).
+    pub fn wait(&self) {
+        let mut guard = lock(&self.shared.quit_lock);
+        while !self.shared.is_quitting() {
+            guard = self
+                .shared
+                .quit_signal
+                .wait(guard)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Like [`Node::wait`] with a time limit; returns true if the node was asked to stop.
+    pub fn wait_timeout(&self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let mut guard = lock(&self.shared.quit_lock);
+        while !self.shared.is_quitting() {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = self
+                .shared
+                .quit_signal
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    /// Stops the node: workers finish their current message, the threads are joined, the log
+    /// service writes what it still has queued, and every service is dropped.
+    pub fn stop(&mut self) {
+        self.shared.request_stop();
+        for thread in self.workers.drain(..) {
+            let _ = thread.join();
+        }
+        self.shared.monitor.stop();
+        for thread in self.background.drain(..) {
+            let _ = thread.join();
+        }
+        self.shared.scheduler.drain();
+        let logger = Handle(self.shared.logger.load(Ordering::Acquire));
+        let services = self.shared.handles.retire_all();
+        // Flush the log service's queue first so the last lines are not lost.
+        if let Some((_, log_service)) = services.iter().find(|(h, _)| *h == logger) {
+            crate::scheduler::drain_queue(log_service);
+        }
+        for (_, service) in services {
+            service.mark_dead();
+            let behavior = lock(&service.slot).take();
+            drop(behavior);
+            service.queue.close();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if !self.workers.is_empty() || !self.background.is_empty() {
+            self.stop();
+        }
+    }
+}
+
+/// Splits skynet's "module args..." into the module name and the rest.
+pub fn split_command(text: &str) -> (&str, &str) {
+    let text = text.trim();
+    match text.split_once(char::is_whitespace) {
+        Some((module, args)) => (module, args.trim_start()),
+        None => (text, ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_command;
+
+    #[test]
+    fn split_module_and_args() {
+        assert_eq!(split_command("snlua bootstrap"), ("snlua", "bootstrap"));
+        assert_eq!(split_command("  logger  "), ("logger", ""));
+        assert_eq!(split_command("m a b  c"), ("m", "a b  c"));
+    }
+}

@@ -1,0 +1,348 @@
+//! Workers and the global queue (skynet's `thread_worker` in `skynet_start.c` and
+//! `skynet_context_message_dispatch` in `skynet_server.c`).
+//!
+//! Each worker takes a ready service queue from the global queue and dispatches a batch of
+//! its messages, sized by the worker's weight as skynet does (weight -1: one message;
+//! weight w: the queue length >> w), then moves on to the next ready queue, putting the
+//! current one back only when another is waiting.
+//!
+//! The next slot: when a worker's current message makes another queue ready (a request to
+//! an idle service, a reply to a waiting caller), that queue goes to the worker's *next
+//! slot* instead of the global queue, and the worker runs it right after the current batch,
+//! on the same warm core, without touching the global queue. A queue displaced from the slot
+//! goes to the global queue. While other queues wait globally, a worker takes from its slot
+//! at most [`NEXT_BUDGET`] times in a row, so a chatty pair cannot starve them.
+//!
+//! Sleeping and waking: a worker that finds nothing sleeps on a condvar at once. Waking a
+//! sleeper costs a futex syscall (microseconds), so a push wakes one only when the work
+//! needs another worker: a queue pushed to the global queue by a worker (the worker itself
+//! will be busy with its next slot) or by another thread (timer, sockets, embedders). Every
+//! 2.5 ms the timer thread moves the next slot of a worker that made no progress (stuck in a
+//! long message) to the global queue, and wakes a sleeper if ready queues waited the whole
+//! period without any worker taking one.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::mq::{GlobalQueue, Message};
+use crate::node::NodeShared;
+use crate::service::Service;
+use crate::sync::lock;
+
+/// skynet's worker weights by index: -1 = one message per turn, w = queue length >> w.
+const WEIGHTS: [i32; 32] = [
+    -1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
+    3, 3,
+];
+
+/// Consecutive next-slot picks allowed while other queues wait in the global queue.
+const NEXT_BUDGET: u32 = 16;
+
+thread_local! {
+    /// The index of the worker running on this thread, if it is a worker thread.
+    static WORKER: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// A worker's next slot and progress counter, padded so workers do not share cache lines.
+#[repr(align(128))]
+#[derive(Default)]
+struct WorkerSlot {
+    next: Mutex<Option<Arc<Service>>>,
+    /// Messages this worker dispatched.
+    progress: AtomicUsize,
+    /// `progress` at the previous timer check.
+    progress_at_last_tick: AtomicUsize,
+}
+
+/// The global queue plus the sleep/wake state of the workers.
+pub struct Scheduler {
+    global: GlobalQueue<Arc<Service>>,
+    slots: Vec<WorkerSlot>,
+    sleepers: AtomicUsize,
+    sleep_lock: Mutex<()>,
+    wakeup: Condvar,
+    workers: usize,
+    stopped: AtomicBool,
+    /// Queues taken from the global queue, for the timer's progress check.
+    taken: AtomicUsize,
+    /// `taken` at the previous timer check.
+    taken_at_last_tick: AtomicUsize,
+}
+
+impl Scheduler {
+    /// A scheduler for `workers` worker threads.
+    pub fn new(workers: usize) -> Scheduler {
+        Scheduler {
+            global: GlobalQueue::new(),
+            slots: (0..workers).map(|_| WorkerSlot::default()).collect(),
+            sleepers: AtomicUsize::new(0),
+            sleep_lock: Mutex::new(()),
+            wakeup: Condvar::new(),
+            workers,
+            stopped: AtomicBool::new(false),
+            taken: AtomicUsize::new(0),
+            taken_at_last_tick: AtomicUsize::new(0),
+        }
+    }
+
+    /// Schedules a service whose queue just became ready: into the calling worker's next
+    /// slot, or the global queue.
+    pub fn ready(&self, service: Arc<Service>) {
+        let displaced = match WORKER.get().and_then(|index| self.slots.get(index)) {
+            Some(slot) => lock(&slot.next).replace(service),
+            None => Some(service),
+        };
+        if let Some(service) = displaced {
+            self.push_global(service);
+        }
+    }
+
+    /// Puts a ready service in the global queue and wakes a sleeper for it.
+    fn push_global(&self, service: Arc<Service>) {
+        self.global.push(service);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.wake_one();
+        }
+    }
+
+    /// Number of ready service queues.
+    pub fn ready_len(&self) -> usize {
+        self.global.len()
+    }
+
+    /// Number of sleeping workers.
+    pub fn sleeping(&self) -> usize {
+        self.sleepers.load(Ordering::SeqCst)
+    }
+
+    /// The timer thread's periodic check: ready queues must not keep waiting while a worker
+    /// sleeps and no awake worker takes them.
+    pub fn tick(&self) {
+        for slot in &self.slots {
+            let progress = slot.progress.load(Ordering::Relaxed);
+            if slot.progress_at_last_tick.swap(progress, Ordering::Relaxed) == progress {
+                if let Some(service) = lock(&slot.next).take() {
+                    self.push_global(service);
+                }
+            }
+        }
+        let taken = self.taken.load(Ordering::Relaxed);
+        let stalled = self.taken_at_last_tick.swap(taken, Ordering::Relaxed) == taken;
+        if stalled && !self.global.is_empty() && self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.wake_one();
+        }
+    }
+
+    /// Takes the next ready queue for worker `index`: its next slot first (within the
+    /// budget while others wait), then the global queue.
+    fn take(&self, index: usize, streak: &mut u32) -> Option<Arc<Service>> {
+        if let Some(slot) = self.slots.get(index) {
+            let fair = *streak < NEXT_BUDGET || self.global.is_empty();
+            let mut next = lock(&slot.next);
+            if fair {
+                if let Some(service) = next.take() {
+                    *streak += 1;
+                    return Some(service);
+                }
+            } else if let Some(service) = next.take() {
+                drop(next);
+                self.global.push(service);
+            }
+        }
+        *streak = 0;
+        let service = self.global.pop();
+        if service.is_some() {
+            self.taken.fetch_add(1, Ordering::Relaxed);
+        }
+        service
+    }
+
+    /// True when worker `index` has a queue in its next slot or ready queues wait globally.
+    fn has_work(&self, index: usize) -> bool {
+        !self.global.is_empty()
+            || self
+                .slots
+                .get(index)
+                .is_some_and(|slot| lock(&slot.next).is_some())
+    }
+
+    fn wake_one(&self) {
+        let _guard = lock(&self.sleep_lock);
+        self.wakeup.notify_one();
+    }
+
+    /// Stops every worker after its current message.
+    pub fn stop(&self) {
+        let _guard = lock(&self.sleep_lock);
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wakeup.notify_all();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Empties the global queue and the next slots (after the workers stopped).
+    pub(crate) fn drain(&self) {
+        self.global.drain();
+        for slot in &self.slots {
+            lock(&slot.next).take();
+        }
+    }
+
+    /// Waits for work: sleep until woken.
+    fn idle(&self, index: usize) {
+        if self.has_work(index) {
+            return;
+        }
+        let guard = lock(&self.sleep_lock);
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        // Re-check after announcing the sleep: a push either sees the sleeper or is seen here.
+        if self.global.is_empty() && !self.is_stopped() {
+            let _guard = self
+                .wakeup
+                .wait(guard)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+}
+
+/// A worker thread's loop.
+pub(crate) fn run_worker(node: &Arc<NodeShared>, index: usize) {
+    WORKER.set(Some(index));
+    let mut turn = Turn {
+        worker: index,
+        weight: WEIGHTS.get(index).copied().unwrap_or(0),
+        streak: 0,
+    };
+    let mut current: Option<Arc<Service>> = None;
+    while !node.scheduler.is_stopped() {
+        current = dispatch_turn(node, current, &mut turn);
+        if current.is_none() {
+            node.scheduler.idle(index);
+        }
+    }
+    WORKER.set(None);
+}
+
+/// A worker's identity and its next-slot streak.
+struct Turn {
+    worker: usize,
+    weight: i32,
+    streak: u32,
+}
+
+/// One turn: a batch of messages from `current` (or the next ready queue); returns the queue
+/// to continue with.
+fn dispatch_turn(
+    node: &Arc<NodeShared>,
+    current: Option<Arc<Service>>,
+    turn: &mut Turn,
+) -> Option<Arc<Service>> {
+    let scheduler = &node.scheduler;
+    let (worker, weight) = (turn.worker, turn.weight);
+    let service = current.or_else(|| scheduler.take(worker, &mut turn.streak))?;
+    if !service.is_alive() {
+        node.finalize(&service);
+        return scheduler.take(worker, &mut turn.streak);
+    }
+    let mut batch = 1;
+    let mut done = 0;
+    while done < batch {
+        let Some(message) = service.queue.pop() else {
+            return scheduler.take(worker, &mut turn.streak);
+        };
+        if done == 0 && weight >= 0 {
+            batch = (service.queue.len() >> weight).max(1);
+        }
+        if let Some(len) = service.queue.take_overload() {
+            node.log(
+                service.handle(),
+                &format!("May overload, message queue length = {len}"),
+            );
+        }
+        dispatch_message(node, &service, message, worker);
+        if let Some(slot) = scheduler.slots.get(worker) {
+            slot.progress.fetch_add(1, Ordering::Relaxed);
+        }
+        if !service.is_alive() {
+            node.finalize(&service);
+            return scheduler.take(worker, &mut turn.streak);
+        }
+        done += 1;
+    }
+    // An emptied queue leaves global now rather than bouncing through the global queue.
+    if service.queue.release_if_empty() {
+        return scheduler.take(worker, &mut turn.streak);
+    }
+    match scheduler.take(worker, &mut turn.streak) {
+        Some(next) => {
+            scheduler.push_global(service);
+            Some(next)
+        }
+        None => Some(service),
+    }
+}
+
+/// Delivers one message to a service's instance.
+fn dispatch_message(
+    node: &Arc<NodeShared>,
+    service: &Arc<Service>,
+    message: Message,
+    worker: usize,
+) {
+    let mut slot = lock(&service.slot);
+    let Some(behavior) = slot.as_mut() else {
+        return;
+    };
+    crate::log::record_message(node, service, &message);
+    let sequence = service.stats.messages.fetch_add(1, Ordering::Relaxed) + 1;
+    service.dispatching.store(sequence, Ordering::Release);
+    node.monitor.enter(worker, message.source, service.handle());
+    let profile = node.config.profile;
+    let started = profile.then(crate::clock::thread_cpu_ns);
+    behavior.core().message_started_ns = started;
+    behavior.core().note_delivery(&message);
+    let (ptype, source, session) = (message.ptype, message.source, message.session);
+    let result = behavior.dispatch(message);
+    if let Some(started) = started {
+        let spent = crate::clock::thread_cpu_ns().saturating_sub(started);
+        service.stats.cpu_ns.fetch_add(spent, Ordering::Relaxed);
+    }
+    node.monitor.leave(worker);
+    service.dispatching.store(0, Ordering::Release);
+    let signal = service.pending_signal.swap(0, Ordering::AcqRel);
+    let result = match result {
+        Ok(()) if signal != 0 => behavior.signal((signal - 1) as i32),
+        other => other,
+    };
+    drop(slot);
+    if let Err(fault) = result {
+        let what = if service.is_alive() {
+            format!("faulted on a message (type {ptype}, from {source}, session {session})")
+        } else {
+            "was stopped while running a message".to_string()
+        };
+        node.fault(service, &fault, &what);
+    }
+}
+
+/// Dispatches everything left in a queue on the calling thread (used to flush the log
+/// service at shutdown).
+pub(crate) fn drain_queue(service: &Arc<Service>) {
+    let mut slot = lock(&service.slot);
+    if let Some(behavior) = slot.as_mut() {
+        while let Some(message) = service.queue.pop() {
+            if behavior.dispatch(message).is_err() {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! A service: its address, mailbox and running instance (skynet's `skynet_context` in
+//! `skynet_server.c`), and [`ServiceCore`], what a running service uses to reach the node.
+//!
+//! A service is either native (Rust code in the host, such as the logger) or a wasm instance;
+//! both implement [`Behavior`]. The instance sits in a mutex that only the worker holding the
+//! service's queue locks (the queue's in-global invariant makes it uncontended); it is taken
+//! out when the service ends, which also breaks the `Service -> instance -> ServiceCore ->
+//! Service` reference cycle.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHashMap;
+use skywasm_abi::{error, ptype, Handle};
+
+use crate::mq::{Message, MessageQueue};
+use crate::node::NodeShared;
+
+/// A fault that ends a service: a trap, a broken ABI contract, an interrupt (`KILL`,
+/// `SIGNAL 0`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Fault(pub String);
+
+/// What every kind of service instance does.
+pub trait Behavior: Send {
+    /// The node-facing state of this service.
+    fn core(&mut self) -> &mut ServiceCore;
+
+    /// Handles one message. An `Err` ends the service.
+    ///
+    /// # Errors
+    /// A [`Fault`] when the instance trapped or broke the ABI; it is then discarded.
+    fn dispatch(&mut self, message: Message) -> Result<(), Fault>;
+
+    /// skynet's module `signal` entry (the `SIGNAL` command) for an idle service.
+    ///
+    /// # Errors
+    /// A [`Fault`] ends the service, as in [`Behavior::dispatch`].
+    fn signal(&mut self, _signal: i32) -> Result<(), Fault> {
+        Ok(())
+    }
+
+    /// Bytes of linear memory in use, for wasm services.
+    fn memory_size(&mut self) -> Option<usize> {
+        None
+    }
+}
+
+/// Counters read by `STAT` and the console.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages dispatched.
+    pub messages: AtomicU64,
+    /// Thread CPU nanoseconds spent in dispatch (only with `profile = true`).
+    pub cpu_ns: AtomicU64,
+    /// Set by the monitor when a message ran for a whole check period.
+    pub endless: AtomicBool,
+}
+
+/// One service of a node.
+pub struct Service {
+    handle: Handle,
+    module: String,
+    args: String,
+    /// The mailbox.
+    pub(crate) queue: MessageQueue,
+    /// The instance; `None` while its init runs and after it ended.
+    pub(crate) slot: Mutex<Option<Box<dyn Behavior>>>,
+    alive: AtomicBool,
+    /// Sequence number of the message being dispatched (0 = idle), for `SIGNAL 0`.
+    pub(crate) dispatching: AtomicU64,
+    /// Sequence number of a message to abort at the next epoch check.
+    pub(crate) interrupt: AtomicU64,
+    /// Dispatch counters.
+    pub stats: Stats,
+    /// Message log opened by `LOGON`.
+    pub(crate) message_log: Mutex<Option<std::fs::File>>,
+    /// Whether `message_log` is open, so the message path checks an atomic, not a lock.
+    pub(crate) message_log_on: AtomicBool,
+    /// A `SIGNAL` that arrived while a message ran (0 = none; stored as signal + 1).
+    pub(crate) pending_signal: std::sync::atomic::AtomicI64,
+}
+
+impl Service {
+    /// A live service whose queue is held until its init finishes.
+    pub(crate) fn new(handle: Handle, module: &str, args: &str) -> Service {
+        Service {
+            handle,
+            module: module.to_string(),
+            args: args.to_string(),
+            queue: MessageQueue::new_held(),
+            slot: Mutex::new(None),
+            alive: AtomicBool::new(true),
+            dispatching: AtomicU64::new(0),
+            interrupt: AtomicU64::new(0),
+            stats: Stats::default(),
+            message_log: Mutex::new(None),
+            message_log_on: AtomicBool::new(false),
+            pending_signal: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// The service's address.
+    pub fn handle(&self) -> Handle {
+        self.handle
+    }
+
+    /// The module it runs (`logger`, `launcher`, a wasm module name).
+    pub fn module(&self) -> &str {
+        &self.module
+    }
+
+    /// Its argument string.
+    pub fn args(&self) -> &str {
+        &self.args
+    }
+
+    /// False once the service exited, was killed or faulted.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Marks the service dead; returns true for the call that did it.
+    pub(crate) fn mark_dead(&self) -> bool {
+        self.alive.swap(false, Ordering::AcqRel)
+    }
+
+    /// True when the running message must stop at the next epoch check: it was marked by
+    /// `KILL` from another service or `SIGNAL 0` (an `EXIT` of its own lets it finish).
+    pub(crate) fn should_interrupt(&self) -> bool {
+        let current = self.dispatching.load(Ordering::Acquire);
+        current != 0 && self.interrupt.load(Ordering::Acquire) == current
+    }
+
+    /// Marks the message being dispatched, if any, for interruption.
+    pub(crate) fn interrupt_current(&self) {
+        let current = self.dispatching.load(Ordering::Acquire);
+        if current != 0 {
+            self.interrupt.store(current, Ordering::Release);
+        }
+    }
+}
+
+/// True for message types that expect a reply when they carry a session.
+pub fn is_request(ptype: u8) -> bool {
+    !matches!(ptype as u32, ptype::RESPONSE | ptype::ERROR)
+}
+
+/// What a service may do beyond sending to addresses and names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Send with another source (`redirect`): forwarders and proxies need it; it lets a
+    /// service forge replies, so only trusted services get it.
+    pub redirect: bool,
+}
+
+impl Capabilities {
+    /// What the node's own (trusted) services may do: everything, as in skynet.
+    pub const TRUSTED: Capabilities = Capabilities { redirect: true };
+}
+
+/// What a running service uses to reach the node: sessions, sending, commands. It also keeps
+/// the requests the service received and has not answered, so that when the service ends
+/// every caller still waiting on it gets an error instead of hanging.
+pub struct ServiceCore {
+    pub(crate) node: Arc<NodeShared>,
+    pub(crate) service: Arc<Service>,
+    last_session: i32,
+    /// `(requester, session)` of received requests not answered yet, with a count (a
+    /// requester may reuse a session only after its reply, but counting keeps it exact).
+    owed: FxHashMap<(Handle, i32), u32>,
+    /// Thread CPU time at the start of the current message (with `profile`).
+    pub(crate) message_started_ns: Option<u64>,
+    /// What this service is allowed to do.
+    pub capabilities: Capabilities,
+}
+
+impl ServiceCore {
+    pub(crate) fn new(node: Arc<NodeShared>, service: Arc<Service>) -> ServiceCore {
+        ServiceCore {
+            node,
+            service,
+            last_session: 0,
+            owed: FxHashMap::default(),
+            message_started_ns: None,
+            capabilities: Capabilities::TRUSTED,
+        }
+    }
+
+    /// This service's address.
+    pub fn handle(&self) -> Handle {
+        self.service.handle()
+    }
+
+    /// The service itself.
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+
+    /// The node it runs in.
+    pub fn node(&self) -> &Arc<NodeShared> {
+        &self.node
+    }
+
+    /// Allocates a session (skynet's `skynet_context_newsession`: positive, wraps to 1).
+    pub fn new_session(&mut self) -> i32 {
+        self.last_session = self.last_session.wrapping_add(1);
+        if self.last_session <= 0 {
+            self.last_session = 1;
+        }
+        self.last_session
+    }
+
+    /// Records a message about to be dispatched to this service.
+    pub(crate) fn note_delivery(&mut self, message: &Message) {
+        if message.session != 0 && is_request(message.ptype) {
+            *self
+                .owed
+                .entry((message.source, message.session))
+                .or_insert(0) += 1;
+        }
+    }
+
+    fn settle(&mut self, requester: Handle, session: i32) {
+        if let Some(count) = self.owed.get_mut(&(requester, session)) {
+            *count -= 1;
+            if *count == 0 {
+                self.owed.remove(&(requester, session));
+            }
+        }
+    }
+
+    /// Takes the unanswered requests (used when the service ends).
+    pub(crate) fn take_owed(&mut self) -> Vec<(Handle, i32)> {
+        self.owed
+            .drain()
+            .flat_map(|((h, s), n)| std::iter::repeat_n((h, s), n as usize))
+            .collect()
+    }
+
+    /// Number of requests received and not answered.
+    pub fn owed_len(&self) -> usize {
+        self.owed.len()
+    }
+
+    /// Sends a message from this service.
+    ///
+    /// # Errors
+    /// An ABI error code: [`error::TOO_LARGE`], [`error::INVALID_ADDRESS`].
+    pub fn send(
+        &mut self,
+        dest: Handle,
+        ptype: u8,
+        session: i32,
+        data: Box<[u8]>,
+    ) -> Result<(), i32> {
+        let source = self.handle();
+        self.send_as(dest, source, ptype, session, data)
+    }
+
+    /// Sends a message with the given source; a forwarded request moves the obligation to
+    /// answer it to the new destination.
+    fn send_as(
+        &mut self,
+        dest: Handle,
+        source: Handle,
+        ptype: u8,
+        session: i32,
+        data: Box<[u8]>,
+    ) -> Result<(), i32> {
+        if data.len() > self.node.config.max_message_size {
+            return Err(error::TOO_LARGE);
+        }
+        if session != 0 {
+            if is_request(ptype) {
+                if source != self.handle() {
+                    self.settle(source, session);
+                }
+            } else {
+                self.settle(dest, session);
+            }
+        }
+        let message = Message {
+            source,
+            session,
+            ptype,
+            data,
+        };
+        self.node
+            .push(dest, message)
+            .map_err(|_| error::INVALID_ADDRESS)
+    }
+
+    /// Sends a request with a fresh session and returns the session.
+    ///
+    /// # Errors
+    /// As [`ServiceCore::send`].
+    pub fn call(&mut self, dest: Handle, ptype: u8, data: Box<[u8]>) -> Result<i32, i32> {
+        if dest.is_none() {
+            return Err(error::INVALID_ADDRESS);
+        }
+        let session = self.new_session();
+        self.send(dest, ptype, session, data)?;
+        Ok(session)
+    }
+
+    /// Sends pretending another source (skynet's `skynet_send` with a source; `redirect`).
+    ///
+    /// # Errors
+    /// As [`ServiceCore::send`], plus [`error::DENIED`] without the capability.
+    pub fn redirect(
+        &mut self,
+        dest: Handle,
+        source: Handle,
+        ptype: u8,
+        session: i32,
+        data: Box<[u8]>,
+    ) -> Result<(), i32> {
+        if !self.capabilities.redirect {
+            return Err(error::DENIED);
+        }
+        self.send_as(dest, source, ptype, session, data)
+    }
+
+    /// Resolves a destination name: `:hex` addresses, `.local` and global names.
+    ///
+    /// # Errors
+    /// [`error::UNKNOWN_NAME`] or [`error::INVALID_ARGUMENT`].
+    pub fn resolve(&self, name: &str) -> Result<Handle, i32> {
+        self.node.resolve(name)
+    }
+
+    /// Writes one line to the node's log with this service as the source.
+    pub fn log(&self, text: &str) {
+        self.node.log(self.handle(), text);
+    }
+}

@@ -1,0 +1,220 @@
+//! A service that is a wasm instance: its own Store and linear memory.
+//!
+//! Starting one: instantiate the module's `InstancePre` in a fresh Store (from the pool),
+//! call `_initialize` if exported, place the argument string with the guest's
+//! `skywasm_alloc`, call `skywasm_init`. Dispatching a message: place the body with
+//! `skywasm_alloc`, call `skywasm_dispatch`. A trap anywhere ends the instance: the Store is
+//! dropped and its memory goes back to the pool.
+//!
+//! The Store's data ([`WasmState`]) holds the service's [`ServiceCore`], so host functions
+//! reach the node through it, and a lazily created WASI context (most services never touch
+//! WASI, and the context is the largest per-service allocation).
+
+mod wasi;
+
+use skywasm_abi::export;
+use wasmtime::{
+    Instance, Memory, PoolConcurrencyLimitError, Store, TypedFunc, UpdateDeadline, WasmBacktrace,
+    WasmParams, WasmResults,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::module::{WasmModule, SIGNAL_EXPORT};
+use crate::mq::Message;
+use crate::node::LaunchError;
+use crate::service::{Behavior, Fault, ServiceCore};
+
+/// The data of a service's Store.
+pub struct WasmState {
+    /// The node-facing state of the service.
+    pub(crate) core: ServiceCore,
+    /// The guest's exported memory, looked up once.
+    pub(crate) memory: Option<Memory>,
+    wasi: Option<Box<WasiP1Ctx>>,
+}
+
+impl WasmState {
+    /// The WASI context, created on first use (nothing preopened, no env, no args; stdout
+    /// and stderr go to the node's log).
+    pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
+        let core = &self.core;
+        self.wasi
+            .get_or_insert_with(|| Box::new(wasi::context(core.node(), core.handle())))
+    }
+}
+
+/// A running wasm service.
+pub struct WasmService {
+    store: Store<WasmState>,
+    memory: Memory,
+    alloc: TypedFunc<u32, u32>,
+    dispatch: TypedFunc<(u32, i32, u32, u32, u32), ()>,
+    signal: Option<TypedFunc<i32, ()>>,
+}
+
+impl WasmService {
+    /// Instantiates `module` for the service of `core` and runs its init with `args`.
+    ///
+    /// # Errors
+    /// [`LaunchError::Limit`] when the instance pool is full, [`LaunchError::Init`] when
+    /// instantiation, `_initialize` or `skywasm_init` trap, or init returns non-zero.
+    pub fn start(
+        module: &WasmModule,
+        core: ServiceCore,
+        args: &str,
+    ) -> Result<WasmService, LaunchError> {
+        let engine = module.pre.module().engine().clone();
+        let service = core.service().clone();
+        let mut store = Store::new(
+            &engine,
+            WasmState {
+                core,
+                memory: None,
+                wasi: None,
+            },
+        );
+        // Every epoch tick (10 ms) while guest code runs, check whether the service was
+        // killed or signalled (`SIGNAL 0`) and stop the running code if so.
+        store.epoch_deadline_callback(move |_| {
+            if service.should_interrupt() {
+                Err(wasmtime::Error::msg("interrupted (killed or signalled)"))
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        let instance = module.pre.instantiate(&mut store).map_err(|e| {
+            if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+                LaunchError::Limit(format!(
+                    "no free instance slot ({e}); raise wasm_max_services"
+                ))
+            } else {
+                LaunchError::Init(format!("instantiation failed: {e:#}"))
+            }
+        })?;
+        let init_error =
+            |what: &str, e: wasmtime::Error| LaunchError::Init(describe_trap(what, &e));
+        let memory = instance
+            .get_memory(&mut store, export::MEMORY)
+            .ok_or_else(|| LaunchError::Init("no exported memory".into()))?;
+        store.data_mut().memory = Some(memory);
+        fn get<P: WasmParams, R: WasmResults>(
+            instance: &Instance,
+            store: &mut Store<WasmState>,
+            name: &str,
+        ) -> Result<TypedFunc<P, R>, LaunchError> {
+            instance
+                .get_typed_func(&mut *store, name)
+                .map_err(|e| LaunchError::Init(format!("export {name}: {e:#}")))
+        }
+        let alloc: TypedFunc<u32, u32> = get(&instance, &mut store, export::ALLOC)?;
+        let init: TypedFunc<(u32, u32), i32> = get(&instance, &mut store, export::INIT)?;
+        let dispatch = get(&instance, &mut store, export::DISPATCH)?;
+        let signal = if module.has_signal {
+            Some(get(&instance, &mut store, SIGNAL_EXPORT)?)
+        } else {
+            None
+        };
+        if module.has_initialize {
+            let initialize: TypedFunc<(), ()> = get(&instance, &mut store, export::INITIALIZE)?;
+            initialize
+                .call(&mut store, ())
+                .map_err(|e| init_error(export::INITIALIZE, e))?;
+        }
+        let mut service = WasmService {
+            store,
+            memory,
+            alloc,
+            dispatch,
+            signal,
+        };
+        let (ptr, len) = service
+            .place(args.as_bytes())
+            .map_err(|fault| LaunchError::Init(fault.0))?;
+        service.store.set_epoch_deadline(1);
+        let code = init
+            .call(&mut service.store, (ptr, len))
+            .map_err(|e| init_error(export::INIT, e))?;
+        if code != 0 {
+            return Err(LaunchError::Init(format!(
+                "{} returned {code}",
+                export::INIT
+            )));
+        }
+        Ok(service)
+    }
+
+    /// Copies bytes into guest memory obtained from `skywasm_alloc`; empty input is (0, 0).
+    fn place(&mut self, bytes: &[u8]) -> Result<(u32, u32), Fault> {
+        if bytes.is_empty() {
+            return Ok((0, 0));
+        }
+        let len = u32::try_from(bytes.len()).map_err(|_| Fault("message over 4 GiB".into()))?;
+        self.store.set_epoch_deadline(1);
+        let ptr = self
+            .alloc
+            .call(&mut self.store, len)
+            .map_err(|e| Fault(describe_trap(export::ALLOC, &e)))?;
+        let memory = self.memory.data_mut(&mut self.store);
+        let start = ptr as usize;
+        let end = start + bytes.len();
+        if ptr == 0 || end > memory.len() {
+            return Err(Fault(format!(
+                "{} returned {ptr:#x} for {len} bytes, outside the guest's {} bytes of memory",
+                export::ALLOC,
+                memory.len()
+            )));
+        }
+        memory[start..end].copy_from_slice(bytes);
+        Ok((ptr, len))
+    }
+}
+
+impl Behavior for WasmService {
+    fn core(&mut self) -> &mut ServiceCore {
+        &mut self.store.data_mut().core
+    }
+
+    fn dispatch(&mut self, message: Message) -> Result<(), Fault> {
+        let (ptr, len) = self.place(&message.data)?;
+        self.store.set_epoch_deadline(1);
+        let args = (
+            message.ptype as u32,
+            message.session,
+            message.source.0,
+            ptr,
+            len,
+        );
+        self.dispatch
+            .call(&mut self.store, args)
+            .map_err(|e| Fault(describe_trap(export::DISPATCH, &e)))
+    }
+
+    fn signal(&mut self, signal: i32) -> Result<(), Fault> {
+        let Some(func) = &self.signal else {
+            return Ok(());
+        };
+        self.store.set_epoch_deadline(1);
+        func.call(&mut self.store, signal)
+            .map_err(|e| Fault(describe_trap(SIGNAL_EXPORT, &e)))
+    }
+
+    fn memory_size(&mut self) -> Option<usize> {
+        Some(self.memory.data_size(&self.store))
+    }
+}
+
+/// One line describing why a guest call failed: the trap or host error, and the innermost
+/// guest function when a backtrace is available.
+pub(crate) fn describe_trap(export: &str, error: &wasmtime::Error) -> String {
+    let cause = error.root_cause().to_string();
+    let frame = error.downcast_ref::<WasmBacktrace>().and_then(|bt| {
+        bt.frames()
+            .iter()
+            .find_map(|f| f.func_name().map(str::to_string))
+    });
+    match frame {
+        Some(function) => format!("{cause} (in {export}, at guest function `{function}`)"),
+        None => format!("{cause} (in {export})"),
+    }
+}

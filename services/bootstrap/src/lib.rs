@@ -1,0 +1,28 @@
+//! `bootstrap`: the first service after the logger (skynet's `service/bootstrap.lua`).
+//!
+//! Launches the launcher and names it `.launcher`; on a single node (`harbor = 0`) sets
+//! `standalone = "true"` as skynet does; then starts the `start` service (default `main`)
+//! through the launcher, logs the outcome, and exits.
+
+use skywasm_guest::{self as sky};
+
+sky::service!(start);
+
+fn start(_args: &str) -> sky::Result<()> {
+    let launcher = sky::launch("launcher", "")?;
+    sky::name(".launcher", launcher)?;
+    if sky::getenv("harbor").as_deref() == Some("0") && sky::getenv("standalone").is_none() {
+        sky::setenv("standalone", "true")?;
+    }
+    sky::fork(async {
+        let start = sky::getenv("start").unwrap_or_else(|| "main".to_string());
+        let mut words = start.split_whitespace();
+        let module = words.next().unwrap_or("main").to_string();
+        let args: Vec<&str> = words.collect();
+        if let Err(e) = sky::newservice(&module, &args).await {
+            sky::log!("start service `{start}` failed to launch: {e}");
+        }
+        sky::exit();
+    });
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The `skywasm` binary, run as a user would: help, version, the example, bad configs,
+//! signals, log files.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+fn skywasm() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skywasm"));
+    command.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    command
+}
+
+fn run(command: &mut Command) -> (i32, String, String) {
+    let out = command.output().expect("skywasm runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_and_version() {
+    let (code, out, _) = run(skywasm().arg("--help"));
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage: skywasm <CONFIG>"), "{out}");
+    let (code, out, _) = run(skywasm().arg("--version"));
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("skywasm {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn the_example_runs_rust_and_c_services_and_exits_cleanly() {
+    let (code, out, err) = run(skywasm().arg("examples/config"));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    for needle in [
+        "LAUNCH launcher",
+        "main: PING 1 -> \"PONG\", 1, 1",
+        "main: PING by name -> \"PONG\", \"by name\", 4",
+        "main: echo_c answered \"C HEARD: HELLO FROM RUST\"",
+        "ABORT: stopping the node",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    assert!(err.is_empty(), "nothing on stderr: {err}");
+}
+
+#[test]
+fn a_bad_config_gets_one_line_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("syntax", "thread = 2\nharbor = = 0\n", "syntax:2:"),
+        (
+            "env",
+            "a = 1\nb = \"$SKYWASM_TEST_UNSET_VARIABLE\"\n",
+            "env:2: environment variable SKYWASM_TEST_UNSET_VARIABLE is not set",
+        ),
+        (
+            "value",
+            "thread = 'lots'\n",
+            "`thread = \"lots\"`: expected an integer",
+        ),
+        ("table", "t = {}\n", "`t` is a table"),
+    ];
+    for (name, text, needle) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let (code, out, err) = run(skywasm().arg(&path));
+        assert_ne!(code, 0, "{name}");
+        assert!(out.is_empty(), "{name}: {out}");
+        assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
+        assert!(err.contains(needle), "{name}: {err}");
+    }
+    let (code, _, err) = run(skywasm().arg(dir.path().join("missing")));
+    assert_ne!(code, 0);
+    assert!(err.contains("missing: cannot read"), "{err}");
+}
+
+#[test]
+fn a_missing_start_module_is_logged_and_a_missing_bootstrap_is_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    std::fs::write(
+        &path,
+        config_text(dir.path(), "bootstrap = \"no_such_bootstrap\""),
+    )
+    .unwrap();
+    let (code, _, err) = run(skywasm().arg(&path));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("bootstrap error: cannot launch `no_such_bootstrap`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_node_with_exit_code_0_and_sighup_reopens_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    std::fs::write(&path, config_text(dir.path(), "")).unwrap();
+    let log = dir.path().join("node.log");
+    let mut child = skywasm()
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("LAUNCH probe")
+    {
+        assert!(Instant::now() < deadline, "the node never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Rotate: move the file away, SIGHUP, and the logger opens a new one.
+    std::fs::rename(&log, dir.path().join("node.log.1")).unwrap();
+    let pid = child.id() as i32;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let deadline = Instant::now() + WAIT;
+    while !log.exists() {
+        assert!(Instant::now() < deadline, "SIGHUP did not reopen the log");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("signal 15: stopping"), "{text}");
+    // File log lines carry skynet's timestamp prefix.
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.as_bytes()[2] == b'/' && first.contains("] "),
+        "{first}"
+    );
+}

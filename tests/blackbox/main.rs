@@ -1,0 +1,13 @@
+//! Black-box tests: real nodes started from config files, real wasm services, and the real
+//! `skywasm` binary. One test binary with a module per topic.
+
+mod support;
+
+mod abi;
+mod cli;
+mod guests;
+mod launcher;
+mod lifecycle;
+mod messaging;
+mod names_env;
+mod timers;

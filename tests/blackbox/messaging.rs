@@ -1,0 +1,139 @@
+//! Sending and calling: by address and by name, ordering per sender, many calls in flight.
+
+use skywasm_abi::ptype;
+use skywasm_pack::Value;
+
+use crate::support::*;
+
+#[test]
+fn calls_by_address_and_by_name() {
+    let mut t = start("");
+    let server = t.launch("probe", "name .server");
+    let client = t.launch("probe", "");
+    let reply = t.ask(client, &[s("call"), h(server), s("echo"), i(1)]);
+    assert_eq!(reply, vec![s("ok"), i(1)]);
+    let reply = t.ask(client, &[s("call"), s(".server"), s("echo"), s("by name")]);
+    assert_eq!(reply, vec![s("ok"), s("by name")]);
+    let reply = t.ask(
+        client,
+        &[s("call"), s(&server.to_string()), s("echo"), i(3)],
+    );
+    assert_eq!(reply, vec![s("ok"), i(3)]);
+    let reply = t.ask(client, &[s("call"), s(".nobody"), s("echo")]);
+    assert_eq!(reply[0], s("error"));
+}
+
+#[test]
+fn values_keep_their_types_and_nil_holes_through_a_call() {
+    let mut t = start("");
+    let probe = t.launch("probe", "");
+    let values = vec![
+        i(1),
+        Value::Nil,
+        Value::Real(2.0),
+        Value::Boolean(false),
+        s("x"),
+        Value::Nil,
+    ];
+    let mut request = vec![s("echo")];
+    request.extend(values.clone());
+    assert_eq!(t.ask(probe, &request), values);
+}
+
+#[test]
+fn order_is_kept_per_sender_receiver_pair() {
+    const EACH: i64 = 2000;
+    let mut t = start("thread = 2");
+    let receiver = t.launch("probe", "");
+    let senders: Vec<_> = (0..3).map(|_| t.launch("probe", "")).collect();
+    let sessions: Vec<(skywasm::Handle, i32)> = senders
+        .iter()
+        .map(|sender| {
+            (
+                *sender,
+                t.request(*sender, &[s("send_text"), h(receiver), i(EACH)]),
+            )
+        })
+        .collect();
+    for (sender, session) in sessions {
+        assert_eq!(t.wait(sender, session).unwrap(), vec![i(0)]);
+    }
+    // Everything sent before the `seen` request arrives first (same pair order for the client
+    // is not implied, so poll until all have arrived).
+    let deadline = std::time::Instant::now() + WAIT;
+    let seen = loop {
+        let reply = t.ask(receiver, &[s("seen")]);
+        let table = reply[0].as_table().unwrap().array.clone();
+        if table.len() as i64 == 3 * EACH {
+            break table;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lost messages: {}",
+            table.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    for sender in senders {
+        let numbers: Vec<i64> = seen
+            .iter()
+            .filter_map(|pair| {
+                let pair = pair.as_table().unwrap();
+                (pair.array[0] == h(sender)).then(|| pair.array[1].as_integer().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            numbers,
+            (0..EACH).collect::<Vec<_>>(),
+            "order from {sender}"
+        );
+    }
+}
+
+#[test]
+fn many_calls_in_flight_at_once() {
+    let mut t = start("");
+    let server = t.launch("probe", "");
+    let callers: Vec<_> = (0..20).map(|_| t.launch("probe", "")).collect();
+    // Each caller parks a sleeping call on the server; all are in flight together.
+    let sessions: Vec<_> = callers
+        .iter()
+        .map(|c| {
+            (
+                *c,
+                t.request(*c, &[s("call"), h(server), s("sleep"), i(20)]),
+            )
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    for (caller, session) in sessions {
+        let reply = t.wait(caller, session).unwrap();
+        assert_eq!(reply[0], s("ok"));
+    }
+    // Twenty 200 ms sleeps served concurrently, not one after the other (bound is generous).
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}
+
+#[test]
+fn the_overload_warning_is_logged_at_1024_queued() {
+    let mut t = start("");
+    let probe = t.launch("probe", "");
+    let busy = t.request(probe, &[s("busy"), i(300)]);
+    for n in 0..1100 {
+        t.client
+            .send(probe, ptype::TEXT, n.to_string().as_bytes())
+            .unwrap();
+    }
+    t.wait(probe, busy).unwrap();
+    let log = t.wait_log("May overload, message queue length = 1025");
+    assert!(log.contains(&format!("[{probe}] May overload")), "{log}");
+}
+
+#[test]
+fn redirect_moves_the_reply_obligation() {
+    let mut t = start("");
+    let server = t.launch("echo", "");
+    // A raw text call from the client to the WAT echo service answers with the body.
+    let reply = t.client.call(server, ptype::TEXT, b"abc", WAIT).unwrap();
+    assert_eq!(reply, b"abc");
+}

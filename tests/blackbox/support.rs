@@ -1,0 +1,151 @@
+//! Helpers: start a node from a config file in a temporary directory, talk to it through a
+//! [`Client`], decode `skynet.pack` replies, and read its log.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use skywasm::client::{CallError, Client};
+use skywasm::config::NodeConfig;
+use skywasm::node::Node;
+use skywasm::Handle;
+use skywasm_abi::ptype;
+use skywasm_pack::Value;
+
+/// Generous bound on any single wait, so a broken build fails instead of hanging.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Where the build put the wasm guests (services, examples, test services).
+pub fn guest_dir() -> PathBuf {
+    PathBuf::from(env!("SKYWASM_GUEST_DIR"))
+}
+
+/// A running node with a client attached and its log in a file.
+pub struct TestNode {
+    pub node: Node,
+    pub client: Client,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+/// The config every test node starts from; `extra` lines are appended (later assignments win).
+pub fn config_text(dir: &Path, extra: &str) -> String {
+    format!(
+        "thread = 2\nharbor = 0\nstart = \"probe\"\nlogger = \"{log}\"\n\
+         wasm_path = \"{guests}/?.wasm;{wat}/?.wat\"\nwasm_max_services = 200\n\
+         wasm_memory = \"64M\"\nwasm_cache = \"{cache}\"\n{extra}\n",
+        log = dir.join("node.log").display(),
+        guests = guest_dir().display(),
+        wat = wat_dir().display(),
+        cache = std::env::temp_dir().join("skywasm-test-cache").display(),
+    )
+}
+
+/// Test modules written in WAT.
+pub fn wat_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/wat")
+}
+
+/// Starts a node from a config file written with [`config_text`].
+pub fn start(extra: &str) -> TestNode {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config");
+    std::fs::write(&path, config_text(dir.path(), extra)).expect("write config");
+    let config = NodeConfig::load(&path).expect("valid config");
+    let node = Node::start(config).expect("node starts");
+    let client = Client::new(node.shared()).expect("client");
+    TestNode {
+        log: dir.path().join("node.log"),
+        node,
+        client,
+        dir,
+    }
+}
+
+impl TestNode {
+    /// Launches a module with LAUNCH semantics (init runs before this returns).
+    pub fn launch(&self, module: &str, args: &str) -> Handle {
+        self.node
+            .shared()
+            .launch(module, args)
+            .unwrap_or_else(|e| panic!("launch {module} {args}: {e}"))
+    }
+
+    /// A `"lua"` call: packs `values`, unpacks the reply.
+    pub fn call(&mut self, dest: Handle, values: &[Value]) -> Result<Vec<Value>, CallError> {
+        let body = skywasm_pack::pack(values).expect("packable");
+        let reply = self.client.call(dest, ptype::LUA, &body, WAIT)?;
+        Ok(skywasm_pack::unpack(&reply).expect("reply is skynet.pack"))
+    }
+
+    /// Sends a `"lua"` request without waiting; returns the session.
+    pub fn request(&mut self, dest: Handle, values: &[Value]) -> i32 {
+        let body = skywasm_pack::pack(values).expect("packable");
+        self.client
+            .request(dest, ptype::LUA, &body)
+            .unwrap_or_else(|e| panic!("request {dest}: {e}"))
+    }
+
+    /// Waits for the reply to [`TestNode::request`].
+    pub fn wait(&mut self, dest: Handle, session: i32) -> Result<Vec<Value>, CallError> {
+        let reply = self.client.wait(dest, session, WAIT)?;
+        Ok(skywasm_pack::unpack(&reply).expect("reply is skynet.pack"))
+    }
+
+    /// A `"lua"` call whose failure fails the test.
+    pub fn ask(&mut self, dest: Handle, values: &[Value]) -> Vec<Value> {
+        self.call(dest, values)
+            .unwrap_or_else(|e| panic!("call {dest} {values:?}: {e}"))
+    }
+
+    /// The log written so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; returns the log.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = self.log_text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log never said {needle:?}; log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// True while `handle` is a live service.
+    pub fn alive(&self, handle: Handle) -> bool {
+        self.node.shared().handles.get(handle).is_some()
+    }
+
+    /// Waits until `handle` is gone.
+    pub fn wait_dead(&self, handle: Handle) {
+        let deadline = Instant::now() + WAIT;
+        while self.alive(handle) {
+            assert!(Instant::now() < deadline, "{handle} did not end");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Shorthand for a string value.
+pub fn s(text: &str) -> Value {
+    Value::from(text)
+}
+
+/// Shorthand for an integer value.
+pub fn i(n: i64) -> Value {
+    Value::Integer(n)
+}
+
+/// A handle as the integer the probe takes.
+pub fn h(handle: Handle) -> Value {
+    Value::Integer(handle.0 as i64)
+}

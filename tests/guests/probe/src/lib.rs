@@ -1,0 +1,283 @@
+//! `probe`: a service the black-box tests drive over the `"lua"` protocol to exercise the
+//! host: echo, calls, timers, names, env, launching, exits, traps and deliberate ABI misuse.
+//!
+//! Init arguments: `trap` traps in init, `fail` returns an error, `exit` exits during init,
+//! `name <.name>` registers a name.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use skywasm_guest::{self as sky, ptype, Handle, Request, Responder, Table, Value};
+
+sky::service!(start);
+
+thread_local! {
+    static HELD: RefCell<Vec<Responder>> = const { RefCell::new(Vec::new()) };
+    static COUNTER: Cell<i64> = const { Cell::new(0) };
+    static SEEN: RefCell<Vec<(u32, i64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The raw imports, for calls the SDK would never make. Same declarations as the SDK's.
+mod raw {
+    #[link(wasm_import_module = "skywasm")]
+    extern "C" {
+        pub fn send(dest: u32, ptype: u32, session: i32, ptr: *const u8, len: usize) -> i32;
+        pub fn command(
+            cmd: *const u8,
+            cmd_len: usize,
+            param: *const u8,
+            param_len: usize,
+            out: *mut u8,
+            out_cap: usize,
+        ) -> i32;
+        pub fn log(ptr: *const u8, len: usize);
+        pub fn send_name(
+            name: *const u8,
+            name_len: usize,
+            ptype: u32,
+            session: i32,
+            ptr: *const u8,
+            len: usize,
+        ) -> i32;
+    }
+}
+
+fn start(args: &str) -> sky::Result<()> {
+    let mut words = args.split_whitespace();
+    match words.next() {
+        Some("trap") => std::process::abort(),
+        Some("fail") => return Err(sky::Error::Other("asked to fail".into())),
+        Some("exit") => sky::exit(),
+        Some("name") => sky::register(words.next().unwrap_or(".probe"))?,
+        _ => {}
+    }
+    sky::dispatch(ptype::LUA, |request: Request| async move {
+        handle(request).await;
+    });
+    sky::dispatch(ptype::TEXT, |request: Request| async move {
+        // Order probe: "<n>" one-way messages are recorded per source.
+        if let Ok(n) = request.text().parse::<i64>() {
+            SEEN.with(|s| s.borrow_mut().push((request.source().0, n)));
+        }
+        let _ = request.ret(request.data());
+    });
+    Ok(())
+}
+
+fn arg_str(values: &[Value], i: usize) -> &str {
+    values.get(i).and_then(Value::as_str).unwrap_or("")
+}
+
+fn arg_int(values: &[Value], i: usize) -> i64 {
+    values.get(i).and_then(Value::as_integer).unwrap_or(0)
+}
+
+fn address(values: &[Value], i: usize) -> String {
+    match values.get(i) {
+        Some(Value::Integer(h)) => Handle(*h as u32).to_string(),
+        Some(v) => v.as_str().unwrap_or("").to_string(),
+        None => String::new(),
+    }
+}
+
+fn code_of(result: sky::Result<()>) -> Value {
+    Value::Integer(match result {
+        Ok(()) => 0,
+        Err(e) => e.code().unwrap_or(-100) as i64,
+    })
+}
+
+async fn handle(request: Request) {
+    let values = request.values().unwrap_or_default();
+    let reply: Vec<Value> = match arg_str(&values, 0) {
+        "echo" => values[1..].to_vec(),
+        "count" => vec![Value::Integer(COUNTER.with(|c| {
+            c.set(c.get() + 1);
+            c.get()
+        }))],
+        "trap" => std::process::abort(),
+        "spin" => {
+            let _ = request.ret_values(&[]);
+            #[allow(clippy::empty_loop)]
+            loop {}
+        }
+        "busy" => {
+            let until = sky::hpc() + arg_int(&values, 1) as u64 * 1_000_000;
+            while sky::hpc() < until {}
+            vec![]
+        }
+        "recurse" => vec![Value::Integer(recurse(arg_int(&values, 1)))],
+        "alloc_bomb" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+            }
+        }
+        "call" => {
+            let target = address(&values, 1);
+            match sky::call_values(target.as_str(), &values[2..]).await {
+                Ok(mut reply) => {
+                    reply.insert(0, Value::from("ok"));
+                    reply
+                }
+                Err(e) => vec![Value::from("error"), Value::from(e.to_string())],
+            }
+        }
+        "call_text" => {
+            let target = address(&values, 1);
+            match sky::call(target.as_str(), ptype::TEXT, arg_str(&values, 2).as_bytes()).await {
+                Ok(reply) => vec![Value::from("ok"), Value::from(reply)],
+                Err(e) => vec![Value::from("error"), Value::from(e.to_string())],
+            }
+        }
+        "send" => {
+            let target = address(&values, 1);
+            vec![code_of(sky::send_values(target.as_str(), &values[2..]))]
+        }
+        "send_text" => {
+            let target = address(&values, 1);
+            let count = arg_int(&values, 2);
+            let mut result = Ok(());
+            for n in 0..count {
+                result = result.and(sky::send(
+                    target.as_str(),
+                    ptype::TEXT,
+                    n.to_string().as_bytes(),
+                ));
+            }
+            vec![code_of(result)]
+        }
+        "seen" => SEEN.with(|s| {
+            let mut table = Table::new();
+            for (source, n) in s.borrow().iter() {
+                let mut pair = Table::new();
+                pair.push(Value::Integer(*source as i64));
+                pair.push(Value::Integer(*n));
+                table.push(Value::Table(pair));
+            }
+            vec![Value::Table(table)]
+        }),
+        "sleep" => {
+            let before = sky::now() as i64;
+            let result = sky::sleep(arg_int(&values, 1) as u32).await;
+            vec![code_of(result), Value::Integer(sky::now() as i64 - before)]
+        }
+        "timer_order" => timer_order(arg_int(&values, 1), arg_int(&values, 2) as u32).await,
+        "hold" => {
+            HELD.with(|h| h.borrow_mut().push(request.responder()));
+            return;
+        }
+        "exit" => {
+            sky::exit();
+            return request.ignore();
+        }
+        "launch" => match sky::launch(arg_str(&values, 1), arg_str(&values, 2)) {
+            Ok(h) => vec![Value::Integer(h.0 as i64)],
+            Err(e) => vec![Value::Nil, Value::Integer(e.code().unwrap_or(-100) as i64)],
+        },
+        "newservice" => match sky::newservice(arg_str(&values, 1), &[arg_str(&values, 2)]).await {
+            Ok(h) => vec![Value::Integer(h.0 as i64)],
+            Err(e) => vec![Value::Nil, Value::from(e.to_string())],
+        },
+        "command" => match sky::command(arg_str(&values, 1), arg_str(&values, 2)) {
+            Ok(text) => vec![Value::from(text)],
+            Err(e) => vec![Value::Nil, Value::Integer(e.code().unwrap_or(-100) as i64)],
+        },
+        "now" => vec![Value::Integer(sky::now() as i64)],
+        "self" => vec![Value::Integer(sky::self_handle().0 as i64)],
+        "print" => {
+            println!("{}", arg_str(&values, 1));
+            vec![]
+        }
+        "abi" => vec![Value::Integer(abuse(arg_str(&values, 1)) as i64)],
+        other => vec![Value::from("unknown"), Value::from(other)],
+    };
+    let _ = request.ret_values(&reply);
+}
+
+fn recurse(depth: i64) -> i64 {
+    if depth <= 0 {
+        return 0;
+    }
+    let local = [depth; 64];
+    recurse(depth - 1) + std::hint::black_box(local)[3] % 2
+}
+
+/// Arms `n` timers with the same delay and returns the order they fired in.
+async fn timer_order(n: i64, delay: u32) -> Vec<Value> {
+    let fired = Rc::new(RefCell::new(Vec::new()));
+    let done = Rc::new(Cell::new(0));
+    for i in 0..n {
+        let (fired, done) = (fired.clone(), done.clone());
+        // Each timer is armed inside `sleep` when the task is first polled; fork polls tasks
+        // in the order they were forked.
+        sky::fork(async move {
+            let _ = sky::sleep(delay).await;
+            fired.borrow_mut().push(Value::Integer(i));
+            done.set(done.get() + 1);
+        });
+    }
+    while done.get() < n {
+        let _ = sky::sleep(delay + 1).await;
+    }
+    let order = fired.borrow().clone();
+    vec![Value::Table(Table::from_array(order))]
+}
+
+/// Deliberate ABI misuse. Traps end the service; the others return the host's code.
+fn abuse(what: &str) -> i32 {
+    let text = b"x";
+    let mut out = [0u8; 8];
+    // SAFETY: none — these calls hand the host invalid pointers on purpose; the host checks
+    // every range and traps or refuses without touching memory it does not own.
+    unsafe {
+        match what {
+            "send_oob" => raw::send(
+                sky::self_handle().0,
+                0,
+                0,
+                0xffff_fff0usize as *const u8,
+                64,
+            ),
+            "send_huge_len" => raw::send(sky::self_handle().0, 0, 0, 16 as *const u8, 0xffff_fffe),
+            "send_bad_ptype" => raw::send(sky::self_handle().0, 300, 0, text.as_ptr(), 1),
+            "send_zero" => raw::send(0, 0, 0, text.as_ptr(), 1),
+            "send_unknown" => raw::send(0x00ff_fff0, 0, 0, text.as_ptr(), 1),
+            "send_name_unknown" => {
+                let name = b".nobody";
+                raw::send_name(name.as_ptr(), name.len(), 0, 0, text.as_ptr(), 1)
+            }
+            "send_name_bad_utf8" => {
+                let name = [0xffu8, 0xfe];
+                raw::send_name(name.as_ptr(), name.len(), 0, 0, text.as_ptr(), 1)
+            }
+            "unknown_command" => {
+                let cmd = b"NOPE";
+                raw::command(
+                    cmd.as_ptr(),
+                    cmd.len(),
+                    text.as_ptr(),
+                    0,
+                    out.as_mut_ptr(),
+                    out.len(),
+                )
+            }
+            "command_out_oob" => {
+                let cmd = b"REG";
+                raw::command(
+                    cmd.as_ptr(),
+                    cmd.len(),
+                    text.as_ptr(),
+                    0,
+                    0xffff_fff0usize as *mut u8,
+                    64,
+                )
+            }
+            "log_oob" => {
+                raw::log(0xffff_ff00usize as *const u8, 0x1000);
+                0
+            }
+            _ => -1000,
+        }
+    }
+}

@@ -1,0 +1,22 @@
+;; ABI contract: imports every host function with its exact signature (docs/abi.md) and
+;; exports the three required functions. It must link and start.
+(module
+  (import "skywasm" "send" (func $send (param i32 i32 i32 i32 i32) (result i32)))
+  (import "skywasm" "send_name" (func $send_name (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "skywasm" "call" (func $call (param i32 i32 i32 i32) (result i32)))
+  (import "skywasm" "call_name" (func $call_name (param i32 i32 i32 i32 i32) (result i32)))
+  (import "skywasm" "redirect" (func $redirect (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "skywasm" "timeout" (func $timeout (param i32) (result i32)))
+  (import "skywasm" "genid" (func $genid (result i32)))
+  (import "skywasm" "self_handle" (func $self_handle (result i32)))
+  (import "skywasm" "now" (func $now (result i64)))
+  (import "skywasm" "hpc" (func $hpc (result i64)))
+  (import "skywasm" "command" (func $command (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "skywasm" "log" (func $log (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "all imports linked")
+  (func (export "skywasm_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "skywasm_init") (param i32 i32) (result i32)
+    (call $log (i32.const 16) (i32.const 18))
+    (i32.const 0))
+  (func (export "skywasm_dispatch") (param i32 i32 i32 i32 i32)))

@@ -54,11 +54,16 @@ fn build_rust_guests(root: &Path, target_dir: &Path) {
         .current_dir(root)
         .args(["build", "--release", "--target", TARGET, "--target-dir"])
         .arg(target_dir)
-        // Guests abort on panic (the host sees a trap and ends that service only) and keep
+        // Guests abort on panic (the host sees a trap and ends that service only), are
+        // optimized across crates (the SDK's runtime inlines into each service), and keep
         // function names for trap messages, but no DWARF.
         .args([
             "--config",
             "profile.release.panic=\"abort\"",
+            "--config",
+            "profile.release.lto=\"fat\"",
+            "--config",
+            "profile.release.codegen-units=1",
             "--config",
             "profile.release.debug=false",
             "--config",

@@ -1,6 +1,9 @@
 //! Micro-benchmarks of the scheduler core's hot paths: queue push/pop, handle lookup, timer
 //! add and tick.
 
+// criterion_group! defines an undocumented function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 

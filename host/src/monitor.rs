@@ -53,7 +53,11 @@ impl Monitor {
         if let Some(watch) = self.watches.get(worker) {
             watch.source.store(source.0, Ordering::Relaxed);
             watch.destination.store(destination.0, Ordering::Relaxed);
-            watch.version.fetch_add(1, Ordering::Release);
+            // Only this worker writes its watch: a plain store, no atomic read-modify-write.
+            let version = watch.version.load(Ordering::Relaxed);
+            watch
+                .version
+                .store(version.wrapping_add(1), Ordering::Release);
         }
     }
 
@@ -61,7 +65,10 @@ impl Monitor {
     pub(crate) fn leave(&self, worker: usize) {
         if let Some(watch) = self.watches.get(worker) {
             watch.destination.store(0, Ordering::Relaxed);
-            watch.version.fetch_add(1, Ordering::Release);
+            let version = watch.version.load(Ordering::Relaxed);
+            watch
+                .version
+                .store(version.wrapping_add(1), Ordering::Release);
         }
     }
 }

@@ -139,6 +139,44 @@ impl NodeShared {
         }
     }
 
+    /// Like [`NodeShared::push`], remembering the destination in `cache` so the next message
+    /// to the same service skips the handle table (and its lock).
+    ///
+    /// # Errors
+    /// As [`NodeShared::push`].
+    pub(crate) fn push_cached(
+        &self,
+        dest: Handle,
+        message: Message,
+        cache: &mut Option<Arc<Service>>,
+    ) -> Result<(), Message> {
+        let hit = matches!(cache, Some(s) if s.handle() == dest && s.is_alive());
+        if !hit {
+            *cache = None;
+            if dest.is_none() || dest.harbor() != self.harbor() {
+                return Err(message);
+            }
+            match self.handles.get(dest) {
+                Some(service) => *cache = Some(service),
+                None => return Err(message),
+            }
+        }
+        let Some(service) = cache.as_ref() else {
+            return Err(message);
+        };
+        match service.queue.push(message) {
+            Ok(Push::Ready) => {
+                self.scheduler.ready(service.clone());
+                Ok(())
+            }
+            Ok(Push::Queued) => Ok(()),
+            Err(message) => {
+                *cache = None;
+                Err(message)
+            }
+        }
+    }
+
     /// Resolves `:hex`, `.local` and global names to a handle.
     ///
     /// # Errors

@@ -22,7 +22,7 @@
 //! period without any worker taking one.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::mq::{GlobalQueue, Message};
@@ -44,11 +44,49 @@ thread_local! {
     static WORKER: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
+/// A slot holding at most one ready service, moved in and out with single atomic swaps.
+#[derive(Default)]
+struct NextSlot(AtomicPtr<Service>);
+
+impl NextSlot {
+    /// Puts `service` in the slot; returns what was there.
+    fn replace(&self, service: Arc<Service>) -> Option<Arc<Service>> {
+        let old = self
+            .0
+            .swap(Arc::into_raw(service).cast_mut(), Ordering::AcqRel);
+        Self::own(old)
+    }
+
+    /// Empties the slot.
+    fn take(&self) -> Option<Arc<Service>> {
+        if self.0.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
+        Self::own(self.0.swap(std::ptr::null_mut(), Ordering::AcqRel))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.load(Ordering::Acquire).is_null()
+    }
+
+    fn own(pointer: *mut Service) -> Option<Arc<Service>> {
+        // SAFETY: every non-null pointer in the slot came from `Arc::into_raw` in `replace`,
+        // and a swap hands it to exactly one caller, which takes back that reference.
+        (!pointer.is_null()).then(|| unsafe { Arc::from_raw(pointer) })
+    }
+}
+
+impl Drop for NextSlot {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
+}
+
 /// A worker's next slot and progress counter, padded so workers do not share cache lines.
 #[repr(align(128))]
 #[derive(Default)]
 struct WorkerSlot {
-    next: Mutex<Option<Arc<Service>>>,
+    next: NextSlot,
     /// Messages this worker dispatched.
     progress: AtomicUsize,
     /// `progress` at the previous timer check.
@@ -90,7 +128,7 @@ impl Scheduler {
     /// slot, or the global queue.
     pub fn ready(&self, service: Arc<Service>) {
         let displaced = match WORKER.get().and_then(|index| self.slots.get(index)) {
-            Some(slot) => lock(&slot.next).replace(service),
+            Some(slot) => slot.next.replace(service),
             None => Some(service),
         };
         if let Some(service) = displaced {
@@ -122,7 +160,7 @@ impl Scheduler {
         for slot in &self.slots {
             let progress = slot.progress.load(Ordering::Relaxed);
             if slot.progress_at_last_tick.swap(progress, Ordering::Relaxed) == progress {
-                if let Some(service) = lock(&slot.next).take() {
+                if let Some(service) = slot.next.take() {
                     self.push_global(service);
                 }
             }
@@ -139,14 +177,11 @@ impl Scheduler {
     fn take(&self, index: usize, streak: &mut u32) -> Option<Arc<Service>> {
         if let Some(slot) = self.slots.get(index) {
             let fair = *streak < NEXT_BUDGET || self.global.is_empty();
-            let mut next = lock(&slot.next);
-            if fair {
-                if let Some(service) = next.take() {
+            if let Some(service) = slot.next.take() {
+                if fair {
                     *streak += 1;
                     return Some(service);
                 }
-            } else if let Some(service) = next.take() {
-                drop(next);
                 self.global.push(service);
             }
         }
@@ -164,7 +199,7 @@ impl Scheduler {
             || self
                 .slots
                 .get(index)
-                .is_some_and(|slot| lock(&slot.next).is_some())
+                .is_some_and(|slot| !slot.next.is_empty())
     }
 
     fn wake_one(&self) {
@@ -187,7 +222,7 @@ impl Scheduler {
     pub(crate) fn drain(&self) {
         self.global.drain();
         for slot in &self.slots {
-            lock(&slot.next).take();
+            drop(slot.next.take());
         }
     }
 
@@ -270,7 +305,9 @@ fn dispatch_turn(
         }
         dispatch_message(node, &service, message, worker);
         if let Some(slot) = scheduler.slots.get(worker) {
-            slot.progress.fetch_add(1, Ordering::Relaxed);
+            let progress = slot.progress.load(Ordering::Relaxed);
+            slot.progress
+                .store(progress.wrapping_add(1), Ordering::Relaxed);
         }
         if !service.is_alive() {
             node.finalize(&service);
@@ -303,7 +340,9 @@ fn dispatch_message(
         return;
     };
     crate::log::record_message(node, service, &message);
-    let sequence = service.stats.messages.fetch_add(1, Ordering::Relaxed) + 1;
+    // Only the worker holding the queue writes these counters: plain stores suffice.
+    let sequence = service.stats.messages.load(Ordering::Relaxed) + 1;
+    service.stats.messages.store(sequence, Ordering::Relaxed);
     service.dispatching.store(sequence, Ordering::Release);
     node.monitor.enter(worker, message.source, service.handle());
     let profile = node.config.profile;
@@ -318,7 +357,10 @@ fn dispatch_message(
     }
     node.monitor.leave(worker);
     service.dispatching.store(0, Ordering::Release);
-    let signal = service.pending_signal.swap(0, Ordering::AcqRel);
+    let signal = match service.pending_signal.load(Ordering::Acquire) {
+        0 => 0,
+        _ => service.pending_signal.swap(0, Ordering::AcqRel),
+    };
     let result = match result {
         Ok(()) if signal != 0 => behavior.signal((signal - 1) as i32),
         other => other,

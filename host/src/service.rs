@@ -174,6 +174,8 @@ pub struct ServiceCore {
     pub(crate) message_started_ns: Option<u64>,
     /// What this service is allowed to do.
     pub capabilities: Capabilities,
+    /// The service last sent to: a conversation partner is found without the handle table.
+    last_destination: Option<Arc<Service>>,
 }
 
 impl ServiceCore {
@@ -185,6 +187,7 @@ impl ServiceCore {
             owed: FxHashMap::default(),
             message_started_ns: None,
             capabilities: Capabilities::TRUSTED,
+            last_destination: None,
         }
     }
 
@@ -288,7 +291,7 @@ impl ServiceCore {
             data,
         };
         self.node
-            .push(dest, message)
+            .push_cached(dest, message, &mut self.last_destination)
             .map_err(|_| error::INVALID_ADDRESS)
     }
 

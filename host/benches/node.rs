@@ -32,9 +32,10 @@ fn node(extra: &str) -> Bench {
         std::env::var("BENCH_EXTRA").unwrap_or_default()
     );
     let config = format!(
-        "thread = {threads}\nharbor = 0\nstart = \"bench idle\"\nlogger = \"/dev/null\"\n\
-         wasm_path = \"{}/?.wasm\"\nwasm_memory = \"16M\"\nwasm_max_services = 2000\n{extra}\n",
+        "thread = {threads}\nharbor = 0\nstart = \"bench echo\"\nlogger = \"/dev/null\"\n\
+         wasm_path = \"{}/?.wasm;{}/../tests/wat/?.wat\"\nwasm_memory = \"16M\"\nwasm_max_services = 2000\n{extra}\n",
         PathBuf::from(env!("SKYWASM_GUEST_DIR")).display(),
+        env!("CARGO_MANIFEST_DIR"),
     );
     let config = NodeConfig::from_source("bench.config", &config).expect("bench config");
     let node = Node::start(config).expect("node starts");
@@ -137,7 +138,18 @@ fn spawn(n: i64, call_all: bool) -> Spawned {
     b.lua(spawner, &[Value::from("spawn"), Value::Integer(1)]);
     let rss_before = memory_kib("VmRSS:", "/proc/self/status");
     let pss_before = memory_kib("Pss:", "/proc/self/smaps_rollup");
-    let reply = b.lua(spawner, &[Value::from("spawn"), Value::Integer(n)]);
+    // BENCH_SPAWN="module args" spawns another module (e.g. the WAT `echo`) for comparison.
+    let what = std::env::var("BENCH_SPAWN").unwrap_or_else(|_| "bench idle".into());
+    let (module, args) = what.split_once(' ').unwrap_or((what.as_str(), ""));
+    let reply = b.lua(
+        spawner,
+        &[
+            Value::from("spawn"),
+            Value::Integer(n),
+            Value::from(module),
+            Value::from(args),
+        ],
+    );
     let nanos = reply[0].as_integer().unwrap() as f64;
     let (first, last) = (
         reply[1].as_integer().unwrap() as u32,
@@ -151,7 +163,7 @@ fn spawn(n: i64, call_all: bool) -> Spawned {
         .handles
         .list()
         .into_iter()
-        .filter(|(h, s)| s.args() == "idle" && (first..=last).contains(&h.0))
+        .filter(|(h, s)| s.module() == module && s.args() == args && (first..=last).contains(&h.0))
         .map(|(h, _)| h)
         .collect();
     assert_eq!(handles.len() as i64, n, "every spawned service is alive");
@@ -176,12 +188,26 @@ fn spawn(n: i64, call_all: bool) -> Spawned {
 }
 
 /// (e) The floor: two native threads doing round trips over std channels; round trips/s.
-fn native(n: u64) -> f64 {
-    use std::sync::mpsc::channel;
+/// `spin` makes both sides poll (`try_recv`) instead of sleeping in `recv`, which is the
+/// fastest hand-off between two cores; without it each message wakes a sleeping thread.
+fn native(n: u64, spin: bool) -> f64 {
+    use std::sync::mpsc::{channel, Receiver, TryRecvError};
+    fn receive(inbox: &Receiver<u64>, spin: bool) -> Option<u64> {
+        if !spin {
+            return inbox.recv().ok();
+        }
+        loop {
+            match inbox.try_recv() {
+                Ok(v) => return Some(v),
+                Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                Err(TryRecvError::Disconnected) => return None,
+            }
+        }
+    }
     let (to_echo, echo_inbox) = channel::<u64>();
     let (to_main, main_inbox) = channel::<u64>();
     let echo = std::thread::spawn(move || {
-        while let Ok(v) = echo_inbox.recv() {
+        while let Some(v) = receive(&echo_inbox, spin) {
             if to_main.send(v).is_err() {
                 break;
             }
@@ -190,7 +216,7 @@ fn native(n: u64) -> f64 {
     let started = Instant::now();
     for i in 0..n {
         to_echo.send(i).unwrap();
-        main_inbox.recv().unwrap();
+        receive(&main_inbox, spin).unwrap();
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();
     drop(to_echo);
@@ -222,23 +248,37 @@ fn main() {
     let runs = if quick { 1 } else { 5 };
     let scale = |full: i64, small: i64| if quick { small } else { full };
 
-    let mut native_rate = None;
-    if wanted("native") {
-        let values = (0..runs)
-            .map(|_| native(scale(300_000, 1000) as u64))
-            .collect();
-        native_rate = Some(report(
-            "(e) native threads, channel round trips",
-            "trips/s",
-            values,
-        ));
-    }
-    if wanted("calls") {
-        let values = (0..runs).map(|_| calls(scale(1_000_000, 1000))).collect();
-        let rate = report("(a) call round trips, two Rust services", "calls/s", values);
-        if let Some(floor) = native_rate {
-            println!("    ratio (a)/(e) = {:.2}", rate / floor);
+    // (a) and its floors (e) run interleaved, so each ratio compares figures taken moments
+    // apart on this noisy machine.
+    if wanted("calls") || wanted("native") {
+        let (mut calls_runs, mut spin_runs, mut park_runs) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut spin_ratio, mut park_ratio) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let spin = native(scale(1_000_000, 1000) as u64, true);
+            let park = native(scale(200_000, 1000) as u64, false);
+            let call = calls(scale(1_000_000, 1000));
+            spin_ratio.push(call / spin);
+            park_ratio.push(call / park);
+            calls_runs.push(call);
+            spin_runs.push(spin);
+            park_runs.push(park);
         }
+        report("(e) native threads, channel, polling", "trips/s", spin_runs);
+        report(
+            "(e) native threads, channel, blocking",
+            "trips/s",
+            park_runs,
+        );
+        report(
+            "(a) call round trips, two Rust services",
+            "calls/s",
+            calls_runs,
+        );
+        println!(
+            "    ratio (a)/(e polling) = {:.2}, (a)/(e blocking) = {:.2} (medians of per-round ratios)",
+            median(spin_ratio).0,
+            median(park_ratio).0
+        );
     }
     if wanted("sends") {
         let values = (0..runs).map(|_| sends(scale(2_000_000, 1000))).collect();
@@ -266,8 +306,8 @@ fn main() {
     if wanted("100k") && !quick {
         let result = spawn(100_000, true);
         println!(
-            "(d) 100,000 live services: spawned at {:.0}/s, {} answered a call, RSS {:.1} KiB each",
-            result.per_second, result.answered, result.rss_per_service_kib
+            "(d) 100,000 live services: spawned at {:.0}/s, {} answered a call, RSS {:.1} KiB, PSS {:.1} KiB each",
+            result.per_second, result.answered, result.rss_per_service_kib, result.pss_per_service_kib
         );
     }
 }

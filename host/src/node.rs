@@ -393,22 +393,25 @@ impl NodeShared {
             service.interrupt_current();
             return true;
         }
-        let outcome = match service.slot.try_lock() {
-            Ok(mut slot) => slot.as_mut().map(|behavior| behavior.signal(signal)),
-            Err(_) => None,
-        };
-        match outcome {
-            Some(Err(fault)) => {
-                self.fault(&service, &fault, &format!("faulted on signal {signal}"));
-                if service.queue.schedule() {
-                    self.scheduler.ready(service);
+        let ran = match service.slot.try_lock() {
+            Ok(mut slot) => match slot.as_mut() {
+                Some(behavior) => {
+                    crate::scheduler::run_signal(self, &service, behavior, signal);
+                    true
                 }
-            }
-            Some(Ok(())) => {}
-            // Running (or starting): the worker delivers it after the current message.
-            None => service
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if !ran {
+            // Busy or starting: stored, and the service scheduled so a worker delivers it
+            // after the current message even if no message follows.
+            service
                 .pending_signal
-                .store(i64::from(signal) + 1, Ordering::Release),
+                .store(i64::from(signal) + 1, Ordering::Release);
+        }
+        if (!ran || !service.is_alive()) && service.queue.schedule() {
+            self.scheduler.ready(service);
         }
         true
     }

@@ -11,7 +11,7 @@
 //! slot* instead of the global queue, and the worker runs it right after the current batch,
 //! on the same warm core, without touching the global queue. A queue displaced from the slot
 //! goes to the global queue. While other queues wait globally, a worker takes from its slot
-//! at most [`NEXT_BUDGET`] times in a row, so a chatty pair cannot starve them.
+//! at most `NEXT_BUDGET` (16) times in a row, so a chatty pair cannot starve them.
 //!
 //! Sleeping and waking: a worker that finds nothing sleeps on a condvar at once. Waking a
 //! sleeper costs a futex syscall (microseconds), so a push wakes one only when the work
@@ -27,7 +27,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use crate::mq::{GlobalQueue, Message};
 use crate::node::NodeShared;
-use crate::service::Service;
+use crate::service::{Behavior, Service};
 use crate::sync::lock;
 
 /// skynet's worker weights by index: -1 = one message per turn, w = queue length >> w.
@@ -288,6 +288,15 @@ fn dispatch_turn(
         node.finalize(&service);
         return scheduler.take(worker, &mut turn.streak);
     }
+    if service.pending_signal.load(Ordering::Acquire) != 0 {
+        if let Some(behavior) = lock(&service.slot).as_mut() {
+            deliver_signal(node, &service, behavior);
+        }
+        if !service.is_alive() {
+            node.finalize(&service);
+            return scheduler.take(worker, &mut turn.streak);
+        }
+    }
     let mut batch = 1;
     let mut done = 0;
     while done < batch {
@@ -340,37 +349,63 @@ fn dispatch_message(
         return;
     };
     crate::log::record_message(node, service, &message);
-    // Only the worker holding the queue writes these counters: plain stores suffice.
-    let sequence = service.stats.messages.load(Ordering::Relaxed) + 1;
-    service.stats.messages.store(sequence, Ordering::Relaxed);
-    service.dispatching.store(sequence, Ordering::Release);
+    // Only the worker holding the queue writes this counter: a plain store suffices.
+    let count = service.stats.messages.load(Ordering::Relaxed) + 1;
+    service.stats.messages.store(count, Ordering::Relaxed);
     node.monitor.enter(worker, message.source, service.handle());
     let profile = node.config.profile;
     let started = profile.then(crate::clock::thread_cpu_ns);
     behavior.core().message_started_ns = started;
     behavior.core().note_delivery(&message);
     let (ptype, source, session) = (message.ptype, message.source, message.session);
+    let call = service.begin_call();
     let result = behavior.dispatch(message);
+    let interrupted = service.end_call(call);
     if let Some(started) = started {
         let spent = crate::clock::thread_cpu_ns().saturating_sub(started);
         service.stats.cpu_ns.fetch_add(spent, Ordering::Relaxed);
     }
     node.monitor.leave(worker);
-    service.dispatching.store(0, Ordering::Release);
-    let signal = match service.pending_signal.load(Ordering::Acquire) {
-        0 => 0,
-        _ => service.pending_signal.swap(0, Ordering::AcqRel),
-    };
-    let result = match result {
-        Ok(()) if signal != 0 => behavior.signal((signal - 1) as i32),
-        other => other,
-    };
-    drop(slot);
     if let Err(fault) = result {
-        let what = if service.is_alive() {
-            format!("faulted on a message (type {ptype}, from {source}, session {session})")
+        drop(slot);
+        let what = if interrupted {
+            "was stopped while running a message (KILL, SIGNAL 0 or the node stopping)".to_string()
         } else {
-            "was stopped while running a message".to_string()
+            format!("faulted on a message (type {ptype}, from {source}, session {session})")
+        };
+        node.fault(service, &fault, &what);
+        return;
+    }
+    deliver_signal(node, service, behavior);
+}
+
+/// Delivers a `SIGNAL` that arrived while the service was busy, if any.
+fn deliver_signal(node: &NodeShared, service: &Service, behavior: &mut Box<dyn Behavior>) {
+    if service.pending_signal.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let signal = (service.pending_signal.swap(0, Ordering::AcqRel) - 1) as i32;
+    if signal < 0 || !service.is_alive() {
+        return;
+    }
+    run_signal(node, service, behavior, signal);
+}
+
+/// Runs a service's signal entry, ending the service if it faults.
+pub(crate) fn run_signal(
+    node: &NodeShared,
+    service: &Service,
+    behavior: &mut Box<dyn Behavior>,
+    signal: i32,
+) {
+    let call = service.begin_call();
+    let result = behavior.signal(signal);
+    let interrupted = service.end_call(call);
+    if let Err(fault) = result {
+        let what = if interrupted {
+            format!("was stopped while handling signal {signal}")
+        } else {
+            format!("faulted on signal {signal}")
         };
         node.fault(service, &fault, &what);
     }

@@ -68,9 +68,11 @@ pub struct Service {
     /// The instance; `None` while its init runs and after it ended.
     pub(crate) slot: Mutex<Option<Box<dyn Behavior>>>,
     alive: AtomicBool,
-    /// Sequence number of the message being dispatched (0 = idle), for `SIGNAL 0`.
+    /// Number of calls into the instance so far (init, messages, signals).
+    calls: AtomicU64,
+    /// The number of the call into the instance that is running now (0 = none).
     pub(crate) dispatching: AtomicU64,
-    /// Sequence number of a message to abort at the next epoch check.
+    /// The number of a call to abort at the next epoch check.
     pub(crate) interrupt: AtomicU64,
     /// Dispatch counters.
     pub stats: Stats,
@@ -92,6 +94,7 @@ impl Service {
             queue: MessageQueue::new_held(),
             slot: Mutex::new(None),
             alive: AtomicBool::new(true),
+            calls: AtomicU64::new(0),
             dispatching: AtomicU64::new(0),
             interrupt: AtomicU64::new(0),
             stats: Stats::default(),
@@ -126,14 +129,30 @@ impl Service {
         self.alive.swap(false, Ordering::AcqRel)
     }
 
-    /// True when the running message must stop at the next epoch check: it was marked by
-    /// `KILL` from another service or `SIGNAL 0` (an `EXIT` of its own lets it finish).
+    /// Records that a call into the instance begins (init, a message, a signal) and returns
+    /// its number. Only the thread that holds the instance calls this.
+    pub(crate) fn begin_call(&self) -> u64 {
+        let call = self.calls.load(Ordering::Relaxed) + 1;
+        self.calls.store(call, Ordering::Relaxed);
+        self.dispatching.store(call, Ordering::Release);
+        call
+    }
+
+    /// Records that the call into the instance ended; true if it had been interrupted.
+    pub(crate) fn end_call(&self, call: u64) -> bool {
+        self.dispatching.store(0, Ordering::Release);
+        self.interrupt.load(Ordering::Acquire) == call
+    }
+
+    /// True when the running call must stop at the next epoch check: it was marked by
+    /// `KILL` from another service, `SIGNAL 0` or the node stopping (an `EXIT` of its own
+    /// lets it finish).
     pub(crate) fn should_interrupt(&self) -> bool {
         let current = self.dispatching.load(Ordering::Acquire);
         current != 0 && self.interrupt.load(Ordering::Acquire) == current
     }
 
-    /// Marks the message being dispatched, if any, for interruption.
+    /// Marks the call into the instance that is running, if any, for interruption.
     pub(crate) fn interrupt_current(&self) {
         let current = self.dispatching.load(Ordering::Acquire);
         if current != 0 {

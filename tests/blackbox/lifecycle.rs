@@ -166,13 +166,14 @@ fn the_exit_monitor_hears_about_every_exit() {
     assert_eq!(reply, vec![s(&format!(":{:x}", me.0))]);
     let doomed = t.launch("probe", "");
     let _ = t.call(doomed, &[s("trap")]);
+    // Other services may exit meanwhile (bootstrap does); wait for the doomed one's notice.
     let notice = loop {
         let m = t.client.recv(WAIT).expect("an exit notice");
-        if m.ptype as u32 == skywasm_abi::ptype::CLIENT {
+        if m.ptype as u32 == skywasm_abi::ptype::CLIENT && m.source == doomed {
             break m;
         }
     };
-    assert_eq!(notice.source, doomed);
+    assert_eq!(notice.session, 0);
     assert!(notice.data.is_empty());
 }
 
@@ -212,4 +213,51 @@ fn exit_lets_the_current_message_finish() {
         i(error::INVALID_ARGUMENT as i64),
         "no signal to oneself"
     );
+}
+
+#[test]
+fn kill_stops_a_service_looping_in_its_init_and_the_launch_fails() {
+    let t = start("");
+    let shared = t.node.shared().clone();
+    let launcher = std::thread::spawn(move || shared.launch("probe", "spin"));
+    let deadline = std::time::Instant::now() + WAIT;
+    let stuck = loop {
+        let found = t
+            .node
+            .shared()
+            .handles
+            .list()
+            .into_iter()
+            .find(|(_, s)| s.args() == "spin");
+        if let Some((handle, _)) = found {
+            break handle;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the launch never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    assert!(t.node.shared().kill(stuck));
+    let result = launcher.join().unwrap();
+    assert!(result.is_err(), "{result:?}");
+    t.wait_log("FAILED launch probe spin");
+}
+
+#[test]
+fn a_signal_to_a_busy_service_is_delivered_after_its_message() {
+    let mut t = start("");
+    let busy = t.launch("probe", "");
+    let other = t.launch("probe", "");
+    let session = t.request(busy, &[s("busy"), i(200)]);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let reply = t.ask(other, &[s("command"), s("SIGNAL"), s(&format!("{busy} 1"))]);
+    assert_eq!(reply, vec![s("")]);
+    assert_eq!(
+        t.wait(busy, session).unwrap(),
+        Vec::<skywasm_pack::Value>::new()
+    );
+    // The probe has no skywasm_signal export: the signal is a no-op, the service lives on.
+    assert_eq!(t.ask(busy, &[s("echo"), i(1)]), vec![i(1)]);
 }

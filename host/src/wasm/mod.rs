@@ -65,6 +65,7 @@ impl WasmService {
     ) -> Result<WasmService, LaunchError> {
         let engine = module.pre.module().engine().clone();
         let service = core.service().clone();
+        let node = std::sync::Arc::downgrade(core.node());
         let mut store = Store::new(
             &engine,
             WasmState {
@@ -73,11 +74,15 @@ impl WasmService {
                 wasi: None,
             },
         );
-        // Every epoch tick (10 ms) while guest code runs, check whether the service was
-        // killed or signalled (`SIGNAL 0`) and stop the running code if so.
+        // Every epoch tick (10 ms) while guest code runs, check whether the running call
+        // was interrupted (KILL, SIGNAL 0) or the node is stopping, and stop it if so.
+        let interrupted = service.clone();
         store.epoch_deadline_callback(move |_| {
-            if service.should_interrupt() {
-                Err(wasmtime::Error::msg("interrupted (killed or signalled)"))
+            let stopping = node.upgrade().is_none_or(|node| node.is_quitting());
+            if interrupted.should_interrupt() || stopping {
+                Err(wasmtime::Error::msg(
+                    "interrupted (killed, signalled or the node is stopping)",
+                ))
             } else {
                 Ok(UpdateDeadline::Continue(1))
             }
@@ -117,10 +122,12 @@ impl WasmService {
         };
         if module.has_initialize {
             let initialize: TypedFunc<(), ()> = get(&instance, &mut store, export::INITIALIZE)?;
-            initialize
-                .call(&mut store, ())
-                .map_err(|e| init_error(export::INITIALIZE, e))?;
+            let call = service.begin_call();
+            let result = initialize.call(&mut store, ());
+            service.end_call(call);
+            result.map_err(|e| init_error(export::INITIALIZE, e))?;
         }
+        let service_handle = service;
         let mut service = WasmService {
             store,
             memory,
@@ -128,13 +135,14 @@ impl WasmService {
             dispatch,
             signal,
         };
-        let (ptr, len) = service
-            .place(args.as_bytes())
-            .map_err(|fault| LaunchError::Init(fault.0))?;
-        service.store.set_epoch_deadline(1);
-        let code = init
-            .call(&mut service.store, (ptr, len))
-            .map_err(|e| init_error(export::INIT, e))?;
+        let call = service_handle.begin_call();
+        let result = service.place(args.as_bytes()).and_then(|(ptr, len)| {
+            service.store.set_epoch_deadline(1);
+            init.call(&mut service.store, (ptr, len))
+                .map_err(|e| Fault(describe_trap(export::INIT, &e)))
+        });
+        service_handle.end_call(call);
+        let code = result.map_err(|fault| LaunchError::Init(fault.0))?;
         if code != 0 {
             return Err(LaunchError::Init(format!(
                 "{} returned {code}",

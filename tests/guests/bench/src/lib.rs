@@ -5,8 +5,9 @@
 //!   answers with the elapsed nanoseconds.
 //! * `sender` — on `("flood", target, n)` sends `n` one-way TEXT messages to `target`.
 //! * `sink` — counts TEXT messages; `("expect", n)` is answered once `n` have arrived.
-//! * `spawner` — on `("spawn", n)` launches `n` `bench idle` services with the LAUNCH
-//!   command and answers with the elapsed nanoseconds and the handles' range.
+//! * `spawner` — on `("spawn", n[, module, args])` launches `n` services (default `bench
+//!   idle`) with the LAUNCH command and answers with the elapsed nanoseconds and the
+//!   handles' range.
 //! * `idle` — does nothing but answer requests (memory per idle service).
 
 use std::cell::{Cell, RefCell};
@@ -101,11 +102,13 @@ fn sender(request: Request) {
 fn spawner(request: Request) {
     let values = request.values().unwrap_or_default();
     let n = values.get(1).and_then(Value::as_integer).unwrap_or(0);
+    let module = values.get(2).and_then(Value::as_str).unwrap_or("bench");
+    let args = values.get(3).and_then(Value::as_str).unwrap_or("idle");
     let started = sky::hpc();
     let mut first = 0u32;
     let mut last = 0u32;
     for i in 0..n {
-        match sky::launch("bench", "idle") {
+        match sky::launch(module, args) {
             Ok(h) => {
                 if i == 0 {
                     first = h.0;

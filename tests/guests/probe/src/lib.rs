@@ -2,7 +2,7 @@
 //! host: echo, calls, timers, names, env, launching, exits, traps and deliberate ABI misuse.
 //!
 //! Init arguments: `trap` traps in init, `fail` returns an error, `exit` exits during init,
-//! `name <.name>` registers a name.
+//! `spin` loops forever in init, `name <.name>` registers a name.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -48,6 +48,8 @@ fn start(args: &str) -> sky::Result<()> {
         Some("trap") => std::process::abort(),
         Some("fail") => return Err(sky::Error::Other("asked to fail".into())),
         Some("exit") => sky::exit(),
+        #[allow(clippy::empty_loop)]
+        Some("spin") => loop {},
         Some("name") => sky::register(words.next().unwrap_or(".probe"))?,
         _ => {}
     }

@@ -119,6 +119,11 @@ impl Service {
         &self.args
     }
 
+    /// Messages waiting in its mailbox.
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
     /// False once the service exited, was killed or faulted.
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire)

@@ -31,3 +31,30 @@ fn guest_stdout_goes_to_the_log() {
         "{log}"
     );
 }
+
+#[test]
+fn compiled_modules_are_cached_on_disk() {
+    let cache = tempfile::tempdir().unwrap();
+    let t = start(&format!("wasm_cache = \"{}\"", cache.path().display()));
+    t.launch("probe", "");
+    let entries = walk(cache.path());
+    assert!(
+        entries
+            .iter()
+            .any(|p| p.to_string_lossy().contains("wasmtime")),
+        "{entries:?}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}

@@ -137,3 +137,25 @@ fn redirect_moves_the_reply_obligation() {
     let reply = t.client.call(server, ptype::TEXT, b"abc", WAIT).unwrap();
     assert_eq!(reply, b"abc");
 }
+
+#[test]
+fn a_flooded_service_does_not_starve_another() {
+    // One worker, so fairness comes from the scheduler alone: after each turn a worker
+    // moves on to the next ready service instead of draining one queue.
+    let mut t = start("thread = 1");
+    let flooded = t.launch("probe", "");
+    let other = t.launch("probe", "");
+    let busy = t.request(flooded, &[s("busy"), i(100)]);
+    for n in 0..20_000 {
+        t.client
+            .send(flooded, ptype::TEXT, n.to_string().as_bytes())
+            .unwrap();
+    }
+    assert_eq!(t.ask(other, &[s("echo"), i(1)]), vec![i(1)]);
+    let left = t.node.shared().handles.get(flooded).unwrap().queue_len();
+    assert!(
+        left > 1000,
+        "the other service was served while the flood waited ({left} left)"
+    );
+    t.wait(flooded, busy).unwrap();
+}

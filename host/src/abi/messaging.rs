@@ -46,6 +46,22 @@ fn destination(
     Ok(caller.data().core.resolve(&name))
 }
 
+/// A destination and a body, or the ABI error code that stops the send.
+type Addressed = Result<(Handle, Box<[u8]>), i32>;
+
+/// The destination named by `(name_ptr, name_len)` and the body at `(ptr, len)`, or the
+/// first error code; both ranges are checked (a bad one traps) whatever the outcome.
+fn named_message(
+    caller: &mut Caller<'_, WasmState>,
+    function: &str,
+    (name_ptr, name_len): (u32, u32),
+    (ptr, len): (u32, u32),
+) -> wasmtime::Result<Addressed> {
+    let dest = destination(caller, function, name_ptr, name_len)?;
+    let data = body(caller, function, ptr, len)?;
+    Ok(dest.and_then(|dest| data.map(|data| (dest, data))))
+}
+
 fn code(result: Result<(), i32>) -> i32 {
     result.err().unwrap_or(0)
 }
@@ -90,12 +106,12 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
          len: u32|
          -> wasmtime::Result<i32> {
             let ptype = message_type(import::SEND_NAME, ptype)?;
-            let dest = destination(&mut caller, import::SEND_NAME, name_ptr, name_len)?;
-            let data = body(&mut caller, import::SEND_NAME, ptr, len)?;
-            let (dest, data) = match (dest, data) {
-                (Ok(dest), Ok(data)) => (dest, data),
-                (Err(code), _) | (_, Err(code)) => return Ok(code),
-            };
+            let named = (name_ptr, name_len);
+            let (dest, data) =
+                match named_message(&mut caller, import::SEND_NAME, named, (ptr, len))? {
+                    Ok(message) => message,
+                    Err(code) => return Ok(code),
+                };
             Ok(code(
                 caller.data_mut().core.send(dest, ptype, session, data),
             ))
@@ -133,12 +149,12 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
          len: u32|
          -> wasmtime::Result<i32> {
             let ptype = message_type(import::CALL_NAME, ptype)?;
-            let dest = destination(&mut caller, import::CALL_NAME, name_ptr, name_len)?;
-            let data = body(&mut caller, import::CALL_NAME, ptr, len)?;
-            let (dest, data) = match (dest, data) {
-                (Ok(dest), Ok(data)) => (dest, data),
-                (Err(code), _) | (_, Err(code)) => return Ok(code),
-            };
+            let named = (name_ptr, name_len);
+            let (dest, data) =
+                match named_message(&mut caller, import::CALL_NAME, named, (ptr, len))? {
+                    Ok(message) => message,
+                    Err(code) => return Ok(code),
+                };
             Ok(session_or_code(
                 caller.data_mut().core.call(dest, ptype, data),
             ))

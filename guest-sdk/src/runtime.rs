@@ -219,34 +219,31 @@ impl Future for ReplyFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         RUNTIME.with(|rt| {
             let mut pending = rt.pending.borrow_mut();
-            let done = matches!(
-                pending.get(&self.session),
-                Some(Pending {
-                    reply: Reply::Done(_),
-                    ..
-                })
-            );
-            if done {
-                if let Some(Pending {
-                    reply: Reply::Done(result),
-                    ..
-                }) = pending.remove(&self.session)
-                {
-                    return Poll::Ready(result);
-                }
-            }
+            // One lookup while waiting (the common poll); the entry is removed once answered.
             match pending.get_mut(&self.session) {
                 Some(Pending {
                     reply: Reply::Waiting(waker),
                     ..
                 }) => {
-                    *waker = Some(cx.waker().clone());
-                    Poll::Pending
+                    if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *waker = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
                 }
-                _ => Poll::Ready(Err(Error::Other(format!(
-                    "session {} was already answered",
-                    self.session
-                )))),
+                Some(_) => {}
+                None => {
+                    return Poll::Ready(Err(Error::Other(format!(
+                        "session {} was already answered",
+                        self.session
+                    ))))
+                }
+            }
+            match pending.remove(&self.session) {
+                Some(Pending {
+                    reply: Reply::Done(result),
+                    ..
+                }) => Poll::Ready(result),
+                _ => Poll::Pending,
             }
         })
     }

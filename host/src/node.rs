@@ -123,20 +123,7 @@ impl NodeShared {
     /// # Errors
     /// The message comes back when the destination is not a live local service.
     pub fn push(&self, dest: Handle, message: Message) -> Result<(), Message> {
-        if dest.is_none() || dest.harbor() != self.harbor() {
-            return Err(message);
-        }
-        let Some(service) = self.handles.get(dest) else {
-            return Err(message);
-        };
-        match service.queue.push(message) {
-            Ok(Push::Ready) => {
-                self.scheduler.ready(service);
-                Ok(())
-            }
-            Ok(Push::Queued) => Ok(()),
-            Err(message) => Err(message),
-        }
+        self.push_cached(dest, message, &mut None)
     }
 
     /// Like [`NodeShared::push`], remembering the destination in `cache` so the next message

@@ -28,6 +28,16 @@ struct WorkerWatch {
     destination: AtomicU32,
 }
 
+impl WorkerWatch {
+    /// Advances the version. Only the watch's own worker writes it: a load and a plain
+    /// store, no atomic read-modify-write on the message path.
+    fn bump(&self) {
+        let version = self.version.load(Ordering::Relaxed);
+        self.version
+            .store(version.wrapping_add(1), Ordering::Release);
+    }
+}
+
 /// Per-worker watches.
 pub struct Monitor {
     watches: Vec<WorkerWatch>,
@@ -53,11 +63,7 @@ impl Monitor {
         if let Some(watch) = self.watches.get(worker) {
             watch.source.store(source.0, Ordering::Relaxed);
             watch.destination.store(destination.0, Ordering::Relaxed);
-            // Only this worker writes its watch: a plain store, no atomic read-modify-write.
-            let version = watch.version.load(Ordering::Relaxed);
-            watch
-                .version
-                .store(version.wrapping_add(1), Ordering::Release);
+            watch.bump();
         }
     }
 
@@ -65,10 +71,7 @@ impl Monitor {
     pub(crate) fn leave(&self, worker: usize) {
         if let Some(watch) = self.watches.get(worker) {
             watch.destination.store(0, Ordering::Relaxed);
-            let version = watch.version.load(Ordering::Relaxed);
-            watch
-                .version
-                .store(version.wrapping_add(1), Ordering::Release);
+            watch.bump();
         }
     }
 }

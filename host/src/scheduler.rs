@@ -358,9 +358,7 @@ fn dispatch_message(
     behavior.core().message_started_ns = started;
     behavior.core().note_delivery(&message);
     let (ptype, source, session) = (message.ptype, message.source, message.session);
-    let call = service.begin_call();
-    let result = behavior.dispatch(message);
-    let interrupted = service.end_call(call);
+    let (result, interrupted) = service.run_call(|| behavior.dispatch(message));
     if let Some(started) = started {
         let spent = crate::clock::thread_cpu_ns().saturating_sub(started);
         service.stats.cpu_ns.fetch_add(spent, Ordering::Relaxed);
@@ -398,9 +396,7 @@ pub(crate) fn run_signal(
     behavior: &mut Box<dyn Behavior>,
     signal: i32,
 ) {
-    let call = service.begin_call();
-    let result = behavior.signal(signal);
-    let interrupted = service.end_call(call);
+    let (result, interrupted) = service.run_call(|| behavior.signal(signal));
     if let Err(fault) = result {
         let what = if interrupted {
             format!("was stopped while handling signal {signal}")

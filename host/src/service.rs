@@ -134,19 +134,17 @@ impl Service {
         self.alive.swap(false, Ordering::AcqRel)
     }
 
-    /// Records that a call into the instance begins (init, a message, a signal) and returns
-    /// its number. Only the thread that holds the instance calls this.
-    pub(crate) fn begin_call(&self) -> u64 {
-        let call = self.calls.load(Ordering::Relaxed) + 1;
-        self.calls.store(call, Ordering::Relaxed);
-        self.dispatching.store(call, Ordering::Release);
-        call
-    }
-
-    /// Records that the call into the instance ended; true if it had been interrupted.
-    pub(crate) fn end_call(&self, call: u64) -> bool {
+    /// Runs one call into the instance (init, a message, a signal) under its own call number,
+    /// so `KILL`, `SIGNAL 0` and node stop can interrupt exactly that call. Returns the
+    /// call's result and whether it was marked for interruption. Only the thread that holds
+    /// the instance calls this.
+    pub(crate) fn run_call<R>(&self, call: impl FnOnce() -> R) -> (R, bool) {
+        let number = self.calls.load(Ordering::Relaxed) + 1;
+        self.calls.store(number, Ordering::Relaxed);
+        self.dispatching.store(number, Ordering::Release);
+        let result = call();
         self.dispatching.store(0, Ordering::Release);
-        self.interrupt.load(Ordering::Acquire) == call
+        (result, self.interrupt.load(Ordering::Acquire) == number)
     }
 
     /// True when the running call must stop at the next epoch check: it was marked by

@@ -122,12 +122,10 @@ impl WasmService {
         };
         if module.has_initialize {
             let initialize: TypedFunc<(), ()> = get(&instance, &mut store, export::INITIALIZE)?;
-            let call = service.begin_call();
-            let result = initialize.call(&mut store, ());
-            service.end_call(call);
+            let (result, _) = service.run_call(|| initialize.call(&mut store, ()));
             result.map_err(|e| init_error(export::INITIALIZE, e))?;
         }
-        let service_handle = service;
+        let owner = service;
         let mut service = WasmService {
             store,
             memory,
@@ -135,13 +133,12 @@ impl WasmService {
             dispatch,
             signal,
         };
-        let call = service_handle.begin_call();
-        let result = service.place(args.as_bytes()).and_then(|(ptr, len)| {
+        let (result, _) = owner.run_call(|| {
+            let (ptr, len) = service.place(args.as_bytes())?;
             service.store.set_epoch_deadline(1);
             init.call(&mut service.store, (ptr, len))
                 .map_err(|e| Fault(describe_trap(export::INIT, &e)))
         });
-        service_handle.end_call(call);
         let code = result.map_err(|fault| LaunchError::Init(fault.0))?;
         if code != 0 {
             return Err(LaunchError::Init(format!(

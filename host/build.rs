@@ -1,7 +1,8 @@
-//! Builds every wasm guest of the workspace (built-in services, examples, test services)
-//! for `wasm32-wasip1` with a nested cargo, into `target/guests`, and compiles the C
-//! example with clang when a wasm-capable clang is installed. The built-in services are
-//! embedded in the binary (`src/builtin.rs`); the others are found through `wasm_path`.
+//! Builds every wasm guest of the workspace (built-in services, snlua, examples, test
+//! services) for `wasm32-wasip1` with a nested cargo, into `target/guests`, and compiles the
+//! C example with clang. snlua's exception handling is converted to the encoding wasmtime runs
+//! (see [`convert_exceptions`]). The built-in services are embedded in the binary
+//! (`src/builtin.rs`); the others are found through `wasm_path`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +11,7 @@ use std::process::Command;
 const GUESTS: &[(&str, &str)] = &[
     ("skywasm-service-bootstrap", "bootstrap"),
     ("skywasm-service-launcher", "launcher"),
+    ("skywasm-snlua", "snlua_legacy_eh"),
     ("skywasm-example-main", "main"),
     ("skywasm-example-pong", "pong"),
     ("skywasm-test-probe", "probe"),
@@ -17,7 +19,7 @@ const GUESTS: &[(&str, &str)] = &[
 ];
 
 /// Built-ins embedded in the host binary.
-const EMBEDDED: &[&str] = &["bootstrap", "launcher"];
+const EMBEDDED: &[&str] = &["bootstrap", "launcher", "snlua"];
 
 const TARGET: &str = "wasm32-wasip1";
 
@@ -28,7 +30,13 @@ fn main() {
         .expect("host/ lives in the workspace")
         .to_path_buf();
     let target_dir = root.join("target").join("guests");
-    for dir in ["guest-sdk", "services", "examples", "tests/guests"] {
+    for dir in [
+        "guest-sdk",
+        "lua-wasm",
+        "services",
+        "examples",
+        "tests/guests",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-changed=build.rs");
@@ -36,6 +44,10 @@ fn main() {
 
     build_rust_guests(&root, &target_dir);
     let out_dir = target_dir.join(TARGET).join("release");
+    convert_exceptions(
+        &out_dir.join("snlua_legacy_eh.wasm"),
+        &out_dir.join("snlua.wasm"),
+    );
     build_c_example(&root, &out_dir);
 
     let embed_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
@@ -91,6 +103,38 @@ fn build_rust_guests(root: &Path, target_dir: &Path) {
             "building the wasm guests failed; is the target installed? \
              (`rustup target add {TARGET}`, or run scripts/setup)"
         );
+    }
+}
+
+/// LLVM 19 emits wasm exception handling in the legacy encoding (`try`/`catch`), which
+/// wasmtime does not run; binaryen's `wasm-opt` rewrites it to the standard one (`exnref`,
+/// `try_table`) and optimizes. Only redone when the input changed.
+fn convert_exceptions(input: &Path, output: &Path) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(output).is_some() && modified(output) >= modified(input) {
+        return;
+    }
+    let status = Command::new("wasm-opt")
+        .args([
+            "--enable-exception-handling",
+            "--enable-bulk-memory",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-nontrapping-float-to-int",
+            "--enable-reference-types",
+            "--enable-multivalue",
+            "--translate-to-exnref",
+            "-O2",
+        ])
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("cannot run wasm-opt (binaryen 119 or later; run scripts/setup): {e}")
+        });
+    if !status.success() {
+        panic!("wasm-opt failed on {}", input.display());
     }
 }
 

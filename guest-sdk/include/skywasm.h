@@ -89,5 +89,13 @@ int32_t skywasm_command(const char *cmd, uint32_t cmd_len, const char *param, ui
 /* One line to the node's log. */
 SKYWASM_IMPORT(log)
 void skywasm_log(const char *text, uint32_t len);
+/* A script or module source along the node's search path (kind: SKYWASM_SOURCE_*): writes up
+ * to out_cap bytes of "pattern\0path\0bytes" and returns the full length, or SKYWASM_E_NOT_FOUND. */
+#define SKYWASM_SOURCE_SERVICE 0
+#define SKYWASM_SOURCE_MODULE 1
+#define SKYWASM_SOURCE_PRELOAD 2
+SKYWASM_IMPORT(load_source)
+int32_t skywasm_load_source(uint32_t kind, const char *name, uint32_t name_len, char *out,
+                            uint32_t out_cap);
 
 #endif

@@ -34,7 +34,7 @@ mod debug;
 mod error;
 mod request;
 mod runtime;
-mod sys;
+use skywasm_abi::sys;
 
 pub use api::*;
 pub use debug::info_func;

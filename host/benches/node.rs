@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench node` runs everything (cargo passes `--bench`); `cargo test
 //! --benches` runs each scenario once, small, as a smoke test; `-- NAME` runs only scenarios
-//! whose name contains NAME (`calls`, `sends`, `fanin`, `spawn`, `native`, `100k`).
+//! whose name contains NAME (`calls`, `sends`, `fanin`, `spawn`, `native`, `100k`,
+//! `lua-coroutine`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -240,6 +241,42 @@ fn report(name: &str, unit: &str, values: Vec<f64>) -> f64 {
     mid
 }
 
+/// The Lua benchmark scripts, in `tests/lua`.
+fn lua_scripts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/lua")
+}
+
+/// ns per resume+yield pair inside snlua: a service whose start runs `n` pairs, timed by
+/// its launch, minus the launch of the same service running none.
+fn lua_coroutines_in_wasm(n: i64, mode: &str) -> f64 {
+    let bench = node(&format!(
+        "luaservice = \"{}/?.lua\"",
+        lua_scripts().display()
+    ));
+    let shared = bench.node.shared();
+    let timed = |count: i64| {
+        let started = Instant::now();
+        shared
+            .launch("snlua", &format!("bench_coroutine {count} {mode}"))
+            .expect("launch snlua");
+        started.elapsed().as_secs_f64()
+    };
+    timed(0); // compile and warm up
+    let empty = timed(0);
+    let full = timed(n);
+    (full - empty) * 1e9 / n as f64
+}
+
+/// ns per resume+yield pair for the same script in the host's stock native Lua (mlua).
+fn lua_coroutines_native(n: i64, mode: &str) -> f64 {
+    let source = std::fs::read_to_string(lua_scripts().join("bench_coroutine.lua")).unwrap();
+    let lua = mlua::Lua::new();
+    let chunk = lua.load(source).into_function().unwrap();
+    let started = Instant::now();
+    chunk.call::<()>((n, mode)).unwrap();
+    started.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = !args.iter().any(|a| a == "--bench");
@@ -302,6 +339,33 @@ fn main() {
         println!(
             "    resident per idle service at 10,000 live: RSS {rss:.1} KiB, PSS {pss:.1} KiB"
         );
+    }
+    if wanted("lua-coroutine") {
+        let n = scale(1_000_000, 1000);
+        for mode in ["plain", "pcall"] {
+            let (mut wasm_runs, mut native_runs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..runs {
+                let wasm = lua_coroutines_in_wasm(n, mode);
+                let native = lua_coroutines_native(n, mode);
+                ratios.push(wasm / native);
+                wasm_runs.push(wasm);
+                native_runs.push(native);
+            }
+            report(
+                &format!("Lua coroutine resume+yield ({mode}), snlua in wasm"),
+                "ns/pair",
+                wasm_runs,
+            );
+            report(
+                &format!("Lua coroutine resume+yield ({mode}), stock native Lua"),
+                "ns/pair",
+                native_runs,
+            );
+            println!(
+                "    ratio wasm/native = {:.2} (median of per-round ratios)",
+                median(ratios).0
+            );
+        }
     }
     if wanted("100k") && !quick {
         let result = spawn(100_000, true);

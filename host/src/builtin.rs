@@ -23,4 +23,8 @@ const BUILTINS: &[(&str, &[u8])] = &[
         "launcher",
         include_bytes!(concat!(env!("OUT_DIR"), "/launcher.wasm")),
     ),
+    (
+        "snlua",
+        include_bytes!(concat!(env!("OUT_DIR"), "/snlua.wasm")),
+    ),
 ];

@@ -51,6 +51,7 @@ pub mod mq;
 pub mod node;
 pub mod scheduler;
 pub mod service;
+pub mod source;
 mod sync;
 pub mod timer;
 pub mod wasm;

@@ -8,6 +8,7 @@ mod cli;
 mod guests;
 mod launcher;
 mod lifecycle;
+mod lua;
 mod messaging;
 mod names_env;
 mod timers;

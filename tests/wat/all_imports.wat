@@ -13,6 +13,7 @@
   (import "skywasm" "hpc" (func $hpc (result i64)))
   (import "skywasm" "command" (func $command (param i32 i32 i32 i32 i32 i32) (result i32)))
   (import "skywasm" "log" (func $log (param i32 i32)))
+  (import "skywasm" "load_source" (func $load_source (param i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "all imports linked")
   (func (export "skywasm_alloc") (param i32) (result i32) (i32.const 1024))

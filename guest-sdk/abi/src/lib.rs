@@ -17,6 +17,7 @@
 #![no_std]
 
 mod handle;
+pub mod sys;
 
 pub use handle::Handle;
 
@@ -103,6 +104,9 @@ pub mod import {
     pub const COMMAND: &str = "command";
     /// `log(ptr, len)`: one line to the node's logger.
     pub const LOG: &str = "log";
+    /// `load_source(kind, name_ptr, name_len, out_ptr, out_cap) -> i32`: a script or module
+    /// source found along the node's search path (see [`crate::source`]).
+    pub const LOAD_SOURCE: &str = "load_source";
 
     /// Every import, for contract tests.
     pub const ALL: &[&str] = &[
@@ -118,7 +122,25 @@ pub mod import {
         HPC,
         COMMAND,
         LOG,
+        LOAD_SOURCE,
     ];
+}
+
+/// `load_source`: what is looked up, and the layout of the answer.
+///
+/// The guest names a file by a module name; the host substitutes it into the configured
+/// search path and reads the first file that exists, so a guest never names a host path.
+/// The answer written to `out` is the pattern that matched, one NUL byte, the path it made,
+/// one NUL byte, then the file's bytes; the return value is the answer's full length (repeat with a larger buffer when it
+/// is above `out_cap`), or [`error::NOT_FOUND`] with nothing written.
+pub mod source {
+    /// A service script: `name` goes into the `luaservice` search path.
+    pub const SERVICE: u32 = 0;
+    /// A module for `require`: `name`, with dots turned into `/`, goes into `lua_path`.
+    pub const MODULE: u32 = 1;
+    /// The script named by the config key `preload` (run before every Lua service); `name`
+    /// is ignored.
+    pub const PRELOAD: u32 = 2;
 }
 
 /// Names of the functions a guest module exports.

@@ -1,0 +1,185 @@
+//! The host imports (`docs/abi.md` §4), declared once for every Rust guest, with thin safe
+//! wrappers that pass slices as (pointer, length). Outside wasm (unit tests, docs on the
+//! build machine) there is no host: the wrappers then panic with an explanation.
+
+// Outside wasm the wrappers ignore their arguments.
+#![cfg_attr(not(target_family = "wasm"), allow(unused_variables))]
+
+#[cfg(target_family = "wasm")]
+mod imports {
+    #[link(wasm_import_module = "skywasm")]
+    extern "C" {
+        pub fn send(dest: u32, ptype: u32, session: i32, ptr: *const u8, len: usize) -> i32;
+        pub fn send_name(
+            name: *const u8,
+            name_len: usize,
+            ptype: u32,
+            session: i32,
+            ptr: *const u8,
+            len: usize,
+        ) -> i32;
+        pub fn call(dest: u32, ptype: u32, ptr: *const u8, len: usize) -> i32;
+        pub fn call_name(
+            name: *const u8,
+            name_len: usize,
+            ptype: u32,
+            ptr: *const u8,
+            len: usize,
+        ) -> i32;
+        pub fn redirect(
+            dest: u32,
+            source: u32,
+            ptype: u32,
+            session: i32,
+            ptr: *const u8,
+            len: usize,
+        ) -> i32;
+        pub fn timeout(centiseconds: i32) -> i32;
+        pub fn genid() -> i32;
+        pub fn self_handle() -> u32;
+        pub fn now() -> i64;
+        pub fn hpc() -> i64;
+        pub fn command(
+            cmd: *const u8,
+            cmd_len: usize,
+            param: *const u8,
+            param_len: usize,
+            out: *mut u8,
+            out_cap: usize,
+        ) -> i32;
+        pub fn log(ptr: *const u8, len: usize);
+        pub fn load_source(
+            kind: u32,
+            name: *const u8,
+            name_len: usize,
+            out: *mut u8,
+            out_cap: usize,
+        ) -> i32;
+    }
+}
+
+/// Calls a host import inside wasm; elsewhere there is no host to call.
+macro_rules! host {
+    ($call:expr) => {{
+        #[cfg(target_family = "wasm")]
+        {
+            // SAFETY: every pointer passed is derived from a slice or str borrowed for the
+            // whole call, with its own length; the host reads (or, for `out`, writes) only
+            // within those ranges.
+            unsafe { $call }
+        }
+        #[cfg(not(target_family = "wasm"))]
+        {
+            panic!(
+                "skywasm host functions exist only inside a skywasm node (build for wasm32-wasip1)"
+            )
+        }
+    }};
+}
+
+/// `send` (§4.1): queues `data` for `dest`; 0 or a negative error code.
+pub fn send(dest: u32, ptype: u32, session: i32, data: &[u8]) -> i32 {
+    host!(imports::send(
+        dest,
+        ptype,
+        session,
+        data.as_ptr(),
+        data.len()
+    ))
+}
+
+/// `send_name` (§4.2): `send` to a name or `:hex` address.
+pub fn send_name(name: &str, ptype: u32, session: i32, data: &[u8]) -> i32 {
+    host!(imports::send_name(
+        name.as_ptr(),
+        name.len(),
+        ptype,
+        session,
+        data.as_ptr(),
+        data.len()
+    ))
+}
+
+/// `call` (§4.3): sends a request; its new session, or a negative error code.
+pub fn call(dest: u32, ptype: u32, data: &[u8]) -> i32 {
+    host!(imports::call(dest, ptype, data.as_ptr(), data.len()))
+}
+
+/// `call_name` (§4.4): `call` to a name or `:hex` address.
+pub fn call_name(name: &str, ptype: u32, data: &[u8]) -> i32 {
+    host!(imports::call_name(
+        name.as_ptr(),
+        name.len(),
+        ptype,
+        data.as_ptr(),
+        data.len()
+    ))
+}
+
+/// `redirect` (§4.5): sends with another source and a given session.
+pub fn redirect(dest: u32, source: u32, ptype: u32, session: i32, data: &[u8]) -> i32 {
+    host!(imports::redirect(
+        dest,
+        source,
+        ptype,
+        session,
+        data.as_ptr(),
+        data.len()
+    ))
+}
+
+/// `timeout` (§4.6): a `PTYPE_RESPONSE` with the returned session after `centiseconds`.
+pub fn timeout(centiseconds: i32) -> i32 {
+    host!(imports::timeout(centiseconds))
+}
+
+/// `genid` (§4.7): a new session number, without sending anything.
+pub fn genid() -> i32 {
+    host!(imports::genid())
+}
+
+/// `self_handle` (§4.8): this service's handle.
+pub fn self_handle() -> u32 {
+    host!(imports::self_handle())
+}
+
+/// `now` (§4.9): centiseconds since the node started.
+pub fn now() -> i64 {
+    host!(imports::now())
+}
+
+/// `hpc` (§4.10): a monotonic clock in nanoseconds.
+pub fn hpc() -> i64 {
+    host!(imports::hpc())
+}
+
+/// `command` (§4.11): runs a text command; the result's full length (written up to
+/// `out.len()` bytes), or a negative error code.
+pub fn command(cmd: &str, param: &str, out: &mut [u8]) -> i32 {
+    host!(imports::command(
+        cmd.as_ptr(),
+        cmd.len(),
+        param.as_ptr(),
+        param.len(),
+        out.as_mut_ptr(),
+        out.len()
+    ))
+}
+
+/// `log` (§4.12): one line in the node's log, from this service.
+pub fn log(text: &[u8]) {
+    host!(imports::log(text.as_ptr(), text.len()))
+}
+
+/// `load_source` (§4.13): finds the source file `name` of `kind` (`crate::source`) along the
+/// node's search path; the full length of the answer (written up to `out.len()` bytes), or a
+/// negative error code.
+pub fn load_source(kind: u32, name: &str, out: &mut [u8]) -> i32 {
+    host!(imports::load_source(
+        kind,
+        name.as_ptr(),
+        name.len(),
+        out.as_mut_ptr(),
+        out.len()
+    ))
+}

@@ -1,0 +1,67 @@
+//! The `load_source` host function: a Lua service script or module, found by the host along
+//! the node's search paths (see [`crate::source`]), so snlua never opens host files itself.
+//!
+//! `load_source(kind, name_ptr, name_len, out_ptr, out_cap) -> i32`: on success writes up to
+//! `out_cap` bytes of the answer (pattern, NUL, path, NUL, bytes) and returns its full length;
+//! a guest whose buffer was too small repeats the call with a larger one. Failures:
+//! `NOT_FOUND` (no file on any path of the pattern list; the guest can name them, it reads
+//! the list with `GETENV`), `INVALID_ARGUMENT` (unknown kind, a name
+//! that is not UTF-8 or could leave the search path).
+
+use skywasm_abi::{error, import, source as kind, IMPORT_MODULE};
+use wasmtime::{Caller, Linker};
+
+use super::memory::{check, copy_out, read_str};
+use crate::source::{self, Kind, Missing};
+use crate::wasm::WasmState;
+
+pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::LOAD_SOURCE,
+        |mut caller: Caller<'_, WasmState>,
+         which: u32,
+         name_ptr: u32,
+         name_len: u32,
+         out_ptr: u32,
+         out_cap: u32|
+         -> wasmtime::Result<i32> {
+            const NAME: &str = import::LOAD_SOURCE;
+            check(&mut caller, NAME, out_ptr, out_cap)?;
+            let Some(name) = read_str(&mut caller, NAME, name_ptr, name_len)? else {
+                return Ok(error::INVALID_ARGUMENT);
+            };
+            let node = &caller.data().core.node;
+            let setting =
+                |key: &str, default: &str| node.getenv(key).unwrap_or_else(|| default.to_string());
+            let found = match which {
+                kind::SERVICE => source::find(
+                    Kind::Service,
+                    &name,
+                    &setting("luaservice", source::DEFAULT_SERVICE_PATH),
+                ),
+                kind::MODULE => source::find(
+                    Kind::Module,
+                    &name,
+                    &setting("lua_path", source::DEFAULT_MODULE_PATH),
+                ),
+                kind::PRELOAD => match node.getenv("preload") {
+                    Some(path) => source::read_file(&path),
+                    None => return Ok(error::NOT_FOUND),
+                },
+                _ => return Ok(error::INVALID_ARGUMENT),
+            };
+            match found {
+                Ok(found) => {
+                    let answer = found.encode();
+                    let written = answer.len().min(out_cap as usize);
+                    copy_out(&mut caller, NAME, out_ptr, &answer[..written])?;
+                    Ok(i32::try_from(answer.len()).unwrap_or(i32::MAX))
+                }
+                Err(Missing::BadName) => Ok(error::INVALID_ARGUMENT),
+                Err(Missing::NotFound(_)) => Ok(error::NOT_FOUND),
+            }
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Lua sources for services, found by the host along skynet's `?` search paths so that a
+//! guest never names a host path: `luaservice` for service scripts, `lua_path` for modules
+//! (`require`). The host function is in `abi/source.rs` (`load_source`, docs/abi.md §4.13).
+
+use std::path::Path;
+
+/// skynet's default `luaservice`.
+pub const DEFAULT_SERVICE_PATH: &str = "./service/?.lua";
+/// skynet's default `lua_path`.
+pub const DEFAULT_MODULE_PATH: &str = "./lualib/?.lua;./lualib/?/init.lua";
+/// Longest name a guest may ask for.
+const MAX_NAME: usize = 255;
+
+/// What is looked up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A service script (`luaservice`); the name is used as written.
+    Service,
+    /// A module (`lua_path`); dots in the name become `/`, as Lua's `package.searchpath`.
+    Module,
+}
+
+/// A source file found along a search path.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Found {
+    /// The search-path pattern that matched (skynet's loader derives `SERVICE_PATH` from it).
+    pub pattern: String,
+    /// The file's path, as the pattern made it.
+    pub path: String,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Found {
+    /// The answer a guest receives: pattern, NUL, path, NUL, the file's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(self.pattern.len() + self.path.len() + 2 + self.bytes.len());
+        out.extend_from_slice(self.pattern.as_bytes());
+        out.push(0);
+        out.extend_from_slice(self.path.as_bytes());
+        out.push(0);
+        out.extend_from_slice(&self.bytes);
+        out
+    }
+}
+
+/// Why nothing was found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// The name could reach outside the search path (`..`, an absolute path) or is malformed.
+    BadName,
+    /// No file exists at any of these paths.
+    NotFound(Vec<String>),
+}
+
+/// Finds `name` along `search_path` (patterns separated by `;`, each with `?` standing for the
+/// name). The first pattern whose file can be read wins.
+pub fn find(kind: Kind, name: &str, search_path: &str) -> Result<Found, Missing> {
+    if !acceptable(name) {
+        return Err(Missing::BadName);
+    }
+    let substitute = match kind {
+        Kind::Service => name.to_string(),
+        Kind::Module => name.replace('.', "/"),
+    };
+    let mut tried = Vec::new();
+    for pattern in search_path.split(';').filter(|p| !p.is_empty()) {
+        let path = pattern.replace('?', &substitute);
+        match std::fs::read(Path::new(&path)) {
+            Ok(bytes) => {
+                return Ok(Found {
+                    pattern: pattern.to_string(),
+                    path,
+                    bytes,
+                })
+            }
+            Err(_) => tried.push(path),
+        }
+    }
+    Err(Missing::NotFound(tried))
+}
+
+/// Reads a file named by the node's own configuration (`preload`): no search, no name check.
+pub fn read_file(path: &str) -> Result<Found, Missing> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Found {
+            pattern: path.to_string(),
+            path: path.to_string(),
+            bytes,
+        }),
+        Err(_) => Err(Missing::NotFound(vec![path.to_string()])),
+    }
+}
+
+/// A name stays inside the directories of its search path: relative, no `..` anywhere (a
+/// module name's dots become slashes), no backslash or NUL, not empty, at most 255 bytes.
+fn acceptable(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && !name.starts_with('/')
+        && !name.contains(['\\', '\0'])
+        && !name.contains("..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("service")).unwrap();
+        std::fs::create_dir_all(dir.path().join("lualib/skynet")).unwrap();
+        std::fs::write(dir.path().join("service/main.lua"), "print 'main'").unwrap();
+        std::fs::write(dir.path().join("lualib/skynet/queue.lua"), "return {}").unwrap();
+        std::fs::write(dir.path().join("lualib/skynet/init.lua"), "return 1").unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_first_matching_pattern_wins() {
+        let dir = tree();
+        let root = dir.path().display();
+        let path = format!("{root}/nowhere/?.lua;{root}/service/?.lua");
+        let found = find(Kind::Service, "main", &path).unwrap();
+        assert_eq!(found.pattern, format!("{root}/service/?.lua"));
+        assert_eq!(found.path, format!("{root}/service/main.lua"));
+        assert_eq!(found.bytes, b"print 'main'");
+        let encoded = found.encode();
+        assert!(encoded.ends_with(b"\0print 'main'"));
+    }
+
+    #[test]
+    fn modules_turn_dots_into_directories() {
+        let dir = tree();
+        let root = dir.path().display();
+        let path = format!("{root}/lualib/?.lua;{root}/lualib/?/init.lua");
+        assert_eq!(
+            find(Kind::Module, "skynet.queue", &path).unwrap().bytes,
+            b"return {}"
+        );
+        assert_eq!(
+            find(Kind::Module, "skynet", &path).unwrap().bytes,
+            b"return 1"
+        );
+        // A service name is used as written.
+        assert!(matches!(
+            find(Kind::Service, "skynet.queue", &path),
+            Err(Missing::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn missing_files_list_every_path_tried() {
+        let err = find(Kind::Service, "x", "a/?.lua;;b/?/init.lua").unwrap_err();
+        assert_eq!(
+            err,
+            Missing::NotFound(vec!["a/x.lua".into(), "b/x/init.lua".into()])
+        );
+    }
+
+    #[test]
+    fn names_cannot_leave_the_search_path() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../secret",
+            "a/../../b",
+            "a\\b",
+            "a\0b",
+            "..",
+            "a..b",
+        ] {
+            assert_eq!(
+                find(Kind::Service, bad, "./?.lua"),
+                Err(Missing::BadName),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            find(Kind::Module, &"x".repeat(256), "./?.lua"),
+            Err(Missing::BadName)
+        );
+        assert!(acceptable("sub/dir/name"));
+        assert!(acceptable("skynet.queue"));
+    }
+}

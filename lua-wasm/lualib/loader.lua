@@ -1,0 +1,66 @@
+-- Loads a Lua service, as skynet's lualib/loader.lua does: finds the script along
+-- `luaservice`, sets SERVICE_NAME, SERVICE_PATH and package.path, runs `preload`, then runs
+-- the script with the service's arguments. The host reads the files (`host.load_source`):
+-- a service never opens host files itself.
+local host, argline = ...
+
+local args = {}
+for word in string.gmatch(argline, "%S+") do
+	args[#args + 1] = word
+end
+SERVICE_NAME = args[1]
+if not SERVICE_NAME then
+	error("snlua: no service script named (LAUNCH snlua <script> [args])")
+end
+
+local LUA_SERVICE = host.getenv("luaservice") or "./service/?.lua"
+package.path = host.getenv("lua_path") or "./lualib/?.lua;./lualib/?/init.lua"
+package.cpath = host.getenv("lua_cpath") or "./luaclib/?.so"
+
+-- `require` finds modules through the host, after package.preload.
+local function host_searcher(name)
+	local pattern, path, source = host.load_source("module", name)
+	if not pattern then
+		return "\n\tno module '" .. name .. "' in lua_path (" .. package.path .. ")"
+	end
+	local chunk, err = load(source, "@" .. path)
+	if not chunk then
+		error(string.format("error loading module '%s' from file '%s':\n\t%s", name, path, err))
+	end
+	return chunk, path
+end
+package.searchers = { package.searchers[1], host_searcher }
+
+local pattern, filename, source = host.load_source("service", SERVICE_NAME)
+if not pattern then
+	local tried = {}
+	for pat in string.gmatch(LUA_SERVICE, "([^;]+);*") do
+		tried[#tried + 1] = "cannot open " .. string.gsub(pat, "?", SERVICE_NAME)
+	end
+	error(table.concat(tried, "\n"))
+end
+local main, err = load(source, "@" .. filename)
+if not main then
+	error(err)
+end
+
+local service_path = string.match(pattern, "(.*/)[^/?]+$")
+if service_path then
+	service_path = string.gsub(service_path, "?", SERVICE_NAME)
+	package.path = service_path .. "?.lua;" .. package.path
+	SERVICE_PATH = service_path
+else
+	SERVICE_PATH = string.match(pattern, "(.*/).+$")
+end
+
+local preload = host.getenv("preload")
+if preload then
+	local _, pre_path, pre_source = host.load_source("preload", "")
+	if not pre_path then
+		error("cannot open preload " .. preload)
+	end
+	local f = assert(load(pre_source, "@" .. pre_path))
+	f(table.unpack(args))
+end
+
+main(select(2, table.unpack(args)))

@@ -1,0 +1,138 @@
+//! The host's services as Lua functions for the loader: source files along the search paths
+//! and config values. Each is a `lua_CFunction`. A Lua error unwinds the Rust frame without
+//! running destructors, so errors are raised once nothing owned is alive; only Lua running
+//! out of memory while the results are pushed can leak that call's buffer.
+
+use std::ffi::c_int;
+
+use mlua_sys as ffi;
+use skywasm_abi::{error, source, sys};
+
+/// Answers of `load_source` up to this size need one host call; larger ones need two.
+const FIRST_BUFFER: usize = 64 << 10;
+
+/// Registers the loader's host table on the stack: `{load_source = ..., getenv = ...}`.
+///
+/// # Safety
+/// `l` is a valid Lua state with room for two more stack slots.
+pub(crate) unsafe fn push_loader_table(l: *mut ffi::lua_State) {
+    // SAFETY: the caller guarantees a valid state; the names are NUL-terminated literals.
+    unsafe {
+        ffi::lua_createtable(l, 0, 2);
+        ffi::lua_pushcfunction(l, load_source);
+        ffi::lua_setfield(l, -2, c"load_source".as_ptr());
+        ffi::lua_pushcfunction(l, getenv);
+        ffi::lua_setfield(l, -2, c"getenv".as_ptr());
+    }
+}
+
+/// The string argument at `index` as bytes, or a Lua error naming the argument.
+///
+/// # Safety
+/// `l` is a valid Lua state; the bytes live as long as the value stays on the stack.
+unsafe fn check_bytes<'a>(l: *mut ffi::lua_State, index: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    // SAFETY: luaL_checklstring raises on a non-string and otherwise returns `len` valid bytes.
+    unsafe {
+        let ptr = ffi::luaL_checklstring(l, index, &mut len);
+        std::slice::from_raw_parts(ptr.cast::<u8>(), len)
+    }
+}
+
+/// `load_source(kind, name)` → `pattern, path, source`, or nil when no file was found.
+/// `kind` is "service", "module" or "preload".
+unsafe extern "C-unwind" fn load_source(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    let (kind, name) = unsafe { (check_bytes(l, 1), check_bytes(l, 2)) };
+    let kind = match kind {
+        b"service" => source::SERVICE,
+        b"module" => source::MODULE,
+        b"preload" => source::PRELOAD,
+        // SAFETY: a valid state; nothing owned is alive in this frame.
+        _ => unsafe { return ffi::luaL_argerror(l, 1, c"service, module or preload".as_ptr()) },
+    };
+    let Ok(name) = std::str::from_utf8(name) else {
+        // SAFETY: as above.
+        unsafe { return ffi::luaL_argerror(l, 2, c"not UTF-8".as_ptr()) };
+    };
+    let mut answer = vec![0u8; FIRST_BUFFER];
+    let mut len = sys::load_source(kind, name, &mut answer);
+    if len > 0 && len as usize > answer.len() {
+        answer.resize(len as usize, 0);
+        len = sys::load_source(kind, name, &mut answer);
+    }
+    let pushed = match usize::try_from(len) {
+        Ok(len) => {
+            answer.truncate(len);
+            let mut parts = answer.splitn(3, |&b| b == 0);
+            let pattern = parts.next().unwrap_or_default();
+            let path = parts.next().unwrap_or_default();
+            let bytes = parts.next().unwrap_or_default();
+            // SAFETY: a valid state; the slices are valid for their lengths.
+            unsafe {
+                for part in [pattern, path, bytes] {
+                    ffi::lua_pushlstring(l, part.as_ptr().cast(), part.len());
+                }
+            }
+            3
+        }
+        Err(_) if len == error::NOT_FOUND => {
+            // SAFETY: a valid state.
+            unsafe { ffi::lua_pushnil(l) };
+            1
+        }
+        Err(_) => {
+            // SAFETY: a valid state; the message is NUL-terminated by construction.
+            unsafe {
+                ffi::lua_pushfstring(
+                    l,
+                    c"cannot load '%s' (error %d)".as_ptr(),
+                    name_cstr(l, 2),
+                    len,
+                )
+            };
+            -1
+        }
+    };
+    drop(answer);
+    if pushed < 0 {
+        // SAFETY: the message is on the stack and nothing owned is alive in this frame.
+        unsafe { ffi::lua_error(l) }
+    } else {
+        pushed
+    }
+}
+
+/// The NUL-terminated string at `index` (already checked to be a string).
+///
+/// # Safety
+/// `l` is valid and the value at `index` is a string.
+unsafe fn name_cstr(l: *mut ffi::lua_State, index: c_int) -> *const std::ffi::c_char {
+    // SAFETY: Lua strings are NUL-terminated internally.
+    unsafe { ffi::lua_tolstring(l, index, std::ptr::null_mut()) }
+}
+
+/// `getenv(key)` → the config value as a string, or nil.
+unsafe extern "C-unwind" fn getenv(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    let key = unsafe { check_bytes(l, 1) };
+    let Ok(key) = std::str::from_utf8(key) else {
+        // SAFETY: a valid state; nothing owned is alive in this frame.
+        unsafe { return ffi::luaL_argerror(l, 1, c"not UTF-8".as_ptr()) };
+    };
+    let mut value = vec![0u8; 256];
+    let mut len = sys::command("GETENV", key, &mut value);
+    if len > 0 && len as usize > value.len() {
+        value.resize(len as usize, 0);
+        len = sys::command("GETENV", key, &mut value);
+    }
+    match usize::try_from(len) {
+        // SAFETY: a valid state; the bytes are valid for `len`.
+        Ok(len) => unsafe {
+            ffi::lua_pushlstring(l, value.as_ptr().cast(), len.min(value.len()));
+        },
+        // SAFETY: a valid state.
+        Err(_) => unsafe { ffi::lua_pushnil(l) },
+    }
+    1
+}

@@ -1,0 +1,129 @@
+//! snlua: Lua services in wasm. Scripts come from `tests/lua/`, found along `luaservice`.
+
+use std::path::PathBuf;
+
+use crate::support::*;
+
+/// The Lua test scripts.
+fn lua_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua")
+}
+
+fn start_lua(extra: &str) -> TestNode {
+    start(&format!(
+        "luaservice = \"{}/?.lua\"\n{extra}",
+        lua_dir().display()
+    ))
+}
+
+/// The lines a service printed, in order, without the logger's time and `[:handle] `, and
+/// without the node's own `LAUNCH` line for it.
+fn printed_by(t: &TestNode, handle: skywasm::Handle) -> Vec<String> {
+    let tag = format!("[{handle}] ");
+    t.log_text()
+        .lines()
+        .filter_map(|line| line.split_once(&tag).map(|(_, text)| text.to_string()))
+        .filter(|text| !text.starts_with("LAUNCH "))
+        .collect()
+}
+
+/// Runs a script with the host's native, stock Lua 5.4 (mlua), collecting what it prints.
+fn run_natively(script: &str) -> Vec<String> {
+    // SAFETY: the test's own script, which needs the `debug` library like a skynet service.
+    let lua = unsafe { mlua::Lua::unsafe_new() };
+    let printed = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+    let sink = printed.clone();
+    let print = lua
+        .create_function(move |lua, args: mlua::MultiValue| {
+            let mut parts = Vec::new();
+            for value in args {
+                let text: mlua::LuaString = lua
+                    .globals()
+                    .get::<mlua::Function>("tostring")?
+                    .call(value)?;
+                parts.push(text.to_string_lossy());
+            }
+            sink.borrow_mut().push(parts.join("\t"));
+            Ok(())
+        })
+        .unwrap();
+    lua.globals().set("print", print).unwrap();
+    let source = std::fs::read_to_string(lua_dir().join(script)).unwrap();
+    lua.load(source)
+        .set_name(format!("@{script}"))
+        .exec()
+        .unwrap();
+    let lines = printed.borrow().clone();
+    lines
+}
+
+#[test]
+fn coroutines_behave_in_wasm_exactly_as_in_stock_lua() {
+    let t = start_lua("");
+    let handle = t.launch("snlua", "coroutine_semantics");
+    t.wait_log(&format!("[{handle}] END"));
+    let in_wasm = printed_by(&t, handle);
+    let native = run_natively("coroutine_semantics.lua");
+    assert!(
+        native.len() > 50,
+        "the script prints its checks: {native:?}"
+    );
+    assert_eq!(in_wasm, native);
+}
+
+#[test]
+fn a_missing_script_fails_the_launch_and_names_the_paths_tried() {
+    let t = start_lua("");
+    let err = t
+        .node
+        .shared()
+        .launch("snlua", "no_such_script")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("init failed"), "{err}");
+    let log = t.wait_log("lua loader error");
+    assert!(
+        log.contains(&format!(
+            "cannot open {}/no_such_script.lua",
+            lua_dir().display()
+        )),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_error_in_the_script_fails_the_launch_with_a_traceback() {
+    let t = start_lua("");
+    assert!(t.node.shared().launch("snlua", "raises at_start").is_err());
+    let log = t.wait_log("lua loader error");
+    assert!(log.contains("raises.lua:"), "{log}");
+    assert!(log.contains("deliberate failure at_start"), "{log}");
+    assert!(log.contains("stack traceback:"), "{log}");
+    // The node carries on: another Lua service starts.
+    let ok = t.launch("snlua", "coroutine_semantics");
+    t.wait_log(&format!("[{ok}] END"));
+}
+
+#[test]
+fn scripts_get_their_arguments_service_name_and_modules() {
+    let t = start_lua(&format!(
+        "lua_path = \"{}/lib/?.lua\"\npreload = \"{}/preload.lua\"",
+        lua_dir().display(),
+        lua_dir().display()
+    ));
+    let handle = t.launch("snlua", "args  one 2   three");
+    t.wait_log(&format!("[{handle}] missing module"));
+    let printed = printed_by(&t, handle);
+    assert_eq!(
+        printed,
+        [
+            "preload args one 2 three",
+            "name args",
+            format!("path {}/", lua_dir().display()).as_str(),
+            "args 3 one 2 three",
+            "module hello from lib",
+            "module again true",
+            "missing module false",
+        ]
+    );
+}

@@ -5,7 +5,7 @@
 //! `cargo bench --bench node` runs everything (cargo passes `--bench`); `cargo test
 //! --benches` runs each scenario once, small, as a smoke test; `-- NAME` runs only scenarios
 //! whose name contains NAME (`calls`, `sends`, `fanin`, `spawn`, `native`, `100k`,
-//! `lua-coroutine`).
+//! `lua-coroutine`, `lua-calls`, `lua-sends`, `lua-spawn`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -267,6 +267,28 @@ fn lua_coroutines_in_wasm(n: i64, mode: &str) -> f64 {
     (full - empty) * 1e9 / n as f64
 }
 
+/// Runs one command of `tests/lua/bench_pinger.lua` on a fresh node: the operations per
+/// second, and the process's PSS growth per operation in KiB (meaningful for SPAWN).
+fn lua_bench(command: &str, n: i64) -> (f64, f64) {
+    let mut bench = node(&format!(
+        "luaservice = \"{}/?.lua\"\nwasm_max_services = {}",
+        lua_scripts().display(),
+        n + 100
+    ));
+    let pinger = bench
+        .node
+        .shared()
+        .launch("snlua", "bench_pinger")
+        .expect("launch snlua");
+    // Warm up: the pong service exists and both are compiled and running.
+    bench.lua(pinger, &[Value::from("CALLS"), Value::Integer(10)]);
+    let pss_before = memory_kib("Pss:", "/proc/self/smaps_rollup");
+    let reply = bench.lua(pinger, &[Value::from(command), Value::Integer(n)]);
+    let pss_after = memory_kib("Pss:", "/proc/self/smaps_rollup");
+    let nanos = reply[0].as_integer().expect("elapsed ns") as f64;
+    (n as f64 * 1e9 / nanos, (pss_after - pss_before) / n as f64)
+}
+
 /// ns per resume+yield pair for the same script in the host's stock native Lua (mlua).
 fn lua_coroutines_native(n: i64, mode: &str) -> f64 {
     let source = std::fs::read_to_string(lua_scripts().join("bench_coroutine.lua")).unwrap();
@@ -366,6 +388,34 @@ fn main() {
                 median(ratios).0
             );
         }
+    }
+    if wanted("lua-calls") {
+        let values = (0..runs)
+            .map(|_| lua_bench("CALLS", scale(200_000, 1000)).0)
+            .collect();
+        report(
+            "Lua call round trips, two snlua services",
+            "calls/s",
+            values,
+        );
+    }
+    if wanted("lua-sends") {
+        let values = (0..runs)
+            .map(|_| lua_bench("SENDS", scale(500_000, 1000)).0)
+            .collect();
+        report("Lua one-way sends delivered", "msgs/s", values);
+    }
+    if wanted("lua-spawn") {
+        let results: Vec<(f64, f64)> = (0..runs)
+            .map(|_| lua_bench("SPAWN", scale(2_000, 20)))
+            .collect();
+        report(
+            "new idle Lua services (newservice)",
+            "spawns/s",
+            results.iter().map(|r| r.0).collect(),
+        );
+        let pss = median(results.iter().map(|r| r.1).collect()).0;
+        println!("    PSS per idle Lua service: {pss:.1} KiB");
     }
     if wanted("100k") && !quick {
         let result = spawn(100_000, true);

@@ -17,7 +17,15 @@ local LUA_SERVICE = host.getenv("luaservice") or "./service/?.lua"
 package.path = host.getenv("lua_path") or "./lualib/?.lua;./lualib/?/init.lua"
 package.cpath = host.getenv("lua_cpath") or "./luaclib/?.so"
 
--- `require` finds modules through the host, after package.preload.
+-- `require` finds snlua's built-in library first, then modules through the host.
+local function builtin_searcher(name)
+	local source = host.builtin("module", name)
+	if not source then
+		return "\n\tno built-in module '" .. name .. "'"
+	end
+	return assert(load(source, "@" .. name:gsub("%.", "/") .. ".lua")), name
+end
+
 local function host_searcher(name)
 	local pattern, path, source = host.load_source("module", name)
 	if not pattern then
@@ -29,9 +37,15 @@ local function host_searcher(name)
 	end
 	return chunk, path
 end
-package.searchers = { package.searchers[1], host_searcher }
+package.searchers = { package.searchers[1], builtin_searcher, host_searcher }
 
-local pattern, filename, source = host.load_source("service", SERVICE_NAME)
+local pattern, filename, source
+source = host.builtin("service", SERVICE_NAME)
+if source then
+	pattern, filename = "?", SERVICE_NAME .. ".lua"
+else
+	pattern, filename, source = host.load_source("service", SERVICE_NAME)
+end
 if not pattern then
 	local tried = {}
 	for pat in string.gmatch(LUA_SERVICE, "([^;]+);*") do

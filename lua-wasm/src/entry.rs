@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use skywasm_abi::{ptype, sys};
+use skywasm_abi::sys;
 
 use crate::state::Vm;
 
@@ -24,33 +24,25 @@ pub extern "C" fn _initialize() {
     unsafe { __wasm_call_ctors() }
 }
 
-/// Memory for an incoming body or the argument line; taken back by the call that gets it.
+/// Memory for an incoming body or the argument line (`malloc`ed: Lua may keep a body).
 #[no_mangle]
 pub extern "C" fn skywasm_alloc(len: u32) -> *mut u8 {
-    let mut buffer = Vec::<u8>::with_capacity(len as usize);
-    let ptr = buffer.as_mut_ptr();
-    std::mem::forget(buffer);
-    ptr
-}
-
-/// Takes back a buffer from `skywasm_alloc`.
-///
-/// # Safety
-/// `ptr`/`len` came from `skywasm_alloc(len)` (or are 0, 0) and the host filled `len` bytes.
-unsafe fn take(ptr: *mut u8, len: u32) -> Vec<u8> {
-    if len == 0 {
-        return Vec::new();
-    }
-    // SAFETY: allocated by `skywasm_alloc` with capacity `len`; the host wrote `len` bytes.
-    unsafe { Vec::from_raw_parts(ptr, len as usize, len as usize) }
+    crate::core::alloc_message(len)
 }
 
 /// Starts the service: a Lua state, then the loader with the argument line.
 #[no_mangle]
 pub extern "C" fn skywasm_init(ptr: *mut u8, len: u32) -> i32 {
-    // SAFETY: the host passes what `skywasm_alloc(len)` returned, filled.
-    let args = unsafe { take(ptr, len) };
-    let args = String::from_utf8_lossy(&args).into_owned();
+    let args = if len == 0 {
+        String::new()
+    } else {
+        // SAFETY: the host filled `len` bytes of the buffer `skywasm_alloc(len)` returned.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
+        let args = String::from_utf8_lossy(bytes).into_owned();
+        // SAFETY: the buffer is ours and not used again.
+        unsafe { crate::core::free_message(ptr) };
+        args
+    };
     let mut vm = Vm::new();
     match vm.load_service(&args) {
         Ok(()) => {
@@ -64,13 +56,15 @@ pub extern "C" fn skywasm_init(ptr: *mut u8, len: u32) -> i32 {
     }
 }
 
-/// One message. Until the skynet library lands, a request gets an error reply so that no
-/// caller waits forever; other messages are dropped.
+/// One message, to the Lua callback the service installed (`skynet.start` does).
 #[no_mangle]
 pub extern "C" fn skywasm_dispatch(ty: u32, session: i32, source: u32, ptr: *mut u8, len: u32) {
-    // SAFETY: as in `skywasm_init`.
-    drop(unsafe { take(ptr, len) });
-    if session != 0 && ty != ptype::RESPONSE && ty != ptype::ERROR {
-        sys::send(source, ptype::ERROR, session, &[]);
-    }
+    let l = VM.with(|slot| slot.borrow().as_ref().map(Vm::raw));
+    let Some(l) = l else {
+        // SAFETY: the buffer is ours and unused.
+        unsafe { crate::core::free_message(ptr) };
+        return;
+    };
+    // SAFETY: the state is this instance's and idle; the buffer came from `skywasm_alloc`.
+    unsafe { crate::core::dispatch(l, ty, session, source, ptr, len) };
 }

@@ -11,16 +11,18 @@ use skywasm_abi::{error, source, sys};
 /// Answers of `load_source` up to this size need one host call; larger ones need two.
 const FIRST_BUFFER: usize = 64 << 10;
 
-/// Registers the loader's host table on the stack: `{load_source = ..., getenv = ...}`.
+/// Pushes the loader's host table: `{load_source = ..., builtin = ..., getenv = ...}`.
 ///
 /// # Safety
 /// `l` is a valid Lua state with room for two more stack slots.
 pub(crate) unsafe fn push_loader_table(l: *mut ffi::lua_State) {
     // SAFETY: the caller guarantees a valid state; the names are NUL-terminated literals.
     unsafe {
-        ffi::lua_createtable(l, 0, 2);
+        ffi::lua_createtable(l, 0, 3);
         ffi::lua_pushcfunction(l, load_source);
         ffi::lua_setfield(l, -2, c"load_source".as_ptr());
+        ffi::lua_pushcfunction(l, builtin);
+        ffi::lua_setfield(l, -2, c"builtin".as_ptr());
         ffi::lua_pushcfunction(l, getenv);
         ffi::lua_setfield(l, -2, c"getenv".as_ptr());
     }
@@ -110,6 +112,21 @@ unsafe extern "C-unwind" fn load_source(l: *mut ffi::lua_State) -> c_int {
 unsafe fn name_cstr(l: *mut ffi::lua_State, index: c_int) -> *const std::ffi::c_char {
     // SAFETY: Lua strings are NUL-terminated internally.
     unsafe { ffi::lua_tolstring(l, index, std::ptr::null_mut()) }
+}
+
+/// `builtin(kind, name)` → the source of a module or service compiled into snlua, or nil.
+unsafe extern "C-unwind" fn builtin(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state; the sources are static.
+    unsafe {
+        let (kind, name) = (check_bytes(l, 1), check_bytes(l, 2));
+        match crate::lualib::find(kind, name) {
+            Some((_, source)) => {
+                ffi::lua_pushlstring(l, source.as_ptr().cast(), source.len());
+            }
+            None => ffi::lua_pushnil(l),
+        }
+    }
+    1
 }
 
 /// `getenv(key)` → the config value as a string, or nil.

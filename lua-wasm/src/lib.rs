@@ -13,8 +13,14 @@
 //! Built for any other target (the workspace's host-side lints) the crate is empty.
 
 #[cfg(target_family = "wasm")]
+mod core;
+#[cfg(target_family = "wasm")]
 mod entry;
 #[cfg(target_family = "wasm")]
 mod host;
+#[cfg(target_family = "wasm")]
+mod lualib;
+#[cfg(target_family = "wasm")]
+mod pack;
 #[cfg(target_family = "wasm")]
 mod state;

@@ -22,9 +22,18 @@ impl Vm {
         // SAFETY: luaL_newstate has no preconditions; it returns null only without memory.
         let l = unsafe { ffi::luaL_newstate() };
         assert!(!l.is_null(), "not enough memory for a Lua state");
-        // SAFETY: a fresh, valid state.
-        unsafe { ffi::luaL_openlibs(l) };
+        // SAFETY: a fresh, valid state; requiref leaves the module table on the stack.
+        unsafe {
+            ffi::luaL_openlibs(l);
+            ffi::luaL_requiref(l, c"skynet.core".as_ptr(), crate::core::open, 0);
+            ffi::lua_settop(l, 0);
+        }
         Vm { l }
+    }
+
+    /// The raw state, for delivering messages.
+    pub(crate) fn raw(&self) -> *mut ffi::lua_State {
+        self.l
     }
 
     /// Runs the loader for `args` (`<script> [args...]`): the script's top level, which
@@ -91,7 +100,7 @@ unsafe fn type_name(l: *mut ffi::lua_State, index: c_int) -> String {
 
 /// Message handler for protected calls: the message with a traceback (as skynet's
 /// `traceback` in snlua).
-unsafe extern "C-unwind" fn traceback(l: *mut ffi::lua_State) -> c_int {
+pub(crate) unsafe extern "C-unwind" fn traceback(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state and the error value at index 1.
     unsafe {
         let msg = ffi::lua_tolstring(l, 1, std::ptr::null_mut());

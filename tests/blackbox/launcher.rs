@@ -36,8 +36,16 @@ fn bootstrap_starts_the_launcher_and_the_start_service() {
     let mut t = start("");
     t.wait_log("LAUNCH probe");
     let entries = list(&mut t);
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0].1, "probe ");
+    let mut launched: Vec<&str> = entries.iter().map(|(_, v)| v.as_str()).collect();
+    launched.sort();
+    // Before `start`: the Lua services skynet's Lua API relies on.
+    assert_eq!(
+        launched,
+        ["probe ", "snlua datacenterd", "snlua service_mgr"],
+        "{entries:?}"
+    );
+    assert!(t.node.shared().handles.find_name("DATACENTER").is_some());
+    assert!(t.node.shared().handles.find_name(".service").is_some());
     assert_eq!(
         t.node.shared().getenv("standalone").as_deref(),
         Some("true")
@@ -88,13 +96,24 @@ fn newservice_of_a_failing_module_fails() {
 fn stat_and_mem_cover_rust_services_through_the_debug_protocol() {
     let mut t = start("");
     let l = launcher(&t);
+    let probe = t.wait_log("LAUNCH probe");
+    let probe = probe
+        .lines()
+        .find(|l| l.contains("] LAUNCH probe"))
+        .and_then(|l| l.split('[').nth(1))
+        .and_then(|l| l.split(']').next())
+        .unwrap()
+        .to_string();
     let reply = t.ask(l, &[s("STAT")]);
     let stats = reply[0].as_table().unwrap();
-    assert_eq!(stats.hash.len(), 1);
-    let entry = stats.hash[0].1.as_table().expect("a stat table");
-    assert!(entry.get_str("message").is_some());
+    // The probe (Rust) and bootstrap's two Lua services all answer the debug protocol.
+    assert_eq!(stats.hash.len(), 3, "{stats:?}");
+    for (_, entry) in &stats.hash {
+        let entry = entry.as_table().expect("a stat table");
+        assert!(entry.get_str("message").is_some());
+    }
     let reply = t.ask(l, &[s("MEM")]);
     let mem = reply[0].as_table().unwrap();
-    let text = mem.hash[0].1.as_str().unwrap();
+    let text = mem.get_str(&probe).and_then(Value::as_str).unwrap();
     assert!(text.ends_with("Kb (probe )"), "{text}");
 }

@@ -57,6 +57,60 @@ fn run_natively(script: &str) -> Vec<String> {
     lines
 }
 
+/// Runs the Lua test service `script` as the node's `start` service: it prints PASS/FAIL
+/// lines and stops the node with `skynet.abort()`.
+fn run_lua_suite(script: &str) {
+    run_lua_suite_with(&format!("start = \"snlua {script}\""), script);
+}
+
+/// As [`run_lua_suite`], with the config lines `config` choosing how `script` is started.
+fn run_lua_suite_with(config: &str, script: &str) {
+    let mut t = start_lua(&format!(
+        "{config}\nlua_path = \"{}/lib/?.lua\"",
+        lua_dir().display()
+    ));
+    let stopped = t.node.wait_timeout(WAIT * 3);
+    // Stopping joins the logger, which writes out every queued line.
+    t.node.stop();
+    let log = t.log_text();
+    assert!(stopped, "{script} did not finish; log:\n{log}");
+    let failures: Vec<&str> = log.lines().filter(|l| l.contains("] FAIL ")).collect();
+    assert!(failures.is_empty(), "{script}: {failures:#?}\nlog:\n{log}");
+    assert!(
+        log.contains(" failed") && log.contains("] DONE ") && log.contains(", 0 failed"),
+        "{script} did not report; log:\n{log}"
+    );
+    assert!(
+        log.contains("] PASS "),
+        "{script} checked nothing; log:\n{log}"
+    );
+}
+
+#[test]
+fn lua_calls_sends_and_coroutines() {
+    run_lua_suite("test_call");
+}
+
+#[test]
+fn lua_services_names_env_and_debug_protocol() {
+    run_lua_suite("test_services");
+}
+
+#[test]
+fn a_skynet_config_with_the_lua_bootstrap_runs_lua_services() {
+    // skynet's own bootstrap line: the Lua bootstrap, launcher, cdummy, datacenterd and
+    // service_mgr, then `start` as a Lua script name.
+    run_lua_suite_with(
+        "bootstrap = \"snlua bootstrap\"\nstart = \"test_services\"",
+        "test_services",
+    );
+}
+
+#[test]
+fn lua_pack_matches_skynet() {
+    run_lua_suite("test_pack");
+}
+
 #[test]
 fn coroutines_behave_in_wasm_exactly_as_in_stock_lua() {
     let t = start_lua("");

@@ -65,6 +65,7 @@ extern crate alloc;
 
 mod format;
 mod pack;
+pub mod raw;
 mod unpack;
 mod value;
 

@@ -3,11 +3,8 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::format::{
-    type_byte, LONG_STRING_DWORD, LONG_STRING_WORD, MAX_COOKIE, MAX_DEPTH, NIL_BYTE, NUMBER_BYTE,
-    NUMBER_DWORD, NUMBER_QWORD, NUMBER_REAL, NUMBER_WORD, NUMBER_ZERO, TABLE_EXTENDED,
-    TYPE_BOOLEAN, TYPE_LONG_STRING, TYPE_NUMBER, TYPE_SHORT_STRING, TYPE_TABLE, TYPE_USERDATA,
-};
+use crate::format::MAX_DEPTH;
+use crate::raw;
 use crate::value::{Table, Value};
 
 /// Why a list of values could not be packed.
@@ -83,80 +80,20 @@ fn write_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), Pac
         return Err(PackError::TooDeep);
     }
     match value {
-        Value::Nil => out.push(NIL_BYTE),
-        Value::Boolean(b) => out.push(type_byte(TYPE_BOOLEAN, u8::from(*b))),
-        Value::Integer(i) => write_integer(out, *i),
-        Value::Real(f) => {
-            out.push(type_byte(TYPE_NUMBER, NUMBER_REAL));
-            out.extend_from_slice(&f.to_le_bytes());
-        }
-        Value::LightUserdata(p) => {
-            out.push(type_byte(TYPE_USERDATA, 0));
-            out.extend_from_slice(&p.to_le_bytes());
-        }
-        Value::String(bytes) => write_string(out, bytes)?,
+        Value::Nil => raw::write_nil(out),
+        Value::Boolean(b) => raw::write_boolean(out, *b),
+        Value::Integer(i) => raw::write_integer(out, *i),
+        Value::Real(f) => raw::write_real(out, *f),
+        Value::LightUserdata(p) => raw::write_light_userdata(out, *p),
+        Value::String(bytes) => raw::write_string(out, bytes)?,
         Value::Table(table) => write_table(out, table, depth)?,
     }
     Ok(())
 }
 
-/// Writes an integer in the smallest form skynet's writer would pick.
-///
-/// Negative numbers always use the signed 32-bit form when they fit: the
-/// byte and word forms are unsigned.
-fn write_integer(out: &mut Vec<u8>, i: i64) {
-    if i == 0 {
-        out.push(type_byte(TYPE_NUMBER, NUMBER_ZERO));
-    } else if let Ok(small) = i32::try_from(i) {
-        if let Ok(byte) = u8::try_from(small) {
-            out.push(type_byte(TYPE_NUMBER, NUMBER_BYTE));
-            out.push(byte);
-        } else if let Ok(word) = u16::try_from(small) {
-            out.push(type_byte(TYPE_NUMBER, NUMBER_WORD));
-            out.extend_from_slice(&word.to_le_bytes());
-        } else {
-            out.push(type_byte(TYPE_NUMBER, NUMBER_DWORD));
-            out.extend_from_slice(&small.to_le_bytes());
-        }
-    } else {
-        out.push(type_byte(TYPE_NUMBER, NUMBER_QWORD));
-        out.extend_from_slice(&i.to_le_bytes());
-    }
-}
-
-fn write_string(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), PackError> {
-    let len = bytes.len();
-    match u8::try_from(len) {
-        // Lengths 0..=31 fit in the cookie itself.
-        Ok(short) if short < MAX_COOKIE => out.push(type_byte(TYPE_SHORT_STRING, short)),
-        _ => {
-            if let Ok(word) = u16::try_from(len) {
-                out.push(type_byte(TYPE_LONG_STRING, LONG_STRING_WORD));
-                out.extend_from_slice(&word.to_le_bytes());
-            } else if let Ok(dword) = u32::try_from(len) {
-                out.push(type_byte(TYPE_LONG_STRING, LONG_STRING_DWORD));
-                out.extend_from_slice(&dword.to_le_bytes());
-            } else {
-                return Err(PackError::StringTooLong { len });
-            }
-        }
-    }
-    out.extend_from_slice(bytes);
-    Ok(())
-}
-
 /// Writes a table sitting inside `depth` tables; its contents are one deeper.
 fn write_table(out: &mut Vec<u8>, table: &Table, depth: usize) -> Result<(), PackError> {
-    let array_len = table.array.len();
-    match u8::try_from(array_len) {
-        Ok(small) if small < TABLE_EXTENDED => out.push(type_byte(TYPE_TABLE, small)),
-        // 31 and up: the size follows as a complete number value.
-        _ => {
-            out.push(type_byte(TYPE_TABLE, TABLE_EXTENDED));
-            // A Vec can never hold more than i64::MAX elements.
-            write_integer(out, i64::try_from(array_len).unwrap_or(i64::MAX));
-        }
-    }
+    raw::write_table_start(out, table.array.len());
     for value in &table.array {
         write_value(out, value, depth + 1)?;
     }
@@ -169,6 +106,6 @@ fn write_table(out: &mut Vec<u8>, table: &Table, depth: usize) -> Result<(), Pac
         write_value(out, key, depth + 1)?;
         write_value(out, value, depth + 1)?;
     }
-    out.push(NIL_BYTE);
+    raw::write_table_end(out);
     Ok(())
 }

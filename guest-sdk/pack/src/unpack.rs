@@ -8,11 +8,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::iter::FusedIterator;
 
-use crate::format::{
-    LONG_STRING_DWORD, LONG_STRING_WORD, MAX_DEPTH, NIL_BYTE, NUMBER_BYTE, NUMBER_DWORD,
-    NUMBER_QWORD, NUMBER_REAL, NUMBER_WORD, NUMBER_ZERO, TABLE_EXTENDED, TYPE_BOOLEAN,
-    TYPE_LONG_STRING, TYPE_NIL, TYPE_NUMBER, TYPE_SHORT_STRING, TYPE_TABLE, TYPE_USERDATA,
-};
+use crate::format::MAX_DEPTH;
+use crate::raw::{Item, Reader};
 use crate::value::{Table, Value};
 
 /// What was wrong with a packed stream.
@@ -70,6 +67,10 @@ pub struct UnpackError {
 }
 
 impl UnpackError {
+    pub(crate) fn new(offset: usize, kind: UnpackErrorKind) -> Self {
+        UnpackError { offset, kind }
+    }
+
     /// Byte offset in the input of the value or field that is wrong (for
     /// [`UnpackErrorKind::Truncated`], of the field that was cut short).
     pub fn offset(&self) -> usize {
@@ -107,13 +108,7 @@ pub fn unpack(bytes: &[u8]) -> Result<Vec<Value>, UnpackError> {
 /// yields nothing more.
 #[derive(Debug, Clone)]
 pub struct Unpacker<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-    /// Input bytes already promised to the tables currently open: one per
-    /// array element not yet started and one per end marker. A new table's
-    /// array size must fit in what is left after these, which bounds the
-    /// total capacity preallocated by all open tables by the input length.
-    reserved: usize,
+    reader: Reader<'a>,
     failed: bool,
 }
 
@@ -121,178 +116,80 @@ impl<'a> Unpacker<'a> {
     /// A reader positioned at the start of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
         Self {
-            bytes,
-            pos: 0,
-            reserved: 0,
+            reader: Reader::new(bytes),
             failed: false,
         }
     }
 
     /// Byte offset of the next value.
     pub fn offset(&self) -> usize {
-        self.pos
+        self.reader.offset()
     }
 
     /// `true` once every value has been read (or an error was returned).
     pub fn is_finished(&self) -> bool {
-        self.failed || self.pos >= self.bytes.len()
+        self.failed || self.reader.is_at_end()
     }
 
     /// Reads the next value; `Ok(None)` at the end of the input.
     ///
     /// After an error the reader stays finished and returns `Ok(None)`.
     pub fn next_value(&mut self) -> Result<Option<Value>, UnpackError> {
-        if self.is_finished() {
+        if self.failed {
             return Ok(None);
         }
-        self.reserved = 0;
-        match self.read_value(0) {
-            Ok(value) => Ok(Some(value)),
-            Err(error) => {
-                self.failed = true;
-                Err(error)
-            }
-        }
-    }
-
-    fn remaining(&self) -> usize {
-        self.bytes.len().saturating_sub(self.pos)
-    }
-
-    fn error(offset: usize, kind: UnpackErrorKind) -> UnpackError {
-        UnpackError { offset, kind }
-    }
-
-    /// Consumes exactly `len` bytes.
-    fn take(&mut self, len: usize) -> Result<&'a [u8], UnpackError> {
-        let slice = self
-            .pos
-            .checked_add(len)
-            .and_then(|end| self.bytes.get(self.pos..end))
-            .ok_or(Self::error(self.pos, UnpackErrorKind::Truncated))?;
-        self.pos += len;
-        Ok(slice)
-    }
-
-    fn take_array<const N: usize>(&mut self) -> Result<[u8; N], UnpackError> {
-        let start = self.pos;
-        let slice = self.take(N)?;
-        <[u8; N]>::try_from(slice).map_err(|_| Self::error(start, UnpackErrorKind::Truncated))
-    }
-
-    fn take_byte(&mut self) -> Result<u8, UnpackError> {
-        let [byte] = self.take_array::<1>()?;
-        Ok(byte)
-    }
-
-    /// Reads one value found inside `depth` nested tables.
-    fn read_value(&mut self, depth: usize) -> Result<Value, UnpackError> {
-        let start = self.pos;
-        let byte = self.take_byte()?;
-        if depth > MAX_DEPTH {
-            return Err(Self::error(start, UnpackErrorKind::TooDeep));
-        }
-        let invalid_cookie = Self::error(start, UnpackErrorKind::InvalidCookie { byte });
-        let cookie = byte >> 3;
-        // skynet's reader ignores the cookie of nil, boolean and light
-        // userdata; we only accept what its writer produces.
-        let value = match byte & 7 {
-            TYPE_NIL if cookie == 0 => Value::Nil,
-            TYPE_BOOLEAN if cookie <= 1 => Value::Boolean(cookie == 1),
-            TYPE_NUMBER if cookie == NUMBER_REAL => {
-                Value::Real(f64::from_le_bytes(self.take_array()?))
-            }
-            TYPE_NUMBER => Value::Integer(self.read_integer(byte, start)?),
-            TYPE_USERDATA if cookie == 0 => {
-                Value::LightUserdata(u64::from_le_bytes(self.take_array()?))
-            }
-            TYPE_SHORT_STRING => Value::String(self.take(usize::from(cookie))?.to_vec()),
-            TYPE_LONG_STRING => {
-                let len = match cookie {
-                    LONG_STRING_WORD => usize::from(u16::from_le_bytes(self.take_array()?)),
-                    LONG_STRING_DWORD => usize::try_from(u32::from_le_bytes(self.take_array()?))
-                        .map_err(|_| Self::error(self.pos, UnpackErrorKind::Truncated))?,
-                    _ => return Err(invalid_cookie),
-                };
-                Value::String(self.take(len)?.to_vec())
-            }
-            TYPE_TABLE => Value::Table(self.read_table(cookie, depth, start)?),
-            TYPE_NIL | TYPE_BOOLEAN | TYPE_USERDATA => return Err(invalid_cookie),
-            _ => return Err(Self::error(start, UnpackErrorKind::InvalidType { byte })),
+        let result = match self.reader.next_item() {
+            Ok(Some(item)) => self.build(item).map(Some),
+            Ok(None) => Ok(None),
+            Err(error) => Err(error),
         };
-        Ok(value)
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
     }
 
-    /// Reads the payload of an integer number whose type byte (at `start`)
-    /// was `byte`.
-    fn read_integer(&mut self, byte: u8, start: usize) -> Result<i64, UnpackError> {
-        Ok(match byte >> 3 {
-            NUMBER_ZERO => 0,
-            NUMBER_BYTE => i64::from(self.take_byte()?),
-            NUMBER_WORD => i64::from(u16::from_le_bytes(self.take_array()?)),
-            NUMBER_DWORD => i64::from(i32::from_le_bytes(self.take_array()?)),
-            NUMBER_QWORD => i64::from_le_bytes(self.take_array()?),
-            _ => return Err(Self::error(start, UnpackErrorKind::InvalidCookie { byte })),
+    /// The value that starts with `item` (a whole table for a table header). Recursion is
+    /// bounded by the reader, which refuses more than `MAX_DEPTH` open tables.
+    fn build(&mut self, item: Item<'_>) -> Result<Value, UnpackError> {
+        Ok(match item {
+            Item::Nil => Value::Nil,
+            Item::Boolean(b) => Value::Boolean(b),
+            Item::Integer(i) => Value::Integer(i),
+            Item::Real(f) => Value::Real(f),
+            Item::LightUserdata(p) => Value::LightUserdata(p),
+            Item::String(bytes) => Value::String(bytes.to_vec()),
+            Item::Table { array_len } => {
+                let mut table = Table {
+                    array: Vec::with_capacity(array_len),
+                    hash: Vec::new(),
+                };
+                for _ in 0..array_len {
+                    let item = self.expect_item()?;
+                    table.array.push(self.build(item)?);
+                }
+                loop {
+                    let key = match self.expect_item()? {
+                        Item::TableEnd => break,
+                        item => self.build(item)?,
+                    };
+                    let item = self.expect_item()?;
+                    let value = self.build(item)?;
+                    table.hash.push((key, value));
+                }
+                Value::Table(table)
+            }
+            // The reader returns an end only where a key could be, handled above.
+            Item::TableEnd => Value::Nil,
         })
     }
 
-    /// Reads the size after an extended table header: an integer number
-    /// value (skynet rejects reals and other types here).
-    fn read_extended_array_size(&mut self) -> Result<u64, UnpackError> {
-        let start = self.pos;
-        let byte = self.take_byte()?;
-        if byte & 7 != TYPE_NUMBER || byte >> 3 == NUMBER_REAL {
-            return Err(Self::error(start, UnpackErrorKind::InvalidArraySize));
-        }
-        let size = self.read_integer(byte, start)?;
-        u64::try_from(size).map_err(|_| Self::error(start, UnpackErrorKind::InvalidArraySize))
-    }
-
-    /// Reads the body of a table whose header byte (at `start`) had `cookie`
-    /// and which sits inside `depth` tables.
-    fn read_table(&mut self, cookie: u8, depth: usize, start: usize) -> Result<Table, UnpackError> {
-        let size = if cookie == TABLE_EXTENDED {
-            self.read_extended_array_size()?
-        } else {
-            u64::from(cookie)
-        };
-        // The array elements and the end marker each need at least one byte,
-        // on top of what the enclosing tables still need.
-        let too_large = Self::error(start, UnpackErrorKind::ArraySizeTooLarge { size });
-        let array_len = usize::try_from(size).map_err(|_| too_large)?;
-        let claim = array_len.checked_add(1).ok_or(too_large)?;
-        let needed = claim.checked_add(self.reserved).ok_or(too_large)?;
-        if needed > self.remaining() {
-            return Err(too_large);
-        }
-        self.reserved = needed;
-
-        let mut table = Table {
-            array: Vec::with_capacity(array_len),
-            hash: Vec::new(),
-        };
-        for _ in 0..array_len {
-            // This element's byte is now being consumed by the element itself.
-            self.reserved = self.reserved.saturating_sub(1);
-            table.array.push(self.read_value(depth + 1)?);
-        }
-        loop {
-            // A nil where a key would be ends the table.
-            match self.bytes.get(self.pos) {
-                Some(&NIL_BYTE) => {
-                    self.pos += 1;
-                    break;
-                }
-                Some(_) => {}
-                None => return Err(Self::error(self.pos, UnpackErrorKind::Truncated)),
-            }
-            let key = self.read_value(depth + 1)?;
-            let value = self.read_value(depth + 1)?;
-            table.hash.push((key, value));
-        }
-        // Release the end marker's reservation.
-        self.reserved = self.reserved.saturating_sub(1);
-        Ok(table)
+    /// The next item inside an open table, where the input must go on.
+    fn expect_item(&mut self) -> Result<Item<'a>, UnpackError> {
+        let offset = self.reader.offset();
+        self.reader
+            .next_item()?
+            .ok_or(UnpackError::new(offset, UnpackErrorKind::Truncated))
     }
 }
 

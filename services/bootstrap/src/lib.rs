@@ -1,8 +1,9 @@
 //! `bootstrap`: the first service after the logger (skynet's `service/bootstrap.lua`).
 //!
 //! Launches the launcher and names it `.launcher`; on a single node (`harbor = 0`) sets
-//! `standalone = "true"` as skynet does; then starts the `start` service (default `main`)
-//! through the launcher, logs the outcome, and exits.
+//! `standalone = "true"` as skynet does; starts the Lua services skynet's Lua API relies on,
+//! `DATACENTER` (datacenterd) and `.service` (service_mgr); then starts the `start` service
+//! (default `main`) through the launcher, logs the outcome, and exits.
 
 use skywasm_guest::{self as sky};
 
@@ -15,6 +16,17 @@ fn start(_args: &str) -> sky::Result<()> {
         sky::setenv("standalone", "true")?;
     }
     sky::fork(async {
+        match sky::newservice("snlua", &["datacenterd"]).await {
+            Ok(datacenter) => {
+                if let Err(e) = sky::name("DATACENTER", datacenter) {
+                    sky::log!("naming DATACENTER failed: {e}");
+                }
+            }
+            Err(e) => sky::log!("datacenterd failed to launch: {e}"),
+        }
+        if let Err(e) = sky::newservice("snlua", &["service_mgr"]).await {
+            sky::log!("service_mgr failed to launch: {e}");
+        }
         let start = sky::getenv("start").unwrap_or_else(|| "main".to_string());
         let mut words = start.split_whitespace();
         let module = words.next().unwrap_or("main").to_string();

@@ -1,0 +1,608 @@
+//! `skynet.core`: the C module skynet's `lualib/skynet.lua` is written against
+//! (`lualib-src/lua-skynet.c`), over the skywasm host imports.
+//!
+//! Messages handed to Lua as `(msg, sz)` are light userdata pointing at `malloc`ed memory in
+//! this instance, as in skynet: `send`/`redirect` take ownership of such a buffer (and free it
+//! after the host copied it), `trash` frees one, `tostring`/`unpack` read one. Lua errors
+//! unwind Rust frames without running destructors, so each function raises only once nothing
+//! it owns is alive (or accepts a leak on Lua running out of memory).
+
+use std::cell::Cell;
+use std::ffi::{c_int, c_void};
+
+use mlua_sys as ffi;
+use skywasm_abi::{error, ptype, sys};
+
+use crate::pack::{pack_values, raise, unpack_values};
+
+extern "C" {
+    fn malloc(size: usize) -> *mut c_void;
+    fn free(ptr: *mut c_void);
+}
+
+thread_local! {
+    /// Registry reference of the Lua function `callback` installed (LUA_NOREF: none).
+    static CALLBACK: Cell<c_int> = const { Cell::new(ffi::LUA_NOREF) };
+    /// Whether the callback keeps the messages it gets (skynet's forward mode).
+    static FORWARD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Opens `skynet.core` (for `luaL_requiref`).
+pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
+    const FUNCTIONS: &[(&std::ffi::CStr, ffi::lua_CFunction)] = &[
+        (c"send", send),
+        (c"redirect", redirect),
+        (c"genid", genid),
+        (c"command", command),
+        (c"intcommand", intcommand),
+        (c"addresscommand", addresscommand),
+        (c"error", log_error),
+        (c"callback", callback),
+        (c"tostring", tostring),
+        (c"pack", pack),
+        (c"packstring", packstring),
+        (c"unpack", unpack),
+        (c"trash", trash),
+        (c"now", now),
+        (c"hpc", hpc),
+        (c"harbor", harbor),
+        (c"self", self_handle),
+        (c"timeout", timeout),
+        (c"trace", trace),
+    ];
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        ffi::lua_createtable(l, 0, FUNCTIONS.len() as c_int);
+        for (name, function) in FUNCTIONS {
+            ffi::lua_pushcfunction(l, *function);
+            ffi::lua_setfield(l, -2, name.as_ptr());
+        }
+    }
+    1
+}
+
+/// Bytes of the string argument at `index` (None if it is not a string or number).
+///
+/// # Safety
+/// `l` valid; the slice lives while the value stays on the stack.
+unsafe fn opt_bytes<'a>(l: *mut ffi::lua_State, index: c_int) -> Option<&'a [u8]> {
+    let mut len = 0usize;
+    // SAFETY: lua_tolstring returns null or `len` valid bytes.
+    unsafe {
+        let ptr = ffi::lua_tolstring(l, index, &mut len);
+        (!ptr.is_null()).then(|| std::slice::from_raw_parts(ptr.cast::<u8>(), len))
+    }
+}
+
+/// Text of the string argument at `index`, or a Lua argument error.
+///
+/// # Safety
+/// As [`opt_bytes`].
+unsafe fn check_str<'a>(l: *mut ffi::lua_State, index: c_int) -> &'a str {
+    // SAFETY: forwarded.
+    unsafe {
+        let mut len = 0usize;
+        let ptr = ffi::luaL_checklstring(l, index, &mut len);
+        let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
+        match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(_) => {
+                ffi::luaL_argerror(l, index, c"not UTF-8".as_ptr());
+                unreachable!("luaL_argerror does not return")
+            }
+        }
+    }
+}
+
+/// The message body at `index` (a string) or `index, index + 1` (light userdata and size),
+/// and whether it is an owned buffer the caller must free.
+///
+/// # Safety
+/// As [`opt_bytes`]; a light userdata must point at `sz` readable bytes (skynet's contract).
+unsafe fn message_arg<'a>(l: *mut ffi::lua_State, index: c_int) -> (&'a [u8], *mut c_void) {
+    // SAFETY: forwarded.
+    unsafe {
+        match ffi::lua_type(l, index) {
+            ffi::LUA_TSTRING => (
+                opt_bytes(l, index).unwrap_or_default(),
+                std::ptr::null_mut(),
+            ),
+            ffi::LUA_TLIGHTUSERDATA => {
+                let ptr = ffi::lua_touserdata(l, index);
+                let size = ffi::luaL_checkinteger(l, index + 1);
+                let Ok(size) = usize::try_from(size) else {
+                    ffi::luaL_argerror(l, index + 1, c"negative size".as_ptr());
+                    unreachable!("luaL_argerror does not return")
+                };
+                if ptr.is_null() {
+                    (&[], ptr)
+                } else {
+                    (std::slice::from_raw_parts(ptr.cast::<u8>(), size), ptr)
+                }
+            }
+            ffi::LUA_TNONE | ffi::LUA_TNIL => (&[], std::ptr::null_mut()),
+            _ => {
+                ffi::luaL_error(
+                    l,
+                    c"invalid param %s".as_ptr(),
+                    ffi::luaL_typename(l, index),
+                );
+                unreachable!("luaL_error does not return")
+            }
+        }
+    }
+}
+
+/// Pushes the result of a send as skynet's C does: the session, `false` when the message is
+/// too large, nothing (nil) when the destination is invalid.
+///
+/// # Safety
+/// `l` valid.
+unsafe fn push_send_result(l: *mut ffi::lua_State, rc: i32) -> c_int {
+    // SAFETY: a valid state.
+    unsafe {
+        if rc >= 0 {
+            ffi::lua_pushinteger(l, ffi::lua_Integer::from(rc));
+            1
+        } else if rc == error::TOO_LARGE {
+            ffi::lua_pushboolean(l, 0);
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// Where a message goes: a handle, or a name (`.local`, global, or `:hex` text).
+enum Dest<'a> {
+    Handle(u32),
+    Name(&'a str),
+}
+
+/// # Safety
+/// As [`opt_bytes`].
+unsafe fn dest_arg<'a>(l: *mut ffi::lua_State, index: c_int) -> Dest<'a> {
+    // SAFETY: forwarded.
+    unsafe {
+        if ffi::lua_type(l, index) == ffi::LUA_TNUMBER {
+            let handle = ffi::lua_tointeger(l, index);
+            if handle == 0 {
+                ffi::luaL_error(l, c"Invalid service address 0".as_ptr());
+            }
+            Dest::Handle(handle as u32)
+        } else {
+            Dest::Name(check_str(l, index))
+        }
+    }
+}
+
+/// `send(dest, type, session, msg, sz)`: `session` nil allocates a new one (a request).
+unsafe extern "C-unwind" fn send(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let dest = dest_arg(l, 1);
+        let ty = ffi::luaL_checkinteger(l, 2) as u32;
+        let new_session = ffi::lua_isnoneornil(l, 3) != 0;
+        let session = if new_session {
+            0
+        } else {
+            ffi::luaL_checkinteger(l, 3) as i32
+        };
+        let (body, owned) = message_arg(l, 4);
+        let rc = match (dest, new_session) {
+            (Dest::Handle(h), true) => sys::call(h, ty, body),
+            (Dest::Handle(h), false) => sys::send(h, ty, session, body),
+            (Dest::Name(n), true) => sys::call_name(n, ty, body),
+            (Dest::Name(n), false) => sys::send_name(n, ty, session, body),
+        };
+        free(owned);
+        push_send_result(l, rc)
+    }
+}
+
+/// `redirect(dest, source, type, session, msg, sz)`: send as another source.
+unsafe extern "C-unwind" fn redirect(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let dest = dest_arg(l, 1);
+        let source = ffi::luaL_checkinteger(l, 2) as u32;
+        let ty = ffi::luaL_checkinteger(l, 3) as u32;
+        let session = ffi::luaL_optinteger(l, 4, 0) as i32;
+        let (body, owned) = message_arg(l, 5);
+        let rc = match dest {
+            Dest::Handle(h) => sys::redirect(h, source, ty, session, body),
+            Dest::Name(name) => {
+                let handle = resolve(name);
+                if handle == 0 {
+                    error::UNKNOWN_NAME
+                } else {
+                    sys::redirect(handle, source, ty, session, body)
+                }
+            }
+        };
+        free(owned);
+        push_send_result(l, rc)
+    }
+}
+
+/// The handle of a name or `:hex` address, 0 if unknown.
+fn resolve(name: &str) -> u32 {
+    let mut out = [0u8; 16];
+    let len = sys::command("QUERY", name, &mut out);
+    usize::try_from(len)
+        .ok()
+        .and_then(|len| out.get(..len))
+        .and_then(parse_address)
+        .unwrap_or(0)
+}
+
+/// `:hex` text to a handle.
+fn parse_address(text: &[u8]) -> Option<u32> {
+    let hex = std::str::from_utf8(text.strip_prefix(b":")?).ok()?;
+    u32::from_str_radix(hex, 16).ok()
+}
+
+/// `genid()`: a new session without sending.
+unsafe extern "C-unwind" fn genid(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state.
+    unsafe { ffi::lua_pushinteger(l, ffi::lua_Integer::from(sys::genid())) };
+    1
+}
+
+/// Runs a text command; the result bytes, or the negative code.
+fn run_command(cmd: &str, param: &str) -> Result<Vec<u8>, i32> {
+    let mut out = vec![0u8; 256];
+    let mut len = sys::command(cmd, param, &mut out);
+    if len > 0 && len as usize > out.len() {
+        out.resize(len as usize, 0);
+        len = sys::command(cmd, param, &mut out);
+    }
+    let len = usize::try_from(len).map_err(|_| len)?;
+    out.truncate(len);
+    Ok(out)
+}
+
+/// The parameter of a command at `index`: a string, a number as text, or empty.
+///
+/// # Safety
+/// As [`opt_bytes`].
+unsafe fn command_param(l: *mut ffi::lua_State, index: c_int) -> String {
+    // SAFETY: forwarded.
+    unsafe {
+        match ffi::lua_type(l, index) {
+            ffi::LUA_TNONE | ffi::LUA_TNIL => String::new(),
+            ffi::LUA_TNUMBER if ffi::lua_isinteger(l, index) != 0 => {
+                ffi::lua_tointeger(l, index).to_string()
+            }
+            _ => check_str(l, index).to_string(),
+        }
+    }
+}
+
+/// `command(cmd, param)`: the result text, or nil.
+unsafe extern "C-unwind" fn command(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state; owned values are dropped before any raise.
+    unsafe {
+        let cmd = check_str(l, 1);
+        let param = command_param(l, 2);
+        let result = run_command(cmd, &param);
+        drop(param);
+        match result {
+            Ok(bytes) => {
+                ffi::lua_pushlstring(l, bytes.as_ptr().cast(), bytes.len());
+            }
+            Err(_) => ffi::lua_pushnil(l),
+        }
+    }
+    1
+}
+
+/// `intcommand(cmd, param)`: the result as an integer, or nil. `TIMEOUT` goes straight to
+/// the host's timer function.
+unsafe extern "C-unwind" fn intcommand(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let cmd = check_str(l, 1);
+        if cmd == "TIMEOUT" {
+            let ticks = ffi::luaL_checkinteger(l, 2);
+            let session = sys::timeout(i32::try_from(ticks).unwrap_or(i32::MAX));
+            ffi::lua_pushinteger(l, ffi::lua_Integer::from(session));
+            return 1;
+        }
+        let param = command_param(l, 2);
+        let result = run_command(cmd, &param);
+        drop(param);
+        let number = result
+            .ok()
+            .and_then(|bytes| std::str::from_utf8(&bytes).ok()?.trim().parse::<i64>().ok());
+        match number {
+            Some(n) => ffi::lua_pushinteger(l, n),
+            None => ffi::lua_pushnil(l),
+        }
+    }
+    1
+}
+
+/// `addresscommand(cmd, param)`: the `:hex` result as a handle, or nil.
+unsafe extern "C-unwind" fn addresscommand(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let cmd = check_str(l, 1);
+        let param = command_param(l, 2);
+        let result = run_command(cmd, &param);
+        drop(param);
+        match result.ok().as_deref().and_then(parse_address) {
+            Some(handle) => ffi::lua_pushinteger(l, ffi::lua_Integer::from(handle)),
+            None => ffi::lua_pushnil(l),
+        }
+    }
+    1
+}
+
+/// `error(text)`: one line in the node's log.
+unsafe extern "C-unwind" fn log_error(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        if n <= 1 {
+            let text = ffi::luaL_tolstring(l, 1, std::ptr::null_mut());
+            sys::log(std::ffi::CStr::from_ptr(text).to_bytes());
+        } else {
+            // Several arguments: joined by spaces, as skynet.
+            let mut line = Vec::new();
+            for i in 1..=n {
+                let mut len = 0usize;
+                let ptr = ffi::luaL_tolstring(l, i, &mut len);
+                if i > 1 {
+                    line.push(b' ');
+                }
+                line.extend_from_slice(std::slice::from_raw_parts(ptr.cast::<u8>(), len));
+                ffi::lua_settop(l, n);
+            }
+            sys::log(&line);
+        }
+    }
+    0
+}
+
+/// `callback(f, forward)`: `f(type, msg, sz, session, source)` gets every message. With
+/// `forward`, `f` owns each message (it must send or `trash` it).
+unsafe extern "C-unwind" fn callback(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
+        let forward = ffi::lua_toboolean(l, 2) != 0;
+        ffi::lua_settop(l, 1);
+        let old = CALLBACK.with(Cell::get);
+        ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, old);
+        let reference = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        CALLBACK.with(|c| c.set(reference));
+        FORWARD.with(|f| f.set(forward));
+    }
+    0
+}
+
+/// `tostring(msg, sz)`: a copy of the message as a string.
+unsafe extern "C-unwind" fn tostring(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        if ffi::lua_isnoneornil(l, 1) != 0 {
+            return 0;
+        }
+        let (body, _) = message_arg(l, 1);
+        ffi::lua_pushlstring(l, body.as_ptr().cast(), body.len());
+    }
+    1
+}
+
+/// Packs the arguments into a new buffer (owned by the caller; freed before any raise).
+///
+/// # Safety
+/// `l` valid.
+unsafe fn pack_args(l: *mut ffi::lua_State) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    // SAFETY: a valid state; indices 1..=top exist.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        if let Err(fail) = pack_values(l, 1, top, &mut out) {
+            drop(out);
+            raise(l, fail);
+        }
+    }
+    out
+}
+
+/// `pack(...)`: a `malloc`ed buffer and its size.
+unsafe extern "C-unwind" fn pack(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let bytes = pack_args(l);
+        let len = bytes.len();
+        let buffer = malloc(len.max(1));
+        if !buffer.is_null() {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.cast::<u8>(), len);
+        }
+        drop(bytes);
+        if buffer.is_null() {
+            ffi::luaL_error(l, c"not enough memory".as_ptr());
+        }
+        ffi::lua_pushlightuserdata(l, buffer);
+        ffi::lua_pushinteger(l, len as ffi::lua_Integer);
+    }
+    2
+}
+
+/// `packstring(...)`: the packed bytes as a string.
+unsafe extern "C-unwind" fn packstring(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let bytes = pack_args(l);
+        ffi::lua_pushlstring(l, bytes.as_ptr().cast(), bytes.len());
+        drop(bytes);
+    }
+    1
+}
+
+/// `unpack(msg, sz)` or `unpack(string)`: every value.
+unsafe extern "C-unwind" fn unpack(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state; the body stays valid during the call.
+    unsafe {
+        if ffi::lua_isnoneornil(l, 1) != 0 {
+            return 0;
+        }
+        let (body, _) = message_arg(l, 1);
+        unpack_values(l, body)
+    }
+}
+
+/// `trash(msg, sz)`: frees a message buffer.
+unsafe extern "C-unwind" fn trash(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state; a light userdata message is a malloc'd buffer.
+    unsafe {
+        if ffi::lua_type(l, 1) == ffi::LUA_TLIGHTUSERDATA {
+            free(ffi::lua_touserdata(l, 1));
+        }
+    }
+    0
+}
+
+/// `now()`: centiseconds since the node started.
+unsafe extern "C-unwind" fn now(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state.
+    unsafe { ffi::lua_pushinteger(l, sys::now()) };
+    1
+}
+
+/// `hpc()`: a monotonic nanosecond counter.
+unsafe extern "C-unwind" fn hpc(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state.
+    unsafe { ffi::lua_pushinteger(l, sys::hpc()) };
+    1
+}
+
+/// `harbor(addr)`: the harbor id of an address and whether it is remote.
+unsafe extern "C-unwind" fn harbor(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let handle = ffi::luaL_checkinteger(l, 1) as u32;
+        let harbor = handle >> 24;
+        let own = sys::self_handle() >> 24;
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(harbor));
+        ffi::lua_pushboolean(l, c_int::from(harbor != own));
+    }
+    2
+}
+
+/// `self()`: this service's handle.
+unsafe extern "C-unwind" fn self_handle(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a valid state.
+    unsafe { ffi::lua_pushinteger(l, ffi::lua_Integer::from(sys::self_handle())) };
+    1
+}
+
+/// `trace(tag, event [, level])`: a trace line in the log, naming the Lua source line at
+/// `level` (default: the caller's caller).
+unsafe extern "C-unwind" fn trace(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state; owned values are dropped before returning.
+    unsafe {
+        let tag = check_str(l, 1).to_string();
+        let event = command_param(l, 2);
+        let level = ffi::luaL_optinteger(l, 3, 2) as c_int;
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        let place = if ffi::lua_getstack(l, level, &mut ar) != 0
+            && ffi::lua_getinfo(l, c"Sl".as_ptr(), &mut ar) != 0
+        {
+            let source = std::ffi::CStr::from_ptr(ar.short_src.as_ptr()).to_string_lossy();
+            format!(" : {source}:{}", ar.currentline)
+        } else {
+            String::new()
+        };
+        let line = format!("<TRACE {tag}> {} {event}{place}", sys::now());
+        sys::log(line.as_bytes());
+    }
+    0
+}
+
+/// `timeout(centiseconds)`: arms a timer; its session.
+unsafe extern "C-unwind" fn timeout(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let ticks = ffi::luaL_checkinteger(l, 1);
+        let session = sys::timeout(i32::try_from(ticks).unwrap_or(i32::MAX));
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(session));
+    }
+    1
+}
+
+/// A buffer for an incoming message or argument line (`skywasm_alloc`).
+pub(crate) fn alloc_message(len: u32) -> *mut u8 {
+    // SAFETY: malloc has no preconditions.
+    unsafe { malloc((len as usize).max(1)).cast() }
+}
+
+/// Frees a buffer from [`alloc_message`] that Lua did not take.
+///
+/// # Safety
+/// `ptr` came from [`alloc_message`] (or is null) and is not used again.
+pub(crate) unsafe fn free_message(ptr: *mut u8) {
+    // SAFETY: the caller's contract.
+    unsafe { free(ptr.cast()) }
+}
+
+/// Delivers one message to the Lua callback. Without one, a request is answered with an
+/// error so its caller does not wait forever. Errors from the callback are logged, as
+/// skynet's snlua does.
+///
+/// # Safety
+/// `l` is the service's state, not running; `msg` came from [`alloc_message`] with `len`
+/// bytes filled (or is null with `len` 0).
+pub(crate) unsafe fn dispatch(
+    l: *mut ffi::lua_State,
+    ty: u32,
+    session: i32,
+    source: u32,
+    msg: *mut u8,
+    len: u32,
+) {
+    let reference = CALLBACK.with(Cell::get);
+    if reference == ffi::LUA_NOREF {
+        if session != 0 && ty != ptype::RESPONSE && ty != ptype::ERROR {
+            sys::send(source, ptype::ERROR, session, &[]);
+        }
+        // SAFETY: the buffer is ours and unused.
+        unsafe { free_message(msg) };
+        return;
+    }
+    let forward = FORWARD.with(Cell::get);
+    // SAFETY: a valid state with an empty stack between messages.
+    unsafe {
+        ffi::lua_settop(l, 0);
+        ffi::lua_pushcfunction(l, crate::state::traceback);
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(reference));
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(ty));
+        ffi::lua_pushlightuserdata(l, msg.cast());
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(len));
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(session));
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(source));
+        let status = ffi::lua_pcall(l, 5, 0, 1);
+        if status != ffi::LUA_OK {
+            let mut text_len = 0usize;
+            let text = ffi::lua_tolstring(l, -1, &mut text_len);
+            let text: &[u8] = if text.is_null() {
+                b"(error object is not a string)"
+            } else {
+                std::slice::from_raw_parts(text.cast::<u8>(), text_len)
+            };
+            let line = format!(
+                "lua call [{source:x} to :{:x} : {session} msgsz = {len}] error : {}",
+                sys::self_handle(),
+                String::from_utf8_lossy(text)
+            );
+            sys::log(line.as_bytes());
+        }
+        ffi::lua_settop(l, 0);
+        if !forward {
+            free_message(msg);
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The Lua library and services compiled into snlua, found before any search path so that a
+//! skynet config pointing into a skynet tree still gets this implementation.
+
+/// Built-in modules (`require`), by module name.
+const MODULES: &[(&str, &str)] = &[
+    ("skynet", include_str!("../lualib/skynet.lua")),
+    (
+        "skynet.datacenter",
+        include_str!("../lualib/skynet/datacenter.lua"),
+    ),
+    ("skynet.debug", include_str!("../lualib/skynet/debug.lua")),
+    ("skynet.harbor", include_str!("../lualib/skynet/harbor.lua")),
+    ("skynet.inject", include_str!("../lualib/skynet/inject.lua")),
+    (
+        "skynet.manager",
+        include_str!("../lualib/skynet/manager.lua"),
+    ),
+    ("skynet.queue", include_str!("../lualib/skynet/queue.lua")),
+    (
+        "skynet.require",
+        include_str!("../lualib/skynet/require.lua"),
+    ),
+];
+
+/// Built-in service scripts (`services/lua`), by service name.
+const SERVICES: &[(&str, &str)] = &[
+    (
+        "bootstrap",
+        include_str!("../../services/lua/bootstrap.lua"),
+    ),
+    ("cdummy", include_str!("../../services/lua/cdummy.lua")),
+    (
+        "datacenterd",
+        include_str!("../../services/lua/datacenterd.lua"),
+    ),
+    ("launcher", include_str!("../../services/lua/launcher.lua")),
+    (
+        "service_mgr",
+        include_str!("../../services/lua/service_mgr.lua"),
+    ),
+];
+
+/// The source of a built-in module or service (`kind` is "module" or "service").
+pub(crate) fn find(kind: &[u8], name: &[u8]) -> Option<(&'static str, &'static str)> {
+    let table = match kind {
+        b"module" => MODULES,
+        b"service" => SERVICES,
+        _ => return None,
+    };
+    table
+        .iter()
+        .find(|(builtin, _)| builtin.as_bytes() == name)
+        .copied()
+}

@@ -1,0 +1,118 @@
+-- .service: node-unique services (skynet.uniqueservice / queryservice). LAUNCH name ...
+-- starts `name` once, however many ask at the same time; QUERY name waits until it exists;
+-- GLAUNCH / GQUERY do the same for global ("@name") services; LIST shows them all. Global
+-- names are bound in this node (single-node semantics until harbor support).
+local skynet = require "skynet"
+require "skynet.manager"
+
+local services = {} -- name -> handle, error text, or a table of waiters while launching
+local cmd = {}
+
+local function launched(name, ok, result)
+	local waiters = services[name]
+	services[name] = ok and result or tostring(result)
+	for _, waiter in ipairs(waiters) do
+		skynet.wakeup(waiter.co)
+	end
+	if not ok then
+		error(tostring(result))
+	end
+	return result
+end
+
+local function wait_for(name, launch, ...)
+	local entry = services[name]
+	if type(entry) == "number" then
+		return entry
+	elseif type(entry) == "string" then
+		error(entry)
+	end
+	local co = coroutine.running()
+	local session, source = skynet.context()
+	if entry == nil then
+		entry = {}
+		services[name] = entry
+	end
+	if entry.launch == nil and launch then
+		entry.launch = { co = co, session = session, source = source }
+		return launched(name, pcall(launch, ...))
+	end
+	entry[#entry + 1] = { co = co, session = session, source = source }
+	skynet.wait(co)
+	entry = services[name]
+	if type(entry) == "string" then
+		error(entry)
+	end
+	return entry
+end
+
+local function real_name(name)
+	if string.byte(name) == 64 then -- "@"
+		return string.sub(name, 2)
+	end
+	return name
+end
+
+function cmd.LAUNCH(name, ...)
+	return wait_for(name, skynet.newservice, real_name(name), ...)
+end
+
+function cmd.QUERY(name)
+	return wait_for(name)
+end
+
+function cmd.GLAUNCH(name, ...)
+	return cmd.LAUNCH("@" .. name, ...)
+end
+
+function cmd.GQUERY(name)
+	return cmd.QUERY("@" .. name)
+end
+
+function cmd.LIST()
+	local list = {}
+	for name, entry in pairs(services) do
+		if type(entry) == "number" then
+			list[name] = skynet.address(entry)
+		elseif type(entry) == "string" then
+			list[name] = "Error: " .. entry
+		else
+			local lines = {}
+			if entry.launch then
+				lines[#lines + 1] = "Launching from " .. skynet.address(entry.launch.source)
+			end
+			if #entry > 0 then
+				lines[#lines + 1] = "Querying:"
+				for _, waiter in ipairs(entry) do
+					lines[#lines + 1] = skynet.address(waiter.source)
+				end
+			end
+			list[name] = table.concat(lines, "\n")
+		end
+	end
+	return list
+end
+
+skynet.start(function()
+	skynet.dispatch("lua", function(_, _, command, ...)
+		local f = cmd[command]
+		if f == nil then
+			skynet.ret(skynet.pack(nil, "Invalid command " .. tostring(command)))
+			return
+		end
+		local ok, result = pcall(f, ...)
+		if ok then
+			skynet.ret(skynet.pack(result))
+		else
+			skynet.ret(skynet.pack(nil, result))
+		end
+	end)
+	local existing = skynet.localname ".service"
+	if existing then
+		skynet.error(".service is already registered by ", skynet.address(existing))
+		skynet.exit()
+	else
+		skynet.register(".service")
+		skynet.register("SERVICE")
+	end
+end)

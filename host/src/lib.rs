@@ -49,6 +49,7 @@ pub mod module;
 pub mod monitor;
 pub mod mq;
 pub mod node;
+pub mod preinit;
 pub mod scheduler;
 pub mod service;
 pub mod source;

@@ -127,9 +127,13 @@ impl ModuleRegistry {
         let (module, origin) = if let Some(bytes) = provided {
             (self.compile_bytes(name, &bytes)?, "provided".to_string())
         } else if let Some(path) = self.search(name) {
-            let module = Module::from_file(&self.engine, &path)
-                .map_err(|e| LaunchError::Invalid(name.into(), format!("{e:#}")))?;
-            (module, path.display().to_string())
+            let bytes = std::fs::read(&path).map_err(|e| {
+                LaunchError::Invalid(name.into(), format!("reading {}: {e}", path.display()))
+            })?;
+            (
+                self.compile_bytes(name, &bytes)?,
+                path.display().to_string(),
+            )
         } else if let Some(bytes) = crate::builtin::module(name) {
             (self.compile_bytes(name, bytes)?, "built-in".to_string())
         } else {
@@ -140,9 +144,16 @@ impl ModuleRegistry {
         Ok(ModuleKind::Wasm(module))
     }
 
+    /// Compiles wasm or wat bytes; a module asking for pre-initialization is compiled from
+    /// its snapshot (`crate::preinit`).
     fn compile_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, LaunchError> {
-        Module::new(&self.engine, bytes)
-            .map_err(|e| LaunchError::Invalid(name.into(), format!("{e:#}")))
+        let invalid = |e: String| LaunchError::Invalid(name.into(), e);
+        if crate::preinit::wants_preinit(bytes) {
+            let snapshot = crate::preinit::preinitialize(&self.engine, bytes)
+                .map_err(|e| invalid(format!("pre-initialization failed: {e:#}")))?;
+            return Module::new(&self.engine, &snapshot).map_err(|e| invalid(format!("{e:#}")));
+        }
+        Module::new(&self.engine, bytes).map_err(|e| invalid(format!("{e:#}")))
     }
 
     /// The first file the search path yields for `name`.

@@ -17,15 +17,8 @@ local LUA_SERVICE = host.getenv("luaservice") or "./service/?.lua"
 package.path = host.getenv("lua_path") or "./lualib/?.lua;./lualib/?/init.lua"
 package.cpath = host.getenv("lua_cpath") or "./luaclib/?.so"
 
--- `require` finds snlua's built-in library first, then modules through the host.
-local function builtin_searcher(name)
-	local source = host.builtin("module", name)
-	if not source then
-		return "\n\tno built-in module '" .. name .. "'"
-	end
-	return assert(load(source, "@" .. name:gsub("%.", "/") .. ".lua")), name
-end
-
+-- `require` finds snlua's built-in library first (a searcher snlua installed), then modules
+-- through the host.
 local function host_searcher(name)
 	local pattern, path, source = host.load_source("module", name)
 	if not pattern then
@@ -37,7 +30,13 @@ local function host_searcher(name)
 	end
 	return chunk, path
 end
-package.searchers = { package.searchers[1], builtin_searcher, host_searcher }
+package.searchers = { package.searchers[1], package.searchers[2], host_searcher }
+
+-- A pre-initialized state was copied from one image: give each service its own sequence.
+do
+	local c = require "skynet.core"
+	math.randomseed(c.hpc(), c.self())
+end
 
 local pattern, filename, source
 source = host.builtin("service", SERVICE_NAME)

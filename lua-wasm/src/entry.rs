@@ -24,6 +24,16 @@ pub extern "C" fn _initialize() {
     unsafe { __wasm_call_ctors() }
 }
 
+/// Pre-initialization (run once by the node, then snapshotted): the Lua state with the
+/// standard libraries, `skynet.core` and the skynet library loaded, so that every service
+/// starts from that image instead of building it.
+#[no_mangle]
+pub extern "C" fn skywasm_preinit() {
+    let mut vm = Vm::new();
+    vm.preload();
+    VM.with(|slot| *slot.borrow_mut() = Some(vm));
+}
+
 /// Memory for an incoming body or the argument line (`malloc`ed: Lua may keep a body).
 #[no_mangle]
 pub extern "C" fn skywasm_alloc(len: u32) -> *mut u8 {
@@ -43,9 +53,16 @@ pub extern "C" fn skywasm_init(ptr: *mut u8, len: u32) -> i32 {
         unsafe { crate::core::free_message(ptr) };
         args
     };
-    let mut vm = Vm::new();
+    // The pre-initialized state when the node made a snapshot; a fresh one otherwise.
+    let mut vm = VM
+        .with(|slot| slot.borrow_mut().take())
+        .unwrap_or_else(Vm::new);
+    if let Some(limit) = config_memlimit() {
+        vm.set_memory_limit(limit);
+    }
     match vm.load_service(&args) {
         Ok(()) => {
+            vm.apply_script_memlimit();
             VM.with(|slot| *slot.borrow_mut() = Some(vm));
             0
         }
@@ -54,6 +71,30 @@ pub extern "C" fn skywasm_init(ptr: *mut u8, len: u32) -> i32 {
             1
         }
     }
+}
+
+/// The config's `lua_memlimit`: bytes, with an optional K, M or G suffix (0: no limit). A
+/// value that is not a size is logged and ignored.
+fn config_memlimit() -> Option<usize> {
+    let mut out = [0u8; 64];
+    let len = usize::try_from(sys::command("GETENV", "lua_memlimit", &mut out)).ok()?;
+    let text = String::from_utf8_lossy(out.get(..len).unwrap_or_default());
+    let limit = parse_size(text.trim());
+    if limit.is_none() {
+        sys::log(format!("lua_memlimit = {text:?} is not a size (like 64M); no limit").as_bytes());
+    }
+    limit
+}
+
+/// `123`, `64K`, `64M`, `1G`.
+fn parse_size(text: &str) -> Option<usize> {
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, 'K' | 'k') => (&text[..i], 1usize << 10),
+        (i, 'M' | 'm') => (&text[..i], 1 << 20),
+        (i, 'G' | 'g') => (&text[..i], 1 << 30),
+        _ => (text, 1),
+    };
+    digits.trim().parse::<usize>().ok()?.checked_mul(unit)
 }
 
 /// One message, to the Lua callback the service installed (`skynet.start` does).

@@ -5,6 +5,10 @@
 const MODULES: &[(&str, &str)] = &[
     ("skynet", include_str!("../lualib/skynet.lua")),
     (
+        "skynet.coroutine",
+        include_str!("../lualib/skynet/coroutine.lua"),
+    ),
+    (
         "skynet.datacenter",
         include_str!("../lualib/skynet/datacenter.lua"),
     ),

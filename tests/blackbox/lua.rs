@@ -107,6 +107,19 @@ fn a_skynet_config_with_the_lua_bootstrap_runs_lua_services() {
 }
 
 #[test]
+fn skynet_coroutines_can_call_services() {
+    run_lua_suite("test_coroutine");
+}
+
+#[test]
+fn lua_memory_limits_raise_catchable_errors() {
+    run_lua_suite_with(
+        "start = \"snlua test_memory\"\nlua_memlimit = \"8M\"",
+        "test_memory",
+    );
+}
+
+#[test]
 fn lua_pack_matches_skynet() {
     run_lua_suite("test_pack");
 }

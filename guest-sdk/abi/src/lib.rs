@@ -155,6 +155,9 @@ pub mod export {
     pub const MEMORY: &str = "memory";
     /// WASI reactor constructor, called once before `skywasm_init` when present.
     pub const INITIALIZE: &str = "_initialize";
+    /// `skywasm_preinit()`: optional; run once when the node loads the module (after
+    /// `_initialize`), whose memory is then snapshotted as every instance's starting image.
+    pub const PREINIT: &str = "skywasm_preinit";
 }
 
 /// Error codes returned by host functions. Success is 0 or a positive value (a session, a length).

@@ -51,6 +51,7 @@ pub struct WasmModule {
     pub(crate) pre: InstancePre<WasmState>,
     pub(crate) has_initialize: bool,
     pub(crate) has_signal: bool,
+    pub(crate) has_interrupt: bool,
 }
 
 /// The node's engine and every module it has loaded.
@@ -189,6 +190,7 @@ impl ModuleRegistry {
         };
         let has_initialize = optional(export::INITIALIZE, &[]).map_err(invalid)?;
         let has_signal = optional(SIGNAL_EXPORT, &[i32_()]).map_err(invalid)?;
+        let has_interrupt = optional(export::INTERRUPT, &[]).map_err(invalid)?;
         let pre = self
             .linker
             .instantiate_pre(module)
@@ -199,6 +201,7 @@ impl ModuleRegistry {
             pre,
             has_initialize,
             has_signal,
+            has_interrupt,
         })
     }
 }

@@ -377,7 +377,13 @@ impl NodeShared {
         };
         let busy = service.dispatching.load(Ordering::Acquire) != 0;
         if signal == 0 && busy {
-            service.interrupt_current();
+            // A guest that can stop its own work (snlua raises a Lua error) is told;
+            // any other running message is interrupted and the service discarded.
+            if service.interruptible.load(Ordering::Acquire) {
+                service.soft_interrupt_current();
+            } else {
+                service.interrupt_current();
+            }
             return true;
         }
         let ran = match service.slot.try_lock() {

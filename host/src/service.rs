@@ -74,6 +74,11 @@ pub struct Service {
     pub(crate) dispatching: AtomicU64,
     /// The number of a call to abort at the next epoch check.
     pub(crate) interrupt: AtomicU64,
+    /// The number of a call whose guest is told of `SIGNAL 0` (`skywasm_interrupt`) at the
+    /// next epoch check, instead of being stopped.
+    pub(crate) soft_interrupt: AtomicU64,
+    /// Whether the instance exports `skywasm_interrupt` (set when it starts).
+    pub(crate) interruptible: AtomicBool,
     /// Dispatch counters.
     pub stats: Stats,
     /// Message log opened by `LOGON`.
@@ -97,6 +102,8 @@ impl Service {
             calls: AtomicU64::new(0),
             dispatching: AtomicU64::new(0),
             interrupt: AtomicU64::new(0),
+            soft_interrupt: AtomicU64::new(0),
+            interruptible: AtomicBool::new(false),
             stats: Stats::default(),
             message_log: Mutex::new(None),
             message_log_on: AtomicBool::new(false),
@@ -161,6 +168,24 @@ impl Service {
         if current != 0 {
             self.interrupt.store(current, Ordering::Release);
         }
+    }
+
+    /// Marks the running call, if any, to be told of `SIGNAL 0` at the next epoch check.
+    pub(crate) fn soft_interrupt_current(&self) {
+        let current = self.dispatching.load(Ordering::Acquire);
+        if current != 0 {
+            self.soft_interrupt.store(current, Ordering::Release);
+        }
+    }
+
+    /// True, once, when the running call was marked by [`Service::soft_interrupt_current`].
+    pub(crate) fn take_soft_interrupt(&self) -> bool {
+        let current = self.dispatching.load(Ordering::Acquire);
+        current != 0
+            && self
+                .soft_interrupt
+                .compare_exchange(current, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 }
 

@@ -34,6 +34,44 @@ pub extern "C" fn skywasm_preinit() {
     VM.with(|slot| *slot.borrow_mut() = Some(vm));
 }
 
+extern "C-unwind" {
+    /// The thread running Lua code now (our Lua patch, `lapi.c`).
+    fn lua_runningthread(l: *mut mlua_sys::lua_State) -> *mut mlua_sys::lua_State;
+}
+
+/// `SIGNAL 0` arrived while this service runs a message (skynet's snlua signal 0): the
+/// running Lua code raises "signal 0" at its next instruction, which `pcall` can catch; the
+/// service lives on. Called by the host at a safe point inside the running message.
+#[no_mangle]
+pub extern "C" fn skywasm_interrupt() {
+    let l = VM.with(|slot| {
+        slot.try_borrow()
+            .ok()
+            .and_then(|vm| vm.as_ref().map(Vm::raw))
+    });
+    if let Some(l) = l {
+        // SAFETY: lua_sethook is meant for asynchronous use (it only stores the hook and
+        // marks the running frames), and the running thread pointer is read as it is now.
+        unsafe {
+            mlua_sys::lua_sethook(
+                lua_runningthread(l),
+                Some(signal_hook),
+                mlua_sys::LUA_MASKCOUNT,
+                1,
+            );
+        }
+    }
+}
+
+/// Raises "signal 0" in the Lua code that was running, once.
+unsafe extern "C-unwind" fn signal_hook(l: *mut mlua_sys::lua_State, _: *mut mlua_sys::lua_Debug) {
+    // SAFETY: called by Lua with a valid state, from a count hook (errors are allowed).
+    unsafe {
+        mlua_sys::lua_sethook(l, None, 0, 0);
+        mlua_sys::luaL_error(l, c"signal 0".as_ptr());
+    }
+}
+
 /// Memory for an incoming body or the argument line (`malloc`ed: Lua may keep a body).
 #[no_mangle]
 pub extern "C" fn skywasm_alloc(len: u32) -> *mut u8 {

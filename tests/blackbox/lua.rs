@@ -120,6 +120,11 @@ fn lua_memory_limits_raise_catchable_errors() {
 }
 
 #[test]
+fn signal_0_breaks_a_lua_loop_with_a_catchable_error() {
+    run_lua_suite("test_signal");
+}
+
+#[test]
 fn lua_pack_matches_skynet() {
     run_lua_suite("test_pack");
 }

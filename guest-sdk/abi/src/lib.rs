@@ -158,6 +158,9 @@ pub mod export {
     /// `skywasm_preinit()`: optional; run once when the node loads the module (after
     /// `_initialize`), whose memory is then snapshotted as every instance's starting image.
     pub const PREINIT: &str = "skywasm_preinit";
+    /// `skywasm_interrupt()`: optional; called inside a running message when `SIGNAL 0`
+    /// arrives for it, so the guest can stop that work itself instead of being discarded.
+    pub const INTERRUPT: &str = "skywasm_interrupt";
 }
 
 /// Error codes returned by host functions. Success is 0 or a positive value (a session, a length).

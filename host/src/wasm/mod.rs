@@ -30,6 +30,8 @@ pub struct WasmState {
     pub(crate) core: ServiceCore,
     /// The guest's exported memory, looked up once.
     pub(crate) memory: Option<Memory>,
+    /// The guest's `skywasm_interrupt`, if it exports one.
+    interrupt: Option<TypedFunc<(), ()>>,
     wasi: Option<Box<WasiP1Ctx>>,
 }
 
@@ -71,21 +73,30 @@ impl WasmService {
             WasmState {
                 core,
                 memory: None,
+                interrupt: None,
                 wasi: None,
             },
         );
         // Every epoch tick (10 ms) while guest code runs, check whether the running call
-        // was interrupted (KILL, SIGNAL 0) or the node is stopping, and stop it if so.
+        // was interrupted (KILL, SIGNAL 0) or the node is stopping, and stop it if so; a
+        // guest with `skywasm_interrupt` is told of SIGNAL 0 instead, at this safe point.
         let interrupted = service.clone();
-        store.epoch_deadline_callback(move |_| {
+        store.epoch_deadline_callback(move |mut ctx| {
             let stopping = node.upgrade().is_none_or(|node| node.is_quitting());
             if interrupted.should_interrupt() || stopping {
-                Err(wasmtime::Error::msg(
+                return Err(wasmtime::Error::msg(
                     "interrupted (killed, signalled or the node is stopping)",
-                ))
-            } else {
-                Ok(UpdateDeadline::Continue(1))
+                ));
             }
+            if interrupted.take_soft_interrupt() {
+                if let Some(interrupt) = ctx.data().interrupt.clone() {
+                    // The nested call checks the epoch too, while this callback is out of
+                    // the store: give it the next tick (it only sets a flag in the guest).
+                    ctx.set_epoch_deadline(1);
+                    interrupt.call(&mut ctx, ())?;
+                }
+            }
+            Ok(UpdateDeadline::Continue(1))
         });
         store.set_epoch_deadline(1);
         let instance = module.pre.instantiate(&mut store).map_err(|e| {
@@ -120,6 +131,13 @@ impl WasmService {
         } else {
             None
         };
+        if module.has_interrupt {
+            let interrupt = get(&instance, &mut store, export::INTERRUPT)?;
+            store.data_mut().interrupt = Some(interrupt);
+            service
+                .interruptible
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         if module.has_initialize {
             let initialize: TypedFunc<(), ()> = get(&instance, &mut store, export::INITIALIZE)?;
             let (result, _) = service.run_call(|| initialize.call(&mut store, ()));

@@ -47,7 +47,6 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
         (c"hpc", hpc),
         (c"harbor", harbor),
         (c"self", self_handle),
-        (c"timeout", timeout),
         (c"trace", trace),
     ];
     // SAFETY: called by Lua with a valid state.
@@ -249,17 +248,24 @@ unsafe extern "C-unwind" fn genid(l: *mut ffi::lua_State) -> c_int {
     1
 }
 
-/// Runs a text command; the result bytes, or the negative code.
-fn run_command(cmd: &str, param: &str) -> Result<Vec<u8>, i32> {
-    let mut out = vec![0u8; 256];
-    let mut len = sys::command(cmd, param, &mut out);
+/// The whole answer of a host function that writes what fits in its output buffer and
+/// returns the full length (`command`, `load_source`): asked once with `first` bytes of
+/// room, again with the size the host gave. The bytes, or the negative code.
+pub(crate) fn host_answer(first: usize, ask: impl Fn(&mut [u8]) -> i32) -> Result<Vec<u8>, i32> {
+    let mut out = vec![0u8; first];
+    let mut len = ask(&mut out);
     if len > 0 && len as usize > out.len() {
         out.resize(len as usize, 0);
-        len = sys::command(cmd, param, &mut out);
+        len = ask(&mut out);
     }
     let len = usize::try_from(len).map_err(|_| len)?;
     out.truncate(len);
     Ok(out)
+}
+
+/// Runs a text command; the result bytes, or the negative code.
+pub(crate) fn run_command(cmd: &str, param: &str) -> Result<Vec<u8>, i32> {
+    host_answer(256, |out| sys::command(cmd, param, out))
 }
 
 /// The parameter of a command at `index`: a string, a number as text, or empty.
@@ -343,24 +349,20 @@ unsafe extern "C-unwind" fn addresscommand(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn log_error(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state.
     unsafe {
-        let n = ffi::lua_gettop(l);
-        if n <= 1 {
-            let text = ffi::luaL_tolstring(l, 1, std::ptr::null_mut());
-            sys::log(std::ffi::CStr::from_ptr(text).to_bytes());
-        } else {
-            // Several arguments: joined by spaces, as skynet.
-            let mut line = Vec::new();
-            for i in 1..=n {
-                let mut len = 0usize;
-                let ptr = ffi::luaL_tolstring(l, i, &mut len);
-                if i > 1 {
-                    line.push(b' ');
-                }
-                line.extend_from_slice(std::slice::from_raw_parts(ptr.cast::<u8>(), len));
-                ffi::lua_settop(l, n);
+        // Arguments joined by spaces; no argument logs "nil", as skynet's `lerror`.
+        let n = ffi::lua_gettop(l).max(1);
+        ffi::lua_settop(l, n);
+        let mut line = Vec::new();
+        for i in 1..=n {
+            let mut len = 0usize;
+            let ptr = ffi::luaL_tolstring(l, i, &mut len);
+            if i > 1 {
+                line.push(b' ');
             }
-            sys::log(&line);
+            line.extend_from_slice(std::slice::from_raw_parts(ptr.cast::<u8>(), len));
+            ffi::lua_settop(l, n);
         }
+        sys::log(&line);
     }
     0
 }
@@ -521,17 +523,6 @@ unsafe extern "C-unwind" fn trace(l: *mut ffi::lua_State) -> c_int {
         sys::log(line.as_bytes());
     }
     0
-}
-
-/// `timeout(centiseconds)`: arms a timer; its session.
-unsafe extern "C-unwind" fn timeout(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by Lua with a valid state.
-    unsafe {
-        let ticks = ffi::luaL_checkinteger(l, 1);
-        let session = sys::timeout(i32::try_from(ticks).unwrap_or(i32::MAX));
-        ffi::lua_pushinteger(l, ffi::lua_Integer::from(session));
-    }
-    1
 }
 
 /// A buffer for an incoming message or argument line (`skywasm_alloc`).

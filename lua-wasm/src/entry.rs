@@ -114,9 +114,8 @@ pub extern "C" fn skywasm_init(ptr: *mut u8, len: u32) -> i32 {
 /// The config's `lua_memlimit`: bytes, with an optional K, M or G suffix (0: no limit). A
 /// value that is not a size is logged and ignored.
 fn config_memlimit() -> Option<usize> {
-    let mut out = [0u8; 64];
-    let len = usize::try_from(sys::command("GETENV", "lua_memlimit", &mut out)).ok()?;
-    let text = String::from_utf8_lossy(out.get(..len).unwrap_or_default());
+    let value = crate::core::run_command("GETENV", "lua_memlimit").ok()?;
+    let text = String::from_utf8_lossy(&value);
     let limit = parse_size(text.trim());
     if limit.is_none() {
         sys::log(format!("lua_memlimit = {text:?} is not a size (like 64M); no limit").as_bytes());

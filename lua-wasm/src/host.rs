@@ -57,15 +57,9 @@ unsafe extern "C-unwind" fn load_source(l: *mut ffi::lua_State) -> c_int {
         // SAFETY: as above.
         unsafe { return ffi::luaL_argerror(l, 2, c"not UTF-8".as_ptr()) };
     };
-    let mut answer = vec![0u8; FIRST_BUFFER];
-    let mut len = sys::load_source(kind, name, &mut answer);
-    if len > 0 && len as usize > answer.len() {
-        answer.resize(len as usize, 0);
-        len = sys::load_source(kind, name, &mut answer);
-    }
-    let pushed = match usize::try_from(len) {
-        Ok(len) => {
-            answer.truncate(len);
+    let result = crate::core::host_answer(FIRST_BUFFER, |out| sys::load_source(kind, name, out));
+    let pushed = match &result {
+        Ok(answer) => {
             let mut parts = answer.splitn(3, |&b| b == 0);
             let pattern = parts.next().unwrap_or_default();
             let path = parts.next().unwrap_or_default();
@@ -78,25 +72,25 @@ unsafe extern "C-unwind" fn load_source(l: *mut ffi::lua_State) -> c_int {
             }
             3
         }
-        Err(_) if len == error::NOT_FOUND => {
+        Err(error::NOT_FOUND) => {
             // SAFETY: a valid state.
             unsafe { ffi::lua_pushnil(l) };
             1
         }
-        Err(_) => {
+        Err(code) => {
             // SAFETY: a valid state; the message is NUL-terminated by construction.
             unsafe {
                 ffi::lua_pushfstring(
                     l,
                     c"cannot load '%s' (error %d)".as_ptr(),
                     name_cstr(l, 2),
-                    len,
+                    *code,
                 )
             };
             -1
         }
     };
-    drop(answer);
+    drop(result);
     if pushed < 0 {
         // SAFETY: the message is on the stack and nothing owned is alive in this frame.
         unsafe { ffi::lua_error(l) }
@@ -137,16 +131,10 @@ unsafe extern "C-unwind" fn getenv(l: *mut ffi::lua_State) -> c_int {
         // SAFETY: a valid state; nothing owned is alive in this frame.
         unsafe { return ffi::luaL_argerror(l, 1, c"not UTF-8".as_ptr()) };
     };
-    let mut value = vec![0u8; 256];
-    let mut len = sys::command("GETENV", key, &mut value);
-    if len > 0 && len as usize > value.len() {
-        value.resize(len as usize, 0);
-        len = sys::command("GETENV", key, &mut value);
-    }
-    match usize::try_from(len) {
-        // SAFETY: a valid state; the bytes are valid for `len`.
-        Ok(len) => unsafe {
-            ffi::lua_pushlstring(l, value.as_ptr().cast(), len.min(value.len()));
+    match crate::core::run_command("GETENV", key) {
+        // SAFETY: a valid state; the bytes are valid for their length.
+        Ok(value) => unsafe {
+            ffi::lua_pushlstring(l, value.as_ptr().cast(), value.len());
         },
         // SAFETY: a valid state.
         Err(_) => unsafe { ffi::lua_pushnil(l) },

@@ -10,7 +10,7 @@
 use skywasm_abi::{error, import, IMPORT_MODULE};
 use wasmtime::{Caller, Linker};
 
-use super::memory::{check, copy_out, read_str};
+use super::memory::{check, read_str, write_answer};
 use crate::wasm::WasmState;
 
 pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
@@ -34,12 +34,7 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             };
             let result = crate::command::execute(&mut caller.data_mut().core, &command, &param);
             match result {
-                Ok(text) => {
-                    let bytes = text.as_bytes();
-                    let written = bytes.len().min(out_cap as usize);
-                    copy_out(&mut caller, NAME, out_ptr, &bytes[..written])?;
-                    Ok(i32::try_from(bytes.len()).unwrap_or(i32::MAX))
-                }
+                Ok(text) => write_answer(&mut caller, NAME, out_ptr, out_cap, text.as_bytes()),
                 Err(code) => Ok(code),
             }
         },

@@ -73,6 +73,21 @@ pub(crate) fn check(
         .ok_or_else(|| out_of_bounds(function, ptr, len, size))
 }
 
+/// Answers into the guest's `[out_ptr, out_ptr + out_cap)` (checked with [`check`]): writes
+/// what fits of `answer` and returns its full length, so a guest whose buffer was too small
+/// can ask again with a larger one.
+pub(crate) fn write_answer(
+    caller: &mut Caller<'_, WasmState>,
+    function: &str,
+    out_ptr: u32,
+    out_cap: u32,
+    answer: &[u8],
+) -> wasmtime::Result<i32> {
+    let written = answer.len().min(out_cap as usize);
+    copy_out(caller, function, out_ptr, &answer[..written])?;
+    Ok(i32::try_from(answer.len()).unwrap_or(i32::MAX))
+}
+
 /// Writes `bytes` at `ptr` (the caller checked the range with [`check`]).
 pub(crate) fn copy_out(
     caller: &mut Caller<'_, WasmState>,

@@ -11,7 +11,7 @@
 use skywasm_abi::{error, import, source as kind, IMPORT_MODULE};
 use wasmtime::{Caller, Linker};
 
-use super::memory::{check, copy_out, read_str};
+use super::memory::{check, read_str, write_answer};
 use crate::source::{self, Kind, Missing};
 use crate::wasm::WasmState;
 
@@ -52,12 +52,7 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                 _ => return Ok(error::INVALID_ARGUMENT),
             };
             match found {
-                Ok(found) => {
-                    let answer = found.encode();
-                    let written = answer.len().min(out_cap as usize);
-                    copy_out(&mut caller, NAME, out_ptr, &answer[..written])?;
-                    Ok(i32::try_from(answer.len()).unwrap_or(i32::MAX))
-                }
+                Ok(found) => write_answer(&mut caller, NAME, out_ptr, out_cap, &found.encode()),
                 Err(Missing::BadName) => Ok(error::INVALID_ARGUMENT),
                 Err(Missing::NotFound(_)) => Ok(error::NOT_FOUND),
             }

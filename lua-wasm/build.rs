@@ -63,8 +63,32 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("cargo sets {name}"))
 }
 
-/// The `lua-5.4.9/` directory of the `lua-src` crate, found through `cargo metadata`.
+/// The `lua-5.4.9/` directory of the `lua-src` crate (a build-dependency, so cargo has
+/// unpacked it before this script runs): in cargo's registry, else through `cargo metadata`
+/// (vendored or otherwise relocated sources).
 fn find_lua_sources(manifest_dir: &Path) -> PathBuf {
+    let dir = find_in_registry().unwrap_or_else(|| find_with_metadata(manifest_dir));
+    println!("cargo:rerun-if-changed={}", dir.display());
+    dir
+}
+
+/// `$CARGO_HOME/registry/src/<index>/lua-src-<version>/lua-5.4.9`, if it is there.
+fn find_in_registry() -> Option<PathBuf> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))?;
+    let crate_dir = format!("lua-src-{LUA_SRC_VERSION}");
+    std::fs::read_dir(cargo_home.join("registry/src"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|index| index.path().join(&crate_dir).join(LUA_DIR))
+        .find(|dir| dir.join("lua.h").is_file())
+}
+
+/// The same directory as `cargo metadata` reports it. Offline: a build script must not
+/// download, and `cargo metadata` wants every package of the lock file, including ones for
+/// other platforms that cargo never fetched for this build, hence the registry path first.
+fn find_with_metadata(manifest_dir: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args([
@@ -91,12 +115,10 @@ fn find_lua_sources(manifest_dir: &Path) -> PathBuf {
         .find(|p| p["name"] == "lua-src" && p["version"] == LUA_SRC_VERSION)
         .unwrap_or_else(|| panic!("lua-src {LUA_SRC_VERSION} is not in the dependency graph"));
     let manifest = lua_src["manifest_path"].as_str().expect("a manifest path");
-    let dir = Path::new(manifest)
+    Path::new(manifest)
         .parent()
         .expect("a manifest lives in its crate")
-        .join(LUA_DIR);
-    println!("cargo:rerun-if-changed={}", dir.display());
-    dir
+        .join(LUA_DIR)
 }
 
 /// Copies Lua's sources to `to`, applying `patches/<file>.patch` to `<file>`.

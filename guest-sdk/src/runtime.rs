@@ -347,6 +347,9 @@ pub mod entry {
                 let request = Request::new(ptype, session, Handle(source), data);
                 match handler {
                     Some(handler) => spawn(handler(request)),
+                    // A traced caller announces its tag before each request (skynet.lua's
+                    // PTYPE_TRACE); a service that does not trace ignores it, as skynet does.
+                    None if ptype == ptype::TRACE && session == 0 => {}
                     None => {
                         crate::log(&format!(
                             "no handler for message type {ptype} from {} (session {session})",

@@ -81,6 +81,27 @@ pub fn find(kind: Kind, name: &str, search_path: &str) -> Result<Found, Missing>
     Err(Missing::NotFound(tried))
 }
 
+/// The directory of a service found through a directory pattern, such as `./test/?/` for
+/// `./test/?/init.lua` (skynet's loader: the pattern matches `(.*/)[^/?]+$`, with `?` then
+/// replaced by the name). skynet puts `<dir>?.lua` before `lua_path`, so a service's own
+/// modules are found next to it; `None` when the file name part holds the `?`.
+pub fn service_dir(pattern: &str, name: &str) -> Option<String> {
+    let (dir, file) = pattern.rsplit_once('/')?;
+    if file.is_empty() || file.contains('?') || !dir.contains('?') {
+        return None;
+    }
+    Some(format!("{}/", dir.replace('?', name)))
+}
+
+/// The search path for `require` in a service: its own directory first, when it has one
+/// ([`service_dir`]), then `lua_path`.
+pub fn module_path(service_dir: Option<&str>, lua_path: &str) -> String {
+    match service_dir {
+        Some(dir) => format!("{dir}?.lua;{lua_path}"),
+        None => lua_path.to_string(),
+    }
+}
+
 /// Reads a file named by the node's own configuration (`preload`): no search, no name check.
 pub fn read_file(path: &str) -> Result<Found, Missing> {
     match std::fs::read(path) {
@@ -156,6 +177,32 @@ mod tests {
         assert_eq!(
             err,
             Missing::NotFound(vec!["a/x.lua".into(), "b/x/init.lua".into()])
+        );
+    }
+
+    #[test]
+    fn directory_services_find_their_own_modules_first() {
+        assert_eq!(
+            service_dir("./test/?/init.lua", "agent").as_deref(),
+            Some("./test/agent/")
+        );
+        assert_eq!(service_dir("./service/?.lua", "agent"), None);
+        assert_eq!(service_dir("main.lua", "main"), None);
+        assert_eq!(service_dir("./fixed/init.lua", "x"), None);
+        let dir = tree();
+        let root = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("service/agent")).unwrap();
+        std::fs::write(dir.path().join("service/agent/helper.lua"), "return 2").unwrap();
+        let pattern = format!("{root}/service/?/init.lua");
+        let own = service_dir(&pattern, "agent");
+        let path = module_path(own.as_deref(), &format!("{root}/lualib/?.lua"));
+        assert_eq!(
+            find(Kind::Module, "helper", &path).unwrap().bytes,
+            b"return 2"
+        );
+        assert_eq!(
+            find(Kind::Module, "skynet.queue", &path).unwrap().bytes,
+            b"return {}"
         );
     }
 

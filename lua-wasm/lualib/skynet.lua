@@ -319,8 +319,20 @@ function skynet.killthread(thread)
 		c.trace(tag, "end")
 		session_coroutine_tracetag[co] = nil
 	end
-	session_id_coroutine[session] = nil
-	watching_session[session] = nil
+	if watching_session[session] then
+		-- the answer to its call may still come: drop it quietly
+		session_id_coroutine[session] = "BREAK"
+		watching_session[session] = nil
+	else
+		session_id_coroutine[session] = nil
+	end
+	for token, sleeping in pairs(sleep_session) do
+		if sleeping == session then
+			sleep_session[token] = nil
+			break
+		end
+	end
+	coroutine_close(co)
 	return co
 end
 
@@ -898,7 +910,10 @@ function skynet.exit()
 end
 
 function skynet.term(service)
-	return skynet.dispatch_message(skynet.PTYPE_ERROR, nil, 0, 0, service)
+	-- A nested dispatch resumes other coroutines: the caller's coroutine runs on after it.
+	local running = running_thread
+	skynet.dispatch_message(skynet.PTYPE_ERROR, nil, 0, 0, service)
+	running_thread = running
 end
 
 function skynet.init(f, name)

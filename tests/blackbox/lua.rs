@@ -125,6 +125,11 @@ fn signal_0_breaks_a_lua_loop_with_a_catchable_error() {
 }
 
 #[test]
+fn lua_forwarding_filters_monitors_killthread_select_trace_and_debug_tasks() {
+    run_lua_suite("test_advanced");
+}
+
+#[test]
 fn lua_pack_matches_skynet() {
     run_lua_suite("test_pack");
 }
@@ -196,6 +201,25 @@ fn scripts_get_their_arguments_service_name_and_modules() {
             "module hello from lib",
             "module again true",
             "missing module false",
+        ]
+    );
+}
+
+#[test]
+fn a_directory_service_requires_the_modules_next_to_it() {
+    let dir = lua_dir();
+    let t = start(&format!(
+        "luaservice = \"{0}/?.lua;{0}/dirsvc/?/init.lua\"\nlua_path = \"{0}/lib/?.lua\"",
+        dir.display()
+    ));
+    let handle = t.launch("snlua", "agent");
+    t.wait_log(&format!("[{handle}] lib "));
+    assert_eq!(
+        printed_by(&t, handle),
+        [
+            format!("path {}/dirsvc/agent/", dir.display()).as_str(),
+            "helper next to the service",
+            "lib hello from lib",
         ]
     );
 }

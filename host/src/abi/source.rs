@@ -31,19 +31,30 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             let Some(name) = read_str(&mut caller, NAME, name_ptr, name_len)? else {
                 return Ok(error::INVALID_ARGUMENT);
             };
-            let node = &caller.data().core.node;
+            let state = caller.data();
+            let node = &state.core.node;
             let setting =
                 |key: &str, default: &str| node.getenv(key).unwrap_or_else(|| default.to_string());
             let found = match which {
-                kind::SERVICE => source::find(
-                    Kind::Service,
-                    &name,
-                    &setting("luaservice", source::DEFAULT_SERVICE_PATH),
-                ),
+                kind::SERVICE => {
+                    let found = source::find(
+                        Kind::Service,
+                        &name,
+                        &setting("luaservice", source::DEFAULT_SERVICE_PATH),
+                    );
+                    if let Ok(found) = &found {
+                        let dir = source::service_dir(&found.pattern, &name);
+                        caller.data_mut().service_dir = dir.map(String::into_boxed_str);
+                    }
+                    found
+                }
                 kind::MODULE => source::find(
                     Kind::Module,
                     &name,
-                    &setting("lua_path", source::DEFAULT_MODULE_PATH),
+                    &source::module_path(
+                        state.service_dir.as_deref(),
+                        &setting("lua_path", source::DEFAULT_MODULE_PATH),
+                    ),
                 ),
                 kind::PRELOAD => match node.getenv("preload") {
                     Some(path) => source::read_file(&path),

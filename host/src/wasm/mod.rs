@@ -33,6 +33,9 @@ pub struct WasmState {
     /// The guest's `skywasm_interrupt`, if it exports one.
     interrupt: Option<TypedFunc<(), ()>>,
     wasi: Option<Box<WasiP1Ctx>>,
+    /// The directory of a Lua service found through a directory pattern (`load_source`
+    /// searches it for modules before `lua_path`, as skynet's loader does).
+    pub(crate) service_dir: Option<Box<str>>,
 }
 
 impl WasmState {
@@ -75,6 +78,7 @@ impl WasmService {
                 memory: None,
                 interrupt: None,
                 wasi: None,
+                service_dir: None,
             },
         );
         // Every epoch tick (10 ms) while guest code runs, check whether the running call

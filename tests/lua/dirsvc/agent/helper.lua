@@ -1,0 +1,1 @@
+return { text = "next to the service" }

@@ -125,6 +125,9 @@ fn convert_exceptions(input: &Path, output: &Path) {
             "--enable-multivalue",
             "--translate-to-exnref",
             "-O2",
+            // Keep the name section: profiles (`wasm_profiler`) and trap backtraces then
+            // name Lua's C functions instead of `function[289]`.
+            "--debuginfo",
         ])
         .arg(input)
         .arg("-o")

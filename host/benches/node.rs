@@ -267,13 +267,13 @@ fn lua_coroutines_in_wasm(n: i64, mode: &str) -> f64 {
     (full - empty) * 1e9 / n as f64
 }
 
-/// Runs one command of `tests/lua/bench_pinger.lua` on a fresh node: the operations per
-/// second, and the process's PSS growth per operation in KiB (meaningful for SPAWN).
-fn lua_bench(command: &str, n: i64) -> (f64, f64) {
+/// Runs one command of `tests/lua/bench_pinger.lua` on a fresh node whose instance pool
+/// holds `pool` services: the operations per second, and the process's PSS growth per
+/// operation in KiB (meaningful for SPAWN).
+fn lua_bench(command: &str, n: i64, pool: i64) -> (f64, f64) {
     let mut bench = node(&format!(
-        "luaservice = \"{}/?.lua\"\nwasm_max_services = {}",
+        "luaservice = \"{}/?.lua\"\nwasm_max_services = {pool}",
         lua_scripts().display(),
-        n + 100
     ));
     let pinger = bench
         .node
@@ -304,7 +304,16 @@ fn main() {
     let quick = !args.iter().any(|a| a == "--bench");
     let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
-    let runs = if quick { 1 } else { 5 };
+    // BENCH_RUNS=1 for profiling: each run is a fresh engine whose code lands at new
+    // addresses, and perf's map of guest functions would otherwise hold stale entries.
+    let runs = match std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+    {
+        Some(runs) => runs,
+        None if quick => 1,
+        None => 5,
+    };
     let scale = |full: i64, small: i64| if quick { small } else { full };
 
     // (a) and its floors (e) run interleaved, so each ratio compares figures taken moments
@@ -391,7 +400,7 @@ fn main() {
     }
     if wanted("lua-calls") {
         let values = (0..runs)
-            .map(|_| lua_bench("CALLS", scale(200_000, 1000)).0)
+            .map(|_| lua_bench("CALLS", scale(200_000, 1000), 100).0)
             .collect();
         report(
             "Lua call round trips, two snlua services",
@@ -401,13 +410,16 @@ fn main() {
     }
     if wanted("lua-sends") {
         let values = (0..runs)
-            .map(|_| lua_bench("SENDS", scale(500_000, 1000)).0)
+            .map(|_| lua_bench("SENDS", scale(500_000, 1000), 100).0)
             .collect();
         report("Lua one-way sends delivered", "msgs/s", values);
     }
     if wanted("lua-spawn") {
         let results: Vec<(f64, f64)> = (0..runs)
-            .map(|_| lua_bench("SPAWN", scale(2_000, 20)))
+            .map(|_| {
+                let n = scale(2_000, 20);
+                lua_bench("SPAWN", n, n + 100)
+            })
             .collect();
         report(
             "new idle Lua services (newservice)",

@@ -120,7 +120,7 @@ impl NodeConfig {
         };
         let thread = int_key("thread", default_threads() as u64, 1, 1024)? as usize;
         let harbor = int_key("harbor", 1, 0, 255)? as u8;
-        let wasm_max_services = int_key("wasm_max_services", 10_000, 1, 1_000_000)? as u32;
+        let wasm_max_services = int_key("wasm_max_services", 4096, 1, 1_000_000)? as u32;
 
         let mut string_key = |key: &str, default: &str| {
             env.entry(key.to_string())

@@ -94,51 +94,63 @@ end
 
 -- Finished coroutines wait here to run the next function (weak: the GC may take them).
 local coroutine_pool = setmetatable({}, { __mode = "kv" })
+-- pooled coroutine -> the function its next first resume runs (weak: a job never started,
+-- such as a killed fork, does not keep its coroutine)
+local coroutine_job = setmetatable({}, { __mode = "k" })
 
+-- A coroutine that runs `f` with the arguments of its first resume. A pooled coroutine
+-- finds its function in `coroutine_job` when that resume comes, which saves skynet's extra
+-- resume/yield pair that hands the function over.
 local function co_create(f)
-	local co = tremove(coroutine_pool)
-	if co == nil then
-		co = coroutine_create(function(...)
-			f(...)
-			while true do
-				local session = session_coroutine_id[co]
-				if session and session ~= 0 then
-					local source = debug.getinfo(f, "S")
-					skynet.error(string.format("Maybe forgot response session %s from %s : %s:%d",
-						session,
-						skynet.address(session_coroutine_address[co]),
-						source.source, source.linedefined))
-				end
-				-- coroutine exit
-				local tag = session_coroutine_tracetag[co]
-				if tag ~= nil then
-					if tag then c.trace(tag, "end") end
-					session_coroutine_tracetag[co] = nil
-				end
-				local address = session_coroutine_address[co]
-				if address then
-					session_coroutine_id[co] = nil
-					session_coroutine_address[co] = nil
-				end
-				-- recycle this coroutine: wait for the next function, then its arguments
-				f = nil
-				coroutine_pool[#coroutine_pool + 1] = co
-				f = coroutine_yield "SUSPEND"
-				f(coroutine_yield())
-			end
-		end)
-	else
-		-- hand the function to the pooled coroutine (it is waiting in `coroutine_yield "SUSPEND"`)
-		local running = running_thread
-		coroutine_resume(co, f)
-		running_thread = running
+	local n = #coroutine_pool
+	local co = coroutine_pool[n]
+	if co ~= nil then
+		coroutine_pool[n] = nil
+		coroutine_job[co] = f
+		return co
 	end
+	local function next_job(...)
+		f = coroutine_job[co]
+		coroutine_job[co] = nil
+		return f(...)
+	end
+	co = coroutine_create(function(...)
+		f(...)
+		while true do
+			local session = session_coroutine_id[co]
+			if session and session ~= 0 then
+				local source = debug.getinfo(f, "S")
+				skynet.error(string.format("Maybe forgot response session %s from %s : %s:%d",
+					session,
+					skynet.address(session_coroutine_address[co]),
+					source.source, source.linedefined))
+			end
+			-- coroutine exit
+			local tag = session_coroutine_tracetag[co]
+			if tag ~= nil then
+				if tag then c.trace(tag, "end") end
+				session_coroutine_tracetag[co] = nil
+			end
+			local address = session_coroutine_address[co]
+			if address then
+				session_coroutine_id[co] = nil
+				session_coroutine_address[co] = nil
+			end
+			-- recycle this coroutine: the next resume brings the arguments of its next job
+			f = nil
+			coroutine_pool[#coroutine_pool + 1] = co
+			next_job(coroutine_yield "SUSPEND")
+		end
+	end)
 	return co
 end
 
 local suspend
 
 local function dispatch_error_queue()
+	if error_queue[1] == nil then
+		return
+	end
 	local session = tremove(error_queue, 1)
 	if session then
 		local co = session_id_coroutine[session]
@@ -148,7 +160,7 @@ local function dispatch_error_queue()
 end
 
 local function dispatch_wakeup()
-	while true do
+	while wakeup_queue[1] ~= nil do
 		local token = tremove(wakeup_queue, 1)
 		if token == nil then
 			break
@@ -669,7 +681,9 @@ function skynet.dispatch_message(...)
 			end
 		end
 	end
-	assert(succ, tostring(err))
+	if not succ then
+		error(tostring(err), 0)
+	end
 end
 
 function skynet.fork(func, ...)

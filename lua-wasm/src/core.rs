@@ -249,16 +249,29 @@ unsafe extern "C-unwind" fn genid(l: *mut ffi::lua_State) -> c_int {
 }
 
 /// The whole answer of a host function that writes what fits in its output buffer and
-/// returns the full length (`command`, `load_source`): asked once with `first` bytes of
-/// room, again with the size the host gave. The bytes, or the negative code.
+/// returns the full length (`command`, `load_source`): asked with `first` bytes of room, then
+/// again with exactly the size the host gave (a file can change between two reads, so a few
+/// times). The bytes, or the negative code.
+///
+/// `first` stays small: the buffer is zeroed, and every page it touches is a page this
+/// instance no longer shares with the node's snapshot.
 pub(crate) fn host_answer(first: usize, ask: impl Fn(&mut [u8]) -> i32) -> Result<Vec<u8>, i32> {
     let mut out = vec![0u8; first];
     let mut len = ask(&mut out);
-    if len > 0 && len as usize > out.len() {
-        out.resize(len as usize, 0);
-        len = ask(&mut out);
+    for _ in 0..3 {
+        match usize::try_from(len) {
+            Ok(needed) if needed > out.len() => {
+                out = vec![0u8; needed];
+                len = ask(&mut out);
+            }
+            _ => break,
+        }
     }
     let len = usize::try_from(len).map_err(|_| len)?;
+    if len > out.len() {
+        // still growing after every retry: no consistent answer to give
+        return Err(error::TOO_LARGE);
+    }
     out.truncate(len);
     Ok(out)
 }

@@ -32,6 +32,7 @@ pub extern "C" fn skywasm_preinit() {
     let mut vm = Vm::new();
     vm.preload();
     VM.with(|slot| *slot.borrow_mut() = Some(vm));
+    crate::heap::seal();
 }
 
 extern "C-unwind" {

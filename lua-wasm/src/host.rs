@@ -8,8 +8,9 @@ use std::ffi::c_int;
 use mlua_sys as ffi;
 use skywasm_abi::{error, source, sys};
 
-/// Answers of `load_source` up to this size need one host call; larger ones need two.
-const FIRST_BUFFER: usize = 64 << 10;
+/// Answers of `load_source` up to this size need one host call; larger ones need two (the
+/// second with a buffer of exactly the answer's size).
+const FIRST_BUFFER: usize = 4 << 10;
 
 /// Pushes the loader's host table: `{load_source = ..., builtin = ..., getenv = ...}`.
 ///

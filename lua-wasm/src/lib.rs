@@ -17,6 +17,8 @@ mod core;
 #[cfg(target_family = "wasm")]
 mod entry;
 #[cfg(target_family = "wasm")]
+mod heap;
+#[cfg(target_family = "wasm")]
 mod host;
 #[cfg(target_family = "wasm")]
 mod lualib;

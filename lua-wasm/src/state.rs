@@ -83,6 +83,10 @@ impl Vm {
         assert!(!l.is_null(), "not enough memory for a Lua state");
         // SAFETY: a fresh, valid state; requiref leaves the module table on the stack.
         unsafe {
+            // Generational collection, as skynet's snlua: most garbage of a service is young,
+            // and (after the full collection that ends pre-initialization) the snapshot's
+            // objects are old, so minor collections leave their pages shared.
+            ffi::lua_gc(l, ffi::LUA_GCGEN, 0, 0);
             ffi::luaL_openlibs(l);
             ffi::luaL_requiref(l, c"skynet.core".as_ptr(), crate::core::open, 0);
             ffi::lua_settop(l, 0);

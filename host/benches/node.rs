@@ -289,6 +289,34 @@ fn lua_bench(command: &str, n: i64, pool: i64) -> (f64, f64) {
     (n as f64 * 1e9 / nanos, (pss_after - pss_before) / n as f64)
 }
 
+/// Spawns `n` idle Lua services in one node and calls every one: spawns/s, PSS growth per
+/// service in KiB, and how many answered.
+fn lua_spawn_and_call(n: i64) -> (f64, f64, i64) {
+    let mut bench = node(&format!(
+        "luaservice = \"{}/?.lua\"\nwasm_max_services = {}",
+        lua_scripts().display(),
+        n + 100
+    ));
+    let pinger = bench
+        .node
+        .shared()
+        .launch("snlua", "bench_pinger")
+        .expect("launch snlua");
+    bench.lua(pinger, &[Value::from("CALLS"), Value::Integer(10)]);
+    let pss_before = memory_kib("Pss:", "/proc/self/smaps_rollup");
+    let reply = bench.lua(pinger, &[Value::from("SPAWN"), Value::Integer(n)]);
+    let pss_after = memory_kib("Pss:", "/proc/self/smaps_rollup");
+    let nanos = reply[0].as_integer().expect("elapsed ns") as f64;
+    let answered = bench.lua(pinger, &[Value::from("PINGALL")])[0]
+        .as_integer()
+        .expect("a count");
+    (
+        n as f64 * 1e9 / nanos,
+        (pss_after - pss_before) / n as f64,
+        answered,
+    )
+}
+
 /// ns per resume+yield pair for the same script in the host's stock native Lua (mlua).
 fn lua_coroutines_native(n: i64, mode: &str) -> f64 {
     let source = std::fs::read_to_string(lua_scripts().join("bench_coroutine.lua")).unwrap();
@@ -428,6 +456,13 @@ fn main() {
         );
         let pss = median(results.iter().map(|r| r.1).collect()).0;
         println!("    PSS per idle Lua service: {pss:.1} KiB");
+    }
+    if wanted("lua-100k") && !quick {
+        let n = 100_000;
+        let (per_second, pss, answered) = lua_spawn_and_call(n);
+        println!(
+            "100,000 idle Lua services: spawned at {per_second:.0}/s, {answered} answered a call, PSS {pss:.1} KiB each"
+        );
     }
     if wanted("100k") && !quick {
         let result = spawn(100_000, true);

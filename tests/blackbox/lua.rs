@@ -130,6 +130,19 @@ fn lua_forwarding_filters_monitors_killthread_select_trace_and_debug_tasks() {
 }
 
 #[test]
+fn the_rust_launcher_answers_skynet_s_launcher_commands() {
+    run_lua_suite("test_launcher");
+}
+
+#[test]
+fn the_lua_launcher_answers_skynet_s_launcher_commands() {
+    run_lua_suite_with(
+        "bootstrap = \"snlua bootstrap\"\nstart = \"test_launcher\"",
+        "test_launcher",
+    );
+}
+
+#[test]
 fn lua_pack_matches_skynet() {
     run_lua_suite("test_pack");
 }

@@ -1,6 +1,7 @@
 -- Benchmark driver (host/benches/node.rs, "lua-"): answers CALLS n (n sequential calls to a
 -- Lua pong), SENDS n (n one-way sends, then one call to wait for them) and SPAWN n (n idle
--- Lua services through the launcher), each with the nanoseconds it took.
+-- Lua services through the launcher), each with the nanoseconds it took; PINGALL calls every
+-- spawned service.
 local skynet = require "skynet"
 
 local pong
@@ -33,12 +34,24 @@ function CMD.SENDS(n)
 	return skynet.hpc() - started
 end
 
+local spawned = {}
+
 function CMD.SPAWN(n)
 	local started = skynet.hpc()
-	for _ = 1, n do
-		skynet.newservice("bench_idle")
+	for i = 1, n do
+		spawned[i] = skynet.newservice("bench_idle")
 	end
 	return skynet.hpc() - started
+end
+
+-- Every service SPAWN started answers a debug PING; how many did.
+function CMD.PINGALL()
+	local answered = 0
+	for _, service in ipairs(spawned) do
+		skynet.call(service, "debug", "PING")
+		answered = answered + 1
+	end
+	return answered
 end
 
 skynet.start(function()

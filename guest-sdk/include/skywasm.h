@@ -49,6 +49,7 @@
 #define SKYWASM_E_FAILED (-9)
 #define SKYWASM_E_NAME_TAKEN (-10)
 #define SKYWASM_E_LIMIT (-11)
+#define SKYWASM_E_SOCKET (-12)
 
 #define SKYWASM_IMPORT(name) __attribute__((import_module("skywasm"), import_name(#name)))
 
@@ -97,5 +98,40 @@ void skywasm_log(const char *text, uint32_t len);
 SKYWASM_IMPORT(load_source)
 int32_t skywasm_load_source(uint32_t kind, const char *name, uint32_t name_len, char *out,
                             uint32_t out_cap);
+
+/* Sockets (docs/abi.md §4.14-4.19). Events arrive as SKYWASM_PTYPE_SOCKET messages whose body
+ * is type, id, ud (uint32/int32, little-endian) then the payload. */
+#define SKYWASM_SOCKET_DATA 1
+#define SKYWASM_SOCKET_CONNECT 2
+#define SKYWASM_SOCKET_CLOSE 3
+#define SKYWASM_SOCKET_ACCEPT 4
+#define SKYWASM_SOCKET_ERROR 5
+#define SKYWASM_SOCKET_UDP 6
+#define SKYWASM_SOCKET_WARNING 7
+#define SKYWASM_SOCKET_START 0
+#define SKYWASM_SOCKET_PAUSE 1
+#define SKYWASM_SOCKET_CLOSE_SOCKET 2
+#define SKYWASM_SOCKET_SHUTDOWN 3
+#define SKYWASM_SOCKET_NODELAY 4
+#define SKYWASM_SOCKET_PRIORITY_HIGH 0
+#define SKYWASM_SOCKET_PRIORITY_LOW 1
+#define SKYWASM_SOCKET_QUERY_ERROR 0
+#define SKYWASM_SOCKET_QUERY_ADDRESS 1
+#define SKYWASM_SOCKET_QUERY_INFO 2
+/* A listening TCP socket: its id, or an error code (SKYWASM_E_SOCKET: see QUERY_ERROR). */
+SKYWASM_IMPORT(socket_listen)
+int32_t skywasm_socket_listen(const char *host, uint32_t host_len, uint32_t port, int32_t backlog);
+/* A TCP connection being made: its id; a CONNECT or ERROR event follows. */
+SKYWASM_IMPORT(socket_connect)
+int32_t skywasm_socket_connect(const char *host, uint32_t host_len, uint32_t port);
+/* START (become the owner, read), PAUSE, CLOSE_SOCKET, SHUTDOWN or NODELAY. */
+SKYWASM_IMPORT(socket_control)
+int32_t skywasm_socket_control(uint32_t op, int32_t id);
+/* Queue bytes on a socket (PRIORITY_HIGH or PRIORITY_LOW). */
+SKYWASM_IMPORT(socket_send)
+int32_t skywasm_socket_send(int32_t id, uint32_t priority, const void *data, uint32_t len);
+/* The last socket error's text, a socket's local address, or netstat (skynet.pack bytes). */
+SKYWASM_IMPORT(socket_query)
+int32_t skywasm_socket_query(uint32_t what, int32_t id, char *out, uint32_t out_cap);
 
 #endif

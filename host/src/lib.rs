@@ -24,6 +24,7 @@
 //! | [`wasm`] | a wasm service instance, WASI | `service_snlua.c` (the host side) |
 //! | `abi` | the host functions guests import | `lua-skynet.c` |
 //! | [`log`] | the logger service, message logs | `service_logger.c`, `skynet_log.c` |
+//! | [`socket`] | TCP sockets on tokio, events to owners | `socket_server.c`, `skynet_socket.c` |
 //! | [`client`] | outside threads sending and calling | — |
 //!
 //! `mq`, `handle` and `timer` depend on neither wasmtime nor an async runtime.
@@ -52,6 +53,7 @@ pub mod node;
 pub mod preinit;
 pub mod scheduler;
 pub mod service;
+pub mod socket;
 pub mod source;
 mod sync;
 pub mod timer;

@@ -28,6 +28,7 @@ use crate::monitor::Monitor;
 use crate::mq::{Message, Push};
 use crate::scheduler::Scheduler;
 use crate::service::{is_request, Behavior, Fault, Service, ServiceCore};
+use crate::socket::{EventSink, SocketServer};
 use crate::sync::lock;
 use crate::wasm::WasmService;
 
@@ -110,6 +111,8 @@ pub struct NodeShared {
     quit: AtomicBool,
     quit_lock: Mutex<()>,
     quit_signal: Condvar,
+    /// The socket server; its events reach owners as PTYPE_SOCKET messages.
+    pub sockets: SocketServer,
 }
 
 impl NodeShared {
@@ -435,6 +438,9 @@ impl NodeShared {
         let owed = behavior
             .map(|mut behavior| behavior.core().take_owed())
             .unwrap_or_default();
+        if !self.sockets.is_empty() {
+            self.sockets.close_owned_by(handle);
+        }
         *lock(&service.message_log) = None;
         if self.is_quitting() {
             return;
@@ -500,7 +506,7 @@ impl Node {
     pub fn start(config: NodeConfig) -> Result<Node, StartError> {
         let modules =
             ModuleRegistry::new(&config).map_err(|e| StartError::Engine(format!("{e:#}")))?;
-        let shared = Arc::new(NodeShared {
+        let shared = Arc::new_cyclic(|node: &std::sync::Weak<NodeShared>| NodeShared {
             env: Mutex::new(config.env.clone()),
             handles: HandleTable::new(config.harbor),
             scheduler: Scheduler::new(config.thread),
@@ -512,6 +518,7 @@ impl Node {
             quit: AtomicBool::new(false),
             quit_lock: Mutex::new(()),
             quit_signal: Condvar::new(),
+            sockets: SocketServer::new(socket_sink(node.clone())),
             config,
         });
         let mut node = Node {
@@ -620,6 +627,7 @@ impl Node {
         for thread in self.background.drain(..) {
             let _ = thread.join();
         }
+        self.shared.sockets.stop();
         self.shared.scheduler.drain();
         let logger = Handle(self.shared.logger.load(Ordering::Acquire));
         let services = self.shared.handles.retire_all();
@@ -642,6 +650,29 @@ impl Drop for Node {
             self.stop();
         }
     }
+}
+
+/// Socket events become PTYPE_SOCKET messages from address 0 to the socket's owner (skynet's
+/// `skynet_socket.c` forward). A socket whose owner is gone, or a stopping node, refuses.
+fn socket_sink(node: std::sync::Weak<NodeShared>) -> EventSink {
+    Box::new(move |owner, body| {
+        let Some(node) = node.upgrade() else {
+            return false;
+        };
+        if node.is_quitting() {
+            return false;
+        }
+        node.push(
+            owner,
+            Message {
+                source: Handle::NONE,
+                session: 0,
+                ptype: ptype::SOCKET as u8,
+                data: body.into(),
+            },
+        )
+        .is_ok()
+    })
 }
 
 /// Splits skynet's "module args..." into the module name and the rest.

@@ -200,11 +200,16 @@ pub struct Capabilities {
     /// Send with another source (`redirect`): forwarders and proxies need it; it lets a
     /// service forge replies, so only trusted services get it.
     pub redirect: bool,
+    /// Listen, connect and use sockets.
+    pub sockets: bool,
 }
 
 impl Capabilities {
     /// What the node's own (trusted) services may do: everything, as in skynet.
-    pub const TRUSTED: Capabilities = Capabilities { redirect: true };
+    pub const TRUSTED: Capabilities = Capabilities {
+        redirect: true,
+        sockets: true,
+    };
 }
 
 /// What a running service uses to reach the node: sessions, sending, commands. It also keeps

@@ -64,7 +64,7 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
 ///
 /// # Safety
 /// `l` valid; the slice lives while the value stays on the stack.
-unsafe fn opt_bytes<'a>(l: *mut ffi::lua_State, index: c_int) -> Option<&'a [u8]> {
+pub(crate) unsafe fn opt_bytes<'a>(l: *mut ffi::lua_State, index: c_int) -> Option<&'a [u8]> {
     let mut len = 0usize;
     // SAFETY: lua_tolstring returns null or `len` valid bytes.
     unsafe {
@@ -77,7 +77,7 @@ unsafe fn opt_bytes<'a>(l: *mut ffi::lua_State, index: c_int) -> Option<&'a [u8]
 ///
 /// # Safety
 /// As [`opt_bytes`].
-unsafe fn check_str<'a>(l: *mut ffi::lua_State, index: c_int) -> &'a str {
+pub(crate) unsafe fn check_str<'a>(l: *mut ffi::lua_State, index: c_int) -> &'a str {
     // SAFETY: forwarded.
     unsafe {
         let mut len = 0usize;
@@ -98,7 +98,10 @@ unsafe fn check_str<'a>(l: *mut ffi::lua_State, index: c_int) -> &'a str {
 ///
 /// # Safety
 /// As [`opt_bytes`]; a light userdata must point at `sz` readable bytes (skynet's contract).
-unsafe fn message_arg<'a>(l: *mut ffi::lua_State, index: c_int) -> (&'a [u8], *mut c_void) {
+pub(crate) unsafe fn message_arg<'a>(
+    l: *mut ffi::lua_State,
+    index: c_int,
+) -> (&'a [u8], *mut c_void) {
     // SAFETY: forwarded.
     unsafe {
         match ffi::lua_type(l, index) {

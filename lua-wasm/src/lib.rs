@@ -25,4 +25,6 @@ mod lualib;
 #[cfg(target_family = "wasm")]
 mod pack;
 #[cfg(target_family = "wasm")]
+mod socket;
+#[cfg(target_family = "wasm")]
 mod state;

@@ -20,6 +20,7 @@ const MODULES: &[(&str, &str)] = &[
         include_str!("../lualib/skynet/manager.lua"),
     ),
     ("skynet.queue", include_str!("../lualib/skynet/queue.lua")),
+    ("skynet.socket", include_str!("../lualib/skynet/socket.lua")),
     (
         "skynet.require",
         include_str!("../lualib/skynet/require.lua"),

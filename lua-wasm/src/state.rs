@@ -90,6 +90,11 @@ impl Vm {
             ffi::luaL_openlibs(l);
             ffi::luaL_requiref(l, c"skynet.core".as_ptr(), crate::core::open, 0);
             ffi::lua_settop(l, 0);
+            // The socket driver is opened on first `require`, as skynet's C module.
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
+            ffi::lua_pushcfunction(l, crate::socket::open);
+            ffi::lua_setfield(l, -2, c"skynet.socketdriver".as_ptr());
+            ffi::lua_settop(l, 0);
             ffi::lua_atpanic(l, panic);
             install_builtin_searcher(l);
         }

@@ -143,6 +143,11 @@ fn the_lua_launcher_answers_skynet_s_launcher_commands() {
 }
 
 #[test]
+fn lua_sockets_echo_read_fragments_and_change_hands() {
+    run_lua_suite("test_socket");
+}
+
+#[test]
 fn lua_pack_matches_skynet() {
     run_lua_suite("test_pack");
 }

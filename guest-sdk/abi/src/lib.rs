@@ -107,6 +107,20 @@ pub mod import {
     /// `load_source(kind, name_ptr, name_len, out_ptr, out_cap) -> i32`: a script or module
     /// source found along the node's search path (see [`crate::source`]).
     pub const LOAD_SOURCE: &str = "load_source";
+    /// `socket_listen(host_ptr, host_len, port, backlog) -> i32`: a listening TCP socket's
+    /// id, or an error code (the reason: `socket_query(QUERY_ERROR, ..)`); see [`crate::socket`].
+    pub const SOCKET_LISTEN: &str = "socket_listen";
+    /// `socket_connect(host_ptr, host_len, port) -> i32`: the id of a TCP connection being
+    /// made (a CONNECT or ERROR event follows), or an error code.
+    pub const SOCKET_CONNECT: &str = "socket_connect";
+    /// `socket_control(op, id) -> i32`: start, pause, close, shut down or set nodelay on a
+    /// socket; 0 or an error code.
+    pub const SOCKET_CONTROL: &str = "socket_control";
+    /// `socket_send(id, priority, ptr, len) -> i32`: queue bytes on a socket; 0 or an error code.
+    pub const SOCKET_SEND: &str = "socket_send";
+    /// `socket_query(what, id, out_ptr, out_cap) -> i32`: the last socket error's text, a
+    /// socket's local address, or every socket (netstat); the answer's length or an error code.
+    pub const SOCKET_QUERY: &str = "socket_query";
 
     /// Every import, for contract tests.
     pub const ALL: &[&str] = &[
@@ -123,7 +137,63 @@ pub mod import {
         COMMAND,
         LOG,
         LOAD_SOURCE,
+        SOCKET_LISTEN,
+        SOCKET_CONNECT,
+        SOCKET_CONTROL,
+        SOCKET_SEND,
+        SOCKET_QUERY,
     ];
+}
+
+/// Sockets (skynet's `socket_server`): the operations of `socket_control`, send priorities,
+/// `socket_query` questions, and the events the owner of a socket receives.
+///
+/// A socket event is a PTYPE_SOCKET message with source 0 and session 0 whose body is a
+/// 12-byte header — event type (u32), socket id (i32), `ud` (i32), little-endian — then the
+/// event's payload. Types and meanings are skynet's `SKYNET_SOCKET_TYPE_*`.
+pub mod socket {
+    /// Bytes arrived: `ud` = their count, payload = the bytes.
+    pub const DATA: u32 = 1;
+    /// A connection is open (connected, or started after accept): payload = peer `ip:port`.
+    pub const CONNECT: u32 = 2;
+    /// The socket closed (or the peer closed its side: the socket stays writable until
+    /// closed).
+    pub const CLOSE: u32 = 3;
+    /// A listening socket accepted a connection: `ud` = the new socket's id, payload = the
+    /// peer's `ip:port`. The new socket is read only after someone starts it.
+    pub const ACCEPT: u32 = 4;
+    /// The socket failed (connect refused, reset, ...): payload = the reason. It is closed.
+    pub const ERROR: u32 = 5;
+    /// A UDP datagram (reserved, not produced yet).
+    pub const UDP: u32 = 6;
+    /// Unsent bytes passed a threshold: `ud` = unsent KiB (0 when drained again).
+    pub const WARNING: u32 = 7;
+
+    /// `socket_control`: become the owner and start reading (accepting, for a listener).
+    pub const START: u32 = 0;
+    /// `socket_control`: stop reading until started again.
+    pub const PAUSE: u32 = 1;
+    /// `socket_control`: close after the queued bytes are sent.
+    pub const CLOSE_SOCKET: u32 = 2;
+    /// `socket_control`: close at once, dropping queued bytes.
+    pub const SHUTDOWN: u32 = 3;
+    /// `socket_control`: disable Nagle's algorithm.
+    pub const NODELAY: u32 = 4;
+
+    /// `socket_send`: the normal queue.
+    pub const PRIORITY_HIGH: u32 = 0;
+    /// `socket_send`: the low-priority queue, sent when the normal one is empty.
+    pub const PRIORITY_LOW: u32 = 1;
+
+    /// `socket_query`: this service's last socket error, as text.
+    pub const QUERY_ERROR: u32 = 0;
+    /// `socket_query`: a socket's local address (`ip:port`).
+    pub const QUERY_ADDRESS: u32 = 1;
+    /// `socket_query`: every socket, as `skynet.pack` bytes of an array of tables.
+    pub const QUERY_INFO: u32 = 2;
+
+    /// Bytes of an event's header.
+    pub const EVENT_HEADER: usize = 12;
 }
 
 /// `load_source`: what is looked up, and the layout of the answer.
@@ -187,6 +257,8 @@ pub mod error {
     pub const NAME_TAKEN: i32 = -10;
     /// A configured limit was reached (services, timers).
     pub const LIMIT: i32 = -11;
+    /// The socket operation failed; `socket_query(QUERY_ERROR, ..)` says why.
+    pub const SOCKET: i32 = -12;
 
     /// A short description of an error code, for logs and SDK error messages.
     pub fn describe(code: i32) -> &'static str {
@@ -202,6 +274,7 @@ pub mod error {
             FAILED => "failed",
             NAME_TAKEN => "name already taken",
             LIMIT => "limit reached",
+            SOCKET => "socket error",
             _ => "unknown error",
         }
     }
@@ -252,6 +325,7 @@ mod tests {
             error::FAILED,
             error::NAME_TAKEN,
             error::LIMIT,
+            error::SOCKET,
         ];
         for (i, a) in codes.iter().enumerate() {
             assert!(*a < 0);

@@ -55,6 +55,11 @@ mod imports {
             out: *mut u8,
             out_cap: usize,
         ) -> i32;
+        pub fn socket_listen(host: *const u8, host_len: usize, port: u32, backlog: i32) -> i32;
+        pub fn socket_connect(host: *const u8, host_len: usize, port: u32) -> i32;
+        pub fn socket_control(op: u32, id: i32) -> i32;
+        pub fn socket_send(id: i32, priority: u32, ptr: *const u8, len: usize) -> i32;
+        pub fn socket_query(what: u32, id: i32, out: *mut u8, out_cap: usize) -> i32;
     }
 }
 
@@ -182,4 +187,47 @@ pub fn load_source(kind: u32, name: &str, out: &mut [u8]) -> i32 {
         out.as_mut_ptr(),
         out.len()
     ))
+}
+
+/// `socket_listen` (§4.15): a listening TCP socket on `host:port`; its id, or a negative
+/// error code ([`crate::error::SOCKET`]: the reason is `socket_query(QUERY_ERROR)`).
+pub fn socket_listen(host: &str, port: u16, backlog: i32) -> i32 {
+    host!(imports::socket_listen(
+        host.as_ptr(),
+        host.len(),
+        u32::from(port),
+        backlog
+    ))
+}
+
+/// `socket_connect` (§4.16): starts a TCP connection; its id (a CONNECT or ERROR event
+/// follows), or a negative error code.
+pub fn socket_connect(host: &str, port: u16) -> i32 {
+    host!(imports::socket_connect(
+        host.as_ptr(),
+        host.len(),
+        u32::from(port)
+    ))
+}
+
+/// `socket_control` (§4.17): `op` ([`crate::socket::START`], ...) on socket `id`; 0 or a
+/// negative error code.
+pub fn socket_control(op: u32, id: i32) -> i32 {
+    host!(imports::socket_control(op, id))
+}
+
+/// `socket_send` (§4.18): queues `data` on socket `id`; 0 or a negative error code.
+pub fn socket_send(id: i32, priority: u32, data: &[u8]) -> i32 {
+    host!(imports::socket_send(
+        id,
+        priority,
+        data.as_ptr(),
+        data.len()
+    ))
+}
+
+/// `socket_query` (§4.19): the answer to `what` ([`crate::socket::QUERY_ERROR`], ...); its
+/// full length (written up to `out.len()` bytes), or a negative error code.
+pub fn socket_query(what: u32, id: i32, out: &mut [u8]) -> i32 {
+    host!(imports::socket_query(what, id, out.as_mut_ptr(), out.len()))
 }

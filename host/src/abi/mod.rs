@@ -2,7 +2,8 @@
 //!
 //! One file per capability, each with a `register` that wraps its functions into the linker:
 //! [`messaging`] (send, call, redirect), [`time`] (timeout, sessions, clocks), [`command`]
-//! (the skynet command set), [`log`] and [`source`] (Lua sources along search paths). [`memory`] holds the checked guest-memory access
+//! (the skynet command set), [`log`], [`source`] (Lua sources along search paths) and
+//! [`socket`] (TCP sockets). [`memory`] holds the checked guest-memory access
 //! every one of them uses.
 //!
 //! Error policy: an expected failure (unknown name, dead address, message too large) is a
@@ -13,6 +14,7 @@ pub(crate) mod command;
 pub(crate) mod log;
 pub(crate) mod memory;
 pub(crate) mod messaging;
+pub(crate) mod socket;
 pub(crate) mod source;
 pub(crate) mod time;
 
@@ -30,5 +32,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<WasmState>) -> wasmtime::Result<
     command::register(linker)?;
     log::register(linker)?;
     source::register(linker)?;
+    socket::register(linker)?;
     Ok(())
 }

@@ -36,6 +36,8 @@ pub struct WasmState {
     /// The directory of a Lua service found through a directory pattern (`load_source`
     /// searches it for modules before `lua_path`, as skynet's loader does).
     pub(crate) service_dir: Option<Box<str>>,
+    /// The text of this service's last failed socket call (`socket_query(QUERY_ERROR)`).
+    pub(crate) socket_error: Option<Box<str>>,
 }
 
 impl WasmState {
@@ -79,6 +81,7 @@ impl WasmService {
                 interrupt: None,
                 wasi: None,
                 service_dir: None,
+                socket_error: None,
             },
         );
         // Every epoch tick (10 ms) while guest code runs, check whether the running call

@@ -1,0 +1,179 @@
+//! Socket host functions (docs/abi.md §4.14–4.19): listen, connect, control, send and query,
+//! over the node's [`crate::socket::SocketServer`]. Events come back to the owner as
+//! PTYPE_SOCKET messages.
+//!
+//! Expected failures are codes: `NOT_FOUND` for an unknown socket, `SOCKET` for an address
+//! or network failure (the text is kept for `socket_query(QUERY_ERROR)`), `DENIED` without
+//! the sockets capability, `INVALID_ARGUMENT` for a port over 65535, a host that is not
+//! UTF-8 or an unknown operation.
+
+use bytes::Bytes;
+use skywasm_abi::{error, import, socket, IMPORT_MODULE};
+use wasmtime::{Caller, Linker};
+
+use super::memory::{check, copy_in, read_str, write_answer};
+use crate::socket::SocketError;
+use crate::wasm::WasmState;
+
+/// The code for a failed socket call; an address failure's text is kept for the guest.
+fn failure(caller: &mut Caller<'_, WasmState>, e: SocketError) -> i32 {
+    match e {
+        SocketError::Unknown(_) => error::NOT_FOUND,
+        other => {
+            caller.data_mut().socket_error = Some(other.to_string().into_boxed_str());
+            error::SOCKET
+        }
+    }
+}
+
+fn allowed(caller: &Caller<'_, WasmState>) -> bool {
+    caller.data().core.capabilities.sockets
+}
+
+pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SOCKET_LISTEN,
+        |mut caller: Caller<'_, WasmState>,
+         host_ptr: u32,
+         host_len: u32,
+         port: u32,
+         backlog: i32|
+         -> wasmtime::Result<i32> {
+            let Some(host) = read_str(&mut caller, import::SOCKET_LISTEN, host_ptr, host_len)?
+            else {
+                return Ok(error::INVALID_ARGUMENT);
+            };
+            let Ok(port) = u16::try_from(port) else {
+                return Ok(error::INVALID_ARGUMENT);
+            };
+            if !allowed(&caller) {
+                return Ok(error::DENIED);
+            }
+            let core = &caller.data().core;
+            let result = core
+                .node()
+                .sockets
+                .listen(core.handle(), &host, port, backlog);
+            Ok(result.unwrap_or_else(|e| failure(&mut caller, e)))
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SOCKET_CONNECT,
+        |mut caller: Caller<'_, WasmState>,
+         host_ptr: u32,
+         host_len: u32,
+         port: u32|
+         -> wasmtime::Result<i32> {
+            let Some(host) = read_str(&mut caller, import::SOCKET_CONNECT, host_ptr, host_len)?
+            else {
+                return Ok(error::INVALID_ARGUMENT);
+            };
+            let Ok(port) = u16::try_from(port) else {
+                return Ok(error::INVALID_ARGUMENT);
+            };
+            if !allowed(&caller) {
+                return Ok(error::DENIED);
+            }
+            let core = &caller.data().core;
+            let result = core.node().sockets.connect(core.handle(), &host, port);
+            Ok(result.unwrap_or_else(|e| failure(&mut caller, e)))
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SOCKET_CONTROL,
+        |mut caller: Caller<'_, WasmState>, op: u32, id: i32| -> i32 {
+            if !allowed(&caller) {
+                return error::DENIED;
+            }
+            let core = &caller.data().core;
+            let sockets = &core.node().sockets;
+            let result = match op {
+                socket::START => sockets.start(core.handle(), id),
+                socket::PAUSE => sockets.pause(id),
+                socket::CLOSE_SOCKET => sockets.close(id),
+                socket::SHUTDOWN => sockets.shutdown(id),
+                socket::NODELAY => sockets.nodelay(id),
+                _ => return error::INVALID_ARGUMENT,
+            };
+            match result {
+                Ok(()) => 0,
+                Err(e) => failure(&mut caller, e),
+            }
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SOCKET_SEND,
+        |mut caller: Caller<'_, WasmState>,
+         id: i32,
+         priority: u32,
+         ptr: u32,
+         len: u32|
+         -> wasmtime::Result<i32> {
+            let low = match priority {
+                socket::PRIORITY_HIGH => false,
+                socket::PRIORITY_LOW => true,
+                _ => return Ok(error::INVALID_ARGUMENT),
+            };
+            if len as usize > caller.data().core.node().config.max_message_size {
+                return Ok(error::TOO_LARGE);
+            }
+            let bytes = copy_in(&mut caller, import::SOCKET_SEND, ptr, len)?;
+            if !allowed(&caller) {
+                return Ok(error::DENIED);
+            }
+            let result = caller
+                .data()
+                .core
+                .node()
+                .sockets
+                .send(id, low, Bytes::from(bytes));
+            Ok(match result {
+                Ok(()) => 0,
+                Err(e) => failure(&mut caller, e),
+            })
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SOCKET_QUERY,
+        |mut caller: Caller<'_, WasmState>,
+         what: u32,
+         id: i32,
+         out_ptr: u32,
+         out_cap: u32|
+         -> wasmtime::Result<i32> {
+            const NAME: &str = import::SOCKET_QUERY;
+            check(&mut caller, NAME, out_ptr, out_cap)?;
+            let answer = match what {
+                socket::QUERY_ERROR => match &caller.data().socket_error {
+                    Some(text) => text.as_bytes().to_vec(),
+                    None => return Ok(error::NOT_FOUND),
+                },
+                socket::QUERY_ADDRESS => {
+                    match caller.data().core.node().sockets.local_address(id) {
+                        Ok(address) => address.into_bytes(),
+                        Err(e) => return Ok(failure(&mut caller, e)),
+                    }
+                }
+                socket::QUERY_INFO => {
+                    let info = caller.data().core.node().sockets.info();
+                    let table = skywasm_pack::Value::Table(skywasm_pack::Table {
+                        array: info,
+                        hash: Vec::new(),
+                    });
+                    match skywasm_pack::pack(&[table]) {
+                        Ok(bytes) => bytes,
+                        Err(_) => return Ok(error::FAILED),
+                    }
+                }
+                _ => return Ok(error::INVALID_ARGUMENT),
+            };
+            write_answer(&mut caller, NAME, out_ptr, out_cap, &answer)
+        },
+    )?;
+    Ok(())
+}

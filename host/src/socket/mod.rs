@@ -1,0 +1,483 @@
+//! The socket server (skynet's `socket_server.c` with the `skynet_socket.c` adapter): TCP
+//! listeners and connections on a tokio runtime of its own thread, known by id and owner.
+//!
+//! It knows socket ids and owner handles, never services: what happens on a socket becomes
+//! an event (`skywasm_abi::socket`) handed to the sink the node gave it, which turns it into
+//! a PTYPE_SOCKET message to the owner. Each socket is driven by one task, so its events
+//! reach the owner in order. Calls come from worker threads and never block on the network:
+//! `listen` binds at once (so its errors are immediate), everything else is queued to the
+//! socket's task.
+//!
+//! Invariants: an id is in the table from its creation until its task ends, and only its
+//! task removes it; a socket whose owner is gone (its event could not be delivered) is shut
+//! down, so a dead service never keeps a socket open.
+
+mod task;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+use skywasm_abi::{socket as abi, Handle};
+use skywasm_pack::{Table, Value};
+use tokio::sync::mpsc;
+
+/// Where events go: `(owner, event body)`; false if the owner cannot take it (it is gone).
+pub type EventSink = Box<dyn Fn(Handle, Vec<u8>) -> bool + Send + Sync>;
+
+/// Unsent bytes on a socket past which its owner gets a WARNING; the threshold then doubles.
+pub const WARNING_THRESHOLD: u64 = 1 << 20;
+
+/// Why a socket call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SocketError {
+    /// No socket has that id (never had, or it closed).
+    #[error("no socket {0}")]
+    Unknown(i32),
+    /// The address cannot be used (unparsable, unresolvable, in use, ...).
+    #[error("{0}")]
+    Address(String),
+    /// The socket server has stopped (the node is stopping).
+    #[error("the socket server has stopped")]
+    Stopped,
+}
+
+/// What a socket is, for `netstat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Listen,
+    Connecting,
+    /// Accepted and waiting for someone to start it.
+    Accepted,
+    Connected,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Listen => "LISTEN",
+            Kind::Connecting => "CONNECTING",
+            Kind::Accepted => "ACCEPT",
+            Kind::Connected => "TCP",
+        }
+    }
+}
+
+/// What a socket's task is asked to do.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Start reading (accepting); an accepted socket first tells its owner CONNECT.
+    Start,
+    Pause,
+    Send {
+        low: bool,
+        bytes: Bytes,
+    },
+    /// Close after sending what is queued.
+    Close,
+    /// Close now.
+    Shutdown,
+    Nodelay,
+}
+
+/// One socket, as the server's table and `netstat` see it.
+pub(crate) struct Entry {
+    id: i32,
+    kind: Mutex<Kind>,
+    /// Who receives its events.
+    owner: AtomicU32,
+    /// `ip:port` of the other end (or, while connecting, the address asked for).
+    peer: Mutex<String>,
+    /// `ip:port` of this end.
+    local: Mutex<String>,
+    read: AtomicU64,
+    written: AtomicU64,
+    /// Queued and not yet written bytes.
+    unsent: AtomicU64,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+impl Entry {
+    fn set_kind(&self, kind: Kind) {
+        *lock(&self.kind) = kind;
+    }
+
+    fn owner(&self) -> Handle {
+        Handle(self.owner.load(Ordering::Acquire))
+    }
+}
+
+/// The runtime thread, started on first use.
+struct Reactor {
+    handle: tokio::runtime::Handle,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// State shared by the server and its tasks.
+pub(crate) struct Shared {
+    sink: EventSink,
+    sockets: Mutex<FxHashMap<i32, Arc<Entry>>>,
+    next_id: AtomicI32,
+}
+
+/// The node's socket server.
+pub struct SocketServer {
+    shared: Arc<Shared>,
+    reactor: OnceLock<Result<Reactor, String>>,
+}
+
+impl SocketServer {
+    /// A server handing every event to `sink`. No thread runs until the first socket.
+    pub fn new(sink: EventSink) -> SocketServer {
+        SocketServer {
+            shared: Arc::new(Shared {
+                sink,
+                sockets: Mutex::new(FxHashMap::default()),
+                next_id: AtomicI32::new(0),
+            }),
+            reactor: OnceLock::new(),
+        }
+    }
+
+    fn reactor(&self) -> Result<&Reactor, SocketError> {
+        let reactor = self.reactor.get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()
+                .map_err(|e| format!("cannot start the socket runtime: {e}"))?;
+            let handle = runtime.handle().clone();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name("skywasm-socket".into())
+                .spawn(move || {
+                    // Returns when told to stop (or when the server is dropped); dropping
+                    // the runtime then ends every socket task and closes its socket.
+                    let _ = runtime.block_on(stopped);
+                })
+                .map_err(|e| format!("cannot start the socket thread: {e}"))?;
+            Ok(Reactor {
+                handle,
+                stop: Mutex::new(Some(stop)),
+                thread: Mutex::new(Some(thread)),
+            })
+        });
+        reactor
+            .as_ref()
+            .map_err(|e| SocketError::Address(e.clone()))
+    }
+
+    /// Stops the runtime thread: every socket closes. Later calls fail with `Stopped`.
+    pub fn stop(&self) {
+        if let Some(Ok(reactor)) = self.reactor.get() {
+            if let Some(stop) = lock(&reactor.stop).take() {
+                let _ = stop.send(());
+            }
+            if let Some(thread) = lock(&reactor.thread).take() {
+                let _ = thread.join();
+            }
+        }
+        lock(&self.shared.sockets).clear();
+    }
+
+    fn running(&self) -> Result<&Reactor, SocketError> {
+        let reactor = self.reactor()?;
+        if lock(&reactor.stop).is_none() {
+            return Err(SocketError::Stopped);
+        }
+        Ok(reactor)
+    }
+
+    /// A listening socket on `host:port` owned by `owner` (skynet's `socket_server_listen`):
+    /// bound at once; it accepts once started. An empty host listens on every address.
+    ///
+    /// # Errors
+    /// [`SocketError::Address`] when the address cannot be resolved or bound.
+    pub fn listen(
+        &self,
+        owner: Handle,
+        host: &str,
+        port: u16,
+        backlog: i32,
+    ) -> Result<i32, SocketError> {
+        let reactor = self.running()?;
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        let address = resolve(host, port)?;
+        let _inside = reactor.handle.enter();
+        let listener = bind(address, backlog)
+            .map_err(|e| SocketError::Address(format!("listen {host}:{port}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let (entry, control) = self.shared.register(owner, Kind::Listen, String::new());
+        *lock(&entry.local) = local;
+        reactor.handle.spawn(task::listener(
+            self.shared.clone(),
+            entry.clone(),
+            listener,
+            control,
+        ));
+        Ok(entry.id)
+    }
+
+    /// Starts a TCP connection to `host:port` for `owner`; its id at once, then a CONNECT or
+    /// ERROR event (skynet's `socket_server_connect`).
+    ///
+    /// # Errors
+    /// [`SocketError::Address`] for an empty host or a zero port.
+    pub fn connect(&self, owner: Handle, host: &str, port: u16) -> Result<i32, SocketError> {
+        let reactor = self.running()?;
+        if host.is_empty() || port == 0 {
+            return Err(SocketError::Address(format!(
+                "connect {host}:{port}: a host and a port are needed"
+            )));
+        }
+        let (entry, control) =
+            self.shared
+                .register(owner, Kind::Connecting, format!("{host}:{port}"));
+        reactor.handle.spawn(task::connect(
+            self.shared.clone(),
+            entry.clone(),
+            host.to_string(),
+            port,
+            control,
+        ));
+        Ok(entry.id)
+    }
+
+    fn entry(&self, id: i32) -> Result<Arc<Entry>, SocketError> {
+        lock(&self.shared.sockets)
+            .get(&id)
+            .cloned()
+            .ok_or(SocketError::Unknown(id))
+    }
+
+    fn tell(&self, entry: &Entry, control: Control) -> Result<(), SocketError> {
+        entry
+            .control
+            .send(control)
+            .map_err(|_| SocketError::Unknown(entry.id))
+    }
+
+    /// `caller` becomes the owner of socket `id`, which starts reading (a listener:
+    /// accepting). An accepted socket first tells its new owner CONNECT.
+    ///
+    /// # Errors
+    /// [`SocketError::Unknown`].
+    pub fn start(&self, caller: Handle, id: i32) -> Result<(), SocketError> {
+        let entry = self.entry(id)?;
+        entry.owner.store(caller.0, Ordering::Release);
+        self.tell(&entry, Control::Start)
+    }
+
+    /// Stops reading socket `id` until it is started again.
+    ///
+    /// # Errors
+    /// [`SocketError::Unknown`].
+    pub fn pause(&self, id: i32) -> Result<(), SocketError> {
+        let entry = self.entry(id)?;
+        self.tell(&entry, Control::Pause)
+    }
+
+    /// Closes socket `id` once its queued bytes are sent; its owner gets CLOSE.
+    ///
+    /// # Errors
+    /// [`SocketError::Unknown`].
+    pub fn close(&self, id: i32) -> Result<(), SocketError> {
+        let entry = self.entry(id)?;
+        self.tell(&entry, Control::Close)
+    }
+
+    /// Closes socket `id` now, dropping what is queued; its owner gets CLOSE.
+    ///
+    /// # Errors
+    /// [`SocketError::Unknown`].
+    pub fn shutdown(&self, id: i32) -> Result<(), SocketError> {
+        let entry = self.entry(id)?;
+        self.tell(&entry, Control::Shutdown)
+    }
+
+    /// Disables Nagle's algorithm on socket `id`.
+    ///
+    /// # Errors
+    /// [`SocketError::Unknown`].
+    pub fn nodelay(&self, id: i32) -> Result<(), SocketError> {
+        let entry = self.entry(id)?;
+        self.tell(&entry, Control::Nodelay)
+    }
+
+    /// Queues `bytes` on socket `id` (`low`: the low-priority queue, written when the
+    /// normal one is empty).
+    ///
+    /// # Errors
+    /// [`SocketError::Unknown`].
+    pub fn send(&self, id: i32, low: bool, bytes: Bytes) -> Result<(), SocketError> {
+        let entry = self.entry(id)?;
+        if *lock(&entry.kind) == Kind::Listen {
+            return Err(SocketError::Address(format!(
+                "socket {id} is listening: nothing can be sent on it"
+            )));
+        }
+        entry.unsent.fetch_add(bytes.len() as u64, Ordering::AcqRel);
+        self.tell(&entry, Control::Send { low, bytes })
+    }
+
+    /// `ip:port` of this end of socket `id`.
+    ///
+    /// # Errors
+    /// [`SocketError::Unknown`].
+    pub fn local_address(&self, id: i32) -> Result<String, SocketError> {
+        Ok(lock(&self.entry(id)?.local).clone())
+    }
+
+    /// Every socket, for `netstat`: `{id, type, address, owner, read, write, wbuffer}`,
+    /// ordered by id.
+    pub fn info(&self) -> Vec<Value> {
+        let mut entries: Vec<Arc<Entry>> = lock(&self.shared.sockets).values().cloned().collect();
+        entries.sort_by_key(|e| e.id);
+        entries
+            .iter()
+            .map(|e| {
+                let kind = *lock(&e.kind);
+                let address = if kind == Kind::Listen {
+                    lock(&e.local).clone()
+                } else {
+                    lock(&e.peer).clone()
+                };
+                let field = |k: &str, v: Value| (Value::from(k), v);
+                let count = |n: &AtomicU64| Value::Integer(n.load(Ordering::Acquire) as i64);
+                Value::Table(Table {
+                    array: Vec::new(),
+                    hash: vec![
+                        field("id", Value::Integer(i64::from(e.id))),
+                        field("type", Value::from(kind.name())),
+                        field("address", Value::from(address)),
+                        field("owner", Value::Integer(i64::from(e.owner().0))),
+                        field("read", count(&e.read)),
+                        field("write", count(&e.written)),
+                        field("wbuffer", count(&e.unsent)),
+                    ],
+                })
+            })
+            .collect()
+    }
+
+    /// Shuts down every socket `owner` owns (the service ended).
+    pub fn close_owned_by(&self, owner: Handle) {
+        let owned: Vec<Arc<Entry>> = lock(&self.shared.sockets)
+            .values()
+            .filter(|e| e.owner() == owner)
+            .cloned()
+            .collect();
+        for entry in owned {
+            let _ = entry.control.send(Control::Shutdown);
+        }
+    }
+
+    /// Number of open sockets.
+    pub fn len(&self) -> usize {
+        lock(&self.shared.sockets).len()
+    }
+
+    /// True when no socket is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for SocketServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Shared {
+    /// Registers a socket under a fresh id (positive, skipping ids in use after a wrap).
+    fn register(
+        &self,
+        owner: Handle,
+        kind: Kind,
+        peer: String,
+    ) -> (Arc<Entry>, mpsc::UnboundedReceiver<Control>) {
+        let (control, receiver) = mpsc::unbounded_channel();
+        let mut sockets = lock(&self.sockets);
+        let id = loop {
+            let id = self
+                .next_id
+                .fetch_add(1, Ordering::AcqRel)
+                .wrapping_add(1)
+                .max(1);
+            if id == i32::MAX {
+                self.next_id.store(0, Ordering::Release);
+            }
+            if !sockets.contains_key(&id) {
+                break id;
+            }
+        };
+        let entry = Arc::new(Entry {
+            id,
+            kind: Mutex::new(kind),
+            owner: AtomicU32::new(owner.0),
+            peer: Mutex::new(peer),
+            local: Mutex::new(String::new()),
+            read: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            unsent: AtomicU64::new(0),
+            control,
+        });
+        sockets.insert(id, entry.clone());
+        (entry, receiver)
+    }
+
+    fn remove(&self, id: i32) {
+        lock(&self.sockets).remove(&id);
+    }
+
+    /// Hands one event to the socket's owner; false if the owner is gone.
+    fn emit(&self, entry: &Entry, kind: u32, ud: i32, payload: &[u8]) -> bool {
+        (self.sink)(entry.owner(), event(kind, entry.id, ud, payload))
+    }
+}
+
+/// An event body: type, id, ud (little-endian), then the payload (`skywasm_abi::socket`).
+pub fn event(kind: u32, id: i32, ud: i32, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(abi::EVENT_HEADER + payload.len());
+    body.extend_from_slice(&kind.to_le_bytes());
+    body.extend_from_slice(&id.to_le_bytes());
+    body.extend_from_slice(&ud.to_le_bytes());
+    body.extend_from_slice(payload);
+    body
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, SocketError> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| SocketError::Address(format!("bad address {host}:{port}: {e}")))?
+        .next()
+        .ok_or_else(|| SocketError::Address(format!("bad address {host}:{port}: no such host")))
+}
+
+fn bind(address: SocketAddr, backlog: i32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(u32::try_from(backlog).ok().filter(|b| *b > 0).unwrap_or(32))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;

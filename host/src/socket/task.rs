@@ -1,0 +1,313 @@
+//! The task behind each socket: one per listener, one per connection, so that a socket's
+//! events are produced in order by a single writer.
+
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use skywasm_abi::socket as abi;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{lock, Control, Entry, Kind, Shared, WARNING_THRESHOLD};
+
+/// Bytes read from a connection at a time (one DATA event at most this large).
+const READ_CHUNK: usize = 64 << 10;
+
+/// A listening socket: accepts while started; each connection becomes a new socket in the
+/// `Accepted` state, owned by this socket's owner until someone starts it.
+pub(super) async fn listener(
+    shared: Arc<Shared>,
+    entry: Arc<Entry>,
+    listener: TcpListener,
+    mut control: UnboundedReceiver<Control>,
+) {
+    let mut accepting = false;
+    loop {
+        tokio::select! {
+            command = control.recv() => match command {
+                Some(Control::Start) => {
+                    accepting = true;
+                    // Every start is announced to the (possibly new) owner, as skynet's
+                    // socket_server reports "start".
+                    let local = lock(&entry.local).clone();
+                    if !shared.emit(&entry, abi::CONNECT, 0, local.as_bytes()) {
+                        break;
+                    }
+                }
+                Some(Control::Pause) => accepting = false,
+                Some(Control::Close | Control::Shutdown) | None => {
+                    shared.emit(&entry, abi::CLOSE, 0, b"");
+                    break;
+                }
+                Some(Control::Send { .. } | Control::Nodelay) => {}
+            },
+            accepted = listener.accept(), if accepting => match accepted {
+                Ok((stream, peer)) => {
+                    let (new, receiver) =
+                        shared.register(entry.owner(), Kind::Accepted, peer.to_string());
+                    set_local(&new, &stream);
+                    if !shared.emit(&entry, abi::ACCEPT, new.id, peer.to_string().as_bytes()) {
+                        // The owner is gone: neither socket has anyone to serve.
+                        shared.remove(new.id);
+                        break;
+                    }
+                    tokio::spawn(connection(shared.clone(), new, stream, receiver, false));
+                }
+                // Out of descriptors and the like: skynet keeps listening; so do we, after
+                // a pause so a persistent error does not spin.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+        }
+    }
+    shared.remove(entry.id);
+}
+
+/// A connection being made: CONNECT then a connection that reads at once, or ERROR.
+pub(super) async fn connect(
+    shared: Arc<Shared>,
+    entry: Arc<Entry>,
+    host: String,
+    port: u16,
+    control: UnboundedReceiver<Control>,
+) {
+    match TcpStream::connect((host.as_str(), port)).await {
+        Ok(stream) => {
+            let peer = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| format!("{host}:{port}"));
+            *lock(&entry.peer) = peer.clone();
+            set_local(&entry, &stream);
+            entry.set_kind(Kind::Connected);
+            if shared.emit(&entry, abi::CONNECT, 0, peer.as_bytes()) {
+                connection(shared, entry, stream, control, true).await;
+            } else {
+                shared.remove(entry.id);
+            }
+        }
+        Err(e) => {
+            let reason = format!("connect {host}:{port}: {e}");
+            shared.emit(&entry, abi::ERROR, 0, reason.as_bytes());
+            shared.remove(entry.id);
+        }
+    }
+}
+
+/// Where a connection's life ends.
+enum End {
+    /// Closed by its owner (after the queue drained) or by the peer and then its owner.
+    Closed,
+    /// Failed: ERROR was sent.
+    Failed,
+    /// The owner is gone.
+    Orphaned,
+}
+
+/// A connected socket: reads while started and not paused, writes its queues (normal
+/// first), reports the peer's EOF as CLOSE and keeps writing until closed.
+async fn connection(
+    shared: Arc<Shared>,
+    entry: Arc<Entry>,
+    stream: TcpStream,
+    mut control: UnboundedReceiver<Control>,
+    started: bool,
+) {
+    let mut state = Connection {
+        reading: started,
+        read_closed: false,
+        close_sent: false,
+        closing: false,
+        high: VecDeque::new(),
+        low: VecDeque::new(),
+        warn_at: WARNING_THRESHOLD,
+        warned: false,
+    };
+    let mut buffer = vec![0u8; READ_CHUNK];
+    let end = loop {
+        let queued = !state.high.is_empty() || !state.low.is_empty();
+        if state.closing && !queued {
+            break End::Closed;
+        }
+        tokio::select! {
+            command = control.recv() => {
+                let Some(command) = command else { break End::Closed };
+                match state.command(&shared, &entry, &stream, command) {
+                    Ok(true) => {}
+                    Ok(false) => break End::Closed,
+                    Err(end) => break end,
+                }
+            }
+            ready = stream.readable(), if state.reading && !state.read_closed => {
+                if ready.is_err() {
+                    continue;
+                }
+                match stream.try_read(&mut buffer) {
+                    Ok(0) => {
+                        state.read_closed = true;
+                        state.close_sent = true;
+                        if !shared.emit(&entry, abi::CLOSE, 0, b"") {
+                            break End::Orphaned;
+                        }
+                    }
+                    Ok(n) => {
+                        entry.read.fetch_add(n as u64, Ordering::AcqRel);
+                        if !shared.emit(&entry, abi::DATA, n as i32, &buffer[..n]) {
+                            break End::Orphaned;
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => break state.fail(&shared, &entry, "read", &e),
+                }
+            }
+            ready = stream.writable(), if queued => {
+                if ready.is_err() {
+                    continue;
+                }
+                if let Err(end) = state.write(&shared, &entry, &stream) {
+                    break end;
+                }
+            }
+        }
+    };
+    if matches!(end, End::Closed) && !state.close_sent {
+        shared.emit(&entry, abi::CLOSE, 0, b"");
+    }
+    shared.remove(entry.id);
+}
+
+/// A connection's own state, kept by its task.
+struct Connection {
+    reading: bool,
+    /// The peer sent EOF.
+    read_closed: bool,
+    close_sent: bool,
+    /// Closing once the queues drain.
+    closing: bool,
+    high: VecDeque<Bytes>,
+    low: VecDeque<Bytes>,
+    /// Unsent bytes at which the next WARNING goes out.
+    warn_at: u64,
+    warned: bool,
+}
+
+impl Connection {
+    /// Applies one command; `Ok(false)` ends the connection (shut down), `Err` ends it too.
+    fn command(
+        &mut self,
+        shared: &Shared,
+        entry: &Entry,
+        stream: &TcpStream,
+        command: Control,
+    ) -> Result<bool, End> {
+        match command {
+            Control::Start => {
+                // Announced to the owner every time: after an accept, and after a hand-over
+                // to another service (skynet's "transfer"), whose `socket.start` waits for it.
+                entry.set_kind(Kind::Connected);
+                let peer = lock(&entry.peer).clone();
+                if !shared.emit(entry, abi::CONNECT, 0, peer.as_bytes()) {
+                    return Err(End::Orphaned);
+                }
+                if !self.closing {
+                    self.reading = true;
+                }
+            }
+            Control::Pause => self.reading = false,
+            Control::Send { low, bytes } => {
+                if self.closing {
+                    entry.unsent.fetch_sub(bytes.len() as u64, Ordering::AcqRel);
+                } else {
+                    if low {
+                        self.low.push_back(bytes);
+                    } else {
+                        self.high.push_back(bytes);
+                    }
+                    let unsent = entry.unsent.load(Ordering::Acquire);
+                    if unsent >= self.warn_at {
+                        self.warn_at = self.warn_at.saturating_mul(2);
+                        self.warned = true;
+                        let kib = i32::try_from(unsent / 1024).unwrap_or(i32::MAX);
+                        if !shared.emit(entry, abi::WARNING, kib, b"") {
+                            return Err(End::Orphaned);
+                        }
+                    }
+                }
+            }
+            Control::Close => {
+                self.closing = true;
+                self.reading = false;
+            }
+            Control::Shutdown => {
+                let dropped: usize = self.high.iter().chain(&self.low).map(Bytes::len).sum();
+                entry.unsent.fetch_sub(dropped as u64, Ordering::AcqRel);
+                self.high.clear();
+                self.low.clear();
+                return Ok(false);
+            }
+            Control::Nodelay => {
+                let _ = stream.set_nodelay(true);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes as much of the queues as the socket takes now.
+    fn write(&mut self, shared: &Shared, entry: &Entry, stream: &TcpStream) -> Result<(), End> {
+        let mut failure = None;
+        loop {
+            let queue = if self.high.is_empty() {
+                &mut self.low
+            } else {
+                &mut self.high
+            };
+            let Some(front) = queue.front_mut() else {
+                break;
+            };
+            match stream.try_write(front) {
+                Ok(n) => {
+                    entry.written.fetch_add(n as u64, Ordering::AcqRel);
+                    entry.unsent.fetch_sub(n as u64, Ordering::AcqRel);
+                    if n == front.len() {
+                        queue.pop_front();
+                    } else {
+                        let _ = front.split_to(n);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(self.fail(shared, entry, "write", &e));
+        }
+        if self.warned {
+            // Drained after a warning: tell the owner (skynet sends a 0 KiB warning).
+            self.warned = false;
+            self.warn_at = WARNING_THRESHOLD;
+            if !shared.emit(entry, abi::WARNING, 0, b"") {
+                return Err(End::Orphaned);
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, shared: &Shared, entry: &Entry, what: &str, e: &std::io::Error) -> End {
+        let reason = format!("{what} error on socket {}: {e}", entry.id);
+        self.close_sent = true;
+        shared.emit(entry, abi::ERROR, 0, reason.as_bytes());
+        End::Failed
+    }
+}
+
+fn set_local(entry: &Entry, stream: &TcpStream) {
+    if let Ok(local) = stream.local_addr() {
+        *lock(&entry.local) = local.to_string();
+    }
+}

@@ -1,0 +1,234 @@
+//! The socket server on real loopback TCP, with a sink that records events.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+use super::*;
+
+/// Generous: only to keep a broken test from hanging.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// One decoded event: (owner, type, id, ud, payload).
+type Seen = (u32, u32, i32, i32, Vec<u8>);
+
+fn server() -> (SocketServer, Receiver<Seen>) {
+    let (tx, rx) = channel();
+    let tx = Mutex::new(tx);
+    let server = SocketServer::new(Box::new(move |owner, body| {
+        let word = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap());
+        let seen = (
+            owner.0,
+            word(0),
+            word(4) as i32,
+            word(8) as i32,
+            body[abi::EVENT_HEADER..].to_vec(),
+        );
+        lock(&tx).send(seen).is_ok()
+    }));
+    (server, rx)
+}
+
+fn next(events: &Receiver<Seen>) -> Seen {
+    events.recv_timeout(WAIT).expect("an event")
+}
+
+/// The next event, skipping nothing: its type must be `kind`.
+fn expect(events: &Receiver<Seen>, kind: u32) -> Seen {
+    let seen = next(events);
+    assert_eq!(seen.1, kind, "event {seen:?}");
+    seen
+}
+
+fn port_of(address: &str) -> u16 {
+    address.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+#[test]
+fn accept_start_echo_half_close_and_close() {
+    let (server, events) = server();
+    let listener = server.listen(Handle(1), "127.0.0.1", 0, 16).unwrap();
+    let port = port_of(&server.local_address(listener).unwrap());
+    server.start(Handle(1), listener).unwrap();
+    let (_, _, id, _, local) = expect(&events, abi::CONNECT);
+    assert_eq!(
+        (id, port_of(std::str::from_utf8(&local).unwrap())),
+        (listener, port)
+    );
+
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    let (owner, _, id, accepted, peer) = expect(&events, abi::ACCEPT);
+    assert_eq!((owner, id), (1, listener));
+    assert_eq!(peer, client.local_addr().unwrap().to_string().into_bytes());
+
+    // The accepted socket is read only once started; its new owner hears CONNECT first.
+    client.write_all(b"early").unwrap();
+    server.start(Handle(2), accepted).unwrap();
+    let (owner, _, id, _, _) = expect(&events, abi::CONNECT);
+    assert_eq!((owner, id), (2, accepted));
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let (owner, _, _, ud, data) = expect(&events, abi::DATA);
+        assert_eq!((owner, ud as usize), (2, data.len()));
+        got.extend(data);
+    }
+    assert_eq!(got, b"early");
+
+    // A hand-over: the next owner starts it and hears CONNECT too; events follow it.
+    server.start(Handle(3), accepted).unwrap();
+    let (owner, _, _, _, _) = expect(&events, abi::CONNECT);
+    assert_eq!(owner, 3);
+    server
+        .send(accepted, false, Bytes::from_static(b"reply"))
+        .unwrap();
+    let mut reply = [0u8; 5];
+    client.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"reply");
+
+    // Half close: the peer's EOF is CLOSE, and the socket still writes until closed.
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let (owner, _, _, _, _) = expect(&events, abi::CLOSE);
+    assert_eq!(owner, 3);
+    server
+        .send(accepted, true, Bytes::from_static(b"after"))
+        .unwrap();
+    server.close(accepted).unwrap();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"after");
+    // No second CLOSE for a close after the peer's EOF; the socket is gone.
+    assert!(events.recv_timeout(Duration::from_millis(200)).is_err());
+    assert_eq!(
+        server.start(Handle(3), accepted),
+        Err(SocketError::Unknown(accepted))
+    );
+}
+
+#[test]
+fn connect_reports_connect_then_data_and_close() {
+    let (server, events) = server();
+    let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = outside.local_addr().unwrap().port();
+    let id = server.connect(Handle(7), "127.0.0.1", port).unwrap();
+    // Bytes sent before the connection is up are queued, in order.
+    server.send(id, false, Bytes::from_static(b"a")).unwrap();
+    server.send(id, false, Bytes::from_static(b"b")).unwrap();
+    let (mut peer, _) = outside.accept().unwrap();
+    let (owner, _, got, _, address) = expect(&events, abi::CONNECT);
+    assert_eq!((owner, got), (7, id));
+    assert_eq!(address, format!("127.0.0.1:{port}").into_bytes());
+    let mut two = [0u8; 2];
+    peer.read_exact(&mut two).unwrap();
+    assert_eq!(&two, b"ab");
+    peer.write_all(b"xyz").unwrap();
+    let (_, _, _, ud, data) = expect(&events, abi::DATA);
+    assert_eq!((ud, data.as_slice()), (3, &b"xyz"[..]));
+    drop(peer);
+    expect(&events, abi::CLOSE);
+}
+
+#[test]
+fn refused_connections_and_taken_ports_are_clear_errors() {
+    let (server, events) = server();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let id = server.connect(Handle(3), "127.0.0.1", port).unwrap();
+    let (_, _, got, _, reason) = expect(&events, abi::ERROR);
+    assert_eq!(got, id);
+    let reason = String::from_utf8(reason).unwrap();
+    assert!(
+        reason.contains(&format!("connect 127.0.0.1:{port}")),
+        "{reason}"
+    );
+    assert!(reason.to_lowercase().contains("refused"), "{reason}");
+
+    let taken = server.listen(Handle(3), "127.0.0.1", 0, 0).unwrap();
+    let port = port_of(&server.local_address(taken).unwrap());
+    let err = server.listen(Handle(3), "127.0.0.1", port, 0).unwrap_err();
+    assert!(err.to_string().contains("in use"), "{err}");
+    assert!(matches!(
+        server.listen(Handle(3), "no such host.invalid", 1, 0),
+        Err(SocketError::Address(_))
+    ));
+    assert!(server.connect(Handle(3), "", 80).is_err());
+    assert_eq!(server.pause(12345), Err(SocketError::Unknown(12345)));
+}
+
+#[test]
+fn a_socket_whose_owner_is_gone_is_closed() {
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, rx) = channel::<(u32, i32)>();
+    let tx = Mutex::new(tx);
+    let owner_gone = gone.clone();
+    // Events for owner 9 cannot be delivered once it is "gone".
+    let server = SocketServer::new(Box::new(move |owner, body| {
+        let _ = lock(&tx).send((owner.0, i32::from_le_bytes(body[8..12].try_into().unwrap())));
+        !owner_gone.load(Ordering::Acquire)
+    }));
+    let listener = server.listen(Handle(9), "127.0.0.1", 0, 0).unwrap();
+    let port = port_of(&server.local_address(listener).unwrap());
+    server.start(Handle(9), listener).unwrap();
+    rx.recv_timeout(WAIT).unwrap(); // CONNECT of the start
+    let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    first.set_read_timeout(Some(WAIT)).unwrap();
+    let (_, accepted) = rx.recv_timeout(WAIT).unwrap(); // ACCEPT: ud = the new socket
+    gone.store(true, Ordering::Release);
+    // The connection's next event (the CONNECT of its start) finds no owner: it closes.
+    server.start(Handle(9), accepted).unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(first.read(&mut byte).unwrap_or(0), 0);
+    // So does the listener, at its next accept.
+    let _second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !server.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(server.is_empty());
+}
+
+#[test]
+fn a_slow_reader_makes_the_writer_warned_and_memory_is_the_queue() {
+    let (server, events) = server();
+    let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = outside.local_addr().unwrap().port();
+    let id = server.connect(Handle(4), "127.0.0.1", port).unwrap();
+    let (peer, _) = outside.accept().unwrap();
+    expect(&events, abi::CONNECT);
+    // The peer never reads: 4 MiB queue up and the owner is warned as they pass 1 MiB.
+    let chunk = Bytes::from(vec![7u8; 256 << 10]);
+    for _ in 0..16 {
+        server.send(id, false, chunk.clone()).unwrap();
+    }
+    let (_, _, _, kib, _) = expect(&events, abi::WARNING);
+    assert!(kib >= 1024, "warned at {kib} KiB");
+    let info = server.info();
+    let unsent = match &info[0] {
+        Value::Table(t) => t
+            .hash
+            .iter()
+            .find(|(k, _)| k == &Value::from("wbuffer"))
+            .and_then(|(_, v)| v.as_integer())
+            .unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(unsent > 0, "netstat shows the unsent bytes");
+    drop(peer);
+    server.shutdown(id).unwrap();
+}
+
+#[test]
+fn events_are_type_id_ud_then_payload() {
+    assert_eq!(
+        event(abi::ACCEPT, 5, 6, b"1.2.3.4:5"),
+        [
+            &4u32.to_le_bytes()[..],
+            &5i32.to_le_bytes(),
+            &6i32.to_le_bytes(),
+            b"1.2.3.4:5"
+        ]
+        .concat()
+    );
+}

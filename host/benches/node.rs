@@ -267,10 +267,9 @@ fn lua_coroutines_in_wasm(n: i64, mode: &str) -> f64 {
     (full - empty) * 1e9 / n as f64
 }
 
-/// Runs one command of `tests/lua/bench_pinger.lua` on a fresh node whose instance pool
-/// holds `pool` services: the operations per second, and the process's PSS growth per
-/// operation in KiB (meaningful for SPAWN).
-fn lua_bench(command: &str, n: i64, pool: i64) -> (f64, f64) {
+/// A fresh node with an instance pool of `pool` and a warm `bench_pinger` (its pong exists
+/// and both are compiled and running).
+fn lua_node(pool: i64) -> (Bench, Handle) {
     let mut bench = node(&format!(
         "luaservice = \"{}/?.lua\"\nwasm_max_services = {pool}",
         lua_scripts().display(),
@@ -280,8 +279,15 @@ fn lua_bench(command: &str, n: i64, pool: i64) -> (f64, f64) {
         .shared()
         .launch("snlua", "bench_pinger")
         .expect("launch snlua");
-    // Warm up: the pong service exists and both are compiled and running.
     bench.lua(pinger, &[Value::from("CALLS"), Value::Integer(10)]);
+    (bench, pinger)
+}
+
+/// Runs one command of `tests/lua/bench_pinger.lua` on a fresh node whose instance pool
+/// holds `pool` services: the operations per second, and the process's PSS growth per
+/// operation in KiB (meaningful for SPAWN).
+fn lua_bench(command: &str, n: i64, pool: i64) -> (f64, f64) {
+    let (mut bench, pinger) = lua_node(pool);
     let pss_before = memory_kib("Pss:", "/proc/self/smaps_rollup");
     let reply = bench.lua(pinger, &[Value::from(command), Value::Integer(n)]);
     let pss_after = memory_kib("Pss:", "/proc/self/smaps_rollup");
@@ -292,17 +298,7 @@ fn lua_bench(command: &str, n: i64, pool: i64) -> (f64, f64) {
 /// Spawns `n` idle Lua services in one node and calls every one: spawns/s, PSS growth per
 /// service in KiB, and how many answered.
 fn lua_spawn_and_call(n: i64) -> (f64, f64, i64) {
-    let mut bench = node(&format!(
-        "luaservice = \"{}/?.lua\"\nwasm_max_services = {}",
-        lua_scripts().display(),
-        n + 100
-    ));
-    let pinger = bench
-        .node
-        .shared()
-        .launch("snlua", "bench_pinger")
-        .expect("launch snlua");
-    bench.lua(pinger, &[Value::from("CALLS"), Value::Integer(10)]);
+    let (mut bench, pinger) = lua_node(n + 100);
     let pss_before = memory_kib("Pss:", "/proc/self/smaps_rollup");
     let reply = bench.lua(pinger, &[Value::from("SPAWN"), Value::Integer(n)]);
     let pss_after = memory_kib("Pss:", "/proc/self/smaps_rollup");

@@ -35,6 +35,10 @@ const SERVICES: &[(&str, &str)] = &[
     ),
     ("cdummy", include_str!("../../services/lua/cdummy.lua")),
     (
+        "debug_console",
+        include_str!("../../services/lua/debug_console.lua"),
+    ),
+    (
         "datacenterd",
         include_str!("../../services/lua/datacenterd.lua"),
     ),

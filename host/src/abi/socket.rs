@@ -30,6 +30,27 @@ fn allowed(caller: &Caller<'_, WasmState>) -> bool {
     caller.data().core.capabilities.sockets
 }
 
+/// The `(host, port)` arguments of `socket_listen`/`socket_connect`, once the caller may use
+/// sockets: `Err(code)` for a host that is not UTF-8, a port over 65535 or no capability.
+fn address_args(
+    caller: &mut Caller<'_, WasmState>,
+    function: &str,
+    host_ptr: u32,
+    host_len: u32,
+    port: u32,
+) -> wasmtime::Result<Result<(String, u16), i32>> {
+    let Some(host) = read_str(caller, function, host_ptr, host_len)? else {
+        return Ok(Err(error::INVALID_ARGUMENT));
+    };
+    let Ok(port) = u16::try_from(port) else {
+        return Ok(Err(error::INVALID_ARGUMENT));
+    };
+    if !allowed(caller) {
+        return Ok(Err(error::DENIED));
+    }
+    Ok(Ok((host, port)))
+}
+
 pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         IMPORT_MODULE,
@@ -40,16 +61,11 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
          port: u32,
          backlog: i32|
          -> wasmtime::Result<i32> {
-            let Some(host) = read_str(&mut caller, import::SOCKET_LISTEN, host_ptr, host_len)?
-            else {
-                return Ok(error::INVALID_ARGUMENT);
-            };
-            let Ok(port) = u16::try_from(port) else {
-                return Ok(error::INVALID_ARGUMENT);
-            };
-            if !allowed(&caller) {
-                return Ok(error::DENIED);
-            }
+            let (host, port) =
+                match address_args(&mut caller, import::SOCKET_LISTEN, host_ptr, host_len, port)? {
+                    Ok(args) => args,
+                    Err(code) => return Ok(code),
+                };
             let core = &caller.data().core;
             let result = core
                 .node()
@@ -66,16 +82,16 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
          host_len: u32,
          port: u32|
          -> wasmtime::Result<i32> {
-            let Some(host) = read_str(&mut caller, import::SOCKET_CONNECT, host_ptr, host_len)?
-            else {
-                return Ok(error::INVALID_ARGUMENT);
+            let (host, port) = match address_args(
+                &mut caller,
+                import::SOCKET_CONNECT,
+                host_ptr,
+                host_len,
+                port,
+            )? {
+                Ok(args) => args,
+                Err(code) => return Ok(code),
             };
-            let Ok(port) = u16::try_from(port) else {
-                return Ok(error::INVALID_ARGUMENT);
-            };
-            if !allowed(&caller) {
-                return Ok(error::DENIED);
-            }
             let core = &caller.data().core;
             let result = core.node().sockets.connect(core.handle(), &host, port);
             Ok(result.unwrap_or_else(|e| failure(&mut caller, e)))

@@ -99,7 +99,7 @@ SKYWASM_IMPORT(load_source)
 int32_t skywasm_load_source(uint32_t kind, const char *name, uint32_t name_len, char *out,
                             uint32_t out_cap);
 
-/* Sockets (docs/abi.md §4.14-4.19). Events arrive as SKYWASM_PTYPE_SOCKET messages whose body
+/* Sockets (docs/abi.md §4.14-4.22). Events arrive as SKYWASM_PTYPE_SOCKET messages whose body
  * is type, id, ud (uint32/int32, little-endian) then the payload. */
 #define SKYWASM_SOCKET_DATA 1
 #define SKYWASM_SOCKET_CONNECT 2
@@ -133,5 +133,15 @@ int32_t skywasm_socket_send(int32_t id, uint32_t priority, const void *data, uin
 /* The last socket error's text, a socket's local address, or netstat (skynet.pack bytes). */
 SKYWASM_IMPORT(socket_query)
 int32_t skywasm_socket_query(uint32_t what, int32_t id, char *out, uint32_t out_cap);
+/* A bound UDP socket: its id. UDP events carry the data, then the sender's "ip:port". */
+SKYWASM_IMPORT(socket_udp)
+int32_t skywasm_socket_udp(const char *host, uint32_t host_len, uint32_t port);
+/* A UDP socket's default peer (for socket_send). */
+SKYWASM_IMPORT(socket_udp_connect)
+int32_t skywasm_socket_udp_connect(int32_t id, const char *host, uint32_t host_len, uint32_t port);
+/* One datagram to "ip:port". */
+SKYWASM_IMPORT(socket_sendto)
+int32_t skywasm_socket_sendto(int32_t id, const char *addr, uint32_t addr_len, const void *data,
+                              uint32_t len);
 
 #endif

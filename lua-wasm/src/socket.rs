@@ -24,6 +24,10 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
         (c"lsend", lsend),
         (c"info", info),
         (c"unpack", unpack),
+        (c"udp", udp),
+        (c"udp_connect", udp_connect),
+        (c"udp_send", udp_send),
+        (c"udp_address", udp_address),
     ];
     // SAFETY: called by Lua with a valid state.
     unsafe {
@@ -227,5 +231,80 @@ unsafe extern "C-unwind" fn unpack(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_pushlstring(l, payload.as_ptr().cast(), payload.len());
         }
         4
+    }
+}
+
+/// `udp(host, port)` → `id` of a bound UDP socket owned by this service (host nil or "":
+/// every IPv4 address; port nil or 0: any), or `nil, reason`.
+unsafe extern "C-unwind" fn udp(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let host = if ffi::lua_isnoneornil(l, 1) != 0 {
+            ""
+        } else {
+            check_str(l, 1)
+        };
+        let port = if ffi::lua_isnoneornil(l, 2) != 0 {
+            0
+        } else {
+            check_port(l, 2)
+        };
+        let id = sys::socket_udp(host, port);
+        if id < 0 {
+            return push_failure(l, id);
+        }
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(id));
+        1
+    }
+}
+
+/// `udp_connect(id, host, port)` → `true` (the socket's default peer is set), or `nil, reason`.
+unsafe extern "C-unwind" fn udp_connect(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let id = ffi::luaL_checkinteger(l, 1) as i32;
+        let host = check_str(l, 2);
+        let port = check_port(l, 3);
+        let rc = sys::socket_udp_connect(id, host, port);
+        if rc < 0 {
+            return push_failure(l, rc);
+        }
+        ffi::lua_pushboolean(l, 1);
+        1
+    }
+}
+
+/// `udp_send(id, from, data)`: one datagram to `from` (an address a UDP event gave); `true`
+/// if it was queued.
+unsafe extern "C-unwind" fn udp_send(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state; an owned buffer is freed before returning.
+    unsafe {
+        let id = ffi::luaL_checkinteger(l, 1) as i32;
+        let to = check_str(l, 2);
+        let (data, owned) = message_arg(l, 3);
+        let rc = sys::socket_sendto(id, to, data);
+        crate::core::free_message(owned.cast());
+        ffi::lua_pushboolean(l, c_int::from(rc == 0));
+        1
+    }
+}
+
+/// `udp_address(from)` → `ip, port` of an address a UDP event gave.
+unsafe extern "C-unwind" fn udp_address(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let from = check_str(l, 1);
+        match from.rsplit_once(':') {
+            Some((ip, port)) => {
+                let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                ffi::lua_pushlstring(l, ip.as_ptr().cast(), ip.len());
+                ffi::lua_pushinteger(l, port.parse().unwrap_or(0));
+                2
+            }
+            None => {
+                ffi::luaL_argerror(l, 1, c"not a UDP address".as_ptr());
+                unreachable!("luaL_argerror does not return")
+            }
+        }
     }
 }

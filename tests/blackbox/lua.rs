@@ -148,6 +148,11 @@ fn lua_sockets_echo_read_fragments_and_change_hands() {
 }
 
 #[test]
+fn lua_udp_echo_over_ipv4_and_ipv6() {
+    run_lua_suite("test_udp");
+}
+
+#[test]
 fn lua_pack_matches_skynet() {
     run_lua_suite("test_pack");
 }

@@ -121,6 +121,12 @@ pub mod import {
     /// `socket_query(what, id, out_ptr, out_cap) -> i32`: the last socket error's text, a
     /// socket's local address, or every socket (netstat); the answer's length or an error code.
     pub const SOCKET_QUERY: &str = "socket_query";
+    /// `socket_udp(host_ptr, host_len, port) -> i32`: a bound UDP socket's id, or an error code.
+    pub const SOCKET_UDP: &str = "socket_udp";
+    /// `socket_udp_connect(id, host_ptr, host_len, port) -> i32`: a UDP socket's default peer.
+    pub const SOCKET_UDP_CONNECT: &str = "socket_udp_connect";
+    /// `socket_sendto(id, addr_ptr, addr_len, ptr, len) -> i32`: one datagram to `ip:port`.
+    pub const SOCKET_SENDTO: &str = "socket_sendto";
 
     /// Every import, for contract tests.
     pub const ALL: &[&str] = &[
@@ -142,6 +148,9 @@ pub mod import {
         SOCKET_CONTROL,
         SOCKET_SEND,
         SOCKET_QUERY,
+        SOCKET_UDP,
+        SOCKET_UDP_CONNECT,
+        SOCKET_SENDTO,
     ];
 }
 
@@ -164,7 +173,8 @@ pub mod socket {
     pub const ACCEPT: u32 = 4;
     /// The socket failed (connect refused, reset, ...): payload = the reason. It is closed.
     pub const ERROR: u32 = 5;
-    /// A UDP datagram (reserved, not produced yet).
+    /// A UDP datagram arrived: `ud` = its length, payload = the data, then the sender's
+    /// `ip:port` (what `socket_sendto` takes to answer it).
     pub const UDP: u32 = 6;
     /// Unsent bytes passed a threshold: `ud` = unsent KiB (0 when drained again).
     pub const WARNING: u32 = 7;

@@ -60,6 +60,15 @@ mod imports {
         pub fn socket_control(op: u32, id: i32) -> i32;
         pub fn socket_send(id: i32, priority: u32, ptr: *const u8, len: usize) -> i32;
         pub fn socket_query(what: u32, id: i32, out: *mut u8, out_cap: usize) -> i32;
+        pub fn socket_udp(host: *const u8, host_len: usize, port: u32) -> i32;
+        pub fn socket_udp_connect(id: i32, host: *const u8, host_len: usize, port: u32) -> i32;
+        pub fn socket_sendto(
+            id: i32,
+            addr: *const u8,
+            addr_len: usize,
+            ptr: *const u8,
+            len: usize,
+        ) -> i32;
     }
 }
 
@@ -230,4 +239,34 @@ pub fn socket_send(id: i32, priority: u32, data: &[u8]) -> i32 {
 /// full length (written up to `out.len()` bytes), or a negative error code.
 pub fn socket_query(what: u32, id: i32, out: &mut [u8]) -> i32 {
     host!(imports::socket_query(what, id, out.as_mut_ptr(), out.len()))
+}
+
+/// `socket_udp` (§4.20): a UDP socket bound to `host:port`; its id, or a negative error code.
+pub fn socket_udp(host: &str, port: u16) -> i32 {
+    host!(imports::socket_udp(
+        host.as_ptr(),
+        host.len(),
+        u32::from(port)
+    ))
+}
+
+/// `socket_udp_connect` (§4.21): sets UDP socket `id`'s default peer; 0 or a negative code.
+pub fn socket_udp_connect(id: i32, host: &str, port: u16) -> i32 {
+    host!(imports::socket_udp_connect(
+        id,
+        host.as_ptr(),
+        host.len(),
+        u32::from(port)
+    ))
+}
+
+/// `socket_sendto` (§4.22): one datagram from UDP socket `id` to `address` (`ip:port`).
+pub fn socket_sendto(id: i32, address: &str, data: &[u8]) -> i32 {
+    host!(imports::socket_sendto(
+        id,
+        address.as_ptr(),
+        address.len(),
+        data.as_ptr(),
+        data.len()
+    ))
 }

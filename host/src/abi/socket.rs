@@ -1,4 +1,5 @@
-//! Socket host functions (docs/abi.md §4.14–4.19): listen, connect, control, send and query,
+//! Socket host functions (docs/abi.md §4.14–4.22): listen, connect, control, send, query and
+//! UDP,
 //! over the node's [`crate::socket::SocketServer`]. Events come back to the owner as
 //! PTYPE_SOCKET messages.
 //!
@@ -95,6 +96,79 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             let core = &caller.data().core;
             let result = core.node().sockets.connect(core.handle(), &host, port);
             Ok(result.unwrap_or_else(|e| failure(&mut caller, e)))
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SOCKET_UDP,
+        |mut caller: Caller<'_, WasmState>,
+         host_ptr: u32,
+         host_len: u32,
+         port: u32|
+         -> wasmtime::Result<i32> {
+            let (host, port) =
+                match address_args(&mut caller, import::SOCKET_UDP, host_ptr, host_len, port)? {
+                    Ok(args) => args,
+                    Err(code) => return Ok(code),
+                };
+            let core = &caller.data().core;
+            let result = core.node().sockets.udp(core.handle(), &host, port);
+            Ok(result.unwrap_or_else(|e| failure(&mut caller, e)))
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SOCKET_UDP_CONNECT,
+        |mut caller: Caller<'_, WasmState>,
+         id: i32,
+         host_ptr: u32,
+         host_len: u32,
+         port: u32|
+         -> wasmtime::Result<i32> {
+            const NAME: &str = import::SOCKET_UDP_CONNECT;
+            let (host, port) = match address_args(&mut caller, NAME, host_ptr, host_len, port)? {
+                Ok(args) => args,
+                Err(code) => return Ok(code),
+            };
+            let result = caller
+                .data()
+                .core
+                .node()
+                .sockets
+                .udp_connect(id, &host, port);
+            Ok(match result {
+                Ok(()) => 0,
+                Err(e) => failure(&mut caller, e),
+            })
+        },
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SOCKET_SENDTO,
+        |mut caller: Caller<'_, WasmState>,
+         id: i32,
+         addr_ptr: u32,
+         addr_len: u32,
+         ptr: u32,
+         len: u32|
+         -> wasmtime::Result<i32> {
+            const NAME: &str = import::SOCKET_SENDTO;
+            let Some(address) = read_str(&mut caller, NAME, addr_ptr, addr_len)? else {
+                return Ok(error::INVALID_ARGUMENT);
+            };
+            if len as usize > caller.data().core.node().config.max_message_size {
+                return Ok(error::TOO_LARGE);
+            }
+            let bytes = copy_in(&mut caller, NAME, ptr, len)?;
+            if !allowed(&caller) {
+                return Ok(error::DENIED);
+            }
+            let sockets = &caller.data().core.node().sockets;
+            let result = sockets.send_to(id, &address, Bytes::from(bytes));
+            Ok(match result {
+                Ok(()) => 0,
+                Err(e) => failure(&mut caller, e),
+            })
         },
     )?;
     linker.func_wrap(

@@ -53,6 +53,7 @@ pub(crate) enum Kind {
     /// Accepted and waiting for someone to start it.
     Accepted,
     Connected,
+    Udp,
 }
 
 impl Kind {
@@ -62,6 +63,7 @@ impl Kind {
             Kind::Connecting => "CONNECTING",
             Kind::Accepted => "ACCEPT",
             Kind::Connected => "TCP",
+            Kind::Udp => "UDP",
         }
     }
 }
@@ -76,6 +78,13 @@ pub(crate) enum Control {
         low: bool,
         bytes: Bytes,
     },
+    /// A UDP datagram to an address.
+    SendTo {
+        to: SocketAddr,
+        bytes: Bytes,
+    },
+    /// A UDP socket's default peer.
+    Connect(SocketAddr),
     /// Close after sending what is queued.
     Close,
     /// Close now.
@@ -250,6 +259,71 @@ impl SocketServer {
         Ok(entry.id)
     }
 
+    /// A UDP socket bound to `host:port` (empty host: every IPv4 address; port 0: any),
+    /// owned by `owner`, receiving at once: each datagram is a UDP event whose payload is
+    /// the data, then the sender's `ip:port` (`ud` = the data's length).
+    ///
+    /// # Errors
+    /// [`SocketError::Address`] when the address cannot be resolved or bound.
+    pub fn udp(&self, owner: Handle, host: &str, port: u16) -> Result<i32, SocketError> {
+        let reactor = self.running()?;
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        let address = resolve(host, port)?;
+        let _inside = reactor.handle.enter();
+        let socket = std::net::UdpSocket::bind(address)
+            .and_then(|s| {
+                s.set_nonblocking(true)?;
+                tokio::net::UdpSocket::from_std(s)
+            })
+            .map_err(|e| SocketError::Address(format!("udp {host}:{port}: {e}")))?;
+        let (entry, control) = self.shared.register(owner, Kind::Udp, String::new());
+        if let Ok(local) = socket.local_addr() {
+            *lock(&entry.local) = local.to_string();
+        }
+        reactor.handle.spawn(task::udp(
+            self.shared.clone(),
+            entry.clone(),
+            socket,
+            control,
+        ));
+        Ok(entry.id)
+    }
+
+    /// Sets UDP socket `id`'s default peer, where [`SocketServer::send`] sends.
+    ///
+    /// # Errors
+    /// [`SocketError::Unknown`]; [`SocketError::Address`] for an unresolvable address or
+    /// a socket that is not UDP.
+    pub fn udp_connect(&self, id: i32, host: &str, port: u16) -> Result<(), SocketError> {
+        let entry = self.udp_entry(id)?;
+        let peer = resolve(host, port)?;
+        *lock(&entry.peer) = peer.to_string();
+        self.tell(&entry, Control::Connect(peer))
+    }
+
+    /// Sends one datagram from UDP socket `id` to `to` (`ip:port`, as UDP events give it).
+    ///
+    /// # Errors
+    /// [`SocketError::Unknown`]; [`SocketError::Address`] for a malformed address or a
+    /// socket that is not UDP.
+    pub fn send_to(&self, id: i32, to: &str, bytes: Bytes) -> Result<(), SocketError> {
+        let entry = self.udp_entry(id)?;
+        let to: SocketAddr = to
+            .parse()
+            .map_err(|_| SocketError::Address(format!("bad UDP address {to:?}")))?;
+        self.tell(&entry, Control::SendTo { to, bytes })
+    }
+
+    fn udp_entry(&self, id: i32) -> Result<Arc<Entry>, SocketError> {
+        let entry = self.entry(id)?;
+        if *lock(&entry.kind) != Kind::Udp {
+            return Err(SocketError::Address(format!(
+                "socket {id} is not a UDP socket"
+            )));
+        }
+        Ok(entry)
+    }
+
     fn entry(&self, id: i32) -> Result<Arc<Entry>, SocketError> {
         lock(&self.shared.sockets)
             .get(&id)
@@ -323,7 +397,9 @@ impl SocketServer {
                 "socket {id} is listening: nothing can be sent on it"
             )));
         }
-        entry.unsent.fetch_add(bytes.len() as u64, Ordering::AcqRel);
+        if *lock(&entry.kind) != Kind::Udp {
+            entry.unsent.fetch_add(bytes.len() as u64, Ordering::AcqRel);
+        }
         self.tell(&entry, Control::Send { low, bytes })
     }
 
@@ -344,11 +420,12 @@ impl SocketServer {
             .iter()
             .map(|e| {
                 let kind = *lock(&e.kind);
-                let address = if kind == Kind::Listen {
-                    lock(&e.local).clone()
-                } else {
-                    lock(&e.peer).clone()
-                };
+                let address =
+                    if kind == Kind::Listen || (kind == Kind::Udp && lock(&e.peer).is_empty()) {
+                        lock(&e.local).clone()
+                    } else {
+                        lock(&e.peer).clone()
+                    };
                 let field = |k: &str, v: Value| (Value::from(k), v);
                 let count = |n: &AtomicU64| Value::Integer(n.load(Ordering::Acquire) as i64);
                 Value::Table(Table {

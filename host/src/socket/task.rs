@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use skywasm_abi::socket as abi;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{lock, Control, Entry, Kind, Shared, WARNING_THRESHOLD};
@@ -43,7 +43,12 @@ pub(super) async fn listener(
                     shared.emit(&entry, abi::CLOSE, 0, b"");
                     break;
                 }
-                Some(Control::Send { .. } | Control::Nodelay) => {}
+                Some(
+                    Control::Send { .. }
+                    | Control::SendTo { .. }
+                    | Control::Connect(_)
+                    | Control::Nodelay,
+                ) => {}
             },
             accepted = listener.accept(), if accepting => match accepted {
                 Ok((stream, peer)) => {
@@ -251,6 +256,7 @@ impl Connection {
             Control::Nodelay => {
                 let _ = stream.set_nodelay(true);
             }
+            Control::SendTo { .. } | Control::Connect(_) => {}
         }
         Ok(true)
     }
@@ -309,5 +315,80 @@ impl Connection {
 fn set_local(entry: &Entry, stream: &TcpStream) {
     if let Ok(local) = stream.local_addr() {
         *lock(&entry.local) = local.to_string();
+    }
+}
+
+/// Largest UDP datagram received (the IPv4 maximum payload).
+const DATAGRAM: usize = 65_507;
+
+/// A UDP socket: reads while started (it starts started, as skynet's), sends datagrams as
+/// they are asked for. A send that fails (no route, no default peer) is an ERROR event and
+/// the socket lives on: a UDP error concerns one datagram, not the socket.
+pub(super) async fn udp(
+    shared: Arc<Shared>,
+    entry: Arc<Entry>,
+    socket: UdpSocket,
+    mut control: UnboundedReceiver<Control>,
+) {
+    let mut reading = true;
+    let mut peer: Option<std::net::SocketAddr> = None;
+    let mut buffer = vec![0u8; DATAGRAM];
+    loop {
+        tokio::select! {
+            command = control.recv() => match command {
+                Some(Control::Start) => reading = true,
+                Some(Control::Pause) => reading = false,
+                Some(Control::Connect(to)) => peer = Some(to),
+                Some(Control::Send { bytes, .. }) => {
+                    let sent = match peer {
+                        Some(to) => socket.send_to(&bytes, to).await.map(|_| ()),
+                        None => Err(std::io::Error::other("no peer: udp_connect first")),
+                    };
+                    if !report(&shared, &entry, sent, bytes.len()) {
+                        break;
+                    }
+                }
+                Some(Control::SendTo { to, bytes }) => {
+                    let sent = socket.send_to(&bytes, to).await.map(|_| ());
+                    if !report(&shared, &entry, sent, bytes.len()) {
+                        break;
+                    }
+                }
+                Some(Control::Close | Control::Shutdown) | None => {
+                    shared.emit(&entry, abi::CLOSE, 0, b"");
+                    break;
+                }
+                Some(Control::Nodelay) => {}
+            },
+            received = socket.recv_from(&mut buffer), if reading => {
+                // An error here is the ICMP answer to an earlier send (port unreachable): it
+                // says nothing about this socket, so it is not reported.
+                if let Ok((n, from)) = received {
+                    entry.read.fetch_add(n as u64, Ordering::AcqRel);
+                    let mut payload = Vec::with_capacity(n + 48);
+                    payload.extend_from_slice(&buffer[..n]);
+                    payload.extend_from_slice(from.to_string().as_bytes());
+                    if !shared.emit(&entry, abi::UDP, n as i32, &payload) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    shared.remove(entry.id);
+}
+
+/// Counts a sent datagram, or tells the owner why it was not sent; false if the owner is
+/// gone.
+fn report(shared: &Shared, entry: &Entry, sent: std::io::Result<()>, len: usize) -> bool {
+    match sent {
+        Ok(()) => {
+            entry.written.fetch_add(len as u64, Ordering::AcqRel);
+            true
+        }
+        Err(e) => {
+            let reason = format!("udp send on socket {}: {e}", entry.id);
+            shared.emit(entry, abi::ERROR, 0, reason.as_bytes())
+        }
     }
 }

@@ -232,3 +232,43 @@ fn events_are_type_id_ud_then_payload() {
         .concat()
     );
 }
+
+#[test]
+fn udp_echo_over_ipv4_and_ipv6() {
+    for (host, any) in [("127.0.0.1", "127.0.0.1:0"), ("::1", "[::1]:0")] {
+        let (server, events) = server();
+        let id = server.udp(Handle(5), host, 0).unwrap();
+        let local = server.local_address(id).unwrap();
+        let peer = std::net::UdpSocket::bind(any).unwrap();
+        peer.set_read_timeout(Some(WAIT)).unwrap();
+        peer.send_to(b"ping", &local).unwrap();
+        let (owner, kind, got, ud, payload) = next(&events);
+        assert_eq!((owner, kind, got, ud), (5, abi::UDP, id, 4));
+        let (data, from) = payload.split_at(4);
+        assert_eq!(data, b"ping");
+        let from = std::str::from_utf8(from).unwrap();
+        assert_eq!(from, peer.local_addr().unwrap().to_string());
+        // Answer the sender at the address the event gave, then through a default peer.
+        server
+            .send_to(id, from, Bytes::from_static(b"pong"))
+            .unwrap();
+        let mut reply = [0u8; 16];
+        let (n, _) = peer.recv_from(&mut reply).unwrap();
+        assert_eq!(&reply[..n], b"pong");
+        let at = peer.local_addr().unwrap();
+        server
+            .udp_connect(id, &at.ip().to_string(), at.port())
+            .unwrap();
+        server
+            .send(id, false, Bytes::from_static(b"again"))
+            .unwrap();
+        let (n, _) = peer.recv_from(&mut reply).unwrap();
+        assert_eq!(&reply[..n], b"again");
+        assert!(matches!(
+            server.send_to(id, "not an address", Bytes::new()),
+            Err(SocketError::Address(_))
+        ));
+        server.close(id).unwrap();
+        expect(&events, abi::CLOSE);
+    }
+}

@@ -350,8 +350,8 @@ socket_message[5] = function(id, _, err)
 		return
 	end
 	if s.callback then
-		-- a failed accept does not stop a listening socket
-		skynet.error("socket: accept error:", err)
+		-- a failed accept does not stop a listening socket, nor a failed datagram a UDP one
+		skynet.error("socket: error on socket " .. id .. ":", err)
 		return
 	end
 	if s.connected then
@@ -364,10 +364,6 @@ socket_message[5] = function(id, _, err)
 	wakeup(s)
 end
 
--- UDP = 6: not supported yet, so nothing should send it
-socket_message[6] = function(id)
-	skynet.error("socket: drop udp package from " .. id)
-end
 
 local function default_warning(id, size)
 	if socket_pool[id] then
@@ -786,17 +782,71 @@ function socket.resolve()
 end
 
 ---------------------------------------------------------------------------------------------
--- UDP: not supported yet; the names exist so code that only mentions them still loads
+-- UDP: a socket with a callback(data, from) for each datagram; `from` is the sender's
+-- address as an opaque string (socket.udp_address reads it), for socket.sendto.
 
-local function udp_unsupported()
-	error("skynet.socket: UDP is not supported yet", 2)
+local function udp_object(id, callback)
+	assert(socket_pool[id] == nil, "socket is not closed")
+	socket_pool[id] = {
+		id = id,
+		connected = true,
+		protocol = "UDP",
+		callback = callback,
+	}
 end
 
-socket.udp = udp_unsupported
-socket.udp_connect = udp_unsupported
-socket.udp_listen = udp_unsupported
-socket.udp_dial = udp_unsupported
-socket.sendto = udp_unsupported
-socket.udp_address = udp_unsupported
+-- UDP = 6: ud is the data's length; the data is followed by the sender's address
+socket_message[6] = function(id, size, data)
+	local s = socket_pool[id]
+	if s == nil or s.callback == nil then
+		skynet.error("socket: drop udp package from " .. id)
+		return
+	end
+	data = data or ""
+	s.callback(ssub(data, 1, size), ssub(data, size + 1))
+end
+
+-- A UDP socket bound to host:port (both optional) calling callback(data, from).
+function socket.udp(callback, host, port)
+	local id, err = driver.udp(host, port)
+	if not id then
+		error("socket.udp: " .. tostring(err), 2)
+	end
+	udp_object(id, callback)
+	return id
+end
+
+-- Sets the default peer of UDP socket `id` (socket.write then sends to it); a callback
+-- given here replaces the socket's.
+function socket.udp_connect(id, addr, port, callback)
+	local s = socket_pool[id]
+	if s and callback then
+		s.callback = callback
+	end
+	local ok, err = driver.udp_connect(id, addr, port)
+	if not ok then
+		error("socket.udp_connect: " .. tostring(err), 2)
+	end
+end
+
+-- A UDP socket listening on addr:port.
+function socket.udp_listen(addr, port, callback)
+	return socket.udp(callback, addr, port)
+end
+
+-- A UDP socket whose default peer is addr:port, bound to a free port of the same family.
+function socket.udp_dial(addr, port, callback)
+	local local_host = sfind(addr, ":", 1, true) and "::" or "0.0.0.0"
+	local id = socket.udp(callback, local_host, 0)
+	socket.udp_connect(id, addr, port)
+	return id
+end
+
+-- One datagram to `from` (an address a callback received).
+function socket.sendto(id, from, data)
+	return driver.udp_send(id, from, payload(data, "sendto"))
+end
+
+socket.udp_address = driver.udp_address
 
 return socket

@@ -34,6 +34,7 @@ mod debug;
 mod error;
 mod request;
 mod runtime;
+pub mod socket;
 use skywasm_abi::sys;
 
 pub use api::*;

@@ -1,7 +1,8 @@
 //! Guests in other languages and WASI: the C example answers a Rust service; a guest's
-//! stdout becomes log lines.
+//! stdout becomes log lines; Rust services use sockets through the SDK.
 
 use skywasm_abi::ptype;
+use skywasm_pack::Value;
 
 use crate::support::*;
 
@@ -57,4 +58,50 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     found
+}
+
+#[test]
+fn rust_services_serve_tcp_and_udp_through_the_sdk() {
+    use std::io::{Read, Write};
+    let mut t = start("");
+    let probe = t.launch("probe", "");
+    let port = t.ask(probe, &[s("tcp_echo")])[0]
+        .as_integer()
+        .expect("a port") as u16;
+    let mut clients: Vec<std::net::TcpStream> = (0..10)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        c.write_all(format!("hello {i}").as_bytes()).unwrap();
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let want = format!("hello {i}");
+        let mut got = vec![0u8; want.len()];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(got, want.as_bytes());
+    }
+    // A Rust service as the client, against the Rust server.
+    let other = t.launch("probe", "");
+    assert_eq!(
+        t.ask(
+            other,
+            &[
+                s("connect"),
+                Value::Integer(i64::from(port)),
+                s("round trip")
+            ]
+        ),
+        [s("round trip")]
+    );
+
+    let udp = t.ask(probe, &[s("udp_echo")])[0]
+        .as_integer()
+        .expect("a port") as u16;
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    peer.send_to(b"datagram", ("127.0.0.1", udp)).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = peer.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"datagram");
 }

@@ -185,6 +185,27 @@ async fn handle(request: Request) {
             Ok(text) => vec![Value::from(text)],
             Err(e) => vec![Value::Nil, Value::Integer(e.code().unwrap_or(-100) as i64)],
         },
+        "tcp_echo" => match tcp_echo() {
+            Ok(port) => vec![Value::Integer(i64::from(port))],
+            Err(e) => vec![Value::Nil, Value::from(e.to_string())],
+        },
+        "udp_echo" => match udp_echo() {
+            Ok(port) => vec![Value::Integer(i64::from(port))],
+            Err(e) => vec![Value::Nil, Value::from(e.to_string())],
+        },
+        "connect" => match sky::socket::connect("127.0.0.1", arg_int(&values, 1) as u16).await {
+            Ok(stream) => {
+                let _ = stream.write(arg_str(&values, 2).as_bytes());
+                let mut buf = vec![0u8; arg_str(&values, 2).len()];
+                let read = stream.read_exact(&mut buf).await;
+                stream.close();
+                match read {
+                    Ok(()) => vec![Value::from(String::from_utf8_lossy(&buf).into_owned())],
+                    Err(e) => vec![Value::Nil, Value::from(e.to_string())],
+                }
+            }
+            Err(e) => vec![Value::Nil, Value::from(e.to_string())],
+        },
         "now" => vec![Value::Integer(sky::now() as i64)],
         "self" => vec![Value::Integer(sky::self_handle().0 as i64)],
         "print" => {
@@ -282,4 +303,44 @@ fn abuse(what: &str) -> i32 {
             _ => -1000,
         }
     }
+}
+
+fn port_of(address: &str) -> u16 {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A TCP echo server on a free port of 127.0.0.1 (the SDK's sockets): each connection in
+/// its own task, its bytes sent back until the peer closes.
+fn tcp_echo() -> sky::Result<u16> {
+    let listener = sky::socket::listen("127.0.0.1", 0)?;
+    let port = port_of(&listener.local_addr()?);
+    sky::fork(async move {
+        while let Ok((stream, _peer)) = listener.accept().await {
+            sky::fork(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 || stream.write(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                stream.close();
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// A UDP echo server on a free port of 127.0.0.1: every datagram goes back to its sender.
+fn udp_echo() -> sky::Result<u16> {
+    let socket = sky::socket::UdpSocket::bind("127.0.0.1", 0)?;
+    let port = port_of(&socket.local_addr()?);
+    sky::fork(async move {
+        while let Ok((data, from)) = socket.recv_from().await {
+            let _ = socket.send_to(&from, &data);
+        }
+    });
+    Ok(port)
 }

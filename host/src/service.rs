@@ -269,7 +269,9 @@ impl ServiceCore {
 
     /// Records a message about to be dispatched to this service.
     pub(crate) fn note_delivery(&mut self, message: &Message) {
-        if message.session != 0 && is_request(message.ptype) {
+        // From address 0 (socket events, a gate's redirected client packets whose session
+        // is the fd) nothing waits for an answer: an answer could not even be delivered.
+        if message.session != 0 && is_request(message.ptype) && !message.source.is_none() {
             *self
                 .owed
                 .entry((message.source, message.session))

@@ -19,8 +19,18 @@ const MODULES: &[(&str, &str)] = &[
         "skynet.manager",
         include_str!("../lualib/skynet/manager.lua"),
     ),
+    (
+        "skynet.netpack",
+        include_str!("../lualib/skynet/netpack.lua"),
+    ),
+    // skynet's older scripts require it under its C module's name
+    ("netpack", include_str!("../lualib/skynet/netpack.lua")),
     ("skynet.queue", include_str!("../lualib/skynet/queue.lua")),
     ("skynet.socket", include_str!("../lualib/skynet/socket.lua")),
+    (
+        "snax.gateserver",
+        include_str!("../lualib/snax/gateserver.lua"),
+    ),
     (
         "skynet.require",
         include_str!("../lualib/skynet/require.lua"),
@@ -42,6 +52,7 @@ const SERVICES: &[(&str, &str)] = &[
         "datacenterd",
         include_str!("../../services/lua/datacenterd.lua"),
     ),
+    ("gate", include_str!("../../services/lua/gate.lua")),
     ("launcher", include_str!("../../services/lua/launcher.lua")),
     (
         "service_mgr",

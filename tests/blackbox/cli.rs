@@ -34,9 +34,41 @@ fn help_and_version() {
 
 #[test]
 fn the_example_runs_lua_rust_and_c_services_until_ctrl_c() {
+    run_example_until_ctrl_c(
+        "examples/config",
+        &[
+            "LAUNCH snlua launcher",
+            "main: simpledb GET greeting -> hello from Lua",
+            "main: uniqueservice again gives the same service: true",
+            "ping: done after 3 rounds",
+            "main: datacenter example.started_at =",
+            "main: heartbeat, up",
+            "main: PING 1 -> \"PONG\", 1, 1",
+            "main: echo_c answered \"C HEARD: HELLO FROM RUST\"",
+        ],
+    );
+}
+
+#[test]
+fn the_gate_example_serves_its_client_through_watchdog_and_agent() {
+    run_example_until_ctrl_c(
+        "examples/gate_config",
+        &[
+            "Listen on 127.0.0.1:8888",
+            "watchdog: new client from 127.0.0.1:",
+            "client: \"echo hello, gate\" -> \"echo hello, gate\"",
+            "client: \"quit\" -> \"bye\"",
+            "client done",
+        ],
+    );
+}
+
+/// Runs the binary on an example config until every needle was printed, then sends SIGINT:
+/// the node must stop with exit code 0 and print nothing on stderr.
+fn run_example_until_ctrl_c(config: &str, needles: &[&str]) {
     use std::io::BufRead;
     let mut child = skywasm()
-        .arg("examples/config")
+        .arg(config)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -51,16 +83,7 @@ fn the_example_runs_lua_rust_and_c_services_until_ctrl_c() {
             }
         }
     });
-    let mut needles = vec![
-        "LAUNCH snlua launcher",
-        "main: simpledb GET greeting -> hello from Lua",
-        "main: uniqueservice again gives the same service: true",
-        "ping: done after 3 rounds",
-        "main: datacenter example.started_at =",
-        "main: heartbeat, up",
-        "main: PING 1 -> \"PONG\", 1, 1",
-        "main: echo_c answered \"C HEARD: HELLO FROM RUST\"",
-    ];
+    let mut needles = needles.to_vec();
     let mut out = String::new();
     let deadline = Instant::now() + WAIT;
     while !needles.is_empty() {

@@ -153,6 +153,11 @@ fn lua_udp_echo_over_ipv4_and_ipv6() {
 }
 
 #[test]
+fn lua_gate_frames_forwards_and_kicks() {
+    run_lua_suite("test_gate");
+}
+
+#[test]
 fn lua_pack_matches_skynet() {
     run_lua_suite("test_pack");
 }

@@ -40,8 +40,8 @@ function SOCKET.open(fd, addr)
 	opened[#opened + 1] = fd
 	addr_of[fd] = addr
 	if mode == "accept" then
-		skynet.call(gate, "lua", "accept", fd)
 		data_of[fd] = {}
+		skynet.call(gate, "lua", "accept", fd)
 		return
 	elseif mode == "none" then
 		return

@@ -313,6 +313,83 @@ fn lua_spawn_and_call(n: i64) -> (f64, f64, i64) {
     )
 }
 
+/// Echo through a Lua service (`tests/lua/bench_echo_server.lua`): `clients` threads, each
+/// with its own connection, send `size`-byte messages and wait for each echo, `n` times.
+/// Round trips/s over all clients.
+fn net_echo(clients: usize, n: usize, size: usize) -> f64 {
+    use std::io::{Read, Write};
+    let (mut bench, _) = lua_node(100);
+    let server = bench
+        .node
+        .shared()
+        .launch("snlua", "bench_echo_server")
+        .expect("launch the echo server");
+    let port = bench.lua(server, &[Value::from("PORT")])[0]
+        .as_integer()
+        .expect("a port") as u16;
+    let streams: Vec<std::net::TcpStream> = (0..clients)
+        .map(|_| {
+            let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            s.set_nodelay(true).unwrap();
+            s
+        })
+        .collect();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(clients + 1));
+    let threads: Vec<_> = streams
+        .into_iter()
+        .map(|mut stream| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let message = vec![7u8; size];
+                let mut echo = vec![0u8; size];
+                barrier.wait();
+                for _ in 0..n {
+                    stream.write_all(&message).unwrap();
+                    stream.read_exact(&mut echo).unwrap();
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    (clients * n) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Connections accepted, served (one echo) and closed per second by the Lua echo service,
+/// from 4 client threads.
+fn net_accept(n: usize) -> f64 {
+    use std::io::{Read, Write};
+    let (mut bench, _) = lua_node(100);
+    let server = bench
+        .node
+        .shared()
+        .launch("snlua", "bench_echo_server")
+        .expect("launch the echo server");
+    let port = bench.lua(server, &[Value::from("PORT")])[0]
+        .as_integer()
+        .expect("a port") as u16;
+    let started = Instant::now();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..n / 4 {
+                    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    s.write_all(b"x").unwrap();
+                    let mut b = [0u8; 1];
+                    s.read_exact(&mut b).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    (n / 4 * 4) as f64 / started.elapsed().as_secs_f64()
+}
+
 /// ns per resume+yield pair for the same script in the host's stock native Lua (mlua).
 fn lua_coroutines_native(n: i64, mode: &str) -> f64 {
     let source = std::fs::read_to_string(lua_scripts().join("bench_coroutine.lua")).unwrap();
@@ -452,6 +529,25 @@ fn main() {
         );
         let pss = median(results.iter().map(|r| r.1).collect()).0;
         println!("    PSS per idle Lua service: {pss:.1} KiB");
+    }
+    if wanted("net-echo") {
+        for (clients, size) in [(1, 64), (64, 64), (1, 16384), (64, 16384)] {
+            let n = scale(if size > 1024 { 5_000 } else { 20_000 }, 50) as usize / clients.min(16);
+            let values: Vec<f64> = (0..runs).map(|_| net_echo(clients, n, size)).collect();
+            let (mid, _, _) = median(values.clone());
+            report(
+                &format!("echo via Lua, {clients} client(s), {size} B"),
+                "msgs/s",
+                values,
+            );
+            println!("    = {:.1} MB/s each way", mid * size as f64 / 1e6);
+        }
+    }
+    if wanted("net-accept") {
+        let values = (0..runs)
+            .map(|_| net_accept(scale(4_000, 40) as usize))
+            .collect();
+        report("connections accepted+served+closed", "conn/s", values);
     }
     if wanted("lua-100k") && !quick {
         let n = 100_000;

@@ -12,4 +12,5 @@ mod lifecycle;
 mod lua;
 mod messaging;
 mod names_env;
+mod network;
 mod timers;

@@ -105,6 +105,16 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             }
         }
         "STAT" => stat(core, param.trim()),
+        // skywasm: a service's linear memory, for consoles (any service's, by address).
+        "MEMORY" => {
+            let target = if param.trim().is_empty() {
+                core.handle()
+            } else {
+                node.resolve(param.trim())?
+            };
+            let service = node.handles.get(target).ok_or(error::INVALID_ADDRESS)?;
+            Ok(service.stats.memory.load(Ordering::Relaxed).to_string())
+        }
         "LOGON" | "LOGOFF" => {
             let target = node.resolve(param.trim())?;
             let service = node.handles.get(target).ok_or(error::INVALID_ADDRESS)?;

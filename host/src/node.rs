@@ -321,7 +321,10 @@ impl NodeShared {
         };
         let core = ServiceCore::new(self.clone(), service.clone());
         let failure = match start(core) {
-            Ok(behavior) => {
+            Ok(mut behavior) => {
+                if let Some(bytes) = behavior.memory_size() {
+                    service.stats.memory.store(bytes as u64, Ordering::Relaxed);
+                }
                 *lock(&service.slot) = Some(behavior);
                 if service.is_alive() {
                     self.log(handle, &format!("LAUNCH {module} {args}"));

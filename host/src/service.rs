@@ -56,6 +56,8 @@ pub struct Stats {
     pub cpu_ns: AtomicU64,
     /// Set by the monitor when a message ran for a whole check period.
     pub endless: AtomicBool,
+    /// Bytes of linear memory after the last call into the instance (wasm services).
+    pub memory: AtomicU64,
 }
 
 /// One service of a node.

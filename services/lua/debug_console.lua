@@ -449,8 +449,28 @@ function COMMAND.help()
 	}
 end
 
+-- skywasm: the linear memory of the service at `address` (":%08x" text), in KiB, or nil.
+local function wasm_kib(address)
+	local bytes = tonumber(core.command("MEMORY", address))
+	return bytes and bytes // 1024
+end
+
+-- What skywasm adds to a service's line: its wasm memory and its tenant (every service is
+-- the node's own until tenants are configured).
+local function skywasm_suffix(address)
+	local kib = wasm_kib(address)
+	if kib == nil then
+		return ""
+	end
+	return sformat(" [wasm %d KiB, tenant node]", kib)
+end
+
 function COMMAND.list()
-	return skynet.call(".launcher", "lua", "LIST")
+	local list = skynet.call(".launcher", "lua", "LIST")
+	for address, name in pairs(list) do
+		list[address] = tostring(name) .. skywasm_suffix(address)
+	end
+	return list
 end
 
 function COMMAND.stat(ti)
@@ -458,7 +478,11 @@ function COMMAND.stat(ti)
 end
 
 function COMMAND.mem(ti)
-	return skynet.call(".launcher", "lua", "MEM", timeout(ti))
+	local mem = skynet.call(".launcher", "lua", "MEM", timeout(ti))
+	for address, text in pairs(mem) do
+		mem[address] = tostring(text) .. skywasm_suffix(address)
+	end
+	return mem
 end
 
 function COMMAND.gc(ti)

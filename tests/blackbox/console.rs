@@ -95,10 +95,12 @@ fn console_commands_answer_with_skynet_s_output() {
 
     let list = s.run("list");
     assert_eq!(list.last().map(String::as_str), Some("<CMD OK>"));
-    assert!(
-        list.contains(&format!("{pong}\tsnlua pong")),
-        "list shows the pong: {list:?}"
-    );
+    // skynet's line, then what skywasm adds: the service's wasm memory and its tenant
+    let pong_line = list
+        .iter()
+        .find(|l| l.starts_with(&format!("{pong}\tsnlua pong [wasm ")))
+        .unwrap_or_else(|| panic!("list shows the pong: {list:?}"));
+    assert!(pong_line.ends_with(" KiB, tenant node]"), "{pong_line}");
 
     let started = s.run("start pong");
     assert_eq!(started.len(), 2, "{started:?}");
@@ -113,7 +115,7 @@ fn console_commands_answer_with_skynet_s_output() {
     let mem = s.run("mem");
     assert!(
         mem.iter()
-            .any(|l| l.starts_with(&format!("{pong}\t")) && l.contains("Kb (snlua pong)")),
+            .any(|l| l.starts_with(&format!("{pong}\t")) && l.contains("Kb (snlua pong) [wasm ")),
         "{mem:?}"
     );
     let stat = s.run("stat");

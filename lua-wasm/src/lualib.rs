@@ -28,6 +28,10 @@ const MODULES: &[(&str, &str)] = &[
     ("skynet.queue", include_str!("../lualib/skynet/queue.lua")),
     ("skynet.socket", include_str!("../lualib/skynet/socket.lua")),
     (
+        "skynet.socketchannel",
+        include_str!("../lualib/skynet/socketchannel.lua"),
+    ),
+    (
         "snax.gateserver",
         include_str!("../lualib/snax/gateserver.lua"),
     ),

@@ -158,6 +158,11 @@ fn lua_gate_frames_forwards_and_kicks() {
 }
 
 #[test]
+fn lua_socketchannel_order_session_auth_reconnect() {
+    run_lua_suite("test_socketchannel");
+}
+
+#[test]
 fn lua_pack_matches_skynet() {
     run_lua_suite("test_pack");
 }

@@ -128,6 +128,7 @@ async fn connection(
         closing: false,
         high: VecDeque::new(),
         low: VecDeque::new(),
+        low_started: false,
         warn_at: WARNING_THRESHOLD,
         warned: false,
     };
@@ -194,6 +195,8 @@ struct Connection {
     closing: bool,
     high: VecDeque<Bytes>,
     low: VecDeque<Bytes>,
+    /// The front low-priority buffer is written in part.
+    low_started: bool,
     /// Unsent bytes at which the next WARNING goes out.
     warn_at: u64,
     warned: bool,
@@ -265,11 +268,10 @@ impl Connection {
     fn write(&mut self, shared: &Shared, entry: &Entry, stream: &TcpStream) -> Result<(), End> {
         let mut failure = None;
         loop {
-            let queue = if self.high.is_empty() {
-                &mut self.low
-            } else {
-                &mut self.high
-            };
+            // A low-priority buffer written in part is finished first: the peer must not
+            // see normal bytes in the middle of it (skynet moves it ahead the same way).
+            let low = self.high.is_empty() || self.low_started;
+            let queue = if low { &mut self.low } else { &mut self.high };
             let Some(front) = queue.front_mut() else {
                 break;
             };
@@ -279,8 +281,14 @@ impl Connection {
                     entry.unsent.fetch_sub(n as u64, Ordering::AcqRel);
                     if n == front.len() {
                         queue.pop_front();
+                        if low {
+                            self.low_started = false;
+                        }
                     } else {
                         let _ = front.split_to(n);
+                        if low {
+                            self.low_started = true;
+                        }
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),

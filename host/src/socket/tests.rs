@@ -272,3 +272,27 @@ fn udp_echo_over_ipv4_and_ipv6() {
         expect(&events, abi::CLOSE);
     }
 }
+
+#[test]
+fn a_low_priority_buffer_begun_is_finished_before_normal_bytes() {
+    let (server, events) = server();
+    let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = outside.local_addr().unwrap().port();
+    let id = server.connect(Handle(6), "127.0.0.1", port).unwrap();
+    let (mut peer, _) = outside.accept().unwrap();
+    expect(&events, abi::CONNECT);
+    // Larger than the socket buffers: it is still being written when the normal bytes come.
+    let low = vec![b'l'; 8 << 20];
+    server.send(id, true, Bytes::from(low.clone())).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    server.send(id, false, Bytes::from_static(b"HIGH")).unwrap();
+    server.close(id).unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), low.len() + 4);
+    assert!(
+        got.ends_with(b"HIGH"),
+        "normal bytes went into the middle of the low buffer"
+    );
+}

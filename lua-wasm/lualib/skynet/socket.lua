@@ -579,6 +579,8 @@ function socket.close(id)
 	end
 	if socket_pool[id] == s then
 		socket_pool[id] = nil
+		-- a socket that failed (ERROR) never sent CLOSE: its callback must not outlive it
+		socket_onclose[id] = nil
 	end
 end
 

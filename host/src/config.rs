@@ -80,6 +80,9 @@ pub struct NodeConfig {
     pub wasm_memory: u64,
     /// Largest message body in bytes (`max_message_size`).
     pub max_message_size: usize,
+    /// Most unsent bytes a socket may queue (`socket_max_unsent`): past it the peer is taken
+    /// as not reading and the socket is closed with an error.
+    pub socket_max_unsent: u64,
     /// Make guest code visible to `perf` (`wasm_profiler = "perfmap"` or `"jitdump"`).
     pub wasm_profiler: Option<String>,
 }
@@ -159,6 +162,14 @@ impl NodeConfig {
                 "between 1 and 2G",
             ));
         }
+        let socket_max_unsent = size_key(&mut env, "socket_max_unsent", "64M")?;
+        if socket_max_unsent < 64 << 10 {
+            return Err(bad(
+                "socket_max_unsent",
+                &socket_max_unsent.to_string(),
+                "at least 64K",
+            ));
+        }
         let wasm_cache = match env.get("wasm_cache").map(String::as_str) {
             Some("false") => None,
             Some(dir) => Some(PathBuf::from(dir)),
@@ -180,6 +191,7 @@ impl NodeConfig {
             wasm_max_services,
             wasm_memory,
             max_message_size: max_message_size as usize,
+            socket_max_unsent,
             wasm_profiler: env.get("wasm_profiler").cloned(),
             base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             env,

@@ -521,7 +521,7 @@ impl Node {
             quit: AtomicBool::new(false),
             quit_lock: Mutex::new(()),
             quit_signal: Condvar::new(),
-            sockets: SocketServer::new(socket_sink(node.clone())),
+            sockets: SocketServer::new(socket_sink(node.clone()), config.socket_max_unsent),
             config,
         });
         let mut node = Node {

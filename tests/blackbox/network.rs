@@ -9,8 +9,15 @@ use crate::support::*;
 
 /// A node running the Lua echo server, and its port.
 fn echo_server() -> (TestNode, u16) {
+    echo_server_with("")
+}
+
+fn echo_server_with(extra: &str) -> (TestNode, u16) {
     let lua = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua");
-    let mut t = start(&format!("luaservice = \"{}/?.lua\"", lua.display()));
+    let mut t = start(&format!(
+        "luaservice = \"{}/?.lua\"\n{extra}",
+        lua.display()
+    ));
     let server = t.launch("snlua", "bench_echo_server");
     let port = t.ask(server, &[s("PORT")])[0].as_integer().expect("a port") as u16;
     (t, port)
@@ -103,4 +110,25 @@ fn a_client_that_never_reads_does_not_stop_the_others() {
     assert!(log.contains("WARNING:"), "{log}");
     drop(writer.join().unwrap());
     assert_eq!(echo_once(port, b"after"), b"after");
+}
+
+#[test]
+fn a_client_that_never_reads_is_cut_off_at_the_unsent_cap() {
+    let (t, port) = echo_server_with("socket_max_unsent = \"1M\"");
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Kept open until the node has cut it off: a close with unread echoes in its buffer
+    // would reset the connection first.
+    let _open = slow.try_clone().unwrap();
+    let chunk = vec![1u8; 1 << 20];
+    let writer = std::thread::spawn(move || {
+        for _ in 0..8 {
+            if slow.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let log = t.wait_log("over socket_max_unsent");
+    assert!(log.contains("the peer is not reading; closed"), "{log}");
+    writer.join().unwrap();
+    assert_eq!(echo_once(port, b"others are served"), b"others are served");
 }

@@ -129,6 +129,8 @@ struct Reactor {
 /// State shared by the server and its tasks.
 pub(crate) struct Shared {
     sink: EventSink,
+    /// Unsent bytes past which a connection is closed (its peer does not read).
+    max_unsent: u64,
     sockets: Mutex<FxHashMap<i32, Arc<Entry>>>,
     next_id: AtomicI32,
 }
@@ -140,11 +142,13 @@ pub struct SocketServer {
 }
 
 impl SocketServer {
-    /// A server handing every event to `sink`. No thread runs until the first socket.
-    pub fn new(sink: EventSink) -> SocketServer {
+    /// A server handing every event to `sink`; a connection whose unsent bytes pass
+    /// `max_unsent` is closed with an ERROR. No thread runs until the first socket.
+    pub fn new(sink: EventSink, max_unsent: u64) -> SocketServer {
         SocketServer {
             shared: Arc::new(Shared {
                 sink,
+                max_unsent,
                 sockets: Mutex::new(FxHashMap::default()),
                 next_id: AtomicI32::new(0),
             }),

@@ -235,6 +235,18 @@ impl Connection {
                         self.high.push_back(bytes);
                     }
                     let unsent = entry.unsent.load(Ordering::Acquire);
+                    if unsent > shared.max_unsent {
+                        // The peer is not reading: drop the socket rather than the memory.
+                        let reason = format!(
+                            "socket {}: {unsent} bytes unsent, over socket_max_unsent ({}): \
+                             the peer is not reading; closed",
+                            entry.id, shared.max_unsent
+                        );
+                        self.close_sent = true;
+                        shared.emit(entry, abi::ERROR, 0, reason.as_bytes());
+                        self.drop_queues(entry);
+                        return Err(End::Failed);
+                    }
                     if unsent >= self.warn_at {
                         self.warn_at = self.warn_at.saturating_mul(2);
                         self.warned = true;
@@ -250,10 +262,7 @@ impl Connection {
                 self.reading = false;
             }
             Control::Shutdown => {
-                let dropped: usize = self.high.iter().chain(&self.low).map(Bytes::len).sum();
-                entry.unsent.fetch_sub(dropped as u64, Ordering::AcqRel);
-                self.high.clear();
-                self.low.clear();
+                self.drop_queues(entry);
                 return Ok(false);
             }
             Control::Nodelay => {
@@ -310,6 +319,13 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    fn drop_queues(&mut self, entry: &Entry) {
+        let dropped: usize = self.high.iter().chain(&self.low).map(Bytes::len).sum();
+        entry.unsent.fetch_sub(dropped as u64, Ordering::AcqRel);
+        self.high.clear();
+        self.low.clear();
     }
 
     fn fail(&mut self, shared: &Shared, entry: &Entry, what: &str, e: &std::io::Error) -> End {

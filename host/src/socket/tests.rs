@@ -10,23 +10,29 @@ use super::*;
 /// Generous: only to keep a broken test from hanging.
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The servers' cap on a socket's unsent bytes.
+const MAX_UNSENT: u64 = 32 << 20;
+
 /// One decoded event: (owner, type, id, ud, payload).
 type Seen = (u32, u32, i32, i32, Vec<u8>);
 
 fn server() -> (SocketServer, Receiver<Seen>) {
     let (tx, rx) = channel();
     let tx = Mutex::new(tx);
-    let server = SocketServer::new(Box::new(move |owner, body| {
-        let word = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap());
-        let seen = (
-            owner.0,
-            word(0),
-            word(4) as i32,
-            word(8) as i32,
-            body[abi::EVENT_HEADER..].to_vec(),
-        );
-        lock(&tx).send(seen).is_ok()
-    }));
+    let server = SocketServer::new(
+        Box::new(move |owner, body| {
+            let word = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap());
+            let seen = (
+                owner.0,
+                word(0),
+                word(4) as i32,
+                word(8) as i32,
+                body[abi::EVENT_HEADER..].to_vec(),
+            );
+            lock(&tx).send(seen).is_ok()
+        }),
+        MAX_UNSENT,
+    );
     (server, rx)
 }
 
@@ -164,10 +170,13 @@ fn a_socket_whose_owner_is_gone_is_closed() {
     let tx = Mutex::new(tx);
     let owner_gone = gone.clone();
     // Events for owner 9 cannot be delivered once it is "gone".
-    let server = SocketServer::new(Box::new(move |owner, body| {
-        let _ = lock(&tx).send((owner.0, i32::from_le_bytes(body[8..12].try_into().unwrap())));
-        !owner_gone.load(Ordering::Acquire)
-    }));
+    let server = SocketServer::new(
+        Box::new(move |owner, body| {
+            let _ = lock(&tx).send((owner.0, i32::from_le_bytes(body[8..12].try_into().unwrap())));
+            !owner_gone.load(Ordering::Acquire)
+        }),
+        MAX_UNSENT,
+    );
     let listener = server.listen(Handle(9), "127.0.0.1", 0, 0).unwrap();
     let port = port_of(&server.local_address(listener).unwrap());
     server.start(Handle(9), listener).unwrap();
@@ -295,4 +304,33 @@ fn a_low_priority_buffer_begun_is_finished_before_normal_bytes() {
         got.ends_with(b"HIGH"),
         "normal bytes went into the middle of the low buffer"
     );
+}
+
+#[test]
+fn a_peer_that_never_reads_is_cut_off_at_the_unsent_cap() {
+    let (server, events) = server();
+    let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = outside.local_addr().unwrap().port();
+    let id = server.connect(Handle(8), "127.0.0.1", port).unwrap();
+    let (_peer, _) = outside.accept().unwrap();
+    expect(&events, abi::CONNECT);
+    let chunk = Bytes::from(vec![0u8; 1 << 20]);
+    for _ in 0..64 {
+        if server.send(id, false, chunk.clone()).is_err() {
+            break;
+        }
+    }
+    let reason = loop {
+        let (_, kind, _, _, payload) = next(&events);
+        if kind == abi::ERROR {
+            break String::from_utf8(payload).unwrap();
+        }
+        assert_eq!(kind, abi::WARNING);
+    };
+    assert!(reason.contains("over socket_max_unsent"), "{reason}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !server.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(server.is_empty(), "the socket is gone");
 }

@@ -204,6 +204,8 @@ pub struct Capabilities {
     pub redirect: bool,
     /// Listen, connect and use sockets.
     pub sockets: bool,
+    /// Read a host file by its path (`load_source` FILE: the console's `inject`).
+    pub files: bool,
 }
 
 impl Capabilities {
@@ -211,6 +213,7 @@ impl Capabilities {
     pub const TRUSTED: Capabilities = Capabilities {
         redirect: true,
         sockets: true,
+        files: true,
     };
 }
 

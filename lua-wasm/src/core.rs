@@ -48,6 +48,8 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
         (c"harbor", harbor),
         (c"self", self_handle),
         (c"trace", trace),
+        // skywasm: source files through the host (the console's inject reads "file"s)
+        (c"load_source", crate::host::load_source),
     ];
     // SAFETY: called by Lua with a valid state.
     unsafe {

@@ -536,31 +536,19 @@ function COMMAND.killtask(address, threadname)
 	return skynet.call(adjust_address(address), "debug", "KILLTASK", threadname)
 end
 
--- The file is read here, if this sandbox can read it at all: a skywasm service has no host
--- files (nothing is preopened), so in practice inject fails with a pointer to dbgcmd RUN.
+-- The host reads the file (a sandboxed service opens no files itself; reading one needs
+-- the files capability, which the node's own services have), then it runs inside the
+-- service through the debug protocol's RUN.
 function COMMAND.inject(address, filename, ...)
 	address = adjust_address(address)
 	if not filename then
 		error("Need a file name (inject address file.lua)", 0)
 	end
-	local source, reason
-	local open = io and io.open
-	if open then
-		local f, err = open(filename, "rb")
-		if f then
-			source = f:read "a"
-			f:close()
-		else
-			reason = err
-		end
-	else
-		reason = "no io library"
+	local ok, pattern, path, source = pcall(core.load_source, "file", filename)
+	if not ok or not pattern then
+		error(sformat("Can't open %s", filename), 0)
 	end
-	if not source then
-		error(sformat("Can't open %s (%s): services cannot read host files in this sandbox; "
-			.. "use dbgcmd address RUN <source>", filename, tostring(reason)), 0)
-	end
-	return run_source(address, source, filename, ...)
+	return run_source(address, source, path, ...)
 end
 
 -- dbgcmd address CMD args... : the first result of the debug command. RUN takes the rest of

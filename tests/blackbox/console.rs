@@ -132,6 +132,16 @@ fn console_commands_answer_with_skynet_s_output() {
         "{netstat:?}"
     );
     assert_eq!(s.run(&format!("ping {pong}")).last().unwrap(), "<CMD OK>");
+    // inject: the host reads the file for the console; it runs inside the target
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua/inject_me.lua");
+    assert_eq!(
+        s.run(&format!("inject {pong} {}", file.display())),
+        ["injected into\tpong", "<CMD OK>"]
+    );
+    assert_eq!(
+        s.run(&format!("inject {pong} /no/such/file.lua")),
+        ["Can't open /no/such/file.lua", "<CMD Error>"]
+    );
     let help = s.run("help");
     assert!(help.iter().any(|l| l.starts_with("list\t")), "{help:?}");
     // a command that fails prints its error and the console carries on

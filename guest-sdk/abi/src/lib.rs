@@ -221,6 +221,9 @@ pub mod source {
     /// The script named by the config key `preload` (run before every Lua service); `name`
     /// is ignored.
     pub const PRELOAD: u32 = 2;
+    /// A file named by its path, as given (relative to the node's working directory), for
+    /// the console's `inject`; only for services with the files capability.
+    pub const FILE: u32 = 3;
 }
 
 /// Names of the functions a guest module exports.

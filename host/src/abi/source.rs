@@ -60,6 +60,12 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                     Some(path) => source::read_file(&path),
                     None => return Ok(error::NOT_FOUND),
                 },
+                kind::FILE => {
+                    if !state.core.capabilities.files {
+                        return Ok(error::DENIED);
+                    }
+                    source::read_file(&name)
+                }
                 _ => return Ok(error::INVALID_ARGUMENT),
             };
             match found {

@@ -313,11 +313,8 @@ fn lua_spawn_and_call(n: i64) -> (f64, f64, i64) {
     )
 }
 
-/// Echo through a Lua service (`tests/lua/bench_echo_server.lua`): `clients` threads, each
-/// with its own connection, send `size`-byte messages and wait for each echo, `n` times.
-/// Round trips/s over all clients.
-fn net_echo(clients: usize, n: usize, size: usize) -> f64 {
-    use std::io::{Read, Write};
+/// A fresh node running the Lua echo server, and the port it listens on.
+fn echo_node() -> (Bench, u16) {
     let (mut bench, _) = lua_node(100);
     let server = bench
         .node
@@ -327,6 +324,15 @@ fn net_echo(clients: usize, n: usize, size: usize) -> f64 {
     let port = bench.lua(server, &[Value::from("PORT")])[0]
         .as_integer()
         .expect("a port") as u16;
+    (bench, port)
+}
+
+/// Echo through a Lua service (`tests/lua/bench_echo_server.lua`): `clients` threads, each
+/// with its own connection, send `size`-byte messages and wait for each echo, `n` times.
+/// Round trips/s over all clients.
+fn net_echo(clients: usize, n: usize, size: usize) -> f64 {
+    use std::io::{Read, Write};
+    let (_bench, port) = echo_node();
     let streams: Vec<std::net::TcpStream> = (0..clients)
         .map(|_| {
             let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -362,15 +368,7 @@ fn net_echo(clients: usize, n: usize, size: usize) -> f64 {
 /// from 4 client threads.
 fn net_accept(n: usize) -> f64 {
     use std::io::{Read, Write};
-    let (mut bench, _) = lua_node(100);
-    let server = bench
-        .node
-        .shared()
-        .launch("snlua", "bench_echo_server")
-        .expect("launch the echo server");
-    let port = bench.lua(server, &[Value::from("PORT")])[0]
-        .as_integer()
-        .expect("a port") as u16;
+    let (_bench, port) = echo_node();
     let started = Instant::now();
     let threads: Vec<_> = (0..4)
         .map(|_| {

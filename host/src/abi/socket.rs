@@ -27,6 +27,31 @@ fn failure(caller: &mut Caller<'_, WasmState>, e: SocketError) -> i32 {
     }
 }
 
+/// 0, or the code of a failed socket call.
+fn status(caller: &mut Caller<'_, WasmState>, result: Result<(), SocketError>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => failure(caller, e),
+    }
+}
+
+/// A body to send: `Err(code)` over `max_message_size` or without the capability.
+fn body_arg(
+    caller: &mut Caller<'_, WasmState>,
+    function: &str,
+    ptr: u32,
+    len: u32,
+) -> wasmtime::Result<Result<Bytes, i32>> {
+    if len as usize > caller.data().core.node().config.max_message_size {
+        return Ok(Err(error::TOO_LARGE));
+    }
+    let bytes = copy_in(caller, function, ptr, len)?;
+    if !allowed(caller) {
+        return Ok(Err(error::DENIED));
+    }
+    Ok(Ok(Bytes::from(bytes)))
+}
+
 fn allowed(caller: &Caller<'_, WasmState>) -> bool {
     caller.data().core.capabilities.sockets
 }
@@ -136,10 +161,7 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                 .node()
                 .sockets
                 .udp_connect(id, &host, port);
-            Ok(match result {
-                Ok(()) => 0,
-                Err(e) => failure(&mut caller, e),
-            })
+            Ok(status(&mut caller, result))
         },
     )?;
     linker.func_wrap(
@@ -156,19 +178,17 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             let Some(address) = read_str(&mut caller, NAME, addr_ptr, addr_len)? else {
                 return Ok(error::INVALID_ARGUMENT);
             };
-            if len as usize > caller.data().core.node().config.max_message_size {
-                return Ok(error::TOO_LARGE);
-            }
-            let bytes = copy_in(&mut caller, NAME, ptr, len)?;
-            if !allowed(&caller) {
-                return Ok(error::DENIED);
-            }
-            let sockets = &caller.data().core.node().sockets;
-            let result = sockets.send_to(id, &address, Bytes::from(bytes));
-            Ok(match result {
-                Ok(()) => 0,
-                Err(e) => failure(&mut caller, e),
-            })
+            let bytes = match body_arg(&mut caller, NAME, ptr, len)? {
+                Ok(bytes) => bytes,
+                Err(code) => return Ok(code),
+            };
+            let result = caller
+                .data()
+                .core
+                .node()
+                .sockets
+                .send_to(id, &address, bytes);
+            Ok(status(&mut caller, result))
         },
     )?;
     linker.func_wrap(
@@ -188,10 +208,7 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                 socket::NODELAY => sockets.nodelay(id),
                 _ => return error::INVALID_ARGUMENT,
             };
-            match result {
-                Ok(()) => 0,
-                Err(e) => failure(&mut caller, e),
-            }
+            status(&mut caller, result)
         },
     )?;
     linker.func_wrap(
@@ -208,23 +225,12 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                 socket::PRIORITY_LOW => true,
                 _ => return Ok(error::INVALID_ARGUMENT),
             };
-            if len as usize > caller.data().core.node().config.max_message_size {
-                return Ok(error::TOO_LARGE);
-            }
-            let bytes = copy_in(&mut caller, import::SOCKET_SEND, ptr, len)?;
-            if !allowed(&caller) {
-                return Ok(error::DENIED);
-            }
-            let result = caller
-                .data()
-                .core
-                .node()
-                .sockets
-                .send(id, low, Bytes::from(bytes));
-            Ok(match result {
-                Ok(()) => 0,
-                Err(e) => failure(&mut caller, e),
-            })
+            let bytes = match body_arg(&mut caller, import::SOCKET_SEND, ptr, len)? {
+                Ok(bytes) => bytes,
+                Err(code) => return Ok(code),
+            };
+            let result = caller.data().core.node().sockets.send(id, low, bytes);
+            Ok(status(&mut caller, result))
         },
     )?;
     linker.func_wrap(

@@ -113,6 +113,13 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 node.resolve(param.trim())?
             };
             let service = node.handles.get(target).ok_or(error::INVALID_ADDRESS)?;
+            // Read from the instance when it is idle (as `SIGNAL` runs an idle one); while
+            // it runs a message (the caller itself, say) the last reading stands.
+            if let Ok(mut slot) = service.slot.try_lock() {
+                if let Some(bytes) = slot.as_mut().and_then(|b| b.memory_size()) {
+                    service.stats.memory.store(bytes as u64, Ordering::Relaxed);
+                }
+            }
             Ok(service.stats.memory.load(Ordering::Relaxed).to_string())
         }
         "LOGON" | "LOGOFF" => {

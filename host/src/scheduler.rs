@@ -359,9 +359,6 @@ fn dispatch_message(
     behavior.core().note_delivery(&message);
     let (ptype, source, session) = (message.ptype, message.source, message.session);
     let (result, interrupted) = service.run_call(|| behavior.dispatch(message));
-    if let Some(bytes) = behavior.memory_size() {
-        service.stats.memory.store(bytes as u64, Ordering::Relaxed);
-    }
     if let Some(started) = started {
         let spent = crate::clock::thread_cpu_ns().saturating_sub(started);
         service.stats.cpu_ns.fetch_add(spent, Ordering::Relaxed);

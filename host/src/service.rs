@@ -56,7 +56,8 @@ pub struct Stats {
     pub cpu_ns: AtomicU64,
     /// Set by the monitor when a message ran for a whole check period.
     pub endless: AtomicBool,
-    /// Bytes of linear memory after the last call into the instance (wasm services).
+    /// Bytes of linear memory at the last reading: at start, then whenever `MEMORY` found
+    /// the instance idle (wasm services).
     pub memory: AtomicU64,
 }
 

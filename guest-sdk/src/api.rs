@@ -191,21 +191,26 @@ pub fn time() -> f64 {
 /// # Errors
 /// [`Error::Host`] with the command's error code.
 pub fn command(cmd: &str, param: &str) -> Result<String> {
+    // Only GETENV has results over 256 bytes, and it has no side effects: asking again is
+    // safe.
+    answer_text(|out| sys::command(cmd, param, out)).map_err(|code| Error::Host {
+        op: "command",
+        code,
+    })
+}
+
+/// The text a host function writes into a buffer, returning its full length (`command`,
+/// `socket_query`): asked again with a buffer of that length when the first was too small.
+/// The negative code on failure.
+pub(crate) fn answer_text(ask: impl Fn(&mut [u8]) -> i32) -> std::result::Result<String, i32> {
     let mut buffer = vec![0u8; 256];
     loop {
-        let rc = sys::command(cmd, param, &mut buffer);
-        if rc < 0 {
-            return Err(Error::Host {
-                op: "command",
-                code: rc,
-            });
-        }
-        let len = rc as usize;
+        let rc = ask(&mut buffer);
+        let len = usize::try_from(rc).map_err(|_| rc)?;
         if len <= buffer.len() {
             buffer.truncate(len);
             return Ok(String::from_utf8_lossy(&buffer).into_owned());
         }
-        // Only GETENV has results over 256 bytes, and it has no side effects: ask again.
         buffer = vec![0u8; len];
     }
 }

@@ -34,6 +34,7 @@ use std::task::{Poll, Waker};
 
 use skywasm_abi::{ptype, socket as abi, sys};
 
+use crate::api::answer_text;
 use crate::error::{Error, Result};
 use crate::request::Request;
 
@@ -144,11 +145,8 @@ async fn wait<T>(id: i32, mut ready: impl FnMut(&mut State) -> Option<Result<T>>
 /// The reason of the last failed socket call.
 fn failure(op: &'static str, code: i32) -> Error {
     if code == crate::code::SOCKET {
-        let mut out = vec![0u8; 256];
-        let len = sys::socket_query(abi::QUERY_ERROR, 0, &mut out);
-        if let Ok(len) = usize::try_from(len) {
-            out.truncate(len.min(out.len()));
-            return Error::Other(String::from_utf8_lossy(&out).into_owned());
+        if let Ok(reason) = answer_text(|out| sys::socket_query(abi::QUERY_ERROR, 0, out)) {
+            return Error::Other(reason);
         }
     }
     Error::host(op, code)
@@ -163,11 +161,8 @@ fn control(op: u32, id: i32, what: &'static str) -> Result<()> {
 }
 
 fn local_address(id: i32) -> Result<String> {
-    let mut out = vec![0u8; 64];
-    let len = sys::socket_query(abi::QUERY_ADDRESS, id, &mut out);
-    let len = usize::try_from(len).map_err(|_| failure("socket address", len))?;
-    out.truncate(len.min(out.len()));
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    answer_text(|out| sys::socket_query(abi::QUERY_ADDRESS, id, out))
+        .map_err(|code| failure("socket address", code))
 }
 
 /// A listening TCP socket; accepting starts with the first [`Listener::accept`].

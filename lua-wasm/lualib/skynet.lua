@@ -148,23 +148,19 @@ end
 local suspend
 
 local function dispatch_error_queue()
+	-- checked first: table.remove is a C call, and the queue is nearly always empty
 	if error_queue[1] == nil then
 		return
 	end
 	local session = tremove(error_queue, 1)
-	if session then
-		local co = session_id_coroutine[session]
-		session_id_coroutine[session] = nil
-		return suspend(co, coroutine_resume(co, false, nil, nil, session))
-	end
+	local co = session_id_coroutine[session]
+	session_id_coroutine[session] = nil
+	return suspend(co, coroutine_resume(co, false, nil, nil, session))
 end
 
 local function dispatch_wakeup()
 	while wakeup_queue[1] ~= nil do
 		local token = tremove(wakeup_queue, 1)
-		if token == nil then
-			break
-		end
 		local session = sleep_session[token]
 		if session then
 			local co = session_id_coroutine[session]

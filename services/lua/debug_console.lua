@@ -465,12 +465,16 @@ local function skywasm_suffix(address)
 	return sformat(" [wasm %d KiB, tenant node]", kib)
 end
 
-function COMMAND.list()
-	local list = skynet.call(".launcher", "lua", "LIST")
-	for address, name in pairs(list) do
-		list[address] = tostring(name) .. skywasm_suffix(address)
+-- A launcher answer (address -> text) with skywasm's additions at the end of each line.
+local function with_skywasm_suffix(answer)
+	for address, text in pairs(answer) do
+		answer[address] = tostring(text) .. skywasm_suffix(address)
 	end
-	return list
+	return answer
+end
+
+function COMMAND.list()
+	return with_skywasm_suffix(skynet.call(".launcher", "lua", "LIST"))
 end
 
 function COMMAND.stat(ti)
@@ -478,11 +482,7 @@ function COMMAND.stat(ti)
 end
 
 function COMMAND.mem(ti)
-	local mem = skynet.call(".launcher", "lua", "MEM", timeout(ti))
-	for address, text in pairs(mem) do
-		mem[address] = tostring(text) .. skywasm_suffix(address)
-	end
-	return mem
+	return with_skywasm_suffix(skynet.call(".launcher", "lua", "MEM", timeout(ti)))
 end
 
 function COMMAND.gc(ti)

@@ -396,12 +396,14 @@ impl SocketServer {
     /// [`SocketError::Unknown`].
     pub fn send(&self, id: i32, low: bool, bytes: Bytes) -> Result<(), SocketError> {
         let entry = self.entry(id)?;
-        if *lock(&entry.kind) == Kind::Listen {
+        let kind = *lock(&entry.kind);
+        if kind == Kind::Listen {
             return Err(SocketError::Address(format!(
                 "socket {id} is listening: nothing can be sent on it"
             )));
         }
-        if *lock(&entry.kind) != Kind::Udp {
+        // A datagram is sent at once: only a stream queues unsent bytes.
+        if kind != Kind::Udp {
             entry.unsent.fetch_add(bytes.len() as u64, Ordering::AcqRel);
         }
         self.tell(&entry, Control::Send { low, bytes })

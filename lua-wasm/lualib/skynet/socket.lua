@@ -610,25 +610,39 @@ local function stream_socket(id)
 	return s
 end
 
+-- What `take(buffer, arg)` gets from the socket's buffer, waiting once (for `required`, see
+-- wait_for) when it gets nothing yet; when the socket closes first: false and what was left
+-- in the buffer.
+local function read_with(s, take, arg, required)
+	local b = s.buffer
+	local got = take(b, arg)
+	if got then
+		return got
+	end
+	if s.connected then
+		wait_for(s, required)
+		got = take(b, arg)
+		if got then
+			return got
+		end
+	end
+	return false, buffer_readall(b)
+end
+
+-- Everything buffered, or nil when nothing is.
+local function buffer_any(b)
+	local ret = buffer_readall(b)
+	if ret ~= "" then
+		return ret
+	end
+end
+
 -- sz bytes, or (sz nil) whatever is buffered, else what arrives next. When the socket
 -- closes first: false and what was left in the buffer.
 function socket.read(id, sz)
 	local s = stream_socket(id)
-	local b = s.buffer
 	if sz == nil then
-		local ret = buffer_readall(b)
-		if ret ~= "" then
-			return ret
-		end
-		if not s.connected then
-			return false, ret
-		end
-		wait_for(s, 0)
-		ret = buffer_readall(b)
-		if ret ~= "" then
-			return ret
-		end
-		return false, ret
+		return read_with(s, buffer_any, nil, 0)
 	end
 	local n = math_tointeger(tonumber(sz))
 	if n == nil or n < 0 then
@@ -638,19 +652,7 @@ function socket.read(id, sz)
 		-- (skynet's C buffer never satisfies a pop of 0; nothing asks for it on purpose)
 		return ""
 	end
-	local ret = buffer_pop(b, n)
-	if ret then
-		return ret
-	end
-	if not s.connected then
-		return false, buffer_readall(b)
-	end
-	wait_for(s, n)
-	ret = buffer_pop(b, n)
-	if ret then
-		return ret
-	end
-	return false, buffer_readall(b)
+	return read_with(s, buffer_pop, n, n)
 end
 
 -- Everything until the peer closes. On a socket closed already: what is buffered, or false
@@ -673,21 +675,7 @@ function socket.readline(id, sep)
 	if type(sep) ~= "string" or sep == "" then
 		error("socket.readline: the separator must be a non-empty string", 2)
 	end
-	local s = stream_socket(id)
-	local b = s.buffer
-	local line = buffer_readline(b, sep)
-	if line then
-		return line
-	end
-	if not s.connected then
-		return false, buffer_readall(b)
-	end
-	wait_for(s, sep)
-	line = buffer_readline(b, sep)
-	if line then
-		return line
-	end
-	return false, buffer_readall(b)
+	return read_with(stream_socket(id), buffer_readline, sep, sep)
 end
 
 -- Waits until there is something to read or the socket closes; true while connected.

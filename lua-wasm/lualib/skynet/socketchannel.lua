@@ -64,41 +64,29 @@ local link_meta = {
 
 -- The socket functions, raising socket_error where they would return false (the peer is
 -- gone, or the link was closed).
-function link:read(sz)
+local function checked(self, read, arg)
 	local fd = self[1]
 	if not fd then
 		error(socket_error)
 	end
-	local r = socket.read(fd, sz)
+	local r = read(fd, arg)
 	if not r then
 		error(socket_error)
 	end
 	return r
 end
 
+function link:read(sz)
+	return checked(self, socket.read, sz)
+end
+
 function link:readline(sep)
-	local fd = self[1]
-	if not fd then
-		error(socket_error)
-	end
-	local r = socket.readline(fd, sep)
-	if not r then
-		error(socket_error)
-	end
-	return r
+	return checked(self, socket.readline, sep)
 end
 
 -- everything until the peer closes (an extension: skynet's sock has read and readline)
 function link:readall()
-	local fd = self[1]
-	if not fd then
-		error(socket_error)
-	end
-	local r = socket.readall(fd)
-	if not r then
-		error(socket_error)
-	end
-	return r
+	return checked(self, socket.readall)
 end
 
 -- A waiting request: its record is the token it sleeps on, so a stray second wakeup can

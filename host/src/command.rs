@@ -9,6 +9,7 @@
 //! skynet reads the clock through its C API instead.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use skywasm_abi::{error, ptype, Handle};
 
@@ -16,6 +17,7 @@ use crate::handle::HandleError;
 use crate::mq::Message;
 use crate::node::split_command;
 use crate::service::ServiceCore;
+use crate::tenant::Tenant;
 
 /// Runs one command for the service `core` belongs to.
 ///
@@ -23,6 +25,8 @@ use crate::service::ServiceCore;
 /// An ABI error code (see the module documentation).
 pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<String, i32> {
     let node = core.node.clone();
+    let tenant = core.service().tenant().clone();
+    let trusted = tenant.is_trusted();
     match command {
         "TIMEOUT" => {
             let ticks: i64 = param.trim().parse().map_err(|_| error::INVALID_ARGUMENT)?;
@@ -32,6 +36,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             if param.is_empty() {
                 Ok(format!(":{:x}", core.handle().0))
             } else {
+                may_bind(core, command, param)?;
                 bind(core, param, core.handle())
             }
         }
@@ -46,6 +51,8 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 return Err(error::INVALID_ARGUMENT);
             };
             let handle = Handle::parse(address).ok_or(error::INVALID_ARGUMENT)?;
+            may_bind(core, command, name)?;
+            own_tenant(core, command, handle)?;
             bind(core, name, handle)
         }
         "EXIT" => {
@@ -54,6 +61,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
         }
         "KILL" => {
             let target = node.resolve(param.trim())?;
+            own_tenant(core, command, target)?;
             let stopped = if target == core.handle() {
                 node.exit(target)
             } else {
@@ -67,19 +75,63 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
         }
         "LAUNCH" => {
             let (module, args) = split_command(param);
-            if module.is_empty() {
-                return Err(error::INVALID_ARGUMENT);
-            }
-            match node.launch(module, args) {
-                Ok(handle) => Ok(format!(":{:08X}", handle.0)),
-                Err(e) => Err(e.code()),
-            }
+            launch_for(core, &tenant, module, args)
         }
-        "GETENV" => node.getenv(param).ok_or(error::NOT_FOUND),
+        // skywasm: launch on behalf of another service, into its tenant (`.launcher`).
+        "LAUNCHAS" => {
+            if !trusted {
+                return Err(deny(core, command, param, "only the node's own tenant may"));
+            }
+            let (requester, rest) = split_command(param);
+            let requester = Handle::parse(requester).ok_or(error::INVALID_ARGUMENT)?;
+            let on_behalf = if requester.is_none() {
+                tenant.clone()
+            } else {
+                let service = node.handles.get(requester).ok_or(error::INVALID_ADDRESS)?;
+                service.tenant().clone()
+            };
+            let (module, args) = split_command(rest);
+            launch_for(core, &on_behalf, module, args)
+        }
+        // skywasm: `name trusted` or `name untrusted`, for a service (default: the caller).
+        "TENANT" => {
+            let service = if param.trim().is_empty() {
+                core.service().clone()
+            } else {
+                let target = node.resolve(param.trim())?;
+                node.handles.get(target).ok_or(error::INVALID_ADDRESS)?
+            };
+            let of = service.tenant();
+            let trust = if of.is_trusted() {
+                "trusted"
+            } else {
+                "untrusted"
+            };
+            Ok(format!("{} {trust}", of.name()))
+        }
+        "GETENV" => {
+            if !tenant.spec.may_getenv(param) {
+                return Err(deny(
+                    core,
+                    command,
+                    param,
+                    "the key is not in its getenv list",
+                ));
+            }
+            node.getenv(param).ok_or(error::NOT_FOUND)
+        }
         "SETENV" => {
             let (key, value) = param.split_once(' ').unwrap_or((param, ""));
             if key.is_empty() {
                 return Err(error::INVALID_ARGUMENT);
+            }
+            if !tenant.spec.may_setenv(key) {
+                return Err(deny(
+                    core,
+                    command,
+                    key,
+                    "the key is not in its setenv list",
+                ));
             }
             if node.setenv(key, value) {
                 Ok(String::new())
@@ -90,6 +142,9 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
         "STARTTIME" => Ok(node.clock.start_time().to_string()),
         "NOW" => Ok(node.clock.now().to_string()),
         "ABORT" => {
+            if !trusted {
+                return Err(deny(core, command, param, "only the node's own tenant may"));
+            }
             node.log(core.handle(), "ABORT: stopping the node");
             node.request_stop();
             Ok(String::new())
@@ -100,6 +155,9 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                     .map(|h| format!(":{:x}", h.0))
                     .ok_or(error::NOT_FOUND)
             } else {
+                if !trusted {
+                    return Err(deny(core, command, param, "only the node's own tenant may"));
+                }
                 node.set_exit_monitor(node.resolve(param.trim())?);
                 Ok(String::new())
             }
@@ -112,6 +170,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             } else {
                 node.resolve(param.trim())?
             };
+            own_tenant(core, command, target)?;
             let service = node.handles.get(target).ok_or(error::INVALID_ADDRESS)?;
             // Read from the instance when it is idle (as `SIGNAL` runs an idle one); while
             // it runs a message (the caller itself, say) the last reading stands.
@@ -124,6 +183,15 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
         }
         "LOGON" | "LOGOFF" => {
             let target = node.resolve(param.trim())?;
+            if !tenant.spec.logon {
+                return Err(deny(
+                    core,
+                    command,
+                    param,
+                    "its tenant has no logon capability",
+                ));
+            }
+            own_tenant(core, command, target)?;
             let service = node.handles.get(target).ok_or(error::INVALID_ADDRESS)?;
             if command == "LOGON" {
                 if !crate::log::open_message_log(&node, &service, core.handle()) {
@@ -137,6 +205,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
         "SIGNAL" => {
             let (address, signal) = split_command(param);
             let target = node.resolve(address)?;
+            own_tenant(core, command, target)?;
             if target == core.handle() {
                 // A service cannot interrupt or signal the message it is running.
                 return Err(error::INVALID_ARGUMENT);
@@ -153,6 +222,92 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             }
         }
         _ => Err(error::UNKNOWN_COMMAND),
+    }
+}
+
+/// Logs a refused command (see [`crate::node::worth_logging`]) and returns
+/// [`error::DENIED`].
+fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) -> i32 {
+    let service = core.service();
+    let refused = service.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+    if crate::node::worth_logging(refused) {
+        core.log(&format!(
+            "DENIED {command} {param}: {why} (tenant `{}`; {refused} refused so far)",
+            service.tenant().name()
+        ));
+    }
+    error::DENIED
+}
+
+/// An untrusted service acts only on services of its own tenant.
+fn own_tenant(core: &ServiceCore, command: &str, target: Handle) -> Result<(), i32> {
+    let tenant = core.service().tenant();
+    if tenant.is_trusted() {
+        return Ok(());
+    }
+    match core.node.handles.get(target) {
+        Some(service) if Arc::ptr_eq(service.tenant(), tenant) => Ok(()),
+        Some(_) => Err(deny(
+            core,
+            command,
+            &target.to_string(),
+            "it belongs to another tenant",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// An untrusted service may not take a name another tenant exports.
+fn may_bind(core: &ServiceCore, command: &str, name: &str) -> Result<(), i32> {
+    let tenant = core.service().tenant();
+    if tenant.is_trusted() {
+        return Ok(());
+    }
+    let taken =
+        core.node.tenants.iter().any(|other| {
+            !Arc::ptr_eq(other, tenant) && other.spec.export.iter().any(|e| e == name)
+        });
+    if taken {
+        return Err(deny(
+            core,
+            command,
+            name,
+            "another tenant exports that name",
+        ));
+    }
+    Ok(())
+}
+
+/// Launches `module args` into `tenant`, under its launch list and spawn rate.
+fn launch_for(
+    core: &ServiceCore,
+    tenant: &Arc<Tenant>,
+    module: &str,
+    args: &str,
+) -> Result<String, i32> {
+    if module.is_empty() {
+        return Err(error::INVALID_ARGUMENT);
+    }
+    let what = format!("{module} {args}");
+    if !tenant.spec.may_launch(module, args) {
+        return Err(deny(
+            core,
+            "LAUNCH",
+            &what,
+            &format!("tenant `{}` may not launch that module", tenant.name()),
+        ));
+    }
+    if !tenant.take_spawn_token() {
+        core.log(&format!(
+            "FAILED launch {what}: tenant `{}` launches faster than its spawn_rate of {}/s",
+            tenant.name(),
+            tenant.spec.limits.spawn_rate
+        ));
+        return Err(error::LIMIT);
+    }
+    match core.node.launch_in(tenant, module, args) {
+        Ok(handle) => Ok(format!(":{:08X}", handle.0)),
+        Err(e) => Err(e.code()),
     }
 }
 
@@ -207,6 +362,11 @@ fn stat(core: &ServiceCore, what: &str) -> Result<String, i32> {
             Ok(format!("{:.6}", spent as f64 / 1e9))
         }
         "message" => Ok(stats.messages.load(Ordering::Relaxed).to_string()),
+        // skywasm: why `skywasm_interrupt` was last called (`signal` or `cpu`).
+        "interrupt" => Ok(match service.interrupt_reason.load(Ordering::Relaxed) {
+            1 => "cpu".into(),
+            _ => "signal".into(),
+        }),
         _ => Err(error::INVALID_ARGUMENT),
     }
 }

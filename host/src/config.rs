@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use crate::tenant::{Limits, TenantSpec};
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
 /// Memory a config's Lua state may use.
@@ -85,6 +86,11 @@ pub struct NodeConfig {
     pub socket_max_unsent: u64,
     /// Make guest code visible to `perf` (`wasm_profiler = "perfmap"` or `"jitdump"`).
     pub wasm_profiler: Option<String>,
+    /// The limits of the node's own services, and the base of every tenant's
+    /// (`cpu_limit`, `cpu_soft_limit`, `mailbox_limit`, `wasm_memory`, `max_message_size`).
+    pub limits: Limits,
+    /// The tenants: the trusted `node` tenant first, then those of the `tenants` table.
+    pub tenants: Vec<TenantSpec>,
 }
 
 impl NodeConfig {
@@ -175,6 +181,28 @@ impl NodeConfig {
             Some(dir) => Some(PathBuf::from(dir)),
             None => default_cache_dir(),
         };
+        let cpu_ms = int_key_in(&mut env, "cpu_limit", 1000, 10, 3_600_000)
+            .map_err(|v| bad("cpu_limit", &v, "milliseconds in 10..=3600000"))?;
+        let soft_default = cpu_ms / 2;
+        let cpu_soft_ms = int_key_in(&mut env, "cpu_soft_limit", soft_default, 0, 3_600_000)
+            .map_err(|v| bad("cpu_soft_limit", &v, "milliseconds in 0..=3600000"))?;
+        let mailbox = int_key_in(&mut env, "mailbox_limit", 100_000, 1, 1 << 32)
+            .map_err(|v| bad("mailbox_limit", &v, "an integer in 1..=4294967296"))?;
+        let limits = Limits {
+            cpu_ms,
+            cpu_soft_ms: if cpu_soft_ms >= cpu_ms {
+                0
+            } else {
+                cpu_soft_ms
+            },
+            memory: wasm_memory,
+            tenant_memory: u64::MAX,
+            mailbox: mailbox as usize,
+            message_size: max_message_size as usize,
+            services: wasm_max_services,
+            spawn_rate: 0,
+        };
+        let tenants = crate::tenant::specs_from_env(&env, &limits, &origin)?;
         let start = env.get("start").cloned().unwrap_or_else(|| "main".into());
         Ok(NodeConfig {
             thread,
@@ -193,6 +221,8 @@ impl NodeConfig {
             max_message_size: max_message_size as usize,
             socket_max_unsent,
             wasm_profiler: env.get("wasm_profiler").cloned(),
+            limits,
+            tenants,
             base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             env,
         })
@@ -207,6 +237,24 @@ impl NodeConfig {
             std::env::var(name).ok()
         })?;
         Self::from_env(env, Path::new(name))
+    }
+}
+
+/// Reads an integer key in `min..=max`, writing the default back; the bad text on error.
+fn int_key_in(
+    env: &mut BTreeMap<String, String>,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, String> {
+    let value = env
+        .entry(key.to_string())
+        .or_insert_with(|| default.to_string())
+        .clone();
+    match value.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(value),
     }
 }
 
@@ -360,6 +408,12 @@ fn run(
                 )))
             }
         };
+        if key == "tenants" {
+            if let Value::Table(tenants) = &value {
+                flatten_tenants(tenants, &mut env)?;
+                continue;
+            }
+        }
         let text = match &value {
             Value::Boolean(b) => b.to_string(),
             Value::Integer(_) | Value::Number(_) | Value::String(_) => {
@@ -379,6 +433,62 @@ fn run(
         env.insert(key, text);
     }
     Ok(env)
+}
+
+/// Turns `tenants = { NAME = { KEY = value or {list} } }` into `tenants.NAME.KEY` env
+/// entries (lists joined with `;`), the form [`crate::tenant`] reads.
+fn flatten_tenants(tenants: &Table, env: &mut BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let scalar = |path: &str, value: &Value| -> Result<String, ConfigError> {
+        match value {
+            Value::Boolean(b) => Ok(b.to_string()),
+            Value::Integer(n) => Ok(n.to_string()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::String(s) => s
+                .to_str()
+                .map(|s| s.to_string())
+                .map_err(|_| ConfigError::new(format!("config: `{path}` is not valid UTF-8"))),
+            other => Err(ConfigError::new(format!(
+                "config: `{path}` is a {}; expected a string, number, boolean or list",
+                other.type_name()
+            ))),
+        }
+    };
+    let key_text = |key: &Value, path: &str| {
+        match key {
+            Value::String(s) => s.to_str().map(|s| s.to_string()).ok(),
+            _ => None,
+        }
+        .ok_or_else(|| ConfigError::new(format!("config: `{path}` has a key that is not a name")))
+    };
+    for pair in tenants.pairs::<Value, Value>() {
+        let (name, spec) = pair.map_err(|e| ConfigError::new(root_message(&e)))?;
+        let name = key_text(&name, "tenants")?;
+        let Value::Table(spec) = spec else {
+            return Err(ConfigError::new(format!(
+                "config: `tenants.{name}` is a {}; expected a table of limits and capabilities",
+                spec.type_name()
+            )));
+        };
+        for pair in spec.pairs::<Value, Value>() {
+            let (field, value) = pair.map_err(|e| ConfigError::new(root_message(&e)))?;
+            let path = format!("tenants.{name}");
+            let field = key_text(&field, &path)?;
+            let path = format!("{path}.{field}");
+            let text = match &value {
+                Value::Table(items) => {
+                    let mut joined = Vec::new();
+                    for item in items.clone().sequence_values::<Value>() {
+                        let item = item.map_err(|e| ConfigError::new(root_message(&e)))?;
+                        joined.push(scalar(&path, &item)?);
+                    }
+                    joined.join(";")
+                }
+                other => scalar(&path, other)?,
+            };
+            env.insert(path, text);
+        }
+    }
+    Ok(())
 }
 
 /// The `include` global: evaluate another file, relative to the including file's directory.
@@ -542,6 +652,22 @@ mod tests {
             err.0,
             "config: `t` is a table; config values must be strings, numbers or booleans"
         );
+    }
+
+    #[test]
+    fn the_tenants_table_becomes_flat_keys() {
+        let env = eval(
+            "tenants = { guest = { cpu = 100, trusted = false, launch = { 'pong', 'snlua w' } } }",
+        )
+        .unwrap();
+        assert_eq!(env["tenants.guest.cpu"], "100");
+        assert_eq!(env["tenants.guest.trusted"], "false");
+        assert_eq!(env["tenants.guest.launch"], "pong;snlua w");
+        assert!(!env.contains_key("tenants"));
+        let err = eval("tenants = { guest = 1 }").unwrap_err();
+        assert!(err.0.contains("`tenants.guest` is a integer"), "{err}");
+        let err = NodeConfig::from_source("t", "tenants = { g = { cpu = 'x' } }").unwrap_err();
+        assert!(err.0.starts_with("t: `tenants.g.cpu = "), "{err}");
     }
 
     #[test]

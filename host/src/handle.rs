@@ -206,6 +206,14 @@ impl<T: Clone> HandleTable<T> {
         Ok(())
     }
 
+    /// True if `handle` is bound to a name for which `matches` holds.
+    pub fn has_name(&self, handle: Handle, matches: impl Fn(&str) -> bool) -> bool {
+        read(&self.inner)
+            .names_of
+            .get(&handle)
+            .is_some_and(|names| names.iter().any(|n| matches(n)))
+    }
+
     /// The handle bound to `name`.
     pub fn find_name(&self, name: &str) -> Option<Handle> {
         read(&self.inner).names.get(name).copied()

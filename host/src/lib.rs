@@ -56,6 +56,7 @@ pub mod service;
 pub mod socket;
 pub mod source;
 mod sync;
+pub mod tenant;
 pub mod timer;
 pub mod wasm;
 

@@ -30,6 +30,7 @@ use crate::scheduler::Scheduler;
 use crate::service::{is_request, Behavior, Fault, Service, ServiceCore};
 use crate::socket::{EventSink, SocketServer};
 use crate::sync::lock;
+use crate::tenant::{Tenant, Tenants};
 use crate::wasm::WasmService;
 
 /// Nested launches allowed on one thread (a service launching in its init another service
@@ -75,6 +76,9 @@ pub enum LaunchError {
     /// Launches nested too deeply on one thread.
     #[error("launch nested more than {MAX_LAUNCH_DEPTH} deep")]
     TooDeep,
+    /// The launching tenant may not launch this module.
+    #[error("{0}")]
+    Denied(String),
 }
 
 impl LaunchError {
@@ -82,6 +86,7 @@ impl LaunchError {
     pub fn code(&self) -> i32 {
         match self {
             LaunchError::Limit(_) => error::LIMIT,
+            LaunchError::Denied(_) => error::DENIED,
             _ => error::FAILED,
         }
     }
@@ -113,6 +118,8 @@ pub struct NodeShared {
     quit_signal: Condvar,
     /// The socket server; its events reach owners as PTYPE_SOCKET messages.
     pub sockets: SocketServer,
+    /// The tenants; services of the node itself belong to the first.
+    pub tenants: Tenants,
 }
 
 impl NodeShared {
@@ -165,6 +172,99 @@ impl NodeShared {
                 Err(message)
             }
         }
+    }
+
+    /// Queues a message a service sends, under its tenant's rules: an untrusted tenant reaches
+    /// another tenant only through the names that tenant exports (and answers requests it
+    /// received), and no service's mailbox takes more than its tenant's limit.
+    ///
+    /// # Errors
+    /// [`error::INVALID_ADDRESS`] (no such service), [`error::DENIED`] (another tenant's
+    /// unexported service), [`error::MAILBOX_FULL`].
+    pub(crate) fn push_from(
+        &self,
+        sender: &Service,
+        answer: bool,
+        dest: Handle,
+        message: Message,
+        cache: &mut Option<Arc<Service>>,
+    ) -> Result<(), i32> {
+        let hit = matches!(cache, Some(s) if s.handle() == dest && s.is_alive());
+        if !hit {
+            *cache = None;
+            if dest.is_none() || dest.harbor() != self.harbor() {
+                return Err(error::INVALID_ADDRESS);
+            }
+            *cache = Some(self.handles.get(dest).ok_or(error::INVALID_ADDRESS)?);
+        }
+        let Some(service) = cache.as_ref() else {
+            return Err(error::INVALID_ADDRESS);
+        };
+        let tenant = service.tenant();
+        if !Arc::ptr_eq(tenant, sender.tenant())
+            && !sender.tenant().is_trusted()
+            && !self.may_cross(service, answer, message.ptype)
+        {
+            let refused = sender.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            if worth_logging(refused) {
+                self.log(
+                    sender.handle(),
+                    &format!(
+                        "DENIED send (type {}) to {dest} of tenant `{}`: not one of the names it \
+                         exports (tenant `{}` is untrusted; {refused} refused so far)",
+                        message.ptype,
+                        tenant.name(),
+                        sender.tenant().name()
+                    ),
+                );
+            }
+            return Err(error::DENIED);
+        }
+        let limit = tenant.spec.limits.mailbox;
+        if service.queue.len() >= limit {
+            let rejected = service.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+            if worth_logging(rejected) {
+                self.log(
+                    service.handle(),
+                    &format!(
+                        "mailbox full ({limit} messages): a message from {} was refused \
+                         ({rejected} refused so far)",
+                        sender.handle()
+                    ),
+                );
+            }
+            return Err(error::MAILBOX_FULL);
+        }
+        match service.queue.push(message) {
+            Ok(Push::Ready) => {
+                self.scheduler.ready(service.clone());
+                Ok(())
+            }
+            Ok(Push::Queued) => Ok(()),
+            Err(_) => {
+                *cache = None;
+                Err(error::INVALID_ADDRESS)
+            }
+        }
+    }
+
+    /// Whether a message of `ptype` from an untrusted tenant may reach `dest` of another
+    /// tenant: answers to requests it received, and application messages (not debug,
+    /// system or forged responses) to a service bound to a name its tenant exports.
+    fn may_cross(&self, dest: &Service, answer: bool, ptype: u8) -> bool {
+        if !is_request(ptype) {
+            return answer;
+        }
+        let application = matches!(
+            u32::from(ptype),
+            ptype::TEXT | ptype::CLIENT | ptype::LUA | ptype::SNAX
+        ) || u32::from(ptype) > ptype::TRACE;
+        let exports = &dest.tenant().spec.export;
+        application
+            && !exports.is_empty()
+            && self
+                .handles
+                .has_name(dest.handle(), |name| exports.iter().any(|e| e == name))
     }
 
     /// Resolves `:hex`, `.local` and global names to a handle.
@@ -254,6 +354,20 @@ impl NodeShared {
     /// # Errors
     /// A [`LaunchError`]; the failure is also logged as skynet does (`FAILED launch ...`).
     pub fn launch(self: &Arc<Self>, module: &str, args: &str) -> Result<Handle, LaunchError> {
+        let tenant = self.tenants.node().clone();
+        self.launch_in(&tenant, module, args)
+    }
+
+    /// Launches a service into `tenant` (which counts it against its service limit).
+    ///
+    /// # Errors
+    /// As [`NodeShared::launch`].
+    pub fn launch_in(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        module: &str,
+        args: &str,
+    ) -> Result<Handle, LaunchError> {
         let kind = match self.modules.resolve(module) {
             Ok(kind) => kind,
             Err(failure) => {
@@ -264,7 +378,7 @@ impl NodeShared {
                 return Err(failure);
             }
         };
-        self.launch_with(module, args, |core| match kind {
+        self.launch_with_tenant(tenant, module, args, |core| match kind {
             ModuleKind::Native(factory) => factory(core, args).map_err(LaunchError::Init),
             ModuleKind::Wasm(module) => {
                 WasmService::start(&module, core, args).map(|s| Box::new(s) as Box<dyn Behavior>)
@@ -284,6 +398,17 @@ impl NodeShared {
         args: &str,
         start: impl FnOnce(ServiceCore) -> Result<Box<dyn Behavior>, LaunchError>,
     ) -> Result<Handle, LaunchError> {
+        let tenant = self.tenants.node().clone();
+        self.launch_with_tenant(&tenant, module, args, start)
+    }
+
+    fn launch_with_tenant(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        module: &str,
+        args: &str,
+        start: impl FnOnce(ServiceCore) -> Result<Box<dyn Behavior>, LaunchError>,
+    ) -> Result<Handle, LaunchError> {
         let depth = LAUNCH_DEPTH.get();
         if depth >= MAX_LAUNCH_DEPTH {
             let failure = LaunchError::TooDeep;
@@ -294,23 +419,37 @@ impl NodeShared {
             return Err(failure);
         }
         LAUNCH_DEPTH.set(depth + 1);
-        let result = self.launch_inner(module, args, start);
+        let result = self.launch_inner(tenant, module, args, start);
         LAUNCH_DEPTH.set(depth);
         result
     }
 
     fn launch_inner(
         self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
         module: &str,
         args: &str,
         start: impl FnOnce(ServiceCore) -> Result<Box<dyn Behavior>, LaunchError>,
     ) -> Result<Handle, LaunchError> {
-        let (handle, service) = match self
+        if !tenant.add_service() {
+            let failure = LaunchError::Limit(format!(
+                "tenant `{}` already runs its limit of {} services",
+                tenant.name(),
+                tenant.spec.limits.services
+            ));
+            self.log(
+                Handle::NONE,
+                &format!("FAILED launch {module} {args}: {failure}"),
+            );
+            return Err(failure);
+        }
+        let registered = self
             .handles
-            .register(|h| Arc::new(Service::new(h, module, args)))
-        {
+            .register(|h| Arc::new(Service::new(h, module, args, tenant.clone())));
+        let (handle, service) = match registered {
             Ok(registered) => registered,
             Err(e) => {
+                tenant.remove_service();
                 let failure = LaunchError::Limit(e.to_string());
                 self.log(
                     Handle::NONE,
@@ -437,6 +576,7 @@ impl NodeShared {
         let handle = service.handle();
         self.handles.retire(handle);
         let behavior = lock(&service.slot).take();
+        service.tenant().remove_service();
         let pending = service.queue.close();
         let owed = behavior
             .map(|mut behavior| behavior.core().take_owed())
@@ -522,6 +662,7 @@ impl Node {
             quit_lock: Mutex::new(()),
             quit_signal: Condvar::new(),
             sockets: SocketServer::new(socket_sink(node.clone()), config.socket_max_unsent),
+            tenants: crate::tenant::tenants_from_specs(config.tenants.clone()),
             config,
         });
         let mut node = Node {
@@ -547,6 +688,13 @@ impl Node {
         if let Err(e) = shared.launch(module, args) {
             node.stop();
             return Err(StartError::Bootstrap(bootstrap, e));
+        }
+        // A tenant's failing start service is its own problem: logged, the node runs on.
+        for tenant in shared.tenants.iter().skip(1) {
+            for command in &tenant.spec.start {
+                let (module, args) = split_command(command);
+                let _ = shared.launch_in(tenant, module, args);
+            }
         }
         Ok(node)
     }
@@ -676,6 +824,12 @@ fn socket_sink(node: std::sync::Weak<NodeShared>) -> EventSink {
         )
         .is_ok()
     })
+}
+
+/// Whether the `count`th refusal of a kind is logged: the first 16, then every doubling, so
+/// a guest retrying in a loop cannot flood the log.
+pub(crate) fn worth_logging(count: u64) -> bool {
+    count <= 16 || count.is_power_of_two()
 }
 
 /// Splits skynet's "module args..." into the module name and the rest.

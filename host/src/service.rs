@@ -15,6 +15,7 @@ use skywasm_abi::{error, ptype, Handle};
 
 use crate::mq::{Message, MessageQueue};
 use crate::node::NodeShared;
+use crate::tenant::Tenant;
 
 /// A fault that ends a service: a trap, a broken ABI contract, an interrupt (`KILL`,
 /// `SIGNAL 0`).
@@ -56,6 +57,10 @@ pub struct Stats {
     pub cpu_ns: AtomicU64,
     /// Set by the monitor when a message ran for a whole check period.
     pub endless: AtomicBool,
+    /// Sends this service made that its tenant's rules refused.
+    pub refused: AtomicU64,
+    /// Messages refused because this service's mailbox was full.
+    pub rejected: AtomicU64,
     /// Bytes of linear memory at the last reading: at start, then whenever `MEMORY` found
     /// the instance idle (wasm services).
     pub memory: AtomicU64,
@@ -90,11 +95,16 @@ pub struct Service {
     pub(crate) message_log_on: AtomicBool,
     /// A `SIGNAL` that arrived while a message ran (0 = none; stored as signal + 1).
     pub(crate) pending_signal: std::sync::atomic::AtomicI64,
+    /// The tenant it belongs to.
+    tenant: Arc<Tenant>,
+    /// Why the guest was last told to stop its work (`skywasm_interrupt`): 0 = `SIGNAL 0`,
+    /// 1 = the soft CPU limit (`STAT interrupt`).
+    pub(crate) interrupt_reason: std::sync::atomic::AtomicU8,
 }
 
 impl Service {
     /// A live service whose queue is held until its init finishes.
-    pub(crate) fn new(handle: Handle, module: &str, args: &str) -> Service {
+    pub(crate) fn new(handle: Handle, module: &str, args: &str, tenant: Arc<Tenant>) -> Service {
         Service {
             handle,
             module: module.to_string(),
@@ -111,7 +121,14 @@ impl Service {
             message_log: Mutex::new(None),
             message_log_on: AtomicBool::new(false),
             pending_signal: std::sync::atomic::AtomicI64::new(0),
+            tenant,
+            interrupt_reason: std::sync::atomic::AtomicU8::new(0),
         }
+    }
+
+    /// The tenant it belongs to.
+    pub fn tenant(&self) -> &Arc<Tenant> {
+        &self.tenant
     }
 
     /// The service's address.
@@ -216,6 +233,13 @@ impl Capabilities {
         sockets: true,
         files: true,
     };
+
+    /// Nothing beyond messaging: an untrusted tenant's starting point.
+    pub const NONE: Capabilities = Capabilities {
+        redirect: false,
+        sockets: false,
+        files: false,
+    };
 }
 
 /// What a running service uses to reach the node: sessions, sending, commands. It also keeps
@@ -238,13 +262,14 @@ pub struct ServiceCore {
 
 impl ServiceCore {
     pub(crate) fn new(node: Arc<NodeShared>, service: Arc<Service>) -> ServiceCore {
+        let capabilities = service.tenant().spec.capabilities;
         ServiceCore {
             node,
             service,
             last_session: 0,
             owed: FxHashMap::default(),
             message_started_ns: None,
-            capabilities: Capabilities::TRUSTED,
+            capabilities,
             last_destination: None,
         }
     }
@@ -285,13 +310,16 @@ impl ServiceCore {
         }
     }
 
-    fn settle(&mut self, requester: Handle, session: i32) {
-        if let Some(count) = self.owed.get_mut(&(requester, session)) {
-            *count -= 1;
-            if *count == 0 {
-                self.owed.remove(&(requester, session));
-            }
+    /// Marks a request as answered; true if it was owed.
+    fn settle(&mut self, requester: Handle, session: i32) -> bool {
+        let Some(count) = self.owed.get_mut(&(requester, session)) else {
+            return false;
+        };
+        *count -= 1;
+        if *count == 0 {
+            self.owed.remove(&(requester, session));
         }
+        true
     }
 
     /// Takes the unanswered requests (used when the service ends).
@@ -332,16 +360,17 @@ impl ServiceCore {
         session: i32,
         data: Box<[u8]>,
     ) -> Result<(), i32> {
-        if data.len() > self.node.config.max_message_size {
+        if data.len() > self.service.tenant().spec.limits.message_size {
             return Err(error::TOO_LARGE);
         }
+        let mut answer = false;
         if session != 0 {
             if is_request(ptype) {
                 if source != self.handle() {
                     self.settle(source, session);
                 }
             } else {
-                self.settle(dest, session);
+                answer = self.settle(dest, session);
             }
         }
         let message = Message {
@@ -350,9 +379,13 @@ impl ServiceCore {
             ptype,
             data,
         };
-        self.node
-            .push_cached(dest, message, &mut self.last_destination)
-            .map_err(|_| error::INVALID_ADDRESS)
+        self.node.push_from(
+            &self.service,
+            answer,
+            dest,
+            message,
+            &mut self.last_destination,
+        )
     }
 
     /// Sends a request with a fresh session and returns the session.

@@ -151,6 +151,16 @@ unsafe fn push_send_result(l: *mut ffi::lua_State, rc: i32) -> c_int {
         } else if rc == error::TOO_LARGE {
             ffi::lua_pushboolean(l, 0);
             1
+        } else if rc == error::DENIED {
+            ffi::luaL_error(
+                l,
+                c"send denied: the destination belongs to another tenant and is not exported to this one".as_ptr(),
+            )
+        } else if rc == error::MAILBOX_FULL {
+            ffi::luaL_error(
+                l,
+                c"send refused: the destination's mailbox is full".as_ptr(),
+            )
         } else {
             0
         }

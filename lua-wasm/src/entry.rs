@@ -64,12 +64,19 @@ pub extern "C" fn skywasm_interrupt() {
     }
 }
 
-/// Raises "signal 0" in the Lua code that was running, once.
+/// Raises "signal 0" (or, when the host says the message ran past its tenant's soft CPU
+/// limit, a "cpu limit" error) in the Lua code that was running, once.
 unsafe extern "C-unwind" fn signal_hook(l: *mut mlua_sys::lua_State, _: *mut mlua_sys::lua_Debug) {
+    let cpu = crate::core::run_command("STAT", "interrupt").is_ok_and(|why| why == b"cpu");
+    let message = if cpu {
+        c"cpu limit: this message ran past its soft CPU limit (an endless loop?)"
+    } else {
+        c"signal 0"
+    };
     // SAFETY: called by Lua with a valid state, from a count hook (errors are allowed).
     unsafe {
         mlua_sys::lua_sethook(l, None, 0, 0);
-        mlua_sys::luaL_error(l, c"signal 0".as_ptr());
+        mlua_sys::luaL_error(l, message.as_ptr());
     }
 }
 

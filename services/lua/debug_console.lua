@@ -455,14 +455,15 @@ local function wasm_kib(address)
 	return bytes and bytes // 1024
 end
 
--- What skywasm adds to a service's line: its wasm memory and its tenant (every service is
--- the node's own until tenants are configured).
+-- What skywasm adds to a service's line: its wasm memory and its tenant.
 local function skywasm_suffix(address)
 	local kib = wasm_kib(address)
 	if kib == nil then
 		return ""
 	end
-	return sformat(" [wasm %d KiB, tenant node]", kib)
+	local tenant = core.command("TENANT", address)
+	tenant = tenant and tenant:match("^(%S+)") or "?"
+	return sformat(" [wasm %d KiB, tenant %s]", kib, tenant)
 end
 
 -- A launcher answer (address -> text) with skywasm's additions at the end of each line.

@@ -89,7 +89,10 @@ end
 
 local function launch_service(module, ...)
 	local param = table.concat({ ... }, " ")
-	local inst = skynet.launch(module, param)
+	-- on behalf of the requester: the service joins the requester's tenant
+	local requester = select(2, skynet.context())
+	local answer = core.command("LAUNCHAS", skynet.address(requester) .. " " .. module .. " " .. param)
+	local inst = answer and tonumber(answer:sub(2), 16)
 	local session = skynet.context()
 	local response = skynet.response()
 	if not inst then
@@ -165,8 +168,24 @@ skynet.register_protocol {
 	end,
 }
 
+-- managing other services is for the node's own tenant; untrusted requesters may launch
+-- (into their own tenant) and confirm their own start
+local open_to_all = { LAUNCH = true, LAUNCHOK = true, ERROR = true, REMOVE = true }
+
+local function trusted(address)
+	local tenant = core.command("TENANT", skynet.address(address))
+	return tenant ~= nil and tenant:sub(-8) == " trusted"
+end
+
 skynet.dispatch("lua", function(_, address, cmd, ...)
 	cmd = string.upper(cmd)
+	if not open_to_all[cmd] and not trusted(address) then
+		skynet.error(string.format("%s from %s refused: its tenant is untrusted", cmd, skynet.address(address)))
+		error("launcher: " .. cmd .. " is not allowed for an untrusted tenant")
+	end
+	if cmd == "REMOVE" and (...) ~= address and not trusted(address) then
+		return
+	end
 	local f = command[cmd]
 	if f then
 		local ret = f(address, ...)

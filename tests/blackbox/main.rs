@@ -13,4 +13,5 @@ mod lua;
 mod messaging;
 mod names_env;
 mod network;
+mod tenants;
 mod timers;

@@ -38,6 +38,93 @@ pub struct WasmState {
     pub(crate) service_dir: Option<Box<str>>,
     /// The text of this service's last failed socket call (`socket_query(QUERY_ERROR)`).
     pub(crate) socket_error: Option<Box<str>>,
+    /// Epoch ticks the current call into the guest has run (the CPU limit counts them).
+    ticks: u32,
+    /// The memory limits of the service and its tenant.
+    limiter: MemoryLimiter,
+}
+
+/// Enforces the tenant's memory limits when the guest grows a memory: one service's size,
+/// and the sum over the tenant's services. A refused `memory.grow` returns -1 to the guest
+/// (Rust's allocator then aborts, Lua raises "not enough memory"); the first refusal of a
+/// service is logged.
+struct MemoryLimiter {
+    tenant: std::sync::Arc<crate::tenant::Tenant>,
+    node: std::sync::Weak<crate::node::NodeShared>,
+    handle: skywasm_abi::Handle,
+    /// Bytes charged to the tenant for this service.
+    charged: u64,
+    logged: bool,
+}
+
+impl MemoryLimiter {
+    fn refuse(&mut self, desired: usize, why: &str) {
+        if std::mem::replace(&mut self.logged, true) {
+            return;
+        }
+        if let Some(node) = self.node.upgrade() {
+            node.log(
+                self.handle,
+                &format!(
+                    "memory limit: growing to {desired} bytes refused: {why} (tenant `{}`)",
+                    self.tenant.name()
+                ),
+            );
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let limit = self.tenant.spec.limits.memory;
+        if desired as u64 > limit {
+            self.refuse(
+                desired,
+                &format!("over the limit of {limit} bytes per service"),
+            );
+            return Ok(false);
+        }
+        let extra = desired.saturating_sub(current) as u64;
+        if !self.tenant.charge_memory(extra) {
+            let total = self.tenant.spec.limits.tenant_memory;
+            self.refuse(
+                desired,
+                &format!("the tenant's services would use over {total} bytes"),
+            );
+            return Ok(false);
+        }
+        self.charged += extra;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        self.tenant.release_memory(self.charged);
+    }
+}
+
+/// Largest table of a guest (function references): far above what compiled code needs.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// Epoch ticks (of [`crate::monitor::EPOCH_PERIOD`]) in `ms` milliseconds, rounded up.
+fn ticks_in(ms: u64) -> u32 {
+    let period = crate::monitor::EPOCH_PERIOD.as_millis() as u64;
+    u32::try_from(ms.div_ceil(period)).unwrap_or(u32::MAX)
 }
 
 impl WasmState {
@@ -73,6 +160,14 @@ impl WasmService {
         let engine = module.pre.module().engine().clone();
         let service = core.service().clone();
         let node = std::sync::Arc::downgrade(core.node());
+        let tenant = service.tenant().clone();
+        let limiter = MemoryLimiter {
+            tenant: tenant.clone(),
+            node: node.clone(),
+            handle: service.handle(),
+            charged: 0,
+            logged: false,
+        };
         let mut store = Store::new(
             &engine,
             WasmState {
@@ -82,8 +177,14 @@ impl WasmService {
                 wasi: None,
                 service_dir: None,
                 socket_error: None,
+                ticks: 0,
+                limiter,
             },
         );
+        store.limiter(|state| &mut state.limiter);
+        let limits = &tenant.spec.limits;
+        let (hard, soft) = (ticks_in(limits.cpu_ms), ticks_in(limits.cpu_soft_ms));
+        let (cpu_ms, tenant_name) = (limits.cpu_ms, tenant.name().to_string());
         // Every epoch tick (10 ms) while guest code runs, check whether the running call
         // was interrupted (KILL, SIGNAL 0) or the node is stopping, and stop it if so; a
         // guest with `skywasm_interrupt` is told of SIGNAL 0 instead, at this safe point.
@@ -95,7 +196,28 @@ impl WasmService {
                     "interrupted (killed, signalled or the node is stopping)",
                 ));
             }
-            if interrupted.take_soft_interrupt() {
+            let state = ctx.data_mut();
+            state.ticks = state.ticks.saturating_add(1);
+            let ticks = state.ticks;
+            if ticks > hard {
+                return Err(wasmtime::Error::msg(format!(
+                    "ran past the CPU limit of {cpu_ms} ms per message of tenant `{tenant_name}` \
+                     (maybe in an endless loop)"
+                )));
+            }
+            let soft_limit = soft > 0 && ticks == soft.saturating_add(1);
+            if soft_limit {
+                interrupted
+                    .interrupt_reason
+                    .store(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let signalled = interrupted.take_soft_interrupt();
+            if signalled {
+                interrupted
+                    .interrupt_reason
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
+            }
+            if signalled || soft_limit {
                 if let Some(interrupt) = ctx.data().interrupt.clone() {
                     // The nested call checks the epoch too, while this callback is out of
                     // the store: give it the next tick (it only sets a flag in the guest).
@@ -160,7 +282,7 @@ impl WasmService {
         };
         let (result, _) = owner.run_call(|| {
             let (ptr, len) = service.place(args.as_bytes())?;
-            service.store.set_epoch_deadline(1);
+            service.arm();
             init.call(&mut service.store, (ptr, len))
                 .map_err(|e| Fault(describe_trap(export::INIT, &e)))
         });
@@ -174,13 +296,18 @@ impl WasmService {
         Ok(service)
     }
 
+    /// Starts the CPU count of a new call into the guest.
+    fn arm(&mut self) {
+        self.store.data_mut().ticks = 0;
+        self.store.set_epoch_deadline(1);
+    }
+
     /// Copies bytes into guest memory obtained from `skywasm_alloc`; empty input is (0, 0).
     fn place(&mut self, bytes: &[u8]) -> Result<(u32, u32), Fault> {
         if bytes.is_empty() {
             return Ok((0, 0));
         }
         let len = u32::try_from(bytes.len()).map_err(|_| Fault("message over 4 GiB".into()))?;
-        self.store.set_epoch_deadline(1);
         let ptr = self
             .alloc
             .call(&mut self.store, len)
@@ -206,8 +333,8 @@ impl Behavior for WasmService {
     }
 
     fn dispatch(&mut self, message: Message) -> Result<(), Fault> {
+        self.arm();
         let (ptr, len) = self.place(&message.data)?;
-        self.store.set_epoch_deadline(1);
         let args = (
             message.ptype as u32,
             message.session,
@@ -221,10 +348,10 @@ impl Behavior for WasmService {
     }
 
     fn signal(&mut self, signal: i32) -> Result<(), Fault> {
-        let Some(func) = &self.signal else {
+        let Some(func) = self.signal.clone() else {
             return Ok(());
         };
-        self.store.set_epoch_deadline(1);
+        self.arm();
         func.call(&mut self.store, signal)
             .map_err(|e| Fault(describe_trap(SIGNAL_EXPORT, &e)))
     }

@@ -58,6 +58,12 @@ fn handle_arg(value: Option<&Value>) -> Option<Handle> {
     }
 }
 
+/// True when `source` belongs to a trusted tenant (`TENANT` answers "name trusted").
+fn trusted(source: Handle) -> bool {
+    source.is_none()
+        || sky::command("TENANT", &source.to_string()).is_ok_and(|text| text.ends_with(" trusted"))
+}
+
 /// Lua's `tostring` for the values `table.concat` accepts.
 fn lua_text(value: &Value) -> String {
     match value {
@@ -83,6 +89,22 @@ async fn handle(request: Request) {
         .unwrap_or("")
         .to_ascii_uppercase();
     let args = &values[values.len().min(1)..];
+    // Managing other services is for the node's own tenant: an untrusted requester may only
+    // launch (into its own tenant) and confirm its own start.
+    let managing = !matches!(command.as_str(), "LAUNCH" | "LAUNCHOK" | "ERROR" | "REMOVE");
+    if managing && !trusted(request.source()) {
+        sky::log!(
+            "{command} from {} refused: its tenant is untrusted",
+            request.source()
+        );
+        return request.fail();
+    }
+    if command == "REMOVE"
+        && handle_arg(args.first()) != Some(request.source())
+        && !trusted(request.source())
+    {
+        return request.ignore();
+    }
     let reply = match command.as_str() {
         "LAUNCH" => return launch(request, args, false),
         "LOGLAUNCH" => return launch(request, args, true),
@@ -190,9 +212,15 @@ fn launch(request: Request, args: &[Value], log: bool) {
     };
     let param = args[1..].iter().map(lua_text).collect::<Vec<_>>().join(" ");
     let responder = request.responder();
-    let handle = match sky::launch(module, &param) {
-        Ok(handle) => handle,
-        Err(_) => return responder.fail(),
+    // On behalf of the requester: the new service joins the requester's tenant, under its
+    // launch rules.
+    let on_behalf = format!("{} {module} {param}", request.source());
+    let handle = match sky::command("LAUNCHAS", &on_behalf)
+        .ok()
+        .and_then(|text| Handle::parse(&text))
+    {
+        Some(handle) => handle,
+        None => return responder.fail(),
     };
     if log {
         let _ = sky::command("LOGON", &handle.to_string());

@@ -118,14 +118,8 @@ impl NodeConfig {
             ConfigError::new(format!("{origin}: `{key} = {value:?}`: expected {want}"))
         };
         let mut int_key = |key: &str, default: u64, min: u64, max: u64| {
-            let value = env
-                .entry(key.to_string())
-                .or_insert_with(|| default.to_string())
-                .clone();
-            match value.trim().parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(n),
-                _ => Err(bad(key, &value, &format!("an integer in {min}..={max}"))),
-            }
+            int_key_in(&mut env, key, default, min, max)
+                .map_err(|value| bad(key, &value, &format!("an integer in {min}..={max}")))
         };
         let thread = int_key("thread", default_threads() as u64, 1, 1024)? as usize;
         let harbor = int_key("harbor", 1, 0, 255)? as u8;

@@ -147,18 +147,7 @@ impl NodeShared {
         message: Message,
         cache: &mut Option<Arc<Service>>,
     ) -> Result<(), Message> {
-        let hit = matches!(cache, Some(s) if s.handle() == dest && s.is_alive());
-        if !hit {
-            *cache = None;
-            if dest.is_none() || dest.harbor() != self.harbor() {
-                return Err(message);
-            }
-            match self.handles.get(dest) {
-                Some(service) => *cache = Some(service),
-                None => return Err(message),
-            }
-        }
-        let Some(service) = cache.as_ref() else {
+        let Some(service) = self.cached_service(dest, cache) else {
             return Err(message);
         };
         match service.queue.push(message) {
@@ -172,6 +161,24 @@ impl NodeShared {
                 Err(message)
             }
         }
+    }
+
+    /// The live local service at `dest`, from `cache` when it holds it, else from the handle
+    /// table (and then kept in `cache`).
+    fn cached_service<'a>(
+        &self,
+        dest: Handle,
+        cache: &'a mut Option<Arc<Service>>,
+    ) -> Option<&'a Arc<Service>> {
+        let hit = matches!(cache, Some(s) if s.handle() == dest && s.is_alive());
+        if !hit {
+            *cache = None;
+            if dest.is_none() || dest.harbor() != self.harbor() {
+                return None;
+            }
+            *cache = Some(self.handles.get(dest)?);
+        }
+        cache.as_ref()
     }
 
     /// Queues a message a service sends, under its tenant's rules: an untrusted tenant reaches
@@ -189,15 +196,7 @@ impl NodeShared {
         message: Message,
         cache: &mut Option<Arc<Service>>,
     ) -> Result<(), i32> {
-        let hit = matches!(cache, Some(s) if s.handle() == dest && s.is_alive());
-        if !hit {
-            *cache = None;
-            if dest.is_none() || dest.harbor() != self.harbor() {
-                return Err(error::INVALID_ADDRESS);
-            }
-            *cache = Some(self.handles.get(dest).ok_or(error::INVALID_ADDRESS)?);
-        }
-        let Some(service) = cache.as_ref() else {
+        let Some(service) = self.cached_service(dest, cache) else {
             return Err(error::INVALID_ADDRESS);
         };
         let tenant = service.tenant();

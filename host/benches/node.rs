@@ -5,7 +5,8 @@
 //! `cargo bench --bench node` runs everything (cargo passes `--bench`); `cargo test
 //! --benches` runs each scenario once, small, as a smoke test; `-- NAME` runs only scenarios
 //! whose name contains NAME (`calls`, `sends`, `fanin`, `spawn`, `native`, `100k`,
-//! `lua-coroutine`, `lua-calls`, `lua-sends`, `lua-spawn`).
+//! `lua-coroutine`, `lua-calls`, `lua-sends`, `lua-spawn`, `net-echo`, `net-accept`,
+//! `noisy`, `lua-100k`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -83,7 +84,8 @@ fn calls(n: i64) -> f64 {
 
 /// (b) One-way sends delivered per second, one sender to one sink.
 fn sends(n: i64) -> f64 {
-    let mut b = node("");
+    // The whole flood may be queued at once: lift the mailbox limit above it.
+    let mut b = node(&format!("mailbox_limit = {}", n + 10));
     let sink = b.launch("sink");
     let sender = b.launch("sender");
     let expect = b.request(sink, &[Value::from("expect"), Value::Integer(n)]);
@@ -270,8 +272,9 @@ fn lua_coroutines_in_wasm(n: i64, mode: &str) -> f64 {
 /// A fresh node with an instance pool of `pool` and a warm `bench_pinger` (its pong exists
 /// and both are compiled and running).
 fn lua_node(pool: i64) -> (Bench, Handle) {
+    // SENDS may queue its whole flood at once: the mailbox limit is lifted above it.
     let mut bench = node(&format!(
-        "luaservice = \"{}/?.lua\"\nwasm_max_services = {pool}",
+        "luaservice = \"{}/?.lua\"\nwasm_max_services = {pool}\nmailbox_limit = 10000000",
         lua_scripts().display(),
     ));
     let pinger = bench
@@ -386,6 +389,68 @@ fn net_accept(n: usize) -> f64 {
         thread.join().unwrap();
     }
     (n / 4 * 4) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// What the hostile tenant does in a noisy-neighbour run.
+#[derive(Clone, Copy, PartialEq)]
+enum Noise {
+    /// Nothing: the clean figure.
+    Quiet,
+    /// An endless loop, a memory bomb and a flood at once (`tests/lua/noisy_neighbour.lua`),
+    /// under the default worker cap of an untrusted tenant.
+    Capped,
+    /// The same, with the worker cap lifted (`workers = 2`): what fairness buys.
+    Uncapped,
+}
+
+/// A well-behaved pair of Lua services in tenant `calm` making `n` sequential calls while
+/// tenant `rogue` makes `noise`: calls/s, and the lengths of the rogue's endless loops (ms)
+/// before the host ended them at its CPU limit of 100 ms.
+fn noisy_neighbour(noise: Noise, n: i64) -> (f64, Vec<f64>) {
+    let start = match noise {
+        Noise::Quiet => "",
+        Noise::Capped => "start = \"snlua noisy_neighbour\",",
+        Noise::Uncapped => "start = \"snlua noisy_neighbour\", workers = 2,",
+    };
+    let mut bench = node(&format!(
+        "luaservice = \"{}/?.lua\"\nwasm_max_services = 200\n\
+         tenants = {{\n\
+           calm = {{ launch = {{ \"snlua bench_pong\" }} }},\n\
+           rogue = {{ {start} launch = {{ \"snlua looper\", \"snlua memory_hog\", \"snlua bench_pong\" }},\n\
+                     cpu = 100, memory = \"16M\" }},\n\
+         }}",
+        lua_scripts().display(),
+    ));
+    let shared = bench.node.shared().clone();
+    let calm = shared.tenants.get("calm").expect("tenant calm").clone();
+    let pinger = shared
+        .launch_in(&calm, "snlua", "bench_pinger")
+        .expect("launch the calm pinger");
+    bench.lua(pinger, &[Value::from("CALLS"), Value::Integer(10)]);
+    if noise != Noise::Quiet {
+        // Let the noise get going: the first loop, bomb and flood are under way.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let reply = bench.lua(pinger, &[Value::from("CALLS"), Value::Integer(n)]);
+    let nanos = reply[0].as_integer().expect("elapsed ns") as f64;
+    let mut loops = Vec::new();
+    let noisy = shared
+        .handles
+        .list()
+        .into_iter()
+        .find(|(_, s)| s.args() == "noisy_neighbour")
+        .map(|(h, _)| h);
+    if let Some(noisy) = noisy {
+        if let Some(Value::Table(table)) = bench.lua(noisy, &[Value::from("LOOPS")]).first() {
+            loops = table
+                .array
+                .iter()
+                .filter_map(Value::as_integer)
+                .map(|ns| ns as f64 / 1e6)
+                .collect();
+        }
+    }
+    (n as f64 * 1e9 / nanos, loops)
 }
 
 /// ns per resume+yield pair for the same script in the host's stock native Lua (mlua).
@@ -546,6 +611,46 @@ fn main() {
             .map(|_| net_accept(scale(4_000, 40) as usize))
             .collect();
         report("connections accepted+served+closed", "conn/s", values);
+    }
+    if wanted("noisy") {
+        let n = scale(200_000, 1000);
+        let (mut clean, mut capped, mut uncapped) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut capped_ratio, mut uncapped_ratio, mut loops) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let quiet = noisy_neighbour(Noise::Quiet, n).0;
+            let (with_cap, mut loop_ms) = noisy_neighbour(Noise::Capped, n);
+            let without_cap = noisy_neighbour(Noise::Uncapped, n).0;
+            capped_ratio.push(with_cap / quiet);
+            uncapped_ratio.push(without_cap / quiet);
+            clean.push(quiet);
+            capped.push(with_cap);
+            uncapped.push(without_cap);
+            loops.append(&mut loop_ms);
+        }
+        report("noisy neighbour: Lua calls, clean", "calls/s", clean);
+        report(
+            "noisy neighbour: Lua calls, rogue tenant noisy",
+            "calls/s",
+            capped,
+        );
+        report(
+            "noisy neighbour: the same, rogue's worker cap lifted",
+            "calls/s",
+            uncapped,
+        );
+        println!(
+            "    ratio noisy/clean = {:.2}, uncapped/clean = {:.2} (medians of per-round ratios)",
+            median(capped_ratio).0,
+            median(uncapped_ratio).0
+        );
+        if !loops.is_empty() {
+            let count = loops.len();
+            let (mid, low, high) = median(loops);
+            println!(
+                "    rogue's endless loops ended after median {mid:.0} ms (min {low:.0}, max {high:.0}, {count} loops; CPU limit 100 ms)"
+            );
+        }
     }
     if wanted("lua-100k") && !quick {
         let n = 100_000;

@@ -19,13 +19,25 @@ use crate::timer::TimerWheel;
 /// How often the timer thread wakes (skynet's `usleep(2500)`).
 const TIMER_PERIOD: Duration = Duration::from_micros(2500);
 
+/// A pending timeout: who gets it, its session, and the index of the tenant it counts
+/// against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout {
+    /// The service to wake.
+    pub handle: Handle,
+    /// The session its PTYPE_RESPONSE carries.
+    pub session: i32,
+    /// The owner's tenant (its index among the node's tenants).
+    pub tenant: usize,
+}
+
 /// The node's clock and its pending timeouts.
 pub struct Clock {
     started: Instant,
     start_utc_secs: u64,
     /// Centiseconds since start, as last advanced by the timer thread.
     now: AtomicU64,
-    wheel: Mutex<TimerWheel<(Handle, i32)>>,
+    wheel: Mutex<TimerWheel<Timeout>>,
 }
 
 impl Default for Clock {
@@ -65,8 +77,8 @@ impl Clock {
 
     /// Schedules a PTYPE_RESPONSE with `session` to `handle` after `ticks` centiseconds
     /// (`ticks` ≥ 1; 0-tick timeouts are delivered as messages by the caller).
-    pub fn add_timeout(&self, ticks: u32, handle: Handle, session: i32) {
-        lock(&self.wheel).add(ticks, (handle, session));
+    pub fn add_timeout(&self, ticks: u32, timeout: Timeout) {
+        lock(&self.wheel).add(ticks, timeout);
     }
 
     /// Number of pending timeouts.
@@ -75,7 +87,7 @@ impl Clock {
     }
 
     /// Advances the wheel to the monotonic clock; returns the expired timeouts in order.
-    pub fn update(&self) -> Vec<(Handle, i32)> {
+    pub fn update(&self) -> Vec<Timeout> {
         let elapsed_cs = (self.started.elapsed().as_millis() / 10) as u64;
         let mut fired = Vec::new();
         let mut wheel = lock(&self.wheel);
@@ -93,11 +105,14 @@ impl Clock {
 /// for a sleeping worker.
 pub(crate) fn run_timer_thread(node: &Arc<NodeShared>) {
     while !node.is_quitting() {
-        for (handle, session) in node.clock.update() {
+        for timeout in node.clock.update() {
+            if let Some(tenant) = node.tenants.by_index(timeout.tenant) {
+                tenant.release_timer();
+            }
             // A timeout for a service that has exited is dropped silently.
             let _ = node.push(
-                handle,
-                Message::empty(Handle::NONE, ptype::RESPONSE as u8, session),
+                timeout.handle,
+                Message::empty(Handle::NONE, ptype::RESPONSE as u8, timeout.session),
             );
         }
         node.scheduler.tick();

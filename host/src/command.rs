@@ -40,7 +40,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 bind(core, param, core.handle())
             }
         }
-        "QUERY" => match node.handles.find_name(param) {
+        "QUERY" => match node.handles.find_name_in(tenant.name_scope(), param) {
             Some(handle) => Ok(format!(":{:x}", handle.0)),
             None => Err(error::NOT_FOUND),
         },
@@ -60,7 +60,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             Ok(String::new())
         }
         "KILL" => {
-            let target = node.resolve(param.trim())?;
+            let target = core.resolve(param.trim())?;
             own_tenant(core, command, target)?;
             let stopped = if target == core.handle() {
                 node.exit(target)
@@ -98,7 +98,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             let service = if param.trim().is_empty() {
                 core.service().clone()
             } else {
-                let target = node.resolve(param.trim())?;
+                let target = core.resolve(param.trim())?;
                 node.handles.get(target).ok_or(error::INVALID_ADDRESS)?
             };
             let of = service.tenant();
@@ -158,7 +158,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 if !trusted {
                     return Err(deny(core, command, param, "only the node's own tenant may"));
                 }
-                node.set_exit_monitor(node.resolve(param.trim())?);
+                node.set_exit_monitor(core.resolve(param.trim())?);
                 Ok(String::new())
             }
         }
@@ -168,7 +168,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             let target = if param.trim().is_empty() {
                 core.handle()
             } else {
-                node.resolve(param.trim())?
+                core.resolve(param.trim())?
             };
             own_tenant(core, command, target)?;
             let service = node.handles.get(target).ok_or(error::INVALID_ADDRESS)?;
@@ -182,7 +182,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             Ok(service.stats.memory.load(Ordering::Relaxed).to_string())
         }
         "LOGON" | "LOGOFF" => {
-            let target = node.resolve(param.trim())?;
+            let target = core.resolve(param.trim())?;
             if !tenant.spec.logon {
                 return Err(deny(
                     core,
@@ -204,7 +204,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
         }
         "SIGNAL" => {
             let (address, signal) = split_command(param);
-            let target = node.resolve(address)?;
+            let target = core.resolve(address)?;
             own_tenant(core, command, target)?;
             if target == core.handle() {
                 // A service cannot interrupt or signal the message it is running.
@@ -227,16 +227,21 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
 
 /// Logs a refused command (see [`crate::node::worth_logging`]) and returns
 /// [`error::DENIED`].
-fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) -> i32 {
-    let service = core.service();
-    let refused = service.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
-    if crate::node::worth_logging(refused) {
+pub(crate) fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) -> i32 {
+    if let Some(refused) = count_refusal(core) {
         core.log(&format!(
             "DENIED {command} {param}: {why} (tenant `{}`; {refused} refused so far)",
-            service.tenant().name()
+            core.service().tenant().name()
         ));
     }
     error::DENIED
+}
+
+/// Counts one more refusal of the service's; the count when it is worth a log line (the
+/// first 16, then every doubling).
+fn count_refusal(core: &ServiceCore) -> Option<u64> {
+    let refused = core.service().stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+    crate::node::worth_logging(refused).then_some(refused)
 }
 
 /// An untrusted service acts only on services of its own tenant.
@@ -305,7 +310,17 @@ fn launch_for(
         ));
         return Err(error::LIMIT);
     }
-    match core.node.launch_in(tenant, module, args) {
+    // On behalf of another tenant with a worker cap (LAUNCHAS from `.launcher`), the init
+    // runs under that cap, not on this worker.
+    let node = &core.node;
+    let launched = if !Arc::ptr_eq(tenant, core.service().tenant())
+        && node.scheduler.is_capped(tenant.index)
+    {
+        node.launch_deferred(tenant, module, args)
+    } else {
+        node.launch_in(tenant, module, args)
+    };
+    match launched {
         Ok(handle) => Ok(format!(":{:08X}", handle.0)),
         Err(e) => Err(e.code()),
     }
@@ -315,24 +330,62 @@ fn launch_for(
 /// is queued as a message at once: it is never delivered inline.
 ///
 /// # Errors
-/// [`error::INVALID_ARGUMENT`] for a delay beyond the wheel's range.
+/// [`error::INVALID_ARGUMENT`] for a delay beyond the wheel's range; [`error::LIMIT`] when
+/// the tenant has its limit of timeouts pending, or (0 ticks) the service's own mailbox is
+/// full.
 pub fn timeout(core: &mut ServiceCore, ticks: i64) -> Result<i32, i32> {
     let ticks = u32::try_from(ticks.max(0)).map_err(|_| error::INVALID_ARGUMENT)?;
-    let session = core.new_session();
     let handle = core.handle();
+    let tenant = core.service().tenant().clone();
     if ticks == 0 {
+        if core.service().queue.len() >= tenant.spec.limits.mailbox {
+            return Err(limit_hit(core, "its mailbox is full"));
+        }
+        let session = core.new_session();
         let message = Message::empty(Handle::NONE, ptype::RESPONSE as u8, session);
         core.node
             .push(handle, message)
             .map_err(|_| error::INVALID_ADDRESS)?;
-    } else {
-        core.node.clock.add_timeout(ticks, handle, session);
+        return Ok(session);
     }
+    if !tenant.take_timer() {
+        let why = format!(
+            "tenant `{}` has its limit of {} timeouts pending",
+            tenant.name(),
+            tenant.spec.limits.timers
+        );
+        return Err(limit_hit(core, &why));
+    }
+    let session = core.new_session();
+    let timeout = crate::clock::Timeout {
+        handle,
+        session,
+        tenant: tenant.index,
+    };
+    core.node.clock.add_timeout(ticks, timeout);
     Ok(session)
 }
 
+/// Logs a refused `TIMEOUT` (thinned out as every refusal) and returns [`error::LIMIT`].
+fn limit_hit(core: &ServiceCore, why: &str) -> i32 {
+    if let Some(refused) = count_refusal(core) {
+        core.log(&format!(
+            "TIMEOUT refused: {why} ({refused} refused so far)"
+        ));
+    }
+    error::LIMIT
+}
+
+/// Binds `name`: in the shared name space, or, for an untrusted tenant's name it does not
+/// export, in the tenant's own name space (where no other tenant can see it or be denied it).
 fn bind(core: &ServiceCore, name: &str, handle: Handle) -> Result<String, i32> {
-    match core.node.handles.bind_name(name, handle) {
+    let tenant = core.service().tenant();
+    let scope = if tenant.exports(name) {
+        crate::handle::SHARED_SCOPE
+    } else {
+        tenant.name_scope()
+    };
+    match core.node.handles.bind_name_in(scope, name, handle) {
         Ok(()) => Ok(name.to_string()),
         Err(HandleError::NameTaken(_)) => Err(error::NAME_TAKEN),
         Err(HandleError::NoSuchHandle(_)) => Err(error::INVALID_ADDRESS),

@@ -182,6 +182,14 @@ impl NodeConfig {
             .map_err(|v| bad("cpu_soft_limit", &v, "milliseconds in 0..=3600000"))?;
         let mailbox = int_key_in(&mut env, "mailbox_limit", 100_000, 1, 1 << 32)
             .map_err(|v| bad("mailbox_limit", &v, "an integer in 1..=4294967296"))?;
+        let mailbox_bytes = size_key(&mut env, "mailbox_bytes", "1G")?;
+        if mailbox_bytes < max_message_size {
+            return Err(bad(
+                "mailbox_bytes",
+                &mailbox_bytes.to_string(),
+                "at least max_message_size",
+            ));
+        }
         let limits = Limits {
             cpu_ms,
             cpu_soft_ms: if cpu_soft_ms >= cpu_ms {
@@ -195,6 +203,11 @@ impl NodeConfig {
             message_size: max_message_size as usize,
             services: wasm_max_services,
             spawn_rate: 0,
+            workers: thread,
+            timers: u32::MAX,
+            sockets: u32::MAX,
+            mailbox_bytes: mailbox_bytes as usize,
+            log_rate: 0,
         };
         let tenants = crate::tenant::specs_from_env(&env, &limits, &origin)?;
         let start = env.get("start").cloned().unwrap_or_else(|| "main".into());

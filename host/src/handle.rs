@@ -53,10 +53,17 @@ struct Inner<T> {
     /// The local id the next allocation tries first.
     next_local: u32,
     live: usize,
+    /// The shared name space (scope 0): every service's lookups see it.
     names: HashMap<String, Handle>,
-    /// Names bound to each handle, so retiring a handle releases them without a scan.
-    names_of: HashMap<Handle, Vec<String>>,
+    /// Private name spaces by scope (an untrusted tenant's names only it can see).
+    private: HashMap<usize, HashMap<String, Handle>>,
+    /// Names bound to each handle with their scope, so retiring a handle releases them
+    /// without a scan.
+    names_of: HashMap<Handle, Vec<(usize, String)>>,
 }
+
+/// The scope of the shared name space.
+pub const SHARED_SCOPE: usize = 0;
 
 /// Checks a name's syntax: `.local` names of 1..=254 bytes after the dot, or global names of
 /// 1..=15 bytes (skynet's `GLOBALNAME_LENGTH`). Names never contain spaces (commands split on
@@ -84,6 +91,7 @@ impl<T: Clone> HandleTable<T> {
                 next_local: 1,
                 live: 0,
                 names: HashMap::new(),
+                private: HashMap::new(),
                 names_of: HashMap::new(),
             }),
         }
@@ -146,8 +154,8 @@ impl<T: Clone> HandleTable<T> {
         let (_, value) = inner.slots[index].take()?;
         inner.live -= 1;
         if let Some(names) = inner.names_of.remove(&handle) {
-            for name in names {
-                inner.names.remove(&name);
+            for (scope, name) in names {
+                inner.space(scope).remove(&name);
             }
         }
         Some(value)
@@ -159,6 +167,7 @@ impl<T: Clone> HandleTable<T> {
         let taken: Vec<(Handle, T)> = inner.slots.iter_mut().filter_map(Option::take).collect();
         inner.live = 0;
         inner.names.clear();
+        inner.private.clear();
         inner.names_of.clear();
         taken
     }
@@ -183,43 +192,75 @@ impl<T: Clone> HandleTable<T> {
             .collect()
     }
 
-    /// Binds `name` to a live `handle`. A name that is already bound keeps its first binding.
+    /// Binds `name` to a live `handle` in the shared name space. A name that is already
+    /// bound keeps its first binding.
     ///
     /// # Errors
     /// [`HandleError::InvalidName`], [`HandleError::NameTaken`], [`HandleError::NoSuchHandle`].
     pub fn bind_name(&self, name: &str, handle: Handle) -> Result<(), HandleError> {
+        self.bind_name_in(SHARED_SCOPE, name, handle)
+    }
+
+    /// Binds `name` to a live `handle` in name space `scope` ([`SHARED_SCOPE`] or a
+    /// private one, seen only by lookups of that scope).
+    ///
+    /// # Errors
+    /// As [`HandleTable::bind_name`]; a name is taken when bound in the same scope.
+    pub fn bind_name_in(
+        &self,
+        scope: usize,
+        name: &str,
+        handle: Handle,
+    ) -> Result<(), HandleError> {
         validate_name(name)?;
         let mut inner = write(&self.inner);
         let index = handle.local() as usize & (inner.slots.len() - 1);
         if !matches!(&inner.slots[index], Some((h, _)) if *h == handle) {
             return Err(HandleError::NoSuchHandle(handle));
         }
-        if inner.names.contains_key(name) {
+        let space = inner.space(scope);
+        if space.contains_key(name) {
             return Err(HandleError::NameTaken(name.to_string()));
         }
-        inner.names.insert(name.to_string(), handle);
+        space.insert(name.to_string(), handle);
         inner
             .names_of
             .entry(handle)
             .or_default()
-            .push(name.to_string());
+            .push((scope, name.to_string()));
         Ok(())
     }
 
-    /// True if `handle` is bound to a name for which `matches` holds.
+    /// True if `handle` is bound to a shared name for which `matches` holds.
     pub fn has_name(&self, handle: Handle, matches: impl Fn(&str) -> bool) -> bool {
         read(&self.inner)
             .names_of
             .get(&handle)
-            .is_some_and(|names| names.iter().any(|n| matches(n)))
+            .is_some_and(|names| {
+                names
+                    .iter()
+                    .any(|(scope, n)| *scope == SHARED_SCOPE && matches(n))
+            })
     }
 
-    /// The handle bound to `name`.
+    /// The handle bound to `name` in the shared name space.
     pub fn find_name(&self, name: &str) -> Option<Handle> {
         read(&self.inner).names.get(name).copied()
     }
 
-    /// Every bound name with its handle, sorted by name.
+    /// The handle a lookup from name space `scope` finds: its own binding of `name`
+    /// first, then the shared one.
+    pub fn find_name_in(&self, scope: usize, name: &str) -> Option<Handle> {
+        let inner = read(&self.inner);
+        if scope != SHARED_SCOPE {
+            if let Some(handle) = inner.private.get(&scope).and_then(|s| s.get(name)) {
+                return Some(*handle);
+            }
+        }
+        inner.names.get(name).copied()
+    }
+
+    /// Every name of the shared name space with its handle, sorted by name.
     pub fn names(&self) -> Vec<(String, Handle)> {
         let mut names: Vec<_> = read(&self.inner)
             .names
@@ -232,6 +273,15 @@ impl<T: Clone> HandleTable<T> {
 }
 
 impl<T> Inner<T> {
+    /// The names of `scope`.
+    fn space(&mut self, scope: usize) -> &mut HashMap<String, Handle> {
+        if scope == SHARED_SCOPE {
+            &mut self.names
+        } else {
+            self.private.entry(scope).or_default()
+        }
+    }
+
     /// Doubles the slot array, rehashing every entry by its local id.
     fn grow(&mut self) {
         let new_size = self.slots.len() * 2;
@@ -320,6 +370,36 @@ mod tests {
         assert_eq!(table.find_name(".alias"), None);
         table.bind_name(".db", b).unwrap();
         assert_eq!(table.find_name(".db"), Some(b));
+    }
+
+    #[test]
+    fn a_private_scope_sees_its_own_names_first_and_nobody_else_sees_them() {
+        let table = HandleTable::<()>::new(0);
+        let (shared, _) = table.register(|_| ()).unwrap();
+        let (mine, _) = table.register(|_| ()).unwrap();
+        let (theirs, _) = table.register(|_| ()).unwrap();
+        table.bind_name_in(3, ".room", mine).unwrap();
+        table.bind_name_in(4, ".room", theirs).unwrap();
+        assert_eq!(
+            table.find_name(".room"),
+            None,
+            "private names are not shared"
+        );
+        table.bind_name(".room", shared).unwrap();
+        assert_eq!(table.find_name_in(3, ".room"), Some(mine));
+        assert_eq!(table.find_name_in(4, ".room"), Some(theirs));
+        assert_eq!(table.find_name_in(5, ".room"), Some(shared));
+        assert_eq!(table.find_name(".room"), Some(shared));
+        assert!(
+            !table.has_name(mine, |n| n == ".room"),
+            "has_name is about shared names"
+        );
+        assert_eq!(
+            table.bind_name_in(3, ".room", theirs),
+            Err(HandleError::NameTaken(".room".into()))
+        );
+        table.retire(mine).unwrap();
+        assert_eq!(table.find_name_in(3, ".room"), Some(shared));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Message queues (skynet's `skynet_mq.c`): one FIFO per service and the global queue of
-//! service queues that have messages.
+//! service queues that have messages, served round robin across scheduling classes
+//! (tenants), each class optionally capped in how many of its queues run at once.
 //!
 //! Invariant (skynet's `MQ_IN_GLOBAL`): a service queue is *in global* from the moment a push
 //! makes it non-empty until a pop finds it empty. While it is in global it is either waiting
@@ -54,6 +55,15 @@ pub enum Push {
     Queued,
 }
 
+/// Why [`MessageQueue::push_bounded`] refused a message (it comes back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue is closed: its service has exited.
+    Closed(Message),
+    /// The queue holds its limit of messages or of bytes.
+    Full(Message),
+}
+
 /// The mailbox of one service.
 #[derive(Debug)]
 pub struct MessageQueue {
@@ -63,6 +73,8 @@ pub struct MessageQueue {
 #[derive(Debug)]
 struct QueueState {
     messages: VecDeque<Message>,
+    /// Bytes of the queued bodies.
+    bytes: usize,
     in_global: bool,
     /// Set once the service is gone: pushes are refused from then on.
     closed: bool,
@@ -83,6 +95,7 @@ impl MessageQueue {
         MessageQueue {
             state: Mutex::new(QueueState {
                 messages: VecDeque::new(),
+                bytes: 0,
                 in_global: false,
                 closed: false,
                 overload: 0,
@@ -105,10 +118,32 @@ impl MessageQueue {
     /// # Errors
     /// Returns the message back when the queue is closed (its service has exited).
     pub fn push(&self, message: Message) -> Result<Push, Message> {
+        self.push_bounded(message, usize::MAX, usize::MAX)
+            .map_err(|refused| match refused {
+                Refused::Closed(message) | Refused::Full(message) => message,
+            })
+    }
+
+    /// Appends a message unless the queue already holds `max_len` messages or the message
+    /// would take its bodies past `max_bytes`.
+    ///
+    /// # Errors
+    /// The message comes back as [`Refused::Closed`] or [`Refused::Full`].
+    pub fn push_bounded(
+        &self,
+        message: Message,
+        max_len: usize,
+        max_bytes: usize,
+    ) -> Result<Push, Refused> {
         let mut state = lock(&self.state);
         if state.closed {
-            return Err(message);
+            return Err(Refused::Closed(message));
         }
+        let bytes = state.bytes.saturating_add(message.data.len());
+        if state.messages.len() >= max_len || bytes > max_bytes {
+            return Err(Refused::Full(message));
+        }
+        state.bytes = bytes;
         state.messages.push_back(message);
         let len = state.messages.len();
         if len > state.overload_threshold {
@@ -127,7 +162,10 @@ impl MessageQueue {
     pub fn pop(&self) -> Option<Message> {
         let mut state = lock(&self.state);
         match state.messages.pop_front() {
-            Some(message) => Some(message),
+            Some(message) => {
+                state.bytes -= message.data.len();
+                Some(message)
+            }
             None => {
                 state.overload_threshold = OVERLOAD_THRESHOLD;
                 state.in_global = false;
@@ -152,6 +190,11 @@ impl MessageQueue {
     /// Number of queued messages.
     pub fn len(&self) -> usize {
         lock(&self.state).messages.len()
+    }
+
+    /// Bytes of the queued message bodies.
+    pub fn bytes(&self) -> usize {
+        lock(&self.state).bytes
     }
 
     /// True when no message is queued.
@@ -198,6 +241,7 @@ impl MessageQueue {
     pub fn close(&self) -> Vec<Message> {
         let mut state = lock(&self.state);
         state.closed = true;
+        state.bytes = 0;
         state.messages.drain(..).collect()
     }
 
@@ -207,12 +251,49 @@ impl MessageQueue {
     }
 }
 
-/// The queue of service queues that have messages (skynet's `global_queue`).
+/// A scheduling class without a cap on busy workers.
+pub const UNCAPPED: usize = usize::MAX;
+
+/// The queue of service queues that have messages (skynet's `global_queue`), shared fairly
+/// between scheduling classes (the node's tenants).
+///
+/// Each class has its own FIFO of ready entries; [`GlobalQueue::pop`] serves the classes
+/// round robin, one entry each, so a class with many ready queues cannot crowd out a class
+/// with few. A class may have a cap on the entries taken and not yet given back
+/// ([`GlobalQueue::release`]): the number of workers running its services at once. A class
+/// at its cap is skipped, so its waiting entries do not count as takeable.
 #[derive(Debug)]
 pub struct GlobalQueue<T> {
-    queue: Mutex<VecDeque<T>>,
-    /// Mirrors the length so idle workers and wake-up decisions can look without the lock.
-    len: AtomicUsize,
+    state: Mutex<GlobalState<T>>,
+    /// Caps by class, fixed at creation (read without the lock).
+    caps: Box<[usize]>,
+    /// Mirrors the number of takeable entries so idle workers and wake-up decisions can
+    /// look without the lock.
+    takeable: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct GlobalState<T> {
+    classes: Vec<ClassQueue<T>>,
+    /// Classes with ready entries, in round-robin order; each at most once.
+    ring: VecDeque<usize>,
+    /// Entries of classes below their cap.
+    takeable: usize,
+}
+
+#[derive(Debug)]
+struct ClassQueue<T> {
+    ready: VecDeque<T>,
+    /// Entries taken and not released (counted only for capped classes).
+    busy: usize,
+    cap: usize,
+    in_ring: bool,
+}
+
+impl<T> ClassQueue<T> {
+    fn open(&self) -> bool {
+        self.busy < self.cap
+    }
 }
 
 impl<T> Default for GlobalQueue<T> {
@@ -222,51 +303,171 @@ impl<T> Default for GlobalQueue<T> {
 }
 
 impl<T> GlobalQueue<T> {
-    /// An empty global queue.
+    /// An empty global queue with one uncapped class.
     pub fn new() -> Self {
+        Self::with_caps(&[UNCAPPED])
+    }
+
+    /// An empty global queue with a class per cap ([`UNCAPPED`] or a number of entries that
+    /// may be taken at once; 0 is treated as 1).
+    pub fn with_caps(caps: &[usize]) -> Self {
+        let caps: Box<[usize]> = caps.iter().map(|c| (*c).max(1)).collect();
         GlobalQueue {
-            queue: Mutex::new(VecDeque::new()),
-            len: AtomicUsize::new(0),
+            state: Mutex::new(GlobalState {
+                classes: caps
+                    .iter()
+                    .map(|&cap| ClassQueue {
+                        ready: VecDeque::new(),
+                        busy: 0,
+                        cap,
+                        in_ring: false,
+                    })
+                    .collect(),
+                ring: VecDeque::new(),
+                takeable: 0,
+            }),
+            caps,
+            takeable: AtomicUsize::new(0),
         }
     }
 
-    /// Appends a ready service queue; returns the new length.
-    pub fn push(&self, item: T) -> usize {
-        let mut queue = lock(&self.queue);
-        queue.push_back(item);
-        let len = queue.len();
-        // SeqCst pairs with the sleeper count in the scheduler: a worker that announces it
-        // is going to sleep and then reads this length cannot miss a push.
-        self.len.store(len, Ordering::SeqCst);
-        len
+    /// True when entries of `class` count against a cap (and must be released).
+    pub fn is_capped(&self, class: usize) -> bool {
+        self.caps.get(class).is_some_and(|cap| *cap != UNCAPPED)
     }
 
-    /// Takes the oldest ready service queue.
-    pub fn pop(&self) -> Option<T> {
-        if self.len.load(Ordering::SeqCst) == 0 {
+    /// Appends a ready entry of `class` (an unknown class is treated as class 0); returns
+    /// the number of takeable entries.
+    pub fn push(&self, class: usize, item: T) -> usize {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        let class = if class < state.classes.len() {
+            class
+        } else {
+            0
+        };
+        let queue = &mut state.classes[class];
+        queue.ready.push_back(item);
+        if !queue.in_ring {
+            queue.in_ring = true;
+            state.ring.push_back(class);
+        }
+        if queue.open() {
+            state.takeable += 1;
+        }
+        self.publish(state.takeable)
+    }
+
+    /// Takes the oldest entry of the next class in turn that is below its cap, and counts
+    /// it against that cap. Returns the entry with its class.
+    pub fn pop(&self) -> Option<(usize, T)> {
+        if self.takeable.load(Ordering::SeqCst) == 0 {
             return None;
         }
-        let mut queue = lock(&self.queue);
-        let item = queue.pop_front();
-        self.len.store(queue.len(), Ordering::SeqCst);
-        item
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        for _ in 0..state.ring.len() {
+            let class = state.ring.pop_front()?;
+            let queue = &mut state.classes[class];
+            if !queue.open() {
+                state.ring.push_back(class);
+                continue;
+            }
+            let Some(item) = queue.ready.pop_front() else {
+                queue.in_ring = false;
+                continue;
+            };
+            state.takeable -= 1;
+            if queue.ready.is_empty() {
+                queue.in_ring = false;
+            } else {
+                state.ring.push_back(class);
+            }
+            if queue.cap != UNCAPPED {
+                queue.busy += 1;
+                if !queue.open() {
+                    state.takeable -= queue.ready.len();
+                }
+            }
+            self.publish(state.takeable);
+            return Some((class, item));
+        }
+        None
     }
 
-    /// Number of ready service queues.
+    /// Counts one more taken entry of a capped `class` that did not come from
+    /// [`GlobalQueue::pop`] (a worker's next slot); false, counting nothing, at the cap.
+    pub fn try_acquire(&self, class: usize) -> bool {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        let Some(queue) = state.classes.get_mut(class) else {
+            return true;
+        };
+        if queue.cap == UNCAPPED {
+            return true;
+        }
+        if !queue.open() {
+            return false;
+        }
+        queue.busy += 1;
+        if !queue.open() {
+            state.takeable -= queue.ready.len();
+            self.publish(state.takeable);
+        }
+        true
+    }
+
+    /// Gives back one taken entry of a capped `class`. Returns true when that made waiting
+    /// entries takeable again.
+    pub fn release(&self, class: usize) -> bool {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        let Some(queue) = state.classes.get_mut(class) else {
+            return false;
+        };
+        if queue.cap == UNCAPPED || queue.busy == 0 {
+            return false;
+        }
+        let was_open = queue.open();
+        queue.busy -= 1;
+        if was_open || queue.ready.is_empty() {
+            return false;
+        }
+        state.takeable += queue.ready.len();
+        self.publish(state.takeable);
+        true
+    }
+
+    fn publish(&self, takeable: usize) -> usize {
+        // SeqCst pairs with the sleeper count in the scheduler: a worker that announces it
+        // is going to sleep and then reads this count cannot miss a push.
+        self.takeable.store(takeable, Ordering::SeqCst);
+        takeable
+    }
+
+    /// Number of entries a worker could take now.
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::SeqCst)
+        self.takeable.load(Ordering::SeqCst)
     }
 
-    /// True when no service queue is ready.
+    /// True when no entry can be taken now.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Removes every entry (used at shutdown).
+    /// Removes every entry and forgets what was taken (used at shutdown).
     pub fn drain(&self) -> Vec<T> {
-        let mut queue = lock(&self.queue);
-        let items = queue.drain(..).collect();
-        self.len.store(0, Ordering::SeqCst);
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        state.ring.clear();
+        state.takeable = 0;
+        let mut items = Vec::new();
+        for queue in &mut state.classes {
+            items.extend(queue.ready.drain(..));
+            queue.busy = 0;
+            queue.in_ring = false;
+        }
+        self.publish(0);
         items
     }
 }
@@ -342,6 +543,35 @@ mod tests {
     }
 
     #[test]
+    fn a_bounded_push_keeps_to_the_message_and_byte_limits() {
+        let q = MessageQueue::new();
+        let sized = |n: usize| Message {
+            data: vec![0; n].into(),
+            ..msg(1, 1)
+        };
+        assert_eq!(q.push_bounded(sized(60), 3, 100), Ok(Push::Ready));
+        assert_eq!(q.push_bounded(sized(40), 3, 100), Ok(Push::Queued));
+        assert_eq!(q.bytes(), 100);
+        assert!(matches!(
+            q.push_bounded(sized(1), 3, 100),
+            Err(Refused::Full(_))
+        ));
+        assert_eq!(q.push_bounded(sized(0), 3, 100), Ok(Push::Queued));
+        assert!(
+            matches!(q.push_bounded(sized(0), 3, 100), Err(Refused::Full(_))),
+            "3 messages"
+        );
+        q.pop();
+        assert_eq!(q.bytes(), 40, "a pop gives its bytes back");
+        assert_eq!(q.push_bounded(sized(60), 3, 100), Ok(Push::Queued));
+        q.close();
+        assert!(matches!(
+            q.push_bounded(sized(0), 9, 999),
+            Err(Refused::Closed(_))
+        ));
+    }
+
+    #[test]
     fn a_closed_queue_refuses_pushes_and_hands_back_its_messages() {
         let q = MessageQueue::new();
         q.push(msg(1, 1)).unwrap();
@@ -376,13 +606,103 @@ mod tests {
     #[test]
     fn global_queue_is_fifo_and_tracks_its_length() {
         let g = GlobalQueue::new();
-        assert_eq!(g.push(1), 1);
-        assert_eq!(g.push(2), 2);
+        assert_eq!(g.push(0, 1), 1);
+        assert_eq!(g.push(0, 2), 2);
         assert_eq!(g.len(), 2);
-        assert_eq!(g.pop(), Some(1));
-        assert_eq!(g.pop(), Some(2));
+        assert_eq!(g.pop(), Some((0, 1)));
+        assert_eq!(g.pop(), Some((0, 2)));
         assert_eq!(g.pop(), None);
         assert!(g.is_empty());
+    }
+
+    #[test]
+    fn classes_are_served_round_robin() {
+        let g = GlobalQueue::with_caps(&[UNCAPPED, UNCAPPED, UNCAPPED]);
+        for n in 0..6 {
+            g.push(1, 100 + n);
+        }
+        g.push(0, 1);
+        g.push(2, 200);
+        g.push(0, 2);
+        let order: Vec<i32> = std::iter::from_fn(|| g.pop()).map(|(_, n)| n).collect();
+        assert_eq!(order, vec![100, 1, 200, 101, 2, 102, 103, 104, 105]);
+    }
+
+    #[test]
+    fn a_class_at_its_cap_is_skipped_until_released() {
+        let g = GlobalQueue::with_caps(&[UNCAPPED, 1]);
+        g.push(1, 10);
+        g.push(1, 11);
+        g.push(0, 1);
+        assert_eq!(g.len(), 3);
+        assert_eq!(g.pop(), Some((1, 10)));
+        assert_eq!(
+            g.len(),
+            1,
+            "class 1 is at its cap: its waiting entry is not takeable"
+        );
+        assert_eq!(g.pop(), Some((0, 1)));
+        assert_eq!(g.pop(), None);
+        g.push(1, 12);
+        assert!(g.is_empty());
+        assert!(!g.try_acquire(1), "no second worker for class 1");
+        assert!(g.release(1), "the release makes its entries takeable");
+        assert_eq!(g.len(), 2);
+        assert_eq!(g.pop(), Some((1, 11)));
+        assert!(g.is_empty());
+        assert!(!g.release(0), "uncapped classes are not counted");
+        assert!(g.release(1));
+        assert!(g.try_acquire(1));
+        assert!(g.is_empty());
+        assert!(g.release(1));
+        assert_eq!(g.pop(), Some((1, 12)));
+        assert!(!g.release(1), "nothing waits");
+        assert!(!g.release(1), "releasing more than was taken is ignored");
+    }
+
+    #[test]
+    fn the_takeable_count_follows_a_model() {
+        // Random pushes, pops and releases against a model of queued and held entries.
+        let mut seed = 0x2545_f491_u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let caps = [UNCAPPED, 1, 2];
+        let g = GlobalQueue::with_caps(&caps);
+        let mut queued = [0usize; 3];
+        let mut held = [0usize; 3];
+        for step in 0..20_000 {
+            let class = (next() % 3) as usize;
+            match next() % 4 {
+                0 | 1 => {
+                    g.push(class, step);
+                    queued[class] += 1;
+                }
+                2 => {
+                    if let Some((class, _)) = g.pop() {
+                        queued[class] -= 1;
+                        held[class] += 1;
+                    }
+                }
+                _ => {
+                    if held[class] > 0 {
+                        held[class] -= 1;
+                        g.release(class);
+                    }
+                }
+            }
+            let expected: usize = (0..3)
+                .filter(|&c| caps[c] == UNCAPPED || held[c] < caps[c])
+                .map(|c| queued[c])
+                .sum();
+            assert_eq!(g.len(), expected, "step {step}");
+            for class in 1..3 {
+                assert!(held[class] <= caps[class], "class {class} over its cap");
+            }
+        }
     }
 
     /// Producers send numbered messages to many queues while workers run skynet's loop.
@@ -419,7 +739,7 @@ mod tests {
         let enqueue = |global: &GlobalQueue<Arc<Svc>>, svc: &Arc<Svc>| {
             let before = svc.in_global_queue.fetch_add(1, Ordering::SeqCst);
             assert_eq!(before, 0, "a queue entered the global queue twice");
-            global.push(svc.clone());
+            global.push(0, svc.clone());
         };
         let done = Arc::new(AtomicBool::new(false));
 
@@ -440,7 +760,7 @@ mod tests {
             .map(|w| {
                 let (global, done) = (global.clone(), done.clone());
                 std::thread::spawn(move || loop {
-                    let Some(svc) = global.pop() else {
+                    let Some((_, svc)) = global.pop() else {
                         if done.load(Ordering::SeqCst) && global.is_empty() {
                             return;
                         }

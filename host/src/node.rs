@@ -25,7 +25,7 @@ use crate::config::NodeConfig;
 use crate::handle::HandleTable;
 use crate::module::{ModuleKind, ModuleRegistry};
 use crate::monitor::Monitor;
-use crate::mq::{Message, Push};
+use crate::mq::{Message, Push, Refused};
 use crate::scheduler::Scheduler;
 use crate::service::{is_request, Behavior, Fault, Service, ServiceCore};
 use crate::socket::{EventSink, SocketServer};
@@ -219,28 +219,34 @@ impl NodeShared {
             }
             return Err(error::DENIED);
         }
-        let limit = tenant.spec.limits.mailbox;
-        if service.queue.len() >= limit {
-            let rejected = service.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
-            if worth_logging(rejected) {
-                self.log(
-                    service.handle(),
-                    &format!(
-                        "mailbox full ({limit} messages): a message from {} was refused \
-                         ({rejected} refused so far)",
-                        sender.handle()
-                    ),
-                );
-            }
-            return Err(error::MAILBOX_FULL);
-        }
-        match service.queue.push(message) {
+        let limits = &tenant.spec.limits;
+        match service
+            .queue
+            .push_bounded(message, limits.mailbox, limits.mailbox_bytes)
+        {
             Ok(Push::Ready) => {
                 self.scheduler.ready(service.clone());
                 Ok(())
             }
             Ok(Push::Queued) => Ok(()),
-            Err(_) => {
+            Err(Refused::Full(message)) => {
+                let rejected = service.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                if worth_logging(rejected) {
+                    self.log(
+                        service.handle(),
+                        &format!(
+                            "mailbox full ({} messages or {} bytes): a message of {} bytes \
+                             from {} was refused ({rejected} refused so far)",
+                            limits.mailbox,
+                            limits.mailbox_bytes,
+                            message.data.len(),
+                            sender.handle()
+                        ),
+                    );
+                }
+                Err(error::MAILBOX_FULL)
+            }
+            Err(Refused::Closed(_)) => {
                 *cache = None;
                 Err(error::INVALID_ADDRESS)
             }
@@ -271,10 +277,21 @@ impl NodeShared {
     /// # Errors
     /// [`error::UNKNOWN_NAME`] for an unbound name, [`error::INVALID_ARGUMENT`] for bad text.
     pub fn resolve(&self, name: &str) -> Result<Handle, i32> {
+        self.resolve_in(crate::handle::SHARED_SCOPE, name)
+    }
+
+    /// Resolves a name as seen from name space `scope` (a tenant's
+    /// [`Tenant::name_scope`]): its own names first, then the shared ones.
+    ///
+    /// # Errors
+    /// As [`NodeShared::resolve`].
+    pub fn resolve_in(&self, scope: usize, name: &str) -> Result<Handle, i32> {
         if name.starts_with(':') {
             return Handle::parse(name).ok_or(error::INVALID_ARGUMENT);
         }
-        self.handles.find_name(name).ok_or(error::UNKNOWN_NAME)
+        self.handles
+            .find_name_in(scope, name)
+            .ok_or(error::UNKNOWN_NAME)
     }
 
     /// Sends a line to the log service with `source` as its origin (skynet's `skynet_error`).
@@ -367,21 +384,71 @@ impl NodeShared {
         module: &str,
         args: &str,
     ) -> Result<Handle, LaunchError> {
-        let kind = match self.modules.resolve(module) {
-            Ok(kind) => kind,
-            Err(failure) => {
-                self.log(
-                    Handle::NONE,
-                    &format!("FAILED launch {module} {args}: {failure}"),
-                );
-                return Err(failure);
-            }
+        let kind = self.resolve_module(module, args)?;
+        self.launch_with_tenant(tenant, module, args, |core| instantiate(kind, core, args))
+    }
+
+    /// Launches a service into `tenant` whose init runs later, on a worker and under the
+    /// tenant's worker cap, instead of on the calling worker (`LAUNCHAS` into a capped
+    /// tenant: `.launcher` never runs an untrusted tenant's code). The handle comes back at
+    /// once; messages to the service wait until its init has run. A failed init ends the
+    /// service, and `.launcher` learns it from `REMOVE` with kill = true.
+    ///
+    /// # Errors
+    /// As [`NodeShared::launch`], for what fails before the init.
+    pub fn launch_deferred(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        module: &str,
+        args: &str,
+    ) -> Result<Handle, LaunchError> {
+        let kind = self.resolve_module(module, args)?;
+        let service = self.register_service(tenant, module, args)?;
+        let owned_args = args.to_string();
+        *lock(&service.deferred_start) =
+            Some(Box::new(move |core| instantiate(kind, core, &owned_args)));
+        service.starting.store(true, Ordering::Release);
+        let handle = service.handle();
+        // The queue is held (in global) since its creation: a worker now takes it as it
+        // takes any ready queue, under the tenant's cap, and runs the init first.
+        self.scheduler.ready(service);
+        Ok(handle)
+    }
+
+    /// Runs the init of a service launched by [`NodeShared::launch_deferred`]; the worker
+    /// holding its queue calls it before the first message. A failed init marks the service
+    /// dead (the worker then finalizes it).
+    pub(crate) fn run_deferred_start(self: &Arc<Self>, service: &Arc<Service>) {
+        service.starting.store(false, Ordering::Release);
+        let Some(start) = lock(&service.deferred_start).take() else {
+            return;
         };
-        self.launch_with_tenant(tenant, module, args, |core| match kind {
-            ModuleKind::Native(factory) => factory(core, args).map_err(LaunchError::Init),
-            ModuleKind::Wasm(module) => {
-                WasmService::start(&module, core, args).map(|s| Box::new(s) as Box<dyn Behavior>)
-            }
+        let (module, args) = (service.module(), service.args());
+        let core = ServiceCore::new(self.clone(), service.clone());
+        let failure = match start(core) {
+            Ok(behavior) => match self.install(service, behavior) {
+                Ok(()) => return,
+                Err(failure) => failure,
+            },
+            Err(failure) => failure,
+        };
+        self.log(
+            service.handle(),
+            &format!("FAILED launch {module} {args}: {failure}"),
+        );
+        service.never_started.store(true, Ordering::Release);
+        if service.mark_dead() {
+            self.handles.retire(service.handle());
+        }
+    }
+
+    /// The module `module` names; a failure is logged as skynet does.
+    fn resolve_module(&self, module: &str, args: &str) -> Result<ModuleKind, LaunchError> {
+        self.modules.resolve(module).inspect_err(|failure| {
+            self.log(
+                Handle::NONE,
+                &format!("FAILED launch {module} {args}: {failure}"),
+            );
         })
     }
 
@@ -430,55 +497,82 @@ impl NodeShared {
         args: &str,
         start: impl FnOnce(ServiceCore) -> Result<Box<dyn Behavior>, LaunchError>,
     ) -> Result<Handle, LaunchError> {
-        if !tenant.add_service() {
-            let failure = LaunchError::Limit(format!(
-                "tenant `{}` already runs its limit of {} services",
-                tenant.name(),
-                tenant.spec.limits.services
-            ));
-            self.log(
-                Handle::NONE,
-                &format!("FAILED launch {module} {args}: {failure}"),
-            );
-            return Err(failure);
-        }
-        let registered = self
-            .handles
-            .register(|h| Arc::new(Service::new(h, module, args, tenant.clone())));
-        let (handle, service) = match registered {
-            Ok(registered) => registered,
-            Err(e) => {
-                tenant.remove_service();
-                let failure = LaunchError::Limit(e.to_string());
-                self.log(
-                    Handle::NONE,
-                    &format!("FAILED launch {module} {args}: {failure}"),
-                );
-                return Err(failure);
-            }
-        };
+        let service = self.register_service(tenant, module, args)?;
+        let handle = service.handle();
         let core = ServiceCore::new(self.clone(), service.clone());
         let failure = match start(core) {
-            Ok(mut behavior) => {
-                if let Some(bytes) = behavior.memory_size() {
-                    service.stats.memory.store(bytes as u64, Ordering::Relaxed);
-                }
-                *lock(&service.slot) = Some(behavior);
-                if service.is_alive() {
-                    self.log(handle, &format!("LAUNCH {module} {args}"));
+            Ok(behavior) => match self.install(&service, behavior) {
+                Ok(()) => {
                     if service.queue.release_hold() {
                         self.scheduler.ready(service);
                     }
                     return Ok(handle);
                 }
-                LaunchError::Init("the service exited during its init".into())
-            }
+                Err(failure) => failure,
+            },
             Err(error) => error,
         };
         self.log(handle, &format!("FAILED launch {module} {args}: {failure}"));
         service.mark_dead();
         self.finalize(&service);
         Err(failure)
+    }
+
+    /// Counts a new service against its tenant and gives it a handle; its queue is held
+    /// until its init has run.
+    fn register_service(
+        &self,
+        tenant: &Arc<Tenant>,
+        module: &str,
+        args: &str,
+    ) -> Result<Arc<Service>, LaunchError> {
+        let failed = |failure: LaunchError| {
+            self.log(
+                Handle::NONE,
+                &format!("FAILED launch {module} {args}: {failure}"),
+            );
+            failure
+        };
+        if !tenant.add_service() {
+            return Err(failed(LaunchError::Limit(format!(
+                "tenant `{}` already runs its limit of {} services",
+                tenant.name(),
+                tenant.spec.limits.services
+            ))));
+        }
+        let registered = self
+            .handles
+            .register(|h| Arc::new(Service::new(h, module, args, tenant.clone())));
+        match registered {
+            Ok((_, service)) => Ok(service),
+            Err(e) => {
+                tenant.remove_service();
+                Err(failed(LaunchError::Limit(e.to_string())))
+            }
+        }
+    }
+
+    /// Puts a started instance into its service and logs the launch; an error when the
+    /// service exited during its init.
+    fn install(
+        &self,
+        service: &Service,
+        mut behavior: Box<dyn Behavior>,
+    ) -> Result<(), LaunchError> {
+        if let Some(bytes) = behavior.memory_size() {
+            service.stats.memory.store(bytes as u64, Ordering::Relaxed);
+        }
+        *lock(&service.slot) = Some(behavior);
+        if !service.is_alive() {
+            return Err(LaunchError::Init(
+                "the service exited during its init".into(),
+            ));
+        }
+        self.log(
+            service.handle(),
+            &format!("LAUNCH {} {}", service.module(), service.args()),
+        );
+        Ok(())
     }
 
     /// Ends a service from outside (`KILL`): a message it is running is interrupted at the
@@ -610,10 +704,12 @@ impl NodeShared {
         // `newservice` of this service fails instead of waiting forever.
         if let Some(launcher) = self.handles.find_name(".launcher") {
             if launcher != handle {
+                // kill = true for a start that failed after the launch answered (a deferred
+                // init), so a waiting `newservice` fails instead of returning nil.
                 let body = skywasm_pack::pack(&[
                     Value::from("REMOVE"),
                     Value::Integer(handle.0 as i64),
-                    Value::Boolean(false),
+                    Value::Boolean(service.never_started.load(Ordering::Acquire)),
                 ]);
                 if let Ok(body) = body {
                     let _ = self.push(
@@ -627,6 +723,20 @@ impl NodeShared {
                     );
                 }
             }
+        }
+    }
+}
+
+/// Builds the instance of a resolved module.
+fn instantiate(
+    kind: ModuleKind,
+    core: ServiceCore,
+    args: &str,
+) -> Result<Box<dyn Behavior>, LaunchError> {
+    match kind {
+        ModuleKind::Native(factory) => factory(core, args).map_err(LaunchError::Init),
+        ModuleKind::Wasm(module) => {
+            WasmService::start(&module, core, args).map(|s| Box::new(s) as Box<dyn Behavior>)
         }
     }
 }
@@ -651,7 +761,7 @@ impl Node {
         let shared = Arc::new_cyclic(|node: &std::sync::Weak<NodeShared>| NodeShared {
             env: Mutex::new(config.env.clone()),
             handles: HandleTable::new(config.harbor),
-            scheduler: Scheduler::new(config.thread),
+            scheduler: Scheduler::new(config.thread, &worker_caps(&config)),
             clock: Clock::new(),
             monitor: Monitor::new(config.thread),
             modules,
@@ -660,7 +770,11 @@ impl Node {
             quit: AtomicBool::new(false),
             quit_lock: Mutex::new(()),
             quit_signal: Condvar::new(),
-            sockets: SocketServer::new(socket_sink(node.clone()), config.socket_max_unsent),
+            sockets: SocketServer::new(
+                socket_sink(node.clone()),
+                socket_notices(node.clone()),
+                config.socket_max_unsent,
+            ),
             tenants: crate::tenant::tenants_from_specs(config.tenants.clone()),
             config,
         });
@@ -688,11 +802,12 @@ impl Node {
             node.stop();
             return Err(StartError::Bootstrap(bootstrap, e));
         }
-        // A tenant's failing start service is its own problem: logged, the node runs on.
+        // A tenant's start services run their inits on workers, under the tenant's cap; one
+        // that fails is the tenant's problem: logged, the node runs on.
         for tenant in shared.tenants.iter().skip(1) {
             for command in &tenant.spec.start {
                 let (module, args) = split_command(command);
-                let _ = shared.launch_in(tenant, module, args);
+                let _ = shared.launch_deferred(tenant, module, args);
             }
         }
         Ok(node)
@@ -822,6 +937,27 @@ fn socket_sink(node: std::sync::Weak<NodeShared>) -> EventSink {
             },
         )
         .is_ok()
+    })
+}
+
+/// The scheduler's cap per tenant: its `workers` limit, none when it may use them all.
+fn worker_caps(config: &NodeConfig) -> Vec<usize> {
+    config
+        .tenants
+        .iter()
+        .map(|tenant| match tenant.limits.workers {
+            n if n >= config.thread => crate::mq::UNCAPPED,
+            n => n,
+        })
+        .collect()
+}
+
+/// The socket server's own notices go to the log.
+fn socket_notices(node: std::sync::Weak<NodeShared>) -> crate::socket::NoticeSink {
+    Box::new(move |text| {
+        if let Some(node) = node.upgrade() {
+            node.log(Handle::NONE, &format!("socket-server: {text}"));
+        }
     })
 }
 

@@ -13,6 +13,12 @@
 //! goes to the global queue. While other queues wait globally, a worker takes from its slot
 //! at most `NEXT_BUDGET` (16) times in a row, so a chatty pair cannot starve them.
 //!
+//! Tenants: the global queue serves the tenants' ready queues round robin, and a tenant with
+//! a worker cap (untrusted tenants: one worker less than the node has, by default) never has
+//! more of its services running at once than its cap, counting next-slot picks too, so a
+//! tenant flooding or looping in many services cannot take every worker. A worker *holds*
+//! the capped tenant of the service it runs and gives it back when it moves on.
+//!
 //! Sleeping and waking: a worker that finds nothing sleeps on a condvar at once. Waking a
 //! sleeper costs a futex syscall (microseconds), so a push wakes one only when the work
 //! needs another worker: a queue pushed to the global queue by a worker (the worker itself
@@ -109,10 +115,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler for `workers` worker threads.
-    pub fn new(workers: usize) -> Scheduler {
+    /// A scheduler for `workers` worker threads and one scheduling class per entry of
+    /// `caps`: the most workers that may run the class's services at once
+    /// ([`crate::mq::UNCAPPED`] for no cap).
+    pub fn new(workers: usize, caps: &[usize]) -> Scheduler {
         Scheduler {
-            global: GlobalQueue::new(),
+            global: GlobalQueue::with_caps(caps),
             slots: (0..workers).map(|_| WorkerSlot::default()).collect(),
             sleepers: AtomicUsize::new(0),
             sleep_lock: Mutex::new(()),
@@ -138,13 +146,14 @@ impl Scheduler {
 
     /// Puts a ready service in the global queue and wakes a sleeper for it.
     fn push_global(&self, service: Arc<Service>) {
-        self.global.push(service);
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
+        if self.global.push(service.class(), service) > 0
+            && self.sleepers.load(Ordering::SeqCst) > 0
+        {
             self.wake_one();
         }
     }
 
-    /// Number of ready service queues.
+    /// Number of ready service queues a worker may take now.
     pub fn ready_len(&self) -> usize {
         self.global.len()
     }
@@ -172,25 +181,58 @@ impl Scheduler {
         }
     }
 
-    /// Takes the next ready queue for worker `index`: its next slot first (within the
-    /// budget while others wait), then the global queue.
-    fn take(&self, index: usize, streak: &mut u32) -> Option<Arc<Service>> {
-        if let Some(slot) = self.slots.get(index) {
-            let fair = *streak < NEXT_BUDGET || self.global.is_empty();
+    /// Takes the next ready queue for a worker: its next slot first (within the budget while
+    /// others wait, and if the service's tenant is below its worker cap), then the global
+    /// queue. The worker holds the capped tenant of what it takes.
+    fn take(&self, turn: &mut Turn) -> Option<Arc<Service>> {
+        if let Some(slot) = self.slots.get(turn.worker) {
+            let fair = turn.streak < NEXT_BUDGET || self.global.is_empty();
             if let Some(service) = slot.next.take() {
-                if fair {
-                    *streak += 1;
+                if fair && self.hold(turn, service.class()) {
+                    turn.streak += 1;
                     return Some(service);
                 }
-                self.global.push(service);
+                self.global.push(service.class(), service);
             }
         }
-        *streak = 0;
-        let service = self.global.pop();
-        if service.is_some() {
-            self.taken.fetch_add(1, Ordering::Relaxed);
+        turn.streak = 0;
+        let freed = self.release_held(turn);
+        let (class, service) = self.global.pop()?;
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        if self.global.is_capped(class) {
+            turn.held = Some(class);
         }
-        service
+        // Entries the release made takeable may need another worker than this one.
+        if freed && !self.global.is_empty() && self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.wake_one();
+        }
+        Some(service)
+    }
+
+    /// Makes the worker hold `class` (for a service it takes from its next slot); false
+    /// when the class is capped and at its cap.
+    fn hold(&self, turn: &mut Turn, class: usize) -> bool {
+        if turn.held == Some(class) {
+            return true;
+        }
+        if self.global.is_capped(class) {
+            if !self.global.try_acquire(class) {
+                return false;
+            }
+            self.release_held(turn);
+            turn.held = Some(class);
+        } else {
+            self.release_held(turn);
+        }
+        true
+    }
+
+    /// Gives back the capped class the worker holds; true when that made ready queues
+    /// takeable.
+    fn release_held(&self, turn: &mut Turn) -> bool {
+        turn.held
+            .take()
+            .is_some_and(|class| self.global.release(class))
     }
 
     /// True when worker `index` has a queue in its next slot or ready queues wait globally.
@@ -243,6 +285,12 @@ impl Scheduler {
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
+    /// True when the services of scheduling class `class` (a tenant's index) run under a
+    /// worker cap.
+    pub fn is_capped(&self, class: usize) -> bool {
+        self.global.is_capped(class)
+    }
+
     /// Number of worker threads.
     pub fn workers(&self) -> usize {
         self.workers
@@ -256,6 +304,7 @@ pub(crate) fn run_worker(node: &Arc<NodeShared>, index: usize) {
         worker: index,
         weight: WEIGHTS.get(index).copied().unwrap_or(0),
         streak: 0,
+        held: None,
     };
     let mut current: Option<Arc<Service>> = None;
     while !node.scheduler.is_stopped() {
@@ -267,11 +316,14 @@ pub(crate) fn run_worker(node: &Arc<NodeShared>, index: usize) {
     WORKER.set(None);
 }
 
-/// A worker's identity and its next-slot streak.
+/// A worker's identity, its next-slot streak and the capped tenant it holds.
 struct Turn {
     worker: usize,
     weight: i32,
     streak: u32,
+    /// The capped scheduling class of the service this worker runs, counted against the
+    /// class's cap until the worker moves on.
+    held: Option<usize>,
 }
 
 /// One turn: a batch of messages from `current` (or the next ready queue); returns the queue
@@ -283,10 +335,13 @@ fn dispatch_turn(
 ) -> Option<Arc<Service>> {
     let scheduler = &node.scheduler;
     let (worker, weight) = (turn.worker, turn.weight);
-    let service = current.or_else(|| scheduler.take(worker, &mut turn.streak))?;
+    let service = current.or_else(|| scheduler.take(turn))?;
+    if service.starting.load(Ordering::Acquire) && service.is_alive() {
+        node.run_deferred_start(&service);
+    }
     if !service.is_alive() {
         node.finalize(&service);
-        return scheduler.take(worker, &mut turn.streak);
+        return scheduler.take(turn);
     }
     if service.pending_signal.load(Ordering::Acquire) != 0 {
         if let Some(behavior) = lock(&service.slot).as_mut() {
@@ -294,14 +349,14 @@ fn dispatch_turn(
         }
         if !service.is_alive() {
             node.finalize(&service);
-            return scheduler.take(worker, &mut turn.streak);
+            return scheduler.take(turn);
         }
     }
     let mut batch = 1;
     let mut done = 0;
     while done < batch {
         let Some(message) = service.queue.pop() else {
-            return scheduler.take(worker, &mut turn.streak);
+            return scheduler.take(turn);
         };
         if done == 0 && weight >= 0 {
             batch = (service.queue.len() >> weight).max(1);
@@ -320,20 +375,26 @@ fn dispatch_turn(
         }
         if !service.is_alive() {
             node.finalize(&service);
-            return scheduler.take(worker, &mut turn.streak);
+            return scheduler.take(turn);
         }
         done += 1;
     }
     // An emptied queue leaves global now rather than bouncing through the global queue.
     if service.queue.release_if_empty() {
-        return scheduler.take(worker, &mut turn.streak);
+        return scheduler.take(turn);
     }
-    match scheduler.take(worker, &mut turn.streak) {
+    match scheduler.take(turn) {
         Some(next) => {
             scheduler.push_global(service);
             Some(next)
         }
-        None => Some(service),
+        // Nothing else is ready: carry on with this one if its tenant still has room (the
+        // take gave back what the worker held).
+        None if scheduler.hold(turn, service.class()) => Some(service),
+        None => {
+            scheduler.push_global(service);
+            None
+        }
     }
 }
 

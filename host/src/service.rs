@@ -15,7 +15,7 @@ use skywasm_abi::{error, ptype, Handle};
 
 use crate::mq::{Message, MessageQueue};
 use crate::node::NodeShared;
-use crate::tenant::Tenant;
+use crate::tenant::{Tenant, TokenBucket};
 
 /// A fault that ends a service: a trap, a broken ABI contract, an interrupt (`KILL`,
 /// `SIGNAL 0`).
@@ -47,6 +47,11 @@ pub trait Behavior: Send {
         None
     }
 }
+
+/// The init of a service launched with [`crate::node::NodeShared::launch_deferred`], run
+/// later by a worker.
+pub(crate) type DeferredStart =
+    Box<dyn FnOnce(ServiceCore) -> Result<Box<dyn Behavior>, crate::node::LaunchError> + Send>;
 
 /// Counters read by `STAT` and the console.
 #[derive(Debug, Default)]
@@ -100,6 +105,16 @@ pub struct Service {
     /// Why the guest was last told to stop its work (`skywasm_interrupt`): 0 = `SIGNAL 0`,
     /// 1 = the soft CPU limit (`STAT interrupt`).
     pub(crate) interrupt_reason: std::sync::atomic::AtomicU8,
+    /// Set while an init waits in `deferred_start`, so the message path checks an atomic.
+    pub(crate) starting: AtomicBool,
+    /// The init a worker runs before the first message (a deferred launch).
+    pub(crate) deferred_start: Mutex<Option<DeferredStart>>,
+    /// Set when a deferred init failed: the service never started.
+    pub(crate) never_started: AtomicBool,
+    /// Its guest's log lines against the tenant's `log_rate`.
+    log_budget: TokenBucket,
+    /// Guest log lines dropped since the last one logged.
+    log_dropped: AtomicU64,
 }
 
 impl Service {
@@ -121,14 +136,46 @@ impl Service {
             message_log: Mutex::new(None),
             message_log_on: AtomicBool::new(false),
             pending_signal: std::sync::atomic::AtomicI64::new(0),
-            tenant,
             interrupt_reason: std::sync::atomic::AtomicU8::new(0),
+            starting: AtomicBool::new(false),
+            deferred_start: Mutex::new(None),
+            never_started: AtomicBool::new(false),
+            log_budget: TokenBucket::new(tenant.spec.limits.log_rate),
+            log_dropped: AtomicU64::new(0),
+            tenant,
         }
     }
 
     /// The tenant it belongs to.
     pub fn tenant(&self) -> &Arc<Tenant> {
         &self.tenant
+    }
+
+    /// Logs a line its guest wrote (the `log` import, stdout, stderr), within its tenant's
+    /// `log_rate`: lines over the rate are dropped and counted, and the next line logged
+    /// says how many were.
+    pub(crate) fn guest_log(&self, node: &NodeShared, text: &str) {
+        if !self.log_budget.take() {
+            self.log_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let dropped = self.log_dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            node.log(
+                self.handle,
+                &format!(
+                    "({dropped} log lines dropped: over the log_rate of {}/s of tenant `{}`)",
+                    self.tenant.spec.limits.log_rate,
+                    self.tenant.name()
+                ),
+            );
+        }
+        node.log(self.handle, text);
+    }
+
+    /// Its scheduling class in the global queue: its tenant's index.
+    pub fn class(&self) -> usize {
+        self.tenant.index
     }
 
     /// The service's address.
@@ -419,12 +466,14 @@ impl ServiceCore {
         self.send_as(dest, source, ptype, session, data)
     }
 
-    /// Resolves a destination name: `:hex` addresses, `.local` and global names.
+    /// Resolves a destination name: `:hex` addresses, `.local` and global names (an
+    /// untrusted tenant's own names first).
     ///
     /// # Errors
     /// [`error::UNKNOWN_NAME`] or [`error::INVALID_ARGUMENT`].
     pub fn resolve(&self, name: &str) -> Result<Handle, i32> {
-        self.node.resolve(name)
+        self.node
+            .resolve_in(self.service.tenant().name_scope(), name)
     }
 
     /// Writes one line to the node's log with this service as the source.

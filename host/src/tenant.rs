@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use crate::config::{parse_size, ConfigError};
 use crate::service::Capabilities;
+use crate::socket::SocketQuota;
 use crate::sync::lock;
 
 /// The name of the trusted tenant of the node's own services.
@@ -55,6 +56,17 @@ pub struct Limits {
     pub services: u32,
     /// Launches per second (with a burst of as many); 0 = unlimited.
     pub spawn_rate: u32,
+    /// Workers that may run the tenant's services at once; the node's worker count or more
+    /// means no cap.
+    pub workers: usize,
+    /// Timeouts pending at once over all the tenant's services.
+    pub timers: u32,
+    /// Sockets open at once over all the tenant's services.
+    pub sockets: u32,
+    /// Bytes of the messages waiting in one service's mailbox.
+    pub mailbox_bytes: usize,
+    /// Log lines per second of one service (with a burst of as many); 0 = unlimited.
+    pub log_rate: u32,
 }
 
 /// What a tenant is: its name, trust, limits and capabilities.
@@ -83,6 +95,78 @@ pub struct TenantSpec {
     pub start: Vec<String>,
     /// Whether `LOGON`/`LOGOFF` of the tenant's own services are allowed.
     pub logon: bool,
+    /// Where its services may listen (TCP) and bind (UDP); `None` = anywhere.
+    pub listen: Option<Vec<AddressPattern>>,
+    /// Where its services may connect (TCP) and send datagrams (UDP); `None` = anywhere.
+    pub connect: Option<Vec<AddressPattern>>,
+}
+
+/// A `host:port` pattern of a socket allow-list: the host is `*` or written out (an IPv6
+/// address may be in brackets), the port is `*`, `N` or `N-M`. Hosts are compared as the
+/// service writes them (a listen on the empty host is a listen on `0.0.0.0`), so a
+/// pattern with a host name allows that name, not the addresses it resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressPattern {
+    /// `None` matches every host.
+    host: Option<String>,
+    ports: std::ops::RangeInclusive<u16>,
+}
+
+impl AddressPattern {
+    /// Parses `host:port`.
+    ///
+    /// # Errors
+    /// What is wrong with the text.
+    pub fn parse(text: &str) -> Result<AddressPattern, String> {
+        let bad = || format!("`{text}` is not a host:port pattern (port: *, N or N-M)");
+        let (host, port) = text.trim().rsplit_once(':').ok_or_else(bad)?;
+        let ports = match port {
+            "*" => 0..=u16::MAX,
+            _ => match port.split_once('-') {
+                Some((low, high)) => {
+                    let (low, high) = (
+                        low.parse().map_err(|_| bad())?,
+                        high.parse().map_err(|_| bad())?,
+                    );
+                    if low > high {
+                        return Err(bad());
+                    }
+                    low..=high
+                }
+                None => {
+                    let port = port.parse().map_err(|_| bad())?;
+                    port..=port
+                }
+            },
+        };
+        let host = normal_host(host);
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(AddressPattern {
+            host: (host != "*").then_some(host),
+            ports,
+        })
+    }
+
+    /// True when `host:port` is allowed by this pattern.
+    pub fn matches(&self, host: &str, port: u16) -> bool {
+        let host = match normal_host(host) {
+            empty if empty.is_empty() => "0.0.0.0".to_string(),
+            host => host,
+        };
+        self.ports.contains(&port) && self.host.as_ref().is_none_or(|h| *h == host)
+    }
+}
+
+/// A host as compared by [`AddressPattern`]: without IPv6 brackets, in lower case.
+fn normal_host(host: &str) -> String {
+    let host = host.trim();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.to_ascii_lowercase()
 }
 
 impl TenantSpec {
@@ -99,6 +183,8 @@ impl TenantSpec {
             export: vec![".launcher".into()],
             start: Vec::new(),
             logon: true,
+            listen: None,
+            connect: None,
         }
     }
 
@@ -112,6 +198,13 @@ impl TenantSpec {
                 services: defaults.services.min(UNTRUSTED_SERVICES),
                 tenant_memory: UNTRUSTED_TENANT_MEMORY,
                 spawn_rate: UNTRUSTED_SPAWN_RATE,
+                // One worker is always left for the other tenants (on a node of one
+                // worker, nothing can be left).
+                workers: defaults.workers.saturating_sub(1).max(1),
+                timers: defaults.timers.min(UNTRUSTED_TIMERS),
+                sockets: defaults.sockets.min(UNTRUSTED_SOCKETS),
+                mailbox_bytes: defaults.mailbox_bytes.min(UNTRUSTED_MAILBOX_BYTES),
+                log_rate: UNTRUSTED_LOG_RATE,
                 ..defaults.clone()
             },
             capabilities: Capabilities::NONE,
@@ -121,6 +214,8 @@ impl TenantSpec {
             export: Vec::new(),
             start: Vec::new(),
             logon: false,
+            listen: None,
+            connect: None,
         }
     }
 
@@ -145,6 +240,20 @@ impl TenantSpec {
     pub fn may_setenv(&self, key: &str) -> bool {
         allowed_key(self.setenv.as_deref(), key)
     }
+
+    /// True if a service may listen (or bind a UDP socket) on `host:port`.
+    pub fn may_listen(&self, host: &str, port: u16) -> bool {
+        allowed_address(self.listen.as_deref(), host, port)
+    }
+
+    /// True if a service may connect (or send a datagram) to `host:port`.
+    pub fn may_connect(&self, host: &str, port: u16) -> bool {
+        allowed_address(self.connect.as_deref(), host, port)
+    }
+}
+
+fn allowed_address(list: Option<&[AddressPattern]>, host: &str, port: u16) -> bool {
+    list.is_none_or(|patterns| patterns.iter().any(|p| p.matches(host, port)))
 }
 
 fn allowed_key(list: Option<&[String]>, key: &str) -> bool {
@@ -165,35 +274,68 @@ const UNTRUSTED_SERVICES: u32 = 1000;
 const UNTRUSTED_TENANT_MEMORY: u64 = 1 << 30;
 /// Default launches per second of an untrusted tenant.
 const UNTRUSTED_SPAWN_RATE: u32 = 100;
+/// Default pending timeouts of an untrusted tenant.
+const UNTRUSTED_TIMERS: u32 = 100_000;
+/// Default open sockets of an untrusted tenant.
+const UNTRUSTED_SOCKETS: u32 = 1000;
+/// Default bytes waiting in one mailbox of an untrusted tenant's service.
+const UNTRUSTED_MAILBOX_BYTES: usize = 64 << 20;
+/// Default log lines per second of an untrusted tenant's service.
+const UNTRUSTED_LOG_RATE: u32 = 100;
 
 /// A tenant of a running node: its spec and what its services use now.
 #[derive(Debug)]
 pub struct Tenant {
     /// What the tenant is.
     pub spec: TenantSpec,
+    /// Its place among the node's tenants (0: the node's own); its scheduling class.
+    pub index: usize,
     /// Live services.
     pub services: AtomicU32,
     /// Linear memory of its services, in bytes.
     pub memory: AtomicU64,
-    /// Launch tokens and when they were last refilled.
-    spawn_tokens: Mutex<(f64, Instant)>,
+    /// Timeouts pending.
+    pub timers: AtomicU32,
+    /// Its sockets: their count against `max_sockets`, and whose they are.
+    pub sockets: Arc<SocketQuota>,
+    /// Launches allowed now (`spawn_rate`).
+    spawn_tokens: TokenBucket,
 }
 
 impl Tenant {
-    /// A tenant with nothing running.
-    pub fn new(spec: TenantSpec) -> Tenant {
-        let burst = f64::from(spec.limits.spawn_rate);
+    /// A tenant with nothing running, the `index`th of its node.
+    pub fn new(spec: TenantSpec, index: usize) -> Tenant {
+        let sockets = SocketQuota::new(spec.limits.sockets);
+        let spawn_tokens = TokenBucket::new(spec.limits.spawn_rate);
         Tenant {
             spec,
+            index,
             services: AtomicU32::new(0),
             memory: AtomicU64::new(0),
-            spawn_tokens: Mutex::new((burst, Instant::now())),
+            timers: AtomicU32::new(0),
+            sockets,
+            spawn_tokens,
         }
     }
 
     /// The tenant's name.
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// The name space its services bind unexported names in and look names up from: the
+    /// shared one for a trusted tenant, a private one (its index) for an untrusted one.
+    pub fn name_scope(&self) -> usize {
+        if self.is_trusted() {
+            crate::handle::SHARED_SCOPE
+        } else {
+            self.index
+        }
+    }
+
+    /// True if `name` is one the tenant exports.
+    pub fn exports(&self, name: &str) -> bool {
+        self.spec.export.iter().any(|e| e == name)
     }
 
     /// True for the node's own tenant and tenants configured as trusted.
@@ -203,21 +345,7 @@ impl Tenant {
 
     /// Takes one launch token; false when the tenant launched too fast.
     pub fn take_spawn_token(&self) -> bool {
-        let rate = f64::from(self.spec.limits.spawn_rate);
-        if rate == 0.0 {
-            return true;
-        }
-        let mut tokens = lock(&self.spawn_tokens);
-        let now = Instant::now();
-        let refill = now.duration_since(tokens.1).as_secs_f64() * rate;
-        tokens.0 = (tokens.0 + refill).min(rate);
-        tokens.1 = now;
-        if tokens.0 >= 1.0 {
-            tokens.0 -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.spawn_tokens.take()
     }
 
     /// Counts a new service; false (nothing counted) when the tenant is at its limit.
@@ -228,6 +356,16 @@ impl Tenant {
                 (n < limit).then_some(n + 1)
             })
             .is_ok()
+    }
+
+    /// Counts a new pending timeout; false (nothing counted) at the tenant's limit.
+    pub fn take_timer(&self) -> bool {
+        take_one(&self.timers, self.spec.limits.timers)
+    }
+
+    /// Counts a timeout that fired.
+    pub fn release_timer(&self) {
+        give_back(&self.timers);
     }
 
     /// Counts a service that ended.
@@ -257,6 +395,57 @@ impl Tenant {
     }
 }
 
+/// A rate limit: `rate` events per second with a burst of as many; rate 0 = unlimited.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    /// Tokens left and when they were last refilled.
+    state: Mutex<(f64, Instant)>,
+}
+
+impl TokenBucket {
+    /// A full bucket for `rate` events per second.
+    pub fn new(rate: u32) -> TokenBucket {
+        let rate = f64::from(rate);
+        TokenBucket {
+            rate,
+            state: Mutex::new((rate, Instant::now())),
+        }
+    }
+
+    /// Takes one token; false when events come faster than the rate.
+    pub fn take(&self) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let mut state = lock(&self.state);
+        let now = Instant::now();
+        let refill = now.duration_since(state.1).as_secs_f64() * self.rate;
+        state.0 = (state.0 + refill).min(self.rate);
+        state.1 = now;
+        if state.0 >= 1.0 {
+            state.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Adds one to `counter` unless it is at `limit`; true when it did.
+fn take_one(counter: &AtomicU32, limit: u32) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < limit).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+/// Takes one from `counter`, never below zero.
+fn give_back(counter: &AtomicU32) {
+    let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+}
+
 /// The tenants of a node; the first is the trusted `node` tenant.
 #[derive(Debug, Clone)]
 pub struct Tenants {
@@ -267,13 +456,18 @@ impl Tenants {
     /// The node tenant alone (a config without `tenants`).
     pub fn single(defaults: &Limits) -> Tenants {
         Tenants {
-            list: vec![Arc::new(Tenant::new(TenantSpec::node(defaults)))],
+            list: vec![Arc::new(Tenant::new(TenantSpec::node(defaults), 0))],
         }
     }
 
     /// The trusted tenant of the node's own services.
     pub fn node(&self) -> &Arc<Tenant> {
         &self.list[0]
+    }
+
+    /// A tenant by its index.
+    pub fn by_index(&self, index: usize) -> Option<&Arc<Tenant>> {
+        self.list.get(index)
     }
 
     /// A tenant by name.
@@ -330,6 +524,8 @@ pub fn specs_from_env(
             spec.getenv = None;
             spec.setenv = None;
             spec.logon = true;
+            spec.listen = None;
+            spec.connect = None;
         } else {
             // Forging a source and reading host files are never granted to untrusted code.
             spec.capabilities.redirect = false;
@@ -347,7 +543,8 @@ pub fn tenants_from_specs(specs: Vec<TenantSpec>) -> Tenants {
     Tenants {
         list: specs
             .into_iter()
-            .map(|s| Arc::new(Tenant::new(s)))
+            .enumerate()
+            .map(|(index, spec)| Arc::new(Tenant::new(spec, index)))
             .collect(),
     }
 }
@@ -382,6 +579,12 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         "false" => Ok(false),
         _ => Err("expected true or false".to_string()),
     };
+    let patterns = || {
+        list(value)
+            .iter()
+            .map(|p| AddressPattern::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+    };
     let limits = &mut spec.limits;
     match field {
         "trusted" => spec.trusted = flag()?,
@@ -396,18 +599,25 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         "message_size" => limits.message_size = (size()?.clamp(1, 1 << 31)) as usize,
         "services" => limits.services = number(u64::from(u32::MAX))? as u32,
         "spawn_rate" => limits.spawn_rate = number(1_000_000)? as u32,
+        "workers" => limits.workers = number(1024)?.max(1) as usize,
+        "timers" => limits.timers = number(u64::from(u32::MAX))? as u32,
+        "max_sockets" => limits.sockets = number(u64::from(u32::MAX))? as u32,
+        "mailbox_bytes" => limits.mailbox_bytes = size()?.clamp(1, 1 << 40) as usize,
+        "log_rate" => limits.log_rate = number(1_000_000)? as u32,
         "launch" => spec.launch = Some(list(value)),
         "getenv" => spec.getenv = Some(list(value)),
         "setenv" => spec.setenv = Some(list(value)),
         "export" => spec.export = list(value),
         "start" => spec.start = list(value),
         "sockets" => spec.capabilities.sockets = flag()?,
+        "listen" => spec.listen = Some(patterns()?),
+        "connect" => spec.connect = Some(patterns()?),
         "logon" => spec.logon = flag()?,
         _ => {
             return Err(
                 "unknown tenant key (trusted, cpu, cpu_soft, memory, tenant_memory, mailbox, \
-                 message_size, services, spawn_rate, launch, getenv, setenv, export, start, \
-                 sockets, logon)"
+                 message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, log_rate, launch, getenv, setenv, export, start, \
+                 sockets, listen, connect, logon)"
                     .into(),
             )
         }
@@ -429,6 +639,11 @@ mod tests {
             message_size: 64 << 20,
             services: 1_000_000,
             spawn_rate: 0,
+            workers: 4,
+            timers: u32::MAX,
+            sockets: u32::MAX,
+            mailbox_bytes: 1 << 30,
+            log_rate: 0,
         }
     }
 
@@ -461,6 +676,7 @@ mod tests {
         assert_eq!(guest.limits.cpu_ms, 100);
         assert_eq!(guest.limits.cpu_soft_ms, 50);
         assert_eq!(guest.limits.message_size, 4 << 20);
+        assert_eq!(guest.limits.workers, 3, "one worker is left for the others");
         assert!(guest.may_launch("snlua", "worker 1 2"));
         assert!(!guest.may_launch("snlua", "other"));
         assert!(guest.may_launch("pong", ""));
@@ -468,6 +684,29 @@ mod tests {
         assert!(!guest.may_getenv("secret") && !guest.may_setenv("game_mode"));
         assert!(guest.capabilities.sockets && !guest.capabilities.redirect);
         assert_eq!(guest.export, vec![".room".to_string()]);
+    }
+
+    #[test]
+    fn socket_allow_lists_match_host_and_port() {
+        let specs = specs_from_env(
+            &env(&[
+                ("tenants.g.listen", "127.0.0.1:8000-8010; [::1]:*"),
+                ("tenants.g.connect", "*:443;db.internal:5432"),
+            ]),
+            &defaults(),
+            "t",
+        )
+        .unwrap();
+        let g = &specs[1];
+        assert!(g.may_listen("127.0.0.1", 8000) && g.may_listen("127.0.0.1", 8010));
+        assert!(!g.may_listen("127.0.0.1", 8011) && !g.may_listen("", 8000));
+        assert!(g.may_listen("::1", 1) && g.may_listen("[::1]", 65535));
+        assert!(g.may_connect("example.com", 443) && g.may_connect("DB.internal", 5432));
+        assert!(!g.may_connect("db.internal", 5433) && !g.may_connect("10.0.0.1", 80));
+        assert!(specs[0].may_listen("", 1), "the node's tenant has no list");
+        for bad in ["127.0.0.1", "h:70000", "h:9-1", ":80", "h:x"] {
+            assert!(AddressPattern::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -504,7 +743,7 @@ mod tests {
         spec.limits.services = 2;
         spec.limits.tenant_memory = 100;
         spec.limits.spawn_rate = 2;
-        let tenant = Tenant::new(spec);
+        let tenant = Tenant::new(spec, 1);
         assert!(tenant.add_service() && tenant.add_service() && !tenant.add_service());
         tenant.remove_service();
         assert!(tenant.add_service());
@@ -513,5 +752,11 @@ mod tests {
         assert!(tenant.charge_memory(100));
         assert!(tenant.take_spawn_token() && tenant.take_spawn_token());
         assert!(!tenant.take_spawn_token());
+        let mut spec = TenantSpec::untrusted("t", &defaults());
+        spec.limits.timers = 1;
+        let tenant = Tenant::new(spec, 2);
+        assert!(tenant.take_timer() && !tenant.take_timer());
+        tenant.release_timer();
+        assert!(tenant.take_timer());
     }
 }

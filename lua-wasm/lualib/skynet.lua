@@ -230,9 +230,17 @@ function skynet.trace_timeout(on)
 	timeout_traceback = on and setmetatable({}, { __mode = "k" }) or nil
 end
 
-function skynet.timeout(ti, func)
+-- A session for a timeout of `ti` centiseconds; raises when the host refuses it.
+local function new_timeout(ti)
 	local session = c.intcommand("TIMEOUT", ti)
-	assert(session)
+	if not session then
+		error("timeout refused: the tenant's limit of pending timeouts is reached or the delay is invalid", 3)
+	end
+	return session
+end
+
+function skynet.timeout(ti, func)
+	local session = new_timeout(ti)
 	local co = co_create_for_timeout(func, ti)
 	assert(session_id_coroutine[session] == nil)
 	session_id_coroutine[session] = co
@@ -249,8 +257,7 @@ local function suspend_sleep(session, token)
 end
 
 function skynet.sleep(ti, token)
-	local session = c.intcommand("TIMEOUT", ti)
-	assert(session)
+	local session = new_timeout(ti)
 	token = token or coroutine_running()
 	local succ, ret = suspend_sleep(session, token)
 	sleep_session[token] = nil
@@ -817,7 +824,7 @@ do
 		self._error = send_requests(self)
 		self._resp = {}
 		if timeout then
-			self._timeout = c.intcommand("TIMEOUT", timeout)
+			self._timeout = new_timeout(timeout)
 			session_id_coroutine[self._timeout] = self._thread
 		end
 		local running = running_thread

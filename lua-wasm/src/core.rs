@@ -340,7 +340,12 @@ unsafe extern "C-unwind" fn intcommand(l: *mut ffi::lua_State) -> c_int {
         if cmd == "TIMEOUT" {
             let ticks = ffi::luaL_checkinteger(l, 2);
             let session = sys::timeout(i32::try_from(ticks).unwrap_or(i32::MAX));
-            ffi::lua_pushinteger(l, ffi::lua_Integer::from(session));
+            // A refused timeout (the tenant's limit, a full mailbox) is an error code.
+            if session < 0 {
+                ffi::lua_pushnil(l);
+            } else {
+                ffi::lua_pushinteger(l, ffi::lua_Integer::from(session));
+            }
             return 1;
         }
         let param = command_param(l, 2);

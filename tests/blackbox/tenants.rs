@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use skywasm::Handle;
+use skywasm_pack::Value;
+
 use crate::support::*;
 
 fn lua_dir() -> PathBuf {
@@ -56,6 +59,25 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
         format!("ok {victim}"),
         "the name stays the victim's"
     );
+    // Unexported names live in their tenant's own name space: hidden from the attacker,
+    // and its binding of the same name is its own business.
+    assert_eq!(seen("private_name_hidden"), "ok true");
+    assert_eq!(seen("squat_private"), "ok true");
+    let calm = t.node.shared().tenants.get("calm").expect("calm").clone();
+    let private = t
+        .node
+        .shared()
+        .handles
+        .find_name_in(calm.name_scope(), ".good_private")
+        .expect("calm still finds its private name");
+    assert_eq!(
+        t.node
+            .shared()
+            .handles
+            .get(private)
+            .map(|s| s.args().to_string()),
+        Some("tenant_victim private".to_string())
+    );
     assert_eq!(seen("getenv_secret"), "ok nil");
     assert!(log.contains("DENIED GETENV secret"), "{log}");
     assert_eq!(seen("kill_launcher"), "ok true");
@@ -75,6 +97,16 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
         log.contains("ran past the CPU limit of 400 ms per message of tenant `rogue`"),
         "{log}"
     );
+    // Deep recursion in Lua is a catchable Lua error, in Lua code (its stack meets the 8 MiB
+    // memory limit first) and through C calls alike; the service lives on.
+    let deep = seen("deep_recursion");
+    assert!(
+        deep.starts_with("error")
+            && (deep.contains("stack overflow") || deep.contains("not enough memory")),
+        "{log}"
+    );
+    assert!(seen("deep_c_recursion").contains("stack overflow"), "{log}");
+    assert_eq!(seen("alive_after_recursion"), "ok still here");
     // The memory bomb gets "not enough memory" and the host says why.
     assert!(seen("memory_bomb").contains("not enough memory"), "{log}");
     assert!(log.contains("memory limit: growing to"), "{log}");
@@ -86,7 +118,7 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("flood line: {flood}"));
     assert!(accepted >= 100, "{flood}");
-    assert!(log.contains("mailbox full (100 messages)"), "{log}");
+    assert!(log.contains("mailbox full (100 messages or "), "{log}");
     assert!(
         log.contains("already runs its limit of 4 services"),
         "{log}"
@@ -108,4 +140,187 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
         .expect("launcher alive");
     assert!(t.alive(launcher));
     assert!(t.node.shared().getenv("planted").is_none());
+}
+
+/// Fair scheduling: a tenant looping in more services than the node has workers runs at
+/// most its worker cap of them at once (an untrusted tenant: one worker less than the node),
+/// and another tenant's service answers while the loops run.
+#[test]
+fn a_looping_tenant_cannot_take_every_worker() {
+    let mut t = start(&format!(
+        "luaservice = \"{lua}/?.lua\"\ntenants = {{ calm = {{ mailbox = 1000 }}, rogue = {{ cpu = 8000 }} }}",
+        lua = lua_dir().display()
+    ));
+    let shared = t.node.shared().clone();
+    let rogue = shared.tenants.get("rogue").expect("tenant rogue").clone();
+    let calm = shared.tenants.get("calm").expect("tenant calm").clone();
+    let pong = shared.launch_in(&calm, "snlua", "pong").expect("calm pong");
+    let loopers: Vec<Handle> = (0..3)
+        .map(|_| shared.launch_in(&rogue, "snlua", "looper").expect("looper"))
+        .collect();
+    for looper in &loopers {
+        t.request(*looper, &[s("LOOP_STUBBORN")]);
+    }
+    t.wait_log("looping stubbornly");
+    // Both workers are free for rogue's three loops unless its cap holds: calm would then
+    // wait 8 s for a worker.
+    let reply = t.ask(pong, &[s("PING")]);
+    assert_eq!(reply[0], s("PONG"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = t.log_text();
+    assert_eq!(
+        log.matches("looping stubbornly").count(),
+        1,
+        "rogue ran two loops at once on a two-worker node:\n{log}"
+    );
+    assert!(!log.contains("ran past the CPU limit"), "{log}");
+}
+
+/// Socket and timer quotas: a tenant's open sockets, pending timeouts and socket addresses
+/// are limited as configured, and it cannot touch or list another tenant's sockets.
+#[test]
+fn socket_and_timer_quotas_hold() {
+    let t = start(&format!(
+        r#"luaservice = "{lua}/?.lua"
+tenants = {{
+    other = {{ start = "snlua tenant_sockets owner", export = {{ ".other_sockets" }}, sockets = true }},
+    limited = {{
+        start = "snlua tenant_sockets", sockets = true, max_sockets = 2, timers = 5,
+        listen = {{ "127.0.0.1:*" }}, connect = {{ "127.0.0.1:*" }},
+    }},
+}}"#,
+        lua = lua_dir().display()
+    ));
+    let log = t.wait_log("QUOTAS DONE");
+    let seen = |name: &str| observed(&log, name).to_string();
+    let timers = seen("timers");
+    assert!(
+        timers.starts_with("ok armed 5: ") && timers.contains("timeout refused"),
+        "{log}"
+    );
+    assert!(log.contains("has its limit of 5 timeouts pending"), "{log}");
+    assert!(
+        seen("listen_denied").starts_with("error") && seen("listen_denied").contains("denied"),
+        "{log}"
+    );
+    assert!(
+        log.contains("DENIED socket_listen 0.0.0.0:0: the address is not in its `listen` list"),
+        "{log}"
+    );
+    assert_eq!(seen("listen_allowed"), "ok integer");
+    assert_eq!(seen("connect_denied"), "ok permission denied");
+    assert_eq!(seen("connect_allowed"), "ok integer");
+    assert!(
+        seen("socket_limit").contains("the limit of 2 open sockets is reached"),
+        "{log}"
+    );
+    assert_eq!(seen("foreign_write"), "ok false");
+    assert!(seen("foreign_close").starts_with("ok nil "), "{log}");
+    assert_eq!(seen("foreign_still_open"), "ok true");
+    assert_eq!(seen("netstat_own"), "ok 2");
+    let limited = t.node.shared().tenants.get("limited").expect("limited");
+    assert_eq!(limited.sockets.open(), 2);
+}
+
+/// A service `.launcher` starts for an untrusted tenant runs its init under the tenant's
+/// worker cap, not on the launcher's worker: a script looping in its main chunk does not
+/// hold up other launches, and the `newservice` waiting for it fails when its init does.
+#[test]
+fn an_init_that_loops_does_not_hold_the_launcher() {
+    let mut t = start(&format!(
+        r#"luaservice = "{lua}/?.lua"
+tenants = {{ rogue = {{ start = "snlua init_looper spawn", launch = {{ "snlua init_looper" }}, cpu = 6000 }} }}"#,
+        lua = lua_dir().display()
+    ));
+    t.wait_log("looping in init");
+    let launcher = t.node.shared().resolve(".launcher").expect("a launcher");
+    let reply = t.ask(launcher, &[s("LAUNCH"), s("snlua"), s("pong")]);
+    assert!(
+        matches!(reply.first(), Some(Value::Integer(_))),
+        "{reply:?}"
+    );
+    assert!(
+        !t.log_text().contains("INIT LOOPER"),
+        "the launch waited for the looping init:\n{}",
+        t.log_text()
+    );
+    // The soft CPU stage (3 s) ends the init with a Lua error: the launch fails.
+    let log = t.wait_log("INIT LOOPER");
+    assert!(log.contains("INIT LOOPER false"), "{log}");
+    assert!(log.contains("FAILED launch snlua init_looper"), "{log}");
+}
+
+/// The adversarial suite for wasm guests: an untrusted tenant's Rust services loop, trap,
+/// overflow their stack, bomb memory, abuse the ABI, send 64 MiB and exit while serving
+/// calls. Each attack ends at most the attacking service, its callers get errors, the log
+/// says why, and a well-behaved pair of another tenant exchanges 100,000 messages all
+/// delivered in order meanwhile.
+#[test]
+fn rust_attackers_are_contained() {
+    let mut t = start(
+        r#"wasm_memory = "96M"
+tenants = {
+    calm = { mailbox = 200000 },
+    rogue = { cpu = 300, memory = "96M" },
+}"#,
+    );
+    let shared = t.node.shared().clone();
+    let calm = shared.tenants.get("calm").expect("calm").clone();
+    let rogue = shared.tenants.get("rogue").expect("rogue").clone();
+    let sender = shared.launch_in(&calm, "probe", "").expect("calm sender");
+    let receiver = shared.launch_in(&calm, "probe", "").expect("calm receiver");
+    const NOTES: i64 = 100_000;
+    let streaming = t.request(sender, &[s("send_text"), h(receiver), i(NOTES)]);
+    let attacker = || shared.launch_in(&rogue, "probe", "").expect("rogue probe");
+
+    let attacks: [(&str, Vec<Value>); 6] = [
+        ("endless loop", vec![s("busy"), i(60_000)]),
+        ("trap", vec![s("trap")]),
+        ("stack overflow", vec![s("recurse"), i(1 << 30)]),
+        ("memory bomb", vec![s("alloc_bomb")]),
+        ("out-of-bounds pointer", vec![s("abi"), s("send_oob")]),
+        ("length near 4 GiB", vec![s("abi"), s("send_huge_len")]),
+    ];
+    for (what, request) in attacks {
+        let probe = attacker();
+        let result = t.call(probe, &request);
+        assert!(result.is_err(), "{what}: the caller got {result:?}");
+        t.wait_dead(probe);
+    }
+    let log = t.log_text();
+    assert!(
+        log.contains("ran past the CPU limit of 300 ms per message of tenant `rogue`"),
+        "{log}"
+    );
+    assert!(log.contains("memory limit"), "{log}");
+
+    // Exit in the middle of serving calls: every waiting caller gets an error.
+    let holder = attacker();
+    let held: Vec<i32> = (0..3).map(|_| t.request(holder, &[s("hold")])).collect();
+    t.request(holder, &[s("exit")]);
+    for session in held {
+        assert!(t.wait(holder, session).is_err(), "a held call was answered");
+    }
+
+    // 64 MiB at the calm receiver, under an untrusted tenant's default message size (4 MiB).
+    let big = attacker();
+    let code = t.ask(big, &[s("send_big"), i(64 << 20), h(receiver)]);
+    assert_eq!(code, vec![i(i64::from(skywasm_abi::error::TOO_LARGE))]);
+
+    // The calm pair: every note arrived, in order, while all of that went on.
+    assert_eq!(t.wait(sender, streaming).expect("the stream"), vec![i(0)]);
+    let seen = t.ask(receiver, &[s("seen")]);
+    let Some(Value::Table(pairs)) = seen.first() else {
+        panic!("seen: {seen:?}");
+    };
+    let numbers: Vec<i64> = pairs
+        .array
+        .iter()
+        .filter_map(|pair| match pair {
+            Value::Table(p) if p.array.first() == Some(&h(sender)) => p.array[1].as_integer(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(numbers, (0..NOTES).collect::<Vec<_>>());
+    assert!(!shared.is_quitting());
 }

@@ -1,5 +1,6 @@
 -- Test service: LOOP spins forever; LOOP_PCALL spins inside pcall and answers the error
--- that stopped it; LOOP_STUBBORN catches every error and spins on; PING answers "alive".
+-- that stopped it; LOOP_STUBBORN logs "looping stubbornly", then catches every error and
+-- spins on; PING answers "alive".
 local skynet = require "skynet"
 
 skynet.start(function()
@@ -7,6 +8,7 @@ skynet.start(function()
 		if cmd == "LOOP" then
 			while true do end
 		elseif cmd == "LOOP_STUBBORN" then
+			skynet.error("looping stubbornly")
 			while true do
 				pcall(function() while true do end end)
 			end

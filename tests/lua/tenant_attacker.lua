@@ -11,11 +11,24 @@ end
 
 skynet.start(function()
 	skynet.register(".evil")
-	while not (skynet.localname(".good") and skynet.localname(".good_private")) do
+	while not skynet.localname(".good") do
 		skynet.sleep(1)
 	end
 	try("call_exported", skynet.call, ".good", "lua", "PING")
-	try("send_unexported", skynet.send, ".good_private", "lua", "PING")
+	-- calm's unexported name is in calm's own name space
+	local private
+	repeat
+		private = skynet.call(".good", "lua", "PRIVATE")
+		if not private then
+			skynet.sleep(1)
+		end
+	until private
+	try("private_name_hidden", function() return skynet.localname(".good_private") == nil end)
+	try("squat_private", function()
+		skynet.register(".good_private")
+		return skynet.localname(".good_private") == skynet.self()
+	end)
+	try("send_unexported", skynet.send, private, "lua", "PING")
 	try("debug_to_exported", skynet.send, ".good", "debug", "PING")
 	try("abort", skynet.abort)
 	try("squat", function()
@@ -37,6 +50,20 @@ skynet.start(function()
 	try("loop_pcall", skynet.call, looper, "lua", "LOOP_PCALL")
 	try("loop", skynet.call, looper, "lua", "LOOP")
 	try("loop_stubborn", skynet.call, looper, "lua", "LOOP_STUBBORN")
+	try("deep_recursion", function()
+		local function deeper(n) return deeper(n + 1) + 1 end
+		return deeper(1)
+	end)
+	try("deep_c_recursion", function()
+		local function nest(n)
+			local ok, err = pcall(nest, n + 1)
+			if not ok then
+				error(err, 0)
+			end
+		end
+		nest(1)
+	end)
+	try("alive_after_recursion", function() return "still here" end)
 	local hog = skynet.newservice("memory_hog")
 	try("memory_bomb", function()
 		return select(2, skynet.call(hog, "lua", "GROW", 64))

@@ -1,5 +1,7 @@
 -- Tenant test: a well-behaved service of tenant `calm`, bound to the exported `.good`, or
--- with the argument "private" to `.good_private`, which is not exported. PING answers "pong"; NOTE counts one-way messages; COUNT answers the count.
+-- with the argument "private" to `.good_private`, which is not exported (so only tenant
+-- `calm` sees the name). PING answers "pong"; NOTE counts one-way messages; COUNT answers
+-- the count; PRIVATE answers the address of `.good_private`.
 local skynet = require "skynet"
 require "skynet.manager"
 
@@ -13,6 +15,8 @@ skynet.start(function()
 			notes = notes + 1
 		elseif cmd == "COUNT" then
 			skynet.retpack(notes)
+		elseif cmd == "PRIVATE" then
+			skynet.retpack(skynet.localname(".good_private"))
 		else
 			skynet.retpack("pong")
 		end

@@ -1,5 +1,6 @@
 //! The `log` host function: one line to the node's log, from this service (skynet's
-//! `skynet_error`). Invalid UTF-8 is shown with replacement characters.
+//! `skynet_error`), within its tenant's `log_rate`. Invalid UTF-8 is shown with
+//! replacement characters.
 
 use skywasm_abi::{import, IMPORT_MODULE};
 use wasmtime::{Caller, Linker};
@@ -22,7 +23,8 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             if shown < len {
                 text.push_str(&format!(" ... ({len} bytes, cut)"));
             }
-            caller.data().core.log(&text);
+            let core = &caller.data().core;
+            core.service().guest_log(core.node(), &text);
             Ok(())
         },
     )?;

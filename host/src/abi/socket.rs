@@ -3,17 +3,19 @@
 //! over the node's [`crate::socket::SocketServer`]. Events come back to the owner as
 //! PTYPE_SOCKET messages.
 //!
-//! Expected failures are codes: `NOT_FOUND` for an unknown socket, `SOCKET` for an address
-//! or network failure (the text is kept for `socket_query(QUERY_ERROR)`), `DENIED` without
-//! the sockets capability, `INVALID_ARGUMENT` for a port over 65535, a host that is not
-//! UTF-8 or an unknown operation.
+//! Expected failures are codes: `NOT_FOUND` for an unknown socket (for an untrusted tenant:
+//! also another tenant's socket), `SOCKET` for an address or network failure or the
+//! tenant's socket limit (the text is kept for `socket_query(QUERY_ERROR)`), `DENIED`
+//! without the sockets capability or for an address outside the tenant's `listen` /
+//! `connect` list, `INVALID_ARGUMENT` for a port over 65535, a host that is not UTF-8 or an
+//! unknown operation.
 
 use bytes::Bytes;
 use skywasm_abi::{error, import, socket, IMPORT_MODULE};
 use wasmtime::{Caller, Linker};
 
 use super::memory::{check, copy_in, read_str, write_answer};
-use crate::socket::SocketError;
+use crate::socket::{Owner, SocketError, SocketServer};
 use crate::wasm::WasmState;
 
 /// The code for a failed socket call; an address failure's text is kept for the guest.
@@ -56,11 +58,71 @@ fn allowed(caller: &Caller<'_, WasmState>) -> bool {
     caller.data().core.capabilities.sockets
 }
 
-/// The `(host, port)` arguments of `socket_listen`/`socket_connect`, once the caller may use
-/// sockets: `Err(code)` for a host that is not UTF-8, a port over 65535 or no capability.
+/// The caller as the owner of a new socket.
+fn owner(caller: &Caller<'_, WasmState>) -> Owner {
+    let core = &caller.data().core;
+    Owner {
+        handle: core.handle(),
+        quota: core.service().tenant().sockets.clone(),
+    }
+}
+
+/// `Ok` when the caller may use socket `id`: any socket for a trusted tenant, only its own
+/// tenant's otherwise (another tenant's socket looks like no socket: `NOT_FOUND`).
+fn own_socket(caller: &Caller<'_, WasmState>, id: i32) -> Result<(), i32> {
+    let core = &caller.data().core;
+    let tenant = core.service().tenant();
+    if tenant.is_trusted() {
+        return Ok(());
+    }
+    core.node()
+        .sockets
+        .check_group(id, &tenant.sockets)
+        .map_err(|_| error::NOT_FOUND)
+}
+
+/// Which allow-list an address is checked against.
+#[derive(Clone, Copy)]
+enum Direction {
+    /// `listen` (TCP listen, UDP bind).
+    Listen,
+    /// `connect` (TCP connect, UDP peer and datagram destinations).
+    Connect,
+}
+
+/// `Ok` when the caller's tenant allows `host:port` in `direction`; otherwise logs the
+/// refusal and returns `DENIED`.
+fn allowed_address(
+    caller: &Caller<'_, WasmState>,
+    function: &str,
+    direction: Direction,
+    host: &str,
+    port: u16,
+) -> Result<(), i32> {
+    let core = &caller.data().core;
+    let spec = &core.service().tenant().spec;
+    let (allowed, list) = match direction {
+        Direction::Listen => (spec.may_listen(host, port), "listen"),
+        Direction::Connect => (spec.may_connect(host, port), "connect"),
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(crate::command::deny(
+        core,
+        function,
+        &format!("{host}:{port}"),
+        &format!("the address is not in its `{list}` list"),
+    ))
+}
+
+/// The `(host, port)` arguments of the socket functions that take an address, once the
+/// caller may use sockets there: `Err(code)` for a host that is not UTF-8, a port over
+/// 65535, no capability or an address its tenant does not allow.
 fn address_args(
     caller: &mut Caller<'_, WasmState>,
     function: &str,
+    direction: Direction,
     host_ptr: u32,
     host_len: u32,
     port: u32,
@@ -74,7 +136,28 @@ fn address_args(
     if !allowed(caller) {
         return Ok(Err(error::DENIED));
     }
+    if let Err(code) = allowed_address(caller, function, direction, &host, port) {
+        return Ok(Err(code));
+    }
     Ok(Ok((host, port)))
+}
+
+/// Opens a socket for the caller with `open` once its address arguments pass
+/// [`address_args`]: the new id, or an error code.
+fn open_socket(
+    caller: &mut Caller<'_, WasmState>,
+    function: &str,
+    direction: Direction,
+    (host_ptr, host_len, port): (u32, u32, u32),
+    open: impl FnOnce(&SocketServer, &Owner, &str, u16) -> Result<i32, SocketError>,
+) -> wasmtime::Result<i32> {
+    let (host, port) = match address_args(caller, function, direction, host_ptr, host_len, port)? {
+        Ok(args) => args,
+        Err(code) => return Ok(code),
+    };
+    let owner = owner(caller);
+    let result = open(&caller.data().core.node().sockets, &owner, &host, port);
+    Ok(result.unwrap_or_else(|e| failure(caller, e)))
 }
 
 pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
@@ -87,17 +170,14 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
          port: u32,
          backlog: i32|
          -> wasmtime::Result<i32> {
-            let (host, port) =
-                match address_args(&mut caller, import::SOCKET_LISTEN, host_ptr, host_len, port)? {
-                    Ok(args) => args,
-                    Err(code) => return Ok(code),
-                };
-            let core = &caller.data().core;
-            let result = core
-                .node()
-                .sockets
-                .listen(core.handle(), &host, port, backlog);
-            Ok(result.unwrap_or_else(|e| failure(&mut caller, e)))
+            let address = (host_ptr, host_len, port);
+            open_socket(
+                &mut caller,
+                import::SOCKET_LISTEN,
+                Direction::Listen,
+                address,
+                |sockets, owner, host, port| sockets.listen(owner, host, port, backlog),
+            )
         },
     )?;
     linker.func_wrap(
@@ -108,19 +188,14 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
          host_len: u32,
          port: u32|
          -> wasmtime::Result<i32> {
-            let (host, port) = match address_args(
+            let address = (host_ptr, host_len, port);
+            open_socket(
                 &mut caller,
                 import::SOCKET_CONNECT,
-                host_ptr,
-                host_len,
-                port,
-            )? {
-                Ok(args) => args,
-                Err(code) => return Ok(code),
-            };
-            let core = &caller.data().core;
-            let result = core.node().sockets.connect(core.handle(), &host, port);
-            Ok(result.unwrap_or_else(|e| failure(&mut caller, e)))
+                Direction::Connect,
+                address,
+                |sockets, owner, host, port| sockets.connect(owner, host, port),
+            )
         },
     )?;
     linker.func_wrap(
@@ -131,14 +206,14 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
          host_len: u32,
          port: u32|
          -> wasmtime::Result<i32> {
-            let (host, port) =
-                match address_args(&mut caller, import::SOCKET_UDP, host_ptr, host_len, port)? {
-                    Ok(args) => args,
-                    Err(code) => return Ok(code),
-                };
-            let core = &caller.data().core;
-            let result = core.node().sockets.udp(core.handle(), &host, port);
-            Ok(result.unwrap_or_else(|e| failure(&mut caller, e)))
+            let address = (host_ptr, host_len, port);
+            open_socket(
+                &mut caller,
+                import::SOCKET_UDP,
+                Direction::Listen,
+                address,
+                |sockets, owner, host, port| sockets.udp(owner, host, port),
+            )
         },
     )?;
     linker.func_wrap(
@@ -151,10 +226,20 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
          port: u32|
          -> wasmtime::Result<i32> {
             const NAME: &str = import::SOCKET_UDP_CONNECT;
-            let (host, port) = match address_args(&mut caller, NAME, host_ptr, host_len, port)? {
+            let (host, port) = match address_args(
+                &mut caller,
+                NAME,
+                Direction::Connect,
+                host_ptr,
+                host_len,
+                port,
+            )? {
                 Ok(args) => args,
                 Err(code) => return Ok(code),
             };
+            if let Err(code) = own_socket(&caller, id) {
+                return Ok(code);
+            }
             let result = caller
                 .data()
                 .core
@@ -182,6 +267,17 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                 Ok(bytes) => bytes,
                 Err(code) => return Ok(code),
             };
+            if let Err(code) = own_socket(&caller, id) {
+                return Ok(code);
+            }
+            if let Ok(to) = address.parse::<std::net::SocketAddr>() {
+                let host = to.ip().to_string();
+                if let Err(code) =
+                    allowed_address(&caller, NAME, Direction::Connect, &host, to.port())
+                {
+                    return Ok(code);
+                }
+            }
             let result = caller
                 .data()
                 .core
@@ -197,6 +293,9 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
         |mut caller: Caller<'_, WasmState>, op: u32, id: i32| -> i32 {
             if !allowed(&caller) {
                 return error::DENIED;
+            }
+            if let Err(code) = own_socket(&caller, id) {
+                return code;
             }
             let core = &caller.data().core;
             let sockets = &core.node().sockets;
@@ -229,6 +328,9 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                 Ok(bytes) => bytes,
                 Err(code) => return Ok(code),
             };
+            if let Err(code) = own_socket(&caller, id) {
+                return Ok(code);
+            }
             let result = caller.data().core.node().sockets.send(id, low, bytes);
             Ok(status(&mut caller, result))
         },
@@ -250,13 +352,19 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                     None => return Ok(error::NOT_FOUND),
                 },
                 socket::QUERY_ADDRESS => {
+                    if let Err(code) = own_socket(&caller, id) {
+                        return Ok(code);
+                    }
                     match caller.data().core.node().sockets.local_address(id) {
                         Ok(address) => address.into_bytes(),
                         Err(e) => return Ok(failure(&mut caller, e)),
                     }
                 }
                 socket::QUERY_INFO => {
-                    let info = caller.data().core.node().sockets.info();
+                    // An untrusted tenant sees its own sockets only.
+                    let tenant = caller.data().core.service().tenant();
+                    let group = (!tenant.is_trusted()).then_some(&tenant.sockets);
+                    let info = caller.data().core.node().sockets.info(group);
                     let table = skywasm_pack::Value::Table(skywasm_pack::Table {
                         array: info,
                         hash: Vec::new(),

@@ -28,6 +28,72 @@ use tokio::sync::mpsc;
 /// Where events go: `(owner, event body)`; false if the owner cannot take it (it is gone).
 pub type EventSink = Box<dyn Fn(Handle, Vec<u8>) -> bool + Send + Sync>;
 
+/// Where the server's own notices go (a connection refused by its quota, ...).
+pub type NoticeSink = Box<dyn Fn(&str) + Send + Sync>;
+
+/// The sockets a group of owners (one tenant) may hold open at once. Every socket counts
+/// against the quota it was opened under until it closes, an accepted connection against its
+/// listener's; the quota is also the group's identity, so the node can keep a tenant's
+/// services to the tenant's own sockets.
+#[derive(Debug)]
+pub struct SocketQuota {
+    open: AtomicU32,
+    limit: u32,
+}
+
+impl SocketQuota {
+    /// A quota of `limit` open sockets.
+    pub fn new(limit: u32) -> Arc<SocketQuota> {
+        Arc::new(SocketQuota {
+            open: AtomicU32::new(0),
+            limit,
+        })
+    }
+
+    /// Sockets open under this quota now.
+    pub fn open(&self) -> u32 {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// The most sockets that may be open under this quota.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    fn take(self: &Arc<Self>) -> Result<QuotaTicket, SocketError> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .map(|_| QuotaTicket(self.clone()))
+            .map_err(|_| {
+                SocketError::Limit(format!(
+                    "the limit of {} open sockets is reached",
+                    self.limit
+                ))
+            })
+    }
+}
+
+/// One socket's place in a quota, given back when the socket's entry goes.
+#[derive(Debug)]
+struct QuotaTicket(Arc<SocketQuota>);
+
+impl Drop for QuotaTicket {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Who opens a socket: the service that gets its events, and the quota it counts against.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// The service.
+    pub handle: Handle,
+    /// Its tenant's quota.
+    pub quota: Arc<SocketQuota>,
+}
+
 /// Unsent bytes on a socket past which its owner gets a WARNING; the threshold then doubles.
 pub const WARNING_THRESHOLD: u64 = 1 << 20;
 
@@ -43,6 +109,9 @@ pub enum SocketError {
     /// The socket server has stopped (the node is stopping).
     #[error("the socket server has stopped")]
     Stopped,
+    /// The owner's quota of open sockets is used up.
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// What a socket is, for `netstat`.
@@ -107,6 +176,8 @@ pub(crate) struct Entry {
     /// Queued and not yet written bytes.
     unsent: AtomicU64,
     control: mpsc::UnboundedSender<Control>,
+    /// Its place in the quota it was opened under.
+    ticket: QuotaTicket,
 }
 
 impl Entry {
@@ -116,6 +187,10 @@ impl Entry {
 
     fn owner(&self) -> Handle {
         Handle(self.owner.load(Ordering::Acquire))
+    }
+
+    fn quota(&self) -> &Arc<SocketQuota> {
+        &self.ticket.0
     }
 }
 
@@ -129,6 +204,7 @@ struct Reactor {
 /// State shared by the server and its tasks.
 pub(crate) struct Shared {
     sink: EventSink,
+    notice: NoticeSink,
     /// Unsent bytes past which a connection is closed (its peer does not read).
     max_unsent: u64,
     sockets: Mutex<FxHashMap<i32, Arc<Entry>>>,
@@ -142,12 +218,14 @@ pub struct SocketServer {
 }
 
 impl SocketServer {
-    /// A server handing every event to `sink`; a connection whose unsent bytes pass
-    /// `max_unsent` is closed with an ERROR. No thread runs until the first socket.
-    pub fn new(sink: EventSink, max_unsent: u64) -> SocketServer {
+    /// A server handing every event to `sink` and its own notices to `notice`; a
+    /// connection whose unsent bytes pass `max_unsent` is closed with an ERROR. No thread
+    /// runs until the first socket.
+    pub fn new(sink: EventSink, notice: NoticeSink, max_unsent: u64) -> SocketServer {
         SocketServer {
             shared: Arc::new(Shared {
                 sink,
+                notice,
                 max_unsent,
                 sockets: Mutex::new(FxHashMap::default()),
                 next_id: AtomicI32::new(0),
@@ -209,15 +287,17 @@ impl SocketServer {
     /// bound at once; it accepts once started. An empty host listens on every address.
     ///
     /// # Errors
-    /// [`SocketError::Address`] when the address cannot be resolved or bound.
+    /// [`SocketError::Address`] when the address cannot be resolved or bound,
+    /// [`SocketError::Limit`] when the owner's quota is used up.
     pub fn listen(
         &self,
-        owner: Handle,
+        owner: &Owner,
         host: &str,
         port: u16,
         backlog: i32,
     ) -> Result<i32, SocketError> {
         let reactor = self.running()?;
+        let ticket = owner.quota.take()?;
         let host = if host.is_empty() { "0.0.0.0" } else { host };
         let address = resolve(host, port)?;
         let _inside = reactor.handle.enter();
@@ -227,7 +307,9 @@ impl SocketServer {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let (entry, control) = self.shared.register(owner, Kind::Listen, String::new());
+        let (entry, control) =
+            self.shared
+                .register(owner.handle, Kind::Listen, String::new(), ticket);
         *lock(&entry.local) = local;
         reactor.handle.spawn(task::listener(
             self.shared.clone(),
@@ -242,17 +324,22 @@ impl SocketServer {
     /// ERROR event (skynet's `socket_server_connect`).
     ///
     /// # Errors
-    /// [`SocketError::Address`] for an empty host or a zero port.
-    pub fn connect(&self, owner: Handle, host: &str, port: u16) -> Result<i32, SocketError> {
+    /// [`SocketError::Address`] for an empty host or a zero port, [`SocketError::Limit`]
+    /// when the owner's quota is used up.
+    pub fn connect(&self, owner: &Owner, host: &str, port: u16) -> Result<i32, SocketError> {
         let reactor = self.running()?;
         if host.is_empty() || port == 0 {
             return Err(SocketError::Address(format!(
                 "connect {host}:{port}: a host and a port are needed"
             )));
         }
-        let (entry, control) =
-            self.shared
-                .register(owner, Kind::Connecting, format!("{host}:{port}"));
+        let ticket = owner.quota.take()?;
+        let (entry, control) = self.shared.register(
+            owner.handle,
+            Kind::Connecting,
+            format!("{host}:{port}"),
+            ticket,
+        );
         reactor.handle.spawn(task::connect(
             self.shared.clone(),
             entry.clone(),
@@ -268,9 +355,11 @@ impl SocketServer {
     /// the data, then the sender's `ip:port` (`ud` = the data's length).
     ///
     /// # Errors
-    /// [`SocketError::Address`] when the address cannot be resolved or bound.
-    pub fn udp(&self, owner: Handle, host: &str, port: u16) -> Result<i32, SocketError> {
+    /// [`SocketError::Address`] when the address cannot be resolved or bound,
+    /// [`SocketError::Limit`] when the owner's quota is used up.
+    pub fn udp(&self, owner: &Owner, host: &str, port: u16) -> Result<i32, SocketError> {
         let reactor = self.running()?;
+        let ticket = owner.quota.take()?;
         let host = if host.is_empty() { "0.0.0.0" } else { host };
         let address = resolve(host, port)?;
         let _inside = reactor.handle.enter();
@@ -280,7 +369,9 @@ impl SocketServer {
                 tokio::net::UdpSocket::from_std(s)
             })
             .map_err(|e| SocketError::Address(format!("udp {host}:{port}: {e}")))?;
-        let (entry, control) = self.shared.register(owner, Kind::Udp, String::new());
+        let (entry, control) = self
+            .shared
+            .register(owner.handle, Kind::Udp, String::new(), ticket);
         if let Ok(local) = socket.local_addr() {
             *lock(&entry.local) = local.to_string();
         }
@@ -417,10 +508,26 @@ impl SocketServer {
         Ok(lock(&self.entry(id)?.local).clone())
     }
 
-    /// Every socket, for `netstat`: `{id, type, address, owner, read, write, wbuffer}`,
-    /// ordered by id.
-    pub fn info(&self) -> Vec<Value> {
-        let mut entries: Vec<Arc<Entry>> = lock(&self.shared.sockets).values().cloned().collect();
+    /// True when socket `id` was opened under `quota` (it belongs to that group).
+    ///
+    /// # Errors
+    /// [`SocketError::Unknown`] when there is no such socket or it belongs to another group
+    /// (whose sockets are none of the caller's business).
+    pub fn check_group(&self, id: i32, quota: &Arc<SocketQuota>) -> Result<(), SocketError> {
+        match self.entry(id) {
+            Ok(entry) if Arc::ptr_eq(entry.quota(), quota) => Ok(()),
+            _ => Err(SocketError::Unknown(id)),
+        }
+    }
+
+    /// Every socket (of the group of `quota`, if given), for `netstat`: `{id, type,
+    /// address, owner, read, write, wbuffer}`, ordered by id.
+    pub fn info(&self, quota: Option<&Arc<SocketQuota>>) -> Vec<Value> {
+        let mut entries: Vec<Arc<Entry>> = lock(&self.shared.sockets)
+            .values()
+            .filter(|e| quota.is_none_or(|q| Arc::ptr_eq(e.quota(), q)))
+            .cloned()
+            .collect();
         entries.sort_by_key(|e| e.id);
         entries
             .iter()
@@ -486,6 +593,7 @@ impl Shared {
         owner: Handle,
         kind: Kind,
         peer: String,
+        ticket: QuotaTicket,
     ) -> (Arc<Entry>, mpsc::UnboundedReceiver<Control>) {
         let (control, receiver) = mpsc::unbounded_channel();
         let mut sockets = lock(&self.sockets);
@@ -512,6 +620,7 @@ impl Shared {
             written: AtomicU64::new(0),
             unsent: AtomicU64::new(0),
             control,
+            ticket,
         });
         sockets.insert(id, entry.clone());
         (entry, receiver)

@@ -52,8 +52,20 @@ pub(super) async fn listener(
             },
             accepted = listener.accept(), if accepting => match accepted {
                 Ok((stream, peer)) => {
+                    let ticket = match entry.quota().take() {
+                        Ok(ticket) => ticket,
+                        Err(e) => {
+                            // As skynet at its descriptor limit: the listener keeps listening.
+                            (shared.notice)(&format!(
+                                "socket {} of {}: closed a connection from {peer}: {e}",
+                                entry.id,
+                                entry.owner()
+                            ));
+                            continue;
+                        }
+                    };
                     let (new, receiver) =
-                        shared.register(entry.owner(), Kind::Accepted, peer.to_string());
+                        shared.register(entry.owner(), Kind::Accepted, peer.to_string(), ticket);
                     set_local(&new, &stream);
                     if !shared.emit(&entry, abi::ACCEPT, new.id, peer.to_string().as_bytes()) {
                         // The owner is gone: neither socket has anyone to serve.

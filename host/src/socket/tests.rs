@@ -31,9 +31,18 @@ fn server() -> (SocketServer, Receiver<Seen>) {
             );
             lock(&tx).send(seen).is_ok()
         }),
+        Box::new(|_| {}),
         MAX_UNSENT,
     );
     (server, rx)
+}
+
+/// Service `handle` as a socket owner with a quota of its own, unlimited.
+fn owner(handle: u32) -> Owner {
+    Owner {
+        handle: Handle(handle),
+        quota: SocketQuota::new(u32::MAX),
+    }
 }
 
 fn next(events: &Receiver<Seen>) -> Seen {
@@ -54,7 +63,7 @@ fn port_of(address: &str) -> u16 {
 #[test]
 fn accept_start_echo_half_close_and_close() {
     let (server, events) = server();
-    let listener = server.listen(Handle(1), "127.0.0.1", 0, 16).unwrap();
+    let listener = server.listen(&owner(1), "127.0.0.1", 0, 16).unwrap();
     let port = port_of(&server.local_address(listener).unwrap());
     server.start(Handle(1), listener).unwrap();
     let (_, _, id, _, local) = expect(&events, abi::CONNECT);
@@ -117,7 +126,7 @@ fn connect_reports_connect_then_data_and_close() {
     let (server, events) = server();
     let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = outside.local_addr().unwrap().port();
-    let id = server.connect(Handle(7), "127.0.0.1", port).unwrap();
+    let id = server.connect(&owner(7), "127.0.0.1", port).unwrap();
     // Bytes sent before the connection is up are queued, in order.
     server.send(id, false, Bytes::from_static(b"a")).unwrap();
     server.send(id, false, Bytes::from_static(b"b")).unwrap();
@@ -141,7 +150,7 @@ fn refused_connections_and_taken_ports_are_clear_errors() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let id = server.connect(Handle(3), "127.0.0.1", port).unwrap();
+    let id = server.connect(&owner(3), "127.0.0.1", port).unwrap();
     let (_, _, got, _, reason) = expect(&events, abi::ERROR);
     assert_eq!(got, id);
     let reason = String::from_utf8(reason).unwrap();
@@ -151,15 +160,15 @@ fn refused_connections_and_taken_ports_are_clear_errors() {
     );
     assert!(reason.to_lowercase().contains("refused"), "{reason}");
 
-    let taken = server.listen(Handle(3), "127.0.0.1", 0, 0).unwrap();
+    let taken = server.listen(&owner(3), "127.0.0.1", 0, 0).unwrap();
     let port = port_of(&server.local_address(taken).unwrap());
-    let err = server.listen(Handle(3), "127.0.0.1", port, 0).unwrap_err();
+    let err = server.listen(&owner(3), "127.0.0.1", port, 0).unwrap_err();
     assert!(err.to_string().contains("in use"), "{err}");
     assert!(matches!(
-        server.listen(Handle(3), "no such host.invalid", 1, 0),
+        server.listen(&owner(3), "no such host.invalid", 1, 0),
         Err(SocketError::Address(_))
     ));
-    assert!(server.connect(Handle(3), "", 80).is_err());
+    assert!(server.connect(&owner(3), "", 80).is_err());
     assert_eq!(server.pause(12345), Err(SocketError::Unknown(12345)));
 }
 
@@ -175,9 +184,10 @@ fn a_socket_whose_owner_is_gone_is_closed() {
             let _ = lock(&tx).send((owner.0, i32::from_le_bytes(body[8..12].try_into().unwrap())));
             !owner_gone.load(Ordering::Acquire)
         }),
+        Box::new(|_| {}),
         MAX_UNSENT,
     );
-    let listener = server.listen(Handle(9), "127.0.0.1", 0, 0).unwrap();
+    let listener = server.listen(&owner(9), "127.0.0.1", 0, 0).unwrap();
     let port = port_of(&server.local_address(listener).unwrap());
     server.start(Handle(9), listener).unwrap();
     rx.recv_timeout(WAIT).unwrap(); // CONNECT of the start
@@ -203,7 +213,7 @@ fn a_slow_reader_makes_the_writer_warned_and_memory_is_the_queue() {
     let (server, events) = server();
     let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = outside.local_addr().unwrap().port();
-    let id = server.connect(Handle(4), "127.0.0.1", port).unwrap();
+    let id = server.connect(&owner(4), "127.0.0.1", port).unwrap();
     let (peer, _) = outside.accept().unwrap();
     expect(&events, abi::CONNECT);
     // The peer never reads: 4 MiB queue up and the owner is warned as they pass 1 MiB.
@@ -213,7 +223,7 @@ fn a_slow_reader_makes_the_writer_warned_and_memory_is_the_queue() {
     }
     let (_, _, _, kib, _) = expect(&events, abi::WARNING);
     assert!(kib >= 1024, "warned at {kib} KiB");
-    let info = server.info();
+    let info = server.info(None);
     let unsent = match &info[0] {
         Value::Table(t) => t
             .hash
@@ -246,7 +256,7 @@ fn events_are_type_id_ud_then_payload() {
 fn udp_echo_over_ipv4_and_ipv6() {
     for (host, any) in [("127.0.0.1", "127.0.0.1:0"), ("::1", "[::1]:0")] {
         let (server, events) = server();
-        let id = server.udp(Handle(5), host, 0).unwrap();
+        let id = server.udp(&owner(5), host, 0).unwrap();
         let local = server.local_address(id).unwrap();
         let peer = std::net::UdpSocket::bind(any).unwrap();
         peer.set_read_timeout(Some(WAIT)).unwrap();
@@ -287,7 +297,7 @@ fn a_low_priority_buffer_begun_is_finished_before_normal_bytes() {
     let (server, events) = server();
     let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = outside.local_addr().unwrap().port();
-    let id = server.connect(Handle(6), "127.0.0.1", port).unwrap();
+    let id = server.connect(&owner(6), "127.0.0.1", port).unwrap();
     let (mut peer, _) = outside.accept().unwrap();
     expect(&events, abi::CONNECT);
     // Larger than the socket buffers: it is still being written when the normal bytes come.
@@ -311,7 +321,7 @@ fn a_peer_that_never_reads_is_cut_off_at_the_unsent_cap() {
     let (server, events) = server();
     let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = outside.local_addr().unwrap().port();
-    let id = server.connect(Handle(8), "127.0.0.1", port).unwrap();
+    let id = server.connect(&owner(8), "127.0.0.1", port).unwrap();
     let (_peer, _) = outside.accept().unwrap();
     expect(&events, abi::CONNECT);
     let chunk = Bytes::from(vec![0u8; 1 << 20]);
@@ -333,4 +343,64 @@ fn a_peer_that_never_reads_is_cut_off_at_the_unsent_cap() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(server.is_empty(), "the socket is gone");
+}
+
+#[test]
+fn a_quota_caps_open_sockets_and_accepted_connections_count_against_the_listeners() {
+    let (tx, rx) = channel::<(u32, u32)>();
+    let tx = Mutex::new(tx);
+    let (notes_tx, notes) = channel::<String>();
+    let notes_tx = Mutex::new(notes_tx);
+    let server = SocketServer::new(
+        Box::new(move |owner, body| {
+            let kind = u32::from_le_bytes(body[0..4].try_into().unwrap());
+            lock(&tx).send((owner.0, kind)).is_ok()
+        }),
+        Box::new(move |text| {
+            let _ = lock(&notes_tx).send(text.to_string());
+        }),
+        MAX_UNSENT,
+    );
+    let quota = SocketQuota::new(2);
+    let tenant = Owner {
+        handle: Handle(5),
+        quota: quota.clone(),
+    };
+    let listener = server.listen(&tenant, "127.0.0.1", 0, 0).unwrap();
+    let port = port_of(&server.local_address(listener).unwrap());
+    server.start(Handle(5), listener).unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap().1, abi::CONNECT);
+    let _first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap().1, abi::ACCEPT);
+    assert_eq!(quota.open(), 2);
+    // The third socket of the group: refused at connect, closed at accept.
+    assert!(matches!(
+        server.connect(&tenant, "127.0.0.1", port),
+        Err(SocketError::Limit(_))
+    ));
+    let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    second.set_read_timeout(Some(WAIT)).unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        second.read(&mut byte).unwrap_or(0),
+        0,
+        "closed by the server"
+    );
+    let note = notes.recv_timeout(WAIT).unwrap();
+    assert!(note.contains("limit of 2 open sockets"), "{note}");
+    // Other groups are not affected, and a closed socket gives its place back.
+    let other = owner(6);
+    let id = server.udp(&other, "127.0.0.1", 0).unwrap();
+    assert!(server.check_group(id, &other.quota).is_ok());
+    assert_eq!(
+        server.check_group(id, &quota),
+        Err(SocketError::Unknown(id))
+    );
+    assert_eq!(server.info(Some(&quota)).len(), 2);
+    server.close(listener).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while quota.open() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(quota.open(), 1);
 }

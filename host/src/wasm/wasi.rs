@@ -58,7 +58,11 @@ impl LineSink {
 
     fn emit(&self, line: &[u8]) {
         if let Some(node) = self.node.upgrade() {
-            node.log(self.handle, &String::from_utf8_lossy(line));
+            let text = String::from_utf8_lossy(line);
+            match node.handles.get(self.handle) {
+                Some(service) => service.guest_log(&node, &text),
+                None => node.log(self.handle, &text),
+            }
         }
     }
 }

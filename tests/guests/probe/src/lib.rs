@@ -136,6 +136,11 @@ async fn handle(request: Request) {
             let target = address(&values, 1);
             vec![code_of(sky::send_values(target.as_str(), &values[2..]))]
         }
+        "send_big" => {
+            let body = vec![7u8; arg_int(&values, 1).max(0) as usize];
+            let target = address(&values, 2);
+            vec![code_of(sky::send(target.as_str(), ptype::TEXT, &body))]
+        }
         "send_text" => {
             let target = address(&values, 1);
             let count = arg_int(&values, 2);

@@ -41,6 +41,8 @@ impl WorkerWatch {
 /// Per-worker watches.
 pub struct Monitor {
     watches: Vec<WorkerWatch>,
+    /// Epoch periods since the node started (advanced with wasmtime's epoch).
+    epochs: std::sync::atomic::AtomicU64,
     stopped: std::sync::atomic::AtomicBool,
 }
 
@@ -49,8 +51,14 @@ impl Monitor {
     pub fn new(workers: usize) -> Monitor {
         Monitor {
             watches: (0..workers).map(|_| WorkerWatch::default()).collect(),
+            epochs: std::sync::atomic::AtomicU64::new(0),
             stopped: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Epoch periods ([`EPOCH_PERIOD`]) since the node started.
+    pub fn epochs(&self) -> u64 {
+        self.epochs.load(Ordering::Relaxed)
     }
 
     /// Stops the monitor thread (after the workers have stopped).
@@ -83,6 +91,7 @@ pub(crate) fn run_monitor_thread(node: &Arc<NodeShared>) {
     while !node.monitor.stopped.load(Ordering::Acquire) {
         std::thread::sleep(EPOCH_PERIOD);
         node.modules.engine().increment_epoch();
+        node.monitor.epochs.fetch_add(1, Ordering::Relaxed);
         ticks += 1;
         if ticks % CHECK_EVERY != 0 {
             continue;

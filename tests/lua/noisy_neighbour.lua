@@ -1,19 +1,14 @@
 -- Benchmark noise (host/benches/node.rs, "noisy"): the start service of a hostile tenant. For
 -- as long as the node runs it keeps one service in an endless loop (a new one each time the
--- CPU limit ends the last), bombs memory in another and floods a third with sends. LOOPS
--- answers how long each endless loop lasted before the host ended it, in nanoseconds.
+-- CPU limit ends the last), bombs memory in another and floods a third with sends.
 local skynet = require "skynet"
 require "skynet.manager"
-
-local loop_ns = {}
 
 local function endless_loops()
 	while true do
 		local ok, looper = pcall(skynet.newservice, "looper")
 		if ok then
-			local started = skynet.hpc()
 			pcall(skynet.call, looper, "lua", "LOOP_STUBBORN")
-			loop_ns[#loop_ns + 1] = skynet.hpc() - started
 		else
 			skynet.sleep(1)
 		end
@@ -44,13 +39,15 @@ local function flood(sink)
 	end
 end
 
+-- The kinds of noise to make: any of "loop", "bomb", "flood".
+local wanted = { ... }
+
 skynet.start(function()
-	skynet.dispatch("lua", function(_, _, cmd)
-		if cmd == "LOOPS" then
-			skynet.retpack(loop_ns)
-		end
-	end)
-	skynet.fork(endless_loops)
-	skynet.fork(memory_bombs)
-	skynet.fork(flood, skynet.newservice("bench_pong"))
+	local noise = {}
+	for _, what in ipairs(wanted) do
+		noise[what] = true
+	end
+	if noise.loop then skynet.fork(endless_loops) end
+	if noise.bomb then skynet.fork(memory_bombs) end
+	if noise.flood then skynet.fork(flood, skynet.newservice("bench_pong")) end
 end)

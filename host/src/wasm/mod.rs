@@ -40,6 +40,9 @@ pub struct WasmState {
     pub(crate) socket_error: Option<Box<str>>,
     /// Epoch ticks the current call into the guest has run (the CPU limit counts them).
     ticks: u32,
+    /// The node's epoch count when the current call began (how long it has run, for the
+    /// CPU-limit log line).
+    call_epoch: u64,
     /// The memory limits of the service and its tenant.
     limiter: MemoryLimiter,
 }
@@ -178,6 +181,7 @@ impl WasmService {
                 service_dir: None,
                 socket_error: None,
                 ticks: 0,
+                call_epoch: 0,
                 limiter,
             },
         );
@@ -190,7 +194,8 @@ impl WasmService {
         // guest with `skywasm_interrupt` is told of SIGNAL 0 instead, at this safe point.
         let interrupted = service.clone();
         store.epoch_deadline_callback(move |mut ctx| {
-            let stopping = node.upgrade().is_none_or(|node| node.is_quitting());
+            let node = node.upgrade();
+            let stopping = node.as_ref().is_none_or(|node| node.is_quitting());
             if interrupted.should_interrupt() || stopping {
                 return Err(wasmtime::Error::msg(
                     "interrupted (killed, signalled or the node is stopping)",
@@ -200,9 +205,12 @@ impl WasmService {
             state.ticks = state.ticks.saturating_add(1);
             let ticks = state.ticks;
             if ticks > hard {
+                let ran = node.map_or(0, |node| {
+                    node.monitor.epochs().saturating_sub(state.call_epoch)
+                }) * crate::monitor::EPOCH_PERIOD.as_millis() as u64;
                 return Err(wasmtime::Error::msg(format!(
                     "ran past the CPU limit of {cpu_ms} ms per message of tenant `{tenant_name}` \
-                     (maybe in an endless loop)"
+                     (maybe in an endless loop; stopped after {ran} ms)"
                 )));
             }
             let soft_limit = soft > 0 && ticks == soft.saturating_add(1);
@@ -298,7 +306,9 @@ impl WasmService {
 
     /// Starts the CPU count of a new call into the guest.
     fn arm(&mut self) {
-        self.store.data_mut().ticks = 0;
+        let state = self.store.data_mut();
+        state.ticks = 0;
+        state.call_epoch = state.core.node().monitor.epochs();
         self.store.set_epoch_deadline(1);
     }
 

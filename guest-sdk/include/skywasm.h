@@ -144,4 +144,11 @@ SKYWASM_IMPORT(socket_sendto)
 int32_t skywasm_socket_sendto(int32_t id, const char *addr, uint32_t addr_len, const void *data,
                               uint32_t len);
 
+/* Hot upgrade (docs/abi.md §4.23, §6): inside the optional export
+ * int32_t skywasm_snapshot(void), hands the host the state (of the guest's own version) that
+ * the new code receives in the optional export
+ * int32_t skywasm_restore(uint32_t version, void *state, uint32_t len), before skywasm_init. */
+SKYWASM_IMPORT(upgrade_state)
+int32_t skywasm_upgrade_state(uint32_t version, const void *state, uint32_t len);
+
 #endif

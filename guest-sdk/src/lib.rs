@@ -35,6 +35,7 @@ mod error;
 mod request;
 mod runtime;
 pub mod socket;
+pub mod upgrade;
 use skywasm_abi::sys;
 
 pub use api::*;
@@ -49,6 +50,7 @@ pub use skywasm_pack::{self as pack, Table, Value};
 #[doc(hidden)]
 pub mod __rt {
     pub use crate::runtime::entry::{alloc, dispatch};
+    pub use crate::upgrade::entry::{restore, snapshot};
 
     /// `skywasm_init`: installs the built-in debug protocol, then runs `start`.
     pub fn init(ptr: u32, len: u32, start: fn(&str) -> crate::Result<()>) -> i32 {
@@ -85,6 +87,18 @@ macro_rules! service {
         #[no_mangle]
         pub extern "C" fn skywasm_alloc(len: u32) -> u32 {
             $crate::__rt::alloc(len)
+        }
+
+        /// Host entry: an upgrade asks for the state to hand to the new code.
+        #[no_mangle]
+        pub extern "C" fn skywasm_snapshot() -> i32 {
+            $crate::__rt::snapshot()
+        }
+
+        /// Host entry: an upgrade hands this code the old code's state, before init.
+        #[no_mangle]
+        pub extern "C" fn skywasm_restore(version: u32, ptr: u32, len: u32) -> i32 {
+            $crate::__rt::restore(version, ptr, len)
         }
 
         /// WASI reactor entry, called once before `skywasm_init`: runs static constructors.

@@ -6,7 +6,7 @@
 //! --benches` runs each scenario once, small, as a smoke test; `-- NAME` runs only scenarios
 //! whose name contains NAME (`calls`, `sends`, `fanin`, `spawn`, `native`, `100k`,
 //! `lua-coroutine`, `lua-calls`, `lua-sends`, `lua-spawn`, `net-echo`, `net-accept`,
-//! `noisy`, `lua-100k`).
+//! `noisy`, `upgrade`, `lua-100k`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -166,7 +166,9 @@ fn spawn(n: i64, call_all: bool) -> Spawned {
         .handles
         .list()
         .into_iter()
-        .filter(|(h, s)| s.module() == module && s.args() == args && (first..=last).contains(&h.0))
+        .filter(|(h, s)| {
+            &*s.module() == module && &*s.args() == args && (first..=last).contains(&h.0)
+        })
         .map(|(h, _)| h)
         .collect();
     assert_eq!(handles.len() as i64, n, "every spawned service is alive");
@@ -239,7 +241,11 @@ fn median(mut values: Vec<f64>) -> (f64, f64, f64) {
 fn report(name: &str, unit: &str, values: Vec<f64>) -> f64 {
     let runs = values.len();
     let (mid, low, high) = median(values);
-    println!("{name:<44} median {mid:>12.0} {unit:<12} (min {low:.0}, max {high:.0}, {runs} runs)");
+    // Small figures (milliseconds) keep two decimals; rates are whole numbers.
+    let digits = if high < 100.0 { 2 } else { 0 };
+    println!(
+        "{name:<44} median {mid:>12.digits$} {unit:<12} (min {low:.digits$}, max {high:.digits$}, {runs} runs)"
+    );
     mid
 }
 
@@ -389,6 +395,63 @@ fn net_accept(n: usize) -> f64 {
         thread.join().unwrap();
     }
     (n / 4 * 4) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Hot upgrade: a target (`rust`: the `probe` guest, else the Lua counter of
+/// `tests/lua/upgrade_v1.lua`) holding `state` extra bytes in its state is upgraded `n`
+/// times, a tick (10 ms) apart, by a Lua driver, while a Lua caller calls it in a loop.
+/// Returns the time of each upgrade as the driver sees it (request to outcome, ms), the
+/// caller's longest wait between two answers during the upgrades, and its longest wait over
+/// the same time without upgrades (ms).
+fn upgrades(rust: bool, state: i64, n: i64) -> (Vec<f64>, f64, f64) {
+    let mut bench = node(&format!(
+        "luaservice = \"{0}/?.lua\"\nlua_path = \"{0}/lib/?.lua\"\nwasm_memory = \"128M\"",
+        lua_scripts().display(),
+    ));
+    let shared = bench.node.shared().clone();
+    let launch = |module: &str, args: &str| shared.launch(module, args).expect("launch");
+    let (target, ballast, call, names) = if rust {
+        (launch("probe", ""), "ballast", "count", ["probe", "probe"])
+    } else {
+        let target = launch("snlua", "upgrade_v1");
+        (target, "BALLAST", "INC", ["upgrade_v2", "upgrade_v1"])
+    };
+    bench.lua(target, &[Value::from(ballast), Value::Integer(state)]);
+    let driver = launch("snlua", "upgrade_driver");
+    let caller = launch("snlua", "upgrade_caller");
+    let longest_wait = |bench: &mut Bench, during: &mut dyn FnMut(&mut Bench)| {
+        bench.lua(caller, &[Value::from("RUN"), h(target), Value::from(call)]);
+        during(bench);
+        let report = bench.lua(caller, &[Value::from("STOP")]);
+        assert_eq!(
+            report[1],
+            Value::Integer(0),
+            "calls failed during the upgrades"
+        );
+        report[4].as_integer().unwrap_or(0) as f64 / 1e6
+    };
+    let idle = Duration::from_millis(n as u64 * 11);
+    let baseline = longest_wait(&mut bench, &mut |_| std::thread::sleep(idle));
+    let mut times = Vec::new();
+    let during = longest_wait(&mut bench, &mut |bench| {
+        let reply = bench.lua(
+            driver,
+            &[
+                Value::from("TIMES"),
+                h(target),
+                Value::Integer(n),
+                Value::from(names[0]),
+                Value::from(names[1]),
+            ],
+        );
+        if let Some(Value::Table(failures)) = reply.get(1) {
+            assert!(failures.array.is_empty(), "upgrades failed: {failures:?}");
+        }
+        if let Some(Value::Table(list)) = reply.first() {
+            times = list.array.iter().filter_map(Value::as_real).collect();
+        }
+    });
+    (times, during, baseline)
 }
 
 /// What the hostile tenant does in a noisy-neighbour run.
@@ -649,6 +712,30 @@ fn main() {
             println!(
                 "    rogue's endless loops were stopped after median {mid:.0} ms (min {low:.0}, max {high:.0}, {count} loops; CPU limit 100 ms)"
             );
+        }
+    }
+    if wanted("upgrade") {
+        let n = scale(20, 2);
+        for (rust, name) in [(false, "Lua"), (true, "Rust")] {
+            for (state, size) in [(0, "small"), (10 << 20, "10 MB")] {
+                let (mut times, mut pauses, mut baselines) = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..runs {
+                    let (mut t, pause, baseline) = upgrades(rust, state, n);
+                    times.append(&mut t);
+                    pauses.push(pause);
+                    baselines.push(baseline);
+                }
+                report(
+                    &format!("upgrade, {name} service, {size} state"),
+                    "ms",
+                    times,
+                );
+                let (pause, low, high) = median(pauses);
+                let (baseline, _, _) = median(baselines);
+                println!(
+                    "    longest wait for an answer while upgraded: median {pause:.2} ms (min {low:.2}, max {high:.2}); without upgrades {baseline:.2} ms"
+                );
+            }
         }
     }
     if wanted("lua-100k") && !quick {

@@ -56,14 +56,14 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             bind(core, name, handle)
         }
         "EXIT" => {
-            node.exit(core.handle());
+            exit_self(core);
             Ok(String::new())
         }
         "KILL" => {
             let target = core.resolve(param.trim())?;
             own_tenant(core, command, target)?;
             let stopped = if target == core.handle() {
-                node.exit(target)
+                exit_self(core)
             } else {
                 node.kill(target)
             };
@@ -92,6 +92,44 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             };
             let (module, args) = split_command(rest);
             launch_for(core, &on_behalf, module, args)
+        }
+        // skywasm: replace a service's code at its address (docs/upgrade.md): `target name
+        // [args]`. The outcome comes back later as the reply to the session this answers.
+        "UPGRADE" => {
+            let (target, rest) = split_command(param);
+            let (name, args) = split_command(rest);
+            if name.is_empty() {
+                return Err(error::INVALID_ARGUMENT);
+            }
+            let target = core.resolve(target)?;
+            own_tenant(core, command, target)?;
+            let service = node.handles.get(target).ok_or(error::INVALID_ADDRESS)?;
+            let (module, args) = upgraded_code(&service, name, args);
+            if !tenant.spec.may_launch(&module, &args) {
+                return Err(deny(
+                    core,
+                    command,
+                    param,
+                    &format!("tenant `{}` may not launch that module", tenant.name()),
+                ));
+            }
+            let session = core.new_session();
+            let request = crate::upgrade::UpgradeRequest {
+                module,
+                args,
+                requester: core.handle(),
+                session,
+            };
+            node.request_upgrade(target, request)?;
+            Ok(session.to_string())
+        }
+        // skywasm: `module args` a service runs now (default: the caller); an upgrade
+        // changes it, the launcher's list keeps the launch line.
+        "CODE" => {
+            let service = named_service(core, command, param)?;
+            Ok(format!("{} {}", service.module(), service.args())
+                .trim_end()
+                .to_string())
         }
         // skywasm: `name trusted` or `name untrusted`, for a service (default: the caller).
         "TENANT" => {
@@ -165,13 +203,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
         "STAT" => stat(core, param.trim()),
         // skywasm: a service's linear memory, for consoles (any service's, by address).
         "MEMORY" => {
-            let target = if param.trim().is_empty() {
-                core.handle()
-            } else {
-                core.resolve(param.trim())?
-            };
-            own_tenant(core, command, target)?;
-            let service = node.handles.get(target).ok_or(error::INVALID_ADDRESS)?;
+            let service = named_service(core, command, param)?;
             // Read from the instance when it is idle (as `SIGNAL` runs an idle one); while
             // it runs a message (the caller itself, say) the last reading stands.
             if let Ok(mut slot) = service.slot.try_lock() {
@@ -242,6 +274,22 @@ pub(crate) fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) ->
 fn count_refusal(core: &ServiceCore) -> Option<u64> {
     let refused = core.service().stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
     crate::node::worth_logging(refused).then_some(refused)
+}
+
+/// The service a command names (`param`: a target, or empty for the caller), when the
+/// caller may act on it.
+fn named_service(
+    core: &ServiceCore,
+    command: &str,
+    param: &str,
+) -> Result<Arc<crate::service::Service>, i32> {
+    let target = if param.trim().is_empty() {
+        core.handle()
+    } else {
+        core.resolve(param.trim())?
+    };
+    own_tenant(core, command, target)?;
+    core.node.handles.get(target).ok_or(error::INVALID_ADDRESS)
 }
 
 /// An untrusted service acts only on services of its own tenant.
@@ -324,6 +372,34 @@ fn launch_for(
         Ok(handle) => Ok(format!(":{:08X}", handle.0)),
         Err(e) => Err(e.code()),
     }
+}
+
+/// The code an upgrade of `service` to `name` runs: a Lua service (`snlua script args`) gets
+/// script `name`, any other service module `name`; both keep their arguments unless `args`
+/// gives new ones.
+fn upgraded_code(service: &crate::service::Service, name: &str, args: &str) -> (String, String) {
+    let (module, old_args) = (service.module(), service.args());
+    if &*module == "snlua" {
+        let (_, old_rest) = split_command(&old_args);
+        let rest = if args.is_empty() { old_rest } else { args };
+        (
+            "snlua".into(),
+            format!("{name} {rest}").trim_end().to_string(),
+        )
+    } else {
+        let args = if args.is_empty() { &old_args } else { args };
+        (name.to_string(), args.to_string())
+    }
+}
+
+/// Ends the calling service after its current message — or, for code being started by an
+/// upgrade, fails the upgrade instead (the service's running code carries on).
+fn exit_self(core: &mut ServiceCore) -> bool {
+    if core.upgrading {
+        core.exit_requested = true;
+        return true;
+    }
+    core.node.exit(core.handle())
 }
 
 /// Arms a timeout of `ticks` centiseconds and returns its session. A timeout of 0 (or less)

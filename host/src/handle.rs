@@ -193,7 +193,7 @@ impl<T: Clone> HandleTable<T> {
     }
 
     /// Binds `name` to a live `handle` in the shared name space. A name that is already
-    /// bound keeps its first binding.
+    /// bound keeps its first binding (binding it again to the same handle succeeds).
     ///
     /// # Errors
     /// [`HandleError::InvalidName`], [`HandleError::NameTaken`], [`HandleError::NoSuchHandle`].
@@ -219,8 +219,11 @@ impl<T: Clone> HandleTable<T> {
             return Err(HandleError::NoSuchHandle(handle));
         }
         let space = inner.space(scope);
-        if space.contains_key(name) {
-            return Err(HandleError::NameTaken(name.to_string()));
+        match space.get(name) {
+            // Binding a name again to its own service (new code after an upgrade) is a no-op.
+            Some(bound) if *bound == handle => return Ok(()),
+            Some(_) => return Err(HandleError::NameTaken(name.to_string())),
+            None => {}
         }
         space.insert(name.to_string(), handle);
         inner
@@ -364,6 +367,11 @@ mod tests {
             Err(HandleError::NameTaken(".db".into()))
         );
         assert_eq!(table.find_name(".db"), Some(a), "the first binding is kept");
+        assert_eq!(
+            table.bind_name(".db", a),
+            Ok(()),
+            "binding it again to its own is fine"
+        );
         table.bind_name(".alias", a).unwrap();
         table.retire(a).unwrap();
         assert_eq!(table.find_name(".db"), None);

@@ -26,6 +26,8 @@
 //! | [`log`] | the logger service, message logs | `service_logger.c`, `skynet_log.c` |
 //! | [`socket`] | TCP sockets on tokio, events to owners | `socket_server.c`, `skynet_socket.c` |
 //! | [`client`] | outside threads sending and calling | — |
+//! | [`tenant`] | tenants: limits, capabilities, quotas | — |
+//! | [`upgrade`] | hot upgrade of a service's code at its address | — |
 //!
 //! `mq`, `handle` and `timer` depend on neither wasmtime nor an async runtime.
 //!
@@ -58,6 +60,7 @@ pub mod source;
 mod sync;
 pub mod tenant;
 pub mod timer;
+pub mod upgrade;
 pub mod wasm;
 
 pub use skywasm_abi as abi_constants;

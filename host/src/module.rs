@@ -52,6 +52,10 @@ pub struct WasmModule {
     pub(crate) has_initialize: bool,
     pub(crate) has_signal: bool,
     pub(crate) has_interrupt: bool,
+    pub(crate) has_snapshot: bool,
+    pub(crate) has_restore: bool,
+    /// A hash of the bytes it was compiled from: an upgrade recompiles only changed code.
+    pub(crate) digest: u64,
 }
 
 /// The node's engine and every module it has loaded.
@@ -115,32 +119,52 @@ impl ModuleRegistry {
     /// # Errors
     /// [`LaunchError::NotFound`] or [`LaunchError::Invalid`].
     pub fn resolve(&self, name: &str) -> Result<ModuleKind, LaunchError> {
+        self.load(name, false)
+    }
+
+    /// Resolves a module name for an upgrade: like [`ModuleRegistry::resolve`], but a wasm
+    /// module is read again and recompiled when its bytes changed, so the new code is what
+    /// the file holds now. Services running the old code keep it until they end.
+    ///
+    /// # Errors
+    /// As [`ModuleRegistry::resolve`].
+    pub fn reload(&self, name: &str) -> Result<ModuleKind, LaunchError> {
+        self.load(name, true)
+    }
+
+    fn load(&self, name: &str, fresh: bool) -> Result<ModuleKind, LaunchError> {
         if let Some(factory) = read(&self.natives).get(name) {
             return Ok(ModuleKind::Native(factory.clone()));
         }
-        if let Some(module) = lock(&self.loaded).get(name) {
-            return Ok(ModuleKind::Wasm(module.clone()));
+        if !fresh {
+            if let Some(module) = lock(&self.loaded).get(name) {
+                return Ok(ModuleKind::Wasm(module.clone()));
+            }
         }
         if !valid_module_name(name) {
             return Err(LaunchError::NotFound(name.into(), self.search_path.clone()));
         }
         let provided = read(&self.provided).get(name).cloned();
-        let (module, origin) = if let Some(bytes) = provided {
-            (self.compile_bytes(name, &bytes)?, "provided".to_string())
+        let (bytes, origin): (std::borrow::Cow<'_, [u8]>, String) = if let Some(bytes) = provided {
+            (bytes.to_vec().into(), "provided".to_string())
         } else if let Some(path) = self.search(name) {
             let bytes = std::fs::read(&path).map_err(|e| {
                 LaunchError::Invalid(name.into(), format!("reading {}: {e}", path.display()))
             })?;
-            (
-                self.compile_bytes(name, &bytes)?,
-                path.display().to_string(),
-            )
+            (bytes.into(), path.display().to_string())
         } else if let Some(bytes) = crate::builtin::module(name) {
-            (self.compile_bytes(name, bytes)?, "built-in".to_string())
+            (bytes.into(), "built-in".to_string())
         } else {
             return Err(LaunchError::NotFound(name.into(), self.search_path.clone()));
         };
-        let module = Arc::new(self.link(name, origin, &module)?);
+        let digest = digest_of(&bytes);
+        if let Some(module) = lock(&self.loaded).get(name) {
+            if module.digest == digest {
+                return Ok(ModuleKind::Wasm(module.clone()));
+            }
+        }
+        let compiled = self.compile_bytes(name, &bytes)?;
+        let module = Arc::new(self.link(name, origin, &compiled, digest)?);
         lock(&self.loaded).insert(name.to_string(), module.clone());
         Ok(ModuleKind::Wasm(module))
     }
@@ -168,7 +192,13 @@ impl ModuleRegistry {
     }
 
     /// Checks the module's exports and links its imports.
-    fn link(&self, name: &str, origin: String, module: &Module) -> Result<WasmModule, LaunchError> {
+    fn link(
+        &self,
+        name: &str,
+        origin: String,
+        module: &Module,
+        digest: u64,
+    ) -> Result<WasmModule, LaunchError> {
         let invalid = |why: String| LaunchError::Invalid(name.into(), why);
         let i32_ = || ValType::I32;
         expect_func(module, export::ALLOC, &[i32_()], &[i32_()]).map_err(invalid)?;
@@ -191,6 +221,11 @@ impl ModuleRegistry {
         let has_initialize = optional(export::INITIALIZE, &[]).map_err(invalid)?;
         let has_signal = optional(SIGNAL_EXPORT, &[i32_()]).map_err(invalid)?;
         let has_interrupt = optional(export::INTERRUPT, &[]).map_err(invalid)?;
+        let has_snapshot =
+            optional_returning_i32(module, export::SNAPSHOT, &[]).map_err(invalid)?;
+        let has_restore =
+            optional_returning_i32(module, export::RESTORE, &[i32_(), i32_(), i32_()])
+                .map_err(invalid)?;
         let pre = self
             .linker
             .instantiate_pre(module)
@@ -202,8 +237,28 @@ impl ModuleRegistry {
             has_initialize,
             has_signal,
             has_interrupt,
+            has_snapshot,
+            has_restore,
+            digest,
         })
     }
+}
+
+/// True when `module` exports `name` as a function of `params` returning one `i32`; an
+/// error when it exports `name` with another type.
+fn optional_returning_i32(module: &Module, name: &str, params: &[ValType]) -> Result<bool, String> {
+    match module.get_export(name) {
+        None => Ok(false),
+        Some(_) => expect_func(module, name, params, &[ValType::I32]).map(|()| true),
+    }
+}
+
+/// A hash of a module's bytes (to tell whether a file changed; not a security measure).
+fn digest_of(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Optional export: skynet's module `signal` entry.

@@ -339,6 +339,9 @@ fn dispatch_turn(
     if service.starting.load(Ordering::Acquire) && service.is_alive() {
         node.run_deferred_start(&service);
     }
+    if service.upgrade_pending.load(Ordering::Acquire) && service.is_alive() {
+        node.run_upgrade(&service);
+    }
     if !service.is_alive() {
         node.finalize(&service);
         return scheduler.take(turn);
@@ -377,6 +380,14 @@ fn dispatch_turn(
             node.finalize(&service);
             return scheduler.take(turn);
         }
+        // An upgrade asked for meanwhile comes before the next message.
+        if service.upgrade_pending.load(Ordering::Acquire) {
+            node.run_upgrade(&service);
+            if !service.is_alive() {
+                node.finalize(&service);
+                return scheduler.take(turn);
+            }
+        }
         done += 1;
     }
     // An emptied queue leaves global now rather than bouncing through the global queue.
@@ -409,6 +420,10 @@ fn dispatch_message(
     let Some(behavior) = slot.as_mut() else {
         return;
     };
+    // A reply or timeout for the code an upgrade replaced has nobody waiting for it.
+    if !behavior.core().note_delivery(&message) {
+        return;
+    }
     crate::log::record_message(node, service, &message);
     // Only the worker holding the queue writes this counter: a plain store suffices.
     let count = service.stats.messages.load(Ordering::Relaxed) + 1;
@@ -417,7 +432,6 @@ fn dispatch_message(
     let profile = node.config.profile;
     let started = profile.then(crate::clock::thread_cpu_ns);
     behavior.core().message_started_ns = started;
-    behavior.core().note_delivery(&message);
     let (ptype, source, session) = (message.ptype, message.source, message.session);
     let (result, interrupted) = service.run_call(|| behavior.dispatch(message));
     if let Some(started) = started {

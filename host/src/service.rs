@@ -46,6 +46,36 @@ pub trait Behavior: Send {
     fn memory_size(&mut self) -> Option<usize> {
         None
     }
+
+    /// Asks the running code for the state an upgrade hands to the new code.
+    ///
+    /// # Errors
+    /// A [`Fault`] when the instance trapped (it is then discarded).
+    fn snapshot(&mut self) -> Result<Snapshot, Fault> {
+        Ok(Snapshot::Unsupported)
+    }
+}
+
+/// State the code of a service hands to its successor in an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedState {
+    /// The guest's own version number of the state's format.
+    pub version: u32,
+    /// The state.
+    pub bytes: Vec<u8>,
+}
+
+/// What the running code answered when asked for its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Snapshot {
+    /// The code has no snapshot entry: the new code starts fresh.
+    Unsupported,
+    /// The code handed nothing over: the new code starts fresh.
+    Empty,
+    /// The state to hand over.
+    State(SavedState),
+    /// The code refused the upgrade (its snapshot entry returned this value).
+    Refused(i32),
 }
 
 /// The init of a service launched with [`crate::node::NodeShared::launch_deferred`], run
@@ -74,8 +104,8 @@ pub struct Stats {
 /// One service of a node.
 pub struct Service {
     handle: Handle,
-    module: String,
-    args: String,
+    /// What it runs: module and argument string (an upgrade changes them).
+    code: std::sync::RwLock<(Arc<str>, Arc<str>)>,
     /// The mailbox.
     pub(crate) queue: MessageQueue,
     /// The instance; `None` while its init runs and after it ended.
@@ -111,6 +141,10 @@ pub struct Service {
     pub(crate) deferred_start: Mutex<Option<DeferredStart>>,
     /// Set when a deferred init failed: the service never started.
     pub(crate) never_started: AtomicBool,
+    /// An upgrade asked for and not begun yet.
+    pub(crate) upgrade: Mutex<Option<crate::upgrade::UpgradeRequest>>,
+    /// Set while `upgrade` holds a request, so the message path checks an atomic.
+    pub(crate) upgrade_pending: AtomicBool,
     /// Its guest's log lines against the tenant's `log_rate`.
     log_budget: TokenBucket,
     /// Guest log lines dropped since the last one logged.
@@ -122,8 +156,7 @@ impl Service {
     pub(crate) fn new(handle: Handle, module: &str, args: &str, tenant: Arc<Tenant>) -> Service {
         Service {
             handle,
-            module: module.to_string(),
-            args: args.to_string(),
+            code: std::sync::RwLock::new((module.into(), args.into())),
             queue: MessageQueue::new_held(),
             slot: Mutex::new(None),
             alive: AtomicBool::new(true),
@@ -140,6 +173,8 @@ impl Service {
             starting: AtomicBool::new(false),
             deferred_start: Mutex::new(None),
             never_started: AtomicBool::new(false),
+            upgrade: Mutex::new(None),
+            upgrade_pending: AtomicBool::new(false),
             log_budget: TokenBucket::new(tenant.spec.limits.log_rate),
             log_dropped: AtomicU64::new(0),
             tenant,
@@ -184,13 +219,18 @@ impl Service {
     }
 
     /// The module it runs (`logger`, `launcher`, a wasm module name).
-    pub fn module(&self) -> &str {
-        &self.module
+    pub fn module(&self) -> Arc<str> {
+        crate::sync::read(&self.code).0.clone()
     }
 
     /// Its argument string.
-    pub fn args(&self) -> &str {
-        &self.args
+    pub fn args(&self) -> Arc<str> {
+        crate::sync::read(&self.code).1.clone()
+    }
+
+    /// Records the code an upgrade started.
+    pub(crate) fn set_code(&self, module: &str, args: &str) {
+        *crate::sync::write(&self.code) = (module.into(), args.into());
     }
 
     /// Messages waiting in its mailbox.
@@ -305,6 +345,14 @@ pub struct ServiceCore {
     pub capabilities: Capabilities,
     /// The service last sent to: a conversation partner is found without the handle table.
     last_destination: Option<Arc<Service>>,
+    /// After an upgrade: the last session the old code allocated. Replies and timeouts
+    /// carrying a session up to it belong to the old code and are dropped.
+    stale_floor: Option<i32>,
+    /// Set while this core's code is being started by an upgrade: an `EXIT` then fails the
+    /// upgrade instead of ending the service.
+    pub(crate) upgrading: bool,
+    /// The code being started by an upgrade asked to exit.
+    pub(crate) exit_requested: bool,
 }
 
 impl ServiceCore {
@@ -318,7 +366,35 @@ impl ServiceCore {
             message_started_ns: None,
             capabilities,
             last_destination: None,
+            stale_floor: None,
+            upgrading: false,
+            exit_requested: false,
         }
+    }
+
+    /// The core of the code that replaces this one in an upgrade: the same service, its
+    /// session counter carried on (so replies to the old code's calls, and its timeouts, are
+    /// told apart and dropped), nothing owed yet.
+    pub(crate) fn successor(&self) -> ServiceCore {
+        ServiceCore {
+            node: self.node.clone(),
+            service: self.service.clone(),
+            last_session: self.last_session,
+            owed: FxHashMap::default(),
+            message_started_ns: None,
+            capabilities: self.capabilities,
+            last_destination: None,
+            stale_floor: (self.last_session > 0).then_some(self.last_session),
+            upgrading: true,
+            exit_requested: false,
+        }
+    }
+
+    /// True for a reply or timeout meant for the code this one replaced.
+    pub(crate) fn is_stale_reply(&self, message: &Message) -> bool {
+        self.stale_floor.is_some_and(|floor| {
+            message.session > 0 && message.session <= floor && !is_request(message.ptype)
+        })
     }
 
     /// This service's address.
@@ -341,12 +417,18 @@ impl ServiceCore {
         self.last_session = self.last_session.wrapping_add(1);
         if self.last_session <= 0 {
             self.last_session = 1;
+            // The counter wrapped: the old code's sessions are reused from here on.
+            self.stale_floor = None;
         }
         self.last_session
     }
 
-    /// Records a message about to be dispatched to this service.
-    pub(crate) fn note_delivery(&mut self, message: &Message) {
+    /// Records a message about to be dispatched to this service; false for one it must not
+    /// see: a reply or timeout meant for the code an upgrade replaced.
+    pub(crate) fn note_delivery(&mut self, message: &Message) -> bool {
+        if self.is_stale_reply(message) {
+            return false;
+        }
         // From address 0 (socket events, a gate's redirected client packets whose session
         // is the fd) nothing waits for an answer: an answer could not even be delivered.
         if message.session != 0 && is_request(message.ptype) && !message.source.is_none() {
@@ -355,6 +437,7 @@ impl ServiceCore {
                 .entry((message.source, message.session))
                 .or_insert(0) += 1;
         }
+        true
     }
 
     /// Marks a request as answered; true if it was owed.

@@ -959,10 +959,75 @@ end
 
 function skynet.start(start_func)
 	c.callback(skynet.dispatch_message)
+	if c.upgrading() then
+		-- skywasm: started by an upgrade. The start function runs now, inside the init, so
+		-- that its failure fails the upgrade and the old code carries on; what it does after
+		-- its first wait (a call, a sleep) runs once the new code is in place.
+		local co = co_create(function()
+			local ok, err = skynet.pcall(start_func)
+			init_thread = nil
+			if not ok then
+				skynet.error("upgrade: the new code's start failed: " .. tostring(err))
+				skynet.exit()
+			end
+		end)
+		init_thread = co
+		running_thread = co
+		suspend(co, coroutine_resume(co))
+		if fork_queue.h <= fork_queue.t then
+			skynet.timeout(0, function() end) -- a message, after which the forks run
+		end
+		return
+	end
 	init_thread = skynet.timeout(0, function()
 		skynet.init_service(start_func)
 		init_thread = nil
 	end)
+end
+
+---------------------------------------------------------------------------------------------
+-- hot upgrade (skywasm; docs/upgrade.md)
+
+-- `hook()` returns the state this service hands to its next code when it is upgraded, and
+-- optionally the state's version (default 1); the state is anything skynet.pack takes.
+function skynet.on_upgrade(hook)
+	if hook == nil then
+		c.upgrade_hook(nil)
+		return
+	end
+	assert(type(hook) == "function", "skynet.on_upgrade: a function expected")
+	c.upgrade_hook(function()
+		local state, version = hook()
+		return c.packstring(state), math.tointeger(version) or 1
+	end)
+end
+
+-- The state the previous code handed over, and its version, when an upgrade started this
+-- code with one; nil otherwise. Taken once.
+function skynet.upgraded()
+	return c.upgraded()
+end
+
+-- Replaces the code of `addr` with `name` (a Lua service: its new script; a wasm module
+-- service: its new module), keeping its arguments unless new ones are given, once the
+-- message it runs now is done. Returns "restored", version, bytes or "fresh", reason;
+-- raises when the upgrade failed (the old code carries on).
+function skynet.upgrade(addr, name, ...)
+	local target = type(addr) == "number" and skynet.address(addr) or addr
+	local param = table.concat({ target, name, ... }, " ")
+	local session = c.intcommand("UPGRADE", param)
+	if not session then
+		error(string.format("skynet.upgrade %s: refused (no such service, not allowed, or an upgrade of it is pending)", param), 2)
+	end
+	local outcome = skynet.tostring(yield_call(target, session))
+	local kind, rest = outcome:match("^(%S+)%s*(.*)$")
+	if kind == "restored" then
+		local version, bytes = rest:match("^(%d+) (%d+)$")
+		return kind, math.tointeger(version), math.tointeger(bytes)
+	elseif kind == "fresh" then
+		return kind, rest
+	end
+	error("upgrade failed: " .. tostring(rest), 2)
 end
 
 function skynet.endthread()

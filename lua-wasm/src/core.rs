@@ -50,6 +50,10 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
         (c"trace", trace),
         // skywasm: source files through the host (the console's inject reads "file"s)
         (c"load_source", crate::host::load_source),
+        // skywasm: hot upgrade (skynet.on_upgrade, skynet.upgraded)
+        (c"upgrade_hook", crate::upgrade::upgrade_hook),
+        (c"upgraded", crate::upgrade::upgraded),
+        (c"upgrading", crate::upgrade::upgrading),
     ];
     // SAFETY: called by Lua with a valid state.
     unsafe {

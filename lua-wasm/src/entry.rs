@@ -142,6 +142,25 @@ fn parse_size(text: &str) -> Option<usize> {
     digits.trim().parse::<usize>().ok()?.checked_mul(unit)
 }
 
+/// An upgrade asks for the state to hand to the new code: the service's upgrade hook
+/// (`skynet.on_upgrade`) is called and its state packed; 0, or 1 when the hook failed (the
+/// upgrade is refused).
+#[no_mangle]
+pub extern "C" fn skywasm_snapshot() -> i32 {
+    let l = VM.with(|slot| slot.borrow().as_ref().map(Vm::raw));
+    match l {
+        Some(l) => crate::upgrade::snapshot(l),
+        None => 0,
+    }
+}
+
+/// An upgrade started this code: the old code's state (version 0 and no bytes: none), which
+/// the script reads with `skynet.upgraded()`.
+#[no_mangle]
+pub extern "C" fn skywasm_restore(version: u32, ptr: *mut u8, len: u32) -> i32 {
+    crate::upgrade::restore(version, ptr, len)
+}
+
 /// One message, to the Lua callback the service installed (`skynet.start` does).
 #[no_mangle]
 pub extern "C" fn skywasm_dispatch(ty: u32, session: i32, source: u32, ptr: *mut u8, len: u32) {

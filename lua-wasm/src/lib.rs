@@ -28,3 +28,5 @@ mod pack;
 mod socket;
 #[cfg(target_family = "wasm")]
 mod state;
+#[cfg(target_family = "wasm")]
+mod upgrade;

@@ -439,6 +439,8 @@ function COMMAND.help()
 		netstat = "netstat : all the sockets",
 		getenv = "getenv name : skynet.getenv(name)",
 		setenv = "setenv name value : skynet.setenv(name, value)",
+		upgrade = "upgrade address name [args...] : replace a service's code at its address (a Lua service: its script), keeping its state if it hands it over",
+		["upgrade-all"] = "upgrade-all name : upgrade every service running name (a script or a module) to what its file holds now",
 		snax = "(not supported in skywasm)",
 		clearcache = "(not supported in skywasm)",
 		debug = "(not supported in skywasm)",
@@ -466,16 +468,27 @@ local function skywasm_suffix(address)
 	return sformat(" [wasm %d KiB, tenant %s]", kib, tenant)
 end
 
--- A launcher answer (address -> text) with skywasm's additions at the end of each line.
-local function with_skywasm_suffix(answer)
+-- A launcher answer (address -> text) with skywasm's additions at the end of each line,
+-- and the code a service runs now when an upgrade changed it from its launch line.
+local function with_skywasm_suffix(answer, launched)
 	for address, text in pairs(answer) do
-		answer[address] = tostring(text) .. skywasm_suffix(address)
+		local now = core.command("CODE", address)
+		local upgraded = ""
+		if launched and now and launched[address] and now ~= launched[address] then
+			upgraded = sformat(" (upgraded: %s)", now)
+		end
+		answer[address] = tostring(text) .. upgraded .. skywasm_suffix(address)
 	end
 	return answer
 end
 
 function COMMAND.list()
-	return with_skywasm_suffix(skynet.call(".launcher", "lua", "LIST"))
+	local list = skynet.call(".launcher", "lua", "LIST")
+	local launched = {}
+	for address, text in pairs(list) do
+		launched[address] = text
+	end
+	return with_skywasm_suffix(list, launched)
 end
 
 function COMMAND.stat(ti)
@@ -649,6 +662,42 @@ function COMMAND.netstat()
 		info.wtime = elapsed(info.wtime, now)
 	end
 	return stat
+end
+
+-- skywasm: upgrade address name [args...] : replace the service's code at its address
+function COMMAND.upgrade(address, name, ...)
+	if not name then
+		error("Need the new code (upgrade address name [args...])", 0)
+	end
+	local kind, detail, size = skynet.upgrade(adjust_address(address), name, ...)
+	if kind == "restored" then
+		return sformat("restored (state version %d, %d bytes)", detail, size)
+	end
+	return "fresh: " .. tostring(detail)
+end
+
+-- skywasm: upgrade-all name : every service launched through the launcher that runs `name`
+-- (a Lua script, or a wasm module) gets what the file holds now; an address -> outcome table
+COMMAND["upgrade-all"] = function(name)
+	if not name then
+		error("Need a script or module name (upgrade-all name)", 0)
+	end
+	local result = {}
+	for address in pairs(skynet.call(".launcher", "lua", "LIST")) do
+		local code = core.command("CODE", address) or ""
+		local module, script = code:match("^(%S+)%s*(%S*)")
+		if module == name or (module == "snlua" and script == name) then
+			local ok, kind, detail, size = pcall(skynet.upgrade, address, name)
+			if not ok then
+				result[address] = tostring(kind)
+			elseif kind == "restored" then
+				result[address] = sformat("restored (state version %d, %d bytes)", detail, size)
+			else
+				result[address] = "fresh: " .. tostring(detail)
+			end
+		end
+	end
+	return result
 end
 
 function COMMAND.getenv(name)

@@ -142,6 +142,35 @@ fn console_commands_answer_with_skynet_s_output() {
         s.run(&format!("inject {pong} /no/such/file.lua")),
         ["Can't open /no/such/file.lua", "<CMD Error>"]
     );
+    // skywasm: upgrades from the console (docs/upgrade.md); pong hands over no state
+    assert_eq!(
+        s.run(&format!("upgrade {pong} pong")),
+        ["fresh: the running code handed over no state", "<CMD OK>"]
+    );
+    assert_eq!(
+        s.run("upgrade-all pong"),
+        [
+            format!("{pong}\tfresh: the running code handed over no state"),
+            "<CMD OK>".into()
+        ]
+    );
+    assert_eq!(
+        s.run(&format!("upgrade {pong} no_such_script"))
+            .last()
+            .unwrap(),
+        "<CMD Error>"
+    );
+    assert_eq!(
+        s.run(&format!("upgrade {pong} args_echo")),
+        ["fresh: the running code handed over no state", "<CMD OK>"]
+    );
+    let list = s.run("list");
+    assert!(
+        list.iter().any(|l| l.starts_with(&format!(
+            "{pong}\tsnlua pong (upgraded: snlua args_echo) [wasm "
+        ))),
+        "{list:?}"
+    );
     let help = s.run("help");
     assert!(help.iter().any(|l| l.starts_with("list\t")), "{help:?}");
     // a command that fails prints its error and the console carries on

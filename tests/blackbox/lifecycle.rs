@@ -228,7 +228,7 @@ fn kill_stops_a_service_looping_in_its_init_and_the_launch_fails() {
             .handles
             .list()
             .into_iter()
-            .find(|(_, s)| s.args() == "spin");
+            .find(|(_, s)| &*s.args() == "spin");
         if let Some((handle, _)) = found {
             break handle;
         }

@@ -15,3 +15,4 @@ mod names_env;
 mod network;
 mod tenants;
 mod timers;
+mod upgrade;

@@ -22,6 +22,7 @@
   (import "skywasm" "socket_udp" (func $socket_udp (param i32 i32 i32) (result i32)))
   (import "skywasm" "socket_udp_connect" (func $socket_udp_connect (param i32 i32 i32 i32) (result i32)))
   (import "skywasm" "socket_sendto" (func $socket_sendto (param i32 i32 i32 i32 i32) (result i32)))
+  (import "skywasm" "upgrade_state" (func $upgrade_state (param i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "all imports linked")
   (func (export "skywasm_alloc") (param i32) (result i32) (i32.const 1024))

@@ -127,6 +127,9 @@ pub mod import {
     pub const SOCKET_UDP_CONNECT: &str = "socket_udp_connect";
     /// `socket_sendto(id, addr_ptr, addr_len, ptr, len) -> i32`: one datagram to `ip:port`.
     pub const SOCKET_SENDTO: &str = "socket_sendto";
+    /// `upgrade_state(version, ptr, len) -> i32`: inside `skywasm_snapshot`, hands the host
+    /// the state the new code of an upgrade starts from; 0 or an error code.
+    pub const UPGRADE_STATE: &str = "upgrade_state";
 
     /// Every import, for contract tests.
     pub const ALL: &[&str] = &[
@@ -151,6 +154,7 @@ pub mod import {
         SOCKET_UDP,
         SOCKET_UDP_CONNECT,
         SOCKET_SENDTO,
+        UPGRADE_STATE,
     ];
 }
 
@@ -244,6 +248,14 @@ pub mod export {
     /// `skywasm_interrupt()`: optional; called inside a running message when `SIGNAL 0`
     /// arrives for it, so the guest can stop that work itself instead of being discarded.
     pub const INTERRUPT: &str = "skywasm_interrupt";
+    /// `skywasm_snapshot() -> i32`: optional; asked of the running code when its service is
+    /// upgraded: it hands its state to the host with `upgrade_state` (or not, to start the
+    /// new code fresh) and returns 0, or refuses the upgrade with another value.
+    pub const SNAPSHOT: &str = "skywasm_snapshot";
+    /// `skywasm_restore(version, ptr, len) -> i32`: optional; gives the new code of an
+    /// upgrade the old code's state, before `skywasm_init`; 0 = taken, another value refuses
+    /// the upgrade (the old code carries on).
+    pub const RESTORE: &str = "skywasm_restore";
 }
 
 /// Error codes returned by host functions. Success is 0 or a positive value (a session, a length).

@@ -69,6 +69,7 @@ mod imports {
             ptr: *const u8,
             len: usize,
         ) -> i32;
+        pub fn upgrade_state(version: u32, ptr: *const u8, len: usize) -> i32;
     }
 }
 
@@ -178,6 +179,12 @@ pub fn command(cmd: &str, param: &str, out: &mut [u8]) -> i32 {
         out.as_mut_ptr(),
         out.len()
     ))
+}
+
+/// `upgrade_state` (§4.23): inside `skywasm_snapshot`, hands the host `state` (of the
+/// guest's `version`) for the new code; 0 or a negative error code.
+pub fn upgrade_state(version: u32, state: &[u8]) -> i32 {
+    host!(imports::upgrade_state(version, state.as_ptr(), state.len()))
 }
 
 /// `log` (§4.12): one line in the node's log, from this service.

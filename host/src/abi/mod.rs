@@ -2,8 +2,8 @@
 //!
 //! One file per capability, each with a `register` that wraps its functions into the linker:
 //! [`messaging`] (send, call, redirect), [`time`] (timeout, sessions, clocks), [`command`]
-//! (the skynet command set), [`log`], [`source`] (Lua sources along search paths) and
-//! [`socket`] (TCP sockets). [`memory`] holds the checked guest-memory access
+//! (the skynet command set), [`log`], [`source`] (Lua sources along search paths),
+//! [`socket`] (TCP sockets) and [`upgrade`] (state handed over in an upgrade). [`memory`] holds the checked guest-memory access
 //! every one of them uses.
 //!
 //! Error policy: an expected failure (unknown name, dead address, message too large) is a
@@ -17,6 +17,7 @@ pub(crate) mod messaging;
 pub(crate) mod socket;
 pub(crate) mod source;
 pub(crate) mod time;
+pub(crate) mod upgrade;
 
 use wasmtime::Linker;
 
@@ -33,5 +34,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<WasmState>) -> wasmtime::Result<
     log::register(linker)?;
     source::register(linker)?;
     socket::register(linker)?;
+    upgrade::register(linker)?;
     Ok(())
 }

@@ -22,7 +22,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use crate::module::{WasmModule, SIGNAL_EXPORT};
 use crate::mq::Message;
 use crate::node::LaunchError;
-use crate::service::{Behavior, Fault, ServiceCore};
+use crate::service::{Behavior, Fault, SavedState, ServiceCore, Snapshot};
 
 /// The data of a service's Store.
 pub struct WasmState {
@@ -45,6 +45,8 @@ pub struct WasmState {
     call_epoch: u64,
     /// The memory limits of the service and its tenant.
     limiter: MemoryLimiter,
+    /// While `skywasm_snapshot` runs: what it handed over with `upgrade_state` so far.
+    pub(crate) snapshot: Option<Option<SavedState>>,
 }
 
 /// Enforces the tenant's memory limits when the guest grows a memory: one service's size,
@@ -147,6 +149,16 @@ pub struct WasmService {
     alloc: TypedFunc<u32, u32>,
     dispatch: TypedFunc<(u32, i32, u32, u32, u32), ()>,
     signal: Option<TypedFunc<i32, ()>>,
+    /// `skywasm_snapshot`, when exported.
+    snapshot: Option<TypedFunc<(), i32>>,
+}
+
+/// How a wasm service started.
+pub struct Started {
+    /// The running service.
+    pub service: WasmService,
+    /// True when its `skywasm_restore` took the state it was given.
+    pub restored: bool,
 }
 
 impl WasmService {
@@ -160,6 +172,20 @@ impl WasmService {
         core: ServiceCore,
         args: &str,
     ) -> Result<WasmService, LaunchError> {
+        Self::start_with(module, core, args, None).map(|started| started.service)
+    }
+
+    /// [`WasmService::start`] for the new code of an upgrade: `state`, when given and the
+    /// module exports `skywasm_restore`, is handed to it before `skywasm_init`.
+    ///
+    /// # Errors
+    /// As [`WasmService::start`]; also when `skywasm_restore` traps or refuses the state.
+    pub fn start_with(
+        module: &WasmModule,
+        core: ServiceCore,
+        args: &str,
+        state: Option<&SavedState>,
+    ) -> Result<Started, LaunchError> {
         let engine = module.pre.module().engine().clone();
         let service = core.service().clone();
         let node = std::sync::Arc::downgrade(core.node());
@@ -182,6 +208,7 @@ impl WasmService {
                 socket_error: None,
                 ticks: 0,
                 call_epoch: 0,
+                snapshot: None,
                 limiter,
             },
         );
@@ -280,6 +307,15 @@ impl WasmService {
             let (result, _) = service.run_call(|| initialize.call(&mut store, ()));
             result.map_err(|e| init_error(export::INITIALIZE, e))?;
         }
+        let snapshot = if module.has_snapshot {
+            Some(get(&instance, &mut store, export::SNAPSHOT)?)
+        } else {
+            None
+        };
+        let restore: Option<TypedFunc<(u32, u32, u32), i32>> = match state {
+            Some(_) if module.has_restore => Some(get(&instance, &mut store, export::RESTORE)?),
+            _ => None,
+        };
         let owner = service;
         let mut service = WasmService {
             store,
@@ -287,6 +323,30 @@ impl WasmService {
             alloc,
             dispatch,
             signal,
+            snapshot,
+        };
+        let restored = match (restore, state) {
+            (Some(restore), Some(state)) => {
+                let (result, _) = owner.run_call(|| {
+                    let (ptr, len) = service.place(&state.bytes)?;
+                    service.arm();
+                    restore
+                        .call(&mut service.store, (state.version, ptr, len))
+                        .map_err(|e| Fault(describe_trap(export::RESTORE, &e)))
+                });
+                match result.map_err(|fault| LaunchError::Init(fault.0))? {
+                    0 => true,
+                    code => {
+                        return Err(LaunchError::Init(format!(
+                            "{} refused the state (version {}, {} bytes): it returned {code}",
+                            export::RESTORE,
+                            state.version,
+                            state.bytes.len()
+                        )))
+                    }
+                }
+            }
+            _ => false,
         };
         let (result, _) = owner.run_call(|| {
             let (ptr, len) = service.place(args.as_bytes())?;
@@ -301,7 +361,7 @@ impl WasmService {
                 export::INIT
             )));
         }
-        Ok(service)
+        Ok(Started { service, restored })
     }
 
     /// Starts the CPU count of a new call into the guest.
@@ -368,6 +428,20 @@ impl Behavior for WasmService {
 
     fn memory_size(&mut self) -> Option<usize> {
         Some(self.memory.data_size(&self.store))
+    }
+
+    fn snapshot(&mut self) -> Result<Snapshot, Fault> {
+        let Some(func) = self.snapshot.clone() else {
+            return Ok(Snapshot::Unsupported);
+        };
+        self.arm();
+        self.store.data_mut().snapshot = Some(None);
+        let result = func.call(&mut self.store, ());
+        let handed = self.store.data_mut().snapshot.take().flatten();
+        match result.map_err(|e| Fault(describe_trap(export::SNAPSHOT, &e)))? {
+            0 => Ok(handed.map_or(Snapshot::Empty, Snapshot::State)),
+            code => Ok(Snapshot::Refused(code)),
+        }
     }
 }
 

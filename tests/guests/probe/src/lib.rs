@@ -2,7 +2,10 @@
 //! host: echo, calls, timers, names, env, launching, exits, traps and deliberate ABI misuse.
 //!
 //! Init arguments: `trap` traps in init, `fail` returns an error, `exit` exits during init,
-//! `spin` loops forever in init, `name <.name>` registers a name.
+//! `spin` loops forever in init, `name <.name>` registers a name, `version <tag>` sets what
+//! `version` answers (default `v1`), `refuse_state` fails a start given an upgrade's state.
+//!
+//! Upgrades: the `count` counter (and `ballast n` bytes) survive them (`sky::upgrade::keep`).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -11,9 +14,22 @@ use skywasm_guest::{self as sky, ptype, Handle, Request, Responder, Table, Value
 
 sky::service!(start);
 
+/// What survives an upgrade.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Kept {
+    count: i64,
+    /// Bytes kept only to make the state big (`ballast n`), for the upgrade benchmark.
+    ballast: Vec<u8>,
+}
+
+impl sky::upgrade::Upgradable for Kept {
+    const VERSION: u32 = 1;
+}
+
 thread_local! {
     static HELD: RefCell<Vec<Responder>> = const { RefCell::new(Vec::new()) };
-    static COUNTER: Cell<i64> = const { Cell::new(0) };
+    static KEPT: Rc<RefCell<Kept>> = Rc::new(RefCell::new(Kept::default()));
+    static VERSION: RefCell<String> = RefCell::new("v1".into());
     static SEEN: RefCell<Vec<(u32, i64)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -51,8 +67,18 @@ fn start(args: &str) -> sky::Result<()> {
         #[allow(clippy::empty_loop)]
         Some("spin") => loop {},
         Some("name") => sky::register(words.next().unwrap_or(".probe"))?,
+        Some("version") => {
+            VERSION.with(|v| *v.borrow_mut() = words.next().unwrap_or("v1").to_string())
+        }
         _ => {}
     }
+    if let Some(kept) = sky::upgrade::restored::<Kept>()? {
+        if args.contains("refuse_state") {
+            return Err(sky::Error::Other("this code refuses the old state".into()));
+        }
+        KEPT.with(|k| *k.borrow_mut() = kept);
+    }
+    sky::upgrade::keep(KEPT.with(Rc::clone));
     sky::dispatch(ptype::LUA, |request: Request| async move {
         handle(request).await;
     });
@@ -93,10 +119,31 @@ async fn handle(request: Request) {
     let values = request.values().unwrap_or_default();
     let reply: Vec<Value> = match arg_str(&values, 0) {
         "echo" => values[1..].to_vec(),
-        "count" => vec![Value::Integer(COUNTER.with(|c| {
-            c.set(c.get() + 1);
-            c.get()
+        "count" => vec![Value::Integer(KEPT.with(|k| {
+            let mut kept = k.borrow_mut();
+            kept.count += 1;
+            kept.count
         }))],
+        "version" => vec![Value::from(VERSION.with(|v| v.borrow().clone()))],
+        "upgrade" => {
+            let (target, name) = (address(&values, 1), arg_str(&values, 2));
+            match sky::upgrade::upgrade(&target, name, arg_str(&values, 3)).await {
+                Ok(sky::upgrade::Upgraded::Restored { version, bytes }) => vec![
+                    Value::from("restored"),
+                    Value::Integer(i64::from(version)),
+                    Value::Integer(bytes as i64),
+                ],
+                Ok(sky::upgrade::Upgraded::Fresh(why)) => {
+                    vec![Value::from("fresh"), Value::from(why)]
+                }
+                Err(e) => vec![Value::from("error"), Value::from(e.to_string())],
+            }
+        }
+        "ballast" => {
+            let size = arg_int(&values, 1).max(0) as usize;
+            KEPT.with(|k| k.borrow_mut().ballast = vec![7; size]);
+            vec![Value::Integer(size as i64)]
+        }
         "trap" => std::process::abort(),
         "spin" => {
             let _ = request.ret_values(&[]);

@@ -1,0 +1,213 @@
+//! Hot upgrade: a service's code is replaced at its address, keeping its mailbox, names,
+//! timers and sockets (docs/upgrade.md). skynet has no such thing; Erlang's `code_change`
+//! is the model.
+//!
+//! The worker that holds the service's queue runs the whole upgrade between two messages,
+//! so nothing is dispatched meanwhile and no message is lost, duplicated or reordered:
+//! messages that arrive wait in the mailbox and go to the new code. The steps: load the new
+//! module (read again from disk), ask the running code for its state (`skywasm_snapshot`),
+//! start the new code at the same address with that state (`skywasm_restore`, then
+//! `skywasm_init`), and swap the two. Until the swap the running code is untouched, so any
+//! failure — the new module missing or invalid, its restore or init trapping or refusing,
+//! its init exiting — leaves it serving as before.
+//!
+//! After the swap, requests the old code received and never answered get PTYPE_ERROR (the
+//! new code knows nothing of them), and replies to the old code's own calls and its timeouts
+//! are dropped when they arrive: they belong to tasks that ended with it. The new code's
+//! sessions continue the old code's count, which is how those replies are told apart.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use skywasm_abi::{error, ptype, Handle};
+
+use crate::module::ModuleKind;
+use crate::mq::Message;
+use crate::node::{LaunchError, NodeShared};
+use crate::service::{Behavior, SavedState, Service, ServiceCore, Snapshot};
+use crate::sync::lock;
+use crate::wasm::WasmService;
+
+/// An upgrade asked for: the new code and who is told how it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeRequest {
+    /// The module to run (`snlua` for a Lua service).
+    pub module: String,
+    /// Its argument string (for `snlua`: the script and its arguments).
+    pub args: String,
+    /// The service told the outcome (none: [`Handle::NONE`]).
+    pub requester: Handle,
+    /// The session of the requester's reply.
+    pub session: i32,
+}
+
+/// How an upgrade went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The new code runs and took the old code's state.
+    Restored {
+        /// The state's version, as the old code gave it.
+        version: u32,
+        /// The state's size.
+        bytes: usize,
+    },
+    /// The new code runs and started fresh, for the reason given.
+    Fresh(String),
+    /// The old code carries on, for the reason given.
+    Failed(String),
+}
+
+impl Outcome {
+    /// The reply's text: `restored VERSION BYTES`, `fresh REASON` or `failed REASON`.
+    pub fn reply_text(&self) -> String {
+        match self {
+            Outcome::Restored { version, bytes } => format!("restored {version} {bytes}"),
+            Outcome::Fresh(why) => format!("fresh {why}"),
+            Outcome::Failed(why) => format!("failed {why}"),
+        }
+    }
+}
+
+impl NodeShared {
+    /// Asks for the upgrade of service `target`; it happens after the message the service
+    /// is running now, and the outcome reaches the requester as a PTYPE_RESPONSE with the
+    /// request's session and the text of [`Outcome::reply_text`].
+    ///
+    /// # Errors
+    /// [`error::INVALID_ADDRESS`] (no such live service), [`error::FAILED`] (an upgrade of
+    /// it is already pending).
+    pub fn request_upgrade(&self, target: Handle, request: UpgradeRequest) -> Result<(), i32> {
+        let service = self.handles.get(target).ok_or(error::INVALID_ADDRESS)?;
+        {
+            let mut pending = lock(&service.upgrade);
+            if pending.is_some() {
+                return Err(error::FAILED);
+            }
+            *pending = Some(request);
+        }
+        service.upgrade_pending.store(true, Ordering::Release);
+        if service.queue.schedule() {
+            self.scheduler.ready(service);
+        }
+        Ok(())
+    }
+
+    /// Runs the pending upgrade of `service`; the worker holding its queue calls it between
+    /// messages.
+    pub(crate) fn run_upgrade(self: &Arc<Self>, service: &Arc<Service>) {
+        service.upgrade_pending.store(false, Ordering::Release);
+        let Some(request) = lock(&service.upgrade).take() else {
+            return;
+        };
+        let outcome = self.upgrade(service, &request);
+        let what = format!("UPGRADE {} {}", request.module, request.args);
+        let line = match &outcome {
+            Outcome::Restored { version, bytes } => {
+                format!("{what}: the new code took the state (version {version}, {bytes} bytes)")
+            }
+            Outcome::Fresh(why) => format!("{what}: the new code started fresh ({why})"),
+            Outcome::Failed(why) => format!("{what} failed: {why}; the running code carries on"),
+        };
+        self.log(service.handle(), &line);
+        if !request.requester.is_none() {
+            let reply = Message {
+                source: service.handle(),
+                session: request.session,
+                ptype: ptype::RESPONSE as u8,
+                data: outcome.reply_text().into_bytes().into(),
+            };
+            let _ = self.push(request.requester, reply);
+        }
+    }
+
+    fn upgrade(self: &Arc<Self>, service: &Arc<Service>, request: &UpgradeRequest) -> Outcome {
+        let kind = match self.modules.reload(&request.module) {
+            Ok(kind) => kind,
+            Err(e) => return Outcome::Failed(format!("the new code cannot be loaded: {e}")),
+        };
+        let mut slot = lock(&service.slot);
+        let Some(running) = slot.as_mut() else {
+            return Outcome::Failed("the service is not running".into());
+        };
+        let (snapshot, _) = service.run_call(|| running.snapshot());
+        let (state, fresh) = match snapshot {
+            Ok(Snapshot::State(state)) => (Some(state), None),
+            Ok(Snapshot::Empty) => (None, Some("the running code handed over no state")),
+            Ok(Snapshot::Unsupported) => (None, Some("the running code has no snapshot entry")),
+            Ok(Snapshot::Refused(code)) => {
+                return Outcome::Failed(format!(
+                    "the running code refused the upgrade (its snapshot returned {code})"
+                ))
+            }
+            Err(fault) => {
+                drop(slot);
+                let why = format!("the running code faulted while handing over its state: {fault}");
+                self.fault(
+                    service,
+                    &fault,
+                    "faulted while handing over its state for an upgrade",
+                );
+                return Outcome::Failed(why);
+            }
+        };
+        let core = running.core().successor();
+        // The new code's restore entry is always called, so it knows an upgrade started it:
+        // version 0 with no bytes when the old code handed over nothing.
+        let handed = state.clone().unwrap_or(SavedState {
+            version: 0,
+            bytes: Vec::new(),
+        });
+        let (mut new, restored) = match start_code(kind, core, &request.args, Some(&handed)) {
+            Ok(started) => started,
+            Err(e) => return Outcome::Failed(format!("the new code did not start: {e}")),
+        };
+        if new.core().exit_requested {
+            return Outcome::Failed("the new code exited during its start".into());
+        }
+        new.core().upgrading = false;
+        let mut old = std::mem::replace(running, new);
+        if let Some(bytes) = slot.as_mut().and_then(|new| new.memory_size()) {
+            service.stats.memory.store(bytes as u64, Ordering::Relaxed);
+        }
+        drop(slot);
+        service.set_code(&request.module, &request.args);
+        // The new code cannot answer what the old one was asked and left unanswered.
+        for (requester, session) in old.core().take_owed() {
+            let _ = self.push(
+                requester,
+                Message::empty(service.handle(), ptype::ERROR as u8, session),
+            );
+        }
+        drop(old);
+        match (state, restored, fresh) {
+            (Some(state), true, _) => Outcome::Restored {
+                version: state.version,
+                bytes: state.bytes.len(),
+            },
+            (Some(_), false, _) => Outcome::Fresh("the new code has no restore entry".into()),
+            (None, _, why) => Outcome::Fresh(why.unwrap_or("no state").into()),
+        }
+    }
+}
+
+/// Starts the new code of an upgrade; true when it took `state`.
+fn start_code(
+    kind: ModuleKind,
+    core: ServiceCore,
+    args: &str,
+    state: Option<&SavedState>,
+) -> Result<(Box<dyn Behavior>, bool), LaunchError> {
+    match kind {
+        ModuleKind::Native(factory) => factory(core, args)
+            .map(|behavior| (behavior, false))
+            .map_err(LaunchError::Init),
+        ModuleKind::Wasm(module) => {
+            WasmService::start_with(&module, core, args, state).map(|started| {
+                (
+                    Box::new(started.service) as Box<dyn Behavior>,
+                    started.restored,
+                )
+            })
+        }
+    }
+}

@@ -20,6 +20,9 @@ pub enum Error {
         dest: Handle,
         /// The session of the call.
         session: i32,
+        /// Why, when the error reply said (the cluster's replies do): `network: ...`,
+        /// `remote error from node ...`, `timeout: ...`.
+        reason: Option<String>,
     },
     /// A `skynet.pack` body could not be encoded or decoded.
     Codec(String),
@@ -56,9 +59,16 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Host { op, code: c } => write!(f, "{op} failed: {} ({c})", code::describe(*c)),
-            Error::CallFailed { dest, session } => {
-                write!(f, "call to {dest} failed (session {session})")
-            }
+            Error::CallFailed {
+                dest,
+                session,
+                reason: None,
+            } => write!(f, "call to {dest} failed (session {session})"),
+            Error::CallFailed {
+                dest,
+                session,
+                reason: Some(why),
+            } => write!(f, "call to {dest} failed (session {session}): {why}"),
             Error::Codec(why) => write!(f, "bad message body: {why}"),
             Error::Other(why) => f.write_str(why),
         }

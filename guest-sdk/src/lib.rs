@@ -30,6 +30,7 @@
 //! raw constants are in [`skywasm_abi`], re-exported here.
 
 mod api;
+pub mod cluster;
 mod debug;
 mod error;
 mod request;

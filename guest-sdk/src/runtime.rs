@@ -273,6 +273,7 @@ fn resolve(session: i32, ok: bool, data: Vec<u8>) -> bool {
             Err(Error::CallFailed {
                 dest: entry.dest,
                 session,
+                reason: (!data.is_empty()).then(|| String::from_utf8_lossy(&data).into_owned()),
             })
         };
         if let Reply::Waiting(Some(waker)) =

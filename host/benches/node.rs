@@ -6,7 +6,7 @@
 //! --benches` runs each scenario once, small, as a smoke test; `-- NAME` runs only scenarios
 //! whose name contains NAME (`calls`, `sends`, `fanin`, `spawn`, `native`, `100k`,
 //! `lua-coroutine`, `lua-calls`, `lua-sends`, `lua-spawn`, `net-echo`, `net-accept`,
-//! `noisy`, `upgrade`, `lua-100k`).
+//! `noisy`, `upgrade`, `cluster`, `lua-100k`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -454,6 +454,37 @@ fn upgrades(rust: bool, state: i64, n: i64) -> (Vec<f64>, f64, f64) {
     (times, during, baseline)
 }
 
+/// Two nodes in this process, joined by the cluster over loopback: node `db` runs
+/// `tests/lua/cluster_server.lua` (its `@echo`), the other `tests/lua/bench_cluster.lua`,
+/// already connected (one call made). Returns both nodes and the driver.
+fn cluster_pair() -> (Bench, Bench, Handle) {
+    let lua = format!("luaservice = \"{}/?.lua\"", lua_scripts().display());
+    let mut server = node(&lua);
+    let echo = server
+        .node
+        .shared()
+        .launch("snlua", "cluster_server")
+        .expect("launch the server");
+    let at = server.lua(echo, &[Value::from("LISTEN"), Value::Integer(0)]);
+    let at = at[0].as_str().expect("the bound address").to_string();
+    let mut client = node(&lua);
+    let driver = client
+        .node
+        .shared()
+        .launch("snlua", "bench_cluster")
+        .expect("launch the driver");
+    client
+        .node
+        .shared()
+        .cluster
+        .reload(Some(
+            skywasm::cluster::NodeTable::from_entries([("db", at.as_str())]).expect("a node table"),
+        ))
+        .expect("reload");
+    client.lua(driver, &[Value::from("SEQ"), Value::Integer(1)]);
+    (server, client, driver)
+}
+
 /// What the hostile tenant does in a noisy-neighbour run.
 #[derive(Clone, Copy, PartialEq)]
 enum Noise {
@@ -737,6 +768,37 @@ fn main() {
                 );
             }
         }
+    }
+    if wanted("cluster") {
+        let n = scale(20_000, 100);
+        let (mut rates, mut p50s, mut p99s, mut conc, mut sends) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (_server, mut client, driver) = cluster_pair();
+            let seq = client.lua(driver, &[Value::from("SEQ"), Value::Integer(n)]);
+            let ns = |v: &Value| v.as_integer().expect("ns") as f64;
+            rates.push(n as f64 * 1e9 / ns(&seq[0]));
+            p50s.push(ns(&seq[1]) / 1e3);
+            p99s.push(ns(&seq[2]) / 1e3);
+            let each = n / 32;
+            let took = client.lua(
+                driver,
+                &[
+                    Value::from("CONC"),
+                    Value::Integer(32),
+                    Value::Integer(each),
+                ],
+            );
+            conc.push((32 * each) as f64 * 1e9 / ns(&took[0]));
+            let pushes = scale(100_000, 100);
+            let took = client.lua(driver, &[Value::from("SENDS"), Value::Integer(pushes)]);
+            sends.push(pushes as f64 * 1e9 / ns(&took[0]));
+        }
+        report("cluster.call, sequential", "calls/s", rates);
+        report("    latency p50", "us", p50s);
+        report("    latency p99", "us", p99s);
+        report("cluster.call, 32 concurrent callers", "calls/s", conc);
+        report("cluster.send, delivered", "msgs/s", sends);
     }
     if wanted("lua-100k") && !quick {
         let n = 100_000;

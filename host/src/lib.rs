@@ -25,6 +25,7 @@
 //! | `abi` | the host functions guests import | `lua-skynet.c` |
 //! | [`log`] | the logger service, message logs | `service_logger.c`, `skynet_log.c` |
 //! | [`socket`] | TCP sockets on tokio, events to owners | `socket_server.c`, `skynet_socket.c` |
+//! | [`cluster`] | nodes calling each other in skynet's cluster format | `lua-cluster.c`, `clusterd.lua` |
 //! | [`client`] | outside threads sending and calling | — |
 //! | [`tenant`] | tenants: limits, capabilities, quotas | — |
 //! | [`upgrade`] | hot upgrade of a service's code at its address | — |
@@ -44,6 +45,7 @@ pub(crate) mod abi;
 pub mod builtin;
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod handle;

@@ -1,5 +1,6 @@
 //! The `skywasm` binary: `skywasm CONFIG` runs a node in the foreground until a service calls
-//! ABORT or the process gets SIGINT/SIGTERM (exit code 0). SIGHUP reopens the log file.
+//! ABORT or the process gets SIGINT/SIGTERM (exit code 0). SIGHUP reopens the log file and
+//! reloads the cluster's node table (when the cluster is in use and the config names one).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +48,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .spawn(move || {
             for signal in signals.forever() {
                 match signal {
-                    SIGHUP => shared.reopen_log(),
+                    SIGHUP => {
+                        shared.reopen_log();
+                        shared.reload_cluster();
+                    }
                     _ => {
                         shared.log(skywasm::Handle::NONE, &format!("signal {signal}: stopping"));
                         shared.request_stop();

@@ -84,6 +84,7 @@ impl ModuleRegistry {
             .map_err(anyhow::Error::from)?;
         let mut natives: HashMap<String, NativeFactory> = HashMap::new();
         natives.insert("logger".into(), Arc::new(crate::log::Logger::start));
+        natives.insert("clusterd".into(), Arc::new(crate::cluster::Clusterd::start));
         Ok(ModuleRegistry {
             engine,
             linker,

@@ -120,9 +120,16 @@ pub struct NodeShared {
     pub sockets: SocketServer,
     /// The tenants; services of the node itself belong to the first.
     pub tenants: Tenants,
+    /// The cluster gateway (idle until `clusterd` uses it).
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 impl NodeShared {
+    /// The `clusterd` service, once it runs.
+    pub fn cluster_service(&self) -> Option<Handle> {
+        self.handles.find_name(".clusterd")
+    }
+
     /// This node's harbor id.
     pub fn harbor(&self) -> u8 {
         self.handles.harbor()
@@ -357,6 +364,19 @@ impl NodeShared {
         for (_, service) in self.handles.list() {
             service.interrupt_current();
         }
+    }
+
+    /// Reloads the cluster's node table from the config's `cluster` file (SIGHUP), when the
+    /// cluster is in use; the outcome is logged.
+    pub fn reload_cluster(&self) {
+        if self.cluster_service().is_none() || self.cluster.config().file.is_none() {
+            return;
+        }
+        let line = match self.cluster.reload(None) {
+            Ok(()) => "cluster: the node table was reloaded".to_string(),
+            Err(why) => format!("cluster: the node table was not reloaded: {why}"),
+        };
+        self.log(Handle::NONE, &line);
     }
 
     /// Asks the log service to reopen its file (SIGHUP).
@@ -776,6 +796,10 @@ impl Node {
                 config.socket_max_unsent,
             ),
             tenants: crate::tenant::tenants_from_specs(config.tenants.clone()),
+            cluster: Arc::new(crate::cluster::Cluster::new(
+                node.clone(),
+                crate::cluster::ClusterConfig::from_env(&config.env, config.max_message_size),
+            )),
             config,
         });
         let mut node = Node {

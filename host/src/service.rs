@@ -452,6 +452,12 @@ impl ServiceCore {
         true
     }
 
+    /// Gives up the answer to a request it received: something outside its code answers it
+    /// (`clusterd` hands a call to the network, whose reply goes to the caller directly).
+    pub(crate) fn disown(&mut self, requester: Handle, session: i32) {
+        self.settle(requester, session);
+    }
+
     /// Takes the unanswered requests (used when the service ends).
     pub(crate) fn take_owed(&mut self) -> Vec<(Handle, i32)> {
         self.owed

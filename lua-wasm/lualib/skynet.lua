@@ -51,6 +51,7 @@ local sleep_session = {}
 local watching_session = {}
 -- sessions whose calls failed, resumed with an error after the current coroutine yields
 local error_queue = {}
+local error_reason = {} -- session -> the text its error reply carried (skywasm)
 -- coroutines started by fork, run after the current message
 local fork_queue = { h = 1, t = 0 }
 -- source -> trace tag announced by a PTYPE_TRACE message for its next request
@@ -444,6 +445,13 @@ local function yield_call(service, session)
 	local succ, msg, sz = coroutine_yield "SUSPEND"
 	watching_session[session] = nil
 	if not succ then
+		-- skywasm: an error reply may say why (the cluster does); scripts matching skynet's
+		-- "call failed" still match
+		local reason = error_reason[session]
+		if reason then
+			error_reason[session] = nil
+			error("call failed: " .. reason)
+		end
 		error "call failed"
 	end
 	return msg, sz
@@ -1120,7 +1128,7 @@ end
 
 -- A PTYPE_ERROR with a session fails that call; with session 0, the source is gone: fail
 -- every call to it and forget the answers owed to it.
-local function error_dispatch(error_session, error_source)
+local function error_dispatch(error_session, error_source, msg, sz)
 	skynet.ignoreret()
 	if error_session == 0 then
 		for resp, address in pairs(unresponse) do
@@ -1135,6 +1143,9 @@ local function error_dispatch(error_session, error_source)
 		end
 	else
 		if watching_session[error_session] then
+			if sz and sz > 0 then
+				error_reason[error_session] = c.tostring(msg, sz)
+			end
 			tinsert(error_queue, error_session)
 		end
 	end

@@ -5,6 +5,10 @@
 const MODULES: &[(&str, &str)] = &[
     ("skynet", include_str!("../lualib/skynet.lua")),
     (
+        "skynet.cluster",
+        include_str!("../lualib/skynet/cluster.lua"),
+    ),
+    (
         "skynet.coroutine",
         include_str!("../lualib/skynet/coroutine.lua"),
     ),
@@ -48,6 +52,10 @@ const SERVICES: &[(&str, &str)] = &[
         include_str!("../../services/lua/bootstrap.lua"),
     ),
     ("cdummy", include_str!("../../services/lua/cdummy.lua")),
+    (
+        "clusterproxy",
+        include_str!("../../services/lua/clusterproxy.lua"),
+    ),
     (
         "debug_console",
         include_str!("../../services/lua/debug_console.lua"),

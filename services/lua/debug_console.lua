@@ -441,6 +441,7 @@ function COMMAND.help()
 		setenv = "setenv name value : skynet.setenv(name, value)",
 		upgrade = "upgrade address name [args...] : replace a service's code at its address (a Lua service: its script), keeping its state if it hands it over",
 		["upgrade-all"] = "upgrade-all name : upgrade every service running name (a script or a module) to what its file holds now",
+		cluster = "cluster [reload] : the cluster's nodes (address, connection, calls in flight, bytes), or reload the node table from the cluster file",
 		snax = "(not supported in skywasm)",
 		clearcache = "(not supported in skywasm)",
 		debug = "(not supported in skywasm)",
@@ -698,6 +699,19 @@ COMMAND["upgrade-all"] = function(name)
 		end
 	end
 	return result
+end
+
+-- skywasm: cluster [reload] : the nodes of the cluster and their connections
+function COMMAND.cluster(what)
+	local clusterd = skynet.localname(".clusterd")
+	if not clusterd then
+		return "the cluster is not in use (clusterd is not running)"
+	end
+	if what == "reload" then
+		skynet.call(clusterd, "lua", "reload")
+		return "the node table was reloaded"
+	end
+	return skynet.call(clusterd, "lua", "nodes")
 end
 
 function COMMAND.getenv(name)

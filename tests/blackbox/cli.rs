@@ -63,47 +63,86 @@ fn the_gate_example_serves_its_client_through_watchdog_and_agent() {
     );
 }
 
+/// A running `skywasm` on an example config, its stdout read line by line.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    out: String,
+}
+
+impl Running {
+    fn start(config: &str) -> Running {
+        use std::io::BufRead;
+        let mut child = skywasm()
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            out: String::new(),
+        }
+    }
+
+    /// Reads until every needle was printed.
+    fn expect(&mut self, needles: &[&str]) {
+        let mut needles = needles.to_vec();
+        let deadline = Instant::now() + WAIT;
+        while !needles.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                let _ = self.child.kill();
+                panic!("missing {needles:?} in:\n{}", self.out);
+            };
+            needles.retain(|needle| !line.contains(needle));
+            self.out.push_str(&line);
+            self.out.push('\n');
+        }
+    }
+
+    /// Ctrl-C: the node must stop with exit code 0 and print nothing on stderr.
+    fn stop(mut self) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{}", self.out);
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(err.is_empty(), "nothing on stderr: {err}");
+    }
+}
+
 /// Runs the binary on an example config until every needle was printed, then sends SIGINT:
 /// the node must stop with exit code 0 and print nothing on stderr.
 fn run_example_until_ctrl_c(config: &str, needles: &[&str]) {
-    use std::io::BufRead;
-    let mut child = skywasm()
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut needles = needles.to_vec();
-    let mut out = String::new();
-    let deadline = Instant::now() + WAIT;
-    while !needles.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(line) = lines_rx.recv_timeout(left) else {
-            let _ = child.kill();
-            panic!("missing {needles:?} in:\n{out}");
-        };
-        needles.retain(|needle| !line.contains(needle));
-        out.push_str(&line);
-        out.push('\n');
-    }
-    // The node runs until Ctrl-C, then stops cleanly.
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{out}");
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(err.is_empty(), "nothing on stderr: {err}");
+    let mut running = Running::start(config);
+    running.expect(needles);
+    running.stop();
+}
+
+/// The README's two-node example: game calls db's `@sdb` over the cluster, fails clearly
+/// while db is not running, and gets through once it is.
+#[test]
+fn the_cluster_example_joins_two_nodes() {
+    let mut game = Running::start("examples/cluster/game_config");
+    game.expect(&["node game: call failed: network: cannot reach node `db`"]);
+    let mut db = Running::start("examples/cluster/db_config");
+    db.expect(&["node db: @sdb is served on 127.0.0.1:2528"]);
+    game.expect(&["(db's @sdb, over the cluster)"]);
+    game.stop();
+    db.stop();
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod support;
 
 mod abi;
 mod cli;
+mod cluster;
 mod console;
 mod guests;
 mod launcher;

@@ -262,6 +262,15 @@ impl SocketServer {
             .map_err(|e| SocketError::Address(e.clone()))
     }
 
+    /// The runtime the sockets run on (started if need be), for other network tasks of the
+    /// node (the cluster gateway), so that one thread serves the network.
+    ///
+    /// # Errors
+    /// [`SocketError::Stopped`] once the node stops; the runtime could not be started.
+    pub fn runtime(&self) -> Result<tokio::runtime::Handle, SocketError> {
+        Ok(self.running()?.handle.clone())
+    }
+
     /// Stops the runtime thread: every socket closes. Later calls fail with `Stopped`.
     pub fn stop(&self) {
         if let Some(Ok(reactor)) = self.reactor.get() {

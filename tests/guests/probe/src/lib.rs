@@ -139,6 +139,32 @@ async fn handle(request: Request) {
                 Err(e) => vec![Value::from("error"), Value::from(e.to_string())],
             }
         }
+        "cluster_call" => {
+            let remote = match values.get(2) {
+                Some(Value::Integer(h)) => sky::cluster::Remote::Handle(Handle(*h as u32)),
+                _ => sky::cluster::Remote::Name(arg_str(&values, 2)),
+            };
+            match sky::cluster::call(arg_str(&values, 1), remote, &values[3..]).await {
+                Ok(mut reply) => {
+                    reply.insert(0, Value::from("ok"));
+                    reply
+                }
+                Err(e) => vec![Value::from("error"), Value::from(e.to_string())],
+            }
+        }
+        "cluster_reload" => {
+            let at = arg_str(&values, 2);
+            let address = (!at.is_empty()).then_some(at);
+            vec![code_of(
+                sky::cluster::reload(&[(arg_str(&values, 1), address)]).await,
+            )]
+        }
+        "cluster_query" => {
+            match sky::cluster::query(arg_str(&values, 1), arg_str(&values, 2)).await {
+                Ok(handle) => vec![Value::Integer(i64::from(handle.0))],
+                Err(e) => vec![Value::from("error"), Value::from(e.to_string())],
+            }
+        }
         "ballast" => {
             let size = arg_int(&values, 1).max(0) as usize;
             KEPT.with(|k| k.borrow_mut().ballast = vec![7; size]);

@@ -1,0 +1,152 @@
+//! Incoming cluster connections (skynet's `clusterd` listening through a gate, and one
+//! `clusteragent` per connection): requests are decoded, delivered to local services as
+//! `"lua"` messages from `clusterd`, and their answers written back by session.
+//!
+//! A peer that sends bytes that are not skynet's format has its connection closed, with a
+//! log line; nothing else is affected. What a peer can make this node hold is bounded: one
+//! reassembled request at most `max_message_size`, a bounded number in progress.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use skywasm_abi::Handle;
+use skywasm_pack::Value;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::frame::{self, Address, PacketReader, Request, RequestAssembler};
+use super::Cluster;
+
+/// Listens on `host:port` for other nodes; the bound address.
+pub(crate) fn listen(
+    cluster: Arc<Cluster>,
+    runtime: &tokio::runtime::Handle,
+    host: &str,
+    port: u16,
+) -> Result<String, String> {
+    let address: SocketAddr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("bad address {host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("bad address {host}:{port}: no such host"))?;
+    let std_listener = std::net::TcpListener::bind(address)
+        .map_err(|e| format!("cluster listen {host}:{port}: {e}"))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| e.to_string())?;
+    let bound = std_listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .map_err(|e| e.to_string())?;
+    let _inside = runtime.enter();
+    let listener = TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+    runtime.spawn(accept(cluster, listener));
+    Ok(bound)
+}
+
+async fn accept(cluster: Arc<Cluster>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = super::sender::configure(&stream, cluster.config.keepalive);
+                tokio::spawn(serve(cluster.clone(), stream, peer));
+            }
+            // Out of descriptors and the like: keep listening, after a pause.
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// One incoming connection, until it closes or sends something malformed.
+async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
+    let (mut reader, writer) = stream.into_split();
+    let replies = super::spawn_writer(writer);
+    let mut packets = PacketReader::new();
+    let mut assembler = RequestAssembler::new(cluster.config.max_payload);
+    let mut buffer = vec![0u8; 64 << 10];
+    let ended = 'read: loop {
+        let n = match reader.read(&mut buffer).await {
+            Ok(0) => break None,
+            Ok(n) => n,
+            Err(e) => break Some(e.to_string()),
+        };
+        packets.extend(&buffer[..n]);
+        loop {
+            let request = packets
+                .next_packet()
+                .and_then(|p| p.map(|body| assembler.packet(&body)).transpose());
+            match request {
+                Ok(Some(Some(request))) => handle(&cluster, &request, &replies),
+                Ok(Some(None)) => {}
+                Ok(None) => break,
+                Err(e) => break 'read Some(format!("a malformed packet: {e}")),
+            }
+        }
+    };
+    if let (Some(why), Some(node)) = (ended, cluster.node_shared()) {
+        node.log(
+            Handle::NONE,
+            &format!("cluster: closed the connection from {peer}: {why}"),
+        );
+    }
+    cluster.forget_connection(&replies);
+}
+
+/// Serves one request: the name query, or a delivery to a local service.
+fn handle(cluster: &Cluster, request: &Request, replies: &mpsc::UnboundedSender<Vec<u8>>) {
+    if let (Some(tag), Some(node)) = (&request.trace, cluster.node_shared()) {
+        node.log(
+            Handle::NONE,
+            &format!(
+                "cluster: trace {} -> {:?}",
+                String::from_utf8_lossy(tag),
+                request.address
+            ),
+        );
+    }
+    let answer = |result: Result<&[u8], &[u8]>| {
+        if !request.push {
+            let mut bytes = Vec::new();
+            if frame::encode_response(request.session, result, &mut bytes).is_ok() {
+                let _ = replies.send(bytes);
+            }
+        }
+    };
+    let target = match &request.address {
+        Address::Handle(0) => {
+            return answer(
+                query(cluster, &request.msg)
+                    .as_deref()
+                    .map_err(|e| e.as_bytes()),
+            )
+        }
+        Address::Handle(handle) => Handle(*handle),
+        Address::Name(name) => {
+            let found = match name.strip_prefix('@') {
+                Some(registered) => cluster.registered(registered),
+                None => cluster
+                    .node_shared()
+                    .and_then(|node| node.resolve(name).ok()),
+            };
+            match found {
+                Some(handle) => handle,
+                None => return answer(Err(b"Invalid name")),
+            }
+        }
+    };
+    if let Err(why) = cluster.deliver(target, request, replies) {
+        answer(Err(why.as_bytes()));
+    }
+}
+
+/// `cluster.query`: the handle registered as the name packed in `msg`, packed.
+fn query(cluster: &Cluster, msg: &[u8]) -> Result<Vec<u8>, String> {
+    let values = skywasm_pack::unpack(msg).map_err(|e| format!("bad query: {e}"))?;
+    let name = values
+        .first()
+        .and_then(Value::as_str)
+        .ok_or("bad query: no name")?;
+    let handle = cluster.registered(name).ok_or("name not found")?;
+    skywasm_pack::pack(&[Value::Integer(i64::from(handle.0))]).map_err(|e| e.to_string())
+}

@@ -1,0 +1,547 @@
+//! The cluster (skynet's `clusterd`, `clustersender` and `clusteragent`, as native code):
+//! nodes calling each other's services over TCP in skynet's wire format (docs/cluster.md).
+//!
+//! * [`frame`] — the wire format, byte for byte, decoded check-then-parse (the
+//!   `skywasm-cluster-wire` crate, fuzzed on its own).
+//! * `sender` — one task per remote node: the outgoing connection, its calls in flight,
+//!   their timeouts, reconnection with backoff.
+//! * `agent` — the listeners, and one task per incoming connection: requests delivered to
+//!   local services as `"lua"` messages, their answers written back.
+//! * `service` — `clusterd`, the native service through which Lua and Rust services use the
+//!   cluster (`skynet.cluster`, `sky::cluster`).
+//!
+//! The gateway runs on the socket server's tokio thread. Local services never wait on the
+//! network: a call's reply (or its failure: the network, the remote service, a timeout, an
+//! unknown or down node) reaches the caller as a message. Every failure names its cause;
+//! skynet's `call failed` stays the prefix Lua sees.
+
+pub use skywasm_cluster_wire as frame;
+
+mod agent;
+mod sender;
+mod service;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+use skywasm_abi::{ptype, Handle};
+use tokio::sync::mpsc;
+
+use crate::mq::Message;
+use crate::node::NodeShared;
+use crate::sync::{lock, read, write};
+
+pub use frame::Address;
+pub use service::Clusterd;
+
+/// The cluster's settings (config keys, docs/config.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The node table file (`cluster`): Lua, `name = "host:port"` or `name = false`.
+    pub file: Option<PathBuf>,
+    /// TCP keepalive idle time of cluster connections (`cluster_keepalive`, seconds; 0: off).
+    pub keepalive: Duration,
+    /// Default time limit of a `cluster.call` (`cluster_timeout`, ms; 0: none, as skynet).
+    pub call_timeout: Option<Duration>,
+    /// Largest request or reply a peer may send (`max_message_size`).
+    pub max_payload: usize,
+}
+
+impl ClusterConfig {
+    /// The settings a node's env holds, with their defaults.
+    pub fn from_env(env: &BTreeMap<String, String>, max_payload: usize) -> ClusterConfig {
+        let number = |key: &str, default: u64| {
+            env.get(key)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        let timeout = number("cluster_timeout", 0);
+        ClusterConfig {
+            file: env.get("cluster").map(PathBuf::from),
+            keepalive: Duration::from_secs(number("cluster_keepalive", 5)),
+            call_timeout: (timeout > 0).then(|| Duration::from_millis(timeout)),
+            max_payload,
+        }
+    }
+}
+
+/// Where the node table says a node is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeAddress {
+    /// `host:port`.
+    At(String),
+    /// Marked down (`name = false`): calls fail at once.
+    Down,
+}
+
+/// A node table: names to addresses, and whether calls to unknown nodes fail at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeTable {
+    /// The nodes.
+    pub nodes: BTreeMap<String, NodeAddress>,
+    /// `__nowaiting`: a call to a node not in the table fails at once instead of waiting.
+    pub nowaiting: bool,
+}
+
+impl NodeTable {
+    /// Reads a table from env-style entries (`name` → `"host:port"` or `"false"`;
+    /// `__nowaiting` → `"true"`).
+    ///
+    /// # Errors
+    /// A text naming the entry that is neither an address nor `false`.
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<NodeTable, String> {
+        let mut table = NodeTable::default();
+        for (name, value) in entries {
+            if name == "__nowaiting" {
+                table.nowaiting = value == "true";
+                continue;
+            }
+            let address = match value {
+                "false" => NodeAddress::Down,
+                at if at
+                    .rsplit_once(':')
+                    .is_some_and(|(_, port)| port.parse::<u16>().is_ok()) =>
+                {
+                    NodeAddress::At(at.to_string())
+                }
+                other => {
+                    return Err(format!(
+                        "node `{name}`: `{other}` is neither \"host:port\" nor false"
+                    ))
+                }
+            };
+            table.nodes.insert(name.to_string(), address);
+        }
+        Ok(table)
+    }
+
+    /// Reads a node table file (Lua, skynet's format).
+    ///
+    /// # Errors
+    /// The file cannot be read or evaluated, or holds a bad entry.
+    pub fn load(path: &Path) -> Result<NodeTable, String> {
+        let env = crate::config::evaluate_file(path, &|name| std::env::var(name).ok())
+            .map_err(|e| e.to_string())?;
+        Self::from_entries(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// A request for a remote node, on its way to the node's sender.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub address: Address,
+    pub msg: Vec<u8>,
+    /// Who gets the reply, and with which session; `None` for a push.
+    pub reply_to: Option<(Handle, i32)>,
+    pub timeout: Option<Duration>,
+}
+
+/// What a node's connection looks like, for the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The node's name.
+    pub name: String,
+    /// Its address in the table (or `down`, or `unknown` for a node only waited for).
+    pub address: String,
+    /// `connected`, `connecting`, `idle` or `failed: why`.
+    pub state: String,
+    /// Calls waiting for their replies.
+    pub in_flight: usize,
+    /// Bytes written and read on the connection.
+    pub sent: u64,
+    /// Bytes read.
+    pub received: u64,
+}
+
+/// The running sender of one remote node.
+struct SenderHandle {
+    inbox: mpsc::UnboundedSender<Outgoing>,
+    status: Arc<sender::Status>,
+}
+
+/// A request a remote node made, delivered to a local service, waiting for its answer.
+struct Incoming {
+    /// Where the answer goes (the connection's writer).
+    reply: mpsc::UnboundedSender<Vec<u8>>,
+    /// The remote caller's session.
+    session: u32,
+}
+
+/// The cluster gateway of one node.
+pub struct Cluster {
+    node: Weak<NodeShared>,
+    config: ClusterConfig,
+    /// The node table (reloaded with `cluster.reload`).
+    table: RwLock<NodeTable>,
+    /// Senders by node name, started on first use.
+    senders: Mutex<HashMap<String, SenderHandle>>,
+    /// Calls and pushes to nodes the table does not name yet (skynet waits for them).
+    waiting: Mutex<HashMap<String, Vec<Outgoing>>>,
+    /// `@name` → local service (`cluster.register`).
+    registry: RwLock<HashMap<String, Handle>>,
+    /// Remote requests being served locally, by the session `clusterd` used for them.
+    incoming: Mutex<FxHashMap<i32, Incoming>>,
+    next_incoming: AtomicI32,
+    /// The `clusterd` service: the source of remote requests delivered locally.
+    service: AtomicU32,
+    /// Listening sockets' addresses, for the console.
+    listening: Mutex<Vec<String>>,
+    /// The tokio runtime (the socket server's), once started.
+    runtime: Mutex<Option<tokio::runtime::Handle>>,
+}
+
+impl Cluster {
+    /// A gateway for `node`; nothing runs until it is used.
+    pub fn new(node: Weak<NodeShared>, config: ClusterConfig) -> Cluster {
+        Cluster {
+            node,
+            config,
+            table: RwLock::new(NodeTable::default()),
+            senders: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
+            registry: RwLock::new(HashMap::new()),
+            incoming: Mutex::new(FxHashMap::default()),
+            next_incoming: AtomicI32::new(0),
+            service: AtomicU32::new(0),
+            listening: Mutex::new(Vec::new()),
+            runtime: Mutex::new(None),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    fn runtime(&self) -> Result<tokio::runtime::Handle, String> {
+        let mut runtime = lock(&self.runtime);
+        if let Some(handle) = runtime.as_ref() {
+            return Ok(handle.clone());
+        }
+        let node = self.node.upgrade().ok_or("the node is stopping")?;
+        let handle = node.sockets.runtime().map_err(|e| e.to_string())?;
+        *runtime = Some(handle.clone());
+        Ok(handle)
+    }
+
+    /// Replaces the node table with `table`, or (`None`) the `cluster` file's. A node whose
+    /// address changed (or that went down) has its connection closed: its calls in flight
+    /// fail, and the next call connects to the new address. Calls waiting for a node the
+    /// new table names are sent on; with `__nowaiting`, the rest fail.
+    ///
+    /// # Errors
+    /// The file is missing or bad.
+    pub fn reload(&self, table: Option<NodeTable>) -> Result<(), String> {
+        let table = match table {
+            Some(table) => table,
+            None => match &self.config.file {
+                Some(path) => NodeTable::load(path)?,
+                None => return Err("no `cluster` file in the config".into()),
+            },
+        };
+        let old = std::mem::replace(&mut *write(&self.table), table.clone());
+        {
+            let mut senders = lock(&self.senders);
+            senders.retain(|name, _| old.nodes.get(name) == table.nodes.get(name));
+        }
+        let waiting: Vec<(String, Vec<Outgoing>)> = lock(&self.waiting).drain().collect();
+        for (name, requests) in waiting {
+            for request in requests {
+                self.route(&name, request);
+            }
+        }
+        Ok(())
+    }
+
+    /// The node table now.
+    pub fn table(&self) -> NodeTable {
+        read(&self.table).clone()
+    }
+
+    /// Sends a request to `node`'s service at `address`: a call when `reply_to` is given
+    /// (the reply or the reason it failed comes back to it as PTYPE_RESPONSE or
+    /// PTYPE_ERROR), else a push.
+    pub(crate) fn request(&self, node: &str, request: Outgoing) {
+        self.route(node, request);
+    }
+
+    fn route(&self, node: &str, request: Outgoing) {
+        let address = read(&self.table).nodes.get(node).cloned();
+        match address {
+            Some(NodeAddress::At(_)) => self.to_sender(node, request),
+            Some(NodeAddress::Down) => {
+                self.fail(&request, &format!("node `{node}` is down"));
+            }
+            None if read(&self.table).nowaiting => {
+                self.fail(&request, &format!("unknown node `{node}`"));
+            }
+            None => lock(&self.waiting)
+                .entry(node.to_string())
+                .or_default()
+                .push(request),
+        }
+    }
+
+    fn to_sender(&self, node: &str, request: Outgoing) {
+        let mut senders = lock(&self.senders);
+        if let Some(sender) = senders.get(node) {
+            match sender.inbox.send(request) {
+                Ok(()) => return,
+                // The sender ended (its node was reloaded away): start a new one below.
+                Err(returned) => {
+                    senders.remove(node);
+                    drop(senders);
+                    return self.to_sender(node, returned.0);
+                }
+            }
+        }
+        let runtime = match self.runtime() {
+            Ok(runtime) => runtime,
+            Err(why) => return self.fail(&request, &why),
+        };
+        let (inbox, receiver) = mpsc::unbounded_channel();
+        let status = Arc::new(sender::Status::default());
+        let task = sender::Sender::new(
+            self.node.clone(),
+            node.to_string(),
+            self.config.clone(),
+            status.clone(),
+        );
+        runtime.spawn(task.run(receiver));
+        let _ = inbox.send(request);
+        senders.insert(node.to_string(), SenderHandle { inbox, status });
+    }
+
+    /// Answers a call that did not get through, naming `why`.
+    fn fail(&self, request: &Outgoing, why: &str) {
+        if let (Some(node), Some((caller, session))) = (self.node.upgrade(), request.reply_to) {
+            fail_call(&node, caller, session, why);
+        }
+    }
+
+    /// Publishes a local service as `@name` for remote nodes.
+    pub fn register(&self, name: &str, handle: Handle) {
+        write(&self.registry).insert(name.to_string(), handle);
+    }
+
+    /// Withdraws `@name`.
+    pub fn unregister(&self, name: &str) {
+        write(&self.registry).remove(name);
+    }
+
+    /// The service published as `@name`.
+    pub fn registered(&self, name: &str) -> Option<Handle> {
+        read(&self.registry).get(name).copied()
+    }
+
+    /// Listens for other nodes on `host:port` (port 0: any free one); the bound address.
+    ///
+    /// # Errors
+    /// The address cannot be bound, or the socket server has stopped.
+    pub fn open(self: &Arc<Self>, host: &str, port: u16) -> Result<String, String> {
+        let runtime = self.runtime()?;
+        let bound = agent::listen(self.clone(), &runtime, host, port)?;
+        lock(&self.listening).push(bound.clone());
+        Ok(bound)
+    }
+
+    /// Where this node listens.
+    pub fn listening(&self) -> Vec<String> {
+        lock(&self.listening).clone()
+    }
+
+    /// Every node known to the table or being waited for, with its connection's state.
+    pub fn status(&self) -> Vec<NodeStatus> {
+        let table = self.table();
+        let senders = lock(&self.senders);
+        let waiting = lock(&self.waiting);
+        let mut names: Vec<String> = table.nodes.keys().cloned().collect();
+        names.extend(
+            waiting
+                .keys()
+                .filter(|n| !table.nodes.contains_key(*n))
+                .cloned(),
+        );
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|name| {
+                let address = match table.nodes.get(&name) {
+                    Some(NodeAddress::At(at)) => at.clone(),
+                    Some(NodeAddress::Down) => "down".into(),
+                    None => "unknown".into(),
+                };
+                let mut status = NodeStatus {
+                    name: name.clone(),
+                    address,
+                    state: "idle".into(),
+                    in_flight: waiting.get(&name).map_or(0, Vec::len),
+                    sent: 0,
+                    received: 0,
+                };
+                if let Some(sender) = senders.get(&name) {
+                    sender.status.fill(&mut status);
+                }
+                status
+            })
+            .collect()
+    }
+
+    /// Records the `clusterd` service that local deliveries come from.
+    pub(crate) fn attach(&self, service: Handle) {
+        self.service.store(service.0, Ordering::Release);
+    }
+
+    /// Delivers a remote request to a local service; its answer goes to `reply`.
+    pub(crate) fn deliver(
+        &self,
+        target: Handle,
+        request: &frame::Request,
+        reply: &mpsc::UnboundedSender<Vec<u8>>,
+    ) -> Result<(), String> {
+        let node = self.node.upgrade().ok_or("the node is stopping")?;
+        let source = Handle(self.service.load(Ordering::Acquire));
+        if source.is_none() {
+            return Err("clusterd is not running".into());
+        }
+        let session = if request.push {
+            0
+        } else {
+            let session = self.new_incoming_session();
+            lock(&self.incoming).insert(
+                session,
+                Incoming {
+                    reply: reply.clone(),
+                    session: request.session,
+                },
+            );
+            session
+        };
+        let message = Message {
+            source,
+            session,
+            ptype: ptype::LUA as u8,
+            data: request.msg.clone().into(),
+        };
+        if node.push(target, message).is_err() {
+            if session != 0 {
+                lock(&self.incoming).remove(&session);
+            }
+            return Err(format!("no service {target}"));
+        }
+        Ok(())
+    }
+
+    fn new_incoming_session(&self) -> i32 {
+        loop {
+            let session = self
+                .next_incoming
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_add(1);
+            if session > 0 {
+                return session;
+            }
+            self.next_incoming.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A local service answered the remote request `session` (`clusterd` calls this).
+    pub(crate) fn answer(&self, session: i32, result: Result<&[u8], &[u8]>) {
+        let Some(waiting) = lock(&self.incoming).remove(&session) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        if frame::encode_response(waiting.session, result, &mut bytes).is_ok() {
+            let _ = waiting.reply.send(bytes);
+        }
+    }
+
+    /// Forgets the requests a closed connection was waiting for (their answers are dropped).
+    pub(crate) fn forget_connection(&self, reply: &mpsc::UnboundedSender<Vec<u8>>) {
+        lock(&self.incoming).retain(|_, waiting| !waiting.reply.same_channel(reply));
+    }
+
+    fn node_shared(&self) -> Option<Arc<NodeShared>> {
+        self.node.upgrade()
+    }
+}
+
+/// A task writing, in order, the bytes sent to the returned channel; it ends (dropping the
+/// connection's write half) when the channel closes or a write fails.
+pub(crate) fn spawn_writer(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+) -> mpsc::UnboundedSender<Vec<u8>> {
+    use tokio::io::AsyncWriteExt;
+    let (bytes, mut to_write) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(bytes) = to_write.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    bytes
+}
+
+/// Fails a local caller's call with PTYPE_ERROR carrying `why` (Lua raises `call failed: why`).
+pub(crate) fn fail_call(node: &NodeShared, caller: Handle, session: i32, why: &str) {
+    let source = node.cluster_service().unwrap_or(Handle::NONE);
+    let _ = node.push(
+        caller,
+        Message {
+            source,
+            session,
+            ptype: ptype::ERROR as u8,
+            data: why.as_bytes().into(),
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_tables_read_addresses_down_nodes_and_nowaiting() {
+        let table = NodeTable::from_entries([
+            ("db", "127.0.0.1:2528"),
+            ("game", "false"),
+            ("__nowaiting", "true"),
+            ("v6", "[::1]:9000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            table.nodes.get("db"),
+            Some(&NodeAddress::At("127.0.0.1:2528".into()))
+        );
+        assert_eq!(table.nodes.get("game"), Some(&NodeAddress::Down));
+        assert!(table.nowaiting);
+        assert!(table.nodes.contains_key("v6"));
+        let err = NodeTable::from_entries([("db", "nowhere")]).unwrap_err();
+        assert!(err.contains("node `db`"), "{err}");
+        assert!(NodeTable::from_entries([("db", "host:99999")]).is_err());
+    }
+
+    #[test]
+    fn the_config_has_short_keepalive_and_no_call_timeout_by_default() {
+        let config = ClusterConfig::from_env(&BTreeMap::new(), 1 << 20);
+        assert_eq!(config.keepalive, Duration::from_secs(5));
+        assert_eq!(config.call_timeout, None);
+        let env: BTreeMap<String, String> = [
+            ("cluster_timeout".to_string(), "250".to_string()),
+            ("cluster".to_string(), "nodes.lua".to_string()),
+        ]
+        .into();
+        let config = ClusterConfig::from_env(&env, 1 << 20);
+        assert_eq!(config.call_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(config.file, Some(PathBuf::from("nodes.lua")));
+    }
+}

@@ -1,0 +1,255 @@
+//! `clusterd`: the native service through which Lua and Rust services use the cluster
+//! (skynet's `clusterd`; `skynet.cluster` and `sky::cluster` talk to it over `"lua"`). It
+//! is started on first use (`skynet.uniqueservice("clusterd")`) and binds `.clusterd`.
+//!
+//! Commands (`skynet.pack`ed): `req node address msg [timeout_cs]` (a call: the reply, or
+//! PTYPE_ERROR with the reason, reaches the caller straight from the network),
+//! `push node address msg`, `listen host port`, `reload [table]`, `register name [address]`,
+//! `unregister name`, `proxy node name`, `nodes`. Answers from local services to remote
+//! requests (PTYPE_RESPONSE/PTYPE_ERROR with the sessions this service used) are written
+//! back to the requesting node.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skywasm_abi::{ptype, Handle};
+use skywasm_pack::{Table, Value};
+
+use super::{Address, Cluster, NodeTable, Outgoing};
+use crate::mq::Message;
+use crate::service::{Behavior, Fault, ServiceCore};
+
+/// The `clusterd` service.
+pub struct Clusterd {
+    core: ServiceCore,
+    cluster: Arc<Cluster>,
+    /// `node.name` → the proxy service made for it.
+    proxies: HashMap<String, Handle>,
+}
+
+impl Clusterd {
+    /// Starts `clusterd`: binds `.clusterd` and loads the `cluster` file if the config
+    /// names one.
+    ///
+    /// # Errors
+    /// `.clusterd` is taken (one runs already).
+    pub fn start(core: ServiceCore, _args: &str) -> Result<Box<dyn Behavior>, String> {
+        core.node
+            .handles
+            .bind_name(".clusterd", core.handle())
+            .map_err(|e| format!("clusterd runs already ({e})"))?;
+        let cluster = core.node.cluster.clone();
+        cluster.attach(core.handle());
+        if cluster.config().file.is_some() && cluster.table().nodes.is_empty() {
+            if let Err(why) = cluster.reload(None) {
+                core.log(&format!("cluster: the node table was not loaded: {why}"));
+            }
+        }
+        Ok(Box::new(Clusterd {
+            core,
+            cluster,
+            proxies: HashMap::new(),
+        }))
+    }
+
+    /// Runs one command; the values to answer with.
+    fn command(
+        &mut self,
+        message: &Message,
+        values: &[Value],
+    ) -> Result<Option<Vec<Value>>, String> {
+        let text = |i: usize| values.get(i).and_then(Value::as_str);
+        let name = |i: usize, what: &str| text(i).ok_or_else(|| format!("{what} expected"));
+        let command = name(0, "a command")?;
+        match command {
+            "req" | "push" => {
+                let node = name(1, "a node name")?;
+                let address = address(values.get(2))?;
+                let msg = match values.get(3) {
+                    Some(Value::String(bytes)) => bytes.to_vec(),
+                    _ => return Err("a packed message expected".into()),
+                };
+                let reply_to = (command == "req" && message.session != 0).then(|| {
+                    // Answered from the network, not by this service's code.
+                    self.core.disown(message.source, message.session);
+                    (message.source, message.session)
+                });
+                let timeout = values
+                    .get(4)
+                    .and_then(Value::as_integer)
+                    .filter(|cs| *cs > 0)
+                    .map(|cs| Duration::from_millis(cs as u64 * 10));
+                let request = Outgoing {
+                    address,
+                    msg,
+                    reply_to,
+                    timeout,
+                };
+                self.cluster.request(node, request);
+                Ok(None)
+            }
+            "listen" => {
+                let host = text(1).unwrap_or("127.0.0.1");
+                let port = values.get(2).and_then(Value::as_integer).unwrap_or(0);
+                let port = u16::try_from(port).map_err(|_| format!("bad port {port}"))?;
+                let bound = self.cluster.open(host, port)?;
+                self.core.log(&format!("cluster: listening on {bound}"));
+                Ok(Some(vec![Value::from(bound)]))
+            }
+            "reload" => {
+                let table = match values.get(1) {
+                    Some(Value::Table(table)) => Some(table_of(table)?),
+                    _ => None,
+                };
+                self.cluster.reload(table)?;
+                Ok(Some(vec![Value::Boolean(true)]))
+            }
+            "register" => {
+                let service = match values.get(2) {
+                    Some(Value::Integer(h)) => Handle(*h as u32),
+                    _ => message.source,
+                };
+                self.cluster.register(name(1, "a name")?, service);
+                Ok(Some(vec![]))
+            }
+            "unregister" => {
+                self.cluster.unregister(name(1, "a name")?);
+                Ok(Some(vec![]))
+            }
+            "proxy" => {
+                let node = name(1, "a node name")?;
+                let target = match values.get(2) {
+                    Some(Value::Integer(h)) => h.to_string(),
+                    Some(Value::String(_)) => name(2, "a name")?.to_string(),
+                    _ => return Err("a service name or address expected".into()),
+                };
+                Ok(Some(vec![Value::Integer(i64::from(
+                    self.proxy(node, &target)?.0,
+                ))]))
+            }
+            "nodes" => Ok(Some(vec![self.nodes()])),
+            other => Err(format!("unknown cluster command `{other}`")),
+        }
+    }
+
+    /// The proxy service of `node`'s `target`, started on first use.
+    fn proxy(&mut self, node: &str, target: &str) -> Result<Handle, String> {
+        let key = format!("{node}.{target}");
+        if let Some(proxy) = self.proxies.get(&key) {
+            if self.core.node.handles.get(*proxy).is_some() {
+                return Ok(*proxy);
+            }
+        }
+        let proxy = self
+            .core
+            .node
+            .launch("snlua", &format!("clusterproxy {node} {target}"))
+            .map_err(|e| format!("cannot start a proxy for {key}: {e}"))?;
+        self.proxies.insert(key, proxy);
+        Ok(proxy)
+    }
+
+    /// Every node with its state, for the console: `{name = "address state in_flight sent received"}`.
+    fn nodes(&self) -> Value {
+        let mut table = Table::new();
+        for status in self.cluster.status() {
+            table.insert(
+                Value::from(status.name.as_str()),
+                Value::from(format!(
+                    "{} {} in-flight {} sent {} received {}",
+                    status.address, status.state, status.in_flight, status.sent, status.received
+                )),
+            );
+        }
+        for (i, at) in self.cluster.listening().into_iter().enumerate() {
+            table.insert(
+                Value::from(format!("(listening {})", i + 1)),
+                Value::from(at),
+            );
+        }
+        Value::Table(table)
+    }
+}
+
+/// A cluster address from a Lua value: a handle, or a name.
+fn address(value: Option<&Value>) -> Result<Address, String> {
+    match value {
+        Some(Value::Integer(h)) => u32::try_from(*h)
+            .map(Address::Handle)
+            .map_err(|_| format!("bad address {h}")),
+        Some(v) => match v.as_str() {
+            Some(name) => Ok(Address::Name(name.to_string())),
+            None => Err("an address (a handle or a name) expected".into()),
+        },
+        None => Err("an address expected".into()),
+    }
+}
+
+/// A node table from a Lua table (`cluster.reload{...}`).
+fn table_of(table: &Table) -> Result<NodeTable, String> {
+    let mut entries = Vec::new();
+    for (key, value) in &table.hash {
+        let Some(name) = key.as_str() else {
+            return Err("node names must be strings".into());
+        };
+        let value = match value {
+            Value::Boolean(b) => b.to_string(),
+            other => other
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("node `{name}`: an address or false expected"))?,
+        };
+        entries.push((name.to_string(), value));
+    }
+    NodeTable::from_entries(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+impl Behavior for Clusterd {
+    fn core(&mut self) -> &mut ServiceCore {
+        &mut self.core
+    }
+
+    fn dispatch(&mut self, message: Message) -> Result<(), Fault> {
+        match u32::from(message.ptype) {
+            // A local service answered a request a remote node made.
+            ptype::RESPONSE | ptype::ERROR if message.session != 0 => {
+                let result = if u32::from(message.ptype) == ptype::RESPONSE {
+                    Ok(&message.data[..])
+                } else if message.data.is_empty() {
+                    Err(&b"call failed"[..])
+                } else {
+                    Err(&message.data[..])
+                };
+                self.cluster.answer(message.session, result);
+            }
+            ptype::LUA => {
+                let outcome = skywasm_pack::unpack(&message.data)
+                    .map_err(|e| format!("bad request: {e}"))
+                    .and_then(|values| self.command(&message, &values));
+                let reply = match outcome {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(values)) => skywasm_pack::pack(&values)
+                        .map(|body| (ptype::RESPONSE, body))
+                        .unwrap_or_else(|e| (ptype::ERROR, e.to_string().into_bytes())),
+                    Err(why) => {
+                        if message.session == 0 {
+                            self.core.log(&format!("cluster: {why}"));
+                        }
+                        (ptype::ERROR, why.into_bytes())
+                    }
+                };
+                if message.session != 0 {
+                    let _ = self.core.send(
+                        message.source,
+                        reply.0 as u8,
+                        message.session,
+                        reply.1.into(),
+                    );
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,425 @@
+//! Cluster: skywasm nodes calling each other's services in skynet's cluster protocol, over
+//! loopback (docs/cluster.md). Each node is a real node started from a config file; the Lua
+//! scripts are tests/lua/cluster_server.lua (the called side) and cluster_driver.lua.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use skywasm::Handle;
+use skywasm_pack::{Table, Value};
+
+use crate::support::*;
+
+fn lua_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua")
+}
+
+fn lua_node(extra: &str) -> TestNode {
+    start(&format!(
+        "luaservice = \"{}/?.lua\"\n{extra}",
+        lua_dir().display()
+    ))
+}
+
+/// A node whose `cluster_server` listens (on `port`, 0: a free one); its cluster address.
+fn server(port: u16) -> (TestNode, String) {
+    let t = lua_node("");
+    t.launch("snlua", &format!("cluster_server listen {port}"));
+    let log = t.wait_log("CLUSTER LISTENING ");
+    let at = log
+        .lines()
+        .find_map(|l| l.split_once("CLUSTER LISTENING "))
+        .map(|(_, at)| at.trim().to_string())
+        .expect("the server logs where it listens");
+    (t, at)
+}
+
+/// A node running the driver, whose node table is `nodes`.
+fn client(extra: &str, nodes: &[(&str, Value)]) -> (TestNode, Handle) {
+    let mut t = lua_node(extra);
+    let driver = t.launch("snlua", "cluster_driver");
+    reload(&mut t, driver, nodes);
+    (t, driver)
+}
+
+fn reload(t: &mut TestNode, driver: Handle, nodes: &[(&str, Value)]) {
+    let table = Value::Table(Table {
+        array: Vec::new(),
+        hash: nodes.iter().map(|(k, v)| (s(k), v.clone())).collect(),
+    });
+    assert_eq!(
+        t.ask(driver, &[s("RELOAD"), table]),
+        vec![Value::Boolean(true)]
+    );
+}
+
+fn ok(values: Vec<Value>) -> Vec<Value> {
+    assert_eq!(values.first(), Some(&Value::Boolean(true)), "{values:?}");
+    values[1..].to_vec()
+}
+
+/// The error text of a failed operation.
+fn failed(values: Vec<Value>) -> String {
+    assert_eq!(values.first(), Some(&Value::Boolean(false)), "{values:?}");
+    values[1].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn two_nodes_call_push_query_and_proxy_by_name_and_by_number() {
+    let (_server, at) = server(0);
+    let (mut c, d) = client("", &[("db", s(&at))]);
+    assert_eq!(
+        ok(c.ask(
+            d,
+            &[s("CALL"), s("db"), s("@echo"), s("ECHO"), i(1), s("two")]
+        )),
+        vec![i(1), s("two")]
+    );
+    assert_eq!(
+        ok(c.ask(
+            d,
+            &[s("CALL"), s("db"), s(".echo"), s("ECHO"), s("local name")]
+        )),
+        vec![s("local name")]
+    );
+    let handle = ok(c.ask(d, &[s("QUERY"), s("db"), s("echo")]))[0].clone();
+    assert_eq!(
+        ok(c.ask(d, &[s("CALL"), s("db"), handle.clone(), s("HANDLE")])),
+        vec![handle.clone()]
+    );
+    // Unknown names, remote errors: `call failed` with the reason.
+    let why = failed(c.ask(d, &[s("QUERY"), s("db"), s("nobody")]));
+    assert!(
+        why.contains("call failed: remote error from node `db`: name not found"),
+        "{why}"
+    );
+    let why = failed(c.ask(d, &[s("CALL"), s("db"), s("@nobody"), s("ECHO")]));
+    assert!(why.contains("Invalid name"), "{why}");
+    let why = failed(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("FAIL"), s("boom")]));
+    assert!(
+        why.contains("call failed: remote error from node `db`"),
+        "{why}"
+    );
+    // 1,000 pushes arrive, in order.
+    assert_eq!(
+        ok(c.ask(d, &[s("PUSHES"), s("db"), s("@echo"), i(1000)])),
+        vec![i(1000), i(0)]
+    );
+    // Proxies, in skynet's three forms; one per target.
+    let proxy = ok(c.ask(d, &[s("PROXY"), s("db"), s("@echo")]))[0].clone();
+    assert_eq!(ok(c.ask(d, &[s("PROXY"), s("db@echo")]))[0], proxy);
+    let by_local = ok(c.ask(d, &[s("PROXY"), s("db.echo")]))[0].clone();
+    assert_ne!(by_local, proxy);
+    for p in [proxy, by_local] {
+        assert_eq!(
+            ok(c.ask(d, &[s("PROXY_CALL"), p, s("ECHO"), s("via proxy")])),
+            vec![s("via proxy")]
+        );
+    }
+}
+
+#[test]
+fn payloads_around_the_multipart_threshold_both_ways() {
+    let (_server, at) = server(0);
+    let (mut c, d) = client("", &[("db", s(&at))]);
+    let handle = ok(c.ask(d, &[s("QUERY"), s("db"), s("echo")]))[0].clone();
+    for payload in [32767usize, 32768, 32769, 100_000] {
+        // A request `SIZE s` packs to 5 + a string header (3 bytes under 64 KiB, else 5).
+        let header = if payload - 8 < 65536 { 3 } else { 5 };
+        let text = "x".repeat(payload - 5 - header);
+        for address in [s("@echo"), handle.clone()] {
+            let size = ok(c.ask(
+                d,
+                &[s("CALL"), s("db"), address.clone(), s("SIZE"), s(&text)],
+            ));
+            assert_eq!(size, vec![i(text.len() as i64)], "request of {payload}");
+            // A reply of `payload` bytes: one string, packed with its header.
+            let header = if payload - 3 < 65536 { 3 } else { 5 };
+            let reply = ok(c.ask(
+                d,
+                &[
+                    s("CALL"),
+                    s("db"),
+                    address.clone(),
+                    s("BIG"),
+                    i((payload - header) as i64),
+                ],
+            ));
+            assert_eq!(
+                reply[0].as_str().map(str::len),
+                Some(payload - header),
+                "reply of {payload}"
+            );
+            // A push of `payload` bytes (`ECHO text` packs as `SIZE text` does).
+            let push = &[s("SEND"), s("db"), address.clone(), s("ECHO"), s(&text)];
+            assert_eq!(c.ask(d, push), vec![Value::Boolean(true)]);
+        }
+    }
+    // The pushes went through: the connection is still in order.
+    assert_eq!(
+        ok(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO"), s("after")])),
+        vec![s("after")]
+    );
+}
+
+#[test]
+fn thirty_two_concurrent_calls_get_their_own_replies_in_reverse_order() {
+    let (_server, at) = server(0);
+    let (mut c, d) = client("", &[("db", s(&at))]);
+    let reply = c.ask(d, &[s("CONCURRENT"), s("db"), s("@echo"), i(32)]);
+    let order: Vec<i64> = match &reply[0] {
+        Value::Table(t) => t.array.iter().filter_map(Value::as_integer).collect(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(order, (1..=32).rev().collect::<Vec<_>>());
+    assert_eq!(reply[1], Value::Table(Table::new()));
+}
+
+#[test]
+fn down_unknown_and_later_named_nodes() {
+    let (_server, at) = server(0);
+    let (mut c, d) = client("", &[("db", Value::Boolean(false))]);
+    let why = failed(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO")]));
+    assert!(why.contains("node `db` is down"), "{why}");
+    // Without __nowaiting a call to an unknown node waits until the table names it.
+    let waiting = c.request(
+        d,
+        &[s("CALL"), s("later"), s("@echo"), s("ECHO"), s("waited")],
+    );
+    reload(&mut c, d, &[("later", s(&at))]);
+    assert_eq!(ok(c.wait(d, waiting).unwrap()), vec![s("waited")]);
+    reload(&mut c, d, &[("__nowaiting", Value::Boolean(true))]);
+    let why = failed(c.ask(d, &[s("CALL"), s("nope"), s("@echo"), s("ECHO")]));
+    assert!(why.contains("unknown node `nope`"), "{why}");
+}
+
+#[test]
+fn a_peer_that_dies_mid_stream_fails_its_calls_promptly_and_comes_back() {
+    let (server_node, at) = server(0);
+    let port: u16 = at.rsplit_once(':').unwrap().1.parse().unwrap();
+    let (mut c, d) = client("", &[("db", s(&at))]);
+    assert_eq!(
+        ok(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO"), i(1)])),
+        vec![i(1)]
+    );
+    // Five calls waiting 30 s each; the server goes away under them.
+    assert_eq!(
+        c.ask(d, &[s("INFLIGHT"), s("db"), s("@echo"), i(5), i(3000)]),
+        vec![Value::Boolean(true)]
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    drop(server_node);
+    let results = c.ask(d, &[s("RESULTS")]);
+    let Value::Table(results) = &results[0] else {
+        panic!("{results:?}")
+    };
+    assert_eq!(results.array.len(), 5);
+    for result in &results.array {
+        let Value::Table(r) = result else { panic!() };
+        assert_eq!(r.array[0], Value::Boolean(false), "{r:?}");
+        let why = r.array[1].as_str().unwrap_or("");
+        assert!(
+            why.contains("network: connection to node `db` lost"),
+            "{why}"
+        );
+        let ticks = r.array[2].as_integer().unwrap();
+        assert!(
+            ticks < 3000,
+            "failed when the peer died, not at its time limit ({ticks} cs)"
+        );
+    }
+    // Nobody listens now: calls fail fast.
+    let started = Instant::now();
+    let why = failed(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO")]));
+    assert!(why.contains("network: cannot reach node `db`"), "{why}");
+    assert!(started.elapsed() < WAIT);
+    // A new server on the same port: a later call gets through once the backoff allows.
+    let (_again, again_at) = server(port);
+    assert_eq!(again_at, at);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO"), s("back")]);
+        if reply[0] == Value::Boolean(true) {
+            assert_eq!(reply[1], s("back"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reconnected: {reply:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A listener that accepts and reads, and never answers.
+fn mute_peer() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut sink = [0u8; 4096];
+                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    at
+}
+
+#[test]
+fn timeouts_fire_on_a_peer_that_never_answers() {
+    let mute = mute_peer();
+    let (mut c, d) = client("", &[("mute", s(&mute))]);
+    let started = Instant::now();
+    let why = failed(c.ask(
+        d,
+        &[s("CALL_TIMEOUT"), i(30), s("mute"), s("@echo"), s("ECHO")],
+    ));
+    assert!(
+        why.contains("timeout: no reply from node `mute` within 300 ms"),
+        "{why}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // The node-wide default.
+    let (mut c, d) = client("cluster_timeout = 200", &[("mute", s(&mute))]);
+    let why = failed(c.ask(d, &[s("CALL"), s("mute"), s("@echo"), s("ECHO")]));
+    assert!(why.contains("within 200 ms"), "{why}");
+}
+
+#[test]
+fn garbage_and_truncated_frames_close_that_connection_only() {
+    let (server_node, at) = server(0);
+    let (mut c, d) = client("", &[("db", s(&at))]);
+    for garbage in [
+        vec![0x00, 0x03, 0x09, 1, 2],          // an unknown kind
+        vec![0x00, 0x00],                      // an empty packet
+        vec![0x00, 0x04, 0x80, 9, b'@', b'x'], // a name longer than its packet
+        vec![
+            0x00, 0x0d, 0x01, 1, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+        ], // 4 GiB declared
+    ] {
+        let mut peer = TcpStream::connect(&at).unwrap();
+        peer.set_read_timeout(Some(WAIT)).unwrap();
+        peer.write_all(&garbage).unwrap();
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            peer.read(&mut byte).unwrap_or(0),
+            0,
+            "closed after {garbage:?}"
+        );
+    }
+    // A truncated frame, then the peer leaves.
+    let mut peer = TcpStream::connect(&at).unwrap();
+    peer.write_all(&[0x00, 0x64, 0x00, 1, 2, 3]).unwrap();
+    drop(peer);
+    let log = server_node.wait_log("cluster: closed the connection from");
+    assert!(log.contains("malformed packet"), "{log}");
+    assert_eq!(
+        ok(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO"), s("fine")])),
+        vec![s("fine")]
+    );
+    assert!(!server_node.node.shared().is_quitting());
+}
+
+/// The console lists the nodes with their connections, and reloads the node file.
+#[test]
+fn the_console_shows_nodes_and_reloads_the_node_file() {
+    let (_server, at) = server(0);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), format!("db = \"{at}\"\ngone = false\n")).unwrap();
+    let mut c = lua_node(&format!("cluster = \"{}\"", file.path().display()));
+    let d = c.launch("snlua", "cluster_driver");
+    assert_eq!(
+        ok(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO"), i(7)])),
+        vec![i(7)]
+    );
+    c.ask(d, &[s("CONSOLE")]);
+    let log = c.wait_log("Start debug console at 127.0.0.1:");
+    let port = log
+        .lines()
+        .find_map(|l| l.split_once("Start debug console at 127.0.0.1:"))
+        .and_then(|(_, p)| p.trim().parse::<u16>().ok())
+        .unwrap();
+    let mut console = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    console.set_read_timeout(Some(WAIT)).unwrap();
+    let mut run = |command: &str| {
+        console
+            .write_all(format!("{command}\n").as_bytes())
+            .unwrap();
+        let mut text = String::new();
+        let mut byte = [0u8; 1];
+        while !text.ends_with("<CMD OK>\n") && !text.ends_with("<CMD Error>\n") {
+            assert_eq!(console.read(&mut byte).unwrap(), 1, "{text}");
+            text.push(byte[0] as char);
+        }
+        text
+    };
+    let nodes = run("cluster");
+    assert!(
+        nodes.contains(&format!("db\t{at} connected in-flight 0 sent ")),
+        "{nodes}"
+    );
+    assert!(nodes.contains("gone\tdown idle"), "{nodes}");
+    std::fs::write(file.path(), "db = false\n").unwrap();
+    assert!(run("cluster reload").contains("the node table was reloaded"));
+    let why = failed(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO")]));
+    assert!(why.contains("node `db` is down"), "{why}");
+}
+
+/// The Rust SDK's cluster operations, from a Rust service.
+#[test]
+fn a_rust_service_uses_the_cluster() {
+    let (_server, at) = server(0);
+    let mut c = lua_node("");
+    let probe = c.launch("probe", "");
+    assert_eq!(
+        c.ask(probe, &[s("cluster_reload"), s("db"), s(&at)]),
+        vec![i(0)]
+    );
+    assert_eq!(
+        c.ask(
+            probe,
+            &[
+                s("cluster_call"),
+                s("db"),
+                s("@echo"),
+                s("ECHO"),
+                s("from rust")
+            ]
+        ),
+        vec![s("ok"), s("from rust")]
+    );
+    let handle = c.ask(probe, &[s("cluster_query"), s("db"), s("echo")]);
+    assert!(matches!(handle[0], Value::Integer(_)), "{handle:?}");
+    assert_eq!(
+        c.ask(
+            probe,
+            &[
+                s("cluster_call"),
+                s("db"),
+                handle[0].clone(),
+                s("ECHO"),
+                i(3)
+            ]
+        ),
+        vec![s("ok"), i(3)]
+    );
+    let failed = c.ask(
+        probe,
+        &[s("cluster_call"), s("db"), s("@nobody"), s("ECHO")],
+    );
+    assert_eq!(failed[0], s("error"));
+    assert!(
+        failed[1].as_str().unwrap_or("").contains("Invalid name"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        c.ask(probe, &[s("cluster_reload"), s("db"), s("")]),
+        vec![i(0)]
+    );
+    let down = c.ask(probe, &[s("cluster_call"), s("db"), s("@echo"), s("ECHO")]);
+    assert!(
+        down[1].as_str().unwrap_or("").contains("node `db` is down"),
+        "{down:?}"
+    );
+}

@@ -25,7 +25,12 @@ fn lua_node(extra: &str) -> TestNode {
 
 /// A node whose `cluster_server` listens (on `port`, 0: a free one); its cluster address.
 fn server(port: u16) -> (TestNode, String) {
-    let t = lua_node("");
+    server_with("", port)
+}
+
+/// [`server`] with extra config lines.
+fn server_with(extra: &str, port: u16) -> (TestNode, String) {
+    let t = lua_node(extra);
     t.launch("snlua", &format!("cluster_server listen {port}"));
     let log = t.wait_log("CLUSTER LISTENING ");
     let at = log
@@ -68,7 +73,7 @@ fn failed(values: Vec<Value>) -> String {
 
 #[test]
 fn two_nodes_call_push_query_and_proxy_by_name_and_by_number() {
-    let (_server, at) = server(0);
+    let (server_node, at) = server(0);
     let (mut c, d) = client("", &[("db", s(&at))]);
     assert_eq!(
         ok(c.ask(
@@ -106,6 +111,19 @@ fn two_nodes_call_push_query_and_proxy_by_name_and_by_number() {
     assert_eq!(
         ok(c.ask(d, &[s("PUSHES"), s("db"), s("@echo"), i(1000)])),
         vec![i(1000), i(0)]
+    );
+    // A traced call sends its tag ahead (skynet's trace packet); the server logs it.
+    assert_eq!(
+        ok(c.ask(
+            d,
+            &[s("TRACED"), s("db"), s("@echo"), s("ECHO"), s("traced")]
+        )),
+        vec![s("traced")]
+    );
+    let log = server_node.wait_log("cluster: trace (skywasm");
+    assert!(
+        log.contains("-db-") && log.contains("Name(\"@echo\")"),
+        "{log}"
     );
     // Proxies, in skynet's three forms; one per target.
     let proxy = ok(c.ask(d, &[s("PROXY"), s("db"), s("@echo")]))[0].clone();
@@ -422,4 +440,36 @@ fn a_rust_service_uses_the_cluster() {
         down[1].as_str().unwrap_or("").contains("node `db` is down"),
         "{down:?}"
     );
+}
+
+/// `cluster_secret`: nodes that share it talk; a node with another secret, or none, is
+/// refused, and both sides say why.
+#[test]
+fn nodes_sharing_a_secret_talk_and_others_are_refused() {
+    let (server_node, at) = server_with("cluster_secret = \"hush\"", 0);
+    let call =
+        |c: &mut TestNode, d| c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO"), s("hi")]);
+    let (mut c, d) = client("cluster_secret = \"hush\"", &[("db", s(&at))]);
+    assert_eq!(ok(call(&mut c, d)), vec![s("hi")]);
+
+    let (mut c, d) = client("cluster_secret = \"wrong\"", &[("db", s(&at))]);
+    let why = failed(call(&mut c, d));
+    assert!(
+        why.contains("network: cannot reach node `db`") && why.contains("handshake"),
+        "{why}"
+    );
+    server_node.wait_log("does not hold this node's cluster_secret");
+
+    let (mut c, d) = client("", &[("db", s(&at))]);
+    let why = failed(call(&mut c, d));
+    assert!(
+        why.contains("network: connection to node `db` lost"),
+        "{why}"
+    );
+    server_node.wait_log("did not answer with skywasm's handshake");
+
+    let (_plain, plain_at) = server(0);
+    let (mut c, d) = client("cluster_secret = \"hush\"", &[("db", s(&plain_at))]);
+    let why = failed(call(&mut c, d));
+    assert!(why.contains("no handshake from the peer in time"), "{why}");
 }

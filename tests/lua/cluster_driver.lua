@@ -14,6 +14,12 @@ function CMD.CALL(node, address, ...)
 	return pcall(cluster.call, node, address, ...)
 end
 
+-- A call from a traced coroutine: its tag travels with the request.
+function CMD.TRACED(node, address, ...)
+	skynet.trace("from the driver")
+	return pcall(cluster.call, node, address, ...)
+end
+
 function CMD.CALL_TIMEOUT(ti, node, address, ...)
 	return pcall(cluster.call_timeout, ti, node, address, ...)
 end

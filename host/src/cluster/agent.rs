@@ -59,7 +59,18 @@ async fn accept(cluster: Arc<Cluster>, listener: TcpListener) {
 }
 
 /// One incoming connection, until it closes or sends something malformed.
-async fn serve(cluster: Arc<Cluster>, stream: TcpStream, peer: SocketAddr) {
+async fn serve(cluster: Arc<Cluster>, mut stream: TcpStream, peer: SocketAddr) {
+    if let Some(secret) = &cluster.config.secret {
+        if let Err(why) = super::auth::accept(&mut stream, &secret.0).await {
+            if let Some(node) = cluster.node_shared() {
+                node.log(
+                    Handle::NONE,
+                    &format!("cluster: refused the connection from {peer}: {why}"),
+                );
+            }
+            return;
+        }
+    }
     let (mut reader, writer) = stream.into_split();
     let replies = super::spawn_writer(writer);
     let mut packets = PacketReader::new();

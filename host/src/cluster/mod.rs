@@ -18,6 +18,7 @@
 pub use skywasm_cluster_wire as frame;
 
 mod agent;
+mod auth;
 mod sender;
 mod service;
 
@@ -49,6 +50,19 @@ pub struct ClusterConfig {
     pub call_timeout: Option<Duration>,
     /// Largest request or reply a peer may send (`max_message_size`).
     pub max_payload: usize,
+    /// The secret skywasm nodes prove to each other before talking (`cluster_secret`);
+    /// none: skynet's protocol as it is, without authentication.
+    pub secret: Option<Secret>,
+}
+
+/// A shared secret, never shown in logs or debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 impl ClusterConfig {
@@ -65,6 +79,10 @@ impl ClusterConfig {
             keepalive: Duration::from_secs(number("cluster_keepalive", 5)),
             call_timeout: (timeout > 0).then(|| Duration::from_millis(timeout)),
             max_payload,
+            secret: env
+                .get("cluster_secret")
+                .filter(|s| !s.is_empty())
+                .map(|s| Secret(s.as_bytes().to_vec())),
         }
     }
 }
@@ -141,6 +159,8 @@ pub(crate) struct Outgoing {
     /// Who gets the reply, and with which session; `None` for a push.
     pub reply_to: Option<(Handle, i32)>,
     pub timeout: Option<Duration>,
+    /// The caller's trace tag (`skynet.trace`): sent ahead of the request, as skynet does.
+    pub trace: Option<String>,
 }
 
 /// What a node's connection looks like, for the console.
@@ -543,5 +563,13 @@ mod tests {
         let config = ClusterConfig::from_env(&env, 1 << 20);
         assert_eq!(config.call_timeout, Some(Duration::from_millis(250)));
         assert_eq!(config.file, Some(PathBuf::from("nodes.lua")));
+        let env: BTreeMap<String, String> =
+            [("cluster_secret".to_string(), "hush".to_string())].into();
+        let config = ClusterConfig::from_env(&env, 1);
+        assert_eq!(config.secret, Some(Secret(b"hush".to_vec())));
+        assert!(
+            !format!("{config:?}").contains("hush"),
+            "the secret is never shown"
+        );
     }
 }

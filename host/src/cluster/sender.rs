@@ -131,7 +131,7 @@ impl Sender {
                 continue;
             };
             self.status.set("connecting");
-            match connect(&address, self.config.keepalive).await {
+            match connect(&address, &self.config).await {
                 Ok(stream) => {
                     self.backoff = FIRST_BACKOFF;
                     self.retry_at = None;
@@ -268,6 +268,15 @@ impl Sender {
             0
         };
         let mut bytes = Vec::new();
+        if let Some(tag) = &request.trace {
+            // skynet's tag: "(<nodename>-<node>-<session>)<tag>", its nodename host+pid.
+            let tag = format!(
+                "(skywasm{}-{}-{session}){tag}",
+                std::process::id(),
+                self.name
+            );
+            frame::encode_trace(tag.as_bytes(), &mut bytes);
+        }
         let push = request.reply_to.is_none();
         if let Err(e) =
             frame::encode_request(&request.address, session, push, &request.msg, &mut bytes)
@@ -389,12 +398,18 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// A connection to `address` with `TCP_NODELAY` and keepalive (so a half-open connection
-/// to a dead peer is noticed: idle `keepalive`, then probes a second apart, three tries).
-async fn connect(address: &str, keepalive: Duration) -> std::io::Result<TcpStream> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+/// to a dead peer is noticed: idle `keepalive`, then probes a second apart, three tries),
+/// and the secret's handshake when the config has one.
+async fn connect(address: &str, config: &ClusterConfig) -> std::io::Result<TcpStream> {
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))??;
-    configure(&stream, keepalive)?;
+    configure(&stream, config.keepalive)?;
+    if let Some(secret) = &config.secret {
+        super::auth::connect(&mut stream, &secret.0)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("handshake: {e}")))?;
+    }
     Ok(stream)
 }
 

@@ -2,7 +2,7 @@
 //! (skynet's `clusterd`; `skynet.cluster` and `sky::cluster` talk to it over `"lua"`). It
 //! is started on first use (`skynet.uniqueservice("clusterd")`) and binds `.clusterd`.
 //!
-//! Commands (`skynet.pack`ed): `req node address msg [timeout_cs]` (a call: the reply, or
+//! Commands (`skynet.pack`ed): `req node address msg [timeout_cs [trace_tag]]` (a call: the reply, or
 //! PTYPE_ERROR with the reason, reaches the caller straight from the network),
 //! `push node address msg`, `listen host port`, `reload [table]`, `register name [address]`,
 //! `unregister name`, `proxy node name`, `nodes`. Answers from local services to remote
@@ -80,11 +80,13 @@ impl Clusterd {
                     .and_then(Value::as_integer)
                     .filter(|cs| *cs > 0)
                     .map(|cs| Duration::from_millis(cs as u64 * 10));
+                let trace = text(5).map(str::to_string);
                 let request = Outgoing {
                     address,
                     msg,
                     reply_to,
                     timeout,
+                    trace,
                 };
                 self.cluster.request(node, request);
                 Ok(None)

@@ -28,15 +28,19 @@ end
 -- Calls `address` (a handle, "@name" registered there, or a ".name") on `node`; what it
 -- returns. Waits as long as the node-wide `cluster_timeout` allows (by default: until the
 -- reply comes or the connection breaks).
+-- A traced caller's tag goes along (skynet's trace packet), as skynet's clustersender does.
+local function request(node, address, msg, ti)
+	return skynet.rawcall(service(), "lua", skynet.pack("req", node, address, msg, ti or 0, skynet.tracetag()))
+end
+
 function cluster.call(node, address, ...)
-	return skynet.unpack(skynet.rawcall(service(), "lua", skynet.pack("req", node, address, skynet.packstring(...))))
+	return skynet.unpack(request(node, address, skynet.packstring(...)))
 end
 
 -- skywasm: cluster.call with a time limit of `ti` centiseconds (`call failed: timeout: ...`
 -- past it; a late reply is dropped).
 function cluster.call_timeout(ti, node, address, ...)
-	return skynet.unpack(skynet.rawcall(service(), "lua",
-		skynet.pack("req", node, address, skynet.packstring(...), math.tointeger(ti) or 0)))
+	return skynet.unpack(request(node, address, skynet.packstring(...), math.tointeger(ti) or 0))
 end
 
 -- A one-way message; pushes to a node before it is connected are queued in order.
@@ -46,7 +50,7 @@ end
 
 -- The raw forms, for proxies: `msg` is already packed.
 function cluster.rawcall(node, address, msg)
-	return skynet.rawcall(service(), "lua", skynet.pack("req", node, address, msg))
+	return request(node, address, msg)
 end
 
 function cluster.rawsend(node, address, msg)

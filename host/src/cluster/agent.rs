@@ -11,11 +11,10 @@ use std::sync::Arc;
 
 use skywasm_abi::Handle;
 use skywasm_pack::Value;
-use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
 use super::frame::{self, Address, PacketReader, Request, RequestAssembler};
+use super::outbox::Outbox;
 use super::Cluster;
 
 /// Listens on `host:port` for other nodes; the bound address.
@@ -71,15 +70,19 @@ async fn serve(cluster: Arc<Cluster>, mut stream: TcpStream, peer: SocketAddr) {
             return;
         }
     }
-    let (mut reader, writer) = stream.into_split();
-    let replies = super::spawn_writer(writer);
+    let stream = Arc::new(stream);
+    let replies = Outbox::new(stream.clone());
     let mut packets = PacketReader::new();
     let mut assembler = RequestAssembler::new(cluster.config.max_payload);
     let mut buffer = vec![0u8; 64 << 10];
     let ended = 'read: loop {
-        let n = match reader.read(&mut buffer).await {
+        if let Err(e) = stream.readable().await {
+            break Some(e.to_string());
+        }
+        let n = match stream.try_read(&mut buffer) {
             Ok(0) => break None,
             Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => break Some(e.to_string()),
         };
         packets.extend(&buffer[..n]);
@@ -95,6 +98,7 @@ async fn serve(cluster: Arc<Cluster>, mut stream: TcpStream, peer: SocketAddr) {
             }
         }
     };
+    replies.close();
     if let (Some(why), Some(node)) = (ended, cluster.node_shared()) {
         node.log(
             Handle::NONE,
@@ -105,7 +109,7 @@ async fn serve(cluster: Arc<Cluster>, mut stream: TcpStream, peer: SocketAddr) {
 }
 
 /// Serves one request: the name query, or a delivery to a local service.
-fn handle(cluster: &Cluster, request: &Request, replies: &mpsc::UnboundedSender<Vec<u8>>) {
+fn handle(cluster: &Cluster, request: &Request, replies: &Arc<Outbox>) {
     if let (Some(tag), Some(node)) = (&request.trace, cluster.node_shared()) {
         node.log(
             Handle::NONE,
@@ -120,7 +124,7 @@ fn handle(cluster: &Cluster, request: &Request, replies: &mpsc::UnboundedSender<
         if !request.push {
             let mut bytes = Vec::new();
             if frame::encode_response(request.session, result, &mut bytes).is_ok() {
-                let _ = replies.send(bytes);
+                replies.write(bytes);
             }
         }
     };

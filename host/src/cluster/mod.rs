@@ -19,6 +19,7 @@ pub use skywasm_cluster_wire as frame;
 
 mod agent;
 mod auth;
+mod outbox;
 mod sender;
 mod service;
 
@@ -184,12 +185,14 @@ pub struct NodeStatus {
 struct SenderHandle {
     inbox: mpsc::UnboundedSender<Outgoing>,
     status: Arc<sender::Status>,
+    /// The live connection, which requests take directly (none while there is none).
+    link: Arc<Mutex<Option<Arc<sender::Link>>>>,
 }
 
 /// A request a remote node made, delivered to a local service, waiting for its answer.
 struct Incoming {
-    /// Where the answer goes (the connection's writer).
-    reply: mpsc::UnboundedSender<Vec<u8>>,
+    /// Where the answer goes (the connection's outbox).
+    reply: Arc<outbox::Outbox>,
     /// The remote caller's session.
     session: u32,
 }
@@ -309,9 +312,18 @@ impl Cluster {
         }
     }
 
-    fn to_sender(&self, node: &str, request: Outgoing) {
+    fn to_sender(&self, node: &str, mut request: Outgoing) {
         let mut senders = lock(&self.senders);
         if let Some(sender) = senders.get(node) {
+            // Connected: straight to the socket from this thread.
+            let link = lock(&sender.link).clone();
+            if let Some(link) = link {
+                match link.send(request) {
+                    Ok(()) => return,
+                    // The link is ending: its sender task reconnects.
+                    Err(returned) => request = returned,
+                }
+            }
             match sender.inbox.send(request) {
                 Ok(()) => return,
                 // The sender ended (its node was reloaded away): start a new one below.
@@ -328,15 +340,24 @@ impl Cluster {
         };
         let (inbox, receiver) = mpsc::unbounded_channel();
         let status = Arc::new(sender::Status::default());
+        let link = Arc::new(Mutex::new(None));
         let task = sender::Sender::new(
             self.node.clone(),
             node.to_string(),
             self.config.clone(),
             status.clone(),
+            link.clone(),
         );
         runtime.spawn(task.run(receiver));
         let _ = inbox.send(request);
-        senders.insert(node.to_string(), SenderHandle { inbox, status });
+        senders.insert(
+            node.to_string(),
+            SenderHandle {
+                inbox,
+                status,
+                link,
+            },
+        );
     }
 
     /// Answers a call that did not get through, naming `why`.
@@ -425,7 +446,7 @@ impl Cluster {
         &self,
         target: Handle,
         request: &frame::Request,
-        reply: &mpsc::UnboundedSender<Vec<u8>>,
+        reply: &Arc<outbox::Outbox>,
     ) -> Result<(), String> {
         let node = self.node.upgrade().ok_or("the node is stopping")?;
         let source = Handle(self.service.load(Ordering::Acquire));
@@ -480,35 +501,19 @@ impl Cluster {
         };
         let mut bytes = Vec::new();
         if frame::encode_response(waiting.session, result, &mut bytes).is_ok() {
-            let _ = waiting.reply.send(bytes);
+            // From `clusterd`'s worker straight to the socket.
+            waiting.reply.write(bytes);
         }
     }
 
     /// Forgets the requests a closed connection was waiting for (their answers are dropped).
-    pub(crate) fn forget_connection(&self, reply: &mpsc::UnboundedSender<Vec<u8>>) {
-        lock(&self.incoming).retain(|_, waiting| !waiting.reply.same_channel(reply));
+    pub(crate) fn forget_connection(&self, reply: &Arc<outbox::Outbox>) {
+        lock(&self.incoming).retain(|_, waiting| !Arc::ptr_eq(&waiting.reply, reply));
     }
 
     fn node_shared(&self) -> Option<Arc<NodeShared>> {
         self.node.upgrade()
     }
-}
-
-/// A task writing, in order, the bytes sent to the returned channel; it ends (dropping the
-/// connection's write half) when the channel closes or a write fails.
-pub(crate) fn spawn_writer(
-    mut writer: tokio::net::tcp::OwnedWriteHalf,
-) -> mpsc::UnboundedSender<Vec<u8>> {
-    use tokio::io::AsyncWriteExt;
-    let (bytes, mut to_write) = mpsc::unbounded_channel::<Vec<u8>>();
-    tokio::spawn(async move {
-        while let Some(bytes) = to_write.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-    });
-    bytes
 }
 
 /// Fails a local caller's call with PTYPE_ERROR carrying `why` (Lua raises `call failed: why`).

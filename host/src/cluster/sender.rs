@@ -1,24 +1,27 @@
 //! One remote node's outgoing connection (skynet's `clustersender`): connected on the first
 //! request, kept while it works, reconnected on the next request after it broke.
 //!
-//! Calls are matched to replies by session (allocated per connection as skynet does). When
-//! the connection breaks, every call in flight fails at once with the reason; a call that
-//! runs past its time limit fails then, and its late reply is dropped. After a failed
-//! connect, requests fail fast until a retry time (backoff doubling from 100 ms to 5 s, with
-//! jitter, so a fleet of nodes does not reconnect in step).
+//! While connected, the connection is a [`Link`] that any thread sends on: a worker's
+//! request is encoded, its call recorded and its bytes written straight to the socket
+//! ([`Outbox`]), without waking the network thread. The sender task makes the connection,
+//! sends what queued while there was none, fails calls whose time is up, and notices the
+//! end. Calls are matched to replies by session (allocated per connection as skynet does);
+//! when the connection breaks every call in flight fails at once with the reason. After a
+//! failed connect, requests fail fast until a retry time (backoff doubling from 100 ms to
+//! 5 s, with jitter, so a fleet of nodes does not reconnect in step).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use skywasm_abi::{ptype, Handle};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use super::frame::{self, PacketReader, Reply, ResponseAssembler};
+use super::outbox::Outbox;
 use super::{fail_call, ClusterConfig, NodeAddress, NodeStatus, Outgoing};
 use crate::mq::Message;
 use crate::node::NodeShared;
@@ -29,6 +32,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// First and longest pause before connecting again after a failed connect.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often calls with a time limit are checked.
+const TIMEOUT_TICK: Duration = Duration::from_millis(10);
 
 /// What the console shows of a sender.
 #[derive(Debug, Default)]
@@ -64,15 +69,213 @@ struct Call {
     timeout: Option<Duration>,
 }
 
+/// The calls of a connection.
+struct Calls {
+    /// The next session to use.
+    next: u32,
+    pending: HashMap<u32, Call>,
+    /// Calls with a deadline among `pending`.
+    with_deadline: usize,
+    /// Set when the connection ended: no call may be added.
+    closed: bool,
+}
+
+/// A live connection to a remote node, which any thread may send on.
+pub(crate) struct Link {
+    node: Weak<NodeShared>,
+    name: String,
+    outbox: Arc<Outbox>,
+    calls: Mutex<Calls>,
+    status: Arc<Status>,
+    default_timeout: Option<Duration>,
+    /// Wakes the sender task when a call with a time limit arrives.
+    ticker: Notify,
+}
+
+impl Link {
+    /// Sends a request; it comes back when the connection has ended (send it again through
+    /// the sender task, which reconnects).
+    pub(crate) fn send(&self, request: Outgoing) -> Result<(), Outgoing> {
+        let mut calls = lock(&self.calls);
+        if calls.closed {
+            return Err(request);
+        }
+        let multipart = frame::request_is_multipart(request.msg.len());
+        let session = if request.reply_to.is_some() || multipart {
+            let session = calls.next;
+            calls.next = frame::next_session(session);
+            session
+        } else {
+            0
+        };
+        let mut bytes = Vec::new();
+        if let Some(tag) = &request.trace {
+            // skynet's tag: "(<nodename>-<node>-<session>)<tag>", its nodename host+pid.
+            let tag = format!(
+                "(skywasm{}-{}-{session}){tag}",
+                std::process::id(),
+                self.name
+            );
+            frame::encode_trace(tag.as_bytes(), &mut bytes);
+        }
+        let push = request.reply_to.is_none();
+        if let Err(e) =
+            frame::encode_request(&request.address, session, push, &request.msg, &mut bytes)
+        {
+            drop(calls);
+            refuse(
+                &self.node,
+                &self.name,
+                request,
+                &format!("cannot send: {e}"),
+            );
+            return Ok(());
+        }
+        if let Some((caller, caller_session)) = request.reply_to {
+            let timeout = request.timeout.or(self.default_timeout);
+            calls.pending.insert(
+                session,
+                Call {
+                    caller,
+                    session: caller_session,
+                    deadline: timeout.map(|t| Instant::now() + t),
+                    timeout,
+                },
+            );
+            if timeout.is_some() {
+                calls.with_deadline += 1;
+                if calls.with_deadline == 1 {
+                    self.ticker.notify_one();
+                }
+            }
+            self.status
+                .in_flight
+                .store(calls.pending.len(), Ordering::Relaxed);
+        }
+        self.status
+            .sent
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        // Written while the call is recorded, so its reply always finds it. A failed write
+        // means the connection is ending: the reader reports that and fails the call.
+        self.outbox.write(bytes);
+        Ok(())
+    }
+
+    /// Delivers a reply to its caller; a reply nobody waits for (timed out) is dropped.
+    fn answer(&self, session: u32, reply: Reply) {
+        let call = {
+            let mut calls = lock(&self.calls);
+            let call = calls.pending.remove(&session);
+            if call.as_ref().is_some_and(|c| c.deadline.is_some()) {
+                calls.with_deadline -= 1;
+            }
+            self.status
+                .in_flight
+                .store(calls.pending.len(), Ordering::Relaxed);
+            call
+        };
+        let (Some(call), Some(node)) = (call, self.node.upgrade()) else {
+            return;
+        };
+        match reply {
+            Ok(msg) => {
+                let source = node.cluster_service().unwrap_or(Handle::NONE);
+                let _ = node.push(
+                    call.caller,
+                    Message {
+                        source,
+                        session: call.session,
+                        ptype: ptype::RESPONSE as u8,
+                        data: msg.into(),
+                    },
+                );
+            }
+            Err(reason) => {
+                let reason = String::from_utf8_lossy(&reason);
+                let why = format!("remote error from node `{}`: {reason}", self.name);
+                fail_call(&node, call.caller, call.session, &why);
+            }
+        }
+    }
+
+    /// Fails the calls whose time is up.
+    fn expire(&self) {
+        let now = Instant::now();
+        let due: Vec<Call> = {
+            let mut calls = lock(&self.calls);
+            let sessions: Vec<u32> = calls
+                .pending
+                .iter()
+                .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
+                .map(|(s, _)| *s)
+                .collect();
+            let due: Vec<Call> = sessions
+                .iter()
+                .filter_map(|s| calls.pending.remove(s))
+                .collect();
+            calls.with_deadline -= due.len();
+            self.status
+                .in_flight
+                .store(calls.pending.len(), Ordering::Relaxed);
+            due
+        };
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        for call in due {
+            let limit = call.timeout.map_or(0, |t| t.as_millis());
+            let why = format!(
+                "timeout: no reply from node `{}` within {limit} ms",
+                self.name
+            );
+            fail_call(&node, call.caller, call.session, &why);
+        }
+    }
+
+    fn has_deadlines(&self) -> bool {
+        lock(&self.calls).with_deadline > 0
+    }
+
+    /// Ends the link: no call may be added, and every call in flight fails with `why`.
+    fn close(&self, why: &str) {
+        self.outbox.close();
+        let calls: Vec<Call> = {
+            let mut calls = lock(&self.calls);
+            calls.closed = true;
+            calls.with_deadline = 0;
+            calls.pending.drain().map(|(_, c)| c).collect()
+        };
+        self.status.in_flight.store(0, Ordering::Relaxed);
+        if let Some(node) = self.node.upgrade() {
+            for call in calls {
+                fail_call(&node, call.caller, call.session, why);
+            }
+        }
+    }
+}
+
+/// A request that cannot be sent: a call fails with `why`; a push is dropped and logged.
+fn refuse(node: &Weak<NodeShared>, name: &str, request: Outgoing, why: &str) {
+    let Some(node) = node.upgrade() else {
+        return;
+    };
+    match request.reply_to {
+        Some((caller, session)) => fail_call(&node, caller, session, why),
+        None => node.log(
+            Handle::NONE,
+            &format!("cluster: a push to node `{name}` was dropped: {why}"),
+        ),
+    }
+}
+
 /// The sender task of one remote node.
 pub(crate) struct Sender {
     node: Weak<NodeShared>,
     name: String,
     config: ClusterConfig,
-    status: std::sync::Arc<Status>,
-    /// The next session to use on the connection.
-    session: u32,
-    calls: HashMap<u32, Call>,
+    status: Arc<Status>,
+    /// Where the live link is published for senders on other threads.
+    published: Arc<Mutex<Option<Arc<Link>>>>,
     backoff: Duration,
     retry_at: Option<(Instant, String)>,
     jitter: u64,
@@ -91,7 +294,8 @@ impl Sender {
         node: Weak<NodeShared>,
         name: String,
         config: ClusterConfig,
-        status: std::sync::Arc<Status>,
+        status: Arc<Status>,
+        published: Arc<Mutex<Option<Arc<Link>>>>,
     ) -> Sender {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -102,8 +306,7 @@ impl Sender {
             name,
             config,
             status,
-            session: 1,
-            calls: HashMap::new(),
+            published,
             backoff: FIRST_BACKOFF,
             retry_at: None,
             jitter: jitter | 1,
@@ -121,13 +324,13 @@ impl Sender {
                         "network: cannot reach node `{}` ({why}); next attempt in {wait} ms",
                         self.name
                     );
-                    self.refuse(first, &why);
+                    refuse(&self.node, &self.name, first, &why);
                     continue;
                 }
             }
             let Some(address) = self.address() else {
                 let why = format!("node `{}` is down or no longer known", self.name);
-                self.refuse(first, &why);
+                refuse(&self.node, &self.name, first, &why);
                 continue;
             };
             self.status.set("connecting");
@@ -146,15 +349,18 @@ impl Sender {
                     self.schedule_retry(&why);
                     self.status.set(format!("failed: {why}"));
                     let refusal = format!("network: cannot reach node `{}` ({why})", self.name);
-                    self.refuse(first, &refusal);
+                    refuse(&self.node, &self.name, first, &refusal);
                     // What queued while connecting fails with it.
                     while let Ok(queued) = inbox.try_recv() {
-                        self.refuse(queued, &refusal);
+                        refuse(&self.node, &self.name, queued, &refusal);
                     }
                 }
             }
         }
-        self.fail_all(&format!("node `{}` was removed from the table", self.name));
+        while let Ok(queued) = inbox.try_recv() {
+            let why = format!("node `{}` was removed from the table", self.name);
+            refuse(&self.node, &self.name, queued, &why);
+        }
         self.status.set("closed");
     }
 
@@ -188,213 +394,107 @@ impl Sender {
         first: Outgoing,
         inbox: &mut mpsc::UnboundedReceiver<Outgoing>,
     ) -> Ended {
-        let (mut reader, writer) = stream.into_split();
-        // Writing and reading go on in tasks of their own, so a large write never keeps
-        // replies from being read.
-        let to_writer = super::spawn_writer(writer);
-        let (to_self, mut replies) = mpsc::unbounded_channel::<Result<(u32, Reply), String>>();
-        let limit = self.config.max_payload;
-        let received = self.status.clone();
-        tokio::spawn(async move {
-            let mut packets = PacketReader::new();
-            let mut assembler = ResponseAssembler::new(limit);
-            let mut buffer = vec![0u8; 64 << 10];
-            loop {
-                let n = match reader.read(&mut buffer).await {
-                    Ok(0) => {
-                        let _ = to_self.send(Err("the peer closed the connection".into()));
-                        return;
-                    }
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = to_self.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                received.received.fetch_add(n as u64, Ordering::Relaxed);
-                packets.extend(&buffer[..n]);
-                loop {
-                    let answer = packets
-                        .next_packet()
-                        .and_then(|p| p.map(|body| assembler.packet(&body)).transpose());
-                    match answer {
-                        Ok(Some(Some(reply))) => {
-                            if to_self.send(Ok(reply)).is_err() {
-                                return;
-                            }
-                        }
-                        Ok(Some(None)) => {}
-                        Ok(None) => break,
-                        Err(e) => {
-                            let _ = to_self.send(Err(format!("a bad packet from the peer: {e}")));
-                            return;
-                        }
-                    }
-                }
-            }
+        let stream = Arc::new(stream);
+        let link = Arc::new(Link {
+            node: self.node.clone(),
+            name: self.name.clone(),
+            outbox: Outbox::new(stream.clone()),
+            calls: Mutex::new(Calls {
+                next: 1,
+                pending: HashMap::new(),
+                with_deadline: 0,
+                closed: false,
+            }),
+            status: self.status.clone(),
+            default_timeout: self.config.call_timeout,
+            ticker: Notify::new(),
         });
-        self.send(first, &to_writer);
-        loop {
-            let deadline = self.calls.values().filter_map(|c| c.deadline).min();
+        let (ended_tx, mut ended) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(read_replies(
+            stream,
+            link.clone(),
+            self.config.max_payload,
+            ended_tx,
+        ));
+        // What queued before the connection goes first, in order; then the link is
+        // published, under the lock senders take, so nothing sent meanwhile overtakes it.
+        {
+            let node = self.node.upgrade();
+            let _senders = node.as_ref().map(|n| lock(&n.cluster.senders));
+            let _ = link.send(first);
+            while let Ok(queued) = inbox.try_recv() {
+                let _ = link.send(queued);
+            }
+            *lock(&self.published) = Some(link.clone());
+        }
+        let outcome = loop {
+            let ticking = link.has_deadlines();
             tokio::select! {
                 request = inbox.recv() => match request {
-                    Some(request) => self.send(request, &to_writer),
-                    None => return Ended::Retired,
-                },
-                reply = replies.recv() => match reply {
-                    Some(Ok((session, reply))) => self.answer(session, reply),
-                    Some(Err(why)) => {
-                        self.fail_all(&format!("network: connection to node `{}` lost: {why}", self.name));
-                        return Ended::Broken;
+                    // Sent through the task while the link is published: a sender that
+                    // found no link yet, or found it closing.
+                    Some(request) => {
+                        if let Err(request) = link.send(request) {
+                            refuse(&self.node, &self.name, request, &format!("network: connection to node `{}` lost", self.name));
+                        }
                     }
-                    None => {
-                        self.fail_all(&format!("network: connection to node `{}` lost", self.name));
-                        return Ended::Broken;
-                    }
+                    None => break (Ended::Retired, format!("node `{}` was removed from the table", self.name)),
                 },
-                () = sleep_until(deadline), if deadline.is_some() => self.expire(),
+                why = ended.recv() => {
+                    let why = why.unwrap_or_else(|| "the connection ended".into());
+                    break (Ended::Broken, format!("network: connection to node `{}` lost: {why}", self.name));
+                }
+                () = tokio::time::sleep(TIMEOUT_TICK), if ticking => link.expire(),
+                () = link.ticker.notified(), if !ticking => {}
             }
-        }
-    }
-
-    /// Writes one request; a call is remembered until its reply.
-    fn send(&mut self, request: Outgoing, writer: &mpsc::UnboundedSender<Vec<u8>>) {
-        let multipart = frame::request_is_multipart(request.msg.len());
-        let session = if request.reply_to.is_some() || multipart {
-            let session = self.session;
-            self.session = frame::next_session(session);
-            session
-        } else {
-            0
         };
-        let mut bytes = Vec::new();
-        if let Some(tag) = &request.trace {
-            // skynet's tag: "(<nodename>-<node>-<session>)<tag>", its nodename host+pid.
-            let tag = format!(
-                "(skywasm{}-{}-{session}){tag}",
-                std::process::id(),
-                self.name
-            );
-            frame::encode_trace(tag.as_bytes(), &mut bytes);
-        }
-        let push = request.reply_to.is_none();
-        if let Err(e) =
-            frame::encode_request(&request.address, session, push, &request.msg, &mut bytes)
-        {
-            self.refuse(request, &format!("cannot send: {e}"));
-            return;
-        }
-        self.status
-            .sent
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        if let Some((caller, caller_session)) = request.reply_to {
-            let timeout = request.timeout.or(self.config.call_timeout);
-            self.calls.insert(
-                session,
-                Call {
-                    caller,
-                    session: caller_session,
-                    deadline: timeout.map(|t| Instant::now() + t),
-                    timeout,
-                },
-            );
-            self.status
-                .in_flight
-                .store(self.calls.len(), Ordering::Relaxed);
-        }
-        // A writer that has ended means the connection broke: the reader reports that.
-        let _ = writer.send(bytes);
-    }
-
-    /// Delivers a reply to its caller; a reply nobody waits for (timed out) is dropped.
-    fn answer(&mut self, session: u32, reply: Reply) {
-        let Some(call) = self.calls.remove(&session) else {
-            return;
-        };
-        self.status
-            .in_flight
-            .store(self.calls.len(), Ordering::Relaxed);
-        let Some(node) = self.node.upgrade() else {
-            return;
-        };
-        match reply {
-            Ok(msg) => {
-                let source = node.cluster_service().unwrap_or(Handle::NONE);
-                let _ = node.push(
-                    call.caller,
-                    Message {
-                        source,
-                        session: call.session,
-                        ptype: ptype::RESPONSE as u8,
-                        data: msg.into(),
-                    },
-                );
-            }
-            Err(reason) => {
-                let reason = String::from_utf8_lossy(&reason);
-                let why = format!("remote error from node `{}`: {reason}", self.name);
-                fail_call(&node, call.caller, call.session, &why);
-            }
-        }
-    }
-
-    /// Fails the calls whose time is up.
-    fn expire(&mut self) {
-        let now = Instant::now();
-        let due: Vec<u32> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
-            .map(|(s, _)| *s)
-            .collect();
-        let Some(node) = self.node.upgrade() else {
-            return;
-        };
-        for session in due {
-            if let Some(call) = self.calls.remove(&session) {
-                let limit = call.timeout.map_or(0, |t| t.as_millis());
-                let why = format!(
-                    "timeout: no reply from node `{}` within {limit} ms",
-                    self.name
-                );
-                fail_call(&node, call.caller, call.session, &why);
-            }
-        }
-        self.status
-            .in_flight
-            .store(self.calls.len(), Ordering::Relaxed);
-    }
-
-    fn fail_all(&mut self, why: &str) {
-        let calls: Vec<Call> = self.calls.drain().map(|(_, c)| c).collect();
-        self.status.in_flight.store(0, Ordering::Relaxed);
-        if let Some(node) = self.node.upgrade() {
-            for call in calls {
-                fail_call(&node, call.caller, call.session, why);
-            }
-        }
-    }
-
-    /// A request that cannot be sent: a call fails with `why`; a push is dropped and logged.
-    fn refuse(&self, request: Outgoing, why: &str) {
-        let Some(node) = self.node.upgrade() else {
-            return;
-        };
-        match request.reply_to {
-            Some((caller, session)) => fail_call(&node, caller, session, why),
-            None => node.log(
-                Handle::NONE,
-                &format!("cluster: a push to node `{}` was dropped: {why}", self.name),
-            ),
-        }
+        *lock(&self.published) = None;
+        link.close(&outcome.1);
+        outcome.0
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
+/// Reads replies until the connection ends; tells the sender why it ended.
+async fn read_replies(
+    stream: Arc<TcpStream>,
+    link: Arc<Link>,
+    limit: usize,
+    ended: mpsc::UnboundedSender<String>,
+) {
+    let mut packets = PacketReader::new();
+    let mut assembler = ResponseAssembler::new(limit);
+    let mut buffer = vec![0u8; 64 << 10];
+    let why = loop {
+        if let Err(e) = stream.readable().await {
+            break e.to_string();
+        }
+        let n = match stream.try_read(&mut buffer) {
+            Ok(0) => break "the peer closed the connection".to_string(),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => break e.to_string(),
+        };
+        link.status.received.fetch_add(n as u64, Ordering::Relaxed);
+        packets.extend(&buffer[..n]);
+        let bad = loop {
+            let answer = packets
+                .next_packet()
+                .and_then(|p| p.map(|body| assembler.packet(&body)).transpose());
+            match answer {
+                Ok(Some(Some((session, reply)))) => link.answer(session, reply),
+                Ok(Some(None)) => {}
+                Ok(None) => break None,
+                Err(e) => break Some(format!("a bad packet from the peer: {e}")),
+            }
+        };
+        if let Some(why) = bad {
+            break why;
+        }
+        if link.outbox.is_closed() {
+            break "writing to the peer failed".to_string();
+        }
+    };
+    let _ = ended.send(why);
 }
 
 /// A connection to `address` with `TCP_NODELAY` and keepalive (so a half-open connection

@@ -120,6 +120,22 @@ impl TestNode {
         }
     }
 
+    /// Waits until the log contains `needle` `count` times; returns the log.
+    pub fn wait_log_count(&self, needle: &str, count: usize) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = self.log_text();
+            if text.matches(needle).count() >= count {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log never said {needle:?} {count} times; log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// True while `handle` is a live service.
     pub fn alive(&self, handle: Handle) -> bool {
         self.node.shared().handles.get(handle).is_some()

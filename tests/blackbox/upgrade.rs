@@ -92,7 +92,8 @@ fn a_lua_service_upgraded_100_times_under_load_loses_nothing() {
     }
     assert_eq!(state[3], i(101), "101 generations of code");
     assert_eq!(state[4], i(1), "the 100th upgrade went back to version 1");
-    let log = t.log_text();
+    // The logger writes asynchronously: wait (boundedly) for the 100th line, then no more.
+    let log = t.wait_log_count("the new code took the state", 100);
     assert_eq!(
         log.matches("the new code took the state").count(),
         100,
@@ -134,13 +135,10 @@ fn a_failed_lua_upgrade_leaves_the_old_code_serving() {
     );
     // Version 1, generation 1, the count carried on: nothing changed.
     assert_eq!(t.ask(target, &[s("INC")]), vec![i(1), i(2), i(1)]);
-    let log = t.log_text();
-    assert!(
-        log.contains("upgrade_missing"),
-        "the loader says what it missed: {log}"
-    );
-    assert!(log.contains("the upgrade hook failed: "), "{log}");
-    assert!(log.contains("the running code carries on"), "{log}");
+    // The logger writes asynchronously: wait (boundedly) for each line.
+    t.wait_log("upgrade_missing");
+    t.wait_log("the upgrade hook failed: ");
+    t.wait_log("the running code carries on");
 }
 
 #[test]
@@ -192,8 +190,7 @@ fn a_rust_service_keeps_its_state_and_rolls_back_when_the_new_code_refuses_it() 
     );
     assert_eq!(t.ask(probe, &[s("version")]), vec![s("v2")]);
     assert_eq!(t.ask(probe, &[s("count")]), vec![i(5)]);
-    let log = t.log_text();
-    assert!(log.contains("this code refuses the old state"), "{log}");
+    t.wait_log("this code refuses the old state");
     // The Rust SDK's upgrade, from another Rust service.
     let other = t.launch("probe", "");
     let reply = t.ask(

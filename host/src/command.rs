@@ -412,18 +412,20 @@ fn exit_self(core: &mut ServiceCore) -> bool {
 pub fn timeout(core: &mut ServiceCore, ticks: i64) -> Result<i32, i32> {
     let ticks = u32::try_from(ticks.max(0)).map_err(|_| error::INVALID_ARGUMENT)?;
     let handle = core.handle();
-    let tenant = core.service().tenant().clone();
     if ticks == 0 {
-        if core.service().queue.len() >= tenant.spec.limits.mailbox {
-            return Err(limit_hit(core, "its mailbox is full"));
-        }
         let session = core.new_session();
         let message = Message::empty(Handle::NONE, ptype::RESPONSE as u8, session);
-        core.node
-            .push(handle, message)
-            .map_err(|_| error::INVALID_ADDRESS)?;
-        return Ok(session);
+        // Into its own mailbox, under its tenant's mailbox limits (one bounded push).
+        return match core
+            .node
+            .push_from(&core.service, false, handle, message, &mut None)
+        {
+            Ok(()) => Ok(session),
+            Err(error::MAILBOX_FULL) => Err(error::LIMIT),
+            Err(code) => Err(code),
+        };
     }
+    let tenant = core.service().tenant();
     if !tenant.take_timer() {
         let why = format!(
             "tenant `{}` has its limit of {} timeouts pending",
@@ -432,11 +434,12 @@ pub fn timeout(core: &mut ServiceCore, ticks: i64) -> Result<i32, i32> {
         );
         return Err(limit_hit(core, &why));
     }
+    let index = tenant.index;
     let session = core.new_session();
     let timeout = crate::clock::Timeout {
         handle,
         session,
-        tenant: tenant.index,
+        tenant: index,
     };
     core.node.clock.add_timeout(ticks, timeout);
     Ok(session)

@@ -125,9 +125,9 @@ pub struct NodeShared {
 }
 
 impl NodeShared {
-    /// The `clusterd` service, once it runs.
+    /// The `clusterd` service, while it runs.
     pub fn cluster_service(&self) -> Option<Handle> {
-        self.handles.find_name(".clusterd")
+        self.cluster.service()
     }
 
     /// This node's harbor id.

@@ -294,7 +294,7 @@ pub struct Tenant {
     pub services: AtomicU32,
     /// Linear memory of its services, in bytes.
     pub memory: AtomicU64,
-    /// Timeouts pending.
+    /// Timeouts pending (counted only under a limit).
     pub timers: AtomicU32,
     /// Its sockets: their count against `max_sockets`, and whose they are.
     pub sockets: Arc<SocketQuota>,
@@ -358,14 +358,19 @@ impl Tenant {
             .is_ok()
     }
 
-    /// Counts a new pending timeout; false (nothing counted) at the tenant's limit.
+    /// Counts a new pending timeout; false (nothing counted) at the tenant's limit. A
+    /// tenant without a limit counts nothing: every worker's timeouts would otherwise meet
+    /// on one shared counter.
     pub fn take_timer(&self) -> bool {
-        take_one(&self.timers, self.spec.limits.timers)
+        let limit = self.spec.limits.timers;
+        limit == u32::MAX || take_one(&self.timers, limit)
     }
 
     /// Counts a timeout that fired.
     pub fn release_timer(&self) {
-        give_back(&self.timers);
+        if self.spec.limits.timers != u32::MAX {
+            give_back(&self.timers);
+        }
     }
 
     /// Counts a service that ended.

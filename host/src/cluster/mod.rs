@@ -277,7 +277,7 @@ impl Cluster {
         let waiting: Vec<(String, Vec<Outgoing>)> = lock(&self.waiting).drain().collect();
         for (name, requests) in waiting {
             for request in requests {
-                self.route(&name, request);
+                self.request(&name, request);
             }
         }
         Ok(())
@@ -292,10 +292,6 @@ impl Cluster {
     /// (the reply or the reason it failed comes back to it as PTYPE_RESPONSE or
     /// PTYPE_ERROR), else a push.
     pub(crate) fn request(&self, node: &str, request: Outgoing) {
-        self.route(node, request);
-    }
-
-    fn route(&self, node: &str, request: Outgoing) {
         let address = read(&self.table).nodes.get(node).cloned();
         match address {
             Some(NodeAddress::At(_)) => self.to_sender(node, request),
@@ -441,6 +437,22 @@ impl Cluster {
         self.service.store(service.0, Ordering::Release);
     }
 
+    /// Forgets `service` as `clusterd` (it ended).
+    pub(crate) fn detach(&self, service: Handle) {
+        let _ = self.service.compare_exchange(
+            service.0,
+            Handle::NONE.0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// The `clusterd` service, while it runs.
+    pub fn service(&self) -> Option<Handle> {
+        let service = Handle(self.service.load(Ordering::Acquire));
+        (!service.is_none()).then_some(service)
+    }
+
     /// Delivers a remote request to a local service; its answer goes to `reply`.
     pub(crate) fn deliver(
         &self,
@@ -449,10 +461,7 @@ impl Cluster {
         reply: &Arc<outbox::Outbox>,
     ) -> Result<(), String> {
         let node = self.node.upgrade().ok_or("the node is stopping")?;
-        let source = Handle(self.service.load(Ordering::Acquire));
-        if source.is_none() {
-            return Err("clusterd is not running".into());
-        }
+        let source = self.service().ok_or("clusterd is not running")?;
         let session = if request.push {
             0
         } else {

@@ -1,10 +1,12 @@
 //! `clusterd`: the native service through which Lua and Rust services use the cluster
 //! (skynet's `clusterd`; `skynet.cluster` and `sky::cluster` talk to it over `"lua"`). It
-//! is started on first use (`skynet.uniqueservice("clusterd")`) and binds `.clusterd`.
+//! is started on first use (LAUNCH `clusterd`, once `.clusterd` is not found) and binds
+//! `.clusterd`.
 //!
-//! Commands (`skynet.pack`ed): `req node address msg [timeout_cs [trace_tag]]` (a call: the reply, or
-//! PTYPE_ERROR with the reason, reaches the caller straight from the network),
-//! `push node address msg`, `listen host port`, `reload [table]`, `register name [address]`,
+//! Commands (`skynet.pack`ed): `req node address msg [timeout_cs [trace_tag]]` (a call:
+//! the reply, or PTYPE_ERROR with the reason, reaches the caller straight from the
+//! network), `push node address msg`, `listen host port`, `listen_node name` (where the
+//! node table puts `name`), `reload [table]`, `register name [address]`,
 //! `unregister name`, `proxy node name`, `nodes`. Answers from local services to remote
 //! requests (PTYPE_RESPONSE/PTYPE_ERROR with the sessions this service used) are written
 //! back to the requesting node.
@@ -16,7 +18,7 @@ use std::time::Duration;
 use skywasm_abi::{ptype, Handle};
 use skywasm_pack::{Table, Value};
 
-use super::{Address, Cluster, NodeTable, Outgoing};
+use super::{Address, Cluster, NodeAddress, NodeTable, Outgoing};
 use crate::mq::Message;
 use crate::service::{Behavior, Fault, ServiceCore};
 
@@ -95,9 +97,24 @@ impl Clusterd {
                 let host = text(1).unwrap_or("127.0.0.1");
                 let port = values.get(2).and_then(Value::as_integer).unwrap_or(0);
                 let port = u16::try_from(port).map_err(|_| format!("bad port {port}"))?;
-                let bound = self.cluster.open(host, port)?;
-                self.core.log(&format!("cluster: listening on {bound}"));
-                Ok(Some(vec![Value::from(bound)]))
+                self.listen(host, port)
+            }
+            // Where the node table puts `name` (`cluster.open(nodename)`).
+            "listen_node" => {
+                let name = name(1, "a node name")?;
+                let at = match self.cluster.table().nodes.get(name) {
+                    Some(NodeAddress::At(at)) => at.clone(),
+                    Some(NodeAddress::Down) => {
+                        return Err(format!("node `{name}` is down in the node table"))
+                    }
+                    None => return Err(format!("no node `{name}` in the node table")),
+                };
+                let (host, port) = at
+                    .rsplit_once(':')
+                    .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+                    .ok_or_else(|| format!("node `{name}` has no address ({at})"))?;
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                self.listen(host, port)
             }
             "reload" => {
                 let table = match values.get(1) {
@@ -133,6 +150,13 @@ impl Clusterd {
             "nodes" => Ok(Some(vec![self.nodes()])),
             other => Err(format!("unknown cluster command `{other}`")),
         }
+    }
+
+    /// Listens for other nodes; the bound address.
+    fn listen(&self, host: &str, port: u16) -> Result<Option<Vec<Value>>, String> {
+        let bound = self.cluster.open(host, port)?;
+        self.core.log(&format!("cluster: listening on {bound}"));
+        Ok(Some(vec![Value::from(bound)]))
     }
 
     /// The proxy service of `node`'s `target`, started on first use.
@@ -205,6 +229,12 @@ fn table_of(table: &Table) -> Result<NodeTable, String> {
         entries.push((name.to_string(), value));
     }
     NodeTable::from_entries(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+impl Drop for Clusterd {
+    fn drop(&mut self) {
+        self.cluster.detach(self.core.handle());
+    }
 }
 
 impl Behavior for Clusterd {

@@ -62,16 +62,7 @@ end
 -- table). Returns the bound "ip:port".
 function cluster.open(port, address)
 	if type(port) == "string" and not tonumber(port) then
-		local name = port
-		local entry = skynet.call(service(), "lua", "nodes")[name]
-		if not entry then
-			error(string.format("cluster.open: no node `%s` in the node table", name), 2)
-		end
-		local at = entry:match("^(%S+)")
-		address, port = at:match("^%[?(.-)%]?:(%d+)$")
-		if not port then
-			error(string.format("cluster.open: node `%s` has no address (%s)", name, at), 2)
-		end
+		return skynet.call(service(), "lua", "listen_node", port)
 	end
 	return skynet.call(service(), "lua", "listen", address or "127.0.0.1", tonumber(port))
 end

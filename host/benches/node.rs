@@ -229,6 +229,37 @@ fn native(n: u64, spin: bool) -> f64 {
     rate
 }
 
+/// Round trips/s of 16 bytes over loopback TCP between two native threads that block in
+/// `read`: what any design that sleeps between messages pays on this machine.
+fn tcp_round_trips(n: u64) -> f64 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = listener.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut buffer = [0u8; 16];
+        while stream.read_exact(&mut buffer).is_ok() {
+            if stream.write_all(&buffer).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stream = std::net::TcpStream::connect(at).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut buffer = [0u8; 16];
+    let started = Instant::now();
+    for i in 0..n {
+        buffer[..8].copy_from_slice(&i.to_le_bytes());
+        stream.write_all(&buffer).unwrap();
+        stream.read_exact(&mut buffer).unwrap();
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    drop(stream);
+    echo.join().unwrap();
+    rate
+}
+
 fn median(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (
@@ -456,9 +487,13 @@ fn upgrades(rust: bool, state: i64, n: i64) -> (Vec<f64>, f64, f64) {
 
 /// Two nodes in this process, joined by the cluster over loopback: node `db` runs
 /// `tests/lua/cluster_server.lua` (its `@echo`), the other `tests/lua/bench_cluster.lua`,
-/// already connected (one call made). Returns both nodes and the driver.
-fn cluster_pair() -> (Bench, Bench, Handle) {
-    let lua = format!("luaservice = \"{}/?.lua\"", lua_scripts().display());
+/// already connected (one call made); `extra` config lines for both. Returns both nodes and
+/// the driver.
+fn cluster_pair(extra: &str) -> (Bench, Bench, Handle) {
+    let lua = format!(
+        "luaservice = \"{}/?.lua\"\n{extra}",
+        lua_scripts().display()
+    );
     let mut server = node(&lua);
     let echo = server
         .node
@@ -771,34 +806,59 @@ fn main() {
     }
     if wanted("cluster") {
         let n = scale(20_000, 100);
-        let (mut rates, mut p50s, mut p99s, mut conc, mut sends) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let pushes = scale(100_000, 100);
+        // Interleaved in each round: the defaults, the same with the network thread neither
+        // polling nor running services (every hop wakes a thread, as skynet's does), and
+        // blocking TCP round trips between two native threads (two wake-ups each).
+        let modes = [
+            ("", ""),
+            (
+                " [no busy poll, no assist]",
+                "cluster_busy_poll = 0\nnetwork_assist = false",
+            ),
+        ];
+        let mut figures: Vec<[Vec<f64>; 5]> = modes.iter().map(|_| Default::default()).collect();
+        let mut floor = Vec::new();
         for _ in 0..runs {
-            let (_server, mut client, driver) = cluster_pair();
-            let seq = client.lua(driver, &[Value::from("SEQ"), Value::Integer(n)]);
-            let ns = |v: &Value| v.as_integer().expect("ns") as f64;
-            rates.push(n as f64 * 1e9 / ns(&seq[0]));
-            p50s.push(ns(&seq[1]) / 1e3);
-            p99s.push(ns(&seq[2]) / 1e3);
-            let each = n / 32;
-            let took = client.lua(
-                driver,
-                &[
-                    Value::from("CONC"),
-                    Value::Integer(32),
-                    Value::Integer(each),
-                ],
-            );
-            conc.push((32 * each) as f64 * 1e9 / ns(&took[0]));
-            let pushes = scale(100_000, 100);
-            let took = client.lua(driver, &[Value::from("SENDS"), Value::Integer(pushes)]);
-            sends.push(pushes as f64 * 1e9 / ns(&took[0]));
+            for ((_, extra), figures) in modes.iter().zip(figures.iter_mut()) {
+                let [rates, p50s, p99s, conc, sends] = figures;
+                let (_server, mut client, driver) = cluster_pair(extra);
+                let seq = client.lua(driver, &[Value::from("SEQ"), Value::Integer(n)]);
+                let ns = |v: &Value| v.as_integer().expect("ns") as f64;
+                rates.push(n as f64 * 1e9 / ns(&seq[0]));
+                p50s.push(ns(&seq[1]) / 1e3);
+                p99s.push(ns(&seq[2]) / 1e3);
+                let each = n / 32;
+                let took = client.lua(
+                    driver,
+                    &[
+                        Value::from("CONC"),
+                        Value::Integer(32),
+                        Value::Integer(each),
+                    ],
+                );
+                conc.push((32 * each) as f64 * 1e9 / ns(&took[0]));
+                let took = client.lua(driver, &[Value::from("SENDS"), Value::Integer(pushes)]);
+                sends.push(pushes as f64 * 1e9 / ns(&took[0]));
+            }
+            floor.push(tcp_round_trips(n as u64));
         }
-        report("cluster.call, sequential", "calls/s", rates);
-        report("    latency p50", "us", p50s);
-        report("    latency p99", "us", p99s);
-        report("cluster.call, 32 concurrent callers", "calls/s", conc);
-        report("cluster.send, delivered", "msgs/s", sends);
+        for ((label, _), [rates, p50s, p99s, conc, sends]) in modes.iter().zip(figures) {
+            report(
+                &format!("cluster.call, sequential{label}"),
+                "calls/s",
+                rates,
+            );
+            report("    latency p50", "us", p50s);
+            report("    latency p99", "us", p99s);
+            report("cluster.call, 32 concurrent callers", "calls/s", conc);
+            report("cluster.send, delivered", "msgs/s", sends);
+        }
+        report(
+            "floor: blocking TCP round trips, 2 threads",
+            "trips/s",
+            floor,
+        );
     }
     if wanted("lua-100k") && !quick {
         let n = 100_000;

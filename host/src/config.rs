@@ -71,6 +71,9 @@ pub struct NodeConfig {
     pub daemon: Option<String>,
     /// Per-message CPU accounting (`profile`).
     pub profile: bool,
+    /// The network thread runs the trusted services it delivers to while every worker
+    /// sleeps (`network_assist`).
+    pub network_assist: bool,
     /// Search path of wasm service modules, `;`-separated patterns with `?` (`wasm_path`).
     pub wasm_path: String,
     /// Directory of the on-disk cache of compiled modules (`wasm_cache`; `false` disables).
@@ -133,12 +136,13 @@ impl NodeConfig {
         let bootstrap = string_key("bootstrap", "bootstrap");
         let logservice = string_key("logservice", "logger");
         let wasm_path = string_key("wasm_path", "./service/?.wasm");
-        let profile_text = string_key("profile", "false");
-        let profile = match profile_text.as_str() {
-            "true" => true,
-            "false" => false,
-            other => return Err(bad("profile", other, "true or false")),
+        let mut bool_key = |key: &str, default: &str| match string_key(key, default).as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(bad(key, other, "true or false")),
         };
+        let profile = bool_key("profile", "false")?;
+        let network_assist = bool_key("network_assist", "true")?;
         let size_key = |env: &mut BTreeMap<String, String>, key: &str, default: &str| {
             let value = env
                 .entry(key.to_string())
@@ -221,6 +225,7 @@ impl NodeConfig {
             logpath: env.get("logpath").map(PathBuf::from),
             daemon: env.get("daemon").cloned(),
             profile,
+            network_assist,
             wasm_path,
             wasm_cache,
             wasm_max_services,
@@ -732,12 +737,14 @@ mod tests {
         assert_eq!(config.env["custom"], "x");
         assert_eq!(config.wasm_memory, 256 << 20);
         assert!(!config.profile);
+        assert!(config.network_assist);
         for (source, key) in [
             ("thread = 0", "thread"),
             ("thread = 'many'", "thread"),
             ("harbor = 256", "harbor"),
             ("wasm_memory = '1T'", "wasm_memory"),
             ("profile = 'yes'", "profile"),
+            ("network_assist = 1", "network_assist"),
         ] {
             let err = NodeConfig::from_source("t", source).unwrap_err();
             assert!(err.0.starts_with(&format!("t: `{key} = ")), "{err}");

@@ -684,8 +684,12 @@ impl NodeShared {
         );
     }
 
-    /// Finalizes a dead service. Only the holder of its queue calls this, once.
+    /// Finalizes a dead service. Only the holder of its queue calls this; later calls do nothing.
     pub(crate) fn finalize(&self, service: &Arc<Service>) {
+        // Once is enough: a dead queue may be scheduled again (see `reschedule_if_owed`).
+        if service.queue.is_closed() {
+            return;
+        }
         let handle = service.handle();
         self.handles.retire(handle);
         let behavior = lock(&service.slot).take();
@@ -783,7 +787,7 @@ impl Node {
             handles: HandleTable::new(config.harbor),
             scheduler: Scheduler::new(config.thread, &worker_caps(&config)),
             clock: Clock::new(),
-            monitor: Monitor::new(config.thread),
+            monitor: Monitor::new(config.thread + 1),
             modules,
             monitor_exit: AtomicU32::new(0),
             logger: AtomicU32::new(0),

@@ -26,6 +26,10 @@
 //! 2.5 ms the timer thread moves the next slot of a worker that made no progress (stuck in a
 //! long message) to the global queue, and wakes a sleeper if ready queues waited the whole
 //! period without any worker taking one.
+//!
+//! The network assist: the network thread delivering cluster messages has a slot of its own
+//! and, when every worker sleeps, runs the trusted services it made ready itself rather
+//! than waking a worker for them (`with_network_assist`).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
@@ -121,7 +125,8 @@ impl Scheduler {
     pub fn new(workers: usize, caps: &[usize]) -> Scheduler {
         Scheduler {
             global: GlobalQueue::with_caps(caps),
-            slots: (0..workers).map(|_| WorkerSlot::default()).collect(),
+            // One slot per worker, and one for the network thread's assist.
+            slots: (0..=workers).map(|_| WorkerSlot::default()).collect(),
             sleepers: AtomicUsize::new(0),
             sleep_lock: Mutex::new(()),
             wakeup: Condvar::new(),
@@ -150,6 +155,18 @@ impl Scheduler {
             && self.sleepers.load(Ordering::SeqCst) > 0
         {
             self.wake_one();
+        }
+    }
+
+    /// Called after `service`'s queue left the global queue: an upgrade, a signal or a kill
+    /// asked for while it was held found it scheduled and left it to the holder, which may
+    /// have checked before they came — schedule it again so they are not forgotten.
+    fn reschedule_if_owed(&self, service: &Arc<Service>) {
+        let owed = service.upgrade_pending.load(Ordering::Acquire)
+            || service.pending_signal.load(Ordering::Acquire) != 0
+            || !service.is_alive();
+        if owed && service.queue.schedule() {
+            self.push_global(service.clone());
         }
     }
 
@@ -185,6 +202,9 @@ impl Scheduler {
     /// others wait, and if the service's tenant is below its worker cap), then the global
     /// queue. The worker holds the capped tenant of what it takes.
     fn take(&self, turn: &mut Turn) -> Option<Arc<Service>> {
+        if turn.assist {
+            return self.take_for_assist(turn);
+        }
         if let Some(slot) = self.slots.get(turn.worker) {
             let fair = turn.streak < NEXT_BUDGET || self.global.is_empty();
             if let Some(service) = slot.next.take() {
@@ -205,6 +225,21 @@ impl Scheduler {
         // Entries the release made takeable may need another worker than this one.
         if freed && !self.global.is_empty() && self.sleepers.load(Ordering::SeqCst) > 0 {
             self.wake_one();
+        }
+        Some(service)
+    }
+
+    /// The network thread's take: only from its own slot, and never a capped tenant's
+    /// service (untrusted code runs on workers only) nor one with an init or upgrade to run
+    /// (those can take long: compiling, starting).
+    fn take_for_assist(&self, turn: &Turn) -> Option<Arc<Service>> {
+        let service = self.slots.get(turn.worker)?.next.take()?;
+        if self.global.is_capped(service.class())
+            || service.starting.load(Ordering::Acquire)
+            || service.upgrade_pending.load(Ordering::Acquire)
+        {
+            self.push_global(service);
+            return None;
         }
         Some(service)
     }
@@ -305,6 +340,7 @@ pub(crate) fn run_worker(node: &Arc<NodeShared>, index: usize) {
         weight: WEIGHTS.get(index).copied().unwrap_or(0),
         streak: 0,
         held: None,
+        assist: false,
     };
     let mut current: Option<Arc<Service>> = None;
     while !node.scheduler.is_stopped() {
@@ -324,6 +360,60 @@ struct Turn {
     /// The capped scheduling class of the service this worker runs, counted against the
     /// class's cap until the worker moves on.
     held: Option<usize>,
+    /// The network thread's assist rather than a worker.
+    assist: bool,
+}
+
+/// Most queues the network thread runs in one assist.
+const ASSIST_TURNS: usize = 8;
+
+/// Most messages of one queue the network thread runs in one turn.
+const ASSIST_BATCH: usize = 64;
+
+/// Runs `deliver` (the network thread handing what it read to services) so that the
+/// services it makes ready wait in the network thread's own slot; then, if every worker
+/// sleeps, runs them right here — up to [`ASSIST_BATCH`] messages per turn, following the
+/// slot (a request, then `clusterd` writing its answer), up to [`ASSIST_TURNS`] turns —
+/// instead of waking a worker, which costs tens of microseconds on a virtual machine.
+/// Whatever is left, or everything when a worker is awake, goes to the global queue
+/// (waking a worker as usual). Only trusted tenants' services run here, never an init or
+/// an upgrade (`network_assist = false` turns this off).
+pub(crate) fn with_network_assist<R>(node: &Arc<NodeShared>, deliver: impl FnOnce() -> R) -> R {
+    if WORKER.get().is_some() || !node.config.network_assist {
+        return deliver();
+    }
+    let scheduler = &node.scheduler;
+    let index = scheduler.workers;
+    WORKER.set(Some(index));
+    let result = deliver();
+    let mut turn = Turn {
+        worker: index,
+        weight: 0,
+        streak: 0,
+        held: None,
+        assist: true,
+    };
+    let mut current = None;
+    for _ in 0..ASSIST_TURNS {
+        let upgrading = current
+            .as_ref()
+            .is_some_and(|s: &Arc<Service>| s.upgrade_pending.load(Ordering::Acquire));
+        if upgrading || scheduler.sleeping() < scheduler.workers || scheduler.is_stopped() {
+            break;
+        }
+        current = dispatch_turn(node, current, &mut turn);
+        if current.is_none() && scheduler.slots[index].next.is_empty() {
+            break;
+        }
+    }
+    WORKER.set(None);
+    if let Some(service) = current {
+        scheduler.push_global(service);
+    }
+    if let Some(service) = scheduler.slots[index].next.take() {
+        scheduler.push_global(service);
+    }
+    result
 }
 
 /// One turn: a batch of messages from `current` (or the next ready queue); returns the queue
@@ -359,10 +449,14 @@ fn dispatch_turn(
     let mut done = 0;
     while done < batch {
         let Some(message) = service.queue.pop() else {
+            scheduler.reschedule_if_owed(&service);
             return scheduler.take(turn);
         };
         if done == 0 && weight >= 0 {
             batch = (service.queue.len() >> weight).max(1);
+            if turn.assist {
+                batch = batch.min(ASSIST_BATCH);
+            }
         }
         if let Some(len) = service.queue.take_overload() {
             node.log(
@@ -380,8 +474,11 @@ fn dispatch_turn(
             node.finalize(&service);
             return scheduler.take(turn);
         }
-        // An upgrade asked for meanwhile comes before the next message.
+        // An upgrade asked for meanwhile comes before the next message (on a worker).
         if service.upgrade_pending.load(Ordering::Acquire) {
+            if turn.assist {
+                break;
+            }
             node.run_upgrade(&service);
             if !service.is_alive() {
                 node.finalize(&service);
@@ -392,6 +489,7 @@ fn dispatch_turn(
     }
     // An emptied queue leaves global now rather than bouncing through the global queue.
     if service.queue.release_if_empty() {
+        scheduler.reschedule_if_owed(&service);
         return scheduler.take(turn);
     }
     match scheduler.take(turn) {

@@ -184,15 +184,85 @@ fn payloads_around_the_multipart_threshold_both_ways() {
 
 #[test]
 fn thirty_two_concurrent_calls_get_their_own_replies_in_reverse_order() {
-    let (_server, at) = server(0);
-    let (mut c, d) = client("", &[("db", s(&at))]);
-    let reply = c.ask(d, &[s("CONCURRENT"), s("db"), s("@echo"), i(32)]);
-    let order: Vec<i64> = match &reply[0] {
-        Value::Table(t) => t.array.iter().filter_map(Value::as_integer).collect(),
-        other => panic!("{other:?}"),
+    // Also with workers doing all the work: no network assist, no busy polling.
+    for extra in ["", "network_assist = false\ncluster_busy_poll = 0"] {
+        let (_server, at) = server_with(extra, 0);
+        let (mut c, d) = client(extra, &[("db", s(&at))]);
+        let reply = c.ask(d, &[s("CONCURRENT"), s("db"), s("@echo"), i(32)]);
+        let order: Vec<i64> = match &reply[0] {
+            Value::Table(t) => t.array.iter().filter_map(Value::as_integer).collect(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(order, (1..=32).rev().collect::<Vec<_>>(), "{extra}");
+        assert_eq!(reply[1], Value::Table(Table::new()), "{extra}");
+        assert_eq!(
+            ok(c.ask(d, &[s("PUSHES"), s("db"), s("@echo"), i(1000)])),
+            vec![i(1000), i(0)],
+            "{extra}"
+        );
+    }
+}
+
+#[test]
+fn three_nodes_call_each_other_and_relay_failures_with_their_reasons() {
+    let (b_node, b_at) = server(0);
+    let (c_node, c_at) = server(0);
+    // Node `a` knows both; `b` serves `a` and calls `c` (its own table names only `c`).
+    let (mut a, d) = client("", &[("b", s(&b_at)), ("c", s(&c_at))]);
+    let mut b = b_node;
+    let b_driver = b.launch("snlua", "cluster_driver");
+    reload(&mut b, b_driver, &[("c", s(&c_at))]);
+    for (node, tag) in [("b", "to b"), ("c", "to c")] {
+        assert_eq!(
+            ok(a.ask(d, &[s("CALL"), s(node), s("@echo"), s("ECHO"), s(tag)])),
+            vec![s(tag)]
+        );
+    }
+    // a -> b -> c and back (b's service calls c while serving a).
+    let relay = |tail: &[Value]| {
+        let mut args = vec![
+            s("CALL"),
+            s("b"),
+            s("@echo"),
+            s("RELAY"),
+            s("c"),
+            s("@echo"),
+        ];
+        args.extend_from_slice(tail);
+        args
     };
-    assert_eq!(order, (1..=32).rev().collect::<Vec<_>>());
-    assert_eq!(reply[1], Value::Table(Table::new()));
+    assert_eq!(
+        ok(a.ask(d, &relay(&[s("ECHO"), s("via b")]))),
+        vec![s("via b")]
+    );
+    let reply = a.ask(d, &[s("CONCURRENT"), s("c"), s("@echo"), i(32)]);
+    assert_eq!(reply[1], Value::Table(Table::new()), "{reply:?}");
+    // Pushes to two nodes each arrive in order.
+    for node in ["b", "c"] {
+        assert_eq!(
+            ok(a.ask(d, &[s("PUSHES"), s(node), s("@echo"), i(500)])),
+            vec![i(500), i(0)]
+        );
+    }
+    // `c` goes away: `a`'s calls to it fail as a network error, and the relay through `b`
+    // as a remote error of `b` (whose service raised; as in skynet, a local error reply
+    // carries no text, so the reason is `call failed`).
+    drop(c_node);
+    let why = failed(a.ask(d, &[s("CALL"), s("c"), s("@echo"), s("ECHO")]));
+    assert!(
+        why.contains("call failed: network:") && why.contains("`c`"),
+        "{why}"
+    );
+    let why = failed(a.ask(d, &relay(&[s("ECHO")])));
+    assert!(
+        why.contains("call failed: remote error from node `b`: call failed"),
+        "{why}"
+    );
+    // `b` itself is unaffected.
+    assert_eq!(
+        ok(a.ask(d, &[s("CALL"), s("b"), s("@echo"), s("ECHO"), s("still")])),
+        vec![s("still")]
+    );
 }
 
 #[test]

@@ -1,11 +1,11 @@
 -- Cluster test (tests/blackbox/cluster.rs): the service other nodes call, registered as
 -- "@echo" and bound to ".echo". ECHO answers its arguments; FAIL raises; SLOW ti answers
 -- after ti centiseconds; HOLD i n answers once n of them wait, in reverse order of i;
--- BIG n answers a string of n bytes; SIZE s answers #s; NOTE n
--- records one-way notes; NOTES answers how many arrived and how many out of order;
--- HANDLE answers this service's address; LISTEN port opens the cluster on 127.0.0.1 and
--- answers where. With the arguments "listen [port]" it also opens
--- the cluster on 127.0.0.1 (port 0 or none: a free one) and logs `CLUSTER LISTENING ip:port`.
+-- BIG n answers a string of n bytes; SIZE s answers #s; NOTE n records one-way notes;
+-- NOTES answers how many arrived and how many out of order; RELAY node address ... calls
+-- on to another node; HANDLE answers this service's address; LISTEN port opens the cluster
+-- on 127.0.0.1 and answers where. With the arguments "listen [port]" it also opens the
+-- cluster on 127.0.0.1 (port 0 or none: a free one) and logs `CLUSTER LISTENING ip:port`.
 local skynet = require "skynet"
 local cluster = require "skynet.cluster"
 require "skynet.manager"
@@ -46,6 +46,12 @@ end
 
 function CMD.NOTES()
 	return notes, disorder
+end
+
+-- RELAY node address ...: this node calls another with the rest (a node that serves and
+-- calls at once); a failure there fails this call, with the reason.
+function CMD.RELAY(node, address, ...)
+	return cluster.call(node, address, ...)
 end
 
 function CMD.HANDLE()

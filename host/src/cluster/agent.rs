@@ -75,7 +75,7 @@ async fn serve(cluster: Arc<Cluster>, mut stream: TcpStream, peer: SocketAddr) {
     let mut packets = PacketReader::new();
     let mut assembler = RequestAssembler::new(cluster.config.max_payload);
     let mut buffer = vec![0u8; 64 << 10];
-    let ended = 'read: loop {
+    let ended = loop {
         if let Err(e) = stream.readable().await {
             break Some(e.to_string());
         }
@@ -86,16 +86,25 @@ async fn serve(cluster: Arc<Cluster>, mut stream: TcpStream, peer: SocketAddr) {
             Err(e) => break Some(e.to_string()),
         };
         packets.extend(&buffer[..n]);
-        loop {
+        // The peer is active: its next request may be moments away.
+        cluster.busy.touch();
+        let mut handle_all = || loop {
             let request = packets
                 .next_packet()
                 .and_then(|p| p.map(|body| assembler.packet(&body)).transpose());
             match request {
                 Ok(Some(Some(request))) => handle(&cluster, &request, &replies),
                 Ok(Some(None)) => {}
-                Ok(None) => break,
-                Err(e) => break 'read Some(format!("a malformed packet: {e}")),
+                Ok(None) => break None,
+                Err(e) => break Some(format!("a malformed packet: {e}")),
             }
+        };
+        let bad = match cluster.node_shared() {
+            Some(node) => crate::scheduler::with_network_assist(&node, handle_all),
+            None => handle_all(),
+        };
+        if bad.is_some() {
+            break bad;
         }
     };
     replies.close();

@@ -9,6 +9,9 @@
 //!   local services as `"lua"` messages, their answers written back.
 //! * `service` — `clusterd`, the native service through which Lua and Rust services use the
 //!   cluster (`skynet.cluster`, `sky::cluster`).
+//! * `outbox` — writes to a connection from any thread, held back and written together
+//!   while `clusterd` has more to write.
+//! * `busy` — the network thread's busy polling while cluster traffic is expected.
 //!
 //! The gateway runs on the socket server's tokio thread. Local services never wait on the
 //! network: a call's reply (or its failure: the network, the remote service, a timeout, an
@@ -19,6 +22,7 @@ pub use skywasm_cluster_wire as frame;
 
 mod agent;
 mod auth;
+mod busy;
 mod outbox;
 mod sender;
 mod service;
@@ -54,7 +58,13 @@ pub struct ClusterConfig {
     /// The secret skywasm nodes prove to each other before talking (`cluster_secret`);
     /// none: skynet's protocol as it is, without authentication.
     pub secret: Option<Secret>,
+    /// How long the network thread keeps polling after cluster traffic before it sleeps
+    /// (`cluster_busy_poll`, µs; 0: off).
+    pub busy_poll: Duration,
 }
+
+/// The default `cluster_busy_poll` (µs): covers a round trip on one machine or a LAN.
+const DEFAULT_BUSY_POLL_US: u64 = 100;
 
 /// A shared secret, never shown in logs or debug output.
 #[derive(Clone, PartialEq, Eq)]
@@ -84,6 +94,7 @@ impl ClusterConfig {
                 .get("cluster_secret")
                 .filter(|s| !s.is_empty())
                 .map(|s| Secret(s.as_bytes().to_vec())),
+            busy_poll: Duration::from_micros(number("cluster_busy_poll", DEFAULT_BUSY_POLL_US)),
         }
     }
 }
@@ -218,6 +229,8 @@ pub struct Cluster {
     listening: Mutex<Vec<String>>,
     /// The tokio runtime (the socket server's), once started.
     runtime: Mutex<Option<tokio::runtime::Handle>>,
+    /// The network thread's polling window after cluster traffic.
+    busy: Arc<busy::BusyPoll>,
 }
 
 impl Cluster {
@@ -225,7 +238,6 @@ impl Cluster {
     pub fn new(node: Weak<NodeShared>, config: ClusterConfig) -> Cluster {
         Cluster {
             node,
-            config,
             table: RwLock::new(NodeTable::default()),
             senders: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
@@ -235,6 +247,8 @@ impl Cluster {
             service: AtomicU32::new(0),
             listening: Mutex::new(Vec::new()),
             runtime: Mutex::new(None),
+            busy: Arc::new(busy::BusyPoll::new(config.busy_poll)),
+            config,
         }
     }
 
@@ -250,6 +264,8 @@ impl Cluster {
         }
         let node = self.node.upgrade().ok_or("the node is stopping")?;
         let handle = node.sockets.runtime().map_err(|e| e.to_string())?;
+        let busy = self.busy.clone();
+        handle.spawn(async move { busy.run().await });
         *runtime = Some(handle.clone());
         Ok(handle)
     }
@@ -343,6 +359,7 @@ impl Cluster {
             self.config.clone(),
             status.clone(),
             link.clone(),
+            self.busy.clone(),
         );
         runtime.spawn(task.run(receiver));
         let _ = inbox.send(request);
@@ -569,13 +586,16 @@ mod tests {
         let config = ClusterConfig::from_env(&BTreeMap::new(), 1 << 20);
         assert_eq!(config.keepalive, Duration::from_secs(5));
         assert_eq!(config.call_timeout, None);
+        assert_eq!(config.busy_poll, Duration::from_micros(100));
         let env: BTreeMap<String, String> = [
             ("cluster_timeout".to_string(), "250".to_string()),
             ("cluster".to_string(), "nodes.lua".to_string()),
+            ("cluster_busy_poll".to_string(), "0".to_string()),
         ]
         .into();
         let config = ClusterConfig::from_env(&env, 1 << 20);
         assert_eq!(config.call_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(config.busy_poll, Duration::ZERO);
         assert_eq!(config.file, Some(PathBuf::from("nodes.lua")));
         let env: BTreeMap<String, String> =
             [("cluster_secret".to_string(), "hush".to_string())].into();

@@ -3,15 +3,67 @@
 //! is queued on it — no hand-off to the network thread, which would cost a thread wake-up
 //! each way. What the socket does not take at once is queued, in order, for a writer task
 //! on the network thread.
+//!
+//! Holding writes back: a write costs a system call, and on loopback the whole of the
+//! peer's receive path too. While a [`Hold`] is active on a thread (`clusterd` does this
+//! while more messages wait in its queue), writes there are appended to their outbox's
+//! held bytes instead, and go out together — one system call for many frames — when the
+//! hold is released, when they pass [`HOLD_LIMIT`], or before any write made without a
+//! hold (so nothing overtakes them).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::ErrorKind;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::sync::lock;
+
+/// Held bytes past which an outbox writes at once.
+pub(crate) const HOLD_LIMIT: usize = 32 << 10;
+
+thread_local! {
+    /// The outboxes holding bytes for the hold active on this thread, if one is.
+    static HOLDING: RefCell<Option<Vec<Arc<Outbox>>>> = const { RefCell::new(None) };
+}
+
+/// Writes held back on one thread, to be written together.
+#[derive(Default)]
+pub(crate) struct Hold {
+    /// Outboxes with held bytes (possibly already written: then nothing is left).
+    outboxes: Vec<Arc<Outbox>>,
+}
+
+impl Hold {
+    /// Runs `work` with writes on this thread held back.
+    pub(crate) fn hold<R>(&mut self, work: impl FnOnce() -> R) -> R {
+        /// Ends the hold on this thread even if `work` unwinds.
+        struct Restore<'a>(&'a mut Vec<Arc<Outbox>>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                *self.0 = HOLDING.take().unwrap_or_default();
+            }
+        }
+        HOLDING.set(Some(std::mem::take(&mut self.outboxes)));
+        let _restore = Restore(&mut self.outboxes);
+        work()
+    }
+
+    /// Writes everything held.
+    pub(crate) fn release(&mut self) {
+        for outbox in self.outboxes.drain(..) {
+            outbox.release_held();
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
 
 /// The write side of one connection.
 pub(crate) struct Outbox {
@@ -27,6 +79,8 @@ struct State {
     queue: VecDeque<Vec<u8>>,
     /// Bytes of the front buffer already written.
     written: usize,
+    /// Bytes held back by a [`Hold`], to go after `queue`.
+    held: Vec<u8>,
     closed: bool,
 }
 
@@ -42,12 +96,45 @@ impl Outbox {
         outbox
     }
 
-    /// Writes `bytes` after everything written before; false once the connection is closed.
-    pub(crate) fn write(&self, bytes: Vec<u8>) -> bool {
+    /// Writes `bytes` after everything written before (held back while a [`Hold`] is
+    /// active on this thread); false once the connection is closed.
+    pub(crate) fn write(self: &Arc<Self>, bytes: Vec<u8>) -> bool {
         let mut state = lock(&self.state);
         if state.closed {
             return false;
         }
+        let holding = HOLDING.with_borrow_mut(|holding| match holding {
+            Some(outboxes) => {
+                if state.held.is_empty() {
+                    outboxes.push(self.clone());
+                }
+                true
+            }
+            None => false,
+        });
+        if !holding && state.held.is_empty() {
+            return self.write_now(state, bytes);
+        }
+        state.held.extend_from_slice(&bytes);
+        if holding && state.held.len() < HOLD_LIMIT {
+            return true;
+        }
+        let held = std::mem::take(&mut state.held);
+        self.write_now(state, held)
+    }
+
+    /// Writes the held bytes.
+    fn release_held(&self) {
+        let mut state = lock(&self.state);
+        if state.closed || state.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut state.held);
+        self.write_now(state, held);
+    }
+
+    /// Writes `bytes` to the socket, or queues what it does not take for the writer task.
+    fn write_now(&self, mut state: MutexGuard<'_, State>, bytes: Vec<u8>) -> bool {
         let mut written = 0;
         if state.queue.is_empty() {
             loop {
@@ -136,21 +223,27 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
-    /// Writes from other threads and from the runtime, large and small, arrive whole and in
-    /// order, also when the reader is slow enough to fill the socket's buffers.
-    #[test]
-    fn writes_from_any_thread_arrive_in_order() {
+    /// A runtime, an outbox on a loopback connection, and the connection's other end.
+    fn connected() -> (tokio::runtime::Runtime, Arc<Outbox>, TcpStream) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let (outbox, mut peer) = runtime.block_on(async {
+        let (outbox, peer) = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let at = listener.local_addr().unwrap();
             let stream = TcpStream::connect(at).await.unwrap();
             let (peer, _) = listener.accept().await.unwrap();
             (Outbox::new(Arc::new(stream)), peer)
         });
+        (runtime, outbox, peer)
+    }
+
+    /// Writes from other threads and from the runtime, large and small, arrive whole and in
+    /// order, also when the reader is slow enough to fill the socket's buffers.
+    #[test]
+    fn writes_from_any_thread_arrive_in_order() {
+        let (runtime, outbox, mut peer) = connected();
         let mut expected = Vec::new();
         let writers: Vec<_> = (0..2u8)
             .map(|w| {
@@ -197,5 +290,60 @@ mod tests {
         assert_eq!(next, [200, 200]);
         outbox.close();
         assert!(!outbox.write(vec![1]));
+    }
+
+    /// Reads exactly `n` bytes the peer got, boundedly.
+    fn read_n(runtime: &tokio::runtime::Runtime, peer: &mut TcpStream, n: usize) -> Vec<u8> {
+        runtime.block_on(async {
+            let mut bytes = vec![0u8; n];
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                peer.read_exact(&mut bytes),
+            )
+            .await
+            .expect("the bytes arrive")
+            .unwrap();
+            bytes
+        })
+    }
+
+    /// Nothing more has arrived (after the writes above had time to be delivered).
+    fn nothing_arrived(runtime: &tokio::runtime::Runtime, peer: &mut TcpStream) {
+        runtime.block_on(async {
+            let mut byte = [0u8; 1];
+            let read =
+                tokio::time::timeout(std::time::Duration::from_millis(50), peer.read(&mut byte))
+                    .await;
+            assert!(read.is_err(), "held bytes were written: {read:?}");
+        });
+    }
+
+    #[test]
+    fn held_writes_go_out_on_release_before_limit_and_before_unheld_writes() {
+        let (runtime, outbox, mut peer) = connected();
+        let mut hold = Hold::default();
+        hold.hold(|| {
+            assert!(outbox.write(b"one".to_vec()));
+            assert!(outbox.write(b"two".to_vec()));
+        });
+        nothing_arrived(&runtime, &mut peer);
+        // A write without a hold (another thread) goes after what is held.
+        let other = outbox.clone();
+        std::thread::spawn(move || assert!(other.write(b"three".to_vec())))
+            .join()
+            .unwrap();
+        assert_eq!(read_n(&runtime, &mut peer, 11), b"onetwothree");
+        // Released: written.
+        hold.hold(|| assert!(outbox.write(b"four".to_vec())));
+        nothing_arrived(&runtime, &mut peer);
+        hold.release();
+        assert_eq!(read_n(&runtime, &mut peer, 4), b"four");
+        // Past the limit: written without waiting for the release.
+        let big = vec![7u8; HOLD_LIMIT];
+        hold.hold(|| assert!(outbox.write(big.clone())));
+        assert_eq!(read_n(&runtime, &mut peer, HOLD_LIMIT), big);
+        // A hold ends with its scope: a write after it is not held.
+        assert!(outbox.write(b"five".to_vec()));
+        assert_eq!(read_n(&runtime, &mut peer, 4), b"five");
     }
 }

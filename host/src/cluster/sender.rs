@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
+use super::busy::BusyPoll;
 use super::frame::{self, PacketReader, Reply, ResponseAssembler};
 use super::outbox::Outbox;
 use super::{fail_call, ClusterConfig, NodeAddress, NodeStatus, Outgoing};
@@ -90,6 +91,7 @@ pub(crate) struct Link {
     default_timeout: Option<Duration>,
     /// Wakes the sender task when a call with a time limit arrives.
     ticker: Notify,
+    busy: Arc<BusyPoll>,
 }
 
 impl Link {
@@ -158,6 +160,11 @@ impl Link {
         // Written while the call is recorded, so its reply always finds it. A failed write
         // means the connection is ending: the reader reports that and fails the call.
         self.outbox.write(bytes);
+        drop(calls);
+        if !push {
+            // A reply is due: have the network thread awake for it.
+            self.busy.touch();
+        }
         Ok(())
     }
 
@@ -279,6 +286,7 @@ pub(crate) struct Sender {
     backoff: Duration,
     retry_at: Option<(Instant, String)>,
     jitter: u64,
+    busy: Arc<BusyPoll>,
 }
 
 /// How a connection ended.
@@ -296,6 +304,7 @@ impl Sender {
         config: ClusterConfig,
         status: Arc<Status>,
         published: Arc<Mutex<Option<Arc<Link>>>>,
+        busy: Arc<BusyPoll>,
     ) -> Sender {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -307,6 +316,7 @@ impl Sender {
             config,
             status,
             published,
+            busy,
             backoff: FIRST_BACKOFF,
             retry_at: None,
             jitter: jitter | 1,
@@ -408,6 +418,7 @@ impl Sender {
             status: self.status.clone(),
             default_timeout: self.config.call_timeout,
             ticker: Notify::new(),
+            busy: self.busy.clone(),
         });
         let (ended_tx, mut ended) = mpsc::unbounded_channel::<String>();
         tokio::spawn(read_replies(
@@ -475,8 +486,9 @@ async fn read_replies(
             Err(e) => break e.to_string(),
         };
         link.status.received.fetch_add(n as u64, Ordering::Relaxed);
+        link.busy.touch();
         packets.extend(&buffer[..n]);
-        let bad = loop {
+        let mut answer_all = || loop {
             let answer = packets
                 .next_packet()
                 .and_then(|p| p.map(|body| assembler.packet(&body)).transpose());
@@ -486,6 +498,10 @@ async fn read_replies(
                 Ok(None) => break None,
                 Err(e) => break Some(format!("a bad packet from the peer: {e}")),
             }
+        };
+        let bad = match link.node.upgrade() {
+            Some(node) => crate::scheduler::with_network_assist(&node, answer_all),
+            None => answer_all(),
         };
         if let Some(why) = bad {
             break why;

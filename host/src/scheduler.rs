@@ -592,3 +592,83 @@ pub(crate) fn drain_queue(service: &Arc<Service>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeConfig;
+    use crate::mq::UNCAPPED;
+    use skywasm_abi::Handle;
+
+    /// Makes `service` (a new one: its queue is held from creation) ready as the network
+    /// thread does while delivering.
+    fn ready_on_network_thread(scheduler: &Scheduler, service: &Arc<Service>) {
+        WORKER.set(Some(scheduler.workers));
+        scheduler.ready(service.clone());
+        WORKER.set(None);
+    }
+
+    #[test]
+    fn the_network_assist_runs_trusted_services_only_and_never_an_init() {
+        let config =
+            NodeConfig::from_source("t", "thread = 2\ntenants = { rogue = { workers = 1 } }")
+                .unwrap();
+        let tenants = crate::tenant::tenants_from_specs(config.tenants);
+        let rogue = tenants.get("rogue").unwrap().clone();
+        assert!(!rogue.is_trusted());
+        let scheduler = Scheduler::new(2, &[UNCAPPED, 1]);
+        let service = |handle, tenant| Arc::new(Service::new(Handle(handle), "m", "", tenant));
+        let trusted = service(1, tenants.node().clone());
+        let untrusted = service(2, rogue);
+        let starting = service(3, tenants.node().clone());
+        starting.starting.store(true, Ordering::Release);
+        let mut turn = Turn {
+            worker: scheduler.workers,
+            weight: 0,
+            streak: 0,
+            held: None,
+            assist: true,
+        };
+        for (refused, what) in [
+            (&untrusted, "an untrusted tenant's"),
+            (&starting, "an init"),
+        ] {
+            ready_on_network_thread(&scheduler, refused);
+            assert!(
+                scheduler.take(&mut turn).is_none(),
+                "{what} service was taken"
+            );
+        }
+        // Both went to the workers instead.
+        assert_eq!(scheduler.ready_len(), 2);
+        ready_on_network_thread(&scheduler, &trusted);
+        let taken = scheduler
+            .take(&mut turn)
+            .expect("the trusted service is taken");
+        assert!(Arc::ptr_eq(&taken, &trusted));
+        assert_eq!(
+            scheduler.ready_len(),
+            2,
+            "the assist takes from its slot only"
+        );
+    }
+
+    #[test]
+    fn work_asked_for_while_a_queue_was_held_is_not_forgotten_when_it_empties() {
+        let config = NodeConfig::from_source("t", "thread = 2").unwrap();
+        let tenants = crate::tenant::tenants_from_specs(config.tenants);
+        let scheduler = Scheduler::new(2, &[UNCAPPED]);
+        let service = Arc::new(Service::new(Handle(1), "m", "", tenants.node().clone()));
+        // Held (a new queue is), empty, nothing owed: it leaves and stays out.
+        assert!(service.queue.release_if_empty());
+        scheduler.reschedule_if_owed(&service);
+        assert_eq!(scheduler.ready_len(), 0);
+        // Held again; an upgrade is asked for (its `schedule` found the queue held).
+        assert!(service.queue.schedule());
+        service.upgrade_pending.store(true, Ordering::Release);
+        assert!(!service.queue.schedule());
+        assert!(service.queue.release_if_empty());
+        scheduler.reschedule_if_owed(&service);
+        assert_eq!(scheduler.ready_len(), 1, "the upgrade was forgotten");
+    }
+}

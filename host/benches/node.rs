@@ -490,8 +490,9 @@ fn upgrades(rust: bool, state: i64, n: i64) -> (Vec<f64>, f64, f64) {
 /// already connected (one call made); `extra` config lines for both. Returns both nodes and
 /// the driver.
 fn cluster_pair(extra: &str) -> (Bench, Bench, Handle) {
+    // The pushes of SENDS arrive faster than @echo takes them: room for all in its mailbox.
     let lua = format!(
-        "luaservice = \"{}/?.lua\"\n{extra}",
+        "luaservice = \"{}/?.lua\"\nmailbox_limit = 1000000\n{extra}",
         lua_scripts().display()
     );
     let mut server = node(&lua);

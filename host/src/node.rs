@@ -226,6 +226,16 @@ impl NodeShared {
             }
             return Err(error::DENIED);
         }
+        // Cluster requests are served on the sender's thread: no trip through clusterd's
+        // queue, and their writes go out with the rest of the sender's message.
+        let message = if message.ptype == ptype::LUA as u8 && self.cluster.service() == Some(dest) {
+            match crate::cluster::serve_directly(&self.cluster, message) {
+                Ok(()) => return Ok(()),
+                Err(message) => message,
+            }
+        } else {
+            message
+        };
         let limits = &tenant.spec.limits;
         match service
             .queue

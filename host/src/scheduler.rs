@@ -531,7 +531,9 @@ fn dispatch_message(
     let started = profile.then(crate::clock::thread_cpu_ns);
     behavior.core().message_started_ns = started;
     let (ptype, source, session) = (message.ptype, message.source, message.session);
-    let (result, interrupted) = service.run_call(|| behavior.dispatch(message));
+    // Frames the message writes to cluster connections go out together when it is done.
+    let (result, interrupted) =
+        crate::cluster::batch_writes(|| service.run_call(|| behavior.dispatch(message)));
     if let Some(started) = started {
         let spent = crate::clock::thread_cpu_ns().saturating_sub(started);
         service.stats.cpu_ns.fetch_add(spent, Ordering::Relaxed);

@@ -42,6 +42,8 @@ use crate::node::NodeShared;
 use crate::sync::{lock, read, write};
 
 pub use frame::Address;
+pub(crate) use outbox::batch as batch_writes;
+pub(crate) use service::serve_directly;
 pub use service::Clusterd;
 
 /// The cluster's settings (config keys, docs/config.md).

@@ -5,11 +5,12 @@
 //! on the network thread.
 //!
 //! Holding writes back: a write costs a system call, and on loopback the whole of the
-//! peer's receive path too. While a [`Hold`] is active on a thread (`clusterd` does this
-//! while more messages wait in its queue), writes there are appended to their outbox's
-//! held bytes instead, and go out together — one system call for many frames — when the
-//! hold is released, when they pass [`HOLD_LIMIT`], or before any write made without a
-//! hold (so nothing overtakes them).
+//! peer's receive path too. While a [`Hold`] is active on a thread, writes there are
+//! appended to their outbox's held bytes instead, and go out together — one system call for
+//! many frames — when the hold is released, when they pass [`HOLD_LIMIT`], or before any
+//! write made without a hold (so nothing overtakes them). Holds nest: `clusterd` holds its
+//! writes while more messages wait in its queue; [`batch`] holds those of one message's
+//! dispatch, or of one read's worth of work on the network thread.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -37,17 +38,25 @@ pub(crate) struct Hold {
 }
 
 impl Hold {
-    /// Runs `work` with writes on this thread held back.
+    /// Runs `work` with writes on this thread held back by this hold (an enclosing hold
+    /// collects again once `work` is done).
     pub(crate) fn hold<R>(&mut self, work: impl FnOnce() -> R) -> R {
-        /// Ends the hold on this thread even if `work` unwinds.
-        struct Restore<'a>(&'a mut Vec<Arc<Outbox>>);
+        /// Ends the hold on this thread, giving the enclosing one back, even if `work`
+        /// unwinds.
+        struct Restore<'a> {
+            outboxes: &'a mut Vec<Arc<Outbox>>,
+            enclosing: Option<Vec<Arc<Outbox>>>,
+        }
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
-                *self.0 = HOLDING.take().unwrap_or_default();
+                *self.outboxes = HOLDING.replace(self.enclosing.take()).unwrap_or_default();
             }
         }
-        HOLDING.set(Some(std::mem::take(&mut self.outboxes)));
-        let _restore = Restore(&mut self.outboxes);
+        let enclosing = HOLDING.replace(Some(std::mem::take(&mut self.outboxes)));
+        let _restore = Restore {
+            outboxes: &mut self.outboxes,
+            enclosing,
+        };
         work()
     }
 
@@ -57,6 +66,18 @@ impl Hold {
             outbox.release_held();
         }
     }
+}
+
+/// Runs `work` with the writes it makes on this thread written together when it is done
+/// (or, inside a hold, when that hold is released).
+pub(crate) fn batch<R>(work: impl FnOnce() -> R) -> R {
+    if HOLDING.with_borrow(Option::is_some) {
+        return work();
+    }
+    let mut hold = Hold::default();
+    let result = hold.hold(work);
+    hold.release();
+    result
 }
 
 impl Drop for Hold {
@@ -105,7 +126,8 @@ impl Outbox {
         }
         let holding = HOLDING.with_borrow_mut(|holding| match holding {
             Some(outboxes) => {
-                if state.held.is_empty() {
+                // Another hold may hold bytes here too: this one must release them as well.
+                if !outboxes.iter().any(|held| Arc::ptr_eq(held, self)) {
                     outboxes.push(self.clone());
                 }
                 true
@@ -345,5 +367,32 @@ mod tests {
         // A hold ends with its scope: a write after it is not held.
         assert!(outbox.write(b"five".to_vec()));
         assert_eq!(read_n(&runtime, &mut peer, 4), b"five");
+    }
+
+    #[test]
+    fn holds_nest_and_a_batch_joins_the_hold_around_it() {
+        let (runtime, outbox, mut peer) = connected();
+        // A batch alone: written when its work is done.
+        batch(|| {
+            assert!(outbox.write(b"a".to_vec()));
+            nothing_arrived(&runtime, &mut peer);
+        });
+        assert_eq!(read_n(&runtime, &mut peer, 1), b"a");
+        // A batch inside a hold joins it: nothing is written before the hold's release.
+        let mut hold = Hold::default();
+        hold.hold(|| batch(|| assert!(outbox.write(b"b".to_vec()))));
+        nothing_arrived(&runtime, &mut peer);
+        // A hold inside a batch keeps its own writes past the batch's end...
+        let mut inner = Hold::default();
+        batch(|| {
+            inner.hold(|| assert!(outbox.write(b"c".to_vec())));
+            // ...and the batch collects again once the inner hold's work is done.
+            assert!(outbox.write(b"d".to_vec()));
+        });
+        // The batch's release wrote the outbox's held bytes, the inner hold's with them.
+        assert_eq!(read_n(&runtime, &mut peer, 3), b"bcd");
+        inner.release();
+        hold.release();
+        nothing_arrived(&runtime, &mut peer);
     }
 }

@@ -10,6 +10,10 @@
 //! `unregister name`, `proxy node name`, `nodes`. Answers from local services to remote
 //! requests (PTYPE_RESPONSE/PTYPE_ERROR with the sessions this service used) are written
 //! back to the requesting node.
+//!
+//! `req` and `push` rarely reach this service's queue: the host serves them on the sender's
+//! thread as they are sent ([`serve_directly`], called from the message path), which is
+//! what this service would do with them, one hop sooner.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,30 +74,11 @@ impl Clusterd {
         let command = name(0, "a command")?;
         match command {
             "req" | "push" => {
-                let node = name(1, "a node name")?;
-                let address = address(values.get(2))?;
-                let msg = match values.get(3) {
-                    Some(Value::String(bytes)) => bytes.to_vec(),
-                    _ => return Err("a packed message expected".into()),
-                };
-                let reply_to = (command == "req" && message.session != 0).then(|| {
+                let (node, request) = outgoing(message, values)?;
+                if let Some((source, session)) = request.reply_to {
                     // Answered from the network, not by this service's code.
-                    self.core.disown(message.source, message.session);
-                    (message.source, message.session)
-                });
-                let timeout = values
-                    .get(4)
-                    .and_then(Value::as_integer)
-                    .filter(|cs| *cs > 0)
-                    .map(|cs| Duration::from_millis(cs as u64 * 10));
-                let trace = text(5).map(str::to_string);
-                let request = Outgoing {
-                    address,
-                    msg,
-                    reply_to,
-                    timeout,
-                    trace,
-                };
+                    self.core.disown(source, session);
+                }
                 self.cluster.request(node, request);
                 Ok(None)
             }
@@ -199,6 +184,53 @@ impl Clusterd {
             );
         }
         Value::Table(table)
+    }
+}
+
+/// The request a `req` or `push` command (`values`, from `message`) asks for, and the node
+/// it goes to.
+fn outgoing<'a>(message: &Message, values: &'a [Value]) -> Result<(&'a str, Outgoing), String> {
+    let text = |i: usize| values.get(i).and_then(Value::as_str);
+    let node = text(1).ok_or("a node name expected")?;
+    let address = address(values.get(2))?;
+    let msg = match values.get(3) {
+        Some(Value::String(bytes)) => bytes.to_vec(),
+        _ => return Err("a packed message expected".into()),
+    };
+    let reply_to = (text(0) == Some("req") && message.session != 0)
+        .then_some((message.source, message.session));
+    let timeout = values
+        .get(4)
+        .and_then(Value::as_integer)
+        .filter(|cs| *cs > 0)
+        .map(|cs| Duration::from_millis(cs as u64 * 10));
+    let trace = text(5).map(str::to_string);
+    let request = Outgoing {
+        address,
+        msg,
+        reply_to,
+        timeout,
+        trace,
+    };
+    Ok((node, request))
+}
+
+/// Serves a `req` or `push` sent to `clusterd` on the sender's thread, without the trip
+/// through `clusterd`'s queue: what `clusterd` would do with it, sooner. Anything else, and
+/// a malformed request (whose error `clusterd` answers), is handed back.
+pub(crate) fn serve_directly(cluster: &Cluster, message: Message) -> Result<(), Message> {
+    let Ok(values) = skywasm_pack::unpack(&message.data) else {
+        return Err(message);
+    };
+    if !matches!(values.first().and_then(Value::as_str), Some("req" | "push")) {
+        return Err(message);
+    }
+    match outgoing(&message, &values) {
+        Ok((node, request)) => {
+            cluster.request(node, request);
+            Ok(())
+        }
+        Err(_) => Err(message),
     }
 }
 

@@ -82,6 +82,9 @@ pub struct NodeConfig {
     pub wasm_max_services: u32,
     /// Largest linear memory of one service in bytes (`wasm_memory`).
     pub wasm_memory: u64,
+    /// Modules learn the pages their init writes and later starts populate them first
+    /// (`wasm_prefault`).
+    pub wasm_prefault: bool,
     /// Largest message body in bytes (`max_message_size`).
     pub max_message_size: usize,
     /// Most unsent bytes a socket may queue (`socket_max_unsent`): past it the peer is taken
@@ -143,6 +146,7 @@ impl NodeConfig {
         };
         let profile = bool_key("profile", "false")?;
         let network_assist = bool_key("network_assist", "true")?;
+        let wasm_prefault = bool_key("wasm_prefault", "true")?;
         let size_key = |env: &mut BTreeMap<String, String>, key: &str, default: &str| {
             let value = env
                 .entry(key.to_string())
@@ -226,6 +230,7 @@ impl NodeConfig {
             daemon: env.get("daemon").cloned(),
             profile,
             network_assist,
+            wasm_prefault,
             wasm_path,
             wasm_cache,
             wasm_max_services,
@@ -738,6 +743,7 @@ mod tests {
         assert_eq!(config.wasm_memory, 256 << 20);
         assert!(!config.profile);
         assert!(config.network_assist);
+        assert!(config.wasm_prefault);
         for (source, key) in [
             ("thread = 0", "thread"),
             ("thread = 'many'", "thread"),
@@ -745,6 +751,7 @@ mod tests {
             ("wasm_memory = '1T'", "wasm_memory"),
             ("profile = 'yes'", "profile"),
             ("network_assist = 1", "network_assist"),
+            ("wasm_prefault = 'on'", "wasm_prefault"),
         ] {
             let err = NodeConfig::from_source("t", source).unwrap_err();
             assert!(err.0.starts_with(&format!("t: `{key} = ")), "{err}");

@@ -27,6 +27,7 @@ use crate::config::NodeConfig;
 use crate::node::LaunchError;
 use crate::service::{Behavior, ServiceCore};
 use crate::sync::{lock, read, write};
+use crate::wasm::prefault::Prefault;
 use crate::wasm::WasmState;
 
 /// Creates a native service from the service's core and its argument string.
@@ -56,6 +57,8 @@ pub struct WasmModule {
     pub(crate) has_restore: bool,
     /// A hash of the bytes it was compiled from: an upgrade recompiles only changed code.
     pub(crate) digest: u64,
+    /// The pages its init writes, populated before later inits run.
+    pub(crate) prefault: Prefault,
 }
 
 /// The node's engine and every module it has loaded.
@@ -63,6 +66,8 @@ pub struct ModuleRegistry {
     engine: Engine,
     linker: Linker<WasmState>,
     search_path: String,
+    /// `wasm_prefault`: modules learn and populate the pages their init writes.
+    prefault: bool,
     natives: RwLock<HashMap<String, NativeFactory>>,
     loaded: Mutex<HashMap<String, Arc<WasmModule>>>,
     /// Modules given as bytes by an embedder (tests, benches), by name.
@@ -89,6 +94,7 @@ impl ModuleRegistry {
             engine,
             linker,
             search_path: config.wasm_path.clone(),
+            prefault: config.wasm_prefault,
             natives: RwLock::new(natives),
             loaded: Mutex::new(HashMap::new()),
             provided: RwLock::new(HashMap::new()),
@@ -241,6 +247,7 @@ impl ModuleRegistry {
             has_snapshot,
             has_restore,
             digest,
+            prefault: Prefault::new(self.prefault),
         })
     }
 }

@@ -105,3 +105,21 @@ fn rust_services_serve_tcp_and_udp_through_the_sdk() {
     let (n, _) = peer.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"datagram");
 }
+
+#[test]
+fn services_started_with_their_init_pages_populated_behave_as_without() {
+    for prefault in [true, false] {
+        let mut t = start(&format!("wasm_prefault = {prefault}"));
+        // The first starts teach the module which pages its init writes; the later ones
+        // start with those pages already populated.
+        for n in 0..8 {
+            let name = format!(".prefault{n}");
+            let probe = t.launch("probe", &format!("name {name}"));
+            let reply = t.ask(probe, &[s("echo"), i(n), s("static data intact")]);
+            assert_eq!(reply, vec![i(n), s("static data intact")], "{prefault}");
+            let caller = t.launch("probe", "");
+            let reply = t.ask(caller, &[s("call"), s(&name), s("echo"), i(n)]);
+            assert_eq!(reply, vec![s("ok"), i(n)], "{prefault}");
+        }
+    }
+}

@@ -1,15 +1,17 @@
 //! A service that is a wasm instance: its own Store and linear memory.
 //!
 //! Starting one: instantiate the module's `InstancePre` in a fresh Store (from the pool),
-//! call `_initialize` if exported, place the argument string with the guest's
-//! `skywasm_alloc`, call `skywasm_init`. Dispatching a message: place the body with
-//! `skywasm_alloc`, call `skywasm_dispatch`. A trap anywhere ends the instance: the Store is
-//! dropped and its memory goes back to the pool.
+//! populate the pages its init is known to write (`prefault.rs`), call `_initialize` if
+//! exported, place the argument string with the guest's `skywasm_alloc`, call
+//! `skywasm_init`. Dispatching a message: place the body with `skywasm_alloc`, call
+//! `skywasm_dispatch`. A trap anywhere ends the instance: the Store is dropped and its
+//! memory goes back to the pool.
 //!
 //! The Store's data ([`WasmState`]) holds the service's [`ServiceCore`], so host functions
 //! reach the node through it, and a lazily created WASI context (most services never touch
 //! WASI, and the context is the largest per-service allocation).
 
+pub(crate) mod prefault;
 mod wasi;
 
 use skywasm_abi::export;
@@ -278,6 +280,9 @@ impl WasmService {
             .get_memory(&mut store, export::MEMORY)
             .ok_or_else(|| LaunchError::Init("no exported memory".into()))?;
         store.data_mut().memory = Some(memory);
+        let (base, accessible) = (memory.data_ptr(&store), memory.data_size(&store));
+        // SAFETY: the memory's accessible bytes, mapped while the store lives.
+        unsafe { module.prefault.populate(base, accessible) };
         fn get<P: WasmParams, R: WasmResults>(
             instance: &Instance,
             store: &mut Store<WasmState>,
@@ -360,6 +365,15 @@ impl WasmService {
                 "{} returned {code}",
                 export::INIT
             )));
+        }
+        if state.is_none() && module.prefault.learning() {
+            let memory = service.memory;
+            let (base, accessible) = (
+                memory.data_ptr(&service.store),
+                memory.data_size(&service.store),
+            );
+            // SAFETY: as above; init may have grown the memory, hence the new size.
+            unsafe { module.prefault.learn(base, accessible) };
         }
         Ok(Started { service, restored })
     }

@@ -123,3 +123,37 @@ fn services_started_with_their_init_pages_populated_behave_as_without() {
         }
     }
 }
+
+#[test]
+fn a_burst_of_log_lines_arrives_whole_in_order_and_stamped() {
+    let mut t = start("");
+    let probe = t.launch("probe", "");
+    // 5,000 lines from one message (more than the logger's 64 KiB batch), from two
+    // services at once.
+    let other = t.launch("probe", "");
+    let first = t.request(probe, &[s("log_lines"), i(5000), s("burst-a")]);
+    let second = t.request(other, &[s("log_lines"), i(5000), s("burst-b")]);
+    t.wait(probe, first).unwrap();
+    t.wait(other, second).unwrap();
+    let text = t.wait_log("burst-b 4999");
+    let text = if text.contains("burst-a 4999") {
+        text
+    } else {
+        t.wait_log("burst-a 4999")
+    };
+    for (tag, service) in [("burst-a", probe), ("burst-b", other)] {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!("] {tag} ")))
+            .collect();
+        assert_eq!(lines.len(), 5000, "{tag}");
+        for (n, line) in lines.iter().enumerate() {
+            // `dd/mm/yy HH:MM:SS.cc [:0000000a] burst-a n`
+            assert_eq!(line.as_bytes()[2], b'/', "{line}");
+            assert!(
+                line.ends_with(&format!("[{service}] {tag} {n}")),
+                "line {n}: {line}"
+            );
+        }
+    }
+}

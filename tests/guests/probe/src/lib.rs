@@ -290,6 +290,12 @@ async fn handle(request: Request) {
             println!("{}", arg_str(&values, 1));
             vec![]
         }
+        "log_lines" => {
+            for n in 0..arg_int(&values, 1) {
+                sky::log!("{} {n}", arg_str(&values, 2));
+            }
+            vec![]
+        }
         "abi" => vec![Value::Integer(abuse(arg_str(&values, 1)) as i64)],
         other => vec![Value::from("unknown"), Value::from(other)],
     };

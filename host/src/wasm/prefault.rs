@@ -119,10 +119,15 @@ impl Prefault {
             intersect(pages, &written)
         };
         let starts = starts + 1;
-        *state = if common.is_empty() || common.len() > MAX_PAGES {
+        // A large first set may still shrink: the cap applies to what all starts share.
+        *state = if common.is_empty() {
             State::Off
         } else if starts >= LEARN_STARTS {
-            State::Known(runs(&common).into())
+            if common.len() > MAX_PAGES {
+                State::Off
+            } else {
+                State::Known(runs(&common).into())
+            }
         } else {
             State::Learning {
                 starts,
@@ -357,8 +362,17 @@ mod tests {
         assert!(!disjoint.learning() && disjoint.known().is_none());
 
         let large = Prefault::new(true);
-        large.learn_pages((0..=MAX_PAGES as u32).collect());
+        for _ in 0..LEARN_STARTS {
+            large.learn_pages((0..=MAX_PAGES as u32).collect());
+        }
         assert!(!large.learning() && large.known().is_none());
+
+        // A first start that wrote much more than the others does not spoil the set.
+        let shrinking = Prefault::new(true);
+        shrinking.learn_pages((0..4 * MAX_PAGES as u32).collect());
+        shrinking.learn_pages(vec![5, 6]);
+        shrinking.learn_pages(vec![5, 6, 700]);
+        assert_eq!(&*shrinking.known().unwrap(), &[(5, 2)]);
 
         let off = Prefault::new(false);
         assert!(!off.learning());

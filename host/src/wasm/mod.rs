@@ -366,14 +366,13 @@ impl WasmService {
                 export::INIT
             )));
         }
-        if state.is_none() && module.prefault.learning() {
+        if state.is_none() {
+            // Init may have grown the memory: the size is taken again.
             let memory = service.memory;
-            let (base, accessible) = (
+            module.prefault.learn(
                 memory.data_ptr(&service.store),
                 memory.data_size(&service.store),
             );
-            // SAFETY: as above; init may have grown the memory, hence the new size.
-            unsafe { module.prefault.learn(base, accessible) };
         }
         Ok(Started { service, restored })
     }

@@ -90,11 +90,8 @@ impl Prefault {
     }
 
     /// Learns from a start whose init just returned successfully, while the module is still
-    /// learning.
-    ///
-    /// # Safety
-    /// As [`Prefault::populate`].
-    pub(crate) unsafe fn learn(&self, base: *const u8, len: usize) {
+    /// learning: `base` and `len` locate its linear memory (only its page map is read).
+    pub(crate) fn learn(&self, base: *const u8, len: usize) {
         if !self.learning() {
             return;
         }

@@ -28,11 +28,18 @@
 //! Building: `cargo build --release --target wasm32-wasip1` produces `<crate>.wasm`, which a
 //! node finds through its `wasm_path`. The ABI underneath is specified in `docs/abi.md`; the
 //! raw constants are in [`skywasm_abi`], re-exported here.
+//!
+//! The SDK brings the service's heap: it defines `malloc` and the other C allocation
+//! functions (so C code linked into a service shares it, and wasi-libc's allocator is left
+//! out), taking linear memory in 4 KiB steps as it is used. Do not call `sbrk` or
+//! `memory.grow` beside it.
 
 mod api;
 pub mod cluster;
 mod debug;
 mod error;
+#[cfg(any(test, target_family = "wasm"))]
+mod heap;
 mod request;
 mod runtime;
 pub mod socket;

@@ -149,20 +149,19 @@ struct Spawned {
     rss_per_service_kib: f64,
     pss_per_service_kib: f64,
     answered: usize,
+    /// Spawns/s of a second round into the slots the first round's services left (when
+    /// asked for): a node that churns services reuses warm slots.
+    respawn_per_second: Option<f64>,
 }
 
-/// (d) Spawn `n` idle Rust services from one service; rate, memory per service, and a call
-/// to a sample of them (every one of them when `call_all`).
-fn spawn(n: i64, call_all: bool) -> Spawned {
-    let mut b = node(&format!("wasm_max_services = {}", n + 100));
-    let spawner = b.launch("spawner");
-    // Warm: one spawn so the module is compiled and the first pool slot touched.
-    b.lua(spawner, &[Value::from("spawn"), Value::Integer(1)]);
-    let pss_before = settled_pss_kib();
-    let rss_before = memory_kib("VmRSS:", "/proc/self/status");
-    // BENCH_SPAWN="module args" spawns another module (e.g. the WAT `echo`) for comparison.
-    let what = std::env::var("BENCH_SPAWN").unwrap_or_else(|_| "bench idle".into());
-    let (module, args) = what.split_once(' ').unwrap_or((what.as_str(), ""));
+/// Asks `spawner` to launch `n` services of `module args`; spawns/s and the handle range.
+fn spawn_round(
+    b: &mut Bench,
+    spawner: Handle,
+    n: i64,
+    module: &str,
+    args: &str,
+) -> (f64, u32, u32) {
     let reply = b.lua(
         spawner,
         &[
@@ -173,10 +172,27 @@ fn spawn(n: i64, call_all: bool) -> Spawned {
         ],
     );
     let nanos = reply[0].as_integer().unwrap() as f64;
-    let (first, last) = (
+    (
+        n as f64 / (nanos / 1e9),
         reply[1].as_integer().unwrap() as u32,
         reply[2].as_integer().unwrap() as u32,
-    );
+    )
+}
+
+/// (d) Spawn `n` idle Rust services from one service; rate, memory per service, and a call
+/// to a sample of them (every one of them when `call_all`). With `respawn`, the services are
+/// then killed and, once every one is gone, `n` more are spawned into the freed slots.
+fn spawn(n: i64, call_all: bool, respawn: bool) -> Spawned {
+    let mut b = node(&format!("wasm_max_services = {}", n + 100));
+    let spawner = b.launch("spawner");
+    // Warm: one spawn so the module is compiled and the first pool slot touched.
+    b.lua(spawner, &[Value::from("spawn"), Value::Integer(1)]);
+    let pss_before = settled_pss_kib();
+    let rss_before = memory_kib("VmRSS:", "/proc/self/status");
+    // BENCH_SPAWN="module args" spawns another module (e.g. the WAT `echo`) for comparison.
+    let what = std::env::var("BENCH_SPAWN").unwrap_or_else(|_| "bench idle".into());
+    let (module, args) = what.split_once(' ').unwrap_or((what.as_str(), ""));
+    let (per_second, first, last) = spawn_round(&mut b, spawner, n, module, args);
     let rss_after = memory_kib("VmRSS:", "/proc/self/status");
     let pss_after = memory_kib("Pss:", "/proc/self/smaps_rollup");
     let handles: Vec<Handle> = b
@@ -203,8 +219,24 @@ fn spawn(n: i64, call_all: bool) -> Spawned {
             .expect("an idle service answers");
         answered += 1;
     }
+    let respawn_per_second = respawn.then(|| {
+        let services: Vec<_> = handles
+            .iter()
+            .map(|h| std::sync::Arc::downgrade(&b.node.shared().handles.get(*h).unwrap()))
+            .collect();
+        for handle in &handles {
+            assert!(b.node.shared().kill(*handle));
+        }
+        let deadline = Instant::now() + LIMIT;
+        while services.iter().any(|s| s.strong_count() > 0) {
+            assert!(Instant::now() < deadline, "killed services are finalized");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        spawn_round(&mut b, spawner, n, module, args).0
+    });
     Spawned {
-        per_second: n as f64 / (nanos / 1e9),
+        per_second,
+        respawn_per_second,
         rss_per_service_kib: (rss_after - rss_before) / n as f64,
         pss_per_service_kib: (pss_after - pss_before) / n as f64,
         answered,
@@ -670,11 +702,21 @@ fn main() {
         report("(c) 1000 services calling one", "calls/s", values);
     }
     if wanted("rust-spawn") {
-        let results: Vec<Spawned> = (0..runs).map(|_| spawn(scale(10_000, 50), false)).collect();
+        let results: Vec<Spawned> = (0..runs)
+            .map(|_| spawn(scale(10_000, 50), false, true))
+            .collect();
         report(
             "(d) spawns of idle Rust services",
             "spawns/s",
             results.iter().map(|r| r.per_second).collect(),
+        );
+        report(
+            "(d) respawns into the slots of killed ones",
+            "spawns/s",
+            results
+                .iter()
+                .filter_map(|r| r.respawn_per_second)
+                .collect(),
         );
         let rss = median(results.iter().map(|r| r.rss_per_service_kib).collect()).0;
         let pss = median(results.iter().map(|r| r.pss_per_service_kib).collect()).0;
@@ -888,7 +930,7 @@ fn main() {
         );
     }
     if wanted("100k") && !quick {
-        let result = spawn(100_000, true);
+        let result = spawn(100_000, true, false);
         println!(
             "(d) 100,000 live services: spawned at {:.0}/s, {} answered a call, RSS {:.1} KiB, PSS {:.1} KiB each",
             result.per_second, result.answered, result.rss_per_service_kib, result.pss_per_service_kib

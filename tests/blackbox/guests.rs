@@ -125,6 +125,39 @@ fn services_started_with_their_init_pages_populated_behave_as_without() {
 }
 
 #[test]
+fn c_allocation_functions_in_a_rust_service_behave_as_c_expects() {
+    let mut t = start("");
+    let probe = t.launch("probe", "");
+    let reply = t.ask(probe, &[s("heap")]);
+    let (enomem, einval) = (i(48), i(28));
+    let usable = reply[0].as_integer().unwrap();
+    assert!((100..200).contains(&usable), "usable size {usable}");
+    let expected = [
+        // An overflowing calloc fails with ENOMEM.
+        Value::Boolean(true),
+        enomem.clone(),
+        // posix_memalign: EINVAL for alignment 3, 0 and an aligned block for 4096.
+        einval,
+        i(0),
+        Value::Boolean(true),
+        // aligned_alloc: null for alignment 3, aligned for 4096.
+        Value::Boolean(true),
+        Value::Boolean(true),
+        // realloc keeps the contents.
+        Value::Boolean(true),
+        // A 1 MiB block grows the memory by at least 16 pages of 64 KiB.
+        reply[9].clone(),
+        // 1 GiB (past wasm_memory) fails with ENOMEM instead of trapping.
+        Value::Boolean(true),
+        enomem,
+    ];
+    assert_eq!(&reply[1..], &expected, "{reply:?}");
+    assert!(reply[9].as_integer().unwrap() >= 16, "{reply:?}");
+    // The service is still well.
+    assert_eq!(t.ask(probe, &[s("echo"), i(1)]), vec![i(1)]);
+}
+
+#[test]
 fn a_burst_of_log_lines_arrives_whole_in_order_and_stamped() {
     let mut t = start("");
     let probe = t.launch("probe", "");

@@ -297,9 +297,90 @@ async fn handle(request: Request) {
             vec![]
         }
         "abi" => vec![Value::Integer(abuse(arg_str(&values, 1)) as i64)],
+        "heap" => heap_from_c(),
         other => vec![Value::from("unknown"), Value::from(other)],
     };
     let _ = request.ret_values(&reply);
+}
+
+/// Uses the C allocation functions as C code linked into a Rust service sees them (the
+/// SDK defines them) and reports: usable size of a 100-byte block, whether an overflowing
+/// `calloc` failed and the errno it left, `posix_memalign` with alignment 3 and 4096 (return
+/// codes) and whether the second is aligned, whether `aligned_alloc(3, ..)` failed and
+/// `aligned_alloc(4096, ..)` is aligned, whether `realloc` to 100,000 bytes kept the
+/// contents, by how many 64 KiB pages a 1 MiB block grew the memory, and whether a 1 GiB
+/// block failed (rather than trapped) with ENOMEM.
+#[cfg(target_family = "wasm")]
+fn heap_from_c() -> Vec<Value> {
+    use core::ffi::c_void;
+    extern "C" {
+        fn malloc(size: usize) -> *mut c_void;
+        fn calloc(count: usize, size: usize) -> *mut c_void;
+        fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
+        fn free(ptr: *mut c_void);
+        fn aligned_alloc(align: usize, size: usize) -> *mut c_void;
+        fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32;
+        fn malloc_usable_size(ptr: *mut c_void) -> usize;
+        static mut errno: i32;
+    }
+    let errno_now = || {
+        // SAFETY: wasi-libc's errno, a plain global on this one-threaded target.
+        unsafe { *std::ptr::addr_of!(errno) }
+    };
+    let pages = || core::arch::wasm32::memory_size(0) as i64;
+    // The compiler knows what these functions mean and may drop an allocation whose pointer
+    // is only compared with null: sizes and pointers go through black_box.
+    let opaque = std::hint::black_box::<usize>;
+    let seen = std::hint::black_box::<*mut c_void>;
+    // SAFETY: every pointer is used within the size it was allocated with, and freed once.
+    unsafe {
+        let block = seen(malloc(opaque(100))).cast::<u8>();
+        let usable = malloc_usable_size(block.cast());
+        block.write_bytes(7, usable);
+        let overflow = seen(calloc(opaque(usize::MAX / 2), opaque(3)));
+        let overflow_errno = errno_now();
+        let mut out = std::ptr::null_mut();
+        let bad_align = posix_memalign(&mut out, opaque(3), opaque(10));
+        let good_align = posix_memalign(&mut out, opaque(4096), opaque(10));
+        let posix_aligned = seen(out) as usize % 4096 == 0;
+        free(out);
+        let aligned_bad = seen(aligned_alloc(opaque(3), opaque(10)));
+        let aligned = seen(aligned_alloc(opaque(4096), opaque(100)));
+        let aligned_ok = !aligned.is_null() && aligned as usize % 4096 == 0;
+        free(aligned);
+        let grown = seen(realloc(block.cast(), opaque(100_000))).cast::<u8>();
+        let kept = std::slice::from_raw_parts(grown, usable)
+            .iter()
+            .all(|b| *b == 7);
+        free(grown.cast());
+        let before = pages();
+        let big = seen(malloc(opaque(1 << 20)));
+        let grew = pages() - before;
+        free(big);
+        let huge = seen(malloc(opaque(1 << 30)));
+        let huge_errno = errno_now();
+        vec![
+            Value::Integer(usable as i64),
+            Value::Boolean(overflow.is_null()),
+            Value::Integer(overflow_errno as i64),
+            Value::Integer(bad_align as i64),
+            Value::Integer(good_align as i64),
+            Value::Boolean(posix_aligned),
+            Value::Boolean(aligned_bad.is_null()),
+            Value::Boolean(aligned_ok),
+            Value::Boolean(kept),
+            Value::Integer(grew),
+            Value::Boolean(huge.is_null()),
+            Value::Integer(huge_errno as i64),
+        ]
+    }
+}
+
+/// The probe runs as wasm only; its native build (for the workspace's lints) has no heap of
+/// its own to report on.
+#[cfg(not(target_family = "wasm"))]
+fn heap_from_c() -> Vec<Value> {
+    vec![Value::from("wasm only")]
 }
 
 fn recurse(depth: i64) -> i64 {

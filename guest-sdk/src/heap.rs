@@ -9,8 +9,8 @@
 //! over the `dlmalloc` crate with a system layer ([`Region`]) that hands it memory in 4 KiB
 //! steps from `__heap_base` upwards, growing the linear memory only when a step needs it.
 //!
-//! The heap owns the memory above `__heap_base`: code that calls `sbrk` or `memory.grow`
-//! itself would be handed out twice.
+//! The heap owns the initial memory above `__heap_base` and the pages it grows itself; pages
+//! that something else grows (another allocator, `sbrk`) are left to it.
 
 use core::cell::Cell;
 use core::ptr;
@@ -28,23 +28,30 @@ const GRANULARITY: usize = 64;
 /// The alignment `malloc` guarantees (dlmalloc's natural alignment on wasm32).
 const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
 
+/// The size of a wasm page, the unit `memory.grow` works in.
+const WASM_PAGE: usize = 65536;
+
 /// What a [`Region`] grows into: the linear memory, or a buffer in tests.
 pub(crate) trait LinearMemory {
-    /// The first byte the heap may use.
+    /// The first byte the heap may use (`__heap_base`).
     fn heap_base(&self) -> usize;
-    /// One past the last byte currently accessible.
-    fn end(&self) -> usize;
-    /// Makes at least `bytes` more accessible past [`LinearMemory::end`]; false if it cannot.
-    fn grow(&self, bytes: usize) -> bool;
+    /// The end of the initial memory (`__heap_end`): from the heap base to here is the heap's.
+    fn initial_end(&self) -> usize;
+    /// Grows the memory by `pages` wasm pages; the old end in bytes (where the new pages
+    /// start), or `None` if the memory cannot grow.
+    fn grow(&self, pages: usize) -> Option<usize>;
 }
 
-/// dlmalloc's system allocator: consecutive, never-released pieces of the memory above the
-/// heap base, each ending on a [`STEP`] boundary. Consecutive pieces let dlmalloc merge them
-/// into one segment.
+/// dlmalloc's system allocator: pieces of the memory the heap owns, each ending on a
+/// [`STEP`] boundary, handed out in order. The heap owns the initial memory above the heap
+/// base and the pages it grew itself; pages something else grew (another allocator, `sbrk`)
+/// are never handed out. Consecutive pieces let dlmalloc merge them into one segment.
 pub(crate) struct Region<M> {
     memory: M,
     /// One past the last byte handed out; 0 until the first piece.
     next: Cell<usize>,
+    /// One past the last byte of the run of memory the heap owns that `next` is in.
+    limit: Cell<usize>,
 }
 
 impl<M> Region<M> {
@@ -52,6 +59,7 @@ impl<M> Region<M> {
         Region {
             memory,
             next: Cell::new(0),
+            limit: Cell::new(0),
         }
     }
 
@@ -62,26 +70,50 @@ impl<M> Region<M> {
     }
 }
 
-// SAFETY: pieces never overlap (each starts where the last ended) and are only handed out
-// once; memory never handed out before is zero (fresh linear memory, or a test buffer kept
-// zero past `next`); nothing is ever released, so `free`/`free_part` refuse.
+impl<M: LinearMemory> Region<M> {
+    /// Makes `[next, next + size)` owned memory, growing it if needed: `(next, limit)` of the
+    /// run to hand out from, or `None`.
+    fn make_room(&self, size: usize) -> Option<(usize, usize)> {
+        let (mut next, mut limit) = match self.next.get() {
+            0 => (
+                self.memory.heap_base().next_multiple_of(MALLOC_ALIGN),
+                self.memory.initial_end(),
+            ),
+            next => (next, self.limit.get()),
+        };
+        if next.checked_add(size)? > limit {
+            let short = (next + size - limit).div_ceil(WASM_PAGE);
+            let old_end = self.memory.grow(short)?;
+            if old_end == limit {
+                limit += short * WASM_PAGE;
+            } else {
+                // Something else grew the memory since: the new pages start a run of their
+                // own, grown to hold the whole piece.
+                let pages = size.div_ceil(WASM_PAGE);
+                if pages > short {
+                    self.memory.grow(pages - short)?;
+                }
+                next = old_end;
+                limit = old_end + pages.max(short) * WASM_PAGE;
+            }
+        }
+        Some((next, limit))
+    }
+}
+
+// SAFETY: pieces never overlap (each starts where the last ended, or in pages just grown)
+// and come only from memory the heap owns; memory never handed out before is zero (fresh
+// linear memory, or a test buffer kept zero); nothing is ever released, so `free` and
+// `free_part` refuse.
 unsafe impl<M: LinearMemory + Send> Allocator for Region<M> {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
-        let start = match self.next.get() {
-            0 => self.memory.heap_base().next_multiple_of(MALLOC_ALIGN),
-            next => next,
-        };
-        let Some(end) = start
-            .checked_add(size)
-            .and_then(|e| e.checked_next_multiple_of(STEP))
-        else {
+        let Some((start, limit)) = self.make_room(size) else {
             return (ptr::null_mut(), 0, 0);
         };
-        let available = self.memory.end();
-        if end > available && !self.memory.grow(end - available) {
-            return (ptr::null_mut(), 0, 0);
-        }
+        // The run's limit is a page boundary, so rounding up stays within it.
+        let end = (start + size).next_multiple_of(STEP).min(limit);
         self.next.set(end);
+        self.limit.set(limit);
         (start as *mut u8, end - start, 0)
     }
 
@@ -184,15 +216,13 @@ mod c_abi {
     use core::cell::UnsafeCell;
     use core::ffi::c_void;
 
-    use super::{Heap, LinearMemory, MALLOC_ALIGN};
+    use super::{Heap, LinearMemory, MALLOC_ALIGN, WASM_PAGE};
 
     #[cfg(target_feature = "atomics")]
     compile_error!("the guest heap assumes one thread (wasm32-wasip1)");
 
     /// The instance's linear memory (memory 0).
     struct Linear;
-
-    const WASM_PAGE: usize = 65536;
 
     impl LinearMemory for Linear {
         fn heap_base(&self) -> usize {
@@ -203,12 +233,19 @@ mod c_abi {
             core::ptr::addr_of!(__heap_base) as usize
         }
 
-        fn end(&self) -> usize {
-            core::arch::wasm32::memory_size(0) * WASM_PAGE
+        fn initial_end(&self) -> usize {
+            extern "C" {
+                static __heap_end: u8;
+            }
+            // Only the address of the linker-defined symbol is taken.
+            core::ptr::addr_of!(__heap_end) as usize
         }
 
-        fn grow(&self, bytes: usize) -> bool {
-            core::arch::wasm32::memory_grow(0, bytes.div_ceil(WASM_PAGE)) != usize::MAX
+        fn grow(&self, pages: usize) -> Option<usize> {
+            match core::arch::wasm32::memory_grow(0, pages) {
+                usize::MAX => None,
+                old => Some(old * WASM_PAGE),
+            }
         }
     }
 
@@ -350,12 +387,13 @@ mod tests {
     use proptest::prelude::*;
     use std::cell::Cell;
 
-    /// A linear memory made of a zeroed buffer: `limit` bytes accessible, growing in 64 KiB
-    /// steps like wasm, up to the buffer's size. Held as a raw pointer: the heap writes into
-    /// it while the test reads it.
+    /// A linear memory made of a zeroed buffer: `limit` bytes accessible (the first
+    /// `initial` of them the initial memory), growing in 64 KiB pages like wasm, up to the
+    /// buffer's size. Held as a raw pointer: the heap writes into it while the test reads it.
     struct Buffer {
         bytes: *mut [u8],
         base_offset: usize,
+        initial: usize,
         limit: Cell<usize>,
         grows: Cell<usize>,
     }
@@ -368,6 +406,7 @@ mod tests {
             Buffer {
                 bytes: Box::into_raw(vec![0u8; capacity].into_boxed_slice()),
                 base_offset,
+                initial,
                 limit: Cell::new(initial),
                 grows: Cell::new(0),
             }
@@ -385,6 +424,19 @@ mod tests {
                 )
             }
         }
+        /// What another grower of the memory does: takes `pages` and fills them with 0xAA;
+        /// their offset.
+        fn grow_elsewhere(&self, pages: usize) -> usize {
+            let at = self.grow(pages).expect("room in the buffer") - self.start();
+            // SAFETY: within the buffer.
+            unsafe {
+                self.bytes
+                    .cast::<u8>()
+                    .add(at)
+                    .write_bytes(0xAA, pages * WASM_PAGE)
+            };
+            at
+        }
     }
 
     impl Drop for Buffer {
@@ -398,17 +450,18 @@ mod tests {
         fn heap_base(&self) -> usize {
             self.start() + self.base_offset
         }
-        fn end(&self) -> usize {
-            self.start() + self.limit.get()
+        fn initial_end(&self) -> usize {
+            self.start() + self.initial
         }
-        fn grow(&self, bytes: usize) -> bool {
-            let new = self.limit.get() + bytes.div_ceil(65536) * 65536;
+        fn grow(&self, pages: usize) -> Option<usize> {
+            let old = self.limit.get();
+            let new = old + pages * WASM_PAGE;
             if new > self.bytes.len() {
-                return false;
+                return None;
             }
             self.limit.set(new);
             self.grows.set(self.grows.get() + 1);
-            true
+            Some(self.start() + old)
         }
     }
 
@@ -471,6 +524,39 @@ mod tests {
         }
         // SAFETY: live heap.
         assert!(!unsafe { heap.malloc(1 << 20) }.is_null());
+    }
+
+    #[test]
+    fn memory_something_else_grew_is_never_handed_out() {
+        let mut heap = Heap::new(Buffer::new(8 << 20, 65536, 3000));
+        let mut blocks = Vec::new();
+        // SAFETY: live heap; blocks are used within their sizes.
+        unsafe {
+            blocks.push((heap.malloc(40_000), 40_000));
+            let foreign = memory(&heap).grow_elsewhere(2);
+            // More than the initial memory has left: the heap must grow past the foreign
+            // pages, small and large pieces alike.
+            for size in [30_000, 200_000, 100, 70_000] {
+                blocks.push((heap.malloc(size), size));
+            }
+            let start = memory(&heap).start();
+            let foreign = start + foreign..start + foreign + 2 * WASM_PAGE;
+            for (p, size) in &blocks {
+                assert!(!p.is_null());
+                let block = *p as usize..*p as usize + size;
+                assert!(
+                    block.end <= foreign.start || block.start >= foreign.end,
+                    "{block:x?} overlaps {foreign:x?}"
+                );
+                p.write_bytes(0x55, *size);
+            }
+            let buffer = memory(&heap);
+            let foreign_bytes = &buffer.tail(foreign.start - start)[..2 * WASM_PAGE];
+            assert!(
+                foreign_bytes.iter().all(|b| *b == 0xAA),
+                "foreign pages intact"
+            );
+        }
     }
 
     #[test]

@@ -31,8 +31,9 @@
 //!
 //! The SDK brings the service's heap: it defines `malloc` and the other C allocation
 //! functions (so C code linked into a service shares it, and wasi-libc's allocator is left
-//! out), taking linear memory in 4 KiB steps as it is used. Do not call `sbrk` or
-//! `memory.grow` beside it.
+//! out), taking linear memory in 4 KiB steps as it is used. A `#[global_allocator]` of your
+//! own still works: the heap then serves C only, and never hands out pages another
+//! allocator grew.
 
 mod api;
 pub mod cluster;

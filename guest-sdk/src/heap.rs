@@ -84,8 +84,10 @@ impl<M: LinearMemory> Region<M> {
         if next.checked_add(size)? > limit {
             let short = (next + size - limit).div_ceil(WASM_PAGE);
             let old_end = self.memory.grow(short)?;
+            // Checked: a 4 GiB memory's end does not fit in a wasm32 address, so its last
+            // page stays unused.
             if old_end == limit {
-                limit += short * WASM_PAGE;
+                limit = limit.checked_add(short * WASM_PAGE)?;
             } else {
                 // Something else grew the memory since: the new pages start a run of their
                 // own, grown to hold the whole piece.
@@ -94,7 +96,7 @@ impl<M: LinearMemory> Region<M> {
                     self.memory.grow(pages - short)?;
                 }
                 next = old_end;
-                limit = old_end + pages.max(short) * WASM_PAGE;
+                limit = old_end.checked_add(pages.max(short) * WASM_PAGE)?;
             }
         }
         Some((next, limit))
@@ -142,8 +144,8 @@ unsafe impl<M: LinearMemory + Send> Allocator for Region<M> {
     }
 }
 
-/// The C allocation functions over dlmalloc; `None`-free: null (and, at the C boundary, an
-/// errno) on failure, as C expects.
+/// The C allocation functions over dlmalloc: a failure is a null pointer (and, at the C
+/// boundary, an errno), as C expects.
 pub(crate) struct Heap<M>(Dlmalloc<Region<M>>);
 
 impl<M: LinearMemory + Send> Heap<M> {

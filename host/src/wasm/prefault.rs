@@ -4,10 +4,11 @@
 //! Why: on the virtual machines of BENCHMARKS.md a page's first write costs a fault of
 //! 2–4 µs, and a page of the memory image that is read before it is written costs a
 //! second, copy-on-write fault whose TLB flush interrupts every other core running the
-//! process (~25 µs under a hypervisor). A Rust service's start writes three pages: the top
-//! of its stack, the image's last page (`.data`, `.bss` and the heap's first chunk) and the
-//! allocator's end marker. Populating them first (`MADV_POPULATE_WRITE`, Linux 5.14) took
-//! the spawn rate of idle Rust services up by about 40%, and Lua's by about 25%.
+//! process (~25 µs under a hypervisor). A Rust service's start writes two pages: the top of
+//! its stack and the image's last page (`.data`, `.bss` and the SDK heap's first chunk); with
+//! wasi-libc's allocator it wrote a third, that allocator's end marker. Populating them first
+//! (`MADV_POPULATE_WRITE`, Linux 5.14) took the spawn rate of idle Rust services up by about
+//! 40%, and Lua's by about 25%.
 //!
 //! Which pages: learned from the module's first starts — those privately written (present,
 //! anonymous and mapped once, per `/proc/self/pagemap`) when init returned, intersected

@@ -40,6 +40,11 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-changed=build.rs");
+    // The guests' memory layout flags.
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join(".cargo").join("config.toml").display()
+    );
     println!("cargo:rerun-if-env-changed=SKYWASM_CLANG");
 
     build_rust_guests(&root, &target_dir);

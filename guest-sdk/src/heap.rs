@@ -40,18 +40,25 @@ pub(crate) trait LinearMemory {
     /// Grows the memory by `pages` wasm pages; the old end in bytes (where the new pages
     /// start), or `None` if the memory cannot grow.
     fn grow(&self, pages: usize) -> Option<usize>;
+    /// Memory below the heap base the heap may use first, `[start, end)` (the spare memory
+    /// above the stack, see `crate::spare`), or `None`.
+    fn spare(&self) -> Option<(usize, usize)>;
 }
 
 /// dlmalloc's system allocator: pieces of the memory the heap owns, each ending on a
-/// [`STEP`] boundary, handed out in order. The heap owns the initial memory above the heap
-/// base and the pages it grew itself; pages something else grew (another allocator, `sbrk`)
-/// are never handed out. Consecutive pieces let dlmalloc merge them into one segment.
+/// [`STEP`] boundary (or its run's end), handed out in order. The heap owns the spare memory
+/// if there is some, the initial memory above the heap base, and the pages it grew itself;
+/// pages something else grew (another allocator, `sbrk`) are never handed out. Consecutive
+/// pieces let dlmalloc merge them into one segment.
 pub(crate) struct Region<M> {
     memory: M,
     /// One past the last byte handed out; 0 until the first piece.
     next: Cell<usize>,
     /// One past the last byte of the run of memory the heap owns that `next` is in.
     limit: Cell<usize>,
+    /// Whether that run is the spare memory (which the initial memory follows, not pages
+    /// grown).
+    in_spare: Cell<bool>,
 }
 
 impl<M> Region<M> {
@@ -60,6 +67,7 @@ impl<M> Region<M> {
             memory,
             next: Cell::new(0),
             limit: Cell::new(0),
+            in_spare: Cell::new(false),
         }
     }
 
@@ -71,16 +79,28 @@ impl<M> Region<M> {
 }
 
 impl<M: LinearMemory> Region<M> {
-    /// Makes `[next, next + size)` owned memory, growing it if needed: `(next, limit)` of the
-    /// run to hand out from, or `None`.
-    fn make_room(&self, size: usize) -> Option<(usize, usize)> {
-        let (mut next, mut limit) = match self.next.get() {
-            0 => (
+    /// Makes `[next, next + size)` owned memory, growing it if needed: `(next, limit,
+    /// in_spare)` of the run to hand out from, or `None`.
+    fn make_room(&self, size: usize) -> Option<(usize, usize, bool)> {
+        let initial = || {
+            (
                 self.memory.heap_base().next_multiple_of(MALLOC_ALIGN),
                 self.memory.initial_end(),
-            ),
-            next => (next, self.limit.get()),
+            )
         };
+        let (mut next, mut limit, mut in_spare) = match self.next.get() {
+            0 => match self.memory.spare() {
+                Some((start, end)) => (start.next_multiple_of(MALLOC_ALIGN), end, true),
+                None => (initial().0, initial().1, false),
+            },
+            next => (next, self.limit.get(), self.in_spare.get()),
+        };
+        if in_spare && next.checked_add(size)? > limit {
+            // The spare memory cannot hold the piece: the heap goes on in the initial memory
+            // (what is left of the spare memory stays dlmalloc's, in its first segment).
+            (next, limit) = initial();
+            in_spare = false;
+        }
         if next.checked_add(size)? > limit {
             let short = (next + size - limit).div_ceil(WASM_PAGE);
             let old_end = self.memory.grow(short)?;
@@ -99,23 +119,24 @@ impl<M: LinearMemory> Region<M> {
                 limit = old_end.checked_add(pages.max(short) * WASM_PAGE)?;
             }
         }
-        Some((next, limit))
+        Some((next, limit, in_spare))
     }
 }
 
-// SAFETY: pieces never overlap (each starts where the last ended, or in pages just grown)
-// and come only from memory the heap owns; memory never handed out before is zero (fresh
+// SAFETY: pieces never overlap (each starts where the last ended, at the heap base once the
+// spare memory is left, or in pages just grown) and come only from memory the heap owns; memory never handed out before is zero (fresh
 // linear memory, or a test buffer kept zero); nothing is ever released, so `free` and
 // `free_part` refuse.
 unsafe impl<M: LinearMemory + Send> Allocator for Region<M> {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
-        let Some((start, limit)) = self.make_room(size) else {
+        let Some((start, limit, in_spare)) = self.make_room(size) else {
             return (ptr::null_mut(), 0, 0);
         };
-        // The run's limit is a page boundary, so rounding up stays within it.
+        // Rounding up stops at the run's limit.
         let end = (start + size).next_multiple_of(STEP).min(limit);
         self.next.set(end);
         self.limit.set(limit);
+        self.in_spare.set(in_spare);
         (start as *mut u8, end - start, 0)
     }
 
@@ -217,6 +238,7 @@ impl<M: LinearMemory + Send> Heap<M> {
 mod c_abi {
     use core::cell::UnsafeCell;
     use core::ffi::c_void;
+    use core::mem::{align_of, size_of, MaybeUninit};
 
     use super::{Heap, LinearMemory, MALLOC_ALIGN, WASM_PAGE};
 
@@ -249,6 +271,10 @@ mod c_abi {
                 old => Some(old * WASM_PAGE),
             }
         }
+
+        fn spare(&self) -> Option<(usize, usize)> {
+            placement().map(|(_, rest)| rest)
+        }
     }
 
     struct Global(UnsafeCell<Heap<Linear>>);
@@ -256,11 +282,45 @@ mod c_abi {
     // SAFETY: the guest has one thread (checked above) and no allocation function re-enters.
     unsafe impl Sync for Global {}
 
+    /// The heap of a service without spare memory.
     static HEAP: Global = Global(UnsafeCell::new(Heap::new(Linear)));
 
+    /// The heap kept at the start of the spare memory (whose first page an idle service
+    /// writes anyway), made at first use: then the static above is never written.
+    #[repr(C)]
+    struct Placed {
+        made: bool,
+        heap: MaybeUninit<Heap<Linear>>,
+    }
+
+    /// Where a placed heap starts, and where the spare memory after it starts and ends:
+    /// `None` without spare memory, or when it would leave the heap less than [`MIN_SPARE`].
+    fn placement() -> Option<(*mut Placed, (usize, usize))> {
+        let (start, end) = crate::spare::heap_area()?;
+        let start = start.next_multiple_of(align_of::<Placed>());
+        let rest = (start + size_of::<Placed>()).next_multiple_of(MALLOC_ALIGN);
+        (end >= rest + MIN_SPARE).then_some((start as *mut Placed, (rest, end)))
+    }
+
+    /// The least spare memory worth handing the heap: a first chunk and dlmalloc's footer.
+    const MIN_SPARE: usize = 256;
+
     fn heap() -> &'static mut Heap<Linear> {
-        // SAFETY: one thread, and every use below is one call that does not re-enter.
-        unsafe { &mut *HEAP.0.get() }
+        match placement() {
+            // SAFETY: the placement lies in the spare memory, which nothing else uses and
+            // which starts zeroed (`made` false); one thread, and every use below is one call
+            // that does not re-enter.
+            Some((placed, _)) => unsafe {
+                let placed = &mut *placed;
+                if !placed.made {
+                    placed.heap.write(Heap::new(Linear));
+                    placed.made = true;
+                }
+                placed.heap.assume_init_mut()
+            },
+            // SAFETY: one thread, and every use below is one call that does not re-enter.
+            None => unsafe { &mut *HEAP.0.get() },
+        }
     }
 
     extern "C" {
@@ -398,6 +458,8 @@ mod tests {
         initial: usize,
         limit: Cell<usize>,
         grows: Cell<usize>,
+        /// Spare memory below the heap base, as offsets `[start, end)`.
+        spare: Option<(usize, usize)>,
     }
 
     // SAFETY: each Buffer is made and used by one test, on one thread.
@@ -411,7 +473,25 @@ mod tests {
                 initial,
                 limit: Cell::new(initial),
                 grows: Cell::new(0),
+                spare: None,
             }
+        }
+        /// The same memory with spare memory at offsets `[start, end)`, below the heap base.
+        fn with_spare(mut self, start: usize, end: usize) -> Self {
+            assert!(start < end && end <= self.base_offset);
+            self.spare = Some((start, end));
+            self
+        }
+        /// Fills `[from, to)` (offsets) with `byte`, as statics the heap must not touch.
+        fn fill(&self, from: usize, to: usize, byte: u8) {
+            assert!(from <= to && to <= self.bytes.len());
+            // SAFETY: within the buffer.
+            unsafe {
+                self.bytes
+                    .cast::<u8>()
+                    .add(from)
+                    .write_bytes(byte, to - from)
+            };
         }
         fn start(&self) -> usize {
             self.bytes.cast::<u8>() as usize
@@ -465,6 +545,10 @@ mod tests {
             self.grows.set(self.grows.get() + 1);
             Some(self.start() + old)
         }
+        fn spare(&self) -> Option<(usize, usize)> {
+            self.spare
+                .map(|(start, end)| (self.start() + start, self.start() + end))
+        }
     }
 
     fn memory(heap: &Heap<Buffer>) -> &Buffer {
@@ -496,6 +580,52 @@ mod tests {
             "only the heap base's page"
         );
         assert_eq!(memory(&heap).grows.get(), 0, "the initial memory sufficed");
+        assert_eq!(written_past_handed_out(&heap), 0);
+    }
+
+    #[test]
+    fn the_heap_starts_in_the_spare_memory_and_goes_on_at_the_heap_base() {
+        // As the linker leaves it: the spare memory is the rest of the stack's top page, then
+        // statics up to the heap base.
+        let (spare, statics, base) = ((5 << 10, 8 << 10), 8 << 10, 12_004);
+        let buffer = Buffer::new(1 << 20, 65536, base).with_spare(spare.0, spare.1);
+        buffer.fill(statics, base, 0xCC);
+        let mut heap = Heap::new(buffer);
+        let start = memory(&heap).start();
+        let in_spare =
+            |p: *mut u8, n: usize| (start + spare.0..=start + spare.1 - n).contains(&(p as usize));
+        let mut blocks = Vec::new();
+        // SAFETY: live heap; blocks are used within their sizes.
+        unsafe {
+            let first = heap.malloc(100);
+            assert!(
+                in_spare(first, 100),
+                "a small heap lives in the spare memory"
+            );
+            blocks.push((first, 100));
+            while blocks.len() < 40 {
+                let p = heap.malloc(300);
+                assert!(!p.is_null());
+                blocks.push((p, 300));
+            }
+            let past = blocks.iter().filter(|(p, _)| *p as usize >= start + base);
+            assert!(past.count() > 0, "the heap went on at the heap base");
+            for (k, (p, n)) in blocks.iter().enumerate() {
+                let at = *p as usize;
+                assert!(
+                    in_spare(*p, *n) || at >= start + base,
+                    "{k}: {at:x} outside"
+                );
+                let others = &blocks[k + 1..];
+                assert!(others
+                    .iter()
+                    .all(|(q, m)| at + n <= *q as usize || *q as usize + m <= at));
+                p.write_bytes(0x55, *n);
+            }
+        }
+        let statics_bytes = &memory(&heap).tail(statics)[..base - statics];
+        assert!(statics_bytes.iter().all(|b| *b == 0xCC), "statics intact");
+        assert_eq!(memory(&heap).grows.get(), 0);
         assert_eq!(written_past_handed_out(&heap), 0);
     }
 
@@ -616,12 +746,16 @@ mod tests {
     }
 
     proptest! {
-        /// Random use keeps live blocks apart (whole usable sizes included) and their
-        /// contents intact, honours alignments, and never writes past what the heap was
-        /// handed.
+        /// Random use, with or without spare memory, keeps live blocks apart (whole usable
+        /// sizes included) and their contents intact, honours alignments, and never writes
+        /// past what the heap was handed.
         #[test]
-        fn random_use_keeps_blocks_apart_and_intact(ops in prop::collection::vec(op(), 1..200)) {
-            let mut heap = Heap::new(Buffer::new(16 << 20, 65536, 5000));
+        fn random_use_keeps_blocks_apart_and_intact(
+            ops in prop::collection::vec(op(), 1..200),
+            spare in any::<bool>(),
+        ) {
+            let buffer = Buffer::new(16 << 20, 65536, 5000);
+            let mut heap = Heap::new(if spare { buffer.with_spare(1040, 4096) } else { buffer });
             let mut live: Vec<Block> = Vec::new();
             for (k, op) in ops.into_iter().enumerate() {
                 let fill = (k % 250) as u8 + 1;

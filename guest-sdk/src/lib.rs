@@ -34,6 +34,10 @@
 //! out), taking linear memory in 4 KiB steps as it is used. A `#[global_allocator]` of your
 //! own still works: the heap then serves C only, and never hands out pages another
 //! allocator grew.
+//!
+//! Linked with its statics above the top page of its stack (the flags in this repository's
+//! `.cargo/config.toml`; `docs/abi.md` §10.3), the SDK keeps its state and its heap's first
+//! piece in that page, so a service that starts and idles writes one page of its memory.
 
 mod api;
 pub mod cluster;
@@ -44,6 +48,8 @@ mod heap;
 mod request;
 mod runtime;
 pub mod socket;
+#[cfg(target_family = "wasm")]
+mod spare;
 pub mod upgrade;
 use skywasm_abi::sys;
 

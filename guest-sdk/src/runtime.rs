@@ -49,25 +49,51 @@ struct Runtime {
     tasks: RefCell<Vec<Slot>>,
     free: RefCell<Vec<u32>>,
     live_tasks: Cell<usize>,
-    pending: RefCell<FxMap<i32, Pending>>,
+    /// Calls waiting for replies, by session. Made at the first call: an empty hash map is a
+    /// constant in read-only data, and an idle service that copied it at start would read a
+    /// page of its memory image (which the kernel maps with its neighbours).
+    pending: RefCell<Option<FxMap<i32, Pending>>>,
     /// Handlers by message type (0..=255).
     handlers: RefCell<Vec<Option<Handler>>>,
     exited: Cell<bool>,
+    /// Task indices woken since the last poll round (wakers only carry the index).
+    ready: RefCell<VecDeque<u32>>,
 }
 
-thread_local! {
-    static RUNTIME: Runtime = const {
+impl Runtime {
+    const fn new() -> Self {
         Runtime {
             tasks: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             live_tasks: Cell::new(0),
-            pending: RefCell::new(HashMap::with_hasher(BuildHasherDefault::new())),
+            pending: RefCell::new(None),
             handlers: RefCell::new(Vec::new()),
             exited: Cell::new(false),
+            ready: RefCell::new(VecDeque::new()),
         }
-    };
-    /// Task indices woken since the last poll round (wakers only carry the index).
-    static READY: RefCell<VecDeque<u32>> = const { RefCell::new(VecDeque::new()) };
+    }
+}
+
+/// Runs `f` on the service's runtime, which lives on the heap behind a root in the spare
+/// memory when there is some (so that an idle service writes no static; see
+/// `crate::spare`).
+#[cfg(target_family = "wasm")]
+fn with_runtime<R>(f: impl FnOnce(&Runtime) -> R) -> R {
+    static ROOT: crate::spare::StaticRoot = crate::spare::StaticRoot::new();
+    f(crate::spare::rooted(
+        crate::spare::Root::Runtime,
+        &ROOT,
+        Runtime::new,
+    ))
+}
+
+/// Runs `f` on this thread's runtime (builds for the host: the SDK's unit tests).
+#[cfg(not(target_family = "wasm"))]
+fn with_runtime<R>(f: impl FnOnce(&Runtime) -> R) -> R {
+    thread_local! {
+        static RUNTIME: Runtime = const { Runtime::new() };
+    }
+    RUNTIME.with(f)
 }
 
 struct TaskWaker(u32);
@@ -78,13 +104,13 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        READY.with(|ready| ready.borrow_mut().push_back(self.0));
+        with_runtime(|rt| rt.ready.borrow_mut().push_back(self.0));
     }
 }
 
 /// Finds a free slot for a task and stores it there; returns the index.
 fn insert(task: Task) -> u32 {
-    RUNTIME.with(|rt| {
+    with_runtime(|rt| {
         rt.live_tasks.set(rt.live_tasks.get() + 1);
         let mut tasks = rt.tasks.borrow_mut();
         match rt.free.borrow_mut().pop() {
@@ -107,7 +133,7 @@ fn insert(task: Task) -> u32 {
 /// Polls the task in slot `index` once; frees the slot when it finishes. A wake for an
 /// empty or reused slot is harmless (futures tolerate spurious polls).
 fn poll_slot(index: u32) {
-    let taken = RUNTIME.with(|rt| {
+    let taken = with_runtime(|rt| {
         let mut tasks = rt.tasks.borrow_mut();
         let slot = tasks.get_mut(index as usize)?;
         Some((slot.task.take()?, slot.waker.clone()))
@@ -117,7 +143,7 @@ fn poll_slot(index: u32) {
     };
     let mut cx = Context::from_waker(&waker);
     let done = task.as_mut().poll(&mut cx).is_ready();
-    RUNTIME.with(|rt| {
+    with_runtime(|rt| {
         if done {
             rt.live_tasks.set(rt.live_tasks.get() - 1);
             rt.free.borrow_mut().push(index);
@@ -130,10 +156,10 @@ fn poll_slot(index: u32) {
 /// Runs every ready task until none is left.
 fn run_ready() {
     loop {
-        if RUNTIME.with(|rt| rt.exited.get()) {
+        if with_runtime(|rt| rt.exited.get()) {
             return;
         }
-        let Some(index) = READY.with(|ready| ready.borrow_mut().pop_front()) else {
+        let Some(index) = with_runtime(|rt| rt.ready.borrow_mut().pop_front()) else {
             return;
         };
         poll_slot(index);
@@ -148,12 +174,12 @@ pub(crate) fn spawn(task: Task) {
 /// Queues a task to start after the current message, like skynet's `fork`.
 pub(crate) fn spawn_later(task: Task) {
     let index = insert(task);
-    READY.with(|ready| ready.borrow_mut().push_back(index));
+    with_runtime(|rt| rt.ready.borrow_mut().push_back(index));
 }
 
 /// Registers the handler of a message type.
 pub(crate) fn set_handler(ptype: u32, handler: Handler) {
-    RUNTIME.with(|rt| {
+    with_runtime(|rt| {
         let mut handlers = rt.handlers.borrow_mut();
         let index = ptype as usize;
         if handlers.len() <= index {
@@ -164,7 +190,7 @@ pub(crate) fn set_handler(ptype: u32, handler: Handler) {
 }
 
 fn handler(ptype: u32) -> Option<Handler> {
-    RUNTIME.with(|rt| rt.handlers.borrow().get(ptype as usize).cloned().flatten())
+    with_runtime(|rt| rt.handlers.borrow().get(ptype as usize).cloned().flatten())
 }
 
 /// True when a handler is registered for `ptype`.
@@ -174,23 +200,24 @@ pub(crate) fn has_handler(ptype: u32) -> bool {
 
 /// Marks the service as exited: no further task runs in this instance.
 pub(crate) fn mark_exited() {
-    RUNTIME.with(|rt| rt.exited.set(true));
+    with_runtime(|rt| rt.exited.set(true));
 }
 
 /// Number of calls waiting for a reply.
 pub fn pending_calls() -> usize {
-    RUNTIME.with(|rt| rt.pending.borrow().len())
+    with_runtime(|rt| rt.pending.borrow().as_ref().map_or(0, HashMap::len))
 }
 
 /// Number of suspended tasks.
 pub fn suspended_tasks() -> usize {
-    RUNTIME.with(|rt| rt.live_tasks.get())
+    with_runtime(|rt| rt.live_tasks.get())
 }
 
 /// Waits for the reply carrying `session`.
 pub(crate) fn reply(dest: Handle, session: i32) -> ReplyFuture {
-    RUNTIME.with(|rt| {
-        rt.pending.borrow_mut().insert(
+    with_runtime(|rt| {
+        let mut pending = rt.pending.borrow_mut();
+        pending.get_or_insert_with(FxMap::default).insert(
             session,
             Pending {
                 dest,
@@ -217,8 +244,9 @@ impl Future for ReplyFuture {
     type Output = Result<Vec<u8>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        RUNTIME.with(|rt| {
+        with_runtime(|rt| {
             let mut pending = rt.pending.borrow_mut();
+            let pending = pending.get_or_insert_with(FxMap::default);
             // One lookup while waiting (the common poll); the entry is removed once answered.
             match pending.get_mut(&self.session) {
                 Some(Pending {
@@ -252,9 +280,11 @@ impl Future for ReplyFuture {
 impl Drop for ReplyFuture {
     fn drop(&mut self) {
         // Only an unfinished wait leaves an entry behind.
-        RUNTIME.with(|rt| {
+        with_runtime(|rt| {
             if let Ok(mut pending) = rt.pending.try_borrow_mut() {
-                pending.remove(&self.session);
+                if let Some(pending) = pending.as_mut() {
+                    pending.remove(&self.session);
+                }
             }
         });
     }
@@ -262,9 +292,9 @@ impl Drop for ReplyFuture {
 
 /// Delivers a reply to the task waiting on `session`; false if nobody waits.
 fn resolve(session: i32, ok: bool, data: Vec<u8>) -> bool {
-    RUNTIME.with(|rt| {
+    with_runtime(|rt| {
         let mut pending = rt.pending.borrow_mut();
-        let Some(entry) = pending.get_mut(&session) else {
+        let Some(entry) = pending.as_mut().and_then(|p| p.get_mut(&session)) else {
             return false;
         };
         let result = if ok {
@@ -331,7 +361,7 @@ pub mod entry {
     pub fn dispatch(ptype: u32, session: i32, source: u32, ptr: u32, len: u32) {
         // SAFETY: the host placed the body with `skywasm_alloc(len)`.
         let data = unsafe { take(ptr, len) };
-        if RUNTIME.with(|rt| rt.exited.get()) {
+        if with_runtime(|rt| rt.exited.get()) {
             return;
         }
         match ptype {

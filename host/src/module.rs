@@ -61,6 +61,17 @@ pub struct WasmModule {
     pub(crate) prefault: Prefault,
 }
 
+impl WasmModule {
+    /// How many 4 KiB pages of linear memory every start of this module has written, once
+    /// learned from its first starts (with `wasm_prefault`): what an idle instance keeps
+    /// privately resident of its memory. `None` while learning, or when nothing is learned
+    /// (prefaulting off, no page common to the starts, too many pages).
+    pub fn start_pages(&self) -> Option<usize> {
+        let runs = self.prefault.known()?;
+        Some(runs.iter().map(|&(_, pages)| pages as usize).sum())
+    }
+}
+
 /// The node's engine and every module it has loaded.
 pub struct ModuleRegistry {
     engine: Engine,

@@ -1,6 +1,7 @@
 //! Guests in other languages and WASI: the C example answers a Rust service; a guest's
 //! stdout becomes log lines; Rust services use sockets through the SDK.
 
+use skywasm::module::ModuleKind;
 use skywasm_abi::ptype;
 use skywasm_pack::Value;
 
@@ -121,6 +122,26 @@ fn services_started_with_their_init_pages_populated_behave_as_without() {
             let reply = t.ask(caller, &[s("call"), s(&name), s("echo"), i(n)]);
             assert_eq!(reply, vec![s("ok"), i(n)], "{prefault}");
         }
+    }
+}
+
+#[test]
+fn an_idle_rust_service_writes_one_page_of_its_memory() {
+    // Linked with the layout of `.cargo/config.toml`, the SDK keeps its state and its heap's
+    // first piece in the page at the top of the stack: starting writes that page only.
+    let mut t = start("wasm_prefault = true");
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(t.launch("bench", "idle"));
+    }
+    let ModuleKind::Wasm(module) = t.node.shared().modules.resolve("bench").unwrap() else {
+        panic!("bench is a wasm module");
+    };
+    assert_eq!(module.start_pages(), Some(1), "pages every start wrote");
+    // Those services work: each answers.
+    for service in idle {
+        let reply = t.client.call(service, ptype::TEXT, b"", WAIT);
+        assert_eq!(reply.ok().as_deref(), Some(&b""[..]));
     }
 }
 

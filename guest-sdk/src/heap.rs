@@ -302,6 +302,15 @@ mod c_abi {
         (end >= rest + MIN_SPARE).then_some((start as *mut Placed, (rest, end)))
     }
 
+    /// Makes the placed heap at the first allocation: out of line, so that every allocation
+    /// does not carry it.
+    #[cold]
+    #[inline(never)]
+    fn make(placed: &mut Placed) {
+        placed.heap.write(Heap::new(Linear));
+        placed.made = true;
+    }
+
     /// The least spare memory worth handing the heap: a first chunk and dlmalloc's footer.
     const MIN_SPARE: usize = 256;
 
@@ -313,8 +322,7 @@ mod c_abi {
             Some((placed, _)) => unsafe {
                 let placed = &mut *placed;
                 if !placed.made {
-                    placed.heap.write(Heap::new(Linear));
-                    placed.made = true;
+                    make(placed);
                 }
                 placed.heap.assume_init_mut()
             },

@@ -72,9 +72,20 @@ pub(crate) fn rooted<T>(root: Root, fallback: &'static StaticRoot, make: fn() ->
         Some((start, _)) => unsafe { &*(start as *const Cell<usize>).add(root as usize) },
         None => &fallback.0,
     };
-    if word.get() == 0 {
-        word.set(Box::into_raw(Box::new(make())) as usize);
+    let mut value = word.get();
+    if value == 0 {
+        value = make_root(word, make);
     }
     // SAFETY: the word holds a leaked `Box<T>` (the same `T` at every use of this root).
-    unsafe { &*(word.get() as *const T) }
+    unsafe { &*(value as *const T) }
+}
+
+/// Fills an empty root: kept out of line, so that the accesses on the message path stay
+/// small.
+#[cold]
+#[inline(never)]
+fn make_root<T>(word: &Cell<usize>, make: fn() -> T) -> usize {
+    let value = Box::into_raw(Box::new(make())) as usize;
+    word.set(value);
+    value
 }

@@ -91,7 +91,10 @@ impl<M: LinearMemory> Region<M> {
         let (mut next, mut limit, mut in_spare) = match self.next.get() {
             0 => match self.memory.spare() {
                 Some((start, end)) => (start.next_multiple_of(MALLOC_ALIGN), end, true),
-                None => (initial().0, initial().1, false),
+                None => {
+                    let (next, limit) = initial();
+                    (next, limit, false)
+                }
             },
             next => (next, self.limit.get(), self.in_spare.get()),
         };
@@ -124,9 +127,9 @@ impl<M: LinearMemory> Region<M> {
 }
 
 // SAFETY: pieces never overlap (each starts where the last ended, at the heap base once the
-// spare memory is left, or in pages just grown) and come only from memory the heap owns; memory never handed out before is zero (fresh
-// linear memory, or a test buffer kept zero); nothing is ever released, so `free` and
-// `free_part` refuse.
+// spare memory is left, or in pages just grown) and come only from memory the heap owns;
+// memory never handed out before is zero (fresh linear memory, or a test buffer kept zero);
+// nothing is ever released, so `free` and `free_part` refuse.
 unsafe impl<M: LinearMemory + Send> Allocator for Region<M> {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
         let Some((start, limit, in_spare)) = self.make_room(size) else {
@@ -518,13 +521,7 @@ mod tests {
         /// their offset.
         fn grow_elsewhere(&self, pages: usize) -> usize {
             let at = self.grow(pages).expect("room in the buffer") - self.start();
-            // SAFETY: within the buffer.
-            unsafe {
-                self.bytes
-                    .cast::<u8>()
-                    .add(at)
-                    .write_bytes(0xAA, pages * WASM_PAGE)
-            };
+            self.fill(at, at + pages * WASM_PAGE, 0xAA);
             at
         }
     }

@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 
-use skywasm_abi::{ptype, Handle};
+use skywasm_abi::{error, ptype, Handle};
 use skywasm_pack::Value;
 
 use crate::error::{Error, Result};
@@ -96,6 +96,27 @@ impl Request {
     pub fn ret_values(&self, values: &[Value]) -> Result<()> {
         let body = skywasm_pack::pack(values)?;
         self.ret(&body)
+    }
+
+    /// Passes the message on to `dest` unchanged, as if its sender had sent it there
+    /// (skynet's `skynet.redirect` with the sender and session): `dest` answers the sender
+    /// directly. Needs the `redirect` capability.
+    ///
+    /// # Errors
+    /// [`Error::Host`]. With `INVALID_ADDRESS` or `MAILBOX_FULL` (`dest` could not take it)
+    /// the host has answered the sender with an error already; with `DENIED` (no
+    /// capability) or `TOO_LARGE` nothing was sent and the request is still this
+    /// service's to answer.
+    pub fn forward(&self, dest: Handle) -> Result<()> {
+        let result = crate::api::redirect(dest, self.source, self.ptype, self.session, &self.data);
+        let moved = match &result {
+            Ok(()) => true,
+            Err(e) => matches!(e.code(), Some(error::INVALID_ADDRESS | error::MAILBOX_FULL)),
+        };
+        if moved {
+            self.answered.set(true);
+        }
+        result
     }
 
     /// Answers with an error (PTYPE_ERROR): the caller's `call` fails.

@@ -487,7 +487,9 @@ impl ServiceCore {
     }
 
     /// Sends a message with the given source; a forwarded request moves the obligation to
-    /// answer it to the new destination.
+    /// answer it to the new destination. When that destination cannot take it (gone,
+    /// full, refused), the host answers the request with `PTYPE_ERROR` on the destination's
+    /// behalf, so the original caller is never left waiting.
     fn send_as(
         &mut self,
         dest: Handle,
@@ -500,10 +502,11 @@ impl ServiceCore {
             return Err(error::TOO_LARGE);
         }
         let mut answer = false;
+        let mut forwarded = false;
         if session != 0 {
             if is_request(ptype) {
                 if source != self.handle() {
-                    self.settle(source, session);
+                    forwarded = self.settle(source, session);
                 }
             } else {
                 answer = self.settle(dest, session);
@@ -515,13 +518,21 @@ impl ServiceCore {
             ptype,
             data,
         };
-        self.node.push_from(
+        let pushed = self.node.push_from(
             &self.service,
             answer,
             dest,
             message,
             &mut self.last_destination,
-        )
+        );
+        if pushed.is_err() && forwarded {
+            // The obligation left with the request, which never arrived: answer as a
+            // service that ends answers the requests left in its mailbox.
+            let _ = self
+                .node
+                .push(source, Message::empty(dest, ptype::ERROR as u8, session));
+        }
+        pushed
     }
 
     /// Sends a request with a fresh session and returns the session.

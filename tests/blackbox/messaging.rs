@@ -1,5 +1,6 @@
 //! Sending and calling: by address and by name, ordering per sender, many calls in flight.
 
+use skywasm::client::CallError;
 use skywasm_abi::ptype;
 use skywasm_pack::Value;
 
@@ -42,51 +43,64 @@ fn values_keep_their_types_and_nil_holes_through_a_call() {
 
 #[test]
 fn order_is_kept_per_sender_receiver_pair() {
-    const EACH: i64 = 2000;
-    let mut t = start("thread = 2");
-    let receiver = t.launch("probe", "");
-    let senders: Vec<_> = (0..3).map(|_| t.launch("probe", "")).collect();
-    let sessions: Vec<(skywasm::Handle, i32)> = senders
-        .iter()
-        .map(|sender| {
-            (
-                *sender,
-                t.request(*sender, &[s("send_text"), h(receiver), i(EACH)]),
-            )
-        })
-        .collect();
+    every_message_arrives_once_in_order("thread = 2", 3, 1, 2000);
+}
+
+#[test]
+fn many_to_many_floods_on_more_workers_than_cores_lose_nothing() {
+    // More workers than cores, so that workers are preempted inside the scheduler's
+    // hand-offs (next slots, the global queue, sleeping and waking) as often as possible.
+    every_message_arrives_once_in_order("thread = 6", 6, 4, 1000);
+}
+
+/// `senders` probes each send `each` numbered texts to every one of `receivers` probes, all
+/// at once; every receiver must see every number of every sender once, in order.
+fn every_message_arrives_once_in_order(config: &str, senders: usize, receivers: usize, each: i64) {
+    let mut t = start(config);
+    let receivers: Vec<_> = (0..receivers).map(|_| t.launch("probe", "")).collect();
+    let senders: Vec<_> = (0..senders).map(|_| t.launch("probe", "")).collect();
+    let mut sessions = Vec::new();
+    for receiver in &receivers {
+        for sender in &senders {
+            let session = t.request(*sender, &[s("send_text"), h(*receiver), i(each)]);
+            sessions.push((*sender, session));
+        }
+    }
     for (sender, session) in sessions {
         assert_eq!(t.wait(sender, session).unwrap(), vec![i(0)]);
     }
-    // Everything sent before the `seen` request arrives first (same pair order for the client
-    // is not implied, so poll until all have arrived).
-    let deadline = std::time::Instant::now() + WAIT;
-    let seen = loop {
-        let reply = t.ask(receiver, &[s("seen")]);
-        let table = reply[0].as_table().unwrap().array.clone();
-        if table.len() as i64 == 3 * EACH {
-            break table;
+    for receiver in receivers {
+        // Order between the senders and the client is not implied: poll until all arrived.
+        let expected = senders.len() as i64 * each;
+        let deadline = std::time::Instant::now() + WAIT;
+        let seen = loop {
+            let reply = t.ask(receiver, &[s("seen")]);
+            let table = reply[0].as_table().unwrap().array.clone();
+            if table.len() as i64 >= expected {
+                break table;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{receiver} lost messages: {} of {expected}",
+                table.len()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert_eq!(seen.len() as i64, expected, "{receiver}: duplicates");
+        for sender in &senders {
+            let numbers: Vec<i64> = seen
+                .iter()
+                .filter_map(|pair| {
+                    let pair = pair.as_table().unwrap();
+                    (pair.array[0] == h(*sender)).then(|| pair.array[1].as_integer().unwrap())
+                })
+                .collect();
+            assert_eq!(
+                numbers,
+                (0..each).collect::<Vec<_>>(),
+                "order from {sender} to {receiver}"
+            );
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "lost messages: {}",
-            table.len()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
-    for sender in senders {
-        let numbers: Vec<i64> = seen
-            .iter()
-            .filter_map(|pair| {
-                let pair = pair.as_table().unwrap();
-                (pair.array[0] == h(sender)).then(|| pair.array[1].as_integer().unwrap())
-            })
-            .collect();
-        assert_eq!(
-            numbers,
-            (0..EACH).collect::<Vec<_>>(),
-            "order from {sender}"
-        );
     }
 }
 
@@ -130,12 +144,36 @@ fn the_overload_warning_is_logged_at_1024_queued() {
 }
 
 #[test]
-fn redirect_moves_the_reply_obligation() {
+fn a_forwarded_request_is_answered_by_its_new_destination() {
     let mut t = start("");
-    let server = t.launch("echo", "");
-    // A raw text call from the client to the WAT echo service answers with the body.
-    let reply = t.client.call(server, ptype::TEXT, b"abc", WAIT).unwrap();
-    assert_eq!(reply, b"abc");
+    let proxy = t.launch("probe", "");
+    let echo = t.launch("echo", "");
+    // The proxy passes the request on with `redirect` and does not answer; the WAT echo
+    // answers the client directly with the body.
+    let body = format!("forward {}", echo.0);
+    let reply = t.client.call(proxy, ptype::TEXT, body.as_bytes(), WAIT);
+    assert_eq!(reply.unwrap(), body.as_bytes());
+    assert!(!t.log_text().contains("dropped without an answer"));
+}
+
+#[test]
+fn a_request_forwarded_to_a_dead_address_is_answered_with_an_error() {
+    let mut t = start("");
+    let proxy = t.launch("probe", "");
+    let gone = t.launch("echo", "");
+    t.node.shared().kill(gone);
+    for dest in [gone.0, 0x00ff_fff0] {
+        // The obligation to answer left the proxy with the request, which never arrived:
+        // the host answers for it instead of leaving the caller waiting.
+        let body = format!("forward {dest}");
+        let reply = t.client.call(proxy, ptype::TEXT, body.as_bytes(), WAIT);
+        assert!(
+            matches!(reply, Err(CallError::Failed(_))),
+            "forward to {dest:#x}: {reply:?}"
+        );
+    }
+    assert_eq!(t.ask(proxy, &[s("echo"), i(1)]), vec![i(1)]);
+    assert!(!t.log_text().contains("dropped without an answer"));
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! `probe`: a service the black-box tests drive over the `"lua"` protocol to exercise the
 //! host: echo, calls, timers, names, env, launching, exits, traps and deliberate ABI misuse.
+//! Over `"text"` it echoes, records `"<n>"` messages per sender, and forwards
+//! `"forward <handle>"` requests unchanged to that handle.
 //!
 //! Init arguments: `trap` traps in init, `fail` returns an error, `exit` exits during init,
 //! `spin` loops forever in init, `name <.name>` registers a name, `version <tag>` sets what
@@ -83,6 +85,15 @@ fn start(args: &str) -> sky::Result<()> {
         handle(request).await;
     });
     sky::dispatch(ptype::TEXT, |request: Request| async move {
+        // Proxy: "forward <handle>" goes on unchanged to that handle, which answers.
+        let forward_to = request
+            .text()
+            .strip_prefix("forward ")
+            .and_then(|d| d.parse().ok());
+        if let Some(dest) = forward_to {
+            let _ = request.forward(Handle(dest));
+            return;
+        }
         // Order probe: "<n>" one-way messages are recorded per source.
         if let Ok(n) = request.text().parse::<i64>() {
             SEEN.with(|s| s.borrow_mut().push((request.source().0, n)));

@@ -38,6 +38,23 @@ impl ConfigError {
     }
 }
 
+/// A config's globals as strings, and where each was set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evaluated {
+    /// Every global as a string (the `tenants` table flattened to `tenants.NAME.KEY`).
+    pub env: BTreeMap<String, String>,
+    /// `file:line` of the last assignment to each global, for error messages.
+    pub places: BTreeMap<String, String>,
+}
+
+impl Evaluated {
+    /// Where `key` was set (`tenants.NAME.KEY` where `tenants` was), else `fallback`.
+    pub fn place<'a>(&'a self, key: &str, fallback: &'a str) -> &'a str {
+        let global = key.split('.').next().unwrap_or(key);
+        self.places.get(global).map_or(fallback, String::as_str)
+    }
+}
+
 /// Default worker count: one per core, as the issue of record asks (skynet's default is 8).
 fn default_threads() -> usize {
     std::thread::available_parallelism()
@@ -106,22 +123,25 @@ impl NodeConfig {
     /// A [`ConfigError`] naming the file and line for unreadable files, Lua errors, unset
     /// `$NAME` variables and values of the wrong type.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let env = evaluate_file(path, &|name| std::env::var(name).ok())?;
-        Self::from_env(env, path)
+        let config = evaluate_file(path, &|name| std::env::var(name).ok())?;
+        Self::from_env(config, path)
     }
 
-    /// Builds the typed view from env entries (as produced by [`evaluate_file`]), filling in
-    /// defaults and writing them back into the env. `origin` names the config in errors.
+    /// Builds the typed view from an evaluated config (as produced by [`evaluate_file`]),
+    /// filling in defaults and writing them back into the env. Errors name the file and
+    /// line that set the bad value; `origin` names the config where no line is known.
     ///
     /// # Errors
     /// A [`ConfigError`] for a known key with a malformed value.
-    pub fn from_env(
-        mut env: BTreeMap<String, String>,
-        origin: &Path,
-    ) -> Result<NodeConfig, ConfigError> {
+    pub fn from_env(config: Evaluated, origin: &Path) -> Result<NodeConfig, ConfigError> {
         let origin = origin.display().to_string();
+        let place = |key: &str| config.place(key, &origin).to_string();
+        let mut env = config.env.clone();
         let bad = |key: &str, value: &str, want: &str| {
-            ConfigError::new(format!("{origin}: `{key} = {value:?}`: expected {want}"))
+            ConfigError::new(format!(
+                "{}: `{key} = {value:?}`: expected {want}",
+                place(key)
+            ))
         };
         let mut int_key = |key: &str, default: u64, min: u64, max: u64| {
             int_key_in(&mut env, key, default, min, max)
@@ -217,7 +237,7 @@ impl NodeConfig {
             mailbox_bytes: mailbox_bytes as usize,
             log_rate: 0,
         };
-        let tenants = crate::tenant::specs_from_env(&env, &limits, &origin)?;
+        let tenants = crate::tenant::specs_from_env(&env, &limits, &place("tenants"))?;
         let start = env.get("start").cloned().unwrap_or_else(|| "main".into());
         Ok(NodeConfig {
             thread,
@@ -250,10 +270,10 @@ impl NodeConfig {
     /// # Errors
     /// As [`NodeConfig::load`].
     pub fn from_source(name: &str, source: &str) -> Result<NodeConfig, ConfigError> {
-        let env = evaluate_source(name, source, Path::new("."), &|name| {
+        let config = evaluate_source(name, source, Path::new("."), &|name| {
             std::env::var(name).ok()
         })?;
-        Self::from_env(env, Path::new(name))
+        Self::from_env(config, Path::new(name))
     }
 }
 
@@ -307,10 +327,7 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 ///
 /// # Errors
 /// See [`NodeConfig::load`].
-pub fn evaluate_file(
-    path: &Path,
-    lookup: EnvLookup<'_>,
-) -> Result<BTreeMap<String, String>, ConfigError> {
+pub fn evaluate_file(path: &Path, lookup: EnvLookup<'_>) -> Result<Evaluated, ConfigError> {
     let shown = path.display().to_string();
     run(lookup, |_, include| include.call::<()>(shown))
 }
@@ -324,11 +341,11 @@ pub fn evaluate_source(
     source: &str,
     dir: &Path,
     lookup: EnvLookup<'_>,
-) -> Result<BTreeMap<String, String>, ConfigError> {
+) -> Result<Evaluated, ConfigError> {
     let source = substitute_env(name, source, lookup)?;
     let dir = dir.to_path_buf();
     run(lookup, move |lua, _include| {
-        let env: Table = lua.named_registry_value(RESULT_KEY)?;
+        let env: Table = lua.named_registry_value(ENV_KEY)?;
         let state: Rc<IncludeState> = lua
             .app_data_ref::<Rc<IncludeState>>()
             .map(|s| s.clone())
@@ -345,7 +362,8 @@ pub fn evaluate_source(
     })
 }
 
-const RESULT_KEY: &str = "skywasm.config.result";
+/// The registry key of the table the config's chunks run in.
+const ENV_KEY: &str = "skywasm.config.env";
 
 /// Per-evaluation state shared with the `include` function.
 struct IncludeState {
@@ -355,11 +373,18 @@ struct IncludeState {
     error: RefCell<Option<String>>,
 }
 
-/// Sets up the sandboxed Lua state, runs `body`, and converts the result table to strings.
+/// `file:line` of the Lua code a debug record describes (chunks are named `@file`).
+fn place_of(debug: &mlua::debug::Debug) -> Option<String> {
+    let file = debug.source().source?.strip_prefix('@')?.to_string();
+    let line = debug.current_line()?;
+    Some(format!("{file}:{line}"))
+}
+
+/// Sets up the sandboxed Lua state, runs `body`, and converts the globals it set to strings.
 fn run(
     lookup: EnvLookup<'_>,
     body: impl FnOnce(&Lua, &mlua::Function) -> mlua::Result<()>,
-) -> Result<BTreeMap<String, String>, ConfigError> {
+) -> Result<Evaluated, ConfigError> {
     let lua = Lua::new_with(StdLib::NONE, LuaOptions::new())
         .map_err(|e| ConfigError::new(format!("cannot create the config's Lua state: {e}")))?;
     let setup_error = |e: mlua::Error| ConfigError::new(format!("config sandbox: {e}"));
@@ -369,12 +394,13 @@ fn run(
     const HOOK_EVERY: u32 = 100_000;
     lua.set_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-        move |_, _| {
+        move |_, debug| {
             executed.set(executed.get() + HOOK_EVERY as u64);
             if executed.get() > CONFIG_INSTRUCTION_BUDGET {
-                Err(mlua::Error::runtime(
-                    "the config ran too long (an endless loop?)",
-                ))
+                let place = place_of(debug).unwrap_or_else(|| "config".into());
+                Err(mlua::Error::runtime(format!(
+                    "{place}: the config ran too long (an endless loop?)"
+                )))
             } else {
                 Ok(VmState::Continue)
             }
@@ -387,20 +413,37 @@ fn run(
     });
     lua.set_app_data(state.clone());
 
-    let result = lua.create_table().map_err(setup_error)?;
-    lua.set_named_registry_value(RESULT_KEY, &result)
+    // The chunks run in `env`, which stays empty: every assignment to a global goes
+    // through `__newindex` into `values`, noting the file and line that made it.
+    let values = lua.create_table().map_err(setup_error)?;
+    let env = lua.create_table().map_err(setup_error)?;
+    lua.set_named_registry_value(ENV_KEY, &env)
         .map_err(setup_error)?;
+    let places = RefCell::new(BTreeMap::new());
 
     // `lookup` borrows from the caller, so `include` lives in a scope.
     let outcome = lua.scope(|scope| {
         let include = scope.create_function(|lua, file: String| include(lua, &file, lookup))?;
-        let index = lua.create_table()?;
-        index.set("include", &include)?;
+        let assign = scope.create_function(|lua, (_, key, value): (Table, Value, Value)| {
+            if let Value::String(name) = &key {
+                if let Some(place) = lua.inspect_stack(1, place_of).flatten() {
+                    places.borrow_mut().insert(name.to_string_lossy(), place);
+                }
+            }
+            values.raw_set(key, value)
+        })?;
+        let builtins = lua.create_table()?;
+        builtins.set("include", &include)?;
+        let builtins_meta = lua.create_table()?;
+        builtins_meta.set("__index", builtins)?;
+        values.set_metatable(Some(builtins_meta))?;
         let meta = lua.create_table()?;
-        meta.set("__index", index)?;
-        result.set_metatable(Some(meta))?;
+        meta.set("__index", &values)?;
+        meta.set("__newindex", assign)?;
+        env.set_metatable(Some(meta))?;
         let outcome = body(&lua, &include);
-        result.set_metatable(None)?;
+        env.set_metatable(None)?;
+        values.set_metatable(None)?;
         outcome
     });
     if let Err(error) = outcome {
@@ -411,8 +454,11 @@ fn run(
             .unwrap_or_else(|| root_message(&error));
         return Err(ConfigError::new(message));
     }
-    let mut env = BTreeMap::new();
-    for pair in result.pairs::<Value, Value>() {
+    let mut config = Evaluated {
+        env: BTreeMap::new(),
+        places: places.into_inner(),
+    };
+    for pair in values.pairs::<Value, Value>() {
         let (key, value) = pair.map_err(|e| ConfigError::new(root_message(&e)))?;
         let key = match key {
             Value::String(s) => s.to_str().map(|s| s.to_string()).map_err(|_| {
@@ -425,16 +471,18 @@ fn run(
                 )))
             }
         };
+        let place = config.place(&key, "config").to_string();
         if key == "tenants" {
             if let Value::Table(tenants) = &value {
-                flatten_tenants(tenants, &mut env)?;
+                flatten_tenants(tenants, &mut config.env)
+                    .map_err(|e| ConfigError::new(format!("{place}: {}", e.0)))?;
                 continue;
             }
         }
         let text = match &value {
             Value::Boolean(b) => b.to_string(),
             Value::Integer(_) | Value::Number(_) | Value::String(_) => {
-                let not_text = || ConfigError::new(format!("config: `{key}` is not valid UTF-8"));
+                let not_text = || ConfigError::new(format!("{place}: `{key}` is not valid UTF-8"));
                 match lua.coerce_string(value.clone()) {
                     Ok(Some(s)) => s.to_str().map(|s| s.to_string()).map_err(|_| not_text())?,
                     _ => return Err(not_text()),
@@ -442,14 +490,14 @@ fn run(
             }
             other => {
                 return Err(ConfigError::new(format!(
-                    "config: `{key}` is a {}; config values must be strings, numbers or booleans",
+                    "{place}: `{key}` is a {}; config values must be strings, numbers or booleans",
                     other.type_name()
                 )))
             }
         };
-        env.insert(key, text);
+        config.env.insert(key, text);
     }
-    Ok(env)
+    Ok(config)
 }
 
 /// Turns `tenants = { NAME = { KEY = value or {list} } }` into `tenants.NAME.KEY` env
@@ -463,9 +511,9 @@ fn flatten_tenants(tenants: &Table, env: &mut BTreeMap<String, String>) -> Resul
             Value::String(s) => s
                 .to_str()
                 .map(|s| s.to_string())
-                .map_err(|_| ConfigError::new(format!("config: `{path}` is not valid UTF-8"))),
+                .map_err(|_| ConfigError::new(format!("`{path}` is not valid UTF-8"))),
             other => Err(ConfigError::new(format!(
-                "config: `{path}` is a {}; expected a string, number, boolean or list",
+                "`{path}` is a {}; expected a string, number, boolean or list",
                 other.type_name()
             ))),
         }
@@ -475,14 +523,14 @@ fn flatten_tenants(tenants: &Table, env: &mut BTreeMap<String, String>) -> Resul
             Value::String(s) => s.to_str().map(|s| s.to_string()).ok(),
             _ => None,
         }
-        .ok_or_else(|| ConfigError::new(format!("config: `{path}` has a key that is not a name")))
+        .ok_or_else(|| ConfigError::new(format!("`{path}` has a key that is not a name")))
     };
     for pair in tenants.pairs::<Value, Value>() {
         let (name, spec) = pair.map_err(|e| ConfigError::new(root_message(&e)))?;
         let name = key_text(&name, "tenants")?;
         let Value::Table(spec) = spec else {
             return Err(ConfigError::new(format!(
-                "config: `tenants.{name}` is a {}; expected a table of limits and capabilities",
+                "`tenants.{name}` is a {}; expected a table of limits and capabilities",
                 spec.type_name()
             )));
         };
@@ -537,7 +585,7 @@ fn include(lua: &Lua, file: &str, lookup: EnvLookup<'_>) -> mlua::Result<()> {
     let source = String::from_utf8(source)
         .map_err(|_| fail(format!("{shown}: the config is not valid UTF-8")))?;
     let source = substitute_env(&shown, &source, lookup).map_err(|e| fail(e.0))?;
-    let env: Table = lua.named_registry_value(RESULT_KEY)?;
+    let env: Table = lua.named_registry_value(ENV_KEY)?;
     state
         .dirs
         .borrow_mut()
@@ -609,6 +657,7 @@ mod tests {
             "ROOT" => Some("/srv/game".into()),
             _ => None,
         })
+        .map(|config| config.env)
     }
 
     #[test]
@@ -664,10 +713,10 @@ mod tests {
 
     #[test]
     fn tables_and_functions_are_rejected() {
-        let err = eval("t = {1}").unwrap_err();
+        let err = eval("a = 1\nt = {1}").unwrap_err();
         assert_eq!(
             err.0,
-            "config: `t` is a table; config values must be strings, numbers or booleans"
+            "test.config:2: `t` is a table; config values must be strings, numbers or booleans"
         );
     }
 
@@ -682,15 +731,22 @@ mod tests {
         assert_eq!(env["tenants.guest.launch"], "pong;snlua w");
         assert!(!env.contains_key("tenants"));
         let err = eval("tenants = { guest = 1 }").unwrap_err();
-        assert!(err.0.contains("`tenants.guest` is a integer"), "{err}");
-        let err = NodeConfig::from_source("t", "tenants = { g = { cpu = 'x' } }").unwrap_err();
-        assert!(err.0.starts_with("t: `tenants.g.cpu = "), "{err}");
+        assert!(
+            err.0
+                .starts_with("test.config:1: `tenants.guest` is a integer"),
+            "{err}"
+        );
+        let err = NodeConfig::from_source("t", "\ntenants = { g = { cpu = 'x' } }").unwrap_err();
+        assert!(err.0.starts_with("t:2: `tenants.g.cpu = "), "{err}");
     }
 
     #[test]
     fn endless_loops_are_stopped() {
-        let err = eval("while true do end").unwrap_err();
-        assert!(err.0.contains("ran too long"), "{err}");
+        let err = eval("a = 1\nwhile true do end").unwrap_err();
+        assert!(
+            err.0.starts_with("test.config:2: the config ran too long"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -708,12 +764,32 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("sub/leaf"), "leaf = a + 1\n").unwrap();
-        let env = evaluate_file(&dir.path().join("main.config"), &|_| None).unwrap();
+        let config = evaluate_file(&dir.path().join("main.config"), &|_| None).unwrap();
+        let env = &config.env;
         assert_eq!(env["a"], "1");
         assert_eq!(env["b"], "from sub");
         assert_eq!(env["c"], "from sub!");
         assert_eq!(env["leaf"], "2");
         assert!(!env.contains_key("include"));
+        let common = dir.path().join("sub/common").display().to_string();
+        assert_eq!(config.place("b", "?"), format!("{common}:1"));
+        assert_eq!(
+            config.place("c", "?"),
+            format!("{}:3", dir.path().join("main.config").display())
+        );
+    }
+
+    #[test]
+    fn a_bad_value_names_the_file_and_line_of_its_last_assignment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main"), "thread = 2\ninclude 'more'\n").unwrap();
+        std::fs::write(dir.path().join("more"), "\n\nthread = 'lots'\nx = 1\n").unwrap();
+        let err = NodeConfig::load(&dir.path().join("main")).unwrap_err();
+        let more = dir.path().join("more").display().to_string();
+        assert_eq!(
+            err.0,
+            format!("{more}:3: `thread = \"lots\"`: expected an integer in 1..=1024")
+        );
     }
 
     #[test]
@@ -754,7 +830,7 @@ mod tests {
             ("wasm_prefault = 'on'", "wasm_prefault"),
         ] {
             let err = NodeConfig::from_source("t", source).unwrap_err();
-            assert!(err.0.starts_with(&format!("t: `{key} = ")), "{err}");
+            assert!(err.0.starts_with(&format!("t:1: `{key} = ")), "{err}");
         }
     }
 

@@ -157,10 +157,10 @@ fn a_bad_config_gets_one_line_naming_file_and_line() {
         ),
         (
             "value",
-            "thread = 'lots'\n",
-            "`thread = \"lots\"`: expected an integer",
+            "harbor = 0\nthread = 'lots'\n",
+            "value:2: `thread = \"lots\"`: expected an integer",
         ),
-        ("table", "t = {}\n", "`t` is a table"),
+        ("table", "a = 1\nt = {}\n", "table:2: `t` is a table"),
     ];
     for (name, text, needle) in cases {
         let path = dir.path().join(name);

@@ -159,7 +159,8 @@ impl NodeTable {
     /// The file cannot be read or evaluated, or holds a bad entry.
     pub fn load(path: &Path) -> Result<NodeTable, String> {
         let env = crate::config::evaluate_file(path, &|name| std::env::var(name).ok())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .env;
         Self::from_entries(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .map_err(|e| format!("{}: {e}", path.display()))
     }

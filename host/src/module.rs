@@ -81,6 +81,9 @@ pub struct ModuleRegistry {
     prefault: bool,
     natives: RwLock<HashMap<String, NativeFactory>>,
     loaded: Mutex<HashMap<String, Arc<WasmModule>>>,
+    /// Held while a module is compiled, so that workers launching the same new module at
+    /// once compile it once: the others wait and take the result.
+    compiling: Mutex<()>,
     /// Modules given as bytes by an embedder (tests, benches), by name.
     provided: RwLock<HashMap<String, Arc<[u8]>>>,
 }
@@ -108,6 +111,7 @@ impl ModuleRegistry {
             prefault: config.wasm_prefault,
             natives: RwLock::new(natives),
             loaded: Mutex::new(HashMap::new()),
+            compiling: Mutex::new(()),
             provided: RwLock::new(HashMap::new()),
         })
     }
@@ -176,6 +180,7 @@ impl ModuleRegistry {
             return Err(LaunchError::NotFound(name.into(), self.search_path.clone()));
         };
         let digest = digest_of(&bytes);
+        let _compiling = lock(&self.compiling);
         if let Some(module) = lock(&self.loaded).get(name) {
             if module.digest == digest {
                 return Ok(ModuleKind::Wasm(module.clone()));
@@ -399,7 +404,38 @@ fn cache_for(dir: &Path) -> anyhow::Result<wasmtime::Cache> {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_module_name;
+    use super::*;
+
+    #[test]
+    fn a_module_launched_from_two_threads_at_once_is_compiled_once() {
+        let config = NodeConfig::from_source(
+            "t",
+            "wasm_cache = false\nwasm_max_services = 4\nwasm_memory = '1M'",
+        )
+        .unwrap();
+        let registry = ModuleRegistry::new(&config).unwrap();
+        // Big enough that compiling takes a while: both threads miss the cache.
+        let funcs: String = (0..300)
+            .map(|n| format!("(func (export \"f{n}\") (result i32) i32.const {n})"))
+            .collect();
+        let echo = include_str!("../../tests/wat/echo.wat").trim_end();
+        let wat = format!("{}{funcs})", echo.strip_suffix(')').unwrap());
+        registry.provide("fresh", wat.into_bytes());
+        let start = std::sync::Barrier::new(2);
+        let resolve = || {
+            start.wait();
+            match registry.resolve("fresh") {
+                Ok(ModuleKind::Wasm(module)) => module,
+                _ => panic!("`fresh` is a wasm module"),
+            }
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(resolve);
+            let b = s.spawn(resolve);
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert!(Arc::ptr_eq(&a, &b), "two compilations of one module");
+    }
 
     #[test]
     fn module_names_cannot_escape_the_search_path() {

@@ -46,6 +46,26 @@ const WEIGHTS: [i32; 32] = [
     3, 3,
 ];
 
+/// The weight of worker `index`: skynet's table, then 0 (the whole queue) past its end.
+fn weight_of(index: usize) -> i32 {
+    WEIGHTS.get(index).copied().unwrap_or(0)
+}
+
+/// How many messages a turn delivers, decided after its first pop left `queued` behind:
+/// skynet's `n = length >> weight` (weight -1: just the one), at least the one taken, and
+/// no more than [`ASSIST_BATCH`] for the network thread's assist.
+fn batch_size(weight: i32, queued: usize, assist: bool) -> usize {
+    if weight < 0 {
+        return 1;
+    }
+    let batch = (queued >> weight).max(1);
+    if assist {
+        batch.min(ASSIST_BATCH)
+    } else {
+        batch
+    }
+}
+
 /// Consecutive next-slot picks allowed while other queues wait in the global queue.
 const NEXT_BUDGET: u32 = 16;
 
@@ -337,7 +357,7 @@ pub(crate) fn run_worker(node: &Arc<NodeShared>, index: usize) {
     WORKER.set(Some(index));
     let mut turn = Turn {
         worker: index,
-        weight: WEIGHTS.get(index).copied().unwrap_or(0),
+        weight: weight_of(index),
         streak: 0,
         held: None,
         assist: false,
@@ -452,11 +472,8 @@ fn dispatch_turn(
             scheduler.reschedule_if_owed(&service);
             return scheduler.take(turn);
         };
-        if done == 0 && weight >= 0 {
-            batch = (service.queue.len() >> weight).max(1);
-            if turn.assist {
-                batch = batch.min(ASSIST_BATCH);
-            }
+        if done == 0 {
+            batch = batch_size(weight, service.queue.len(), turn.assist);
         }
         if let Some(len) = service.queue.take_overload() {
             node.log(
@@ -608,6 +625,35 @@ mod tests {
         WORKER.set(Some(scheduler.workers));
         scheduler.ready(service.clone());
         WORKER.set(None);
+    }
+
+    #[test]
+    fn turns_are_sized_by_the_workers_weight_as_in_skynet() {
+        // Workers 0-3 take one message per turn, 4-7 the whole queue, 8-15 half of it,
+        // 16-23 a quarter, 24-31 an eighth, and any further worker the whole queue.
+        let expected = [
+            (0, -1),
+            (3, -1),
+            (4, 0),
+            (7, 0),
+            (8, 1),
+            (15, 1),
+            (16, 2),
+            (24, 3),
+        ];
+        for (index, weight) in expected {
+            assert_eq!(weight_of(index), weight, "worker {index}");
+        }
+        assert_eq!(weight_of(31), 3);
+        assert_eq!(weight_of(32), 0);
+        assert_eq!(batch_size(-1, 1000, false), 1);
+        assert_eq!(batch_size(0, 1000, false), 1000);
+        assert_eq!(batch_size(1, 1000, false), 500);
+        assert_eq!(batch_size(3, 1000, false), 125);
+        // The message already taken is delivered even when nothing is left behind it.
+        assert_eq!(batch_size(0, 0, false), 1);
+        assert_eq!(batch_size(2, 3, false), 1);
+        assert_eq!(batch_size(0, 1000, true), ASSIST_BATCH.min(1000));
     }
 
     #[test]

@@ -133,10 +133,10 @@ impl NodeConfig {
     ///
     /// # Errors
     /// A [`ConfigError`] for a known key with a malformed value.
-    pub fn from_env(config: Evaluated, origin: &Path) -> Result<NodeConfig, ConfigError> {
+    pub fn from_env(mut config: Evaluated, origin: &Path) -> Result<NodeConfig, ConfigError> {
         let origin = origin.display().to_string();
+        let mut env = std::mem::take(&mut config.env);
         let place = |key: &str| config.place(key, &origin).to_string();
-        let mut env = config.env.clone();
         let bad = |key: &str, value: &str, want: &str| {
             ConfigError::new(format!(
                 "{}: `{key} = {value:?}`: expected {want}",

@@ -162,6 +162,7 @@ fn a_request_forwarded_to_a_dead_address_is_answered_with_an_error() {
     let proxy = t.launch("probe", "");
     let gone = t.launch("echo", "");
     t.node.shared().kill(gone);
+    t.wait_dead(gone);
     for dest in [gone.0, 0x00ff_fff0] {
         // The obligation to answer left the proxy with the request, which never arrived:
         // the host answers for it instead of leaving the caller waiting.

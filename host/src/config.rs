@@ -218,6 +218,7 @@ impl NodeConfig {
                 "at least max_message_size",
             ));
         }
+        let module_size = size_key(&mut env, "wasm_module_size", "64M")?;
         let limits = Limits {
             cpu_ms,
             cpu_soft_ms: if cpu_soft_ms >= cpu_ms {
@@ -236,6 +237,7 @@ impl NodeConfig {
             sockets: u32::MAX,
             mailbox_bytes: mailbox_bytes as usize,
             log_rate: 0,
+            module_size,
         };
         let tenants = crate::tenant::specs_from_env(&env, &limits, &place("tenants"))?;
         let start = env.get("start").cloned().unwrap_or_else(|| "main".into());

@@ -1,6 +1,10 @@
 //! The `skywasm` binary: `skywasm CONFIG` runs a node in the foreground until a service calls
-//! ABORT or the process gets SIGINT/SIGTERM (exit code 0). SIGHUP reopens the log file and
-//! reloads the cluster's node table (when the cluster is in use and the config names one).
+//! ABORT or the process gets SIGINT/SIGTERM. SIGHUP reopens the log file and reloads the
+//! cluster's node table (when the cluster is in use and the config names one).
+//!
+//! Exit status: 0 after a clean stop; 1 when the node could not start or stopped on a fatal
+//! host error; 2 when the stop had to abandon services still running after the grace
+//! period (`skywasm::node::STOP_GRACE`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +33,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("skywasm: {e:#}");
             ExitCode::FAILURE
@@ -37,7 +41,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+fn run(cli: &Cli) -> anyhow::Result<u8> {
     let config = NodeConfig::load(&cli.config)?;
     let mut node = Node::start(config)?;
     let mut signals = Signals::new([SIGHUP, SIGINT, SIGTERM])?;
@@ -60,8 +64,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
         })?;
     node.wait();
-    node.stop();
+    let report = node.stop();
     handle.close();
     let _ = listener.join();
-    Ok(())
+    if let Some(why) = &report.failure {
+        eprintln!("skywasm: stopped on a fatal error: {why}");
+    }
+    Ok(report.exit_code())
 }

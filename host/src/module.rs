@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context as _;
@@ -57,6 +58,8 @@ pub struct WasmModule {
     pub(crate) has_restore: bool,
     /// A hash of the bytes it was compiled from: an upgrade recompiles only changed code.
     pub(crate) digest: u64,
+    /// The size of those bytes (checked against a tenant's `module_size`).
+    pub(crate) size: u64,
     /// The pages its init writes, populated before later inits run.
     pub(crate) prefault: Prefault,
 }
@@ -72,6 +75,29 @@ impl WasmModule {
     }
 }
 
+/// What loading a module may cost the tenant that asks: the largest module it may have
+/// compiled, and the CPU and memory of a pre-initialization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// Largest module (wasm or wat bytes) compiled for it.
+    pub module_size: u64,
+    /// CPU time of a pre-initialization, in milliseconds.
+    pub cpu_ms: u64,
+    /// Largest linear memory of a pre-initialization, in bytes.
+    pub memory: u64,
+}
+
+impl LoadLimits {
+    /// The limits of a tenant.
+    pub fn of(limits: &crate::tenant::Limits) -> LoadLimits {
+        LoadLimits {
+            module_size: limits.module_size,
+            cpu_ms: limits.cpu_ms,
+            memory: limits.memory,
+        }
+    }
+}
+
 /// The node's engine and every module it has loaded.
 pub struct ModuleRegistry {
     engine: Engine,
@@ -81,11 +107,16 @@ pub struct ModuleRegistry {
     prefault: bool,
     natives: RwLock<HashMap<String, NativeFactory>>,
     loaded: Mutex<HashMap<String, Arc<WasmModule>>>,
-    /// Held while a module is compiled, so that workers launching the same new module at
-    /// once compile it once: the others wait and take the result.
-    compiling: Mutex<()>,
+    /// One lock per module name, held while that module is compiled, so that workers
+    /// launching the same new module at once compile it once (the others wait and take the
+    /// result) while other modules load in parallel.
+    compiling: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Modules given as bytes by an embedder (tests, benches), by name.
     provided: RwLock<HashMap<String, Arc<[u8]>>>,
+    /// The node's own limits, for loads no tenant asked for.
+    node_limits: LoadLimits,
+    /// Set when the node stops: a pre-initialization in progress ends.
+    stopping: Arc<AtomicBool>,
 }
 
 impl ModuleRegistry {
@@ -99,8 +130,7 @@ impl ModuleRegistry {
             .context("creating the wasm engine")?;
         let mut linker = Linker::new(&engine);
         crate::abi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, WasmState::wasi)
-            .map_err(anyhow::Error::from)?;
+        crate::wasm::wasi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
         let mut natives: HashMap<String, NativeFactory> = HashMap::new();
         natives.insert("logger".into(), Arc::new(crate::log::Logger::start));
         natives.insert("clusterd".into(), Arc::new(crate::cluster::Clusterd::start));
@@ -111,9 +141,16 @@ impl ModuleRegistry {
             prefault: config.wasm_prefault,
             natives: RwLock::new(natives),
             loaded: Mutex::new(HashMap::new()),
-            compiling: Mutex::new(()),
+            compiling: Mutex::new(HashMap::new()),
             provided: RwLock::new(HashMap::new()),
+            node_limits: LoadLimits::of(&config.limits),
+            stopping: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Ends pre-initializations in progress and refuses new ones (the node is stopping).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
     }
 
     /// The node's engine.
@@ -136,30 +173,70 @@ impl ModuleRegistry {
         lock(&self.loaded).remove(name);
     }
 
-    /// Resolves a module name, compiling and caching a wasm module on first use.
+    /// Resolves a module name, compiling and caching a wasm module on first use, within the
+    /// node's own limits.
     ///
     /// # Errors
     /// [`LaunchError::NotFound`] or [`LaunchError::Invalid`].
     pub fn resolve(&self, name: &str) -> Result<ModuleKind, LaunchError> {
-        self.load(name, false)
+        self.load(name, false, &self.node_limits)
     }
 
-    /// Resolves a module name for an upgrade: like [`ModuleRegistry::resolve`], but a wasm
-    /// module is read again and recompiled when its bytes changed, so the new code is what
-    /// the file holds now. Services running the old code keep it until they end.
+    /// Resolves a module name for a tenant with `limits`: a module larger than its
+    /// `module_size` is refused, and a pre-initialization runs within its CPU and memory.
     ///
     /// # Errors
-    /// As [`ModuleRegistry::resolve`].
-    pub fn reload(&self, name: &str) -> Result<ModuleKind, LaunchError> {
-        self.load(name, true)
+    /// As [`ModuleRegistry::resolve`]; [`LaunchError::Limit`] for a module over the size.
+    pub fn resolve_for(&self, name: &str, limits: &LoadLimits) -> Result<ModuleKind, LaunchError> {
+        self.load(name, false, limits)
     }
 
-    fn load(&self, name: &str, fresh: bool) -> Result<ModuleKind, LaunchError> {
+    /// Resolves a module name for an upgrade: like [`ModuleRegistry::resolve_for`], but a
+    /// wasm module is read again and recompiled when its bytes changed, so the new code is
+    /// what the file holds now. Services running the old code keep it until they end.
+    ///
+    /// # Errors
+    /// As [`ModuleRegistry::resolve_for`].
+    pub fn reload_for(&self, name: &str, limits: &LoadLimits) -> Result<ModuleKind, LaunchError> {
+        self.load(name, true, limits)
+    }
+
+    /// True when `name` is a native service or a module already loaded: resolving it
+    /// compiles nothing.
+    pub fn is_ready(&self, name: &str) -> bool {
+        read(&self.natives).contains_key(name) || lock(&self.loaded).contains_key(name)
+    }
+
+    /// True when `name` can be found (a native service, a loaded module, a file on the
+    /// search path, provided bytes or a built-in), without reading or compiling it.
+    pub fn exists(&self, name: &str) -> bool {
+        self.is_ready(name)
+            || (valid_module_name(name)
+                && (read(&self.provided).contains_key(name)
+                    || self.search(name).is_some()
+                    || crate::builtin::module(name).is_some()))
+    }
+
+    fn load(
+        &self,
+        name: &str,
+        fresh: bool,
+        limits: &LoadLimits,
+    ) -> Result<ModuleKind, LaunchError> {
         if let Some(factory) = read(&self.natives).get(name) {
             return Ok(ModuleKind::Native(factory.clone()));
         }
+        let too_large = |size: u64| {
+            LaunchError::Limit(format!(
+                "module `{name}` is {size} bytes, over the limit of {} bytes (module_size)",
+                limits.module_size
+            ))
+        };
         if !fresh {
             if let Some(module) = lock(&self.loaded).get(name) {
+                if module.size > limits.module_size {
+                    return Err(too_large(module.size));
+                }
                 return Ok(ModuleKind::Wasm(module.clone()));
             }
         }
@@ -170,6 +247,10 @@ impl ModuleRegistry {
         let (bytes, origin): (std::borrow::Cow<'_, [u8]>, String) = if let Some(bytes) = provided {
             (bytes.to_vec().into(), "provided".to_string())
         } else if let Some(path) = self.search(name) {
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            if size > limits.module_size {
+                return Err(too_large(size));
+            }
             let bytes = std::fs::read(&path).map_err(|e| {
                 LaunchError::Invalid(name.into(), format!("reading {}: {e}", path.display()))
             })?;
@@ -179,25 +260,46 @@ impl ModuleRegistry {
         } else {
             return Err(LaunchError::NotFound(name.into(), self.search_path.clone()));
         };
+        let size = bytes.len() as u64;
+        if size > limits.module_size {
+            return Err(too_large(size));
+        }
         let digest = digest_of(&bytes);
-        let _compiling = lock(&self.compiling);
+        // Text modules become binary here, so a WAT module can ask for pre-initialization.
+        let bytes = wat::parse_bytes(&bytes)
+            .map_err(|e| LaunchError::Invalid(name.into(), format!("{e}")))?;
+        let name_lock = lock(&self.compiling)
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        let _compiling = lock(&name_lock);
         if let Some(module) = lock(&self.loaded).get(name) {
             if module.digest == digest {
                 return Ok(ModuleKind::Wasm(module.clone()));
             }
         }
-        let compiled = self.compile_bytes(name, &bytes)?;
-        let module = Arc::new(self.link(name, origin, &compiled, digest)?);
+        let compiled = self.compile_bytes(name, &bytes, limits)?;
+        let module = Arc::new(self.link(name, origin, &compiled, digest, size)?);
         lock(&self.loaded).insert(name.to_string(), module.clone());
         Ok(ModuleKind::Wasm(module))
     }
 
     /// Compiles wasm or wat bytes; a module asking for pre-initialization is compiled from
     /// its snapshot (`crate::preinit`).
-    fn compile_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, LaunchError> {
+    fn compile_bytes(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        limits: &LoadLimits,
+    ) -> Result<Module, LaunchError> {
         let invalid = |e: String| LaunchError::Invalid(name.into(), e);
         if crate::preinit::wants_preinit(bytes) {
-            let snapshot = crate::preinit::preinitialize(&self.engine, bytes)
+            let bounds = crate::preinit::PreinitLimits {
+                cpu: std::time::Duration::from_millis(limits.cpu_ms),
+                memory: limits.memory,
+                stop: self.stopping.clone(),
+            };
+            let snapshot = crate::preinit::preinitialize(&self.engine, bytes, &bounds)
                 .map_err(|e| invalid(format!("pre-initialization failed: {e:#}")))?;
             return Module::new(&self.engine, &snapshot).map_err(|e| invalid(format!("{e:#}")));
         }
@@ -221,6 +323,7 @@ impl ModuleRegistry {
         origin: String,
         module: &Module,
         digest: u64,
+        size: u64,
     ) -> Result<WasmModule, LaunchError> {
         let invalid = |why: String| LaunchError::Invalid(name.into(), why);
         let i32_ = || ValType::I32;
@@ -263,6 +366,7 @@ impl ModuleRegistry {
             has_snapshot,
             has_restore,
             digest,
+            size,
             prefault: Prefault::new(self.prefault),
         })
     }
@@ -367,7 +471,6 @@ fn engine_config(config: &NodeConfig) -> anyhow::Result<Config> {
         // A store that uses exceptions also takes a GC heap, which comes from the memory pool.
         .total_memories(services.saturating_mul(2))
         .total_gc_heaps(services)
-        .total_stacks(0)
         .total_component_instances(0)
         .max_memory_size(config.wasm_memory as usize);
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

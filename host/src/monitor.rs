@@ -75,6 +75,13 @@ impl Monitor {
         }
     }
 
+    /// The service worker `worker` is running a message of, if any.
+    pub(crate) fn running(&self, worker: usize) -> Option<Handle> {
+        let watch = self.watches.get(worker)?;
+        let destination = Handle(watch.destination.load(Ordering::Relaxed));
+        (!destination.is_none()).then_some(destination)
+    }
+
     /// A worker finished its message.
     pub(crate) fn leave(&self, worker: usize) {
         if let Some(watch) = self.watches.get(worker) {

@@ -37,6 +37,11 @@ use crate::wasm::WasmService;
 /// that launches in its init...): each level nests wasm calls on the worker's native stack.
 const MAX_LAUNCH_DEPTH: usize = 16;
 
+/// Native stack of a thread that runs guest code: every level of launch nesting may use
+/// wasmtime's wasm stack (512 KiB) plus the host frames between two levels, with room to
+/// spare (`tests/blackbox/hostile.rs` runs the deepest nesting at full wasm stack).
+pub const WORKER_STACK: usize = 32 << 20;
+
 thread_local! {
     static LAUNCH_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
@@ -116,6 +121,8 @@ pub struct NodeShared {
     quit: AtomicBool,
     quit_lock: Mutex<()>,
     quit_signal: Condvar,
+    /// Why the node stopped on a fatal host error ([`NodeShared::fail`]), if it did.
+    failure: Mutex<Option<String>>,
     /// The socket server; its events reach owners as PTYPE_SOCKET messages.
     pub sockets: SocketServer,
     /// The tenants; services of the node itself belong to the first.
@@ -370,10 +377,22 @@ impl NodeShared {
         self.quit.store(true, Ordering::Release);
         self.quit_signal.notify_all();
         self.scheduler.stop();
+        self.modules.stop();
+        // Running guest code checks at the next epoch: make it come now.
+        self.modules.engine().increment_epoch();
         // A service stuck in a long message would keep its worker (and the shutdown) waiting.
         for (_, service) in self.handles.list() {
             service.interrupt_current();
         }
+    }
+
+    /// Stops the node because of a host error after which running on is not safe (a panic
+    /// that left shared state half-changed, a thread of the node lost): logged, then a stop
+    /// as by `ABORT`; [`Node::stop`] reports it, and the binary exits with status 1.
+    pub(crate) fn fail(&self, why: &str) {
+        self.log(Handle::NONE, &format!("FATAL: {why}; stopping the node"));
+        lock(&self.failure).get_or_insert_with(|| why.to_string());
+        self.request_stop();
     }
 
     /// Reloads the cluster's node table from the config's `cluster` file (SIGHUP), when the
@@ -395,7 +414,10 @@ impl NodeShared {
         let _ = self.push(logger, Message::empty(Handle::NONE, ptype::SYSTEM as u8, 0));
     }
 
-    /// Launches a service: `module` with its argument string.
+    /// Launches a service: `module` with its argument string. Its init runs on the calling
+    /// thread before this returns; an init that launches in turn nests on that thread's
+    /// native stack, up to [`WORKER_STACK`] for the deepest nesting allowed: embedders call
+    /// this from a thread with that much stack (the node's own threads have it).
     ///
     /// # Errors
     /// A [`LaunchError`]; the failure is also logged as skynet does (`FAILED launch ...`).
@@ -414,7 +436,7 @@ impl NodeShared {
         module: &str,
         args: &str,
     ) -> Result<Handle, LaunchError> {
-        let kind = self.resolve_module(module, args)?;
+        let kind = self.resolve_module(tenant, module, args)?;
         self.launch_with_tenant(tenant, module, args, |core| instantiate(kind, core, args))
     }
 
@@ -432,11 +454,34 @@ impl NodeShared {
         module: &str,
         args: &str,
     ) -> Result<Handle, LaunchError> {
-        let kind = self.resolve_module(module, args)?;
+        // A module not loaded yet is compiled (and pre-initialized) by the init, on the
+        // tenant's worker: the launching service does not wait for the tenant's compile.
+        let ready = if self.modules.is_ready(module) {
+            Some(self.resolve_module(tenant, module, args)?)
+        } else if self.modules.exists(module) {
+            None
+        } else {
+            return Err(self
+                .resolve_module(tenant, module, args)
+                .err()
+                .unwrap_or_else(|| {
+                    LaunchError::NotFound(module.into(), self.config.wasm_path.clone())
+                }));
+        };
         let service = self.register_service(tenant, module, args)?;
-        let owned_args = args.to_string();
-        *lock(&service.deferred_start) =
-            Some(Box::new(move |core| instantiate(kind, core, &owned_args)));
+        let (owned_module, owned_args) = (module.to_string(), args.to_string());
+        let node = self.clone();
+        let on_behalf = tenant.clone();
+        *lock(&service.deferred_start) = Some(Box::new(move |core| {
+            let kind = match ready {
+                Some(kind) => kind,
+                None => node.modules.resolve_for(
+                    &owned_module,
+                    &crate::module::LoadLimits::of(&on_behalf.spec.limits),
+                )?,
+            };
+            instantiate(kind, core, &owned_args)
+        }));
         service.starting.store(true, Ordering::Release);
         let handle = service.handle();
         // The queue is held (in global) since its creation: a worker now takes it as it
@@ -472,14 +517,23 @@ impl NodeShared {
         }
     }
 
-    /// The module `module` names; a failure is logged as skynet does.
-    fn resolve_module(&self, module: &str, args: &str) -> Result<ModuleKind, LaunchError> {
-        self.modules.resolve(module).inspect_err(|failure| {
-            self.log(
-                Handle::NONE,
-                &format!("FAILED launch {module} {args}: {failure}"),
-            );
-        })
+    /// The module `module` names, loaded within `tenant`'s limits; a failure is logged as
+    /// skynet does.
+    fn resolve_module(
+        &self,
+        tenant: &Tenant,
+        module: &str,
+        args: &str,
+    ) -> Result<ModuleKind, LaunchError> {
+        let limits = crate::module::LoadLimits::of(&tenant.spec.limits);
+        self.modules
+            .resolve_for(module, &limits)
+            .inspect_err(|failure| {
+                self.log(
+                    Handle::NONE,
+                    &format!("FAILED launch {module} {args}: {failure}"),
+                );
+            })
     }
 
     /// Launches a service whose instance `start` builds from its [`ServiceCore`] (embedders
@@ -514,10 +568,16 @@ impl NodeShared {
             );
             return Err(failure);
         }
+        /// Gives the level back however the launch ends (a host panic unwinds through it).
+        struct Level(usize);
+        impl Drop for Level {
+            fn drop(&mut self) {
+                LAUNCH_DEPTH.set(self.0);
+            }
+        }
         LAUNCH_DEPTH.set(depth + 1);
-        let result = self.launch_inner(tenant, module, args, start);
-        LAUNCH_DEPTH.set(depth);
-        result
+        let _level = Level(depth);
+        self.launch_inner(tenant, module, args, start)
     }
 
     fn launch_inner(
@@ -529,10 +589,23 @@ impl NodeShared {
     ) -> Result<Handle, LaunchError> {
         let service = self.register_service(tenant, module, args)?;
         let handle = service.handle();
+        /// Ends the new service if its init unwinds (a host panic), so no half-started
+        /// service keeps its handle with a mailbox nobody serves.
+        struct Starting<'a>(&'a NodeShared, Option<Arc<Service>>);
+        impl Drop for Starting<'_> {
+            fn drop(&mut self) {
+                if let Some(service) = self.1.take() {
+                    service.mark_dead();
+                    self.0.finalize(&service);
+                }
+            }
+        }
+        let mut starting = Starting(self, Some(service.clone()));
         let core = ServiceCore::new(self.clone(), service.clone());
         let failure = match start(core) {
             Ok(behavior) => match self.install(&service, behavior) {
                 Ok(()) => {
+                    starting.1 = None;
                     if service.queue.release_hold() {
                         self.scheduler.ready(service);
                     }
@@ -543,8 +616,6 @@ impl NodeShared {
             Err(error) => error,
         };
         self.log(handle, &format!("FAILED launch {module} {args}: {failure}"));
-        service.mark_dead();
-        self.finalize(&service);
         Err(failure)
     }
 
@@ -592,7 +663,7 @@ impl NodeShared {
         if let Some(bytes) = behavior.memory_size() {
             service.stats.memory.store(bytes as u64, Ordering::Relaxed);
         }
-        *lock(&service.slot) = Some(behavior);
+        *crate::sync::lock_plain(&service.slot) = Some(behavior);
         if !service.is_alive() {
             return Err(LaunchError::Init(
                 "the service exited during its init".into(),
@@ -636,9 +707,11 @@ impl NodeShared {
         true
     }
 
-    /// Runs a service's `signal` entry (`SIGNAL :handle sig`). Signal 0 on a service that is
-    /// in the middle of a message interrupts that message (which ends a wasm service); any
-    /// other signal to a busy service is delivered after its current message.
+    /// Asks for a service's `signal` entry (`SIGNAL :handle sig`). Signal 0 on a service
+    /// that is in the middle of a message interrupts that message (which ends a wasm
+    /// service); any other signal is stored and delivered by a worker, like a message: after
+    /// the running message, or at once if the service is idle. It never runs on the
+    /// caller's thread, so signals cannot nest one service's code inside another's.
     pub fn signal(&self, handle: Handle, signal: i32) -> bool {
         let Some(service) = self.handles.get(handle) else {
             return false;
@@ -654,24 +727,10 @@ impl NodeShared {
             }
             return true;
         }
-        let ran = match service.slot.try_lock() {
-            Ok(mut slot) => match slot.as_mut() {
-                Some(behavior) => {
-                    crate::scheduler::run_signal(self, &service, behavior, signal);
-                    true
-                }
-                None => false,
-            },
-            Err(_) => false,
-        };
-        if !ran {
-            // Busy or starting: stored, and the service scheduled so a worker delivers it
-            // after the current message even if no message follows.
-            service
-                .pending_signal
-                .store(i64::from(signal) + 1, Ordering::Release);
-        }
-        if (!ran || !service.is_alive()) && service.queue.schedule() {
+        service
+            .pending_signal
+            .store(i64::from(signal) + 1, Ordering::Release);
+        if service.queue.schedule() {
             self.scheduler.ready(service);
         }
         true
@@ -687,9 +746,10 @@ impl NodeShared {
         self.log(
             handle,
             &format!(
-                "service `{} {}` {what}: {fault}; the service is discarded",
+                "service `{} {}` (tenant `{}`) {what}: {fault}; the service is discarded",
                 service.module(),
-                service.args()
+                service.args(),
+                service.tenant().name()
             ),
         );
     }
@@ -702,7 +762,7 @@ impl NodeShared {
         }
         let handle = service.handle();
         self.handles.retire(handle);
-        let behavior = lock(&service.slot).take();
+        let behavior = crate::sync::lock_plain(&service.slot).take();
         service.tenant().remove_service();
         let pending = service.queue.close();
         let owed = behavior
@@ -804,6 +864,7 @@ impl Node {
             quit: AtomicBool::new(false),
             quit_lock: Mutex::new(()),
             quit_signal: Condvar::new(),
+            failure: Mutex::new(None),
             sockets: SocketServer::new(
                 socket_sink(node.clone()),
                 socket_notices(node.clone()),
@@ -836,9 +897,30 @@ impl Node {
         node.spawn_threads()?;
         let bootstrap = shared.config.bootstrap.clone();
         let (module, args) = split_command(&bootstrap);
-        if let Err(e) = shared.launch(module, args) {
-            node.stop();
-            return Err(StartError::Bootstrap(bootstrap, e));
+        // Bootstrap's init may launch services whose inits launch more: give it a thread
+        // with a worker's stack rather than the caller's.
+        let launched = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("skywasm-bootstrap".into())
+                .stack_size(WORKER_STACK)
+                .spawn_scoped(scope, || shared.launch(module, args))
+                .map_err(StartError::Thread)?
+                .join()
+                .map_err(|payload| {
+                    StartError::Bootstrap(
+                        bootstrap.clone(),
+                        LaunchError::Init(format!(
+                            "host panic: {}",
+                            crate::sync::panic_text(&*payload)
+                        )),
+                    )
+                })
+        });
+        if let Err(e) = launched
+            .and_then(|result| result.map_err(|e| StartError::Bootstrap(bootstrap.clone(), e)))
+        {
+            let _ = node.stop();
+            return Err(e);
         }
         // A tenant's start services run their inits on workers, under the tenant's cap; one
         // that fails is the tenant's problem: logged, the node runs on.
@@ -859,25 +941,50 @@ impl Node {
                 .spawn(f)
                 .map_err(StartError::Thread)
         };
-        let shared = self.shared.clone();
+        // Without the timer or the monitor no timeout fires and no guest code is ever
+        // interrupted: a panic in either stops the node, saying so.
+        let essential =
+            |shared: Arc<NodeShared>, name: &'static str, body: fn(&Arc<NodeShared>)| {
+                Box::new(move || {
+                    let run = std::panic::AssertUnwindSafe(|| body(&shared));
+                    if let Err(payload) = std::panic::catch_unwind(run) {
+                        let why = crate::sync::panic_text(&*payload);
+                        shared.fail(&format!("the {name} thread panicked: {why}"));
+                    }
+                }) as Box<dyn FnOnce() + Send>
+            };
         self.background.push(spawn(
             "skywasm-timer".into(),
             1 << 20,
-            Box::new(move || crate::clock::run_timer_thread(&shared)),
+            essential(self.shared.clone(), "timer", crate::clock::run_timer_thread),
         )?);
-        let shared = self.shared.clone();
         self.background.push(spawn(
             "skywasm-monitor".into(),
             1 << 20,
-            Box::new(move || crate::monitor::run_monitor_thread(&shared)),
+            essential(
+                self.shared.clone(),
+                "monitor",
+                crate::monitor::run_monitor_thread,
+            ),
         )?);
         for index in 0..self.shared.config.thread {
             let shared = self.shared.clone();
-            // Launch nesting and wasm calls need room: 16 levels of wasm stack plus host frames.
+            // A panic while serving a service ends that service (the scheduler catches it);
+            // one that escapes the scheduler itself loses the worker: the node stops.
+            let body = Box::new(move || {
+                let run =
+                    std::panic::AssertUnwindSafe(|| crate::scheduler::run_worker(&shared, index));
+                if let Err(payload) = std::panic::catch_unwind(run) {
+                    let why = crate::sync::panic_text(&*payload);
+                    shared.fail(&format!(
+                        "worker {index} panicked outside any service: {why}"
+                    ));
+                }
+            });
             self.workers.push(spawn(
                 format!("skywasm-worker-{index}"),
-                32 << 20,
-                Box::new(move || crate::scheduler::run_worker(&shared, index)),
+                WORKER_STACK,
+                body,
             )?);
         }
         Ok(())
@@ -890,7 +997,7 @@ impl Node {
 
     /// Blocks until the node is asked to stop (`ABORT`, a signal, [`NodeShared::request_stop`]).
     pub fn wait(&self) {
-        let mut guard = lock(&self.shared.quit_lock);
+        let mut guard = crate::sync::lock_plain(&self.shared.quit_lock);
         while !self.shared.is_quitting() {
             guard = self
                 .shared
@@ -903,7 +1010,7 @@ impl Node {
     /// Like [`Node::wait`] with a time limit; returns true if the node was asked to stop.
     pub fn wait_timeout(&self, limit: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + limit;
-        let mut guard = lock(&self.shared.quit_lock);
+        let mut guard = crate::sync::lock_plain(&self.shared.quit_lock);
         while !self.shared.is_quitting() {
             let now = std::time::Instant::now();
             if now >= deadline {
@@ -919,30 +1026,100 @@ impl Node {
         true
     }
 
-    /// Stops the node: workers finish their current message, the threads are joined, the log
-    /// service writes what it still has queued, and every service is dropped.
-    pub fn stop(&mut self) {
-        self.shared.request_stop();
-        for thread in self.workers.drain(..) {
-            let _ = thread.join();
+    /// Stops the node: workers finish their current message (guest code is interrupted
+    /// within one epoch period), the threads are joined, the log service writes what it
+    /// still has queued, and every service is dropped. A worker still busy after
+    /// [`STOP_GRACE`] (stuck in host code nothing can interrupt) is abandoned, with a log
+    /// line naming the service it runs, so the stop always ends.
+    pub fn stop(&mut self) -> StopReport {
+        let shared = self.shared.clone();
+        shared.request_stop();
+        let deadline = std::time::Instant::now() + STOP_GRACE;
+        while self.workers.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        self.shared.monitor.stop();
+        let mut abandoned = Vec::new();
+        for (index, thread) in self.workers.drain(..).enumerate() {
+            if thread.is_finished() {
+                let _ = thread.join();
+                continue;
+            }
+            let running = shared
+                .monitor
+                .running(index)
+                .and_then(|handle| shared.handles.get(handle))
+                .map_or_else(
+                    || "host code".to_string(),
+                    |service| {
+                        format!(
+                            "{} `{} {}` of tenant `{}`",
+                            service.handle(),
+                            service.module(),
+                            service.args(),
+                            service.tenant().name()
+                        )
+                    },
+                );
+            shared.log(
+                Handle::NONE,
+                &format!(
+                    "node stop: worker {index} did not stop within {} s ({running}); abandoned",
+                    STOP_GRACE.as_secs()
+                ),
+            );
+            abandoned.push(running);
+        }
+        shared.monitor.stop();
         for thread in self.background.drain(..) {
             let _ = thread.join();
         }
-        self.shared.sockets.stop();
-        self.shared.scheduler.drain();
-        let logger = Handle(self.shared.logger.load(Ordering::Acquire));
-        let services = self.shared.handles.retire_all();
+        shared.sockets.stop();
+        shared.scheduler.drain();
+        let logger = Handle(shared.logger.load(Ordering::Acquire));
+        let services = shared.handles.retire_all();
         // Flush the log service's queue first so the last lines are not lost.
         if let Some((_, log_service)) = services.iter().find(|(h, _)| *h == logger) {
             crate::scheduler::drain_queue(log_service);
         }
         for (_, service) in services {
             service.mark_dead();
-            let behavior = lock(&service.slot).take();
+            // An abandoned worker may still hold an instance: it stays with that worker.
+            let behavior = match service.slot.try_lock() {
+                Ok(mut slot) => slot.take(),
+                Err(std::sync::TryLockError::Poisoned(slot)) => slot.into_inner().take(),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
             drop(behavior);
             service.queue.close();
+        }
+        let failure = lock(&shared.failure).clone();
+        StopReport { failure, abandoned }
+    }
+}
+
+/// How long [`Node::stop`] waits for the workers before it abandons those still busy.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How a node stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StopReport {
+    /// Why it stopped on a fatal host error, if it did.
+    pub failure: Option<String>,
+    /// What the workers abandoned at the end of [`STOP_GRACE`] were running.
+    pub abandoned: Vec<String>,
+}
+
+impl StopReport {
+    /// The process exit status for this stop: 0 for a clean stop, 1 after a fatal host
+    /// error, 2 when running services had to be abandoned.
+    pub fn exit_code(&self) -> u8 {
+        if self.failure.is_some() {
+            1
+        } else if !self.abandoned.is_empty() {
+            2
+        } else {
+            0
         }
     }
 }
@@ -950,7 +1127,7 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         if !self.workers.is_empty() || !self.background.is_empty() {
-            self.stop();
+            let _ = self.stop();
         }
     }
 }

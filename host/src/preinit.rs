@@ -4,19 +4,98 @@
 //! starts from that image, copy-on-write, instead of redoing the work (for snlua: creating
 //! the Lua state and loading the skynet library).
 //!
-//! During pre-initialization the module may use WASI (clocks, random; nothing preopened) but
-//! no `skywasm` host function: those trap, since there is no service yet. The snapshot drops
-//! `_initialize` and `skywasm_preinit`, so neither runs again.
+//! During pre-initialization the module may use WASI (clocks, random; nothing preopened;
+//! what it writes to stdout and stderr is dropped) but no `skywasm` host function: those
+//! trap, since there is no service yet. The snapshot drops `_initialize` and
+//! `skywasm_preinit`, so neither runs again.
+//!
+//! Bounds: it runs like any call into a guest — under a CPU budget ([`PreinitLimits::cpu`],
+//! the asking tenant's `cpu_limit`, counted by epoch ticks and shared with the call it runs
+//! inside, if any), with its memory capped ([`PreinitLimits::memory`]), and it ends at the
+//! next epoch tick once the node stops.
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use skywasm_abi::export;
-use wasmtime::{Engine, Linker, Module, Store, Val};
-use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime::{Engine, Linker, Memory, Module, Store, UpdateDeadline, Val};
 use wasmtime_wizer::{InstanceState, SnapshotVal, Wizer};
+
+use crate::wasm::budget::{Budget, Exhausted};
+use crate::wasm::wasi::{Stdio, WasiHost};
+
+/// What a pre-initialization may use.
+#[derive(Debug, Clone)]
+pub struct PreinitLimits {
+    /// CPU time of guest code.
+    pub cpu: Duration,
+    /// Largest linear memory, in bytes.
+    pub memory: u64,
+    /// Set when the node stops: the pre-initialization then ends at its next epoch tick.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The data of the pre-initialization's Store.
+struct PreinitState {
+    stdio: Stdio,
+    memory: Option<Memory>,
+    limits: PreinitLimits,
+}
+
+impl WasiHost for PreinitState {
+    fn stdio(&mut self) -> &mut Stdio {
+        &mut self.stdio
+    }
+
+    fn memory_slot(&mut self) -> &mut Option<Memory> {
+        &mut self.memory
+    }
+
+    fn output_line(&mut self, _line: &[u8]) {}
+
+    fn interruption(&self) -> Option<wasmtime::Error> {
+        self.limits
+            .stop
+            .load(Ordering::Acquire)
+            .then(|| wasmtime::Error::msg("interrupted: the node is stopping"))
+    }
+
+    fn out_of_budget(&self, _: Exhausted) -> wasmtime::Error {
+        wasmtime::Error::msg(format!(
+            "ran past its CPU limit of {} ms (maybe in an endless loop)",
+            self.limits.cpu.as_millis()
+        ))
+    }
+
+    fn refused(&mut self, what: &str) {
+        tracing::warn!("pre-initialization: {what}");
+    }
+}
+
+impl wasmtime::ResourceLimiter for PreinitState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired as u64 <= self.limits.memory)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= crate::wasm::MAX_TABLE_ELEMENTS)
+    }
+}
 
 /// The optional export that asks for pre-initialization.
 pub const PREINIT_EXPORT: &str = export::PREINIT;
@@ -38,12 +117,18 @@ pub fn wants_preinit(bytes: &[u8]) -> bool {
     false
 }
 
-/// Runs the module's pre-initialization and returns the snapshot module's bytes.
+/// Runs the module's pre-initialization within `limits` and returns the snapshot module's
+/// bytes.
 ///
 /// # Errors
 /// The module fails to instrument, compile, instantiate or run its initialization (a trap,
-/// including a call to a `skywasm` host function), or the snapshot cannot be written.
-pub fn preinitialize(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+/// including a call to a `skywasm` host function, running past its CPU limit, or the node
+/// stopping), or the snapshot cannot be written.
+pub fn preinitialize(
+    engine: &Engine,
+    bytes: &[u8],
+    limits: &PreinitLimits,
+) -> anyhow::Result<Vec<u8>> {
     let mut wizer = Wizer::new();
     wizer.init_func(PREINIT_EXPORT);
     let (cx, instrumented) = wizer
@@ -54,15 +139,30 @@ pub fn preinitialize(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
         .map_err(anyhow::Error::from)
         .context("compiling the instrumented module")?;
 
-    let mut linker: Linker<WasiP1Ctx> = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx).map_err(anyhow::Error::from)?;
+    let mut linker: Linker<PreinitState> = Linker::new(engine);
+    crate::wasm::wasi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
     linker
         .define_unknown_imports_as_traps(&module)
         .map_err(anyhow::Error::from)?;
-    let wasi = wasmtime_wasi::WasiCtxBuilder::new().build_p1();
-    let mut store = Store::new(engine, wasi);
-    // The node's engine interrupts by epoch; pre-init runs to completion.
-    store.set_epoch_deadline(u64::MAX / 2);
+    let mut store = Store::new(
+        engine,
+        PreinitState {
+            stdio: Stdio::default(),
+            memory: None,
+            limits: limits.clone(),
+        },
+    );
+    store.limiter(|state| state);
+    store.epoch_deadline_callback(|ctx| {
+        let state = ctx.data();
+        if let Some(stop) = state.interruption() {
+            return Err(stop);
+        }
+        Budget::charge(crate::monitor::EPOCH_PERIOD).map_err(|e| state.out_of_budget(e))?;
+        Ok(UpdateDeadline::Continue(1))
+    });
+    store.set_epoch_deadline(1);
+    let _budget = Budget::enter(limits.cpu);
     let instance = linker
         .instantiate(&mut store, &module)
         .map_err(anyhow::Error::from)
@@ -85,7 +185,7 @@ pub fn preinitialize(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// The instance whose state the snapshot copies.
 struct Snapshotted<'a> {
-    store: &'a mut Store<WasiP1Ctx>,
+    store: &'a mut Store<PreinitState>,
     instance: wasmtime::Instance,
 }
 

@@ -257,6 +257,7 @@ impl Scheduler {
         if self.global.is_capped(service.class())
             || service.starting.load(Ordering::Acquire)
             || service.upgrade_pending.load(Ordering::Acquire)
+            || !service.assistable()
         {
             self.push_global(service);
             return None;
@@ -328,7 +329,7 @@ impl Scheduler {
         if self.has_work(index) {
             return;
         }
-        let guard = lock(&self.sleep_lock);
+        let guard = crate::sync::lock_plain(&self.sleep_lock);
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         // Re-check after announcing the sleep: a push either sees the sleeper or is seen here.
         if self.global.is_empty() && !self.is_stopped() {
@@ -361,6 +362,7 @@ pub(crate) fn run_worker(node: &Arc<NodeShared>, index: usize) {
         streak: 0,
         held: None,
         assist: false,
+        until: None,
     };
     let mut current: Option<Arc<Service>> = None;
     while !node.scheduler.is_stopped() {
@@ -382,6 +384,16 @@ struct Turn {
     held: Option<usize>,
     /// The network thread's assist rather than a worker.
     assist: bool,
+    /// When the assist must stop taking messages.
+    until: Option<std::time::Instant>,
+}
+
+impl Turn {
+    /// True when an assist's time is up.
+    fn out_of_time(&self) -> bool {
+        self.until
+            .is_some_and(|until| std::time::Instant::now() >= until)
+    }
 }
 
 /// Most queues the network thread runs in one assist.
@@ -390,6 +402,16 @@ const ASSIST_TURNS: usize = 8;
 /// Most messages of one queue the network thread runs in one turn.
 const ASSIST_BATCH: usize = 64;
 
+/// Time the network thread may spend running services in one assist: it takes no further
+/// message past it. A service whose messages alone took longer [`ASSIST_STRIKES`] times is
+/// never run there again (its messages go to the workers), so a heavy handler holds the
+/// sockets at most that many times, while one slow first message (page faults of a fresh
+/// instance) does not cost a service the assist.
+pub(crate) const ASSIST_BUDGET: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Overruns of [`ASSIST_BUDGET`] after which a service is no longer run by the assist.
+pub(crate) const ASSIST_STRIKES: u8 = 3;
+
 /// Runs `deliver` (the network thread handing what it read to services) so that the
 /// services it makes ready wait in the network thread's own slot; then, if every worker
 /// sleeps, runs them right here — up to [`ASSIST_BATCH`] messages per turn, following the
@@ -397,7 +419,7 @@ const ASSIST_BATCH: usize = 64;
 /// instead of waking a worker, which costs tens of microseconds on a virtual machine.
 /// Whatever is left, or everything when a worker is awake, goes to the global queue
 /// (waking a worker as usual). Only trusted tenants' services run here, never an init or
-/// an upgrade (`network_assist = false` turns this off).
+/// an upgrade, and only within [`ASSIST_BUDGET`] (`network_assist = false` turns this off).
 pub(crate) fn with_network_assist<R>(node: &Arc<NodeShared>, deliver: impl FnOnce() -> R) -> R {
     if WORKER.get().is_some() || !node.config.network_assist {
         return deliver();
@@ -412,13 +434,18 @@ pub(crate) fn with_network_assist<R>(node: &Arc<NodeShared>, deliver: impl FnOnc
         streak: 0,
         held: None,
         assist: true,
+        until: Some(std::time::Instant::now() + ASSIST_BUDGET),
     };
     let mut current = None;
     for _ in 0..ASSIST_TURNS {
-        let upgrading = current
-            .as_ref()
-            .is_some_and(|s: &Arc<Service>| s.upgrade_pending.load(Ordering::Acquire));
-        if upgrading || scheduler.sleeping() < scheduler.workers || scheduler.is_stopped() {
+        let unfit = current.as_ref().is_some_and(|s: &Arc<Service>| {
+            s.upgrade_pending.load(Ordering::Acquire) || !s.assistable()
+        });
+        if unfit
+            || turn.out_of_time()
+            || scheduler.sleeping() < scheduler.workers
+            || scheduler.is_stopped()
+        {
             break;
         }
         current = dispatch_turn(node, current, &mut turn);
@@ -437,15 +464,62 @@ pub(crate) fn with_network_assist<R>(node: &Arc<NodeShared>, deliver: impl FnOnc
 }
 
 /// One turn: a batch of messages from `current` (or the next ready queue); returns the queue
-/// to continue with.
+/// to continue with. A panic in host code while serving the service ends that service as a
+/// fault and the worker goes on ([`contain_panic`]).
 fn dispatch_turn(
     node: &Arc<NodeShared>,
     current: Option<Arc<Service>>,
     turn: &mut Turn,
 ) -> Option<Arc<Service>> {
+    let service = current.or_else(|| node.scheduler.take(turn))?;
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serve_turn(node, &service, turn)
+    }));
+    match served {
+        Ok(next) => next,
+        Err(payload) => {
+            contain_panic(node, &service, turn, &*payload);
+            node.scheduler.take(turn)
+        }
+    }
+}
+
+/// After a panic while `service` was served: the service ends as a fault (its callers get
+/// errors, its queue is closed) and the log says so with its name. If the panic unwound
+/// through a lock of the node's shared state, that state may be half-changed: the node
+/// stops, saying why, instead of running on it.
+fn contain_panic(
+    node: &Arc<NodeShared>,
+    service: &Arc<Service>,
+    turn: &Turn,
+    payload: &(dyn std::any::Any + Send),
+) {
+    let shared_state_unknown = crate::sync::take_poisoned();
+    if !turn.assist {
+        node.monitor.leave(turn.worker);
+    }
+    let fault = crate::service::Fault(format!("host panic: {}", crate::sync::panic_text(payload)));
+    service.dispatching.store(0, Ordering::Release);
+    node.fault(service, &fault, "was being served when the host panicked");
+    node.finalize(service);
+    if shared_state_unknown {
+        node.fail(&format!(
+            "a host panic while serving {} left shared state unknown ({})",
+            service.handle(),
+            fault.0
+        ));
+    }
+}
+
+/// The body of [`dispatch_turn`] for the service it took.
+fn serve_turn(
+    node: &Arc<NodeShared>,
+    service: &Arc<Service>,
+    turn: &mut Turn,
+) -> Option<Arc<Service>> {
     let scheduler = &node.scheduler;
     let (worker, weight) = (turn.worker, turn.weight);
-    let service = current.or_else(|| scheduler.take(turn))?;
+    let service = service.clone();
     if service.starting.load(Ordering::Acquire) && service.is_alive() {
         node.run_deferred_start(&service);
     }
@@ -457,7 +531,7 @@ fn dispatch_turn(
         return scheduler.take(turn);
     }
     if service.pending_signal.load(Ordering::Acquire) != 0 {
-        if let Some(behavior) = lock(&service.slot).as_mut() {
+        if let Some(behavior) = crate::sync::lock_plain(&service.slot).as_mut() {
             deliver_signal(node, &service, behavior);
         }
         if !service.is_alive() {
@@ -481,7 +555,7 @@ fn dispatch_turn(
                 &format!("May overload, message queue length = {len}"),
             );
         }
-        dispatch_message(node, &service, message, worker);
+        dispatch_message(node, &service, message, worker, turn.assist);
         if let Some(slot) = scheduler.slots.get(worker) {
             let progress = slot.progress.load(Ordering::Relaxed);
             slot.progress
@@ -490,6 +564,9 @@ fn dispatch_turn(
         if !service.is_alive() {
             node.finalize(&service);
             return scheduler.take(turn);
+        }
+        if turn.out_of_time() || turn.assist && !service.assistable() {
+            break;
         }
         // An upgrade asked for meanwhile comes before the next message (on a worker).
         if service.upgrade_pending.load(Ordering::Acquire) {
@@ -524,14 +601,15 @@ fn dispatch_turn(
     }
 }
 
-/// Delivers one message to a service's instance.
+/// Delivers one message to a service's instance (`assisted`: on the network thread).
 fn dispatch_message(
     node: &Arc<NodeShared>,
     service: &Arc<Service>,
     message: Message,
     worker: usize,
+    assisted: bool,
 ) {
-    let mut slot = lock(&service.slot);
+    let mut slot = crate::sync::lock_plain(&service.slot);
     let Some(behavior) = slot.as_mut() else {
         return;
     };
@@ -549,8 +627,25 @@ fn dispatch_message(
     behavior.core().message_started_ns = started;
     let (ptype, source, session) = (message.ptype, message.source, message.session);
     // Frames the message writes to cluster connections go out together when it is done.
+    let assist_started = assisted.then(std::time::Instant::now);
     let (result, interrupted) =
         crate::cluster::batch_writes(|| service.run_call(|| behavior.dispatch(message)));
+    if let Some(took) = assist_started.map(|started| started.elapsed()) {
+        if took > ASSIST_BUDGET {
+            let overruns = service.assist_overruns.fetch_add(1, Ordering::Relaxed) + 1;
+            if overruns == ASSIST_STRIKES {
+                node.log(
+                    service.handle(),
+                    &format!(
+                        "{overruns} messages ran past the network thread's budget of {} us \
+                         there (the last: {} us): this service runs on the workers only now",
+                        ASSIST_BUDGET.as_micros(),
+                        took.as_micros()
+                    ),
+                );
+            }
+        }
+    }
     if let Some(started) = started {
         let spent = crate::clock::thread_cpu_ns().saturating_sub(started);
         service.stats.cpu_ns.fetch_add(spent, Ordering::Relaxed);
@@ -582,12 +677,7 @@ fn deliver_signal(node: &NodeShared, service: &Service, behavior: &mut Box<dyn B
 }
 
 /// Runs a service's signal entry, ending the service if it faults.
-pub(crate) fn run_signal(
-    node: &NodeShared,
-    service: &Service,
-    behavior: &mut Box<dyn Behavior>,
-    signal: i32,
-) {
+fn run_signal(node: &NodeShared, service: &Service, behavior: &mut Box<dyn Behavior>, signal: i32) {
     let (result, interrupted) = service.run_call(|| behavior.signal(signal));
     if let Err(fault) = result {
         let what = if interrupted {
@@ -602,7 +692,10 @@ pub(crate) fn run_signal(
 /// Dispatches everything left in a queue on the calling thread (used to flush the log
 /// service at shutdown).
 pub(crate) fn drain_queue(service: &Arc<Service>) {
-    let mut slot = lock(&service.slot);
+    // A worker abandoned at stop may hold it: then its queue is left.
+    let Ok(mut slot) = service.slot.try_lock() else {
+        return;
+    };
     if let Some(behavior) = slot.as_mut() {
         while let Some(message) = service.queue.pop() {
             if behavior.dispatch(message).is_err() {
@@ -657,7 +750,7 @@ mod tests {
     }
 
     #[test]
-    fn the_network_assist_runs_trusted_services_only_and_never_an_init() {
+    fn the_network_assist_runs_trusted_quick_services_only_and_never_an_init() {
         let config =
             NodeConfig::from_source("t", "thread = 2\ntenants = { rogue = { workers = 1 } }")
                 .unwrap();
@@ -670,16 +763,21 @@ mod tests {
         let untrusted = service(2, rogue);
         let starting = service(3, tenants.node().clone());
         starting.starting.store(true, Ordering::Release);
+        let slow = service(4, tenants.node().clone());
+        slow.assist_overruns
+            .store(ASSIST_STRIKES, Ordering::Relaxed);
         let mut turn = Turn {
             worker: scheduler.workers,
             weight: 0,
             streak: 0,
             held: None,
             assist: true,
+            until: None,
         };
         for (refused, what) in [
             (&untrusted, "an untrusted tenant's"),
             (&starting, "an init"),
+            (&slow, "a slow"),
         ] {
             ready_on_network_thread(&scheduler, refused);
             assert!(
@@ -687,8 +785,8 @@ mod tests {
                 "{what} service was taken"
             );
         }
-        // Both went to the workers instead.
-        assert_eq!(scheduler.ready_len(), 2);
+        // They went to the workers instead.
+        assert_eq!(scheduler.ready_len(), 3);
         ready_on_network_thread(&scheduler, &trusted);
         let taken = scheduler
             .take(&mut turn)
@@ -696,7 +794,7 @@ mod tests {
         assert!(Arc::ptr_eq(&taken, &trusted));
         assert_eq!(
             scheduler.ready_len(),
-            2,
+            3,
             "the assist takes from its slot only"
         );
     }

@@ -145,6 +145,9 @@ pub struct Service {
     pub(crate) upgrade: Mutex<Option<crate::upgrade::UpgradeRequest>>,
     /// Set while `upgrade` holds a request, so the message path checks an atomic.
     pub(crate) upgrade_pending: AtomicBool,
+    /// Its messages that ran past the network thread's assist budget there; at
+    /// [`crate::scheduler::ASSIST_STRIKES`] the network thread never runs it again.
+    pub(crate) assist_overruns: std::sync::atomic::AtomicU8,
     /// Its guest's log lines against the tenant's `log_rate`.
     log_budget: TokenBucket,
     /// Guest log lines dropped since the last one logged.
@@ -175,10 +178,16 @@ impl Service {
             never_started: AtomicBool::new(false),
             upgrade: Mutex::new(None),
             upgrade_pending: AtomicBool::new(false),
+            assist_overruns: std::sync::atomic::AtomicU8::new(0),
             log_budget: TokenBucket::new(tenant.spec.limits.log_rate),
             log_dropped: AtomicU64::new(0),
             tenant,
         }
+    }
+
+    /// False once it overran the network thread's assist budget too often.
+    pub(crate) fn assistable(&self) -> bool {
+        self.assist_overruns.load(Ordering::Relaxed) < crate::scheduler::ASSIST_STRIKES
     }
 
     /// The tenant it belongs to.

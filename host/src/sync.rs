@@ -1,22 +1,118 @@
-//! Small helpers over `std::sync` used across the host.
+//! Small helpers over `std::sync` used across the host, and the record of locks a panic
+//! left behind.
 //!
-//! A panic while a lock is held poisons it; the data behind every host lock stays consistent
-//! between statements (no multi-step invariants are left half-done across a call that can
-//! panic), so the host keeps going with the inner value instead of cascading the panic.
+//! A panic while a lock is held poisons it. The host keeps going with the inner value
+//! (`lock`, `read`, `write` ignore poisoning), but whoever catches the panic must know
+//! whether shared state may be half-changed: every guard these helpers hand out notes, when
+//! it is dropped by a panic unwinding, that this thread left a lock poisoned
+//! ([`take_poisoned`]). A lock whose data a panic cannot leave half-changed for anyone else
+//! — the instance slot of the service being run (discarded with the service), a condvar's
+//! `()` — is taken with [`lock_plain`] instead, which notes nothing.
 
+use std::cell::Cell;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+thread_local! {
+    static POISONED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A lock guard that notes a panic unwinding through it (see the module documentation).
+pub(crate) struct Watched<G>(G);
+
+impl<G: Deref> Deref for Watched<G> {
+    type Target = G::Target;
+
+    fn deref(&self) -> &G::Target {
+        &self.0
+    }
+}
+
+impl<G: DerefMut> DerefMut for Watched<G> {
+    fn deref_mut(&mut self) -> &mut G::Target {
+        &mut self.0
+    }
+}
+
+impl<G> Drop for Watched<G> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            POISONED.set(true);
+        }
+    }
+}
+
 /// Locks a mutex, ignoring poisoning.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> Watched<MutexGuard<'_, T>> {
+    Watched(mutex.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// Locks a mutex whose data a panic cannot leave half-changed for others (see the module
+/// documentation), ignoring poisoning and noting nothing.
+pub(crate) fn lock_plain<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Takes a read lock, ignoring poisoning.
-pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
+pub(crate) fn read<T>(lock: &RwLock<T>) -> Watched<RwLockReadGuard<'_, T>> {
+    Watched(lock.read().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// Takes a write lock, ignoring poisoning.
-pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(PoisonError::into_inner)
+pub(crate) fn write<T>(lock: &RwLock<T>) -> Watched<RwLockWriteGuard<'_, T>> {
+    Watched(lock.write().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// Whether a panic on this thread unwound through a lock since the last call (and clears
+/// the note).
+pub(crate) fn take_poisoned() -> bool {
+    POISONED.replace(false)
+}
+
+/// The text of a caught panic's payload.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    #[test]
+    fn a_panic_through_a_watched_lock_is_noted_once() {
+        let shared = Mutex::new(1);
+        let own = Mutex::new(2);
+        assert!(!take_poisoned());
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let _guard = lock_plain(&own);
+            panic!("in the service's own state");
+        }));
+        assert!(
+            !take_poisoned(),
+            "the service's own lock is not shared state"
+        );
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let _guard = lock(&shared);
+            panic!("in shared state");
+        }));
+        assert!(take_poisoned());
+        assert!(!take_poisoned(), "the note is cleared when read");
+        // The host goes on with the value.
+        assert_eq!(*lock(&shared), 1);
+    }
+
+    #[test]
+    fn panic_payloads_become_text() {
+        let caught = catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(panic_text(&*caught), "plain");
+        let caught = catch_unwind(|| panic!("formatted {}", 7)).unwrap_err();
+        assert_eq!(panic_text(&*caught), "formatted 7");
+    }
 }

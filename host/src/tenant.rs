@@ -67,6 +67,9 @@ pub struct Limits {
     pub mailbox_bytes: usize,
     /// Log lines per second of one service (with a burst of as many); 0 = unlimited.
     pub log_rate: u32,
+    /// Largest wasm module (file or text) the tenant may have compiled, in bytes: compiling
+    /// takes time in proportion to size, and nothing can interrupt it.
+    pub module_size: u64,
 }
 
 /// What a tenant is: its name, trust, limits and capabilities.
@@ -205,6 +208,7 @@ impl TenantSpec {
                 sockets: defaults.sockets.min(UNTRUSTED_SOCKETS),
                 mailbox_bytes: defaults.mailbox_bytes.min(UNTRUSTED_MAILBOX_BYTES),
                 log_rate: UNTRUSTED_LOG_RATE,
+                module_size: defaults.module_size.min(UNTRUSTED_MODULE_SIZE),
                 ..defaults.clone()
             },
             capabilities: Capabilities::NONE,
@@ -280,6 +284,8 @@ const UNTRUSTED_TIMERS: u32 = 100_000;
 const UNTRUSTED_SOCKETS: u32 = 1000;
 /// Default bytes waiting in one mailbox of an untrusted tenant's service.
 const UNTRUSTED_MAILBOX_BYTES: usize = 64 << 20;
+/// Largest module an untrusted tenant may have compiled by default: snlua is about 0.5 MiB.
+const UNTRUSTED_MODULE_SIZE: u64 = 16 << 20;
 /// Default log lines per second of an untrusted tenant's service.
 const UNTRUSTED_LOG_RATE: u32 = 100;
 
@@ -609,6 +615,7 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         "max_sockets" => limits.sockets = number(u64::from(u32::MAX))? as u32,
         "mailbox_bytes" => limits.mailbox_bytes = size()?.clamp(1, 1 << 40) as usize,
         "log_rate" => limits.log_rate = number(1_000_000)? as u32,
+        "module_size" => limits.module_size = size()?.max(1),
         "launch" => spec.launch = Some(list(value)),
         "getenv" => spec.getenv = Some(list(value)),
         "setenv" => spec.setenv = Some(list(value)),
@@ -621,7 +628,7 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         _ => {
             return Err(
                 "unknown tenant key (trusted, cpu, cpu_soft, memory, tenant_memory, mailbox, \
-                 message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, log_rate, launch, getenv, setenv, export, start, \
+                 message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, log_rate, module_size, launch, getenv, setenv, export, start, \
                  sockets, listen, connect, logon)"
                     .into(),
             )
@@ -649,6 +656,7 @@ mod tests {
             sockets: u32::MAX,
             mailbox_bytes: 1 << 30,
             log_rate: 0,
+            module_size: 64 << 20,
         }
     }
 

@@ -121,11 +121,12 @@ impl NodeShared {
     }
 
     fn upgrade(self: &Arc<Self>, service: &Arc<Service>, request: &UpgradeRequest) -> Outcome {
-        let kind = match self.modules.reload(&request.module) {
+        let limits = crate::module::LoadLimits::of(&service.tenant().spec.limits);
+        let kind = match self.modules.reload_for(&request.module, &limits) {
             Ok(kind) => kind,
             Err(e) => return Outcome::Failed(format!("the new code cannot be loaded: {e}")),
         };
-        let mut slot = lock(&service.slot);
+        let mut slot = crate::sync::lock_plain(&service.slot);
         let Some(running) = slot.as_mut() else {
             return Outcome::Failed("the service is not running".into());
         };

@@ -543,3 +543,35 @@ fn nodes_sharing_a_secret_talk_and_others_are_refused() {
     let why = failed(call(&mut c, d));
     assert!(why.contains("no handshake from the peer in time"), "{why}");
 }
+
+/// Guest code the network thread runs for a cluster request (its assist, while the workers
+/// sleep) may call WASI — a Lua `io.write` — and a handler that runs long there is run by
+/// the workers from then on, while every call keeps being answered.
+#[test]
+fn guest_code_on_the_network_thread_writes_and_is_held_to_its_budget() {
+    let (server_node, at) = server(0);
+    let (mut c, d) = client("", &[("db", s(&at))]);
+    for n in 0..50 {
+        let text = format!("written from a cluster request {n}");
+        assert_eq!(
+            ok(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("WRITE"), s(&text)])),
+            vec![Value::Boolean(true)]
+        );
+    }
+    server_node.wait_log("written from a cluster request 49");
+    for _ in 0..5 {
+        assert_eq!(
+            ok(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("SPIN"), i(3)])),
+            vec![Value::Boolean(true)]
+        );
+        assert_eq!(
+            ok(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO"), s("still")])),
+            vec![s("still")]
+        );
+    }
+    let log = server_node.log_text();
+    assert!(
+        log.matches("ran past the network thread's budget").count() <= 1,
+        "a service was run on the network thread after it was taken off it:\n{log}"
+    );
+}

@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod console;
 mod guests;
+mod hostile;
 mod launcher;
 mod lifecycle;
 mod lua;

@@ -1,7 +1,8 @@
 -- Cluster test (tests/blackbox/cluster.rs): the service other nodes call, registered as
 -- "@echo" and bound to ".echo". ECHO answers its arguments; FAIL raises; SLOW ti answers
 -- after ti centiseconds; HOLD i n answers once n of them wait, in reverse order of i;
--- BIG n answers a string of n bytes; SIZE s answers #s; NOTE n records one-way notes;
+-- BIG n answers a string of n bytes; SIZE s answers #s; WRITE text writes text to stdout
+-- (WASI, on whichever thread runs the message); SPIN cs keeps the CPU busy cs centiseconds; NOTE n records one-way notes;
 -- NOTES answers how many arrived and how many out of order; RELAY node address ... calls
 -- on to another node; HANDLE answers this service's address; LISTEN port opens the cluster
 -- on 127.0.0.1 and answers where. With the arguments "listen [port]" it also opens the
@@ -34,6 +35,19 @@ end
 
 function CMD.SIZE(s)
 	return #s
+end
+
+function CMD.WRITE(text)
+	io.write(text, "\n")
+	io.flush()
+	return true
+end
+
+function CMD.SPIN(cs)
+	local stop = skynet.now() + cs
+	while skynet.now() < stop do
+	end
+	return true
 end
 
 function CMD.NOTE(n)

@@ -61,9 +61,11 @@ fn allowed(caller: &Caller<'_, WasmState>) -> bool {
 /// The caller as the owner of a new socket.
 fn owner(caller: &Caller<'_, WasmState>) -> Owner {
     let core = &caller.data().core;
+    let tenant = core.service().tenant();
     Owner {
         handle: core.handle(),
-        quota: core.service().tenant().sockets.clone(),
+        quota: tenant.sockets.clone(),
+        may_resolve: tenant.is_trusted(),
     }
 }
 
@@ -240,12 +242,12 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             if let Err(code) = own_socket(&caller, id) {
                 return Ok(code);
             }
-            let result = caller
-                .data()
-                .core
+            let core = &caller.data().core;
+            let may_resolve = core.service().tenant().is_trusted();
+            let result = core
                 .node()
                 .sockets
-                .udp_connect(id, &host, port);
+                .udp_connect(id, &host, port, may_resolve);
             Ok(status(&mut caller, result))
         },
     )?;

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::sync::lock;
+use crate::sync::{lock, Watched};
 
 /// Held bytes past which an outbox writes at once.
 pub(crate) const HOLD_LIMIT: usize = 32 << 10;
@@ -156,7 +156,7 @@ impl Outbox {
     }
 
     /// Writes `bytes` to the socket, or queues what it does not take for the writer task.
-    fn write_now(&self, mut state: MutexGuard<'_, State>, bytes: Vec<u8>) -> bool {
+    fn write_now(&self, mut state: Watched<MutexGuard<'_, State>>, bytes: Vec<u8>) -> bool {
         let mut written = 0;
         if state.queue.is_empty() {
             loop {

@@ -92,6 +92,9 @@ pub struct Owner {
     pub handle: Handle,
     /// Its tenant's quota.
     pub quota: Arc<SocketQuota>,
+    /// Whether a host name is looked up for it (a blocking lookup on the calling thread, as
+    /// skynet does; trusted tenants). Otherwise only numeric addresses are taken.
+    pub may_resolve: bool,
 }
 
 /// Unsent bytes on a socket past which its owner gets a WARNING; the threshold then doubles.
@@ -245,6 +248,7 @@ impl SocketServer {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let thread = std::thread::Builder::new()
                 .name("skywasm-socket".into())
+                .stack_size(crate::node::WORKER_STACK)
                 .spawn(move || {
                     // Returns when told to stop (or when the server is dropped); dropping
                     // the runtime then ends every socket task and closes its socket.
@@ -308,7 +312,7 @@ impl SocketServer {
         let reactor = self.running()?;
         let ticket = owner.quota.take()?;
         let host = if host.is_empty() { "0.0.0.0" } else { host };
-        let address = resolve(host, port)?;
+        let address = resolve(host, port, owner.may_resolve)?;
         let _inside = reactor.handle.enter();
         let listener = bind(address, backlog)
             .map_err(|e| SocketError::Address(format!("listen {host}:{port}: {e}")))?;
@@ -370,7 +374,7 @@ impl SocketServer {
         let reactor = self.running()?;
         let ticket = owner.quota.take()?;
         let host = if host.is_empty() { "0.0.0.0" } else { host };
-        let address = resolve(host, port)?;
+        let address = resolve(host, port, owner.may_resolve)?;
         let _inside = reactor.handle.enter();
         let socket = std::net::UdpSocket::bind(address)
             .and_then(|s| {
@@ -398,9 +402,15 @@ impl SocketServer {
     /// # Errors
     /// [`SocketError::Unknown`]; [`SocketError::Address`] for an unresolvable address or
     /// a socket that is not UDP.
-    pub fn udp_connect(&self, id: i32, host: &str, port: u16) -> Result<(), SocketError> {
+    pub fn udp_connect(
+        &self,
+        id: i32,
+        host: &str,
+        port: u16,
+        may_resolve: bool,
+    ) -> Result<(), SocketError> {
         let entry = self.udp_entry(id)?;
-        let peer = resolve(host, port)?;
+        let peer = resolve(host, port, may_resolve)?;
         *lock(&entry.peer) = peer.to_string();
         self.tell(&entry, Control::Connect(peer))
     }
@@ -655,7 +665,22 @@ pub fn event(kind: u32, id: i32, ud: i32, payload: &[u8]) -> Vec<u8> {
     body
 }
 
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, SocketError> {
+/// The address `host:port` names. A numeric host (IPv4, IPv6, bracketed or not) is taken
+/// as it is, with no system call; a host name is looked up only when `may_resolve`.
+fn resolve(host: &str, port: u16, may_resolve: bool) -> Result<SocketAddr, SocketError> {
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    if !may_resolve {
+        return Err(SocketError::Address(format!(
+            "bad address {host}:{port}: host names are not looked up for untrusted tenants \
+             (a lookup would block a worker); give a numeric address"
+        )));
+    }
     (host, port)
         .to_socket_addrs()
         .map_err(|e| SocketError::Address(format!("bad address {host}:{port}: {e}")))?

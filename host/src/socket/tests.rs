@@ -42,6 +42,7 @@ fn owner(handle: u32) -> Owner {
     Owner {
         handle: Handle(handle),
         quota: SocketQuota::new(u32::MAX),
+        may_resolve: true,
     }
 }
 
@@ -276,7 +277,7 @@ fn udp_echo_over_ipv4_and_ipv6() {
         assert_eq!(&reply[..n], b"pong");
         let at = peer.local_addr().unwrap();
         server
-            .udp_connect(id, &at.ip().to_string(), at.port())
+            .udp_connect(id, &at.ip().to_string(), at.port(), false)
             .unwrap();
         server
             .send(id, false, Bytes::from_static(b"again"))
@@ -365,6 +366,7 @@ fn a_quota_caps_open_sockets_and_accepted_connections_count_against_the_listener
     let tenant = Owner {
         handle: Handle(5),
         quota: quota.clone(),
+        may_resolve: true,
     };
     let listener = server.listen(&tenant, "127.0.0.1", 0, 0).unwrap();
     let port = port_of(&server.local_address(listener).unwrap());
@@ -403,4 +405,18 @@ fn a_quota_caps_open_sockets_and_accepted_connections_count_against_the_listener
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(quota.open(), 1);
+}
+
+#[test]
+fn numeric_addresses_need_no_lookup_and_names_need_the_right_to_one() {
+    let v4 = resolve("127.0.0.1", 80, false).unwrap();
+    assert_eq!(v4.to_string(), "127.0.0.1:80");
+    assert_eq!(resolve("::1", 81, false).unwrap().to_string(), "[::1]:81");
+    assert_eq!(resolve("[::1]", 82, false).unwrap().to_string(), "[::1]:82");
+    let refused = resolve("localhost", 83, false).unwrap_err().to_string();
+    assert!(
+        refused.contains("host names are not looked up"),
+        "{refused}"
+    );
+    assert!(resolve("localhost", 84, true).is_ok());
 }

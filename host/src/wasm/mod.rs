@@ -8,23 +8,28 @@
 //! memory goes back to the pool.
 //!
 //! The Store's data ([`WasmState`]) holds the service's [`ServiceCore`], so host functions
-//! reach the node through it, and a lazily created WASI context (most services never touch
-//! WASI, and the context is the largest per-service allocation).
+//! reach the node through it, and its WASI standard streams (`wasi/`).
+//!
+//! CPU: every call into the guest runs under a CPU budget (`budget.rs`) of its tenant's
+//! `cpu_limit`; each epoch tick of running guest code charges one epoch period to it, and a
+//! call nested in another on the same thread (a `LAUNCH`'s init inside a message) shares the
+//! budget of the call around it.
 
+pub(crate) mod budget;
 pub(crate) mod prefault;
-mod wasi;
+pub(crate) mod wasi;
 
+use self::budget::{Budget, Exhausted};
+use self::wasi::{Stdio, WasiHost};
+use crate::module::{WasmModule, SIGNAL_EXPORT};
+use crate::mq::Message;
+use crate::node::LaunchError;
+use crate::service::{Behavior, Fault, SavedState, ServiceCore, Snapshot};
 use skywasm_abi::export;
 use wasmtime::{
     Instance, Memory, PoolConcurrencyLimitError, Store, TypedFunc, UpdateDeadline, WasmBacktrace,
     WasmParams, WasmResults,
 };
-use wasmtime_wasi::p1::WasiP1Ctx;
-
-use crate::module::{WasmModule, SIGNAL_EXPORT};
-use crate::mq::Message;
-use crate::node::LaunchError;
-use crate::service::{Behavior, Fault, SavedState, ServiceCore, Snapshot};
 
 /// The data of a service's Store.
 pub struct WasmState {
@@ -34,13 +39,14 @@ pub struct WasmState {
     pub(crate) memory: Option<Memory>,
     /// The guest's `skywasm_interrupt`, if it exports one.
     interrupt: Option<TypedFunc<(), ()>>,
-    wasi: Option<Box<WasiP1Ctx>>,
+    /// Its WASI standard streams.
+    stdio: Stdio,
     /// The directory of a Lua service found through a directory pattern (`load_source`
     /// searches it for modules before `lua_path`, as skynet's loader does).
     pub(crate) service_dir: Option<Box<str>>,
     /// The text of this service's last failed socket call (`socket_query(QUERY_ERROR)`).
     pub(crate) socket_error: Option<Box<str>>,
-    /// Epoch ticks the current call into the guest has run (the CPU limit counts them).
+    /// Epoch ticks the current call into the guest has run (for the soft CPU stage).
     ticks: u32,
     /// The node's epoch count when the current call began (how long it has run, for the
     /// CPU-limit log line).
@@ -126,7 +132,7 @@ impl Drop for MemoryLimiter {
 }
 
 /// Largest table of a guest (function references): far above what compiled code needs.
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 /// Epoch ticks (of [`crate::monitor::EPOCH_PERIOD`]) in `ms` milliseconds, rounded up.
 fn ticks_in(ms: u64) -> u32 {
@@ -134,14 +140,80 @@ fn ticks_in(ms: u64) -> u32 {
     u32::try_from(ms.div_ceil(period)).unwrap_or(u32::MAX)
 }
 
-impl WasmState {
-    /// The WASI context, created on first use (nothing preopened, no env, no args; stdout
-    /// and stderr go to the node's log).
-    pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
-        let core = &self.core;
-        self.wasi
-            .get_or_insert_with(|| Box::new(wasi::context(core.node(), core.handle())))
+impl WasiHost for WasmState {
+    fn stdio(&mut self) -> &mut Stdio {
+        &mut self.stdio
     }
+
+    fn memory_slot(&mut self) -> &mut Option<Memory> {
+        &mut self.memory
+    }
+
+    fn output_line(&mut self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        self.core.service().guest_log(self.core.node(), &text);
+    }
+
+    fn interruption(&self) -> Option<wasmtime::Error> {
+        let stopping = self.core.node().is_quitting();
+        (self.core.service().should_interrupt() || stopping).then(interrupted)
+    }
+
+    fn out_of_budget(&self, exhausted: Exhausted) -> wasmtime::Error {
+        let tenant = self.core.service().tenant();
+        let ran = self
+            .core
+            .node()
+            .monitor
+            .epochs()
+            .saturating_sub(self.call_epoch)
+            * crate::monitor::EPOCH_PERIOD.as_millis() as u64;
+        cpu_limit_error(tenant.spec.limits.cpu_ms, tenant.name(), exhausted, ran)
+    }
+
+    fn refused(&mut self, what: &str) {
+        let refused = self
+            .core
+            .service()
+            .stats
+            .refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if crate::node::worth_logging(refused) {
+            let tenant = self.core.service().tenant().name().to_string();
+            self.core.log(&format!(
+                "{what} (tenant `{tenant}`; {refused} refused so far)"
+            ));
+        }
+    }
+}
+
+/// The trap of a call stopped by `KILL`, `SIGNAL 0` or node stop.
+fn interrupted() -> wasmtime::Error {
+    wasmtime::Error::msg("interrupted (killed, signalled or the node is stopping)")
+}
+
+/// The trap of a call that ran out of CPU.
+pub(crate) fn cpu_limit_error(
+    cpu_ms: u64,
+    tenant: &str,
+    exhausted: Exhausted,
+    ran_ms: u64,
+) -> wasmtime::Error {
+    let which = match exhausted {
+        Exhausted::Own => format!("the CPU limit of {cpu_ms} ms per message of tenant `{tenant}`"),
+        Exhausted::Outer => {
+            "the CPU limit left to the call it runs inside (a launch within a message)".into()
+        }
+    };
+    wasmtime::Error::msg(format!(
+        "ran past {which} (maybe in an endless loop; stopped after {ran_ms} ms)"
+    ))
+}
+
+/// The CPU limit of one call into the guests of `tenant`.
+fn cpu_limit(tenant: &crate::tenant::Tenant) -> std::time::Duration {
+    std::time::Duration::from_millis(tenant.spec.limits.cpu_ms)
 }
 
 /// A running wasm service.
@@ -205,7 +277,7 @@ impl WasmService {
                 core,
                 memory: None,
                 interrupt: None,
-                wasi: None,
+                stdio: Stdio::default(),
                 service_dir: None,
                 socket_error: None,
                 ticks: 0,
@@ -215,34 +287,21 @@ impl WasmService {
             },
         );
         store.limiter(|state| &mut state.limiter);
-        let limits = &tenant.spec.limits;
-        let (hard, soft) = (ticks_in(limits.cpu_ms), ticks_in(limits.cpu_soft_ms));
-        let (cpu_ms, tenant_name) = (limits.cpu_ms, tenant.name().to_string());
+        let soft = ticks_in(tenant.spec.limits.cpu_soft_ms);
         // Every epoch tick (10 ms) while guest code runs, check whether the running call
         // was interrupted (KILL, SIGNAL 0) or the node is stopping, and stop it if so; a
         // guest with `skywasm_interrupt` is told of SIGNAL 0 instead, at this safe point.
         let interrupted = service.clone();
         store.epoch_deadline_callback(move |mut ctx| {
-            let node = node.upgrade();
-            let stopping = node.as_ref().is_none_or(|node| node.is_quitting());
-            if interrupted.should_interrupt() || stopping {
-                return Err(wasmtime::Error::msg(
-                    "interrupted (killed, signalled or the node is stopping)",
-                ));
-            }
             let state = ctx.data_mut();
-            state.ticks = state.ticks.saturating_add(1);
-            let ticks = state.ticks;
-            if ticks > hard {
-                let ran = node.map_or(0, |node| {
-                    node.monitor.epochs().saturating_sub(state.call_epoch)
-                }) * crate::monitor::EPOCH_PERIOD.as_millis() as u64;
-                return Err(wasmtime::Error::msg(format!(
-                    "ran past the CPU limit of {cpu_ms} ms per message of tenant `{tenant_name}` \
-                     (maybe in an endless loop; stopped after {ran} ms)"
-                )));
+            if let Some(stop) = state.interruption() {
+                return Err(stop);
             }
-            let soft_limit = soft > 0 && ticks == soft.saturating_add(1);
+            if let Err(exhausted) = Budget::charge(crate::monitor::EPOCH_PERIOD) {
+                return Err(state.out_of_budget(exhausted));
+            }
+            state.ticks = state.ticks.saturating_add(1);
+            let soft_limit = soft > 0 && state.ticks == soft.saturating_add(1);
             if soft_limit {
                 interrupted
                     .interrupt_reason
@@ -264,6 +323,10 @@ impl WasmService {
             }
             Ok(UpdateDeadline::Continue(1))
         });
+        // The whole start (instantiation with its start function, `_initialize`, restore,
+        // init) is one call under the CPU limit.
+        let _budget = Budget::enter(cpu_limit(&tenant));
+        store.data_mut().call_epoch = store.data().core.node().monitor.epochs();
         store.set_epoch_deadline(1);
         let instance = module.pre.instantiate(&mut store).map_err(|e| {
             if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
@@ -309,6 +372,7 @@ impl WasmService {
         }
         if module.has_initialize {
             let initialize: TypedFunc<(), ()> = get(&instance, &mut store, export::INITIALIZE)?;
+            store.data_mut().ticks = 0;
             let (result, _) = service.run_call(|| initialize.call(&mut store, ()));
             result.map_err(|e| init_error(export::INITIALIZE, e))?;
         }
@@ -377,12 +441,20 @@ impl WasmService {
         Ok(Started { service, restored })
     }
 
-    /// Starts the CPU count of a new call into the guest.
+    /// Starts the epoch count of a new call into the guest (the soft CPU stage, and how
+    /// long the call ran for the CPU-limit log line).
     fn arm(&mut self) {
         let state = self.store.data_mut();
         state.ticks = 0;
         state.call_epoch = state.core.node().monitor.epochs();
         self.store.set_epoch_deadline(1);
+    }
+
+    /// Starts a call into the guest: armed, and under the tenant's CPU limit while the
+    /// returned budget lives.
+    fn enter(&mut self) -> Budget {
+        self.arm();
+        Budget::enter(cpu_limit(self.store.data().core.service().tenant()))
     }
 
     /// Copies bytes into guest memory obtained from `skywasm_alloc`; empty input is (0, 0).
@@ -416,7 +488,7 @@ impl Behavior for WasmService {
     }
 
     fn dispatch(&mut self, message: Message) -> Result<(), Fault> {
-        self.arm();
+        let _budget = self.enter();
         let (ptr, len) = self.place(&message.data)?;
         let args = (
             message.ptype as u32,
@@ -434,7 +506,7 @@ impl Behavior for WasmService {
         let Some(func) = self.signal.clone() else {
             return Ok(());
         };
-        self.arm();
+        let _budget = self.enter();
         func.call(&mut self.store, signal)
             .map_err(|e| Fault(describe_trap(SIGNAL_EXPORT, &e)))
     }
@@ -447,13 +519,23 @@ impl Behavior for WasmService {
         let Some(func) = self.snapshot.clone() else {
             return Ok(Snapshot::Unsupported);
         };
-        self.arm();
+        let _budget = self.enter();
         self.store.data_mut().snapshot = Some(None);
         let result = func.call(&mut self.store, ());
         let handed = self.store.data_mut().snapshot.take().flatten();
         match result.map_err(|e| Fault(describe_trap(export::SNAPSHOT, &e)))? {
             0 => Ok(handed.map_or(Snapshot::Empty, Snapshot::State)),
             code => Ok(Snapshot::Refused(code)),
+        }
+    }
+}
+
+impl Drop for WasmService {
+    fn drop(&mut self) {
+        let state = self.store.data_mut();
+        let rest = state.stdio.take_rest();
+        if !rest.is_empty() {
+            state.output_line(&rest);
         }
     }
 }

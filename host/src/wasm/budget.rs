@@ -1,0 +1,181 @@
+//! The CPU budget of the guest work a thread runs for one outermost call.
+//!
+//! A call into a guest (init, message, signal, snapshot) may enter a second store on the
+//! same thread — a `LAUNCH` runs the new service's init inside the launching message — and
+//! that nested work must not get a fresh budget: one message could otherwise hold its worker
+//! for its CPU limit once per nesting level. So the count lives here, per thread: the
+//! outermost call starts it at zero with its own limit; a nested call keeps counting on the
+//! same total and may use at most its own limit *and* no more than what the calls around it
+//! have left. Whatever charges time — the epoch callback for running guest code (one
+//! [`crate::monitor::EPOCH_PERIOD`] per tick), a host function that waited — adds to it.
+//!
+//! Invariant: entries and exits nest (each [`Budget::enter`] returns a guard that restores
+//! the outer state when dropped), so the count of an outer call includes all its nested
+//! work when it resumes.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+thread_local! {
+    static CURRENT: Cell<Frame> = const { Cell::new(Frame::IDLE) };
+}
+
+/// The state of the innermost guest call running on this thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Frame {
+    /// Nesting depth; 0 = no guest call runs on this thread.
+    depth: u32,
+    /// Microseconds charged since the outermost call began.
+    used_us: u64,
+    /// Where the innermost call must stop, in the same count.
+    limit_us: u64,
+    /// Whether `limit_us` is that call's own limit rather than one inherited from a call
+    /// around it (for the message saying which ran out).
+    own_limit: bool,
+}
+
+impl Frame {
+    const IDLE: Frame = Frame {
+        depth: 0,
+        used_us: 0,
+        limit_us: u64::MAX,
+        own_limit: true,
+    };
+}
+
+/// Restores the budget of the calls around a guest call when it ends.
+#[must_use = "the budget applies while the guard lives"]
+pub(crate) struct Budget {
+    outer: Frame,
+}
+
+/// Which limit a call ran out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exhausted {
+    /// Its own CPU limit.
+    Own,
+    /// What the call that (directly or not) started it had left.
+    Outer,
+}
+
+impl Budget {
+    /// Starts a guest call whose own CPU limit is `limit`; nested in a running call, it
+    /// gets the smaller of that and what the running call has left.
+    pub(crate) fn enter(limit: Duration) -> Budget {
+        let own = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
+        let outer = CURRENT.get();
+        let inner = if outer.depth == 0 {
+            Frame {
+                depth: 1,
+                used_us: 0,
+                limit_us: own,
+                own_limit: true,
+            }
+        } else {
+            let mine = outer.used_us.saturating_add(own);
+            Frame {
+                depth: outer.depth + 1,
+                used_us: outer.used_us,
+                limit_us: mine.min(outer.limit_us),
+                own_limit: mine <= outer.limit_us,
+            }
+        };
+        CURRENT.set(inner);
+        Budget { outer }
+    }
+
+    /// Charges `spent` to the running call; the limit it ran out of, if it did.
+    pub(crate) fn charge(spent: Duration) -> Result<(), Exhausted> {
+        let mut frame = CURRENT.get();
+        if frame.depth == 0 {
+            return Ok(());
+        }
+        let spent = u64::try_from(spent.as_micros()).unwrap_or(u64::MAX);
+        frame.used_us = frame.used_us.saturating_add(spent);
+        CURRENT.set(frame);
+        if frame.used_us <= frame.limit_us {
+            Ok(())
+        } else if frame.own_limit {
+            Err(Exhausted::Own)
+        } else {
+            Err(Exhausted::Outer)
+        }
+    }
+
+    /// What the running call may still spend (unbounded outside any call).
+    pub(crate) fn left() -> Duration {
+        let frame = CURRENT.get();
+        if frame.depth == 0 {
+            return Duration::MAX;
+        }
+        Duration::from_micros(frame.limit_us.saturating_sub(frame.used_us))
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        let inner = CURRENT.get();
+        let restored = if self.outer.depth == 0 {
+            Frame::IDLE
+        } else {
+            // The outer call resumes with everything its nested work spent.
+            Frame {
+                used_us: inner.used_us,
+                ..self.outer
+            }
+        };
+        CURRENT.set(restored);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_call_runs_out_of_its_own_limit() {
+        let _call = Budget::enter(100 * MS);
+        assert_eq!(Budget::charge(60 * MS), Ok(()));
+        assert_eq!(Budget::left(), 40 * MS);
+        assert_eq!(Budget::charge(40 * MS), Ok(()));
+        assert_eq!(Budget::charge(MS), Err(Exhausted::Own));
+    }
+
+    #[test]
+    fn nested_calls_share_the_outer_budget() {
+        let outer = Budget::enter(100 * MS);
+        Budget::charge(70 * MS).unwrap();
+        {
+            // Its own limit would be 1 s; the launching message has 30 ms left.
+            let _inner = Budget::enter(1000 * MS);
+            assert_eq!(Budget::left(), 30 * MS);
+            assert_eq!(Budget::charge(31 * MS), Err(Exhausted::Outer));
+        }
+        // The outer call resumes with what the nested one spent: it is out, too.
+        assert_eq!(Budget::charge(Duration::ZERO), Err(Exhausted::Own));
+        drop(outer);
+        assert_eq!(Budget::left(), Duration::MAX);
+        // Outside any call nothing is counted.
+        assert_eq!(Budget::charge(1000 * MS), Ok(()));
+    }
+
+    #[test]
+    fn a_nested_call_with_a_smaller_limit_runs_out_of_its_own() {
+        let _outer = Budget::enter(1000 * MS);
+        let _inner = Budget::enter(10 * MS);
+        assert_eq!(Budget::left(), 10 * MS);
+        assert_eq!(Budget::charge(11 * MS), Err(Exhausted::Own));
+    }
+
+    #[test]
+    fn a_new_outermost_call_starts_from_zero() {
+        {
+            let _first = Budget::enter(10 * MS);
+            let _ = Budget::charge(50 * MS);
+        }
+        let _second = Budget::enter(10 * MS);
+        assert_eq!(Budget::left(), 10 * MS);
+    }
+}

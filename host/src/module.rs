@@ -540,6 +540,92 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b), "two compilations of one module");
     }
 
+    /// A registry for tests, and a thread advancing its engine's epoch every 10 ms as the
+    /// node's monitor does (pre-initialization counts CPU in epoch ticks).
+    fn ticking_registry() -> (Arc<ModuleRegistry>, Arc<AtomicBool>) {
+        let config = NodeConfig::from_source(
+            "t",
+            "wasm_cache = false\nwasm_max_services = 4\nwasm_memory = '1M'",
+        )
+        .unwrap();
+        let registry = Arc::new(ModuleRegistry::new(&config).unwrap());
+        let done = Arc::new(AtomicBool::new(false));
+        let (ticking, finished) = (registry.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !finished.load(Ordering::Acquire) {
+                std::thread::sleep(crate::monitor::EPOCH_PERIOD);
+                ticking.engine().increment_epoch();
+            }
+        });
+        (registry, done)
+    }
+
+    const LOOPING_PREINIT: &str = r#"(module (memory (export "memory") 1)
+        (func (export "skywasm_preinit") (loop $l (br $l)))
+        (func (export "skywasm_alloc") (param i32) (result i32) (i32.const 0))
+        (func (export "skywasm_init") (param i32 i32) (result i32) (i32.const 0))
+        (func (export "skywasm_dispatch") (param i32 i32 i32 i32 i32)))"#;
+
+    #[test]
+    fn a_module_over_the_size_limit_is_refused_before_it_is_compiled() {
+        let (registry, done) = ticking_registry();
+        let echo = include_str!("../../tests/wat/echo.wat");
+        registry.provide("echo", echo.as_bytes().to_vec());
+        let limits = LoadLimits {
+            module_size: echo.len() as u64 - 1,
+            cpu_ms: 1000,
+            memory: 1 << 20,
+        };
+        match registry.resolve_for("echo", &limits) {
+            Err(LaunchError::Limit(why)) => assert!(why.contains("module_size"), "{why}"),
+            _ => panic!("a module over the limit was loaded"),
+        }
+        let fits = LoadLimits {
+            module_size: echo.len() as u64,
+            ..limits
+        };
+        assert!(registry.resolve_for("echo", &fits).is_ok());
+        // Once loaded, it is still refused to a tenant whose limit it passes.
+        assert!(matches!(
+            registry.resolve_for("echo", &limits),
+            Err(LaunchError::Limit(_))
+        ));
+        done.store(true, Ordering::Release);
+    }
+
+    #[test]
+    fn pre_initialization_ends_at_its_cpu_limit_and_at_stop() {
+        let (registry, done) = ticking_registry();
+        registry.provide("spin", LOOPING_PREINIT.as_bytes().to_vec());
+        let limits = LoadLimits {
+            module_size: 1 << 20,
+            cpu_ms: 50,
+            memory: 1 << 20,
+        };
+        match registry.resolve_for("spin", &limits) {
+            Err(LaunchError::Invalid(_, why)) => {
+                assert!(why.contains("ran past its CPU limit of 50 ms"), "{why}")
+            }
+            _ => panic!("a looping pre-initialization finished"),
+        }
+        let forever = LoadLimits {
+            cpu_ms: 3_600_000,
+            ..limits
+        };
+        let stopper = registry.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            stopper.stop();
+        });
+        match registry.resolve_for("spin", &forever) {
+            Err(LaunchError::Invalid(_, why)) => {
+                assert!(why.contains("the node is stopping"), "{why}")
+            }
+            _ => panic!("a looping pre-initialization finished"),
+        }
+        done.store(true, Ordering::Release);
+    }
+
     #[test]
     fn module_names_cannot_escape_the_search_path() {
         for good in ["main", "pong", "my-svc_2", "game/room", "a.b"] {

@@ -9,6 +9,11 @@
 //! push that flips the flag (it returns [`Push::Ready`]) puts the queue into the global queue.
 //!
 //! Nothing here knows about wasm or tokio; the module is tested on its own.
+//!
+//! Locks: every critical section here is straight-line queue bookkeeping that calls out to
+//! nothing and cannot panic (the queues are bounded far below a `VecDeque`'s capacity), so
+//! no panic can unwind through one of these locks and leave a queue half-changed. They are
+//! taken with `lock_plain`, which spares the message path the watch of `crate::sync`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +21,7 @@ use std::sync::Mutex;
 
 use skywasm_abi::Handle;
 
-use crate::sync::lock;
+use crate::sync::lock_plain as lock;
 
 /// First queue length that logs an overload warning (skynet's `MQ_OVERLOAD`).
 pub const OVERLOAD_THRESHOLD: usize = 1024;

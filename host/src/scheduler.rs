@@ -476,12 +476,28 @@ fn dispatch_turn(
         serve_turn(node, &service, turn)
     }));
     match served {
-        Ok(next) => next,
+        Ok(Turned::Again) => Some(service),
+        Ok(Turned::Done(next)) => next,
+        Ok(Turned::Requeue(next)) => {
+            node.scheduler.push_global(service);
+            next
+        }
         Err(payload) => {
             contain_panic(node, &service, turn, &*payload);
             node.scheduler.take(turn)
         }
     }
+}
+
+/// How a turn left its service (so the turn borrows the service, and the owner moves it
+/// on without touching its reference count).
+enum Turned {
+    /// The worker carries on with it.
+    Again,
+    /// It left the worker (empty, ended or handed on); the worker goes on with this.
+    Done(Option<Arc<Service>>),
+    /// It goes back to the global queue; the worker goes on with this.
+    Requeue(Option<Arc<Service>>),
 }
 
 /// After a panic while `service` was served: the service ends as a fault (its callers get
@@ -512,39 +528,34 @@ fn contain_panic(
 }
 
 /// The body of [`dispatch_turn`] for the service it took.
-fn serve_turn(
-    node: &Arc<NodeShared>,
-    service: &Arc<Service>,
-    turn: &mut Turn,
-) -> Option<Arc<Service>> {
+fn serve_turn(node: &Arc<NodeShared>, service: &Arc<Service>, turn: &mut Turn) -> Turned {
     let scheduler = &node.scheduler;
     let (worker, weight) = (turn.worker, turn.weight);
-    let service = service.clone();
     if service.starting.load(Ordering::Acquire) && service.is_alive() {
-        node.run_deferred_start(&service);
+        node.run_deferred_start(service);
     }
     if service.upgrade_pending.load(Ordering::Acquire) && service.is_alive() {
-        node.run_upgrade(&service);
+        node.run_upgrade(service);
     }
     if !service.is_alive() {
-        node.finalize(&service);
-        return scheduler.take(turn);
+        node.finalize(service);
+        return Turned::Done(scheduler.take(turn));
     }
     if service.pending_signal.load(Ordering::Acquire) != 0 {
         if let Some(behavior) = crate::sync::lock_plain(&service.slot).as_mut() {
-            deliver_signal(node, &service, behavior);
+            deliver_signal(node, service, behavior);
         }
         if !service.is_alive() {
-            node.finalize(&service);
-            return scheduler.take(turn);
+            node.finalize(service);
+            return Turned::Done(scheduler.take(turn));
         }
     }
     let mut batch = 1;
     let mut done = 0;
     while done < batch {
         let Some(message) = service.queue.pop() else {
-            scheduler.reschedule_if_owed(&service);
-            return scheduler.take(turn);
+            scheduler.reschedule_if_owed(service);
+            return Turned::Done(scheduler.take(turn));
         };
         if done == 0 {
             batch = batch_size(weight, service.queue.len(), turn.assist);
@@ -555,15 +566,15 @@ fn serve_turn(
                 &format!("May overload, message queue length = {len}"),
             );
         }
-        dispatch_message(node, &service, message, worker, turn.assist);
+        dispatch_message(node, service, message, worker, turn.assist);
         if let Some(slot) = scheduler.slots.get(worker) {
             let progress = slot.progress.load(Ordering::Relaxed);
             slot.progress
                 .store(progress.wrapping_add(1), Ordering::Relaxed);
         }
         if !service.is_alive() {
-            node.finalize(&service);
-            return scheduler.take(turn);
+            node.finalize(service);
+            return Turned::Done(scheduler.take(turn));
         }
         if turn.out_of_time() || turn.assist && !service.assistable() {
             break;
@@ -573,31 +584,25 @@ fn serve_turn(
             if turn.assist {
                 break;
             }
-            node.run_upgrade(&service);
+            node.run_upgrade(service);
             if !service.is_alive() {
-                node.finalize(&service);
-                return scheduler.take(turn);
+                node.finalize(service);
+                return Turned::Done(scheduler.take(turn));
             }
         }
         done += 1;
     }
     // An emptied queue leaves global now rather than bouncing through the global queue.
     if service.queue.release_if_empty() {
-        scheduler.reschedule_if_owed(&service);
-        return scheduler.take(turn);
+        scheduler.reschedule_if_owed(service);
+        return Turned::Done(scheduler.take(turn));
     }
     match scheduler.take(turn) {
-        Some(next) => {
-            scheduler.push_global(service);
-            Some(next)
-        }
+        Some(next) => Turned::Requeue(Some(next)),
         // Nothing else is ready: carry on with this one if its tenant still has room (the
         // take gave back what the worker held).
-        None if scheduler.hold(turn, service.class()) => Some(service),
-        None => {
-            scheduler.push_global(service);
-            None
-        }
+        None if scheduler.hold(turn, service.class()) => Turned::Again,
+        None => Turned::Requeue(None),
     }
 }
 

@@ -23,18 +23,22 @@ pub(crate) struct Watched<G>(G);
 impl<G: Deref> Deref for Watched<G> {
     type Target = G::Target;
 
+    #[inline]
     fn deref(&self) -> &G::Target {
         &self.0
     }
 }
 
 impl<G: DerefMut> DerefMut for Watched<G> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut G::Target {
         &mut self.0
     }
 }
 
 impl<G> Drop for Watched<G> {
+    // Every lock of the message path ends here: keep it as cheap as the guard's own drop.
+    #[inline(always)]
     fn drop(&mut self) {
         if std::thread::panicking() {
             POISONED.set(true);
@@ -43,6 +47,7 @@ impl<G> Drop for Watched<G> {
 }
 
 /// Locks a mutex, ignoring poisoning.
+#[inline]
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> Watched<MutexGuard<'_, T>> {
     Watched(mutex.lock().unwrap_or_else(PoisonError::into_inner))
 }
@@ -54,11 +59,13 @@ pub(crate) fn lock_plain<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Takes a read lock, ignoring poisoning.
+#[inline]
 pub(crate) fn read<T>(lock: &RwLock<T>) -> Watched<RwLockReadGuard<'_, T>> {
     Watched(lock.read().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// Takes a write lock, ignoring poisoning.
+#[inline]
 pub(crate) fn write<T>(lock: &RwLock<T>) -> Watched<RwLockWriteGuard<'_, T>> {
     Watched(lock.write().unwrap_or_else(PoisonError::into_inner))
 }

@@ -61,8 +61,9 @@ pub(crate) enum Exhausted {
 impl Budget {
     /// Starts a guest call whose own CPU limit is `limit`; nested in a running call, it
     /// gets the smaller of that and what the running call has left.
+    #[inline]
     pub(crate) fn enter(limit: Duration) -> Budget {
-        let own = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
+        let own = micros(limit);
         let outer = CURRENT.get();
         let inner = if outer.depth == 0 {
             Frame {
@@ -90,7 +91,7 @@ impl Budget {
         if frame.depth == 0 {
             return Ok(());
         }
-        let spent = u64::try_from(spent.as_micros()).unwrap_or(u64::MAX);
+        let spent = micros(spent);
         frame.used_us = frame.used_us.saturating_add(spent);
         CURRENT.set(frame);
         if frame.used_us <= frame.limit_us {
@@ -112,7 +113,15 @@ impl Budget {
     }
 }
 
+/// Whole microseconds in `d`, without 128-bit arithmetic (this runs for every message).
+fn micros(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(d.subsec_micros()))
+}
+
 impl Drop for Budget {
+    #[inline]
     fn drop(&mut self) {
         let inner = CURRENT.get();
         let restored = if self.outer.depth == 0 {

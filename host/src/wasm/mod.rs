@@ -19,17 +19,18 @@ pub(crate) mod budget;
 pub(crate) mod prefault;
 pub(crate) mod wasi;
 
+use skywasm_abi::export;
+use wasmtime::{
+    Instance, Memory, PoolConcurrencyLimitError, Store, TypedFunc, UpdateDeadline, WasmBacktrace,
+    WasmParams, WasmResults,
+};
+
 use self::budget::{Budget, Exhausted};
 use self::wasi::{Stdio, WasiHost};
 use crate::module::{WasmModule, SIGNAL_EXPORT};
 use crate::mq::Message;
 use crate::node::LaunchError;
 use crate::service::{Behavior, Fault, SavedState, ServiceCore, Snapshot};
-use skywasm_abi::export;
-use wasmtime::{
-    Instance, Memory, PoolConcurrencyLimitError, Store, TypedFunc, UpdateDeadline, WasmBacktrace,
-    WasmParams, WasmResults,
-};
 
 /// The data of a service's Store.
 pub struct WasmState {
@@ -225,6 +226,8 @@ pub struct WasmService {
     signal: Option<TypedFunc<i32, ()>>,
     /// `skywasm_snapshot`, when exported.
     snapshot: Option<TypedFunc<(), i32>>,
+    /// The CPU limit of one call into it (its tenant's).
+    cpu_limit: std::time::Duration,
 }
 
 /// How a wasm service started.
@@ -393,6 +396,7 @@ impl WasmService {
             dispatch,
             signal,
             snapshot,
+            cpu_limit: cpu_limit(&tenant),
         };
         let restored = match (restore, state) {
             (Some(restore), Some(state)) => {
@@ -454,7 +458,7 @@ impl WasmService {
     /// returned budget lives.
     fn enter(&mut self) -> Budget {
         self.arm();
-        Budget::enter(cpu_limit(self.store.data().core.service().tenant()))
+        Budget::enter(self.cpu_limit)
     }
 
     /// Copies bytes into guest memory obtained from `skywasm_alloc`; empty input is (0, 0).

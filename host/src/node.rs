@@ -727,9 +727,7 @@ impl NodeShared {
             }
             return true;
         }
-        service
-            .pending_signal
-            .store(i64::from(signal) + 1, Ordering::Release);
+        service.post_signal(signal);
         if service.queue.schedule() {
             self.scheduler.ready(service);
         }
@@ -1074,7 +1072,16 @@ impl Node {
         for thread in self.background.drain(..) {
             let _ = thread.join();
         }
-        shared.sockets.stop();
+        if !shared.sockets.stop_within(Some(STOP_GRACE)) {
+            shared.log(
+                Handle::NONE,
+                &format!(
+                    "node stop: the network thread did not stop within {} s; abandoned",
+                    STOP_GRACE.as_secs()
+                ),
+            );
+            abandoned.push("the network thread".to_string());
+        }
         shared.scheduler.drain();
         let logger = Handle(shared.logger.load(Ordering::Acquire));
         let services = shared.handles.retire_all();

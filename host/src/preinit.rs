@@ -45,6 +45,8 @@ struct PreinitState {
     stdio: Stdio,
     memory: Option<Memory>,
     limits: PreinitLimits,
+    /// Requests refused so far (their log lines are thinned out).
+    refusals: u64,
 }
 
 impl WasiHost for PreinitState {
@@ -65,15 +67,27 @@ impl WasiHost for PreinitState {
             .then(|| wasmtime::Error::msg("interrupted: the node is stopping"))
     }
 
-    fn out_of_budget(&self, _: Exhausted) -> wasmtime::Error {
-        wasmtime::Error::msg(format!(
-            "ran past its CPU limit of {} ms (maybe in an endless loop)",
-            self.limits.cpu.as_millis()
-        ))
+    fn out_of_budget(&self, exhausted: Exhausted) -> wasmtime::Error {
+        match exhausted {
+            Exhausted::Own => wasmtime::Error::msg(format!(
+                "ran past its CPU limit of {} ms (maybe in an endless loop)",
+                self.limits.cpu.as_millis()
+            )),
+            Exhausted::Outer => wasmtime::Error::msg(
+                "ran past the CPU limit left to the launch that asked for it (maybe in an \
+                 endless loop)",
+            ),
+        }
     }
 
     fn refused(&mut self, what: &str) {
-        tracing::warn!("pre-initialization: {what}");
+        self.refusals += 1;
+        if crate::node::worth_logging(self.refusals) {
+            tracing::warn!(
+                "pre-initialization: {what} ({} refused so far)",
+                self.refusals
+            );
+        }
     }
 }
 
@@ -150,6 +164,7 @@ pub fn preinitialize(
             stdio: Stdio::default(),
             memory: None,
             limits: limits.clone(),
+            refusals: 0,
         },
     );
     store.limiter(|state| state);
@@ -158,7 +173,7 @@ pub fn preinitialize(
         if let Some(stop) = state.interruption() {
             return Err(stop);
         }
-        Budget::charge(crate::monitor::EPOCH_PERIOD).map_err(|e| state.out_of_budget(e))?;
+        Budget::tick(crate::monitor::EPOCH_PERIOD).map_err(|e| state.out_of_budget(e))?;
         Ok(UpdateDeadline::Continue(1))
     });
     store.set_epoch_deadline(1);

@@ -669,16 +669,16 @@ fn dispatch_message(
     deliver_signal(node, service, behavior);
 }
 
-/// Delivers a `SIGNAL` that arrived while the service was busy, if any.
+/// Delivers a stored `SIGNAL`, if any.
 fn deliver_signal(node: &NodeShared, service: &Service, behavior: &mut Box<dyn Behavior>) {
     if service.pending_signal.load(Ordering::Acquire) == 0 {
         return;
     }
-    let signal = (service.pending_signal.swap(0, Ordering::AcqRel) - 1) as i32;
-    if signal < 0 || !service.is_alive() {
-        return;
+    if let Some(signal) = service.take_signal() {
+        if service.is_alive() {
+            run_signal(node, service, behavior, signal);
+        }
     }
-    run_signal(node, service, behavior, signal);
 }
 
 /// Runs a service's signal entry, ending the service if it faults.

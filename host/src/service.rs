@@ -128,7 +128,7 @@ pub struct Service {
     pub(crate) message_log: Mutex<Option<std::fs::File>>,
     /// Whether `message_log` is open, so the message path checks an atomic, not a lock.
     pub(crate) message_log_on: AtomicBool,
-    /// A `SIGNAL` that arrived while a message ran (0 = none; stored as signal + 1).
+    /// A `SIGNAL` not delivered yet (0 = none; see [`Service::post_signal`]).
     pub(crate) pending_signal: std::sync::atomic::AtomicI64,
     /// The tenant it belongs to.
     tenant: Arc<Tenant>,
@@ -188,6 +188,21 @@ impl Service {
     /// False once it overran the network thread's assist budget too often.
     pub(crate) fn assistable(&self) -> bool {
         self.assist_overruns.load(Ordering::Relaxed) < crate::scheduler::ASSIST_STRIKES
+    }
+
+    /// Stores `signal` for a worker to deliver; it replaces one not delivered yet.
+    pub(crate) fn post_signal(&self, signal: i32) {
+        // Every i32, negative ones too, as a value above 0 (0 means none).
+        let stored = i64::from(signal) - i64::from(i32::MIN) + 1;
+        self.pending_signal.store(stored, Ordering::Release);
+    }
+
+    /// The signal stored by [`Service::post_signal`], if any, taking it.
+    pub(crate) fn take_signal(&self) -> Option<i32> {
+        match self.pending_signal.swap(0, Ordering::AcqRel) {
+            0 => None,
+            stored => i32::try_from(stored - 1 + i64::from(i32::MIN)).ok(),
+        }
     }
 
     /// The tenant it belongs to.
@@ -588,5 +603,27 @@ impl ServiceCore {
     /// Writes one line to the node's log with this service as the source.
     pub fn log(&self, text: &str) {
         self.node.log(self.handle(), text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_signal_number_is_stored_and_taken_once() {
+        let config = crate::config::NodeConfig::from_source("t", "").unwrap();
+        let tenants = crate::tenant::tenants_from_specs(config.tenants);
+        let service = Service::new(Handle(1), "m", "", tenants.node().clone());
+        assert_eq!(service.take_signal(), None);
+        for signal in [0, 1, -1, i32::MAX, i32::MIN] {
+            service.post_signal(signal);
+            assert_eq!(service.take_signal(), Some(signal));
+            assert_eq!(service.take_signal(), None);
+        }
+        // A later signal replaces one not delivered yet.
+        service.post_signal(3);
+        service.post_signal(4);
+        assert_eq!(service.take_signal(), Some(4));
     }
 }

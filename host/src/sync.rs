@@ -17,30 +17,45 @@ thread_local! {
     static POISONED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A lock guard that notes a panic unwinding through it (see the module documentation).
-pub(crate) struct Watched<G>(G);
+/// A lock guard that notes a panic unwinding through it (see the module documentation): one
+/// that began while the guard was held, so cleanup code that locks during an unwinding
+/// (and leaves the data whole) does not count.
+pub(crate) struct Watched<G> {
+    guard: G,
+    /// Whether the thread was already unwinding when the lock was taken.
+    taken_while_panicking: bool,
+}
+
+impl<G> Watched<G> {
+    #[inline]
+    fn new(guard: G) -> Watched<G> {
+        Watched {
+            guard,
+            taken_while_panicking: std::thread::panicking(),
+        }
+    }
+}
 
 impl<G: Deref> Deref for Watched<G> {
     type Target = G::Target;
 
     #[inline]
     fn deref(&self) -> &G::Target {
-        &self.0
+        &self.guard
     }
 }
 
 impl<G: DerefMut> DerefMut for Watched<G> {
     #[inline]
     fn deref_mut(&mut self) -> &mut G::Target {
-        &mut self.0
+        &mut self.guard
     }
 }
 
 impl<G> Drop for Watched<G> {
-    // Every lock of the message path ends here: keep it as cheap as the guard's own drop.
     #[inline(always)]
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if !self.taken_while_panicking && std::thread::panicking() {
             POISONED.set(true);
         }
     }
@@ -49,7 +64,7 @@ impl<G> Drop for Watched<G> {
 /// Locks a mutex, ignoring poisoning.
 #[inline]
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> Watched<MutexGuard<'_, T>> {
-    Watched(mutex.lock().unwrap_or_else(PoisonError::into_inner))
+    Watched::new(mutex.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// Locks a mutex whose data a panic cannot leave half-changed for others (see the module
@@ -58,16 +73,17 @@ pub(crate) fn lock_plain<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Takes a read lock, ignoring poisoning.
+/// Takes a read lock, ignoring poisoning (a reader cannot leave the data half-changed, so
+/// it notes nothing).
 #[inline]
-pub(crate) fn read<T>(lock: &RwLock<T>) -> Watched<RwLockReadGuard<'_, T>> {
-    Watched(lock.read().unwrap_or_else(PoisonError::into_inner))
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Takes a write lock, ignoring poisoning.
 #[inline]
 pub(crate) fn write<T>(lock: &RwLock<T>) -> Watched<RwLockWriteGuard<'_, T>> {
-    Watched(lock.write().unwrap_or_else(PoisonError::into_inner))
+    Watched::new(lock.write().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// Whether a panic on this thread unwound through a lock since the last call (and clears
@@ -111,8 +127,23 @@ mod tests {
         }));
         assert!(take_poisoned());
         assert!(!take_poisoned(), "the note is cleared when read");
-        // The host goes on with the value.
-        assert_eq!(*lock(&shared), 1);
+        // Cleanup that locks while the unwinding runs, and leaves the data whole, does not
+        // count; nor does a reader.
+        struct Cleanup<'a>(&'a Mutex<i32>);
+        impl Drop for Cleanup<'_> {
+            fn drop(&mut self) {
+                *lock(self.0) += 1;
+            }
+        }
+        let rw = RwLock::new(0);
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let _cleanup = Cleanup(&shared);
+            let _reader = read(&rw);
+            panic!("elsewhere");
+        }));
+        assert!(!take_poisoned());
+        // The host goes on with the value (the cleanup's change kept).
+        assert_eq!(*lock(&shared), 2);
     }
 
     #[test]

@@ -250,9 +250,11 @@ impl SocketServer {
                 .name("skywasm-socket".into())
                 .stack_size(crate::node::WORKER_STACK)
                 .spawn(move || {
-                    // Returns when told to stop (or when the server is dropped); dropping
-                    // the runtime then ends every socket task and closes its socket.
+                    // Returns when told to stop (or when the server is dropped); the
+                    // runtime's shutdown then ends every socket task and closes its socket,
+                    // waiting a bounded time for host name lookups still running.
                     let _ = runtime.block_on(stopped);
+                    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
                 })
                 .map_err(|e| format!("cannot start the socket thread: {e}"))?;
             Ok(Reactor {
@@ -277,15 +279,33 @@ impl SocketServer {
 
     /// Stops the runtime thread: every socket closes. Later calls fail with `Stopped`.
     pub fn stop(&self) {
+        self.stop_within(None);
+    }
+
+    /// [`SocketServer::stop`], waiting at most `limit` for the socket thread (it may be
+    /// running a service's message: the network assist); false when it had to be left
+    /// running.
+    pub fn stop_within(&self, limit: Option<std::time::Duration>) -> bool {
+        let mut stopped = true;
         if let Some(Ok(reactor)) = self.reactor.get() {
             if let Some(stop) = lock(&reactor.stop).take() {
                 let _ = stop.send(());
             }
             if let Some(thread) = lock(&reactor.thread).take() {
-                let _ = thread.join();
+                let deadline = limit.map(|limit| std::time::Instant::now() + limit);
+                while !thread.is_finished()
+                    && deadline.is_none_or(|deadline| std::time::Instant::now() < deadline)
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                stopped = thread.is_finished();
+                if stopped {
+                    let _ = thread.join();
+                }
             }
         }
         lock(&self.shared.sockets).clear();
+        stopped
     }
 
     fn running(&self) -> Result<&Reactor, SocketError> {
@@ -337,14 +357,19 @@ impl SocketServer {
     /// ERROR event (skynet's `socket_server_connect`).
     ///
     /// # Errors
-    /// [`SocketError::Address`] for an empty host or a zero port, [`SocketError::Limit`]
-    /// when the owner's quota is used up.
+    /// [`SocketError::Address`] for an empty host or a zero port, or a host name for an
+    /// owner that may not have names looked up; [`SocketError::Limit`] when the owner's
+    /// quota is used up.
     pub fn connect(&self, owner: &Owner, host: &str, port: u16) -> Result<i32, SocketError> {
         let reactor = self.running()?;
         if host.is_empty() || port == 0 {
             return Err(SocketError::Address(format!(
                 "connect {host}:{port}: a host and a port are needed"
             )));
+        }
+        if !owner.may_resolve {
+            // Numeric only: the connect task then makes no lookup either.
+            resolve(host, port, false)?;
         }
         let ticket = owner.quota.take()?;
         let (entry, control) = self.shared.register(

@@ -29,6 +29,9 @@ struct Frame {
     used_us: u64,
     /// Where the innermost call must stop, in the same count.
     limit_us: u64,
+    /// Microseconds charged by host calls since the last epoch tick: the tick, which
+    /// covers the whole period, charges only what they did not.
+    waited_us: u64,
     /// Whether `limit_us` is that call's own limit rather than one inherited from a call
     /// around it (for the message saying which ran out).
     own_limit: bool,
@@ -39,6 +42,7 @@ impl Frame {
         depth: 0,
         used_us: 0,
         limit_us: u64::MAX,
+        waited_us: 0,
         own_limit: true,
     };
 }
@@ -70,6 +74,7 @@ impl Budget {
                 depth: 1,
                 used_us: 0,
                 limit_us: own,
+                waited_us: 0,
                 own_limit: true,
             }
         } else {
@@ -78,6 +83,7 @@ impl Budget {
                 depth: outer.depth + 1,
                 used_us: outer.used_us,
                 limit_us: mine.min(outer.limit_us),
+                waited_us: outer.waited_us,
                 own_limit: mine <= outer.limit_us,
             }
         };
@@ -85,14 +91,33 @@ impl Budget {
         Budget { outer }
     }
 
-    /// Charges `spent` to the running call; the limit it ran out of, if it did.
+    /// Charges one epoch tick of running guest code (`period`) to the running call, less
+    /// what host calls already charged within it; the limit it ran out of, if it did.
+    pub(crate) fn tick(period: Duration) -> Result<(), Exhausted> {
+        let mut frame = CURRENT.get();
+        let period = micros(period);
+        let ran = period.saturating_sub(frame.waited_us);
+        frame.waited_us = 0;
+        CURRENT.set(frame);
+        Self::add(ran)
+    }
+
+    /// Charges `spent` in a host call (a wait) to the running call; the limit it ran out
+    /// of, if it did.
     pub(crate) fn charge(spent: Duration) -> Result<(), Exhausted> {
+        let spent = micros(spent);
+        let mut frame = CURRENT.get();
+        frame.waited_us = frame.waited_us.saturating_add(spent);
+        CURRENT.set(frame);
+        Self::add(spent)
+    }
+
+    fn add(spent_us: u64) -> Result<(), Exhausted> {
         let mut frame = CURRENT.get();
         if frame.depth == 0 {
             return Ok(());
         }
-        let spent = micros(spent);
-        frame.used_us = frame.used_us.saturating_add(spent);
+        frame.used_us = frame.used_us.saturating_add(spent_us);
         CURRENT.set(frame);
         if frame.used_us <= frame.limit_us {
             Ok(())
@@ -130,6 +155,7 @@ impl Drop for Budget {
             // The outer call resumes with everything its nested work spent.
             Frame {
                 used_us: inner.used_us,
+                waited_us: inner.waited_us,
                 ..self.outer
             }
         };
@@ -176,6 +202,21 @@ mod tests {
         let _inner = Budget::enter(10 * MS);
         assert_eq!(Budget::left(), 10 * MS);
         assert_eq!(Budget::charge(11 * MS), Err(Exhausted::Own));
+    }
+
+    #[test]
+    fn a_tick_charges_only_what_waits_in_its_period_did_not() {
+        let _call = Budget::enter(100 * MS);
+        // 9 ms waited, then the tick of the 10 ms period: 10 ms in all, not 19.
+        Budget::charge(9 * MS).unwrap();
+        Budget::tick(10 * MS).unwrap();
+        assert_eq!(Budget::left(), 90 * MS);
+        // A wait longer than the period: the tick adds nothing.
+        Budget::charge(15 * MS).unwrap();
+        Budget::tick(10 * MS).unwrap();
+        assert_eq!(Budget::left(), 75 * MS);
+        Budget::tick(10 * MS).unwrap();
+        assert_eq!(Budget::left(), 65 * MS);
     }
 
     #[test]

@@ -300,7 +300,7 @@ impl WasmService {
             if let Some(stop) = state.interruption() {
                 return Err(stop);
             }
-            if let Err(exhausted) = Budget::charge(crate::monitor::EPOCH_PERIOD) {
+            if let Err(exhausted) = Budget::tick(crate::monitor::EPOCH_PERIOD) {
                 return Err(state.out_of_budget(exhausted));
             }
             state.ticks = state.ticks.saturating_add(1);

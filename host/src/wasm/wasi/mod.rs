@@ -47,6 +47,9 @@ const MAX_LINE: usize = 16 << 10;
 /// the next call, so a huge write is guest work the CPU limit sees, not one long host call).
 const MAX_WRITE: usize = 64 << 10;
 
+/// Most buffers one `fd_write` takes (`EINVAL` beyond, as POSIX `writev` past `IOV_MAX`).
+const MAX_IOVECS: u32 = 1024;
+
 /// Bytes `random_get` fills between two checks for an interruption.
 const RANDOM_CHUNK: usize = 1 << 20;
 
@@ -312,6 +315,9 @@ fn fd_write<T: WasiHost>(
     if fd == 0 || !state.stdio().is_open(fd) {
         return errno::BADF;
     }
+    if count > MAX_IOVECS {
+        return errno::INVAL;
+    }
     let Some(list) = range(memory, iovs, (count as usize).saturating_mul(8)) else {
         return errno::FAULT;
     };
@@ -412,6 +418,7 @@ fn random_get<T: WasiHost>(mut caller: Caller<'_, T>, ptr: u32, len: u32) -> was
     let Some(at) = range(memory, ptr, len as usize) else {
         return Ok(errno::FAULT);
     };
+    let mut charged = started;
     for chunk in memory[at].chunks_mut(RANDOM_CHUNK) {
         if let Some(interrupted) = state.interruption() {
             return Err(interrupted);
@@ -419,8 +426,10 @@ fn random_get<T: WasiHost>(mut caller: Caller<'_, T>, ptr: u32, len: u32) -> was
         if getrandom::fill(chunk).is_err() {
             return Ok(errno::NOSYS);
         }
+        let now = Instant::now();
+        Budget::charge(now - charged).map_err(|exhausted| state.out_of_budget(exhausted))?;
+        charged = now;
     }
-    Budget::charge(started.elapsed()).map_err(|exhausted| state.out_of_budget(exhausted))?;
     Ok(errno::SUCCESS)
 }
 

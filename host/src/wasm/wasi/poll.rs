@@ -151,7 +151,8 @@ pub(super) fn poll_oneoff<T: WasiHost>(
             })
             .min()
             .unwrap_or_default();
-        let left = Budget::left();
+        // One slice of margin: a sleep ends up to a slice late, and that is charged too.
+        let left = Budget::left().saturating_sub(WAIT_SLICE);
         if nearest > left {
             state.refused(&format!(
                 "poll_oneoff: a wait of {} ms is longer than the {} ms left of the CPU limit \

@@ -366,6 +366,8 @@ fn launch_for(
     {
         node.launch_deferred(tenant, module, args)
     } else {
+        // The init runs inside this call: stopping this call stops it too.
+        let _enclosing = crate::wasm::budget::Enclosing::enter(core.service().clone());
         node.launch_in(tenant, module, args)
     };
     match launched {

@@ -28,6 +28,7 @@ use crate::config::NodeConfig;
 use crate::node::LaunchError;
 use crate::service::{Behavior, ServiceCore};
 use crate::sync::{lock, read, write};
+use crate::wasm::budget::{Budget, Enclosing};
 use crate::wasm::prefault::Prefault;
 use crate::wasm::WasmState;
 
@@ -272,7 +273,7 @@ impl ModuleRegistry {
             .entry(name.to_string())
             .or_default()
             .clone();
-        let _compiling = lock(&name_lock);
+        let _compiling = self.wait_to_compile(name, &name_lock)?;
         if let Some(module) = lock(&self.loaded).get(name) {
             if module.digest == digest {
                 return Ok(ModuleKind::Wasm(module.clone()));
@@ -282,6 +283,41 @@ impl ModuleRegistry {
         let module = Arc::new(self.link(name, origin, &compiled, digest, size)?);
         lock(&self.loaded).insert(name.to_string(), module.clone());
         Ok(ModuleKind::Wasm(module))
+    }
+
+    /// Takes the compile lock of module `name`. Another launch may hold it while it
+    /// compiles and pre-initializes the module: a launch from inside a guest call waits at
+    /// most what is left of that call's CPU budget (and is charged the wait), and gives up
+    /// when the call is stopped or the node stops; other launches wait for the compile.
+    fn wait_to_compile<'a>(
+        &self,
+        name: &str,
+        name_lock: &'a Mutex<()>,
+    ) -> Result<std::sync::MutexGuard<'a, ()>, LaunchError> {
+        use std::sync::TryLockError;
+        let started = std::time::Instant::now();
+        let left = Budget::left();
+        loop {
+            match name_lock.try_lock() {
+                Ok(guard) => break Ok(guard),
+                Err(TryLockError::Poisoned(poisoned)) => break Ok(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            let given_up = started.elapsed() >= left
+                || self.stopping.load(Ordering::Acquire)
+                || Enclosing::interrupted();
+            if given_up {
+                let _ = Budget::charge(started.elapsed());
+                break Err(LaunchError::Limit(format!(
+                    "module `{name}` is being loaded by another launch, for longer than this \
+                     call may wait; try again"
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        .inspect(|_| {
+            let _ = Budget::charge(started.elapsed());
+        })
     }
 
     /// Compiles wasm or wat bytes; a module asking for pre-initialization is compiled from

@@ -26,7 +26,7 @@ use skywasm_abi::export;
 use wasmtime::{Engine, Linker, Memory, Module, Store, UpdateDeadline, Val};
 use wasmtime_wizer::{InstanceState, SnapshotVal, Wizer};
 
-use crate::wasm::budget::{Budget, Exhausted};
+use crate::wasm::budget::{Budget, Enclosing, Exhausted};
 use crate::wasm::wasi::{Stdio, WasiHost};
 
 /// What a pre-initialization may use.
@@ -61,10 +61,15 @@ impl WasiHost for PreinitState {
     fn output_line(&mut self, _line: &[u8]) {}
 
     fn interruption(&self) -> Option<wasmtime::Error> {
-        self.limits
-            .stop
-            .load(Ordering::Acquire)
-            .then(|| wasmtime::Error::msg("interrupted: the node is stopping"))
+        if self.limits.stop.load(Ordering::Acquire) {
+            Some(wasmtime::Error::msg("interrupted: the node is stopping"))
+        } else if Enclosing::interrupted() {
+            Some(wasmtime::Error::msg(
+                "interrupted: the launching service was killed or signalled",
+            ))
+        } else {
+            None
+        }
     }
 
     fn out_of_budget(&self, exhausted: Exhausted) -> wasmtime::Error {

@@ -359,11 +359,47 @@ fn nested_launches_share_the_cpu_budget_of_the_message_that_started_them() {
     stop_cleanly(&mut t);
 }
 
+/// `KILL` of a service stops the init of a service it is launching inside its message
+/// (the init shares the message's budget, and now its interruption too): a five-second
+/// init under a ten-second limit ends long before.
+#[test]
+fn kill_of_a_service_stops_the_init_it_runs_inside_its_message() {
+    let mut t = start(r#"tenants = { r1 = { cpu = 10000, launch = { "hostile/launch_chain" } } }"#);
+    let shared = t.node.shared().clone();
+    let root = shared
+        .launch_in(&tenant(&t, "r1"), "hostile/launcher", "")
+        .unwrap();
+    let session = t
+        .client
+        .request(root, ptype::TEXT, b"hostile/launch_chain 10 0 500")
+        .unwrap();
+    t.wait_log("running");
+    let killed = Instant::now();
+    assert!(shared.kill(root));
+    // The launch fails at once; the killed service may still answer that before it ends.
+    match t.client.wait(root, session, WAIT) {
+        Err(CallError::Failed(_)) => {}
+        Ok(reply) => assert!(i32::from_le_bytes(reply[..4].try_into().unwrap()) < 0),
+        Err(e) => panic!("{e}"),
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(4),
+        "the nested init ran on after KILL"
+    );
+    t.wait_dead(root);
+    let log = t.wait_log("FAILED launch hostile/launch_chain");
+    assert!(log.contains("interrupted"), "{log}");
+    stop_cleanly(&mut t);
+}
+
 /// Point 3 of issue 20: pre-initialization runs within the asking tenant's CPU limit and
 /// memory; while one tenant's loops, another module loads; node stop ends it.
 #[test]
 fn pre_initialization_is_bounded_in_time_and_memory() {
-    let mut t = start(r#"tenants = { r1 = { cpu = 300, memory = "8M" }, slow = { cpu = 60000 } }"#);
+    let mut t = start(
+        r#"tenants = { r1 = { cpu = 300, memory = "8M", launch = { "hostile/preinit_loop" } },
+                       slow = { cpu = 60000 } }"#,
+    );
     let calm = Calm::start(t.node.shared());
     let shared = t.node.shared().clone();
     let failure = shared
@@ -400,6 +436,14 @@ fn pre_initialization_is_bounded_in_time_and_memory() {
         .launch("hostile/wasi_sleep", "")
         .expect("another module loads while the loop runs");
     assert!(t.alive(other));
+    // A launch of the same module from inside a message waits for that load at most what
+    // is left of the message's CPU limit, then fails.
+    let launcher = shared
+        .launch_in(&tenant(&t, "r1"), "hostile/launcher", "")
+        .unwrap();
+    let code = ask_words(&mut t, launcher, b"hostile/preinit_loop").unwrap()[0];
+    assert!(code < 0, "{}", t.log_text());
+    t.wait_log("is being loaded by another launch");
     assert!(!looping.is_finished(), "the slow loop ended early");
     calm.finish(Duration::from_secs(2));
     // Node stop ends the loop at its next epoch tick.
@@ -488,7 +532,6 @@ fn a_host_panic_in_a_nested_launch_ends_both_services_and_the_node_runs_on() {
         .add_native("panic_init", |_, _| panic!("a host bug in an init"));
     let calm = Calm::start(&shared);
     let launcher = shared.launch("hostile/launcher", "").unwrap();
-    let before = shared.handles.list().len();
     assert!(matches!(
         t.client.call(launcher, ptype::TEXT, b"panic_init", WAIT),
         Err(CallError::Failed(_))
@@ -497,8 +540,15 @@ fn a_host_panic_in_a_nested_launch_ends_both_services_and_the_node_runs_on() {
     let log = t.wait_log("host panic: a host bug in an init");
     assert!(log.contains("`hostile/launcher `"), "{log}");
     assert!(!shared.is_quitting(), "{log}");
-    // No half-started service is left: only the launcher is gone.
-    assert_eq!(shared.handles.list().len(), before - 1);
+    // No half-started service is left.
+    let left_over: Vec<Handle> = shared
+        .handles
+        .list()
+        .into_iter()
+        .filter(|(_, service)| service.module().as_ref() == "panic_init")
+        .map(|(handle, _)| handle)
+        .collect();
+    assert!(left_over.is_empty(), "{left_over:?}");
     // Launching works on.
     let again = shared.launch("hostile/launcher", "").unwrap();
     let code = ask_words(&mut t, again, b"echo").unwrap()[0];

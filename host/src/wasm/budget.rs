@@ -12,12 +12,46 @@
 //! Invariant: entries and exits nest (each [`Budget::enter`] returns a guard that restores
 //! the outer state when dropped), so the count of an outer call includes all its nested
 //! work when it resumes.
+//!
+//! Interruption follows the same nesting: [`Enclosing`] records the services whose calls
+//! enclose the current one, so `KILL` of the launching service stops the init it runs.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::service::Service;
 
 thread_local! {
     static CURRENT: Cell<Frame> = const { Cell::new(Frame::IDLE) };
+    /// The services whose running calls enclose the guest calls this thread makes now,
+    /// outermost first (a message that LAUNCHes, an init that LAUNCHes in turn).
+    static ENCLOSING: RefCell<Vec<Arc<Service>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// While it lives, the running call of a service encloses the guest calls this thread
+/// makes (the init of a service it launches): stopping that call (`KILL`, `SIGNAL 0`)
+/// stops them too, at their next check.
+#[must_use = "the call encloses others while the guard lives"]
+pub(crate) struct Enclosing(());
+
+impl Enclosing {
+    /// `service`'s running call now encloses what this thread runs.
+    pub(crate) fn enter(service: Arc<Service>) -> Enclosing {
+        ENCLOSING.with_borrow_mut(|enclosing| enclosing.push(service));
+        Enclosing(())
+    }
+
+    /// True when the running call of a service enclosing this thread's work was stopped.
+    pub(crate) fn interrupted() -> bool {
+        ENCLOSING.with_borrow(|enclosing| enclosing.iter().any(|s| s.should_interrupt()))
+    }
+}
+
+impl Drop for Enclosing {
+    fn drop(&mut self) {
+        ENCLOSING.with_borrow_mut(|enclosing| enclosing.pop());
+    }
 }
 
 /// The state of the innermost guest call running on this thread.

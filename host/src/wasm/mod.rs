@@ -25,7 +25,7 @@ use wasmtime::{
     WasmParams, WasmResults,
 };
 
-use self::budget::{Budget, Exhausted};
+use self::budget::{Budget, Enclosing, Exhausted};
 use self::wasi::{Stdio, WasiHost};
 use crate::module::{WasmModule, SIGNAL_EXPORT};
 use crate::mq::Message;
@@ -157,7 +157,8 @@ impl WasiHost for WasmState {
 
     fn interruption(&self) -> Option<wasmtime::Error> {
         let stopping = self.core.node().is_quitting();
-        (self.core.service().should_interrupt() || stopping).then(interrupted)
+        let stop = stopping || self.core.service().should_interrupt() || Enclosing::interrupted();
+        stop.then(interrupted)
     }
 
     fn out_of_budget(&self, exhausted: Exhausted) -> wasmtime::Error {

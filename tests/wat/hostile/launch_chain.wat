@@ -2,7 +2,8 @@
 ;; B centiseconds of CPU, recurse D frames, and at the bottom of the recursion LAUNCH
 ;; `hostile/launch_chain D L-1 B` (when L > 0), whose init does the same: each level of
 ;; launch nesting sits on top of D frames of wasm stack. Logs `nested launch ok` or
-;; `nested launch failed` after a launch, `bottom reached` where L is 0. An empty argument
+;; `nested launch failed` after a launch, `bottom reached` where L is 0, `running` as each
+;; level begins. An empty argument
 ;; starts idle. A request is answered with the LAUNCH result (4 bytes; 0 at the bottom).
 (module
   (import "skywasm" "command" (func $command (param i32 i32 i32 i32 i32 i32) (result i32)))
@@ -15,6 +16,7 @@
   (data (i32.const 48) "nested launch ok")
   (data (i32.const 64) "nested launch failed")
   (data (i32.const 96) "bottom reached")
+  (data (i32.const 112) "running")
   ;; parameters parsed from the text
   (global $depth (mut i32) (i32.const 0))
   (global $levels (mut i32) (i32.const 0))
@@ -84,6 +86,7 @@
       (i32.wrap_i64 (i64.add (local.get $d) (i64.add (local.get $a) (local.get $c))))))
   (func $run (param $ptr i32) (param $len i32)
     (local $until i64)
+    (call $log (i32.const 112) (i32.const 7))
     (global.set $cursor (local.get $ptr))
     (global.set $depth (call $number (i32.add (local.get $ptr) (local.get $len))))
     (global.set $levels (call $number (i32.add (local.get $ptr) (local.get $len))))

@@ -297,7 +297,7 @@ impl ModuleRegistry {
         use std::sync::TryLockError;
         let started = std::time::Instant::now();
         let left = Budget::left();
-        loop {
+        let taken = loop {
             match name_lock.try_lock() {
                 Ok(guard) => break Ok(guard),
                 Err(TryLockError::Poisoned(poisoned)) => break Ok(poisoned.into_inner()),
@@ -307,17 +307,16 @@ impl ModuleRegistry {
                 || self.stopping.load(Ordering::Acquire)
                 || Enclosing::interrupted();
             if given_up {
-                let _ = Budget::charge(started.elapsed());
                 break Err(LaunchError::Limit(format!(
                     "module `{name}` is being loaded by another launch, for longer than this \
                      call may wait; try again"
                 )));
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        .inspect(|_| {
-            let _ = Budget::charge(started.elapsed());
-        })
+        };
+        // Outside a guest call nothing is counted.
+        let _ = Budget::charge(started.elapsed());
+        taken
     }
 
     /// Compiles wasm or wat bytes; a module asking for pre-initialization is compiled from

@@ -456,17 +456,12 @@ impl NodeShared {
     ) -> Result<Handle, LaunchError> {
         // A module not loaded yet is compiled (and pre-initialized) by the init, on the
         // tenant's worker: the launching service does not wait for the tenant's compile.
-        let ready = if self.modules.is_ready(module) {
+        // Resolving now is cheap for a loaded module, and says (and logs) why a missing one
+        // is missing.
+        let ready = if self.modules.is_ready(module) || !self.modules.exists(module) {
             Some(self.resolve_module(tenant, module, args)?)
-        } else if self.modules.exists(module) {
-            None
         } else {
-            return Err(self
-                .resolve_module(tenant, module, args)
-                .err()
-                .unwrap_or_else(|| {
-                    LaunchError::NotFound(module.into(), self.config.wasm_path.clone())
-                }));
+            None
         };
         let service = self.register_service(tenant, module, args)?;
         let (owned_module, owned_args) = (module.to_string(), args.to_string());
@@ -1033,10 +1028,9 @@ impl Node {
         let shared = self.shared.clone();
         shared.request_stop();
         let deadline = std::time::Instant::now() + STOP_GRACE;
-        while self.workers.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        crate::sync::wait_until(Some(deadline), || {
+            self.workers.iter().all(JoinHandle::is_finished)
+        });
         let mut abandoned = Vec::new();
         for (index, thread) in self.workers.drain(..).enumerate() {
             if thread.is_finished() {

@@ -86,6 +86,20 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> Watched<RwLockWriteGuard<'_, T>> {
     Watched::new(lock.write().unwrap_or_else(PoisonError::into_inner))
 }
 
+/// Waits until `done()` holds, looking every millisecond, or until `deadline` (none: no
+/// limit); whether it held (the node's stop uses it to wait for its threads).
+pub(crate) fn wait_until(deadline: Option<std::time::Instant>, done: impl Fn() -> bool) -> bool {
+    loop {
+        if done() {
+            return true;
+        }
+        if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Whether a panic on this thread unwound through a lock since the last call (and clears
 /// the note).
 pub(crate) fn take_poisoned() -> bool {

@@ -114,6 +114,20 @@ fn tenant(t: &TestNode, name: &str) -> Arc<skywasm::tenant::Tenant> {
         .clone()
 }
 
+/// The live services of the node for which `which` holds.
+fn services_where(
+    shared: &Arc<NodeShared>,
+    which: impl Fn(&skywasm::service::Service) -> bool,
+) -> Vec<Handle> {
+    shared
+        .handles
+        .list()
+        .into_iter()
+        .filter(|(_, service)| which(service))
+        .map(|(handle, _)| handle)
+        .collect()
+}
+
 /// A request to a WAT attacker whose answer is little-endian i32s.
 fn ask_words(t: &mut TestNode, dest: Handle, body: &[u8]) -> Result<Vec<i32>, CallError> {
     let reply = t.client.call(dest, ptype::TEXT, body, WAIT)?;
@@ -161,15 +175,7 @@ fn a_wasi_sleep_forever_is_refused_at_once_in_two_tenants() {
         "{log}"
     );
     // The init attackers started, and serve (a wait of 0 is an event at once).
-    let inits: Vec<Handle> = t
-        .node
-        .shared()
-        .handles
-        .list()
-        .into_iter()
-        .filter(|(_, s)| s.args().as_ref() == "forever")
-        .map(|(handle, _)| handle)
-        .collect();
+    let inits = services_where(t.node.shared(), |s| s.args().as_ref() == "forever");
     assert_eq!(inits.len(), 4, "{log}");
     for init in inits {
         assert_eq!(
@@ -541,13 +547,7 @@ fn a_host_panic_in_a_nested_launch_ends_both_services_and_the_node_runs_on() {
     assert!(log.contains("`hostile/launcher `"), "{log}");
     assert!(!shared.is_quitting(), "{log}");
     // No half-started service is left.
-    let left_over: Vec<Handle> = shared
-        .handles
-        .list()
-        .into_iter()
-        .filter(|(_, service)| service.module().as_ref() == "panic_init")
-        .map(|(handle, _)| handle)
-        .collect();
+    let left_over = services_where(&shared, |s| s.module().as_ref() == "panic_init");
     assert!(left_over.is_empty(), "{left_over:?}");
     // Launching works on.
     let again = shared.launch("hostile/launcher", "").unwrap();

@@ -40,7 +40,7 @@ pub(crate) fn copy_in(
     }
     let memory = memory(caller, function)?;
     let data = memory.data(&*caller);
-    let range = checked_range(data.len(), ptr, len)
+    let range = checked_range(data.len(), ptr, len as usize)
         .ok_or_else(|| out_of_bounds(function, ptr, len, data.len()))?;
     Ok(data[range].into())
 }
@@ -68,7 +68,7 @@ pub(crate) fn check(
     }
     let memory = memory(caller, function)?;
     let size = memory.data_size(&*caller);
-    checked_range(size, ptr, len)
+    checked_range(size, ptr, len as usize)
         .map(|_| ())
         .ok_or_else(|| out_of_bounds(function, ptr, len, size))
 }
@@ -102,15 +102,17 @@ pub(crate) fn copy_out(
     let memory = memory(caller, function)?;
     let data = memory.data_mut(&mut *caller);
     let size = data.len();
-    let range =
-        checked_range(size, ptr, len).ok_or_else(|| out_of_bounds(function, ptr, len, size))?;
+    let range = checked_range(size, ptr, len as usize)
+        .ok_or_else(|| out_of_bounds(function, ptr, len, size))?;
     data[range].copy_from_slice(bytes);
     Ok(())
 }
 
-fn checked_range(size: usize, ptr: u32, len: u32) -> Option<std::ops::Range<usize>> {
+/// `[ptr, ptr + len)` when it lies inside a guest memory of `size` bytes (computed without
+/// overflow); the WASI functions use it too.
+pub(crate) fn checked_range(size: usize, ptr: u32, len: usize) -> Option<std::ops::Range<usize>> {
     let start = ptr as usize;
-    let end = start.checked_add(len as usize)?;
+    let end = start.checked_add(len)?;
     (end <= size).then_some(start..end)
 }
 
@@ -130,7 +132,8 @@ mod tests {
         assert_eq!(checked_range(100, 0, 100), Some(0..100));
         assert_eq!(checked_range(100, 99, 1), Some(99..100));
         assert_eq!(checked_range(100, 100, 1), None);
-        assert_eq!(checked_range(100, u32::MAX, u32::MAX), None);
-        assert_eq!(checked_range(65536, 1, u32::MAX), None);
+        assert_eq!(checked_range(100, u32::MAX, u32::MAX as usize), None);
+        assert_eq!(checked_range(65536, 1, u32::MAX as usize), None);
+        assert_eq!(checked_range(16, u32::MAX, usize::MAX), None);
     }
 }

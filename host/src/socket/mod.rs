@@ -293,12 +293,7 @@ impl SocketServer {
             }
             if let Some(thread) = lock(&reactor.thread).take() {
                 let deadline = limit.map(|limit| std::time::Instant::now() + limit);
-                while !thread.is_finished()
-                    && deadline.is_none_or(|deadline| std::time::Instant::now() < deadline)
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                stopped = thread.is_finished();
+                stopped = crate::sync::wait_until(deadline, || thread.is_finished());
                 if stopped {
                     let _ = thread.join();
                 }

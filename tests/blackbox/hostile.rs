@@ -631,6 +631,7 @@ fn wasi_imports_link_and_answer_honestly() {
         ("bytes written", 16),
         ("fd_seek stdout", 70),
         ("fd_write fd 9", 8),
+        ("fd_write 1025 buffers", 28),
         ("sock_accept 3", 8),
         ("sched_yield", 0),
         ("fd_close stderr", 0),

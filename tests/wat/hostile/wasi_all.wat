@@ -89,6 +89,7 @@
     (call $record (i32.load (i32.const 2116)))
     (call $record (call $fd_seek (i32.const 1) (i64.const 0) (i32.const 0) (i32.const 2120)))
     (call $record (call $fd_write (i32.const 9) (i32.const 2320) (i32.const 1) (i32.const 2116)))
+    (call $record (call $fd_write (i32.const 1) (i32.const 2320) (i32.const 1025) (i32.const 2116)))
     (call $record (call $sock_accept (i32.const 3) (i32.const 0) (i32.const 2124)))
     (call $record (call $sched_yield))
     (call $record (call $fd_close (i32.const 2)))

@@ -14,8 +14,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use anyhow::Context as _;
 use skywasm_abi::export;
@@ -27,7 +27,8 @@ use wasmtime::{
 use crate::config::NodeConfig;
 use crate::node::LaunchError;
 use crate::service::{Behavior, ServiceCore};
-use crate::sync::{lock, read, write};
+use crate::sync::{lock, lock_plain, read, write};
+use crate::tenant::Tenant;
 use crate::wasm::budget::{Budget, Enclosing};
 use crate::wasm::prefault::Prefault;
 use crate::wasm::WasmState;
@@ -99,6 +100,34 @@ impl LoadLimits {
     }
 }
 
+/// Who asks for a module: the limits its load runs within, and the tenant whose
+/// `tenant_memory` a pre-initialization's memory is charged to (none: the node's own).
+#[derive(Clone)]
+pub struct Asker {
+    /// What the load may cost.
+    pub limits: LoadLimits,
+    /// Charged for the memory of a pre-initialization while it runs.
+    pub account: Option<Arc<Tenant>>,
+}
+
+impl Asker {
+    /// A load for `tenant`, within its limits and charged to it.
+    pub fn tenant(tenant: &Arc<Tenant>) -> Asker {
+        Asker {
+            limits: LoadLimits::of(&tenant.spec.limits),
+            account: Some(tenant.clone()),
+        }
+    }
+
+    /// A load within `limits`, charged to nobody.
+    pub fn within(limits: LoadLimits) -> Asker {
+        Asker {
+            limits,
+            account: None,
+        }
+    }
+}
+
 /// The node's engine and every module it has loaded.
 pub struct ModuleRegistry {
     engine: Engine,
@@ -108,16 +137,19 @@ pub struct ModuleRegistry {
     prefault: bool,
     natives: RwLock<HashMap<String, NativeFactory>>,
     loaded: Mutex<HashMap<String, Arc<WasmModule>>>,
-    /// One lock per module name, held while that module is compiled, so that workers
-    /// launching the same new module at once compile it once (the others wait and take the
-    /// result) while other modules load in parallel.
-    compiling: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// The compile of each module name in progress (or failed: a load of the same bytes
+    /// within the same limits gets the same error without compiling again), so that
+    /// launches of one new module at once compile it once while other modules compile in
+    /// parallel.
+    compiling: Mutex<HashMap<String, Arc<Compile>>>,
     /// Modules given as bytes by an embedder (tests, benches), by name.
     provided: RwLock<HashMap<String, Arc<[u8]>>>,
     /// The node's own limits, for loads no tenant asked for.
-    node_limits: LoadLimits,
+    node_limits: Asker,
     /// Set when the node stops: a pre-initialization in progress ends.
     stopping: Arc<AtomicBool>,
+    /// Compiles started so far.
+    compiles: AtomicU64,
 }
 
 impl ModuleRegistry {
@@ -144,14 +176,22 @@ impl ModuleRegistry {
             loaded: Mutex::new(HashMap::new()),
             compiling: Mutex::new(HashMap::new()),
             provided: RwLock::new(HashMap::new()),
-            node_limits: LoadLimits::of(&config.limits),
+            node_limits: Asker::within(LoadLimits::of(&config.limits)),
             stopping: Arc::new(AtomicBool::new(false)),
+            compiles: AtomicU64::new(0),
         })
     }
 
     /// Ends pre-initializations in progress and refuses new ones (the node is stopping).
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
+    }
+
+    /// How many compiles of a module (with its pre-initialization) this registry has
+    /// started: a module is compiled once per change of its bytes, and a failed compile is
+    /// not repeated within the same limits.
+    pub fn compiles(&self) -> u64 {
+        self.compiles.load(Ordering::Relaxed)
     }
 
     /// The node's engine.
@@ -183,13 +223,13 @@ impl ModuleRegistry {
         self.load(name, false, &self.node_limits)
     }
 
-    /// Resolves a module name for a tenant with `limits`: a module larger than its
-    /// `module_size` is refused, and a pre-initialization runs within its CPU and memory.
+    /// Resolves a module name for `asker`: a module larger than its `module_size` is
+    /// refused, and a pre-initialization runs within its CPU and memory.
     ///
     /// # Errors
     /// As [`ModuleRegistry::resolve`]; [`LaunchError::Limit`] for a module over the size.
-    pub fn resolve_for(&self, name: &str, limits: &LoadLimits) -> Result<ModuleKind, LaunchError> {
-        self.load(name, false, limits)
+    pub fn resolve_for(&self, name: &str, asker: &Asker) -> Result<ModuleKind, LaunchError> {
+        self.load(name, false, asker)
     }
 
     /// Resolves a module name for an upgrade: like [`ModuleRegistry::resolve_for`], but a
@@ -198,8 +238,8 @@ impl ModuleRegistry {
     ///
     /// # Errors
     /// As [`ModuleRegistry::resolve_for`].
-    pub fn reload_for(&self, name: &str, limits: &LoadLimits) -> Result<ModuleKind, LaunchError> {
-        self.load(name, true, limits)
+    pub fn reload_for(&self, name: &str, asker: &Asker) -> Result<ModuleKind, LaunchError> {
+        self.load(name, true, asker)
     }
 
     /// True when `name` is a native service or a module already loaded: resolving it
@@ -218,12 +258,8 @@ impl ModuleRegistry {
                     || crate::builtin::module(name).is_some()))
     }
 
-    fn load(
-        &self,
-        name: &str,
-        fresh: bool,
-        limits: &LoadLimits,
-    ) -> Result<ModuleKind, LaunchError> {
+    fn load(&self, name: &str, fresh: bool, asker: &Asker) -> Result<ModuleKind, LaunchError> {
+        let limits = &asker.limits;
         if let Some(factory) = read(&self.natives).get(name) {
             return Ok(ModuleKind::Native(factory.clone()));
         }
@@ -266,79 +302,128 @@ impl ModuleRegistry {
             return Err(too_large(size));
         }
         let digest = digest_of(&bytes);
-        // Text modules become binary here, so a WAT module can ask for pre-initialization.
-        let bytes = wat::parse_bytes(&bytes)
-            .map_err(|e| LaunchError::Invalid(name.into(), format!("{e}")))?;
-        let name_lock = lock(&self.compiling)
-            .entry(name.to_string())
-            .or_default()
-            .clone();
-        let _compiling = self.wait_to_compile(name, &name_lock)?;
         if let Some(module) = lock(&self.loaded).get(name) {
             if module.digest == digest {
                 return Ok(ModuleKind::Wasm(module.clone()));
             }
         }
-        let compiled = self.compile_bytes(name, &bytes, limits)?;
-        let module = Arc::new(self.link(name, origin, &compiled, digest, size)?);
-        lock(&self.loaded).insert(name.to_string(), module.clone());
+        let job = {
+            let mut jobs = lock(&self.compiling);
+            match jobs.get(name) {
+                Some(job) if job.serves(digest, limits) => job.clone(),
+                _ => {
+                    let job =
+                        self.start_compile(name, origin, bytes.into_owned(), digest, asker)?;
+                    jobs.insert(name.to_string(), job.clone());
+                    job
+                }
+            }
+        };
+        let module = self.wait_for(name, &job)??;
+        let mut jobs = lock(&self.compiling);
+        // A compile of newer bytes replaced this one while it ran: its result is not what
+        // the name means any more, but this launch may still run it.
+        if jobs
+            .get(name)
+            .is_some_and(|current| Arc::ptr_eq(current, &job))
+        {
+            jobs.remove(name);
+            lock(&self.loaded).insert(name.to_string(), module.clone());
+        }
         Ok(ModuleKind::Wasm(module))
     }
 
-    /// Takes the compile lock of module `name`. Another launch may hold it while it
-    /// compiles and pre-initializes the module: a launch from inside a guest call waits at
-    /// most what is left of that call's CPU budget (and is charged the wait), and gives up
-    /// when the call is stopped or the node stops; other launches wait for the compile.
-    fn wait_to_compile<'a>(
+    /// Starts compiling (and pre-initializing) module `name` on a thread of its own, so
+    /// that no launch waits for it longer than it may (see [`ModuleRegistry::wait_for`]).
+    fn start_compile(
         &self,
         name: &str,
-        name_lock: &'a Mutex<()>,
-    ) -> Result<std::sync::MutexGuard<'a, ()>, LaunchError> {
-        use std::sync::TryLockError;
-        let started = std::time::Instant::now();
-        let left = Budget::left();
-        let taken = loop {
-            match name_lock.try_lock() {
-                Ok(guard) => break Ok(guard),
-                Err(TryLockError::Poisoned(poisoned)) => break Ok(poisoned.into_inner()),
-                Err(TryLockError::WouldBlock) => {}
-            }
-            let given_up = started.elapsed() >= left
-                || self.stopping.load(Ordering::Acquire)
-                || Enclosing::interrupted();
-            if given_up {
-                break Err(LaunchError::Limit(format!(
-                    "module `{name}` is being loaded by another launch, for longer than this \
-                     call may wait; try again"
-                )));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        origin: String,
+        bytes: Vec<u8>,
+        digest: u64,
+        asker: &Asker,
+    ) -> Result<Arc<Compile>, LaunchError> {
+        self.compiles.fetch_add(1, Ordering::Relaxed);
+        let job = Arc::new(Compile {
+            digest,
+            limits: asker.limits,
+            outcome: Mutex::new(None),
+            finished: Condvar::new(),
+        });
+        let compiler = Compiler {
+            engine: self.engine.clone(),
+            linker: self.linker.clone(),
+            prefault: self.prefault,
+            stopping: self.stopping.clone(),
         };
-        // Outside a guest call nothing is counted.
-        let _ = Budget::charge(started.elapsed());
-        taken
+        let (owned_name, done, asker) = (name.to_string(), job.clone(), asker.clone());
+        std::thread::Builder::new()
+            .name("skywasm-compile".into())
+            .stack_size(COMPILE_STACK)
+            .spawn(move || {
+                let size = bytes.len() as u64;
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    compiler.compile(&owned_name, origin, &bytes, digest, size, &asker)
+                }))
+                .unwrap_or_else(|panic| {
+                    Err(LaunchError::Invalid(
+                        owned_name.clone(),
+                        format!(
+                            "the host panicked compiling it: {}",
+                            crate::sync::panic_text(&*panic)
+                        ),
+                    ))
+                });
+                *lock_plain(&done.outcome) = Some(outcome.map(Arc::new));
+                done.finished.notify_all();
+            })
+            .map_err(|e| LaunchError::Limit(format!("cannot start compiling `{name}`: {e}")))?;
+        Ok(job)
     }
 
-    /// Compiles wasm or wat bytes; a module asking for pre-initialization is compiled from
-    /// its snapshot (`crate::preinit`).
-    fn compile_bytes(
+    /// Waits for the outcome of `job`. From inside a guest call the wait is bounded by what
+    /// is left of that call's CPU budget and charged to it; a call stopped by `KILL` or a
+    /// signal, and the node stopping, end it too. The compile goes on, and a later launch
+    /// takes its result.
+    fn wait_for(
         &self,
         name: &str,
-        bytes: &[u8],
-        limits: &LoadLimits,
-    ) -> Result<Module, LaunchError> {
-        let invalid = |e: String| LaunchError::Invalid(name.into(), e);
-        if crate::preinit::wants_preinit(bytes) {
-            let bounds = crate::preinit::PreinitLimits {
-                cpu: std::time::Duration::from_millis(limits.cpu_ms),
-                memory: limits.memory,
-                stop: self.stopping.clone(),
+        job: &Compile,
+    ) -> Result<Result<Arc<WasmModule>, LaunchError>, LaunchError> {
+        let started = std::time::Instant::now();
+        let left = Budget::left();
+        let mut outcome = lock_plain(&job.outcome);
+        let result = loop {
+            if let Some(done) = outcome.as_ref() {
+                break Ok(done.clone());
+            }
+            let waited = started.elapsed();
+            let why = if self.stopping.load(Ordering::Acquire) {
+                "the node is stopping"
+            } else if Enclosing::interrupted() {
+                "the launching call was stopped"
+            } else if waited >= left {
+                "this call may not wait longer; try again"
+            } else {
+                ""
             };
-            let snapshot = crate::preinit::preinitialize(&self.engine, bytes, &bounds)
-                .map_err(|e| invalid(format!("pre-initialization failed: {e:#}")))?;
-            return Module::new(&self.engine, &snapshot).map_err(|e| invalid(format!("{e:#}")));
-        }
-        Module::new(&self.engine, bytes).map_err(|e| invalid(format!("{e:#}")))
+            if !why.is_empty() {
+                break Err(LaunchError::Limit(format!(
+                    "module `{name}` is still being compiled ({} ms so far): {why}",
+                    waited.as_millis()
+                )));
+            }
+            let slice = (left - waited).min(COMPILE_POLL);
+            outcome = job
+                .finished
+                .wait_timeout(outcome, slice)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        };
+        drop(outcome);
+        // Outside a guest call nothing is counted.
+        let _ = Budget::charge(started.elapsed());
+        result
     }
 
     /// The first file the search path yields for `name`.
@@ -349,6 +434,69 @@ impl ModuleRegistry {
             .filter(|pattern| !pattern.is_empty())
             .map(|pattern| PathBuf::from(pattern.replace('?', name)))
             .find(|path| path.is_file())
+    }
+}
+
+/// A module's compile, running on its own thread: launches of the module wait for its
+/// outcome, each as long as it may.
+struct Compile {
+    /// The hash of the bytes compiled.
+    digest: u64,
+    /// The limits of the tenant that asked (its pre-initialization runs within them).
+    limits: LoadLimits,
+    /// Set once, when the compile ends.
+    outcome: Mutex<Option<Result<Arc<WasmModule>, LaunchError>>>,
+    finished: Condvar,
+}
+
+impl Compile {
+    /// True when this compile answers a load of bytes with `digest` within `limits`: it is
+    /// of the same bytes, and still running or ended within the same limits (a failed
+    /// pre-initialization may succeed within larger ones; a failure within the same limits
+    /// is answered again without compiling).
+    fn serves(&self, digest: u64, limits: &LoadLimits) -> bool {
+        self.digest == digest && (lock_plain(&self.outcome).is_none() || self.limits == *limits)
+    }
+}
+
+/// What a compile thread needs of the registry.
+struct Compiler {
+    engine: Engine,
+    linker: Linker<WasmState>,
+    prefault: bool,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Compiler {
+    /// Compiles and links wasm bytes; a module asking for pre-initialization is compiled
+    /// from its snapshot (`crate::preinit`).
+    fn compile(
+        &self,
+        name: &str,
+        origin: String,
+        bytes: &[u8],
+        digest: u64,
+        size: u64,
+        asker: &Asker,
+    ) -> Result<WasmModule, LaunchError> {
+        let invalid = |e: String| LaunchError::Invalid(name.into(), e);
+        // Text modules become binary here, so a WAT module can ask for pre-initialization.
+        let bytes = &*wat::parse_bytes(bytes).map_err(|e| invalid(format!("{e}")))?;
+        let module = if crate::preinit::wants_preinit(bytes) {
+            let bounds = crate::preinit::PreinitLimits {
+                cpu: std::time::Duration::from_millis(asker.limits.cpu_ms),
+                memory: asker.limits.memory,
+                account: asker.account.clone(),
+                stop: self.stopping.clone(),
+            };
+            let snapshot = crate::preinit::preinitialize(&self.engine, bytes, &bounds)
+                .map_err(|e| invalid(format!("pre-initialization failed: {e:#}")))?;
+            Module::new(&self.engine, &snapshot)
+        } else {
+            Module::new(&self.engine, bytes)
+        }
+        .map_err(|e| invalid(format!("{e:#}")))?;
+        self.link(name, origin, &module, digest, size)
     }
 
     /// Checks the module's exports and links its imports.
@@ -423,6 +571,13 @@ fn digest_of(bytes: &[u8]) -> u64 {
     bytes.hash(&mut hasher);
     hasher.finish()
 }
+
+/// Native stack of a compile thread: a worker's, as a pre-initialization runs guest code
+/// (only address space until used).
+const COMPILE_STACK: usize = crate::node::WORKER_STACK;
+
+/// How often a launch waiting for a compile looks at its budget and at `KILL`.
+const COMPILE_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Optional export: skynet's module `signal` entry.
 pub(crate) const SIGNAL_EXPORT: &str = "skywasm_signal";
@@ -573,6 +728,7 @@ mod tests {
             (a.join().unwrap(), b.join().unwrap())
         });
         assert!(Arc::ptr_eq(&a, &b), "two compilations of one module");
+        assert_eq!(registry.compiles(), 1);
     }
 
     /// A registry for tests, and a thread advancing its engine's epoch every 10 ms as the
@@ -611,7 +767,7 @@ mod tests {
             cpu_ms: 1000,
             memory: 1 << 20,
         };
-        match registry.resolve_for("echo", &limits) {
+        match registry.resolve_for("echo", &Asker::within(limits)) {
             Err(LaunchError::Limit(why)) => assert!(why.contains("module_size"), "{why}"),
             _ => panic!("a module over the limit was loaded"),
         }
@@ -619,10 +775,10 @@ mod tests {
             module_size: echo.len() as u64,
             ..limits
         };
-        assert!(registry.resolve_for("echo", &fits).is_ok());
+        assert!(registry.resolve_for("echo", &Asker::within(fits)).is_ok());
         // Once loaded, it is still refused to a tenant whose limit it passes.
         assert!(matches!(
-            registry.resolve_for("echo", &limits),
+            registry.resolve_for("echo", &Asker::within(limits)),
             Err(LaunchError::Limit(_))
         ));
         done.store(true, Ordering::Release);
@@ -637,7 +793,7 @@ mod tests {
             cpu_ms: 50,
             memory: 1 << 20,
         };
-        match registry.resolve_for("spin", &limits) {
+        match registry.resolve_for("spin", &Asker::within(limits)) {
             Err(LaunchError::Invalid(_, why)) => {
                 assert!(why.contains("ran past its CPU limit of 50 ms"), "{why}")
             }
@@ -652,12 +808,84 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(100));
             stopper.stop();
         });
-        match registry.resolve_for("spin", &forever) {
-            Err(LaunchError::Invalid(_, why)) => {
-                assert!(why.contains("the node is stopping"), "{why}")
-            }
-            _ => panic!("a looping pre-initialization finished"),
+        // The wait and the loop both end; whichever tells first says why.
+        match registry.resolve_for("spin", &Asker::within(forever)) {
+            Err(e) => assert!(e.to_string().contains("the node is stopping"), "{e}"),
+            Ok(_) => panic!("a looping pre-initialization finished"),
         }
+        done.store(true, Ordering::Release);
+    }
+
+    /// A module whose pre-initialization counts to a billion: long enough to outlast a
+    /// short wait, short of a generous CPU limit.
+    const SLOW_PREINIT: &str = r#"(module (memory (export "memory") 1)
+        (global $n (mut i32) (i32.const 1000000000))
+        (func (export "skywasm_preinit")
+          (loop $l (global.set $n (i32.sub (global.get $n) (i32.const 1)))
+                   (br_if $l (global.get $n))))
+        (func (export "skywasm_alloc") (param i32) (result i32) (i32.const 0))
+        (func (export "skywasm_init") (param i32 i32) (result i32) (i32.const 0))
+        (func (export "skywasm_dispatch") (param i32 i32 i32 i32 i32)))"#;
+
+    #[test]
+    fn a_call_waits_for_a_compile_at_most_its_budget_and_a_later_load_takes_the_result() {
+        let (registry, done) = ticking_registry();
+        registry.provide("slow", SLOW_PREINIT.as_bytes().to_vec());
+        let limits = LoadLimits {
+            module_size: 1 << 20,
+            cpu_ms: 60_000,
+            memory: 1 << 20,
+        };
+        {
+            let _call = Budget::enter(std::time::Duration::from_millis(30));
+            match registry.resolve_for("slow", &Asker::within(limits)) {
+                Err(LaunchError::Limit(why)) => {
+                    assert!(why.contains("still being compiled"), "{why}")
+                }
+                _ => panic!("the call waited past its budget"),
+            }
+            assert!(Budget::left().is_zero(), "the wait was not charged");
+        }
+        assert!(!registry.is_ready("slow"));
+        // The compile went on: a load outside any call waits for it and takes its result.
+        assert!(matches!(
+            registry.resolve_for("slow", &Asker::within(limits)),
+            Ok(ModuleKind::Wasm(_))
+        ));
+        assert!(registry.is_ready("slow"));
+        done.store(true, Ordering::Release);
+    }
+
+    #[test]
+    fn a_failed_compile_is_answered_again_without_compiling_within_the_same_limits() {
+        let (registry, done) = ticking_registry();
+        registry.provide("spin", LOOPING_PREINIT.as_bytes().to_vec());
+        let limits = LoadLimits {
+            module_size: 1 << 20,
+            cpu_ms: 100,
+            memory: 1 << 20,
+        };
+        assert!(registry
+            .resolve_for("spin", &Asker::within(limits))
+            .is_err());
+        assert_eq!(registry.compiles(), 1);
+        // The same bytes within the same limits: the same failure, from the record.
+        match registry.resolve_for("spin", &Asker::within(limits)) {
+            Err(LaunchError::Invalid(_, why)) => {
+                assert!(why.contains("ran past its CPU limit of 100 ms"), "{why}")
+            }
+            _ => panic!("the failed module loaded"),
+        }
+        assert_eq!(registry.compiles(), 1, "compiled again");
+        // Within other limits it may succeed: it is compiled again.
+        let larger = LoadLimits {
+            cpu_ms: 200,
+            ..limits
+        };
+        assert!(registry
+            .resolve_for("spin", &Asker::within(larger))
+            .is_err());
+        assert_eq!(registry.compiles(), 2);
         done.store(true, Ordering::Release);
     }
 

@@ -470,10 +470,9 @@ impl NodeShared {
         *lock(&service.deferred_start) = Some(Box::new(move |core| {
             let kind = match ready {
                 Some(kind) => kind,
-                None => node.modules.resolve_for(
-                    &owned_module,
-                    &crate::module::LoadLimits::of(&on_behalf.spec.limits),
-                )?,
+                None => node
+                    .modules
+                    .resolve_for(&owned_module, &crate::module::Asker::tenant(&on_behalf))?,
             };
             instantiate(kind, core, &owned_args)
         }));
@@ -516,13 +515,12 @@ impl NodeShared {
     /// skynet does.
     fn resolve_module(
         &self,
-        tenant: &Tenant,
+        tenant: &Arc<Tenant>,
         module: &str,
         args: &str,
     ) -> Result<ModuleKind, LaunchError> {
-        let limits = crate::module::LoadLimits::of(&tenant.spec.limits);
         self.modules
-            .resolve_for(module, &limits)
+            .resolve_for(module, &crate::module::Asker::tenant(tenant))
             .inspect_err(|failure| {
                 self.log(
                     Handle::NONE,

@@ -10,9 +10,9 @@
 //! `skywasm_preinit`, so neither runs again.
 //!
 //! Bounds: it runs like any call into a guest — under a CPU budget ([`PreinitLimits::cpu`],
-//! the asking tenant's `cpu_limit`, counted by epoch ticks and shared with the call it runs
-//! inside, if any), with its memory capped ([`PreinitLimits::memory`]), and it ends at the
-//! next epoch tick once the node stops.
+//! the asking tenant's `cpu_limit`, counted by epoch ticks), with its memory capped
+//! ([`PreinitLimits::memory`]), and it ends at the next epoch tick once the node stops. It
+//! runs on the module's compile thread (`crate::module`), never inside a service's call.
 
 use std::future::Future;
 use std::pin::pin;
@@ -26,7 +26,8 @@ use skywasm_abi::export;
 use wasmtime::{Engine, Linker, Memory, Module, Store, UpdateDeadline, Val};
 use wasmtime_wizer::{InstanceState, SnapshotVal, Wizer};
 
-use crate::wasm::budget::{Budget, Enclosing, Exhausted};
+use crate::tenant::Tenant;
+use crate::wasm::budget::{Budget, Exhausted};
 use crate::wasm::wasi::{Stdio, WasiHost};
 
 /// What a pre-initialization may use.
@@ -36,6 +37,9 @@ pub struct PreinitLimits {
     pub cpu: Duration,
     /// Largest linear memory, in bytes.
     pub memory: u64,
+    /// The tenant whose `tenant_memory` the linear memory counts against while the
+    /// pre-initialization runs (none: the node's own load).
+    pub account: Option<Arc<Tenant>>,
     /// Set when the node stops: the pre-initialization then ends at its next epoch tick.
     pub stop: Arc<AtomicBool>,
 }
@@ -47,6 +51,16 @@ struct PreinitState {
     limits: PreinitLimits,
     /// Requests refused so far (their log lines are thinned out).
     refusals: u64,
+    /// Memory charged to the tenant so far (given back when the Store is dropped).
+    charged: u64,
+}
+
+impl Drop for PreinitState {
+    fn drop(&mut self) {
+        if let Some(tenant) = &self.limits.account {
+            tenant.release_memory(self.charged);
+        }
+    }
 }
 
 impl WasiHost for PreinitState {
@@ -61,28 +75,18 @@ impl WasiHost for PreinitState {
     fn output_line(&mut self, _line: &[u8]) {}
 
     fn interruption(&self) -> Option<wasmtime::Error> {
-        if self.limits.stop.load(Ordering::Acquire) {
-            Some(wasmtime::Error::msg("interrupted: the node is stopping"))
-        } else if Enclosing::interrupted() {
-            Some(wasmtime::Error::msg(
-                "interrupted: the launching service was killed or signalled",
-            ))
-        } else {
-            None
-        }
+        self.limits
+            .stop
+            .load(Ordering::Acquire)
+            .then(|| wasmtime::Error::msg("interrupted: the node is stopping"))
     }
 
-    fn out_of_budget(&self, exhausted: Exhausted) -> wasmtime::Error {
-        match exhausted {
-            Exhausted::Own => wasmtime::Error::msg(format!(
-                "ran past its CPU limit of {} ms (maybe in an endless loop)",
-                self.limits.cpu.as_millis()
-            )),
-            Exhausted::Outer => wasmtime::Error::msg(
-                "ran past the CPU limit left to the launch that asked for it (maybe in an \
-                 endless loop)",
-            ),
-        }
+    fn out_of_budget(&self, _: Exhausted) -> wasmtime::Error {
+        // Its thread runs nothing else: the only budget is its own.
+        wasmtime::Error::msg(format!(
+            "ran past its CPU limit of {} ms (maybe in an endless loop)",
+            self.limits.cpu.as_millis()
+        ))
     }
 
     fn refused(&mut self, what: &str) {
@@ -99,11 +103,21 @@ impl WasiHost for PreinitState {
 impl wasmtime::ResourceLimiter for PreinitState {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired as u64 <= self.limits.memory)
+        if desired as u64 > self.limits.memory {
+            return Ok(false);
+        }
+        let extra = desired.saturating_sub(current) as u64;
+        if let Some(tenant) = &self.limits.account {
+            if !tenant.charge_memory(extra) {
+                return Ok(false);
+            }
+            self.charged += extra;
+        }
+        Ok(true)
     }
 
     fn table_growing(
@@ -170,6 +184,7 @@ pub fn preinitialize(
             memory: None,
             limits: limits.clone(),
             refusals: 0,
+            charged: 0,
         },
     );
     store.limiter(|state| state);

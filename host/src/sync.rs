@@ -117,10 +117,52 @@ pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// A future whose panics are caught: it completes with the panic's text instead of
+/// unwinding into the async runtime, which would end its task without a word (and leave
+/// whatever the task was to clean up in place).
+pub(crate) struct Contained<F>(std::pin::Pin<Box<F>>);
+
+/// `future`, with its panics caught ([`Contained`]).
+pub(crate) fn contained<F: std::future::Future>(future: F) -> Contained<F> {
+    Contained(Box::pin(future))
+}
+
+impl<F: std::future::Future> std::future::Future for Contained<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        // Once it panicked it is Ready, and the runtime never polls it again.
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(panic_text(&*payload))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    #[test]
+    fn a_contained_future_completes_with_its_panic_text() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let fine = runtime.block_on(contained(async { 7 }));
+        assert_eq!(fine, Ok(7));
+        let panicked = runtime.block_on(contained(async {
+            tokio::task::yield_now().await;
+            panic!("bad frame");
+        }));
+        assert_eq!(panicked, Err::<(), _>("bad frame".to_string()));
+    }
 
     #[test]
     fn a_panic_through_a_watched_lock_is_noted_once() {

@@ -26,6 +26,7 @@ use crate::mq::Message;
 use crate::node::{LaunchError, NodeShared};
 use crate::service::{Behavior, SavedState, Service, ServiceCore, Snapshot};
 use crate::sync::lock;
+use crate::wasm::budget::Budget;
 use crate::wasm::WasmService;
 
 /// An upgrade asked for: the new code and who is told how it went.
@@ -121,11 +122,14 @@ impl NodeShared {
     }
 
     fn upgrade(self: &Arc<Self>, service: &Arc<Service>, request: &UpgradeRequest) -> Outcome {
-        let limits = crate::module::LoadLimits::of(&service.tenant().spec.limits);
-        let kind = match self.modules.reload_for(&request.module, &limits) {
+        let asker = crate::module::Asker::tenant(service.tenant());
+        let kind = match self.modules.reload_for(&request.module, &asker) {
             Ok(kind) => kind,
             Err(e) => return Outcome::Failed(format!("the new code cannot be loaded: {e}")),
         };
+        // The old code's snapshot and the new code's start share one CPU limit: an upgrade
+        // costs at most what one message may.
+        let _budget = Budget::enter(crate::wasm::cpu_limit(service.tenant()));
         let mut slot = crate::sync::lock_plain(&service.slot);
         let Some(running) = slot.as_mut() else {
             return Outcome::Failed("the service is not running".into());

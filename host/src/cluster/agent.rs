@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::frame::{self, Address, PacketReader, Request, RequestAssembler};
 use super::outbox::Outbox;
-use super::Cluster;
+use super::{contain_task, Cluster};
 
 /// Listens on `host:port` for other nodes; the bound address.
 pub(crate) fn listen(
@@ -40,7 +40,11 @@ pub(crate) fn listen(
         .map_err(|e| e.to_string())?;
     let _inside = runtime.enter();
     let listener = TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
-    runtime.spawn(accept(cluster, listener));
+    let node = cluster.node.clone();
+    runtime.spawn(async move {
+        let what = "the cluster port's accept loop (the port no longer accepts)";
+        contain_task(&node, what, accept(cluster, listener)).await;
+    });
     Ok(bound)
 }
 
@@ -49,7 +53,11 @@ async fn accept(cluster: Arc<Cluster>, listener: TcpListener) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = super::sender::configure(&stream, cluster.config.keepalive);
-                tokio::spawn(serve(cluster.clone(), stream, peer));
+                let node = cluster.node.clone();
+                let serving = serve(cluster.clone(), stream, peer);
+                tokio::spawn(async move {
+                    contain_task(&node, &format!("the connection from {peer}"), serving).await;
+                });
             }
             // Out of descriptors and the like: keep listening, after a pause.
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,

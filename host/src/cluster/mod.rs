@@ -267,8 +267,10 @@ impl Cluster {
         }
         let node = self.node.upgrade().ok_or("the node is stopping")?;
         let handle = node.sockets.runtime().map_err(|e| e.to_string())?;
-        let busy = self.busy.clone();
-        handle.spawn(async move { busy.run().await });
+        let (busy, node) = (self.busy.clone(), self.node.clone());
+        handle.spawn(async move {
+            contain_task(&node, "the cluster's busy poll", busy.run()).await;
+        });
         *runtime = Some(handle.clone());
         Ok(handle)
     }
@@ -364,7 +366,16 @@ impl Cluster {
             link.clone(),
             self.busy.clone(),
         );
-        runtime.spawn(task.run(receiver));
+        let (weak, name, published) = (self.node.clone(), node.to_string(), link.clone());
+        runtime.spawn(async move {
+            let what = format!("the connection to node `{name}`");
+            if contain_task(&weak, &what, task.run(receiver)).await {
+                // Its calls in flight fail now; the next request starts a new sender.
+                if let Some(link) = lock(&published).take() {
+                    link.close("the host panicked serving the connection");
+                }
+            }
+        });
         let _ = inbox.send(request);
         senders.insert(
             node.to_string(),
@@ -559,9 +570,50 @@ pub(crate) fn fail_call(node: &NodeShared, caller: Handle, session: i32, why: &s
     );
 }
 
+/// Runs a task of the cluster on the network thread. A host panic in it does not end it
+/// silently: it is logged (to the node's log when there is a node) naming `what`, and when
+/// it unwound through a lock, leaving shared state unknown, the node stops. True when the
+/// task panicked (its caller then cleans up after it).
+pub(crate) async fn contain_task(
+    node: &Weak<NodeShared>,
+    what: &str,
+    task: impl std::future::Future<Output = ()>,
+) -> bool {
+    let Err(panic) = crate::sync::contained(task).await else {
+        return false;
+    };
+    let unknown = crate::sync::take_poisoned();
+    tracing::error!("cluster: the host panicked in {what}: {panic}");
+    if let Some(node) = node.upgrade() {
+        node.log(
+            Handle::NONE,
+            &format!("cluster: the host panicked in {what}: {panic}; it ended"),
+        );
+        if unknown {
+            node.fail(&format!(
+                "a host panic in {what} left shared state unknown ({panic})"
+            ));
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panicking_cluster_task_is_contained_and_reported() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let nobody = Weak::new();
+        assert!(!runtime.block_on(contain_task(&nobody, "a calm task", async {})));
+        let panicked = runtime.block_on(contain_task(&nobody, "a buggy task", async {
+            panic!("a frame the host did not expect");
+        }));
+        assert!(panicked);
+    }
 
     #[test]
     fn node_tables_read_addresses_down_nodes_and_nowaiting() {

@@ -113,7 +113,14 @@ impl Outbox {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
         });
-        tokio::spawn(writer(outbox.clone()));
+        let writing = outbox.clone();
+        tokio::spawn(async move {
+            let what = "writing to a cluster connection";
+            if super::contain_task(&std::sync::Weak::new(), what, writer(writing.clone())).await {
+                // Later writes fail at once instead of queueing for no writer.
+                writing.close();
+            }
+        });
         outbox
     }
 

@@ -244,7 +244,7 @@ impl Link {
     }
 
     /// Ends the link: no call may be added, and every call in flight fails with `why`.
-    fn close(&self, why: &str) {
+    pub(super) fn close(&self, why: &str) {
         self.outbox.close();
         let calls: Vec<Call> = {
             let mut calls = lock(&self.calls);
@@ -421,12 +421,13 @@ impl Sender {
             busy: self.busy.clone(),
         });
         let (ended_tx, mut ended) = mpsc::unbounded_channel::<String>();
-        tokio::spawn(read_replies(
-            stream,
-            link.clone(),
-            self.config.max_payload,
-            ended_tx,
-        ));
+        let reading = read_replies(stream, link.clone(), self.config.max_payload, ended_tx);
+        let (node, what) = (
+            self.node.clone(),
+            format!("reading from node `{}`", self.name),
+        );
+        // A panic drops `ended_tx`: the loop below then ends the link.
+        tokio::spawn(async move { super::contain_task(&node, &what, reading).await });
         // What queued before the connection goes first, in order; then the link is
         // published, under the lock senders take, so nothing sent meanwhile overtakes it.
         {

@@ -339,11 +339,10 @@ impl SocketServer {
             self.shared
                 .register(owner.handle, Kind::Listen, String::new(), ticket);
         *lock(&entry.local) = local;
-        reactor.handle.spawn(task::listener(
+        reactor.handle.spawn(task::guarded(
             self.shared.clone(),
             entry.clone(),
-            listener,
-            control,
+            task::listener(self.shared.clone(), entry.clone(), listener, control),
         ));
         Ok(entry.id)
     }
@@ -373,12 +372,16 @@ impl SocketServer {
             format!("{host}:{port}"),
             ticket,
         );
-        reactor.handle.spawn(task::connect(
+        reactor.handle.spawn(task::guarded(
             self.shared.clone(),
             entry.clone(),
-            host.to_string(),
-            port,
-            control,
+            task::connect(
+                self.shared.clone(),
+                entry.clone(),
+                host.to_string(),
+                port,
+                control,
+            ),
         ));
         Ok(entry.id)
     }
@@ -408,11 +411,10 @@ impl SocketServer {
         if let Ok(local) = socket.local_addr() {
             *lock(&entry.local) = local.to_string();
         }
-        reactor.handle.spawn(task::udp(
+        reactor.handle.spawn(task::guarded(
             self.shared.clone(),
             entry.clone(),
-            socket,
-            control,
+            task::udp(self.shared.clone(), entry.clone(), socket, control),
         ));
         Ok(entry.id)
     }

@@ -19,6 +19,26 @@ const READ_CHUNK: usize = 64 << 10;
 
 /// A listening socket: accepts while started; each connection becomes a new socket in the
 /// `Accepted` state, owned by this socket's owner until someone starts it.
+/// Runs `task`, the task of socket `entry`. A host panic in it does not end the task
+/// silently: the socket is closed, its owner gets an ERROR event saying why, and the
+/// server's notice names it.
+pub(super) async fn guarded(
+    shared: Arc<Shared>,
+    entry: Arc<Entry>,
+    task: impl std::future::Future<Output = ()>,
+) {
+    if let Err(panic) = crate::sync::contained(task).await {
+        let why = format!("the host panicked serving it: {panic}");
+        (shared.notice)(&format!(
+            "socket {} of {}: {why}; closed",
+            entry.id,
+            entry.owner()
+        ));
+        shared.remove(entry.id);
+        shared.emit(&entry, abi::ERROR, 0, why.as_bytes());
+    }
+}
+
 pub(super) async fn listener(
     shared: Arc<Shared>,
     entry: Arc<Entry>,
@@ -72,7 +92,8 @@ pub(super) async fn listener(
                         shared.remove(new.id);
                         break;
                     }
-                    tokio::spawn(connection(shared.clone(), new, stream, receiver, false));
+                    let serve = connection(shared.clone(), new.clone(), stream, receiver, false);
+                    tokio::spawn(guarded(shared.clone(), new, serve));
                 }
                 // Out of descriptors and the like: skynet keeps listening; so do we, after
                 // a pause so a persistent error does not spin.

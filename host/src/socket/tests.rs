@@ -420,3 +420,24 @@ fn numeric_addresses_need_no_lookup_and_names_need_the_right_to_one() {
     );
     assert!(resolve("localhost", 84, true).is_ok());
 }
+
+#[test]
+fn a_host_panic_in_a_socket_task_closes_that_socket_and_tells_its_owner() {
+    let (server, events) = server();
+    let id = server.listen(&owner(7), "127.0.0.1", 0, 16).unwrap();
+    let entry = lock(&server.shared.sockets).get(&id).cloned().unwrap();
+    let reactor = server.running().unwrap();
+    reactor
+        .handle
+        .spawn(task::guarded(server.shared.clone(), entry, async {
+            panic!("a host bug");
+        }));
+    let (owner, _, seen_id, _, why) = expect(&events, abi::ERROR);
+    assert_eq!((owner, seen_id), (7, id));
+    let why = String::from_utf8_lossy(&why).into_owned();
+    assert!(
+        why.contains("the host panicked serving it: a host bug"),
+        "{why}"
+    );
+    assert!(!lock(&server.shared.sockets).contains_key(&id));
+}

@@ -214,7 +214,7 @@ pub(crate) fn cpu_limit_error(
 }
 
 /// The CPU limit of one call into the guests of `tenant`.
-fn cpu_limit(tenant: &crate::tenant::Tenant) -> std::time::Duration {
+pub(crate) fn cpu_limit(tenant: &crate::tenant::Tenant) -> std::time::Duration {
     std::time::Duration::from_millis(tenant.spec.limits.cpu_ms)
 }
 

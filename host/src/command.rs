@@ -14,6 +14,7 @@ use std::sync::Arc;
 use skywasm_abi::{error, ptype, Handle};
 
 use crate::handle::HandleError;
+use crate::log::Shown;
 use crate::mq::Message;
 use crate::node::split_command;
 use crate::service::ServiceCore;
@@ -149,12 +150,12 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
         }
         "GETENV" => {
             if !tenant.spec.may_getenv(param) {
-                return Err(deny(
-                    core,
-                    command,
-                    param,
-                    "the key is not in its getenv list",
-                ));
+                let why = if crate::tenant::is_secret_key(param) {
+                    "the key holds a secret no service may read"
+                } else {
+                    "the key is not in its getenv list"
+                };
+                return Err(deny(core, command, param, why));
             }
             node.getenv(param).ok_or(error::NOT_FOUND)
         }
@@ -164,12 +165,12 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 return Err(error::INVALID_ARGUMENT);
             }
             if !tenant.spec.may_setenv(key) {
-                return Err(deny(
-                    core,
-                    command,
-                    key,
-                    "the key is not in its setenv list",
-                ));
+                let why = if tenant.spec.may_setenv_listed(key) {
+                    "the runtime reads that key; only a trusted tenant may set it"
+                } else {
+                    "the key is not in its setenv list"
+                };
+                return Err(deny(core, command, key, why));
             }
             if node.setenv(key, value) {
                 Ok(String::new())
@@ -262,7 +263,9 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
 pub(crate) fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) -> i32 {
     if let Some(refused) = count_refusal(core) {
         core.log(&format!(
-            "DENIED {command} {param}: {why} (tenant `{}`; {refused} refused so far)",
+            "DENIED {} {}: {why} (tenant `{}`; {refused} refused so far)",
+            Shown(command),
+            Shown(param),
             core.service().tenant().name()
         ));
     }
@@ -341,7 +344,7 @@ fn launch_for(
     if module.is_empty() {
         return Err(error::INVALID_ARGUMENT);
     }
-    let what = format!("{module} {args}");
+    let what = format!("{} {}", Shown(module), Shown(args));
     if !tenant.spec.may_launch(module, args) {
         return Err(deny(
             core,

@@ -107,6 +107,9 @@ pub struct NodeConfig {
     /// Most unsent bytes a socket may queue (`socket_max_unsent`): past it the peer is taken
     /// as not reading and the socket is closed with an error.
     pub socket_max_unsent: u64,
+    /// Most bytes of log lines waiting for the logger (`log_backlog`): past it lines are
+    /// dropped, and the logger says how many.
+    pub log_backlog: usize,
     /// Make guest code visible to `perf` (`wasm_profiler = "perfmap"` or `"jitdump"`).
     pub wasm_profiler: Option<String>,
     /// The limits of the node's own services, and the base of every tenant's
@@ -190,6 +193,10 @@ impl NodeConfig {
                 "between 1 and 2G",
             ));
         }
+        let log_backlog = size_key(&mut env, "log_backlog", "16M")?;
+        if log_backlog < 64 << 10 {
+            return Err(bad("log_backlog", &log_backlog.to_string(), "at least 64K"));
+        }
         let socket_max_unsent = size_key(&mut env, "socket_max_unsent", "64M")?;
         if socket_max_unsent < 64 << 10 {
             return Err(bad(
@@ -259,6 +266,7 @@ impl NodeConfig {
             wasm_memory,
             max_message_size: max_message_size as usize,
             socket_max_unsent,
+            log_backlog: log_backlog as usize,
             wasm_profiler: env.get("wasm_profiler").cloned(),
             limits,
             tenants,

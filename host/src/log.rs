@@ -20,6 +20,51 @@ use crate::node::NodeShared;
 use crate::service::{Behavior, Fault, Service, ServiceCore};
 use crate::sync::lock;
 
+/// Most bytes of a guest-chosen text (a module name, arguments, a key, a tag) a host log
+/// line shows.
+pub const SHOWN_LIMIT: usize = 256;
+
+/// Most bytes of a line the host logs: a safety net under [`Shown`] for whatever else a
+/// host line carries (an init's error and its traceback).
+pub const HOST_LINE_LIMIT: usize = 4 << 10;
+
+/// A guest-chosen text as a host log line shows it: control characters escaped (a guest
+/// cannot forge a line), and cut after [`SHOWN_LIMIT`] bytes with the size it had.
+pub struct Shown<'a>(pub &'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0;
+        let mut end = text.len().min(SHOWN_LIMIT);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        for c in text[..end].chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        if end < text.len() {
+            write!(f, "...({} bytes)", text.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// `text` cut after `limit` bytes (at a character boundary), saying how long it was.
+pub(crate) fn cut(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= limit {
+        return text.into();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} ...({} bytes, cut)", &text[..end], text.len()).into()
+}
+
 enum Output {
     Stdout,
     File(File),
@@ -129,6 +174,15 @@ impl Behavior for Logger {
     fn dispatch(&mut self, message: Message) -> Result<(), Fault> {
         match message.ptype as u32 {
             ptype::TEXT => {
+                let dropped = self.core.node.log_dropped.swap(0, Ordering::Relaxed);
+                if dropped > 0 {
+                    let note = format!(
+                        "({dropped} log lines dropped: the logger's backlog of {} bytes was \
+                         full)",
+                        self.core.node.config.log_backlog
+                    );
+                    self.format_line(Handle::NONE, note.as_bytes());
+                }
                 self.format_line(message.source, &message.data);
                 if self.pending.len() >= BATCH_LIMIT || self.core.service().queue.is_empty() {
                     self.flush_or_complain();
@@ -234,5 +288,25 @@ pub(crate) fn record_message(node: &NodeShared, service: &Service, message: &Mes
         }
         line.push('\n');
         let _ = file.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_text_in_a_host_line_is_escaped_and_cut() {
+        assert_eq!(Shown("pong 1").to_string(), "pong 1");
+        assert_eq!(
+            Shown("a\n[:00000001] forged").to_string(),
+            "a\\n[:00000001] forged"
+        );
+        let long = "é".repeat(200);
+        let shown = Shown(&long).to_string();
+        assert!(shown.ends_with("...(400 bytes)"), "{shown}");
+        assert!(shown.len() <= SHOWN_LIMIT + 16);
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("abcdef", 3), "abc ...(6 bytes, cut)");
     }
 }

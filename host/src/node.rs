@@ -13,7 +13,7 @@
 //! exit monitor and the launcher are told.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -23,6 +23,7 @@ use skywasm_pack::Value;
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::handle::HandleTable;
+use crate::log::Shown;
 use crate::module::{ModuleKind, ModuleRegistry};
 use crate::monitor::Monitor;
 use crate::mq::{Message, Push, Refused};
@@ -117,6 +118,9 @@ pub struct NodeShared {
     monitor_exit: AtomicU32,
     /// The log service's handle, once it runs.
     logger: AtomicU32,
+    /// Log lines dropped because the logger's backlog was full (`log_backlog`); the
+    /// logger reports and clears the count.
+    pub(crate) log_dropped: AtomicU64,
     /// Set by `ABORT`, SIGINT/SIGTERM or [`Node::stop`].
     quit: AtomicBool,
     quit_lock: Mutex<()>,
@@ -244,10 +248,15 @@ impl NodeShared {
             message
         };
         let limits = &tenant.spec.limits;
-        match service
-            .queue
-            .push_bounded(message, limits.mailbox, limits.mailbox_bytes)
-        {
+        // An answer is never refused for a full mailbox: its caller would wait forever (the
+        // obligation to answer is already settled). It still counts in the mailbox's bytes,
+        // and there is one per request the receiver made.
+        let (max_len, max_bytes) = if answer {
+            (usize::MAX, usize::MAX)
+        } else {
+            (limits.mailbox, limits.mailbox_bytes)
+        };
+        match service.queue.push_bounded(message, max_len, max_bytes) {
             Ok(Push::Ready) => {
                 self.scheduler.ready(service.clone());
                 Ok(())
@@ -318,9 +327,17 @@ impl NodeShared {
             .ok_or(error::UNKNOWN_NAME)
     }
 
-    /// Sends a line to the log service with `source` as its origin (skynet's `skynet_error`).
-    /// Before the logger runs (or after it died) the line goes to stderr.
+    /// Sends a line of the host's to the log service with `source` as its origin (skynet's
+    /// `skynet_error`), cut after [`crate::log::HOST_LINE_LIMIT`] bytes; guest-chosen text
+    /// in it is shown with [`crate::log::Shown`]. Past the logger's backlog the line is
+    /// dropped and counted. Before the logger runs (or after it died) it goes to stderr.
     pub fn log(&self, source: Handle, text: &str) {
+        self.log_line(source, &crate::log::cut(text, crate::log::HOST_LINE_LIMIT));
+    }
+
+    /// Sends a line a guest wrote to the log service, as [`NodeShared::log`] but not cut
+    /// further (the `log` import bounds it).
+    pub(crate) fn log_line(&self, source: Handle, text: &str) {
         let mut logger = Handle(self.logger.load(Ordering::Acquire));
         if logger.is_none() {
             // The log service names itself `.logger` in its init; until Node::start caches its
@@ -333,8 +350,23 @@ impl NodeShared {
             ptype: ptype::TEXT as u8,
             data: text.as_bytes().into(),
         };
-        if logger.is_none() || self.push(logger, message).is_err() {
+        let Some(service) = (!logger.is_none())
+            .then(|| self.handles.get(logger))
+            .flatten()
+        else {
             eprintln!("[{source}] {text}");
+            return;
+        };
+        // The backlog is bounded: a flood of lines (a guest's, or refusals it provokes)
+        // costs dropped lines, counted and reported by the logger, never host memory.
+        let backlog = self.config.log_backlog;
+        match service.queue.push_bounded(message, usize::MAX, backlog) {
+            Ok(Push::Ready) => self.scheduler.ready(service),
+            Ok(Push::Queued) => {}
+            Err(Refused::Full(_)) => {
+                self.log_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(Refused::Closed(_)) => eprintln!("[{source}] {text}"),
         }
     }
 
@@ -503,7 +535,11 @@ impl NodeShared {
         };
         self.log(
             service.handle(),
-            &format!("FAILED launch {module} {args}: {failure}"),
+            &format!(
+                "FAILED launch {} {}: {failure}",
+                Shown(&module),
+                Shown(&args)
+            ),
         );
         service.never_started.store(true, Ordering::Release);
         if service.mark_dead() {
@@ -524,7 +560,7 @@ impl NodeShared {
             .inspect_err(|failure| {
                 self.log(
                     Handle::NONE,
-                    &format!("FAILED launch {module} {args}: {failure}"),
+                    &format!("FAILED launch {} {}: {failure}", Shown(module), Shown(args)),
                 );
             })
     }
@@ -557,7 +593,7 @@ impl NodeShared {
             let failure = LaunchError::TooDeep;
             self.log(
                 Handle::NONE,
-                &format!("FAILED launch {module} {args}: {failure}"),
+                &format!("FAILED launch {} {}: {failure}", Shown(module), Shown(args)),
             );
             return Err(failure);
         }
@@ -608,7 +644,10 @@ impl NodeShared {
             },
             Err(error) => error,
         };
-        self.log(handle, &format!("FAILED launch {module} {args}: {failure}"));
+        self.log(
+            handle,
+            &format!("FAILED launch {} {}: {failure}", Shown(module), Shown(args)),
+        );
         Err(failure)
     }
 
@@ -623,7 +662,7 @@ impl NodeShared {
         let failed = |failure: LaunchError| {
             self.log(
                 Handle::NONE,
-                &format!("FAILED launch {module} {args}: {failure}"),
+                &format!("FAILED launch {} {}: {failure}", Shown(module), Shown(args)),
             );
             failure
         };
@@ -664,7 +703,11 @@ impl NodeShared {
         }
         self.log(
             service.handle(),
-            &format!("LAUNCH {} {}", service.module(), service.args()),
+            &format!(
+                "LAUNCH {} {}",
+                Shown(&service.module()),
+                Shown(&service.args())
+            ),
         );
         Ok(())
     }
@@ -738,8 +781,8 @@ impl NodeShared {
             handle,
             &format!(
                 "service `{} {}` (tenant `{}`) {what}: {fault}; the service is discarded",
-                service.module(),
-                service.args(),
+                Shown(&service.module()),
+                Shown(&service.args()),
                 service.tenant().name()
             ),
         );
@@ -852,6 +895,7 @@ impl Node {
             modules,
             monitor_exit: AtomicU32::new(0),
             logger: AtomicU32::new(0),
+            log_dropped: AtomicU64::new(0),
             quit: AtomicBool::new(false),
             quit_lock: Mutex::new(()),
             quit_signal: Condvar::new(),

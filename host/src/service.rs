@@ -229,7 +229,7 @@ impl Service {
                 ),
             );
         }
-        node.log(self.handle, text);
+        node.log_line(self.handle, text);
     }
 
     /// Its scheduling class in the global queue: its tenant's index.

@@ -35,6 +35,20 @@ const RUNTIME_ENV_KEYS: &[&str] = &[
     "harbor",
 ];
 
+/// Env keys no guest reads, whatever its tenant's `getenv` list says: secrets.
+const SECRET_ENV_KEYS: &[&str] = &["cluster_secret"];
+
+/// True for a key the runtime reads (the Lua runtime's keys, the cluster's), which only a
+/// trusted tenant may set.
+fn is_runtime_key(key: &str) -> bool {
+    RUNTIME_ENV_KEYS.contains(&key) || key.starts_with("cluster")
+}
+
+/// True for a key whose value no guest may read.
+pub fn is_secret_key(key: &str) -> bool {
+    SECRET_ENV_KEYS.contains(&key)
+}
+
 /// The limits of every service of a tenant, and of the tenant as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -237,11 +251,19 @@ impl TenantSpec {
 
     /// True if `GETENV key` is allowed.
     pub fn may_getenv(&self, key: &str) -> bool {
-        RUNTIME_ENV_KEYS.contains(&key) || allowed_key(self.getenv.as_deref(), key)
+        !is_secret_key(key)
+            && (RUNTIME_ENV_KEYS.contains(&key) || allowed_key(self.getenv.as_deref(), key))
     }
 
-    /// True if `SETENV key` is allowed.
+    /// True if `SETENV key` is allowed. An untrusted tenant never sets a key the runtime
+    /// reads (where scripts come from, the cluster's settings), whatever its list says:
+    /// later launches of every tenant would read it.
     pub fn may_setenv(&self, key: &str) -> bool {
+        (self.trusted || !is_runtime_key(key)) && self.may_setenv_listed(key)
+    }
+
+    /// True if the tenant's `setenv` list names `key` (or it has none).
+    pub fn may_setenv_listed(&self, key: &str) -> bool {
         allowed_key(self.setenv.as_deref(), key)
     }
 

@@ -101,7 +101,11 @@ impl NodeShared {
             return;
         };
         let outcome = self.upgrade(service, &request);
-        let what = format!("UPGRADE {} {}", request.module, request.args);
+        let what = format!(
+            "UPGRADE {} {}",
+            crate::log::Shown(&request.module),
+            crate::log::Shown(&request.args)
+        );
         let line = match &outcome {
             Outcome::Restored { version, bytes } => {
                 format!("{what}: the new code took the state (version {version}, {bytes} bytes)")

@@ -4,6 +4,7 @@
 mod support;
 
 mod abi;
+mod bounds;
 mod cli;
 mod cluster;
 mod console;

@@ -131,9 +131,9 @@ fn handle(cluster: &Cluster, request: &Request, replies: &Arc<Outbox>) {
         node.log(
             Handle::NONE,
             &format!(
-                "cluster: trace {} -> {:?}",
-                String::from_utf8_lossy(tag),
-                request.address
+                "cluster: trace {} -> {}",
+                crate::log::Shown(&String::from_utf8_lossy(tag)),
+                crate::log::Shown(&format!("{:?}", request.address))
             ),
         );
     }

@@ -235,8 +235,9 @@ fn a_slow_reader_makes_the_writer_warned_and_memory_is_the_queue() {
         other => panic!("{other:?}"),
     };
     assert!(unsent > 0, "netstat shows the unsent bytes");
-    drop(peer);
+    // Before the peer goes: a reset would end the socket first.
     server.shutdown(id).unwrap();
+    drop(peer);
 }
 
 #[test]

@@ -5,26 +5,32 @@
 //! the same ticks, so a timeout of `n` fires when `now` has advanced by `n`. The wheel itself
 //! is the pure [`crate::timer::TimerWheel`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use skywasm_abi::{ptype, Handle};
 
 use crate::mq::Message;
 use crate::node::NodeShared;
+use crate::service::Service;
 use crate::sync::lock;
 use crate::timer::TimerWheel;
+
+/// Fewest timeouts of ended services worth a sweep of the wheel.
+const SWEEP_MIN: usize = 1024;
 
 /// How often the timer thread wakes (skynet's `usleep(2500)`).
 const TIMER_PERIOD: Duration = Duration::from_micros(2500);
 
 /// A pending timeout: who gets it, its session, and the index of the tenant it counts
 /// against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Timeout {
     /// The service to wake.
     pub handle: Handle,
+    /// That very service (a handle may name another service once this one has ended).
+    pub owner: Weak<Service>,
     /// The session its PTYPE_RESPONSE carries.
     pub session: i32,
     /// The owner's tenant (its index among the node's tenants).
@@ -38,6 +44,9 @@ pub struct Clock {
     /// Centiseconds since start, as last advanced by the timer thread.
     now: AtomicU64,
     wheel: Mutex<TimerWheel<Timeout>>,
+    /// Timeouts of ended services still in the wheel (approximately): past half of the
+    /// wheel, the timer thread sweeps them out.
+    orphaned: AtomicUsize,
 }
 
 impl Default for Clock {
@@ -57,7 +66,35 @@ impl Clock {
                 .unwrap_or(0),
             now: AtomicU64::new(0),
             wheel: Mutex::new(TimerWheel::new()),
+            orphaned: AtomicUsize::new(0),
         }
+    }
+
+    /// Notes `count` timeouts of a service that ended: they stay in the wheel, counted for
+    /// nobody, until they fire or a sweep takes them out.
+    pub fn orphan(&self, count: usize) {
+        self.orphaned.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Takes the timeouts of ended services out of the wheel once they are over half of it
+    /// (and at least `SWEEP_MIN`): each sweep passes over the whole wheel, so it runs
+    /// only after at least as many timeouts ended as stay. Returns how many it took out.
+    pub fn sweep_if_due(&self) -> usize {
+        let orphaned = self.orphaned.load(Ordering::Relaxed);
+        if orphaned < SWEEP_MIN {
+            return 0;
+        }
+        let mut wheel = lock(&self.wheel);
+        if orphaned * 2 < wheel.len() {
+            return 0;
+        }
+        self.orphaned.store(0, Ordering::Relaxed);
+        wheel.retain(|timeout| {
+            timeout
+                .owner
+                .upgrade()
+                .is_some_and(|service| service.is_alive())
+        })
     }
 
     /// Centiseconds since the node started.
@@ -106,15 +143,24 @@ impl Clock {
 pub(crate) fn run_timer_thread(node: &Arc<NodeShared>) {
     while !node.is_quitting() {
         for timeout in node.clock.update() {
-            if let Some(tenant) = node.tenants.by_index(timeout.tenant) {
-                tenant.release_timer();
+            // A timeout of a service that has ended was given back when it ended, and has
+            // nobody to wake.
+            let Some(service) = timeout.owner.upgrade() else {
+                continue;
+            };
+            if !service.timer_fired() {
+                continue;
             }
-            // A timeout for a service that has exited is dropped silently.
-            let _ = node.push(
+            if let Some(tenant) = node.tenants.by_index(timeout.tenant) {
+                tenant.release_timers(1);
+            }
+            let _ = node.push_cached(
                 timeout.handle,
                 Message::empty(Handle::NONE, ptype::RESPONSE as u8, timeout.session),
+                &mut Some(service),
             );
         }
+        node.clock.sweep_if_due();
         node.scheduler.tick();
         std::thread::sleep(TIMER_PERIOD);
     }

@@ -335,6 +335,11 @@ fn may_bind(core: &ServiceCore, command: &str, name: &str) -> Result<(), i32> {
 }
 
 /// Launches `module args` into `tenant`, under its launch list and spawn rate.
+/// Most bytes of arguments a service of an untrusted tenant is launched with: the host
+/// keeps them for as long as the service lives (`.launcher`'s list, logs), so a tenant's
+/// launch arguments hold at most its `services` times this.
+pub const MAX_UNTRUSTED_ARGS: usize = 64 << 10;
+
 fn launch_for(
     core: &ServiceCore,
     tenant: &Arc<Tenant>,
@@ -352,6 +357,15 @@ fn launch_for(
             &what,
             &format!("tenant `{}` may not launch that module", tenant.name()),
         ));
+    }
+    if !tenant.is_trusted() && args.len() > MAX_UNTRUSTED_ARGS {
+        core.log(&format!(
+            "FAILED launch {what}: {} bytes of arguments, over the {MAX_UNTRUSTED_ARGS} an \
+             untrusted tenant's service may have (tenant `{}`)",
+            args.len(),
+            tenant.name()
+        ));
+        return Err(error::LIMIT);
     }
     if !tenant.take_spawn_token() {
         core.log(&format!(
@@ -441,8 +455,10 @@ pub fn timeout(core: &mut ServiceCore, ticks: i64) -> Result<i32, i32> {
     }
     let index = tenant.index;
     let session = core.new_session();
+    core.service().count_timer();
     let timeout = crate::clock::Timeout {
         handle,
+        owner: Arc::downgrade(core.service()),
         session,
         tenant: index,
     };
@@ -469,8 +485,27 @@ fn bind(core: &ServiceCore, name: &str, handle: Handle) -> Result<String, i32> {
     } else {
         tenant.name_scope()
     };
-    match core.node.handles.bind_name_in(scope, name, handle) {
+    let limits = &tenant.spec.limits;
+    let caps = crate::handle::NameCaps {
+        per_service: limits.names as usize,
+        per_owner: limits.tenant_names as usize,
+    };
+    let bound = core
+        .node
+        .handles
+        .bind_name_capped(scope, name, handle, tenant.index, caps);
+    match bound {
         Ok(()) => Ok(name.to_string()),
+        Err(HandleError::TooManyNames(why)) => {
+            if let Some(refused) = count_refusal(core) {
+                core.log(&format!(
+                    "REG {} refused: {why} (tenant `{}`; {refused} refused so far)",
+                    Shown(name),
+                    tenant.name()
+                ));
+            }
+            Err(error::LIMIT)
+        }
         Err(HandleError::NameTaken(_)) => Err(error::NAME_TAKEN),
         Err(HandleError::NoSuchHandle(_)) => Err(error::INVALID_ADDRESS),
         Err(_) => Err(error::INVALID_ARGUMENT),

@@ -217,6 +217,14 @@ impl NodeConfig {
             .map_err(|v| bad("cpu_soft_limit", &v, "milliseconds in 0..=3600000"))?;
         let mailbox = int_key_in(&mut env, "mailbox_limit", 100_000, 1, 1 << 32)
             .map_err(|v| bad("mailbox_limit", &v, "an integer in 1..=4294967296"))?;
+        let socket_backlog = size_key(&mut env, "socket_backlog", "8M")?;
+        if socket_backlog < 64 << 10 {
+            return Err(bad(
+                "socket_backlog",
+                &socket_backlog.to_string(),
+                "at least 64K",
+            ));
+        }
         let mailbox_bytes = size_key(&mut env, "mailbox_bytes", "1G")?;
         if mailbox_bytes < max_message_size {
             return Err(bad(
@@ -243,6 +251,9 @@ impl NodeConfig {
             timers: u32::MAX,
             sockets: u32::MAX,
             mailbox_bytes: mailbox_bytes as usize,
+            socket_backlog: socket_backlog as usize,
+            names: u32::MAX,
+            tenant_names: u32::MAX,
             log_rate: 0,
             module_size,
         };

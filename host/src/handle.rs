@@ -39,6 +39,34 @@ pub enum HandleError {
     /// The handle does not belong to a live service.
     #[error("no service at {0}")]
     NoSuchHandle(Handle),
+    /// The service, or the services of its owner together, hold their cap of names.
+    #[error("{0}")]
+    TooManyNames(String),
+}
+
+/// Caps on the names bound to one service, and to all the services of one owner (a
+/// tenant) together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameCaps {
+    /// Names of one service.
+    pub per_service: usize,
+    /// Names of all the services of one owner.
+    pub per_owner: usize,
+}
+
+impl NameCaps {
+    /// No cap (skynet's).
+    pub const NONE: NameCaps = NameCaps {
+        per_service: usize::MAX,
+        per_owner: usize::MAX,
+    };
+}
+
+/// The names bound to one handle, and whose they count as.
+#[derive(Debug, Default)]
+struct Bound {
+    owner: usize,
+    names: Vec<(usize, String)>,
 }
 
 /// Handles and names of the services of one node.
@@ -59,7 +87,9 @@ struct Inner<T> {
     private: HashMap<usize, HashMap<String, Handle>>,
     /// Names bound to each handle with their scope, so retiring a handle releases them
     /// without a scan.
-    names_of: HashMap<Handle, Vec<(usize, String)>>,
+    names_of: HashMap<Handle, Bound>,
+    /// Names bound per owner, against [`NameCaps::per_owner`].
+    names_per_owner: HashMap<usize, usize>,
 }
 
 /// The scope of the shared name space.
@@ -93,6 +123,7 @@ impl<T: Clone> HandleTable<T> {
                 names: HashMap::new(),
                 private: HashMap::new(),
                 names_of: HashMap::new(),
+                names_per_owner: HashMap::new(),
             }),
         }
     }
@@ -153,8 +184,9 @@ impl<T: Clone> HandleTable<T> {
         }
         let (_, value) = inner.slots[index].take()?;
         inner.live -= 1;
-        if let Some(names) = inner.names_of.remove(&handle) {
-            for (scope, name) in names {
+        if let Some(bound) = inner.names_of.remove(&handle) {
+            inner.release_owned(bound.owner, bound.names.len());
+            for (scope, name) in bound.names {
                 inner.space(scope).remove(&name);
             }
         }
@@ -169,6 +201,7 @@ impl<T: Clone> HandleTable<T> {
         inner.names.clear();
         inner.private.clear();
         inner.names_of.clear();
+        inner.names_per_owner.clear();
         taken
     }
 
@@ -212,6 +245,22 @@ impl<T: Clone> HandleTable<T> {
         name: &str,
         handle: Handle,
     ) -> Result<(), HandleError> {
+        self.bind_name_capped(scope, name, handle, 0, NameCaps::NONE)
+    }
+
+    /// Binds `name` as [`HandleTable::bind_name_in`], counting it for `owner` (the first
+    /// binding of a handle decides whose its names are) within `caps`.
+    ///
+    /// # Errors
+    /// As [`HandleTable::bind_name_in`]; [`HandleError::TooManyNames`] past a cap.
+    pub fn bind_name_capped(
+        &self,
+        scope: usize,
+        name: &str,
+        handle: Handle,
+        owner: usize,
+        caps: NameCaps,
+    ) -> Result<(), HandleError> {
         validate_name(name)?;
         let mut inner = write(&self.inner);
         let index = handle.local() as usize & (inner.slots.len() - 1);
@@ -225,25 +274,42 @@ impl<T: Clone> HandleTable<T> {
             Some(_) => return Err(HandleError::NameTaken(name.to_string())),
             None => {}
         }
-        space.insert(name.to_string(), handle);
-        inner
+        let held = inner
             .names_of
-            .entry(handle)
-            .or_default()
-            .push((scope, name.to_string()));
+            .get(&handle)
+            .map_or(0, |bound| bound.names.len());
+        if held >= caps.per_service {
+            return Err(HandleError::TooManyNames(format!(
+                "{handle} holds its limit of {} names",
+                caps.per_service
+            )));
+        }
+        let owner = inner
+            .names_of
+            .get(&handle)
+            .map_or(owner, |bound| bound.owner);
+        let owned = inner.names_per_owner.get(&owner).copied().unwrap_or(0);
+        if owned >= caps.per_owner {
+            return Err(HandleError::TooManyNames(format!(
+                "its tenant's services hold their limit of {} names",
+                caps.per_owner
+            )));
+        }
+        inner.space(scope).insert(name.to_string(), handle);
+        *inner.names_per_owner.entry(owner).or_default() += 1;
+        let bound = inner.names_of.entry(handle).or_default();
+        bound.owner = owner;
+        bound.names.push((scope, name.to_string()));
         Ok(())
     }
 
-    /// True if `handle` is bound to a shared name for which `matches` holds.
-    pub fn has_name(&self, handle: Handle, matches: impl Fn(&str) -> bool) -> bool {
-        read(&self.inner)
-            .names_of
-            .get(&handle)
-            .is_some_and(|names| {
-                names
-                    .iter()
-                    .any(|(scope, n)| *scope == SHARED_SCOPE && matches(n))
-            })
+    /// True if one of `names` is bound to `handle` in the shared name space: a lookup per
+    /// name, however many names the handle has.
+    pub fn has_any_name(&self, handle: Handle, names: &[String]) -> bool {
+        let inner = read(&self.inner);
+        names
+            .iter()
+            .any(|name| inner.names.get(name) == Some(&handle))
     }
 
     /// The handle bound to `name` in the shared name space.
@@ -276,6 +342,16 @@ impl<T: Clone> HandleTable<T> {
 }
 
 impl<T> Inner<T> {
+    /// Gives back `count` names of `owner`.
+    fn release_owned(&mut self, owner: usize, count: usize) {
+        if let Some(owned) = self.names_per_owner.get_mut(&owner) {
+            *owned = owned.saturating_sub(count);
+            if *owned == 0 {
+                self.names_per_owner.remove(&owner);
+            }
+        }
+    }
+
     /// The names of `scope`.
     fn space(&mut self, scope: usize) -> &mut HashMap<String, Handle> {
         if scope == SHARED_SCOPE {
@@ -381,6 +457,32 @@ mod tests {
     }
 
     #[test]
+    fn names_are_capped_per_service_and_per_owner_and_given_back_with_the_handle() {
+        let table = HandleTable::<()>::new(0);
+        let caps = NameCaps {
+            per_service: 2,
+            per_owner: 3,
+        };
+        let (a, _) = table.register(|_| ()).unwrap();
+        let (b, _) = table.register(|_| ()).unwrap();
+        let bind = |name: &str, handle| table.bind_name_capped(7, name, handle, 1, caps);
+        bind(".a1", a).unwrap();
+        bind(".a2", a).unwrap();
+        assert!(matches!(bind(".a3", a), Err(HandleError::TooManyNames(_))));
+        bind(".b1", b).unwrap();
+        assert!(
+            matches!(bind(".b2", b), Err(HandleError::TooManyNames(why)) if why.contains("tenant")),
+            "the owner's cap"
+        );
+        // Another owner is not held to owner 1's count.
+        let (c, _) = table.register(|_| ()).unwrap();
+        table.bind_name_capped(8, ".c1", c, 2, caps).unwrap();
+        table.retire(a).unwrap();
+        bind(".b2", b).unwrap();
+        assert_eq!(table.find_name_in(7, ".b2"), Some(b));
+    }
+
+    #[test]
     fn a_private_scope_sees_its_own_names_first_and_nobody_else_sees_them() {
         let table = HandleTable::<()>::new(0);
         let (shared, _) = table.register(|_| ()).unwrap();
@@ -399,8 +501,8 @@ mod tests {
         assert_eq!(table.find_name_in(5, ".room"), Some(shared));
         assert_eq!(table.find_name(".room"), Some(shared));
         assert!(
-            !table.has_name(mine, |n| n == ".room"),
-            "has_name is about shared names"
+            !table.has_any_name(mine, &[".room".to_string()]),
+            "has_any_name is about shared names"
         );
         assert_eq!(
             table.bind_name_in(3, ".room", theirs),

@@ -88,6 +88,24 @@ struct QueueState {
     overload_threshold: usize,
 }
 
+impl QueueState {
+    /// Appends a message whose bytes are counted already; what the push did.
+    fn append(&mut self, message: Message) -> Push {
+        self.messages.push_back(message);
+        let len = self.messages.len();
+        if len > self.overload_threshold {
+            self.overload = len;
+            self.overload_threshold *= 2;
+        }
+        if self.in_global {
+            Push::Queued
+        } else {
+            self.in_global = true;
+            Push::Ready
+        }
+    }
+}
+
 impl Default for MessageQueue {
     fn default() -> Self {
         Self::new()
@@ -129,6 +147,21 @@ impl MessageQueue {
             })
     }
 
+    /// Appends a message, as [`MessageQueue::push`], and says how many bytes of bodies the
+    /// queue holds with it.
+    ///
+    /// # Errors
+    /// As [`MessageQueue::push`].
+    pub fn push_measured(&self, message: Message) -> Result<(Push, usize), Message> {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return Err(message);
+        }
+        state.bytes = state.bytes.saturating_add(message.data.len());
+        let push = state.append(message);
+        Ok((push, state.bytes))
+    }
+
     /// Appends a message unless the queue already holds `max_len` messages or the message
     /// would take its bodies past `max_bytes`.
     ///
@@ -149,18 +182,7 @@ impl MessageQueue {
             return Err(Refused::Full(message));
         }
         state.bytes = bytes;
-        state.messages.push_back(message);
-        let len = state.messages.len();
-        if len > state.overload_threshold {
-            state.overload = len;
-            state.overload_threshold *= 2;
-        }
-        if state.in_global {
-            Ok(Push::Queued)
-        } else {
-            state.in_global = true;
-            Ok(Push::Ready)
-        }
+        Ok(state.append(message))
     }
 
     /// Takes the oldest message. `None` means the queue is empty and is no longer in global.
@@ -496,6 +518,21 @@ mod tests {
         }
         let sessions: Vec<i32> = std::iter::from_fn(|| q.pop()).map(|m| m.session).collect();
         assert_eq!(sessions, (1..=100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_measured_push_says_the_bytes_held_with_it() {
+        let q = MessageQueue::new();
+        let sized = |n: usize| Message {
+            data: vec![0; n].into(),
+            ..msg(1, 0)
+        };
+        assert_eq!(q.push_measured(sized(10)), Ok((Push::Ready, 10)));
+        assert_eq!(q.push_measured(sized(5)), Ok((Push::Queued, 15)));
+        q.pop();
+        assert_eq!(q.bytes(), 5);
+        q.close();
+        assert!(q.push_measured(sized(1)).is_err());
     }
 
     #[test]

@@ -298,11 +298,7 @@ impl NodeShared {
             ptype::TEXT | ptype::CLIENT | ptype::LUA | ptype::SNAX
         ) || u32::from(ptype) > ptype::TRACE;
         let exports = &dest.tenant().spec.export;
-        application
-            && !exports.is_empty()
-            && self
-                .handles
-                .has_name(dest.handle(), |name| exports.iter().any(|e| e == name))
+        application && !exports.is_empty() && self.handles.has_any_name(dest.handle(), exports)
     }
 
     /// Resolves `:hex`, `.local` and global names to a handle.
@@ -795,6 +791,11 @@ impl NodeShared {
             return;
         }
         let handle = service.handle();
+        // Its timeouts go back to its tenant now (before its handle is free, so whoever saw
+        // it end sees them back), not when they would have fired.
+        let timers = service.release_timers();
+        service.tenant().release_timers(timers);
+        self.clock.orphan(timers as usize);
         self.handles.retire(handle);
         let behavior = crate::sync::lock_plain(&service.slot).take();
         service.tenant().remove_service();
@@ -1178,23 +1179,38 @@ impl Drop for Node {
 /// Socket events become PTYPE_SOCKET messages from address 0 to the socket's owner (skynet's
 /// `skynet_socket.c` forward). A socket whose owner is gone, or a stopping node, refuses.
 fn socket_sink(node: std::sync::Weak<NodeShared>) -> EventSink {
+    use crate::socket::Delivery;
     Box::new(move |owner, body| {
         let Some(node) = node.upgrade() else {
-            return false;
+            return Delivery::Gone;
         };
         if node.is_quitting() {
-            return false;
+            return Delivery::Gone;
         }
-        node.push(
-            owner,
-            Message {
-                source: Handle::NONE,
-                session: 0,
-                ptype: ptype::SOCKET as u8,
-                data: body.into(),
-            },
-        )
-        .is_ok()
+        let Some(service) = node.handles.get(owner) else {
+            return Delivery::Gone;
+        };
+        let message = Message {
+            source: Handle::NONE,
+            session: 0,
+            ptype: ptype::SOCKET as u8,
+            data: body.into(),
+        };
+        // Not refused for a full mailbox: the socket pauses instead (below), so what it
+        // read is never lost.
+        let held = match service.queue.push_measured(message) {
+            Ok((Push::Ready, held)) => {
+                node.scheduler.ready(service.clone());
+                held
+            }
+            Ok((Push::Queued, held)) => held,
+            Err(_) => return Delivery::Gone,
+        };
+        if held > service.tenant().spec.limits.socket_backlog {
+            Delivery::Backlogged(service)
+        } else {
+            Delivery::Taken
+        }
     })
 }
 

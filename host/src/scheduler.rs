@@ -567,6 +567,7 @@ fn serve_turn(node: &Arc<NodeShared>, service: &Arc<Service>, turn: &mut Turn) -
             );
         }
         dispatch_message(node, service, message, worker, turn.assist);
+        service.wake_sockets_if_drained();
         if let Some(slot) = scheduler.slots.get(worker) {
             let progress = slot.progress.load(Ordering::Relaxed);
             slot.progress

@@ -7,7 +7,7 @@
 //! out when the service ends, which also breaks the `Service -> instance -> ServiceCore ->
 //! Service` reference cycle.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
@@ -152,6 +152,13 @@ pub struct Service {
     log_budget: TokenBucket,
     /// Guest log lines dropped since the last one logged.
     log_dropped: AtomicU64,
+    /// Its timeouts pending, with [`TIMERS_RELEASED`] set once it ended (its count then went
+    /// back to its tenant at once; timeouts that fire later count for nobody).
+    timers: AtomicU32,
+    /// Set while one of its sockets waits for its mailbox to drain (`socket_backlog`).
+    sockets_waiting: AtomicBool,
+    /// Wakes its waiting sockets once the mailbox holds half the backlog or less.
+    sockets_drained: tokio::sync::Notify,
 }
 
 impl Service {
@@ -181,7 +188,52 @@ impl Service {
             assist_overruns: std::sync::atomic::AtomicU8::new(0),
             log_budget: TokenBucket::new(tenant.spec.limits.log_rate),
             log_dropped: AtomicU64::new(0),
+            timers: AtomicU32::new(0),
+            sockets_waiting: AtomicBool::new(false),
+            sockets_drained: tokio::sync::Notify::new(),
             tenant,
+        }
+    }
+
+    /// Counts a timeout it armed (its tenant counted it already).
+    pub(crate) fn count_timer(&self) {
+        self.timers.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts one of its timeouts that fired; false when it ended before (the timeout was
+    /// given back to its tenant then, and nobody waits for it).
+    pub(crate) fn timer_fired(&self) -> bool {
+        self.timers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n & TIMERS_RELEASED == 0 && n > 0).then(|| n - 1)
+            })
+            .is_ok()
+    }
+
+    /// Ends its timeouts' count: how many were pending (to give back to its tenant).
+    pub(crate) fn release_timers(&self) -> u32 {
+        let pending = self.timers.swap(TIMERS_RELEASED, Ordering::AcqRel);
+        if pending & TIMERS_RELEASED == 0 {
+            pending
+        } else {
+            0
+        }
+    }
+
+    /// True when its mailbox holds more than its tenant's `socket_backlog`: its sockets
+    /// stop reading.
+    pub(crate) fn socket_backlog_over(&self) -> bool {
+        self.queue.bytes() > self.tenant.spec.limits.socket_backlog
+    }
+
+    /// Wakes its sockets waiting for the mailbox to drain, once it holds half the backlog
+    /// or less (the worker calls it after each message: one relaxed load when none waits).
+    pub(crate) fn wake_sockets_if_drained(&self) {
+        if self.sockets_waiting.load(Ordering::Relaxed)
+            && self.queue.bytes() <= self.tenant.spec.limits.socket_backlog / 2
+            && self.sockets_waiting.swap(false, Ordering::AcqRel)
+        {
+            self.sockets_drained.notify_waiters();
         }
     }
 
@@ -260,6 +312,11 @@ impl Service {
     /// Messages waiting in its mailbox.
     pub fn queue_len(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Bytes of the messages waiting in its mailbox.
+    pub fn queue_bytes(&self) -> usize {
+        self.queue.bytes()
     }
 
     /// False once the service exited, was killed or faulted.
@@ -603,6 +660,20 @@ impl ServiceCore {
     /// Writes one line to the node's log with this service as the source.
     pub fn log(&self, text: &str) {
         self.node.log(self.handle(), text);
+    }
+}
+
+/// The mark of [`Service::release_timers`] in its timer count.
+const TIMERS_RELEASED: u32 = 1 << 31;
+
+impl crate::socket::Backlog for Service {
+    fn over(&self) -> bool {
+        self.is_alive() && self.socket_backlog_over()
+    }
+
+    fn drained(&self) -> &tokio::sync::Notify {
+        self.sockets_waiting.store(true, Ordering::Release);
+        &self.sockets_drained
     }
 }
 

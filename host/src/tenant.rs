@@ -84,6 +84,13 @@ pub struct Limits {
     /// Largest wasm module (file or text) the tenant may have compiled, in bytes: compiling
     /// takes time in proportion to size, and nothing can interrupt it.
     pub module_size: u64,
+    /// Bytes waiting in one service's mailbox past which its sockets stop reading (and its
+    /// listeners stop accepting) until it has taken half of them.
+    pub socket_backlog: usize,
+    /// Names (`REG`, `NAME`) one service may hold.
+    pub names: u32,
+    /// Names all the tenant's services may hold together.
+    pub tenant_names: u32,
 }
 
 /// What a tenant is: its name, trust, limits and capabilities.
@@ -221,6 +228,9 @@ impl TenantSpec {
                 timers: defaults.timers.min(UNTRUSTED_TIMERS),
                 sockets: defaults.sockets.min(UNTRUSTED_SOCKETS),
                 mailbox_bytes: defaults.mailbox_bytes.min(UNTRUSTED_MAILBOX_BYTES),
+                socket_backlog: defaults.socket_backlog,
+                names: UNTRUSTED_NAMES,
+                tenant_names: UNTRUSTED_TENANT_NAMES,
                 log_rate: UNTRUSTED_LOG_RATE,
                 module_size: defaults.module_size.min(UNTRUSTED_MODULE_SIZE),
                 ..defaults.clone()
@@ -276,6 +286,17 @@ impl TenantSpec {
     pub fn may_connect(&self, host: &str, port: u16) -> bool {
         allowed_address(self.connect.as_deref(), host, port)
     }
+
+    /// True if the `connect` list has an entry naming `host` itself (not `*`) that
+    /// allows `host:port`: what an untrusted tenant needs to reach this machine's own
+    /// addresses or the node's own listeners.
+    pub fn names_connect_host(&self, host: &str, port: u16) -> bool {
+        self.connect.as_deref().is_some_and(|patterns| {
+            patterns
+                .iter()
+                .any(|p| p.host.is_some() && p.matches(host, port))
+        })
+    }
 }
 
 fn allowed_address(list: Option<&[AddressPattern]>, host: &str, port: u16) -> bool {
@@ -291,6 +312,11 @@ fn allowed_key(list: Option<&[String]>, key: &str) -> bool {
         None => pattern == key,
     })
 }
+
+/// Default number of names one service of an untrusted tenant may hold.
+const UNTRUSTED_NAMES: u32 = 16;
+/// Default number of names all services of an untrusted tenant may hold together.
+const UNTRUSTED_TENANT_NAMES: u32 = 4096;
 
 /// Default largest message of an untrusted tenant's service.
 const UNTRUSTED_MESSAGE_SIZE: usize = 4 << 20;
@@ -394,10 +420,14 @@ impl Tenant {
         limit == u32::MAX || take_one(&self.timers, limit)
     }
 
-    /// Counts a timeout that fired.
-    pub fn release_timer(&self) {
-        if self.spec.limits.timers != u32::MAX {
-            give_back(&self.timers);
+    /// Counts `count` timeouts that fired or whose service ended.
+    pub fn release_timers(&self, count: u32) {
+        if self.spec.limits.timers != u32::MAX && count > 0 {
+            let _ = self
+                .timers
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    Some(n.saturating_sub(count))
+                });
         }
     }
 
@@ -472,11 +502,6 @@ fn take_one(counter: &AtomicU32, limit: u32) -> bool {
             (n < limit).then_some(n + 1)
         })
         .is_ok()
-}
-
-/// Takes one from `counter`, never below zero.
-fn give_back(counter: &AtomicU32) {
-    let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
 }
 
 /// The tenants of a node; the first is the trusted `node` tenant.
@@ -636,6 +661,9 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         "timers" => limits.timers = number(u64::from(u32::MAX))? as u32,
         "max_sockets" => limits.sockets = number(u64::from(u32::MAX))? as u32,
         "mailbox_bytes" => limits.mailbox_bytes = size()?.clamp(1, 1 << 40) as usize,
+        "socket_backlog" => limits.socket_backlog = size()?.clamp(64 << 10, 1 << 40) as usize,
+        "names" => limits.names = number(1_000_000)? as u32,
+        "tenant_names" => limits.tenant_names = number(100_000_000)? as u32,
         "log_rate" => limits.log_rate = number(1_000_000)? as u32,
         "module_size" => limits.module_size = size()?.max(1),
         "launch" => spec.launch = Some(list(value)),
@@ -650,7 +678,7 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         _ => {
             return Err(
                 "unknown tenant key (trusted, cpu, cpu_soft, memory, tenant_memory, mailbox, \
-                 message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, log_rate, module_size, launch, getenv, setenv, export, start, \
+                 message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, socket_backlog, names, tenant_names, log_rate, module_size, launch, getenv, setenv, export, start, \
                  sockets, listen, connect, logon)"
                     .into(),
             )
@@ -677,6 +705,9 @@ mod tests {
             timers: u32::MAX,
             sockets: u32::MAX,
             mailbox_bytes: 1 << 30,
+            socket_backlog: 8 << 20,
+            names: u32::MAX,
+            tenant_names: u32::MAX,
             log_rate: 0,
             module_size: 64 << 20,
         }
@@ -791,7 +822,7 @@ mod tests {
         spec.limits.timers = 1;
         let tenant = Tenant::new(spec, 2);
         assert!(tenant.take_timer() && !tenant.take_timer());
-        tenant.release_timer();
+        tenant.release_timers(1);
         assert!(tenant.take_timer());
     }
 }

@@ -100,6 +100,22 @@ impl<T> TimerWheel<T> {
         self.levels[level][slot as usize].push_back(entry);
     }
 
+    /// Drops every pending timer for which `keep` is false (in place, order kept); returns
+    /// how many it dropped. Costs a pass over every slot and timer.
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) -> usize {
+        let before = self.len;
+        for slot in self.near.iter_mut().chain(self.levels.iter_mut().flatten()) {
+            slot.retain(|entry| keep(&entry.payload));
+        }
+        self.len = self
+            .near
+            .iter()
+            .chain(self.levels.iter().flatten())
+            .map(VecDeque::len)
+            .sum();
+        before - self.len
+    }
+
     /// Advances one tick and appends every timer that expires at the new tick to `fired`, in
     /// expiry-then-registration order.
     pub fn tick(&mut self, fired: &mut Vec<T>) {
@@ -205,6 +221,21 @@ mod tests {
             fired_at,
             delays.iter().map(|d| (*d, *d)).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn retain_drops_timers_on_every_level_and_keeps_the_order_of_the_rest() {
+        let mut wheel = TimerWheel::new();
+        for (n, delay) in [(1, 5), (2, 300), (3, 20_000), (4, 5), (5, 2_000_000)] {
+            wheel.add(delay, n);
+        }
+        assert_eq!(wheel.retain(|n| n % 2 == 1), 2);
+        assert_eq!(wheel.len(), 3);
+        let mut fired = Vec::new();
+        while !wheel.is_empty() {
+            wheel.tick(&mut fired);
+        }
+        assert_eq!(fired, vec![1, 3, 5]);
     }
 
     #[test]

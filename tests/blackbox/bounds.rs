@@ -125,3 +125,151 @@ fn secrets_stay_hidden_and_runtime_keys_stay_the_nodes() {
     t.ask(untrusted, &[s("SET"), s("score"), s("7")]);
     assert_eq!(shared.getenv("score").as_deref(), Some("7"));
 }
+
+/// A client flooding a gate that is busy meets backpressure: the gate's socket stops
+/// reading once its mailbox holds `socket_backlog`, the client's writes wait in TCP, and
+/// every byte arrives once the gate drains.
+#[test]
+fn a_flooding_client_is_paused_at_the_owners_backlog_and_nothing_is_lost() {
+    const FLOOD: usize = 48 << 20;
+    let mut t = start_lua("cpu_limit = 6000\nsocket_backlog = \"1M\"");
+    let shared = t.node.shared().clone();
+    let gate = t.launch("snlua", "bounds_gate");
+    let port = t.ask(gate, &[s("LISTEN")])[0].as_integer().unwrap() as u16;
+    let client = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_write_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..FLOOD / chunk.len() {
+            stream.write_all(&chunk).unwrap();
+        }
+    });
+    // The gate is busy for 1.5 s while the client writes as fast as loopback takes it.
+    let spin = t.request(gate, &[s("SPIN"), i(1500)]);
+    let service = shared.handles.get(gate).unwrap();
+    let mut most = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !client.is_finished() && std::time::Instant::now() < deadline {
+        most = most.max(service.queue_bytes());
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    client.join().unwrap();
+    t.wait(gate, spin).unwrap();
+    // The backlog, plus the one read (64 KiB) that found it full, plus the SPIN request.
+    assert!(
+        most <= (1 << 20) + (64 << 10) + 64,
+        "the mailbox held {most} bytes"
+    );
+    wait_until("every byte arrived", || {
+        t.ask(gate, &[s("RECEIVED")]) == vec![i(FLOOD as i64)]
+    });
+}
+
+/// The timeouts of a service that ended go back to its tenant at once (not when they would
+/// have fired, 1,000 s later), and leave the timer wheel soon after.
+#[test]
+fn the_timeouts_of_an_ended_service_are_released_at_once() {
+    let mut t = start_lua("tenants = { r = { timers = 3000 } }");
+    let shared = t.node.shared().clone();
+    let tenant = shared.tenants.get("r").unwrap().clone();
+    let first = shared.launch_in(&tenant, "snlua", "bounds_timers").unwrap();
+    assert_eq!(t.ask(first, &[s("ARM"), i(3001)]), vec![i(3000)]);
+    assert!(shared.clock.pending() >= 3000);
+    shared.kill(first);
+    t.wait_dead(first);
+    let second = shared.launch_in(&tenant, "snlua", "bounds_timers").unwrap();
+    assert_eq!(t.ask(second, &[s("ARM"), i(3000)]), vec![i(3000)]);
+    // The first one's timeouts are swept out of the wheel: only the second's remain.
+    wait_until("the ended service's timeouts left the wheel", || {
+        shared.clock.pending() <= 3000
+    });
+}
+
+/// Names are capped per service and per tenant; a service that ends gives its names back.
+#[test]
+fn names_are_capped_per_service_and_per_tenant() {
+    let mut t = start_lua("tenants = { r = { names = 2, tenant_names = 3 } }");
+    let shared = t.node.shared().clone();
+    let tenant = shared.tenants.get("r").unwrap().clone();
+    let reg = |t: &mut TestNode, who, name: &str| {
+        t.ask(who, &[s("REG"), s(name)]) == vec![skywasm_pack::Value::Boolean(true)]
+    };
+    let a = shared.launch_in(&tenant, "snlua", "bounds_names").unwrap();
+    let b = shared.launch_in(&tenant, "snlua", "bounds_names").unwrap();
+    assert!(reg(&mut t, a, ".a1") && reg(&mut t, a, ".a2"));
+    assert!(!reg(&mut t, a, ".a3"), "over the service's 2 names");
+    t.wait_log("REG .a3 refused");
+    assert!(reg(&mut t, b, ".b1"));
+    assert!(!reg(&mut t, b, ".b2"), "over the tenant's 3 names");
+    shared.kill(a);
+    t.wait_dead(a);
+    assert!(reg(&mut t, b, ".b2"), "the ended service's names came back");
+}
+
+/// `.launcher` keeps a bounded line per service it launched, however long the arguments;
+/// an untrusted tenant cannot launch with more than 64 KiB of them.
+#[test]
+fn the_launchers_bookkeeping_is_bounded_and_oversized_arguments_are_refused() {
+    let mut t = start(r#"tenants = { r = { launch = { "echo" } } }"#);
+    let shared = t.node.shared().clone();
+    let launcher = shared.handles.find_name(".launcher").unwrap();
+    let long = "a".repeat(10_000);
+    let reply = t.ask(launcher, &[s("LAUNCH"), s("echo"), s(&long)]);
+    let echo = reply[0].as_integer().unwrap();
+    let list = t.ask(launcher, &[s("LIST")]);
+    let line = list[0]
+        .as_table()
+        .unwrap()
+        .hash
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(&format!(":{echo:08x}")))
+        .map(|(_, v)| v.as_str().unwrap().to_string())
+        .expect("the launched service is listed");
+    assert!(line.len() < 300, "{} bytes", line.len());
+    assert!(line.ends_with("...(10000 bytes)"), "{line}");
+    // An untrusted tenant's guest launching with 70 KB of arguments is refused.
+    let tenant = shared.tenants.get("r").unwrap().clone();
+    let attacker = shared.launch_in(&tenant, "hostile/launcher", "").unwrap();
+    let body = format!("echo {}", "b".repeat(70_000));
+    let answer = t
+        .client
+        .call(
+            attacker,
+            ptype::TEXT,
+            body.as_bytes(),
+            std::time::Duration::from_secs(20),
+        )
+        .unwrap();
+    let code = i32::from_le_bytes(answer[..4].try_into().unwrap());
+    assert_eq!(code, skywasm_abi::error::LIMIT);
+    t.wait_log("70000 bytes of arguments, over the 65536");
+}
+
+/// An untrusted tenant whose `connect` list allows any address still cannot reach this
+/// machine's own addresses or the node's listeners: those need an entry naming the host.
+#[test]
+fn untrusted_sockets_reach_the_node_itself_only_through_an_entry_naming_it() {
+    let mut t = start_lua(
+        r#"tenants = {
+            open = { sockets = true, connect = { "*:*" } },
+            named = { sockets = true, connect = { "127.0.0.1:*" } },
+        }"#,
+    );
+    let shared = t.node.shared().clone();
+    let gate = t.launch("snlua", "bounds_gate");
+    let port = t.ask(gate, &[s("LISTEN")])[0].as_integer().unwrap();
+    let open = shared.tenants.get("open").unwrap().clone();
+    let prober = shared.launch_in(&open, "snlua", "bounds_connect").unwrap();
+    for host in ["127.0.0.1", "0.0.0.0", "::1", "::ffff:127.0.0.1"] {
+        let reply = t.ask(prober, &[s("OPEN"), s(host), i(port)]);
+        assert_eq!(reply[0], skywasm_pack::Value::Boolean(false), "{host}");
+    }
+    t.wait_log("this machine's own addresses and the node's listeners need a `connect` entry");
+    let named = shared.tenants.get("named").unwrap().clone();
+    let allowed = shared.launch_in(&named, "snlua", "bounds_connect").unwrap();
+    let reply = t.ask(allowed, &[s("OPEN"), s("127.0.0.1"), i(port)]);
+    assert_eq!(reply[0], skywasm_pack::Value::Boolean(true), "{reply:?}");
+}

@@ -107,15 +107,43 @@ fn allowed_address(
         Direction::Listen => (spec.may_listen(host, port), "listen"),
         Direction::Connect => (spec.may_connect(host, port), "connect"),
     };
-    if allowed {
-        return Ok(());
+    if !allowed {
+        return Err(crate::command::deny(
+            core,
+            function,
+            &format!("{host}:{port}"),
+            &format!("the address is not in its `{list}` list"),
+        ));
     }
-    Err(crate::command::deny(
-        core,
-        function,
-        &format!("{host}:{port}"),
-        &format!("the address is not in its `{list}` list"),
-    ))
+    let tenant = core.service().tenant();
+    if matches!(direction, Direction::Connect)
+        && !tenant.is_trusted()
+        && !spec.names_connect_host(host, port)
+    {
+        // This machine and the node's own listeners (the cluster port, a console, other
+        // tenants' gates) are reached only through an entry that names them.
+        let node = core.node();
+        let own_port = || {
+            node.sockets
+                .listening_ports(Some(&tenant.sockets))
+                .contains(&port)
+                || node
+                    .cluster
+                    .listening()
+                    .iter()
+                    .any(|bound| crate::socket::port_of(bound) == Some(port))
+        };
+        if crate::socket::is_local_host(host) || own_port() {
+            return Err(crate::command::deny(
+                core,
+                function,
+                &format!("{host}:{port}"),
+                "this machine's own addresses and the node's listeners need a `connect` \
+                 entry that names the host",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `(host, port)` arguments of the socket functions that take an address, once the

@@ -25,8 +25,45 @@ use skywasm_abi::{socket as abi, Handle};
 use skywasm_pack::{Table, Value};
 use tokio::sync::mpsc;
 
-/// Where events go: `(owner, event body)`; false if the owner cannot take it (it is gone).
-pub type EventSink = Box<dyn Fn(Handle, Vec<u8>) -> bool + Send + Sync>;
+/// Where events go: `(owner, event body)`, and how the owner took it.
+pub type EventSink = Box<dyn Fn(Handle, Vec<u8>) -> Delivery + Send + Sync>;
+
+/// How an owner took an event.
+pub enum Delivery {
+    /// Taken.
+    Taken,
+    /// Taken, and the owner's mailbox is now over its backlog: the socket reads nothing more
+    /// (a listener accepts nothing more) until it has drained.
+    Backlogged(Arc<dyn Backlog>),
+    /// The owner cannot take it (it is gone).
+    Gone,
+}
+
+/// An owner's mailbox that holds more than it should of what its sockets read.
+pub trait Backlog: Send + Sync {
+    /// True while it still holds too much.
+    fn over(&self) -> bool;
+    /// Notified when it has drained; asking for it registers a waiting socket.
+    fn drained(&self) -> &tokio::sync::Notify;
+}
+
+/// How long a socket waits for a drained backlog before it looks again anyway (the
+/// notification is the rule; this only bounds a miss).
+const BACKLOG_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Waits until `backlog` has drained.
+async fn drained(backlog: &dyn Backlog) {
+    loop {
+        let notified = backlog.drained().notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a drain right after it is not missed.
+        notified.as_mut().enable();
+        if !backlog.over() {
+            return;
+        }
+        let _ = tokio::time::timeout(BACKLOG_RECHECK, notified).await;
+    }
+}
 
 /// Where the server's own notices go (a connection refused by its quota, ...).
 pub type NoticeSink = Box<dyn Fn(&str) + Send + Sync>;
@@ -598,6 +635,17 @@ impl SocketServer {
             .collect()
     }
 
+    /// The ports of every TCP listener and bound UDP socket of the node's socket server
+    /// whose quota is not `except` (another tenant's and the node's own).
+    pub fn listening_ports(&self, except: Option<&Arc<SocketQuota>>) -> Vec<u16> {
+        lock(&self.shared.sockets)
+            .values()
+            .filter(|e| except.is_none_or(|q| !Arc::ptr_eq(e.quota(), q)))
+            .filter(|e| matches!(*lock(&e.kind), Kind::Listen | Kind::Udp))
+            .filter_map(|e| port_of(&lock(&e.local)))
+            .collect()
+    }
+
     /// Shuts down every socket `owner` owns (the service ended).
     pub fn close_owned_by(&self, owner: Handle) {
         let owned: Vec<Arc<Entry>> = lock(&self.shared.sockets)
@@ -673,7 +721,37 @@ impl Shared {
 
     /// Hands one event to the socket's owner; false if the owner is gone.
     fn emit(&self, entry: &Entry, kind: u32, ud: i32, payload: &[u8]) -> bool {
+        !matches!(self.deliver(entry, kind, ud, payload), Delivery::Gone)
+    }
+
+    /// Hands one event to the socket's owner, saying whether its mailbox is backlogged.
+    fn deliver(&self, entry: &Entry, kind: u32, ud: i32, payload: &[u8]) -> Delivery {
         (self.sink)(entry.owner(), event(kind, entry.id, ud, payload))
+    }
+}
+
+/// The port of an `ip:port` text (IPv6 in brackets or not).
+pub fn port_of(address: &str) -> Option<u16> {
+    address.rsplit_once(':')?.1.parse().ok()
+}
+
+/// True for a host that names this machine itself: a loopback or unspecified address
+/// (IPv4, IPv6, or IPv4 mapped into IPv6).
+pub fn is_local_host(host: &str) -> bool {
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match literal.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_unspecified())
+        }
+        Err(_) => false,
     }
 }
 

@@ -12,13 +12,20 @@ use skywasm_abi::socket as abi;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::{lock, Control, Entry, Kind, Shared, WARNING_THRESHOLD};
+use super::{lock, Backlog, Control, Delivery, Entry, Kind, Shared, WARNING_THRESHOLD};
 
 /// Bytes read from a connection at a time (one DATA event at most this large).
 const READ_CHUNK: usize = 64 << 10;
 
 /// A listening socket: accepts while started; each connection becomes a new socket in the
 /// `Accepted` state, owned by this socket's owner until someone starts it.
+/// Waits until `backlog` (if any) has drained.
+async fn until_drained(backlog: Option<Arc<dyn Backlog>>) {
+    if let Some(backlog) = backlog {
+        super::drained(&*backlog).await;
+    }
+}
+
 /// Runs `task`, the task of socket `entry`. A host panic in it does not end the task
 /// silently: the socket is closed, its owner gets an ERROR event saying why, and the
 /// server's notice names it.
@@ -46,8 +53,11 @@ pub(super) async fn listener(
     mut control: UnboundedReceiver<Control>,
 ) {
     let mut accepting = false;
+    let mut backlog: Option<Arc<dyn Backlog>> = None;
     loop {
+        let waiting = backlog.clone();
         tokio::select! {
+            () = until_drained(waiting.clone()), if waiting.is_some() => backlog = None,
             command = control.recv() => match command {
                 Some(Control::Start) => {
                     accepting = true;
@@ -70,7 +80,7 @@ pub(super) async fn listener(
                     | Control::Nodelay,
                 ) => {}
             },
-            accepted = listener.accept(), if accepting => match accepted {
+            accepted = listener.accept(), if accepting && waiting.is_none() => match accepted {
                 Ok((stream, peer)) => {
                     let ticket = match entry.quota().take() {
                         Ok(ticket) => ticket,
@@ -87,13 +97,19 @@ pub(super) async fn listener(
                     let (new, receiver) =
                         shared.register(entry.owner(), Kind::Accepted, peer.to_string(), ticket);
                     set_local(&new, &stream);
-                    if !shared.emit(&entry, abi::ACCEPT, new.id, peer.to_string().as_bytes()) {
+                    let delivery =
+                        shared.deliver(&entry, abi::ACCEPT, new.id, peer.to_string().as_bytes());
+                    if let Delivery::Gone = delivery {
                         // The owner is gone: neither socket has anyone to serve.
                         shared.remove(new.id);
                         break;
                     }
                     let serve = connection(shared.clone(), new.clone(), stream, receiver, false);
                     tokio::spawn(guarded(shared.clone(), new, serve));
+                    if let Delivery::Backlogged(full) = delivery {
+                        // New connections meanwhile wait in the kernel's backlog.
+                        backlog = Some(full);
+                    }
                 }
                 // Out of descriptors and the like: skynet keeps listening; so do we, after
                 // a pause so a persistent error does not spin.
@@ -166,12 +182,15 @@ async fn connection(
         warned: false,
     };
     let mut buffer = vec![0u8; READ_CHUNK];
+    let mut backlog: Option<Arc<dyn Backlog>> = None;
     let end = loop {
         let queued = !state.high.is_empty() || !state.low.is_empty();
         if state.closing && !queued {
             break End::Closed;
         }
+        let waiting = backlog.clone();
         tokio::select! {
+            () = until_drained(waiting.clone()), if waiting.is_some() => backlog = None,
             command = control.recv() => {
                 let Some(command) = command else { break End::Closed };
                 match state.command(&shared, &entry, &stream, command) {
@@ -180,7 +199,7 @@ async fn connection(
                     Err(end) => break end,
                 }
             }
-            ready = stream.readable(), if state.reading && !state.read_closed => {
+            ready = stream.readable(), if state.reading && !state.read_closed && waiting.is_none() => {
                 if ready.is_err() {
                     continue;
                 }
@@ -194,8 +213,10 @@ async fn connection(
                     }
                     Ok(n) => {
                         entry.read.fetch_add(n as u64, Ordering::AcqRel);
-                        if !shared.emit(&entry, abi::DATA, n as i32, &buffer[..n]) {
-                            break End::Orphaned;
+                        match shared.deliver(&entry, abi::DATA, n as i32, &buffer[..n]) {
+                            Delivery::Taken => {}
+                            Delivery::Backlogged(full) => backlog = Some(full),
+                            Delivery::Gone => break End::Orphaned,
                         }
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -390,8 +411,11 @@ pub(super) async fn udp(
     let mut reading = true;
     let mut peer: Option<std::net::SocketAddr> = None;
     let mut buffer = vec![0u8; DATAGRAM];
+    let mut backlog: Option<Arc<dyn Backlog>> = None;
     loop {
+        let waiting = backlog.clone();
         tokio::select! {
+            () = until_drained(waiting.clone()), if waiting.is_some() => backlog = None,
             command = control.recv() => match command {
                 Some(Control::Start) => reading = true,
                 Some(Control::Pause) => reading = false,
@@ -417,7 +441,7 @@ pub(super) async fn udp(
                 }
                 Some(Control::Nodelay) => {}
             },
-            received = socket.recv_from(&mut buffer), if reading => {
+            received = socket.recv_from(&mut buffer), if reading && waiting.is_none() => {
                 // An error here is the ICMP answer to an earlier send (port unreachable): it
                 // says nothing about this socket, so it is not reported.
                 if let Ok((n, from)) = received {
@@ -425,8 +449,11 @@ pub(super) async fn udp(
                     let mut payload = Vec::with_capacity(n + 48);
                     payload.extend_from_slice(&buffer[..n]);
                     payload.extend_from_slice(from.to_string().as_bytes());
-                    if !shared.emit(&entry, abi::UDP, n as i32, &payload) {
-                        break;
+                    match shared.deliver(&entry, abi::UDP, n as i32, &payload) {
+                        Delivery::Taken => {}
+                        // Datagrams meanwhile wait in (or overflow) the kernel's buffer.
+                        Delivery::Backlogged(full) => backlog = Some(full),
+                        Delivery::Gone => break,
                     }
                 }
             }

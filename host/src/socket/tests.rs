@@ -29,7 +29,11 @@ fn server() -> (SocketServer, Receiver<Seen>) {
                 word(8) as i32,
                 body[abi::EVENT_HEADER..].to_vec(),
             );
-            lock(&tx).send(seen).is_ok()
+            if lock(&tx).send(seen).is_ok() {
+                Delivery::Taken
+            } else {
+                Delivery::Gone
+            }
         }),
         Box::new(|_| {}),
         MAX_UNSENT,
@@ -183,7 +187,11 @@ fn a_socket_whose_owner_is_gone_is_closed() {
     let server = SocketServer::new(
         Box::new(move |owner, body| {
             let _ = lock(&tx).send((owner.0, i32::from_le_bytes(body[8..12].try_into().unwrap())));
-            !owner_gone.load(Ordering::Acquire)
+            if owner_gone.load(Ordering::Acquire) {
+                Delivery::Gone
+            } else {
+                Delivery::Taken
+            }
         }),
         Box::new(|_| {}),
         MAX_UNSENT,
@@ -356,7 +364,11 @@ fn a_quota_caps_open_sockets_and_accepted_connections_count_against_the_listener
     let server = SocketServer::new(
         Box::new(move |owner, body| {
             let kind = u32::from_le_bytes(body[0..4].try_into().unwrap());
-            lock(&tx).send((owner.0, kind)).is_ok()
+            if lock(&tx).send((owner.0, kind)).is_ok() {
+                Delivery::Taken
+            } else {
+                Delivery::Gone
+            }
         }),
         Box::new(move |text| {
             let _ = lock(&notes_tx).send(text.to_string());

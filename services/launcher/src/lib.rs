@@ -225,11 +225,8 @@ fn launch(request: Request, args: &[Value], log: bool) {
     if log {
         let _ = sky::command("LOGON", &handle.to_string());
     }
-    STATE.with(|s| {
-        s.borrow_mut()
-            .services
-            .insert(handle, format!("{module} {param}"))
-    });
+    let shown = listed(module, &param);
+    STATE.with(|s| s.borrow_mut().services.insert(handle, shown));
     if CONFIRMING_MODULES.contains(&module) {
         STATE.with(|s| {
             let mut s = s.borrow_mut();
@@ -239,6 +236,22 @@ fn launch(request: Request, args: &[Value], log: bool) {
     } else {
         let _ = responder.ret_values(&[Value::Integer(handle.0 as i64)]);
     }
+}
+
+/// Most bytes of a launched service's arguments kept for `LIST`: the list holds every
+/// live service launched here, so what it keeps of each is bounded.
+const LISTED_ARGS: usize = 256;
+
+/// What `LIST` shows of a service: `module args`, the arguments cut at [`LISTED_ARGS`].
+fn listed(module: &str, param: &str) -> String {
+    if param.len() <= LISTED_ARGS {
+        return format!("{module} {param}");
+    }
+    let mut end = LISTED_ARGS;
+    while !param.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{module} {}...({} bytes)", &param[..end], param.len())
 }
 
 /// A launched service confirmed its start (or failed, or exited before confirming).

@@ -455,6 +455,53 @@ fn net_echo(clients: usize, n: usize, size: usize) -> f64 {
     (clients * n) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// A client floods a Lua gate (`tests/lua/bounds_gate.lua`) with `total` bytes while the
+/// gate is busy for `busy_ms`: the most the process's RSS grew meanwhile (MiB; bounded by
+/// the gate's `socket_backlog`, not by the flood), and the flood's throughput in MB/s once
+/// every byte has reached the gate.
+fn net_flood(total: usize, busy_ms: i64) -> (f64, f64) {
+    use std::io::Write;
+    let mut bench = node(&format!(
+        "luaservice = \"{}/?.lua\"",
+        lua_scripts().display()
+    ));
+    let gate = bench
+        .node
+        .shared()
+        .launch("snlua", "bounds_gate")
+        .expect("launch the gate");
+    let port = bench.lua(gate, &[Value::from("LISTEN")])[0]
+        .as_integer()
+        .expect("a port") as u16;
+    trim_heap();
+    let rss_before = memory_kib("VmRSS:", "/proc/self/status");
+    let started = Instant::now();
+    let client = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..total / chunk.len() {
+            stream.write_all(&chunk).unwrap();
+        }
+    });
+    // The gate reads the connection before it gets busy.
+    while bench.lua(gate, &[Value::from("STARTED")])[0].as_integer() != Some(1) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let spin = bench.request(gate, &[Value::from("SPIN"), Value::Integer(busy_ms)]);
+    let mut peak = rss_before;
+    while !client.is_finished() {
+        peak = peak.max(memory_kib("VmRSS:", "/proc/self/status"));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    client.join().unwrap();
+    bench.client.wait(gate, spin, LIMIT).expect("the gate spun");
+    while bench.lua(gate, &[Value::from("RECEIVED")])[0].as_integer() != Some(total as i64) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    ((peak - rss_before) / 1024.0, total as f64 / seconds / 1e6)
+}
+
 /// Connections accepted, served (one echo) and closed per second by the Lua echo service,
 /// from 4 client threads.
 fn net_accept(n: usize) -> f64 {
@@ -794,6 +841,23 @@ fn main() {
             );
             println!("    = {:.1} MB/s each way", mid * size as f64 / 1e6);
         }
+    }
+    if wanted("net-flood") {
+        let total = scale(256 << 20, 1 << 20) as usize;
+        let results: Vec<(f64, f64)> = (0..runs).map(|_| net_flood(total, 1500)).collect();
+        report(
+            &format!(
+                "flood of {} MiB into a busy Lua gate: RSS growth",
+                total >> 20
+            ),
+            "MiB",
+            results.iter().map(|r| r.0).collect(),
+        );
+        report(
+            "    throughput once the gate drains",
+            "MB/s",
+            results.iter().map(|r| r.1).collect(),
+        );
     }
     if wanted("net-accept") {
         let values = (0..runs)

@@ -252,6 +252,7 @@ impl NodeConfig {
             sockets: u32::MAX,
             mailbox_bytes: mailbox_bytes as usize,
             socket_backlog: socket_backlog as usize,
+            tenant_mailbox_bytes: usize::MAX,
             names: u32::MAX,
             tenant_names: u32::MAX,
             log_rate: 0,

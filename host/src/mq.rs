@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use skywasm_abi::Handle;
 
@@ -86,9 +86,28 @@ struct QueueState {
     /// A queue length to report as an overload warning, taken by the worker.
     overload: usize,
     overload_threshold: usize,
+    /// Where the bytes of this queue are also counted (its tenant's, under a cap of all
+    /// its mailboxes), if anywhere.
+    account: Option<Arc<AtomicUsize>>,
 }
 
 impl QueueState {
+    /// Counts `n` more bytes queued.
+    fn add_bytes(&mut self, n: usize) {
+        self.bytes = self.bytes.saturating_add(n);
+        if let Some(account) = &self.account {
+            account.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts `n` bytes fewer queued.
+    fn sub_bytes(&mut self, n: usize) {
+        self.bytes -= n;
+        if let Some(account) = &self.account {
+            account.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
     /// Appends a message whose bytes are counted already; what the push did.
     fn append(&mut self, message: Message) -> Push {
         self.messages.push_back(message);
@@ -123,8 +142,17 @@ impl MessageQueue {
                 closed: false,
                 overload: 0,
                 overload_threshold: OVERLOAD_THRESHOLD,
+                account: None,
             }),
         }
+    }
+
+    /// A held queue (as [`MessageQueue::new_held`]) whose bytes are also counted in
+    /// `account`.
+    pub fn new_held_counted(account: Arc<AtomicUsize>) -> Self {
+        let queue = Self::new_held();
+        lock(&queue.state).account = Some(account);
+        queue
     }
 
     /// A queue that starts *held* (in global but not in the global queue), as skynet creates a
@@ -157,7 +185,7 @@ impl MessageQueue {
         if state.closed {
             return Err(message);
         }
-        state.bytes = state.bytes.saturating_add(message.data.len());
+        state.add_bytes(message.data.len());
         let push = state.append(message);
         Ok((push, state.bytes))
     }
@@ -181,7 +209,7 @@ impl MessageQueue {
         if state.messages.len() >= max_len || bytes > max_bytes {
             return Err(Refused::Full(message));
         }
-        state.bytes = bytes;
+        state.add_bytes(message.data.len());
         Ok(state.append(message))
     }
 
@@ -190,7 +218,7 @@ impl MessageQueue {
         let mut state = lock(&self.state);
         match state.messages.pop_front() {
             Some(message) => {
-                state.bytes -= message.data.len();
+                state.sub_bytes(message.data.len());
                 Some(message)
             }
             None => {
@@ -268,7 +296,8 @@ impl MessageQueue {
     pub fn close(&self) -> Vec<Message> {
         let mut state = lock(&self.state);
         state.closed = true;
-        state.bytes = 0;
+        let bytes = state.bytes;
+        state.sub_bytes(bytes);
         state.messages.drain(..).collect()
     }
 

@@ -253,6 +253,9 @@ impl NodeShared {
         // and there is one per request the receiver made.
         let (max_len, max_bytes) = if answer {
             (usize::MAX, usize::MAX)
+        } else if tenant.mailboxes_full(message.data.len()) {
+            // All the tenant's mailboxes together hold their cap.
+            (0, 0)
         } else {
             (limits.mailbox, limits.mailbox_bytes)
         };
@@ -268,10 +271,11 @@ impl NodeShared {
                     self.log(
                         service.handle(),
                         &format!(
-                            "mailbox full ({} messages or {} bytes): a message of {} bytes \
+                            "mailbox full ({} messages or {} bytes{}): a message of {} bytes \
                              from {} was refused ({rejected} refused so far)",
                             limits.mailbox,
                             limits.mailbox_bytes,
+                            tenant_mailboxes(tenant),
                             message.data.len(),
                             sender.handle()
                         ),
@@ -1212,6 +1216,19 @@ fn socket_sink(node: std::sync::Weak<NodeShared>) -> EventSink {
             Delivery::Taken
         }
     })
+}
+
+/// What a refusal for a full mailbox says of the tenant's mailboxes together, under a cap.
+fn tenant_mailboxes(tenant: &Tenant) -> String {
+    let limit = tenant.spec.limits.tenant_mailbox_bytes;
+    if limit == usize::MAX {
+        return String::new();
+    }
+    format!(
+        "; all of tenant `{}`'s mailboxes hold {} of their {limit} bytes",
+        tenant.name(),
+        tenant.queued_bytes()
+    )
 }
 
 /// The scheduler's cap per tenant: its `workers` limit, none when it may use them all.

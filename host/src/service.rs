@@ -167,7 +167,10 @@ impl Service {
         Service {
             handle,
             code: std::sync::RwLock::new((module.into(), args.into())),
-            queue: MessageQueue::new_held(),
+            queue: match tenant.mailbox_account() {
+                Some(account) => MessageQueue::new_held_counted(account),
+                None => MessageQueue::new_held(),
+            },
             slot: Mutex::new(None),
             alive: AtomicBool::new(true),
             calls: AtomicU64::new(0),
@@ -567,6 +570,13 @@ impl ServiceCore {
         self.send_as(dest, source, ptype, session, data)
     }
 
+    /// The largest message body it may send (its tenant's `message_size`, at most the
+    /// node's `max_message_size`).
+    pub fn message_size(&self) -> usize {
+        let tenant = self.service.tenant().spec.limits.message_size;
+        tenant.min(self.node.config.max_message_size)
+    }
+
     /// Sends a message with the given source; a forwarded request moves the obligation to
     /// answer it to the new destination. When that destination cannot take it (gone,
     /// full, refused), the host answers the request with `PTYPE_ERROR` on the destination's
@@ -579,7 +589,7 @@ impl ServiceCore {
         session: i32,
         data: Box<[u8]>,
     ) -> Result<(), i32> {
-        if data.len() > self.service.tenant().spec.limits.message_size {
+        if data.len() > self.message_size() {
             return Err(error::TOO_LARGE);
         }
         let mut answer = false;

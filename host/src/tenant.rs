@@ -87,6 +87,8 @@ pub struct Limits {
     /// Bytes waiting in one service's mailbox past which its sockets stop reading (and its
     /// listeners stop accepting) until it has taken half of them.
     pub socket_backlog: usize,
+    /// Bytes of the messages waiting in all the tenant's mailboxes together.
+    pub tenant_mailbox_bytes: usize,
     /// Names (`REG`, `NAME`) one service may hold.
     pub names: u32,
     /// Names all the tenant's services may hold together.
@@ -229,6 +231,7 @@ impl TenantSpec {
                 sockets: defaults.sockets.min(UNTRUSTED_SOCKETS),
                 mailbox_bytes: defaults.mailbox_bytes.min(UNTRUSTED_MAILBOX_BYTES),
                 socket_backlog: defaults.socket_backlog,
+                tenant_mailbox_bytes: UNTRUSTED_TENANT_MAILBOX_BYTES,
                 names: UNTRUSTED_NAMES,
                 tenant_names: UNTRUSTED_TENANT_NAMES,
                 log_rate: UNTRUSTED_LOG_RATE,
@@ -318,6 +321,9 @@ const UNTRUSTED_NAMES: u32 = 16;
 /// Default number of names all services of an untrusted tenant may hold together.
 const UNTRUSTED_TENANT_NAMES: u32 = 4096;
 
+/// Default bytes waiting in all the mailboxes of an untrusted tenant together.
+const UNTRUSTED_TENANT_MAILBOX_BYTES: usize = 256 << 20;
+
 /// Default largest message of an untrusted tenant's service.
 const UNTRUSTED_MESSAGE_SIZE: usize = 4 << 20;
 /// Default number of live services of an untrusted tenant.
@@ -354,6 +360,9 @@ pub struct Tenant {
     pub sockets: Arc<SocketQuota>,
     /// Launches allowed now (`spawn_rate`).
     spawn_tokens: TokenBucket,
+    /// Bytes of the messages waiting in all its mailboxes, counted by the mailboxes
+    /// themselves when the tenant has a `tenant_mailbox_bytes` cap.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Tenant {
@@ -369,7 +378,26 @@ impl Tenant {
             timers: AtomicU32::new(0),
             sockets,
             spawn_tokens,
+            queued: Arc::default(),
         }
+    }
+
+    /// The counter a new mailbox of this tenant adds its bytes to, when the tenant's
+    /// mailboxes are capped together (`tenant_mailbox_bytes`).
+    pub fn mailbox_account(&self) -> Option<Arc<std::sync::atomic::AtomicUsize>> {
+        (self.spec.limits.tenant_mailbox_bytes != usize::MAX).then(|| self.queued.clone())
+    }
+
+    /// True when `more` bytes would take its mailboxes together past
+    /// `tenant_mailbox_bytes`.
+    pub fn mailboxes_full(&self, more: usize) -> bool {
+        let limit = self.spec.limits.tenant_mailbox_bytes;
+        limit != usize::MAX && self.queued.load(Ordering::Relaxed).saturating_add(more) > limit
+    }
+
+    /// Bytes of the messages waiting in all its mailboxes (counted only under a cap).
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// The tenant's name.
@@ -663,6 +691,9 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         "mailbox_bytes" => limits.mailbox_bytes = size()?.clamp(1, 1 << 40) as usize,
         "socket_backlog" => limits.socket_backlog = size()?.clamp(64 << 10, 1 << 40) as usize,
         "names" => limits.names = number(1_000_000)? as u32,
+        "tenant_mailbox_bytes" => {
+            limits.tenant_mailbox_bytes = size()?.clamp(1, 1 << 50) as usize
+        }
         "tenant_names" => limits.tenant_names = number(100_000_000)? as u32,
         "log_rate" => limits.log_rate = number(1_000_000)? as u32,
         "module_size" => limits.module_size = size()?.max(1),
@@ -678,7 +709,7 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         _ => {
             return Err(
                 "unknown tenant key (trusted, cpu, cpu_soft, memory, tenant_memory, mailbox, \
-                 message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, socket_backlog, names, tenant_names, log_rate, module_size, launch, getenv, setenv, export, start, \
+                 message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, tenant_mailbox_bytes, socket_backlog, names, tenant_names, log_rate, module_size, launch, getenv, setenv, export, start, \
                  sockets, listen, connect, logon)"
                     .into(),
             )
@@ -706,6 +737,7 @@ mod tests {
             sockets: u32::MAX,
             mailbox_bytes: 1 << 30,
             socket_backlog: 8 << 20,
+            tenant_mailbox_bytes: usize::MAX,
             names: u32::MAX,
             tenant_names: u32::MAX,
             log_rate: 0,

@@ -147,7 +147,11 @@ fn a_flooding_client_is_paused_at_the_owners_backlog_and_nothing_is_lost() {
             stream.write_all(&chunk).unwrap();
         }
     });
-    // The gate is busy for 1.5 s while the client writes as fast as loopback takes it.
+    // Once the gate reads the connection, it is busy for 1.5 s while the client writes as
+    // fast as loopback takes it.
+    wait_until("the gate reads the connection", || {
+        t.ask(gate, &[s("STARTED")]) == vec![i(1)]
+    });
     let spin = t.request(gate, &[s("SPIN"), i(1500)]);
     let service = shared.handles.get(gate).unwrap();
     let mut most = 0;
@@ -272,4 +276,44 @@ fn untrusted_sockets_reach_the_node_itself_only_through_an_entry_naming_it() {
     let allowed = shared.launch_in(&named, "snlua", "bounds_connect").unwrap();
     let reply = t.ask(allowed, &[s("OPEN"), s("127.0.0.1"), i(port)]);
     assert_eq!(reply[0], skywasm_pack::Value::Boolean(true), "{reply:?}");
+}
+
+/// The mailboxes of a tenant are capped together (`tenant_mailbox_bytes`), not only one by
+/// one: three busy services with 1 MiB mailboxes take 1.5 MiB between them (alone, each
+/// would take three messages of 256 KiB).
+#[test]
+fn a_tenants_mailboxes_are_capped_together() {
+    let mut t = start_lua(
+        r#"tenants = { r = { trusted = true, mailbox_bytes = "1M", tenant_mailbox_bytes = "1536K" } }"#,
+    );
+    let shared = t.node.shared().clone();
+    let tenant = shared.tenants.get("r").unwrap().clone();
+    let busy: Vec<_> = (0..3)
+        .map(|_| shared.launch_in(&tenant, "snlua", "bounds_victim").unwrap())
+        .collect();
+    let slow = skywasm_pack::pack(&[s("SLOW")]).unwrap();
+    for target in &busy {
+        for _ in 0..20 {
+            t.client.send(*target, ptype::LUA, &slow).unwrap();
+        }
+    }
+    let sender = t.launch("snlua", "bounds_sender");
+    let mut request = vec![s("FILL")];
+    request.extend(busy.iter().map(|handle| h(*handle)));
+    let took: Vec<i64> = t
+        .ask(sender, &request)
+        .iter()
+        .map(|v| v.as_integer().unwrap())
+        .collect();
+    assert_eq!(took.len(), 3);
+    assert!(
+        took.iter().all(|n| *n <= 4),
+        "one mailbox took more than 1 MiB: {took:?}"
+    );
+    let total: i64 = took.iter().sum();
+    assert!(
+        (3..=6).contains(&total),
+        "the tenant's mailboxes took {total} x 256 KiB"
+    );
+    t.wait_log("all of tenant `r`'s mailboxes hold");
 }

@@ -27,7 +27,8 @@ fn body(
     len: u32,
 ) -> wasmtime::Result<Result<Box<[u8]>, i32>> {
     super::memory::check(caller, function, ptr, len)?;
-    if len as usize > caller.data().core.node().config.max_message_size {
+    // The tenant's limit (at most the node's), before anything is copied.
+    if len as usize > caller.data().core.message_size() {
         return Ok(Err(error::TOO_LARGE));
     }
     copy_in(caller, function, ptr, len).map(Ok)

@@ -37,20 +37,21 @@ fn status(caller: &mut Caller<'_, WasmState>, result: Result<(), SocketError>) -
     }
 }
 
-/// A body to send: `Err(code)` over `max_message_size` or without the capability.
+/// A body to send: `Err(code)` over the tenant's `message_size` or without the
+/// capability, checked before anything is copied.
 fn body_arg(
     caller: &mut Caller<'_, WasmState>,
     function: &str,
     ptr: u32,
     len: u32,
 ) -> wasmtime::Result<Result<Bytes, i32>> {
-    if len as usize > caller.data().core.node().config.max_message_size {
+    if len as usize > caller.data().core.message_size() {
         return Ok(Err(error::TOO_LARGE));
     }
-    let bytes = copy_in(caller, function, ptr, len)?;
     if !allowed(caller) {
         return Ok(Err(error::DENIED));
     }
+    let bytes = copy_in(caller, function, ptr, len)?;
     Ok(Ok(Bytes::from(bytes)))
 }
 

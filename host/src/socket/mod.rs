@@ -573,7 +573,18 @@ impl SocketServer {
         }
         // A datagram is sent at once: only a stream queues unsent bytes.
         if kind != Kind::Udp {
-            entry.unsent.fetch_add(bytes.len() as u64, Ordering::AcqRel);
+            let len = bytes.len() as u64;
+            let before = entry.unsent.fetch_add(len, Ordering::AcqRel);
+            // A connected socket past the cap is closed by its task, as the peer does not
+            // read; one still connecting has no task to write yet, so the send is refused.
+            let max = self.shared.max_unsent;
+            if kind == Kind::Connecting && before.saturating_add(len) > max {
+                entry.unsent.fetch_sub(len, Ordering::AcqRel);
+                return Err(SocketError::Limit(format!(
+                    "socket {id} is still connecting with {before} bytes queued: over the \
+                     socket_max_unsent of {max}"
+                )));
+            }
         }
         self.tell(&entry, Control::Send { low, bytes })
     }

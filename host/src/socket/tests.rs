@@ -454,3 +454,24 @@ fn a_host_panic_in_a_socket_task_closes_that_socket_and_tells_its_owner() {
     );
     assert!(!lock(&server.shared.sockets).contains_key(&id));
 }
+
+#[test]
+fn a_socket_still_connecting_queues_no_more_than_max_unsent() {
+    let (server, _events) = server();
+    let owner = owner(3);
+    let ticket = owner.quota.take().unwrap();
+    let (entry, _control) =
+        server
+            .shared
+            .register(owner.handle, Kind::Connecting, "10.0.0.1:9".into(), ticket);
+    let chunk = Bytes::from(vec![0u8; 1 << 20]);
+    let mut queued = 0u64;
+    let refused = loop {
+        match server.send(entry.id, false, chunk.clone()) {
+            Ok(()) => queued += chunk.len() as u64,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(refused, SocketError::Limit(_)), "{refused}");
+    assert_eq!(queued, MAX_UNSENT);
+}

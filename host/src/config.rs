@@ -259,6 +259,11 @@ impl NodeConfig {
             module_size,
         };
         let tenants = crate::tenant::specs_from_env(&env, &limits, &place("tenants"))?;
+        if let Some(peers) = env.get("cluster_tenant").filter(|t| !t.is_empty()) {
+            if !tenants.iter().any(|t| &t.name == peers) {
+                return Err(bad("cluster_tenant", peers, "the name of a tenant"));
+            }
+        }
         let start = env.get("start").cloned().unwrap_or_else(|| "main".into());
         Ok(NodeConfig {
             thread,

@@ -581,7 +581,7 @@ impl NodeShared {
         self.launch_with_tenant(&tenant, module, args, start)
     }
 
-    fn launch_with_tenant(
+    pub(crate) fn launch_with_tenant(
         self: &Arc<Self>,
         tenant: &Arc<Tenant>,
         module: &str,

@@ -223,17 +223,22 @@ impl Service {
         }
     }
 
-    /// True when its mailbox holds more than its tenant's `socket_backlog`: its sockets
-    /// stop reading.
+    /// True when its mailbox holds more than its tenant's `socket_backlog` (or is full):
+    /// its sockets stop reading, and cluster connections delivering to it too.
     pub(crate) fn socket_backlog_over(&self) -> bool {
-        self.queue.bytes() > self.tenant.spec.limits.socket_backlog
+        let limits = &self.tenant.spec.limits;
+        self.queue.bytes() > limits.socket_backlog.min(limits.mailbox_bytes)
+            || self.queue.len() >= limits.mailbox
     }
 
-    /// Wakes its sockets waiting for the mailbox to drain, once it holds half the backlog
-    /// or less (the worker calls it after each message: one relaxed load when none waits).
+    /// Wakes its sockets (and cluster connections) waiting for the mailbox to drain, once
+    /// it holds half the backlog or less (the worker calls it after each message: one
+    /// relaxed load when none waits).
     pub(crate) fn wake_sockets_if_drained(&self) {
+        let limits = &self.tenant.spec.limits;
         if self.sockets_waiting.load(Ordering::Relaxed)
-            && self.queue.bytes() <= self.tenant.spec.limits.socket_backlog / 2
+            && self.queue.bytes() <= limits.socket_backlog.min(limits.mailbox_bytes) / 2
+            && self.queue.len() <= limits.mailbox / 2
             && self.sockets_waiting.swap(false, Ordering::AcqRel)
         {
             self.sockets_drained.notify_waiters();

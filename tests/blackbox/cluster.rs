@@ -578,3 +578,137 @@ fn guest_code_on_the_network_thread_writes_and_is_held_to_its_budget() {
         "{log}"
     );
 }
+
+/// A raw peer speaking skynet's cluster wire format.
+struct RawPeer {
+    stream: TcpStream,
+    packets: skywasm_cluster_wire::PacketReader,
+    replies: skywasm_cluster_wire::ResponseAssembler,
+}
+
+impl RawPeer {
+    fn connect(at: &str) -> RawPeer {
+        let stream = TcpStream::connect(at).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        RawPeer {
+            stream,
+            packets: skywasm_cluster_wire::PacketReader::new(),
+            replies: skywasm_cluster_wire::ResponseAssembler::new(64 << 20),
+        }
+    }
+
+    /// Sends a call (`session` > 0) or a push (0) of `values` to `name`.
+    fn send(&mut self, name: &str, session: u32, values: &[Value]) {
+        let msg = skywasm_pack::pack(values).unwrap();
+        let mut out = Vec::new();
+        let address = skywasm_cluster_wire::Address::Name(name.into());
+        skywasm_cluster_wire::encode_request(&address, session, session == 0, &msg, &mut out)
+            .unwrap();
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// The next reply: its session, and the values or the error text.
+    fn reply(&mut self) -> (u32, Result<Vec<Value>, String>) {
+        let mut buffer = vec![0u8; 64 << 10];
+        loop {
+            while let Some(body) = self.packets.next_packet().unwrap() {
+                if let Some((session, reply)) = self.replies.packet(&body).unwrap() {
+                    let reply = reply
+                        .map(|bytes| skywasm_pack::unpack(&bytes).unwrap())
+                        .map_err(|why| String::from_utf8_lossy(&why).into_owned());
+                    return (session, reply);
+                }
+            }
+            let n = self.stream.read(&mut buffer).expect("a reply in time");
+            assert!(n > 0, "the node closed the connection");
+            self.packets.extend(&buffer[..n]);
+        }
+    }
+}
+
+/// A peer flooding a busy service with pushes stops being read once the service's mailbox
+/// holds its backlog, and every push arrives, in order, once the service drains.
+#[test]
+fn a_peer_flooding_a_busy_service_is_paused_and_nothing_is_lost() {
+    const PUSHES: i64 = 12_000;
+    let (server_node, at) = server_with("socket_backlog = \"1M\"", 0);
+    let shared = server_node.node.shared().clone();
+    let echo = shared.resolve(".echo").unwrap();
+    let service = shared.handles.get(echo).unwrap();
+    let mut peer = RawPeer::connect(&at);
+    peer.send("@echo", 0, &[s("SPIN"), i(150)]);
+    let pad = "p".repeat(4000);
+    let flood = std::thread::spawn(move || {
+        for n in 1..=PUSHES {
+            peer.send("@echo", 0, &[s("NOTE"), i(n), s(&pad)]);
+        }
+        peer
+    });
+    let mut most = 0;
+    while !flood.is_finished() {
+        most = most.max(service.queue_bytes());
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let mut peer = flood.join().unwrap();
+    // The backlog, plus what one read of the connection (64 KiB) delivered past it.
+    assert!(
+        most <= (1 << 20) + (80 << 10),
+        "the mailbox held {most} bytes"
+    );
+    peer.send("@echo", 7, &[s("NOTES")]);
+    assert_eq!(peer.reply(), (7, Ok(vec![i(PUSHES), i(0)])));
+}
+
+/// Caps on what one peer may hold: connections per node, requests awaiting their answers
+/// per connection.
+#[test]
+fn connections_and_requests_in_flight_are_capped() {
+    let (server_node, at) = server_with("cluster_max_connections = 2\ncluster_max_pending = 3", 0);
+    let mut first = RawPeer::connect(&at);
+    let _second = RawPeer::connect(&at);
+    let mut third = RawPeer::connect(&at);
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(third.stream.read(&mut byte), Ok(0)),
+        "a third connection is closed at once"
+    );
+    server_node.wait_log("connections are open (cluster_max_connections");
+    for session in 1..=4 {
+        first.send("@echo", session, &[s("SLOW"), i(100), i(session as i64)]);
+    }
+    // The fourth is answered at once, with the reason; the three others in time.
+    let (session, refused) = first.reply();
+    assert_eq!(session, 4);
+    assert!(refused.unwrap_err().contains("cluster_max_pending"));
+    let mut answered: Vec<u32> = (0..3).map(|_| first.reply().0).collect();
+    answered.sort();
+    assert_eq!(answered, [1, 2, 3]);
+}
+
+/// With `cluster_tenant`, a peer's requests have that tenant's rights: it reaches only the
+/// names the node exports, and `.launcher` launches for it only what the tenant may.
+#[test]
+fn requests_from_peers_run_with_the_rights_of_cluster_tenant() {
+    let (_server_node, at) = server_with(
+        r#"cluster_tenant = "peers"
+tenants = { node = { export = { ".launcher", ".echo" } }, peers = { cpu = 1000 } }"#,
+        0,
+    );
+    let mut peer = RawPeer::connect(&at);
+    peer.send(".echo", 1, &[s("ECHO"), s("hello")]);
+    assert_eq!(peer.reply(), (1, Ok(vec![s("hello")])));
+    peer.send(".launcher", 2, &[s("LAUNCH"), s("snlua"), s("pong")]);
+    let (session, launched) = peer.reply();
+    assert_eq!(session, 2);
+    assert!(
+        launched.is_err(),
+        "the peers' tenant launched: {launched:?}"
+    );
+    // Without it, a peer has the node's rights, as in skynet.
+    let (_plain_node, plain_at) = server(0);
+    let mut peer = RawPeer::connect(&plain_at);
+    peer.send(".launcher", 3, &[s("LAUNCH"), s("snlua"), s("pong")]);
+    let (session, launched) = peer.reply();
+    assert_eq!(session, 3);
+    assert!(launched.is_ok(), "{launched:?}");
+}

@@ -287,13 +287,18 @@ struct Partial<H> {
 struct Parts<H> {
     pending: HashMap<u32, Partial<H>>,
     limit: usize,
+    /// Bytes of the payloads in progress, against `buffer_limit`.
+    buffered: usize,
+    buffer_limit: usize,
 }
 
 impl<H> Parts<H> {
-    fn new(limit: usize) -> Parts<H> {
+    fn new(limit: usize, buffer_limit: usize) -> Parts<H> {
         Parts {
             pending: HashMap::new(),
             limit,
+            buffered: 0,
+            buffer_limit,
         }
     }
 
@@ -342,6 +347,13 @@ impl<H> Parts<H> {
                 partial.total
             )));
         }
+        if self.buffered + part.len() > self.buffer_limit {
+            return Err(FrameError::Parts(format!(
+                "more than {} bytes of multipart payloads in progress",
+                self.buffer_limit
+            )));
+        }
+        self.buffered += part.len();
         partial.bytes.extend_from_slice(part);
         if !last {
             return Ok(None);
@@ -349,6 +361,7 @@ impl<H> Parts<H> {
         let Some(done) = self.pending.remove(&session) else {
             return Ok(None);
         };
+        self.buffered -= done.bytes.len();
         if done.bytes.len() != done.total {
             return Err(FrameError::Parts(format!(
                 "session {session} ended with {} of its {} bytes",
@@ -368,10 +381,18 @@ pub struct RequestAssembler {
 }
 
 impl RequestAssembler {
-    /// An assembler refusing payloads over `limit` bytes.
+    /// An assembler refusing payloads over `limit` bytes (with up to
+    /// [`MAX_PENDING_PARTS`] of them in progress at once).
     pub fn new(limit: usize) -> RequestAssembler {
+        Self::with_limits(limit, limit.saturating_mul(MAX_PENDING_PARTS))
+    }
+
+    /// An assembler refusing payloads over `limit` bytes, and parts that would take the
+    /// payloads in progress together past `in_progress` bytes. skynet writes the parts of
+    /// one request together, so `limit` suffices for skynet peers.
+    pub fn with_limits(limit: usize, in_progress: usize) -> RequestAssembler {
         RequestAssembler {
-            parts: Parts::new(limit),
+            parts: Parts::new(limit, in_progress),
             trace: None,
         }
     }
@@ -485,7 +506,7 @@ impl ResponseAssembler {
     /// An assembler refusing replies over `limit` bytes.
     pub fn new(limit: usize) -> ResponseAssembler {
         ResponseAssembler {
-            parts: Parts::new(limit),
+            parts: Parts::new(limit, limit.saturating_mul(MAX_PENDING_PARTS)),
         }
     }
 

@@ -395,3 +395,39 @@ proptest! {
         prop_assert!(held <= bytes.len());
     }
 }
+
+#[test]
+fn payloads_in_progress_together_are_capped() {
+    let header = |session: u32, total: u32| {
+        // To handle 5: address, session, total.
+        let mut bytes = vec![0x01];
+        bytes.extend_from_slice(&5u32.to_le_bytes());
+        bytes.extend_from_slice(&session.to_le_bytes());
+        bytes.extend_from_slice(&total.to_le_bytes());
+        bytes
+    };
+    let part = |kind: u8, session: u32, len: usize| {
+        let mut bytes = vec![kind];
+        bytes.extend_from_slice(&session.to_le_bytes());
+        bytes.extend(std::iter::repeat_n(7u8, len));
+        bytes
+    };
+    // Two payloads of 100 bytes interleaved need 160 bytes at once: over 150.
+    let mut requests = RequestAssembler::with_limits(100, 150);
+    assert_eq!(requests.packet(&header(1, 100)), Ok(None));
+    assert_eq!(requests.packet(&header(2, 100)), Ok(None));
+    assert_eq!(requests.packet(&part(0x02, 1, 80)), Ok(None));
+    assert!(matches!(
+        requests.packet(&part(0x02, 2, 80)),
+        Err(FrameError::Parts(why)) if why.contains("150 bytes")
+    ));
+    // One after the other, as skynet writes them, they fit: a completed payload frees
+    // its bytes.
+    let mut requests = RequestAssembler::with_limits(100, 150);
+    for session in 1..=3 {
+        assert_eq!(requests.packet(&header(session, 100)), Ok(None));
+        assert_eq!(requests.packet(&part(0x02, session, 60)), Ok(None));
+        let done = requests.packet(&part(0x03, session, 40)).unwrap();
+        assert_eq!(done.map(|r| r.msg.len()), Some(100));
+    }
+}

@@ -15,7 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::frame::{self, Address, PacketReader, Request, RequestAssembler};
 use super::outbox::Outbox;
-use super::{contain_task, Cluster};
+use super::{contain_task, Cluster, Delivered, Inbound};
+use crate::service::Service;
 
 /// Listens on `host:port` for other nodes; the bound address.
 pub(crate) fn listen(
@@ -49,20 +50,47 @@ pub(crate) fn listen(
 }
 
 async fn accept(cluster: Arc<Cluster>, listener: TcpListener) {
+    let mut refused = 0u64;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                if !cluster.admit_connection() {
+                    refused += 1;
+                    if let Some(node) = cluster.node_shared() {
+                        if crate::node::worth_logging(refused) {
+                            node.log(
+                                Handle::NONE,
+                                &format!(
+                                    "cluster: refused the connection from {peer}: {} connections \
+                                     are open (cluster_max_connections; {refused} refused so far)",
+                                    cluster.config.max_connections
+                                ),
+                            );
+                        }
+                    }
+                    continue;
+                }
                 let _ = super::sender::configure(&stream, cluster.config.keepalive);
                 let node = cluster.node.clone();
                 let serving = serve(cluster.clone(), stream, peer);
+                let counted = cluster.clone();
                 tokio::spawn(async move {
                     contain_task(&node, &format!("the connection from {peer}"), serving).await;
+                    counted.connection_ended();
                 });
             }
             // Out of descriptors and the like: keep listening, after a pause.
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
         }
     }
+}
+
+/// Why a connection's requests stopped being read for a while.
+enum Stall {
+    /// This request found its target's mailbox full: deliver it again once it drained.
+    Retry(Request, Arc<Service>),
+    /// A request was delivered to a mailbox now over its backlog: wait until it drained.
+    Wait(Arc<Service>),
 }
 
 /// One incoming connection, until it closes or sends something malformed.
@@ -79,11 +107,66 @@ async fn serve(cluster: Arc<Cluster>, mut stream: TcpStream, peer: SocketAddr) {
         }
     }
     let stream = Arc::new(stream);
-    let replies = Outbox::new(stream.clone());
+    let inbound = Inbound::new(Outbox::new(stream.clone()));
     let mut packets = PacketReader::new();
-    let mut assembler = RequestAssembler::new(cluster.config.max_payload);
+    // skynet writes the parts of one request together: one payload in progress suffices.
+    let max = cluster.config.max_payload;
+    let mut assembler = RequestAssembler::with_limits(max, max);
     let mut buffer = vec![0u8; 64 << 10];
+    let mut stalled = None;
+    // Retries in a row of a request whose target stays full for another reason (its
+    // tenant's mailboxes together): they back off.
+    let mut retries = 0u32;
     let ended = loop {
+        // Backpressure: nothing more is read from the peer (TCP holds it) until the
+        // service its requests fill has taken them.
+        match stalled.take() {
+            Some(Stall::Retry(request, full)) => {
+                crate::socket::drained(&*full).await;
+                if retries > 0 {
+                    let pause = std::time::Duration::from_millis(1 << retries.min(6));
+                    tokio::time::sleep(pause).await;
+                }
+                if let Some(stall) = handle(&cluster, request, &inbound) {
+                    retries += u32::from(matches!(stall, Stall::Retry(..)));
+                    stalled = Some(stall);
+                    continue;
+                }
+                retries = 0;
+            }
+            Some(Stall::Wait(full)) => crate::socket::drained(&*full).await,
+            None => {}
+        }
+        let mut handle_all = || loop {
+            let request = packets
+                .next_packet()
+                .and_then(|p| p.map(|body| assembler.packet(&body)).transpose());
+            match request {
+                Ok(Some(Some(request))) => {
+                    if let Some(tag) = &request.trace {
+                        cluster.log_trace(tag, &request.address);
+                    }
+                    if let Some(stall) = handle(&cluster, request, &inbound) {
+                        break Ok(Some(stall));
+                    }
+                }
+                Ok(Some(None)) => {}
+                Ok(None) => break Ok(None),
+                Err(e) => break Err(format!("a malformed packet: {e}")),
+            }
+        };
+        let handled = match cluster.node_shared() {
+            Some(node) => crate::scheduler::with_network_assist(&node, handle_all),
+            None => handle_all(),
+        };
+        match handled {
+            Err(bad) => break Some(bad),
+            Ok(Some(stall)) => {
+                stalled = Some(stall);
+                continue;
+            }
+            Ok(None) => {}
+        }
         if let Err(e) = stream.readable().await {
             break Some(e.to_string());
         }
@@ -96,62 +179,36 @@ async fn serve(cluster: Arc<Cluster>, mut stream: TcpStream, peer: SocketAddr) {
         packets.extend(&buffer[..n]);
         // The peer is active: its next request may be moments away.
         cluster.busy.touch();
-        let mut handle_all = || loop {
-            let request = packets
-                .next_packet()
-                .and_then(|p| p.map(|body| assembler.packet(&body)).transpose());
-            match request {
-                Ok(Some(Some(request))) => handle(&cluster, &request, &replies),
-                Ok(Some(None)) => {}
-                Ok(None) => break None,
-                Err(e) => break Some(format!("a malformed packet: {e}")),
-            }
-        };
-        let bad = match cluster.node_shared() {
-            Some(node) => crate::scheduler::with_network_assist(&node, handle_all),
-            None => handle_all(),
-        };
-        if bad.is_some() {
-            break bad;
-        }
     };
-    replies.close();
+    inbound.replies.close();
     if let (Some(why), Some(node)) = (ended, cluster.node_shared()) {
         node.log(
             Handle::NONE,
             &format!("cluster: closed the connection from {peer}: {why}"),
         );
     }
-    cluster.forget_connection(&replies);
+    cluster.forget_connection(&inbound);
 }
 
-/// Serves one request: the name query, or a delivery to a local service.
-fn handle(cluster: &Cluster, request: &Request, replies: &Arc<Outbox>) {
-    if let (Some(tag), Some(node)) = (&request.trace, cluster.node_shared()) {
-        node.log(
-            Handle::NONE,
-            &format!(
-                "cluster: trace {} -> {}",
-                crate::log::Shown(&String::from_utf8_lossy(tag)),
-                crate::log::Shown(&format!("{:?}", request.address))
-            ),
-        );
-    }
+/// Serves one request: the name query, or a delivery to a local service; the stall when
+/// the delivery must wait for the target's mailbox.
+fn handle(cluster: &Cluster, request: Request, inbound: &Arc<Inbound>) -> Option<Stall> {
     let answer = |result: Result<&[u8], &[u8]>| {
         if !request.push {
             let mut bytes = Vec::new();
             if frame::encode_response(request.session, result, &mut bytes).is_ok() {
-                replies.write(bytes);
+                inbound.replies.write(bytes);
             }
         }
     };
     let target = match &request.address {
         Address::Handle(0) => {
-            return answer(
+            answer(
                 query(cluster, &request.msg)
                     .as_deref()
                     .map_err(|e| e.as_bytes()),
-            )
+            );
+            return None;
         }
         Address::Handle(handle) => Handle(*handle),
         Address::Name(name) => {
@@ -163,12 +220,21 @@ fn handle(cluster: &Cluster, request: &Request, replies: &Arc<Outbox>) {
             };
             match found {
                 Some(handle) => handle,
-                None => return answer(Err(b"Invalid name")),
+                None => {
+                    answer(Err(b"Invalid name"));
+                    return None;
+                }
             }
         }
     };
-    if let Err(why) = cluster.deliver(target, request, replies) {
-        answer(Err(why.as_bytes()));
+    match cluster.deliver(target, &request, inbound) {
+        Delivered::Queued(None) => None,
+        Delivered::Queued(Some(backlogged)) => Some(Stall::Wait(backlogged)),
+        Delivered::Full(full) => Some(Stall::Retry(request, full)),
+        Delivered::Failed(why) => {
+            answer(Err(why.as_bytes()));
+            None
+        }
     }
 }
 

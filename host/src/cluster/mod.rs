@@ -39,6 +39,7 @@ use tokio::sync::mpsc;
 
 use crate::mq::Message;
 use crate::node::NodeShared;
+use crate::service::Service;
 use crate::sync::{lock, read, write};
 
 pub use frame::Address;
@@ -63,7 +64,23 @@ pub struct ClusterConfig {
     /// How long the network thread keeps polling after cluster traffic before it sleeps
     /// (`cluster_busy_poll`, µs; 0: off).
     pub busy_poll: Duration,
+    /// Incoming connections open at once (`cluster_max_connections`); more are closed at
+    /// once.
+    pub max_connections: usize,
+    /// Requests of one incoming connection awaiting their answers (`cluster_max_pending`);
+    /// more are answered with an error at once.
+    pub max_pending: usize,
+    /// The tenant whose rights requests from other nodes run with (`cluster_tenant`); none:
+    /// the node's own (skynet's behaviour).
+    pub tenant: Option<String>,
 }
+
+/// Default `cluster_max_connections`.
+const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
+/// Default `cluster_max_pending`.
+const DEFAULT_MAX_PENDING: u64 = 10_000;
+/// Trace lines (`cluster.trace`) logged per second at most; the rest are counted.
+const TRACE_LINES_PER_SECOND: u32 = 100;
 
 /// The default `cluster_busy_poll` (µs): covers a round trip on one machine or a LAN.
 const DEFAULT_BUSY_POLL_US: u64 = 100;
@@ -97,6 +114,10 @@ impl ClusterConfig {
                 .filter(|s| !s.is_empty())
                 .map(|s| Secret(s.as_bytes().to_vec())),
             busy_poll: Duration::from_micros(number("cluster_busy_poll", DEFAULT_BUSY_POLL_US)),
+            max_connections: number("cluster_max_connections", DEFAULT_MAX_CONNECTIONS).max(1)
+                as usize,
+            max_pending: number("cluster_max_pending", DEFAULT_MAX_PENDING).max(1) as usize,
+            tenant: env.get("cluster_tenant").filter(|t| !t.is_empty()).cloned(),
         }
     }
 }
@@ -205,10 +226,39 @@ struct SenderHandle {
 
 /// A request a remote node made, delivered to a local service, waiting for its answer.
 struct Incoming {
-    /// Where the answer goes (the connection's outbox).
-    reply: Arc<outbox::Outbox>,
+    /// The connection the request came on, where the answer goes.
+    inbound: Arc<Inbound>,
     /// The remote caller's session.
     session: u32,
+}
+
+/// An incoming connection as the requests it delivered see it: where their answers go, and
+/// how many of them await one (against `cluster_max_pending`).
+pub(crate) struct Inbound {
+    /// The connection's writer.
+    pub(crate) replies: Arc<outbox::Outbox>,
+    awaiting: std::sync::atomic::AtomicUsize,
+}
+
+impl Inbound {
+    /// The requests of a connection that writes its answers to `replies`.
+    pub(crate) fn new(replies: Arc<outbox::Outbox>) -> Arc<Inbound> {
+        Arc::new(Inbound {
+            replies,
+            awaiting: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+}
+
+/// What became of a request from another node.
+pub(crate) enum Delivered {
+    /// In the target's mailbox; with the target when its mailbox now holds more than its
+    /// backlog (`socket_backlog`): read nothing more from the connection until it drains.
+    Queued(Option<Arc<Service>>),
+    /// The target's mailbox is full: deliver the request again once it has drained.
+    Full(Arc<Service>),
+    /// Refused, for this reason (the remote caller gets it).
+    Failed(String),
 }
 
 /// The cluster gateway of one node.
@@ -234,6 +284,14 @@ pub struct Cluster {
     runtime: Mutex<Option<tokio::runtime::Handle>>,
     /// The network thread's polling window after cluster traffic.
     busy: Arc<busy::BusyPoll>,
+    /// Incoming connections open now, against `cluster_max_connections`.
+    connections: std::sync::atomic::AtomicUsize,
+    /// The service whose tenant's rights requests from other nodes run with
+    /// (`cluster_tenant`); none: `clusterd`'s, the node's.
+    peer: AtomicU32,
+    /// Trace lines allowed now, and those dropped since the last one logged.
+    trace_budget: crate::tenant::TokenBucket,
+    traces_dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Cluster {
@@ -251,6 +309,10 @@ impl Cluster {
             listening: Mutex::new(Vec::new()),
             runtime: Mutex::new(None),
             busy: Arc::new(busy::BusyPoll::new(config.busy_poll)),
+            connections: std::sync::atomic::AtomicUsize::new(0),
+            peer: AtomicU32::new(0),
+            trace_budget: crate::tenant::TokenBucket::new(TRACE_LINES_PER_SECOND),
+            traces_dropped: std::sync::atomic::AtomicU64::new(0),
             config,
         }
     }
@@ -484,41 +546,119 @@ impl Cluster {
         (!service.is_none()).then_some(service)
     }
 
-    /// Delivers a remote request to a local service; its answer goes to `reply`.
+    /// Delivers a remote request to a local service, as a send of the service whose
+    /// tenant's rights peers have (`cluster_tenant`, or `clusterd`'s): within that tenant's
+    /// rules and the target's mailbox limits. Its answer goes back on `inbound`.
     pub(crate) fn deliver(
         &self,
         target: Handle,
         request: &frame::Request,
-        reply: &Arc<outbox::Outbox>,
-    ) -> Result<(), String> {
-        let node = self.node.upgrade().ok_or("the node is stopping")?;
-        let source = self.service().ok_or("clusterd is not running")?;
+        inbound: &Arc<Inbound>,
+    ) -> Delivered {
+        let Some(node) = self.node.upgrade() else {
+            return Delivered::Failed("the node is stopping".into());
+        };
+        let source = Handle(self.peer.load(Ordering::Acquire));
+        let source = if source.is_none() {
+            self.service()
+        } else {
+            Some(source)
+        };
+        let Some(source) = source.and_then(|h| node.handles.get(h)) else {
+            return Delivered::Failed("clusterd is not running".into());
+        };
         let session = if request.push {
             0
         } else {
+            if inbound.awaiting.load(Ordering::Relaxed) >= self.config.max_pending {
+                return Delivered::Failed(format!(
+                    "too many requests from this node await their answers (cluster_max_pending \
+                     = {})",
+                    self.config.max_pending
+                ));
+            }
             let session = self.new_incoming_session();
+            inbound.awaiting.fetch_add(1, Ordering::Relaxed);
             lock(&self.incoming).insert(
                 session,
                 Incoming {
-                    reply: reply.clone(),
+                    inbound: inbound.clone(),
                     session: request.session,
                 },
             );
             session
         };
         let message = Message {
-            source,
+            source: source.handle(),
             session,
             ptype: ptype::LUA as u8,
             data: request.msg.clone().into(),
         };
-        if node.push(target, message).is_err() {
-            if session != 0 {
-                lock(&self.incoming).remove(&session);
+        let mut delivered_to = None;
+        match node.push_from(&source, false, target, message, &mut delivered_to) {
+            Ok(()) => {
+                let backlogged = delivered_to.filter(|service| service.socket_backlog_over());
+                Delivered::Queued(backlogged)
             }
-            return Err(format!("no service {target}"));
+            Err(code) => {
+                if session != 0 && lock(&self.incoming).remove(&session).is_some() {
+                    inbound.awaiting.fetch_sub(1, Ordering::Relaxed);
+                }
+                match (code, node.handles.get(target)) {
+                    (skywasm_abi::error::MAILBOX_FULL, Some(full)) => Delivered::Full(full),
+                    (skywasm_abi::error::DENIED, _) => Delivered::Failed(format!(
+                        "send denied: {target} is not a service this node's peers may reach"
+                    )),
+                    _ => Delivered::Failed(format!("no service {target}")),
+                }
+            }
         }
-        Ok(())
+    }
+
+    /// Logs a request's trace tag (`cluster.trace`), at most [`TRACE_LINES_PER_SECOND`];
+    /// the next line logged says how many were dropped.
+    pub(crate) fn log_trace(&self, tag: &[u8], address: &frame::Address) {
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        if !self.trace_budget.take() {
+            self.traces_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let dropped = self.traces_dropped.swap(0, Ordering::Relaxed);
+        let dropped = if dropped > 0 {
+            format!(" ({dropped} trace lines dropped before this one)")
+        } else {
+            String::new()
+        };
+        node.log(
+            Handle::NONE,
+            &format!(
+                "cluster: trace {} -> {}{dropped}",
+                crate::log::Shown(&String::from_utf8_lossy(tag)),
+                crate::log::Shown(&format!("{address:?}"))
+            ),
+        );
+    }
+
+    /// Counts a new incoming connection; false (nothing counted) at
+    /// `cluster_max_connections`.
+    pub(crate) fn admit_connection(&self) -> bool {
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.config.max_connections).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Counts an incoming connection that ended.
+    pub(crate) fn connection_ended(&self) {
+        self.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Makes requests from other nodes run with the rights of `service`'s tenant.
+    pub(crate) fn set_peer(&self, service: Handle) {
+        self.peer.store(service.0, Ordering::Release);
     }
 
     fn new_incoming_session(&self) -> i32 {
@@ -539,16 +679,17 @@ impl Cluster {
         let Some(waiting) = lock(&self.incoming).remove(&session) else {
             return;
         };
+        waiting.inbound.awaiting.fetch_sub(1, Ordering::Relaxed);
         let mut bytes = Vec::new();
         if frame::encode_response(waiting.session, result, &mut bytes).is_ok() {
             // From `clusterd`'s worker straight to the socket.
-            waiting.reply.write(bytes);
+            waiting.inbound.replies.write(bytes);
         }
     }
 
     /// Forgets the requests a closed connection was waiting for (their answers are dropped).
-    pub(crate) fn forget_connection(&self, reply: &Arc<outbox::Outbox>) {
-        lock(&self.incoming).retain(|_, waiting| !Arc::ptr_eq(&waiting.reply, reply));
+    pub(crate) fn forget_connection(&self, inbound: &Arc<Inbound>) {
+        lock(&self.incoming).retain(|_, waiting| !Arc::ptr_eq(&waiting.inbound, inbound));
     }
 
     fn node_shared(&self) -> Option<Arc<NodeShared>> {

@@ -50,6 +50,25 @@ impl Clusterd {
             .map_err(|e| format!("clusterd runs already ({e})"))?;
         let cluster = core.node.cluster.clone();
         cluster.attach(core.handle());
+        if let Some(name) = &cluster.config().tenant {
+            let tenant = core
+                .node
+                .tenants
+                .get(name)
+                .ok_or_else(|| format!("cluster_tenant: no tenant `{name}`"))?
+                .clone();
+            let peers = cluster.clone();
+            let peer = core
+                .node
+                .launch_with_tenant(&tenant, "clusterpeer", "", move |core| {
+                    Ok(Box::new(ClusterPeer {
+                        core,
+                        cluster: peers,
+                    }) as Box<dyn Behavior>)
+                })
+                .map_err(|e| format!("cluster_tenant `{name}`: {e}"))?;
+            cluster.set_peer(peer);
+        }
         if cluster.config().file.is_some() && cluster.table().nodes.is_empty() {
             if let Err(why) = cluster.reload(None) {
                 core.log(&format!("cluster: the node table was not loaded: {why}"));
@@ -292,47 +311,67 @@ impl Behavior for Clusterd {
     }
 }
 
+/// Passes a local service's answer to a remote request on to the node that asked; false
+/// when `message` is not such an answer.
+fn answer_remote(cluster: &Cluster, message: &Message) -> bool {
+    let result = match u32::from(message.ptype) {
+        _ if message.session == 0 => return false,
+        ptype::RESPONSE => Ok(&message.data[..]),
+        ptype::ERROR if message.data.is_empty() => Err(&b"call failed"[..]),
+        ptype::ERROR => Err(&message.data[..]),
+        _ => return false,
+    };
+    cluster.answer(message.session, result);
+    true
+}
+
+/// The service requests from other nodes come from when `cluster_tenant` names a tenant:
+/// it lives in that tenant, so the requests have that tenant's rights (which services
+/// they reach, what `.launcher` launches for them), and it passes the answers on.
+pub struct ClusterPeer {
+    core: ServiceCore,
+    cluster: Arc<Cluster>,
+}
+
+impl Behavior for ClusterPeer {
+    fn core(&mut self) -> &mut ServiceCore {
+        &mut self.core
+    }
+
+    fn dispatch(&mut self, message: Message) -> Result<(), Fault> {
+        answer_remote(&self.cluster, &message);
+        Ok(())
+    }
+}
+
 impl Clusterd {
     /// Serves one message: an answer to a remote request, or a command.
     fn serve(&mut self, message: &Message) {
-        match u32::from(message.ptype) {
-            // A local service answered a request a remote node made.
-            ptype::RESPONSE | ptype::ERROR if message.session != 0 => {
-                let result = if u32::from(message.ptype) == ptype::RESPONSE {
-                    Ok(&message.data[..])
-                } else if message.data.is_empty() {
-                    Err(&b"call failed"[..])
-                } else {
-                    Err(&message.data[..])
-                };
-                self.cluster.answer(message.session, result);
-            }
-            ptype::LUA => {
-                let outcome = skywasm_pack::unpack(&message.data)
-                    .map_err(|e| format!("bad request: {e}"))
-                    .and_then(|values| self.command(message, &values));
-                let reply = match outcome {
-                    Ok(None) => return,
-                    Ok(Some(values)) => skywasm_pack::pack(&values)
-                        .map(|body| (ptype::RESPONSE, body))
-                        .unwrap_or_else(|e| (ptype::ERROR, e.to_string().into_bytes())),
-                    Err(why) => {
-                        if message.session == 0 {
-                            self.core.log(&format!("cluster: {why}"));
-                        }
-                        (ptype::ERROR, why.into_bytes())
-                    }
-                };
-                if message.session != 0 {
-                    let _ = self.core.send(
-                        message.source,
-                        reply.0 as u8,
-                        message.session,
-                        reply.1.into(),
-                    );
+        if answer_remote(&self.cluster, message) || u32::from(message.ptype) != ptype::LUA {
+            return;
+        }
+        let outcome = skywasm_pack::unpack(&message.data)
+            .map_err(|e| format!("bad request: {e}"))
+            .and_then(|values| self.command(message, &values));
+        let reply = match outcome {
+            Ok(None) => return,
+            Ok(Some(values)) => skywasm_pack::pack(&values)
+                .map(|body| (ptype::RESPONSE, body))
+                .unwrap_or_else(|e| (ptype::ERROR, e.to_string().into_bytes())),
+            Err(why) => {
+                if message.session == 0 {
+                    self.core.log(&format!("cluster: {why}"));
                 }
+                (ptype::ERROR, why.into_bytes())
             }
-            _ => {}
+        };
+        if message.session != 0 {
+            let _ = self.core.send(
+                message.source,
+                reply.0 as u8,
+                message.session,
+                reply.1.into(),
+            );
         }
     }
 }

@@ -52,7 +52,7 @@ pub trait Backlog: Send + Sync {
 const BACKLOG_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Waits until `backlog` has drained.
-async fn drained(backlog: &dyn Backlog) {
+pub(crate) async fn drained(backlog: &dyn Backlog) {
     loop {
         let notified = backlog.drained().notified();
         tokio::pin!(notified);

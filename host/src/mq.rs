@@ -252,6 +252,12 @@ impl MessageQueue {
         lock(&self.state).bytes
     }
 
+    /// Messages queued and the bytes of their bodies, read together.
+    pub fn occupancy(&self) -> (usize, usize) {
+        let state = lock(&self.state);
+        (state.messages.len(), state.bytes)
+    }
+
     /// True when no message is queued.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

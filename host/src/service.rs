@@ -227,18 +227,21 @@ impl Service {
     /// its sockets stop reading, and cluster connections delivering to it too.
     pub(crate) fn socket_backlog_over(&self) -> bool {
         let limits = &self.tenant.spec.limits;
-        self.queue.bytes() > limits.socket_backlog.min(limits.mailbox_bytes)
-            || self.queue.len() >= limits.mailbox
+        let (len, bytes) = self.queue.occupancy();
+        bytes > limits.socket_backlog.min(limits.mailbox_bytes) || len >= limits.mailbox
     }
 
     /// Wakes its sockets (and cluster connections) waiting for the mailbox to drain, once
     /// it holds half the backlog or less (the worker calls it after each message: one
     /// relaxed load when none waits).
     pub(crate) fn wake_sockets_if_drained(&self) {
+        if !self.sockets_waiting.load(Ordering::Relaxed) {
+            return;
+        }
         let limits = &self.tenant.spec.limits;
-        if self.sockets_waiting.load(Ordering::Relaxed)
-            && self.queue.bytes() <= limits.socket_backlog.min(limits.mailbox_bytes) / 2
-            && self.queue.len() <= limits.mailbox / 2
+        let (len, bytes) = self.queue.occupancy();
+        if bytes <= limits.socket_backlog.min(limits.mailbox_bytes) / 2
+            && len <= limits.mailbox / 2
             && self.sockets_waiting.swap(false, Ordering::AcqRel)
         {
             self.sockets_drained.notify_waiters();

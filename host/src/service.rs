@@ -421,6 +421,10 @@ impl Capabilities {
     };
 }
 
+/// Most requests a service of an untrusted tenant may leave unanswered at once; more are
+/// answered with an error when they arrive.
+pub const MAX_UNTRUSTED_OWED: usize = 65_536;
+
 /// What a running service uses to reach the node: sessions, sending, commands. It also keeps
 /// the requests the service received and has not answered, so that when the service ends
 /// every caller still waiting on it gets an error instead of hanging.
@@ -524,6 +528,29 @@ impl ServiceCore {
         // From address 0 (socket events, a gate's redirected client packets whose session
         // is the fd) nothing waits for an answer: an answer could not even be delivered.
         if message.session != 0 && is_request(message.ptype) && !message.source.is_none() {
+            let tenant = self.service.tenant();
+            if !tenant.is_trusted() && self.owed.len() >= MAX_UNTRUSTED_OWED {
+                // A service of an untrusted tenant that leaves this many requests
+                // unanswered gets no more: each is answered with an error at once, so the
+                // host keeps no unbounded list of obligations for it.
+                let refused = self.service.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                if crate::node::worth_logging(refused) {
+                    self.node.log(
+                        self.handle(),
+                        &format!(
+                            "request from {} refused: {MAX_UNTRUSTED_OWED} requests wait for \
+                             this service's answers (tenant `{}`; {refused} refused so far)",
+                            message.source,
+                            tenant.name()
+                        ),
+                    );
+                }
+                let _ = self.node.push(
+                    message.source,
+                    Message::empty(self.handle(), ptype::ERROR as u8, message.session),
+                );
+                return false;
+            }
             *self
                 .owed
                 .entry((message.source, message.session))

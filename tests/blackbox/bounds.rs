@@ -317,3 +317,66 @@ fn a_tenants_mailboxes_are_capped_together() {
     );
     t.wait_log("all of tenant `r`'s mailboxes hold");
 }
+
+/// A service of an untrusted tenant that never answers holds at most
+/// `MAX_UNTRUSTED_OWED` requests unanswered; the next is answered with an error at once.
+#[test]
+fn requests_left_unanswered_are_capped_for_untrusted_services() {
+    let mut t = start(r#"tenants = { r = { launch = { "hostile/mute" } } }"#);
+    let shared = t.node.shared().clone();
+    let tenant = shared.tenants.get("r").unwrap().clone();
+    let mute = shared.launch_in(&tenant, "hostile/mute", "").unwrap();
+    let cap = skywasm::service::MAX_UNTRUSTED_OWED;
+    for _ in 0..cap {
+        t.client.request(mute, ptype::TEXT, b"").unwrap();
+    }
+    let over = t.client.request(mute, ptype::TEXT, b"").unwrap();
+    let answer = t
+        .client
+        .wait(mute, over, std::time::Duration::from_secs(20));
+    assert!(
+        matches!(answer, Err(skywasm::client::CallError::Failed(_))),
+        "the request past the cap was not refused: {answer:?}"
+    );
+    t.wait_log(&format!("{cap} requests wait for this service's answers"));
+}
+
+/// An untrusted tenant reads only the service scripts it may launch (and a service its
+/// own), not every file on `luaservice`; a trusted one reads any.
+#[test]
+fn untrusted_tenants_read_only_the_scripts_they_may_launch() {
+    let mut t = start_lua(
+        r#"tenants = { r = { launch = { "hostile/read_script", "snlua bounds_env" } } }"#,
+    );
+    let shared = t.node.shared().clone();
+    let tenant = shared.tenants.get("r").unwrap().clone();
+    let reader = shared
+        .launch_in(&tenant, "hostile/read_script", "")
+        .unwrap();
+    let read = |t: &mut TestNode, who, script: &str| {
+        let answer = t
+            .client
+            .call(
+                who,
+                ptype::TEXT,
+                script.as_bytes(),
+                std::time::Duration::from_secs(20),
+            )
+            .unwrap();
+        i32::from_le_bytes(answer[..4].try_into().unwrap())
+    };
+    assert!(
+        read(&mut t, reader, "bounds_env") > 0,
+        "a script it may launch"
+    );
+    assert_eq!(
+        read(&mut t, reader, "bounds_gate"),
+        skywasm_abi::error::DENIED
+    );
+    t.wait_log("DENIED load_source bounds_gate: the tenant may not launch that script");
+    let trusted = t.launch("hostile/read_script", "");
+    assert!(
+        read(&mut t, trusted, "bounds_gate") > 0,
+        "a trusted service reads any"
+    );
+}

@@ -6,7 +6,8 @@
 //! a guest whose buffer was too small repeats the call with a larger one. Failures:
 //! `NOT_FOUND` (no file on any path of the pattern list; the guest can name them, it reads
 //! the list with `GETENV`), `INVALID_ARGUMENT` (unknown kind, a name
-//! that is not UTF-8 or could leave the search path).
+//! that is not UTF-8 or could leave the search path), `DENIED` (a service script an
+//! untrusted tenant may not launch: it reads its own and those of its `launch` list).
 
 use skywasm_abi::{error, import, source as kind, IMPORT_MODULE};
 use wasmtime::{Caller, Linker};
@@ -14,6 +15,18 @@ use wasmtime::{Caller, Linker};
 use super::memory::{check, read_str, write_answer};
 use crate::source::{self, Kind, Missing};
 use crate::wasm::WasmState;
+
+/// Whether `core`'s service may read the service script `name`: any for a trusted
+/// tenant; for an untrusted one, its own script (the first word of its arguments) and the
+/// scripts its tenant may launch, not every file on `luaservice`.
+fn may_read_script(core: &crate::service::ServiceCore, name: &str) -> bool {
+    let tenant = core.service().tenant();
+    if tenant.is_trusted() {
+        return true;
+    }
+    let args = core.service().args();
+    args.split_whitespace().next() == Some(name) || tenant.spec.may_launch("snlua", name)
+}
 
 pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
     linker.func_wrap(
@@ -37,6 +50,14 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                 |key: &str, default: &str| node.getenv(key).unwrap_or_else(|| default.to_string());
             let found = match which {
                 kind::SERVICE => {
+                    if !may_read_script(&state.core, &name) {
+                        return Ok(crate::command::deny(
+                            &state.core,
+                            NAME,
+                            &name,
+                            "the tenant may not launch that script",
+                        ));
+                    }
                     let found = source::find(
                         Kind::Service,
                         &name,

@@ -1,0 +1,16 @@
+;; Asks the host for the service script a request's body names (load_source, kind SERVICE)
+;; and answers load_source's return value (4 bytes): a length, or an error code.
+(module
+  (import "skywasm" "load_source" (func $load (param i32 i32 i32 i32 i32) (result i32)))
+  (import "skywasm" "send" (func $send (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "skywasm_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "skywasm_init") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "skywasm_dispatch")
+    (param $type i32) (param $session i32) (param $source i32) (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 128)
+      (call $load (i32.const 0) (local.get $ptr) (local.get $len)
+                  (i32.const 4096) (i32.const 60000)))
+    (if (i32.ne (local.get $session) (i32.const 0))
+      (then (drop (call $send (local.get $source) (i32.const 1) (local.get $session)
+                              (i32.const 128) (i32.const 4)))))))

@@ -359,20 +359,25 @@ fn launch_for(
         ));
     }
     if !tenant.is_trusted() && args.len() > MAX_UNTRUSTED_ARGS {
-        core.log(&format!(
-            "FAILED launch {what}: {} bytes of arguments, over the {MAX_UNTRUSTED_ARGS} an \
-             untrusted tenant's service may have (tenant `{}`)",
-            args.len(),
-            tenant.name()
-        ));
+        if let Some(refused) = count_refusal(core) {
+            core.log(&format!(
+                "FAILED launch {what}: {} bytes of arguments, over the {MAX_UNTRUSTED_ARGS} an \
+                 untrusted tenant's service may have (tenant `{}`; {refused} refused so far)",
+                args.len(),
+                tenant.name()
+            ));
+        }
         return Err(error::LIMIT);
     }
     if !tenant.take_spawn_token() {
-        core.log(&format!(
-            "FAILED launch {what}: tenant `{}` launches faster than its spawn_rate of {}/s",
-            tenant.name(),
-            tenant.spec.limits.spawn_rate
-        ));
+        if let Some(refused) = count_refusal(core) {
+            core.log(&format!(
+                "FAILED launch {what}: tenant `{}` launches faster than its spawn_rate of \
+                 {}/s ({refused} refused so far)",
+                tenant.name(),
+                tenant.spec.limits.spawn_rate
+            ));
+        }
         return Err(error::LIMIT);
     }
     // On behalf of another tenant with a worker cap (LAUNCHAS from `.launcher`), the init

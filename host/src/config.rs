@@ -256,6 +256,7 @@ impl NodeConfig {
             names: u32::MAX,
             tenant_names: u32::MAX,
             log_rate: 0,
+            tenant_log_rate: 0,
             module_size,
         };
         let tenants = crate::tenant::specs_from_env(&env, &limits, &place("tenants"))?;

@@ -277,17 +277,20 @@ impl Service {
     /// `log_rate`: lines over the rate are dropped and counted, and the next line logged
     /// says how many were.
     pub(crate) fn guest_log(&self, node: &NodeShared, text: &str) {
-        if !self.log_budget.take() {
+        if !self.log_budget.take() || !self.tenant.take_log_token() {
             self.log_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let dropped = self.log_dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
+            let limits = &self.tenant.spec.limits;
             node.log(
                 self.handle,
                 &format!(
-                    "({dropped} log lines dropped: over the log_rate of {}/s of tenant `{}`)",
-                    self.tenant.spec.limits.log_rate,
+                    "({dropped} log lines dropped: over the log_rate of {}/s per service or \
+                     the tenant_log_rate of {}/s of tenant `{}`)",
+                    limits.log_rate,
+                    limits.tenant_log_rate,
                     self.tenant.name()
                 ),
             );

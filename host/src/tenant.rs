@@ -81,6 +81,8 @@ pub struct Limits {
     pub mailbox_bytes: usize,
     /// Log lines per second of one service (with a burst of as many); 0 = unlimited.
     pub log_rate: u32,
+    /// Log lines per second of all the tenant's services together; 0 = unlimited.
+    pub tenant_log_rate: u32,
     /// Largest wasm module (file or text) the tenant may have compiled, in bytes: compiling
     /// takes time in proportion to size, and nothing can interrupt it.
     pub module_size: u64,
@@ -235,6 +237,7 @@ impl TenantSpec {
                 names: UNTRUSTED_NAMES,
                 tenant_names: UNTRUSTED_TENANT_NAMES,
                 log_rate: UNTRUSTED_LOG_RATE,
+                tenant_log_rate: UNTRUSTED_TENANT_LOG_RATE,
                 module_size: defaults.module_size.min(UNTRUSTED_MODULE_SIZE),
                 ..defaults.clone()
             },
@@ -342,6 +345,8 @@ const UNTRUSTED_MAILBOX_BYTES: usize = 64 << 20;
 const UNTRUSTED_MODULE_SIZE: u64 = 16 << 20;
 /// Default log lines per second of an untrusted tenant's service.
 const UNTRUSTED_LOG_RATE: u32 = 100;
+/// Default log lines per second of all an untrusted tenant's services together.
+const UNTRUSTED_TENANT_LOG_RATE: u32 = 1000;
 
 /// A tenant of a running node: its spec and what its services use now.
 #[derive(Debug)]
@@ -360,6 +365,8 @@ pub struct Tenant {
     pub sockets: Arc<SocketQuota>,
     /// Launches allowed now (`spawn_rate`).
     spawn_tokens: TokenBucket,
+    /// Log lines its services may write now (`tenant_log_rate`).
+    log_tokens: TokenBucket,
     /// Bytes of the messages waiting in all its mailboxes, counted by the mailboxes
     /// themselves when the tenant has a `tenant_mailbox_bytes` cap.
     queued: Arc<std::sync::atomic::AtomicUsize>,
@@ -370,6 +377,7 @@ impl Tenant {
     pub fn new(spec: TenantSpec, index: usize) -> Tenant {
         let sockets = SocketQuota::new(spec.limits.sockets);
         let spawn_tokens = TokenBucket::new(spec.limits.spawn_rate);
+        let log_tokens = TokenBucket::new(spec.limits.tenant_log_rate);
         Tenant {
             spec,
             index,
@@ -378,6 +386,7 @@ impl Tenant {
             timers: AtomicU32::new(0),
             sockets,
             spawn_tokens,
+            log_tokens,
             queued: Arc::default(),
         }
     }
@@ -423,6 +432,12 @@ impl Tenant {
     /// True for the node's own tenant and tenants configured as trusted.
     pub fn is_trusted(&self) -> bool {
         self.spec.trusted
+    }
+
+    /// Takes one log line token; false when the tenant's services log faster than its
+    /// `tenant_log_rate`.
+    pub fn take_log_token(&self) -> bool {
+        self.log_tokens.take()
     }
 
     /// Takes one launch token; false when the tenant launched too fast.
@@ -696,6 +711,7 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         }
         "tenant_names" => limits.tenant_names = number(100_000_000)? as u32,
         "log_rate" => limits.log_rate = number(1_000_000)? as u32,
+        "tenant_log_rate" => limits.tenant_log_rate = number(100_000_000)? as u32,
         "module_size" => limits.module_size = size()?.max(1),
         "launch" => spec.launch = Some(list(value)),
         "getenv" => spec.getenv = Some(list(value)),
@@ -709,7 +725,7 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         _ => {
             return Err(
                 "unknown tenant key (trusted, cpu, cpu_soft, memory, tenant_memory, mailbox, \
-                 message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, tenant_mailbox_bytes, socket_backlog, names, tenant_names, log_rate, module_size, launch, getenv, setenv, export, start, \
+                 message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, tenant_mailbox_bytes, socket_backlog, names, tenant_names, log_rate, tenant_log_rate, module_size, launch, getenv, setenv, export, start, \
                  sockets, listen, connect, logon)"
                     .into(),
             )
@@ -741,6 +757,7 @@ mod tests {
             names: u32::MAX,
             tenant_names: u32::MAX,
             log_rate: 0,
+            tenant_log_rate: 0,
             module_size: 64 << 20,
         }
     }

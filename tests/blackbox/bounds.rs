@@ -380,3 +380,26 @@ fn untrusted_tenants_read_only_the_scripts_they_may_launch() {
         "a trusted service reads any"
     );
 }
+
+/// A tenant's services together log at most `tenant_log_rate` lines a second, however
+/// many of them there are; the lines dropped are counted and said.
+#[test]
+fn a_tenants_log_lines_are_capped_together() {
+    let mut t = start_lua("tenants = { r = { log_rate = 1000, tenant_log_rate = 20 } }");
+    let shared = t.node.shared().clone();
+    let tenant = shared.tenants.get("r").unwrap().clone();
+    let loggers: Vec<_> = (0..2)
+        .map(|_| shared.launch_in(&tenant, "snlua", "bounds_logger").unwrap())
+        .collect();
+    for logger in &loggers {
+        t.ask(*logger, &[s("FLOOD"), i(200), i(100)]);
+    }
+    wait_until("the drop is reported", || {
+        t.ask(loggers[0], &[s("NOTE"), s("AFTER")]);
+        t.log_text()
+            .contains("the tenant_log_rate of 20/s of tenant `r`")
+    });
+    let written = t.log_text().lines().filter(|l| l.ends_with("xxxx")).count();
+    // The burst of 20, and what the bucket refilled while the floods ran.
+    assert!(written < 100, "{written} of 400 lines were written");
+}

@@ -334,12 +334,12 @@ fn may_bind(core: &ServiceCore, command: &str, name: &str) -> Result<(), i32> {
     Ok(())
 }
 
-/// Launches `module args` into `tenant`, under its launch list and spawn rate.
 /// Most bytes of arguments a service of an untrusted tenant is launched with: the host
 /// keeps them for as long as the service lives (`.launcher`'s list, logs), so a tenant's
 /// launch arguments hold at most its `services` times this.
 pub const MAX_UNTRUSTED_ARGS: usize = 64 << 10;
 
+/// Launches `module args` into `tenant`, under its launch list and spawn rate.
 fn launch_for(
     core: &ServiceCore,
     tenant: &Arc<Tenant>,

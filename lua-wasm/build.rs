@@ -45,6 +45,7 @@ fn main() {
         .opt_level(2);
     configure_wasm(&mut build, &manifest_dir);
     build.file(manifest_dir.join("csrc/setjmp.c"));
+    build.file(manifest_dir.join("csrc/reseed.c"));
     for entry in std::fs::read_dir(&source).expect("patched sources were just written") {
         let path = entry.expect("readable directory").path();
         let name = path

@@ -157,7 +157,11 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 };
                 return Err(deny(core, command, param, why));
             }
-            node.getenv(param).ok_or(error::NOT_FOUND)
+            // A tenant may set the Lua hash seed for its own services.
+            let own = (param == "lua_hash_seed")
+                .then(|| tenant.spec.lua_hash_seed.clone())
+                .flatten();
+            own.or_else(|| node.getenv(param)).ok_or(error::NOT_FOUND)
         }
         "SETENV" => {
             let (key, value) = param.split_once(' ').unwrap_or((param, ""));

@@ -260,6 +260,10 @@ impl NodeConfig {
             module_size,
         };
         let tenants = crate::tenant::specs_from_env(&env, &limits, &place("tenants"))?;
+        if let Some(seed) = env.get("lua_hash_seed") {
+            crate::tenant::hash_seed_setting(seed)
+                .map_err(|_| bad("lua_hash_seed", seed, "random or fixed"))?;
+        }
         if let Some(peers) = env.get("cluster_tenant").filter(|t| !t.is_empty()) {
             if !tenants.iter().any(|t| &t.name == peers) {
                 return Err(bad("cluster_tenant", peers, "the name of a tenant"));

@@ -32,8 +32,23 @@ const RUNTIME_ENV_KEYS: &[&str] = &[
     "lualoader",
     "preload",
     "lua_memlimit",
+    "lua_hash_seed",
     "harbor",
 ];
+
+/// A `lua_hash_seed` setting: `random` (each Lua service rehashes its strings with a seed
+/// of its own when it starts) or `fixed` (the seed of the shared snapshot).
+///
+/// # Errors
+/// Any other value.
+pub fn hash_seed_setting(value: &str) -> Result<String, String> {
+    match value.trim() {
+        setting @ ("random" | "fixed") => Ok(setting.to_string()),
+        other => Err(format!(
+            "lua_hash_seed = {other:?}: expected random or fixed"
+        )),
+    }
+}
 
 /// Env keys no guest reads, whatever its tenant's `getenv` list says: secrets.
 const SECRET_ENV_KEYS: &[&str] = &["cluster_secret"];
@@ -127,6 +142,9 @@ pub struct TenantSpec {
     pub listen: Option<Vec<AddressPattern>>,
     /// Where its services may connect (TCP) and send datagrams (UDP); `None` = anywhere.
     pub connect: Option<Vec<AddressPattern>>,
+    /// Its Lua services' string-hash seed (`lua_hash_seed`: `random` or `fixed`); `None`:
+    /// the node's setting.
+    pub lua_hash_seed: Option<String>,
 }
 
 /// A `host:port` pattern of a socket allow-list: the host is `*` or written out (an IPv6
@@ -211,6 +229,7 @@ impl TenantSpec {
             export: vec![".launcher".into()],
             start: Vec::new(),
             logon: true,
+            lua_hash_seed: None,
             listen: None,
             connect: None,
         }
@@ -248,6 +267,7 @@ impl TenantSpec {
             export: Vec::new(),
             start: Vec::new(),
             logon: false,
+            lua_hash_seed: None,
             listen: None,
             connect: None,
         }
@@ -722,11 +742,12 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         "listen" => spec.listen = Some(patterns()?),
         "connect" => spec.connect = Some(patterns()?),
         "logon" => spec.logon = flag()?,
+        "lua_hash_seed" => spec.lua_hash_seed = Some(hash_seed_setting(value)?),
         _ => {
             return Err(
                 "unknown tenant key (trusted, cpu, cpu_soft, memory, tenant_memory, mailbox, \
                  message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, tenant_mailbox_bytes, socket_backlog, names, tenant_names, log_rate, tenant_log_rate, module_size, launch, getenv, setenv, export, start, \
-                 sockets, listen, connect, logon)"
+                 sockets, listen, connect, logon, lua_hash_seed)"
                     .into(),
             )
         }

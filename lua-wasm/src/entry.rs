@@ -103,6 +103,12 @@ pub extern "C" fn skywasm_init(ptr: *mut u8, len: u32) -> i32 {
     let mut vm = VM
         .with(|slot| slot.borrow_mut().take())
         .unwrap_or_else(Vm::new);
+    // Every service starts from the same image, with the same string-hash seed: with
+    // `lua_hash_seed = "random"` it takes one of its own, so that keys colliding in its
+    // tables cannot be made in advance (at a cost: docs/lua.md).
+    if crate::core::run_command("GETENV", "lua_hash_seed").is_ok_and(|v| v == b"random") {
+        vm.reseed(random_u32());
+    }
     if let Some(limit) = config_memlimit() {
         vm.set_memory_limit(limit);
     }
@@ -117,6 +123,21 @@ pub extern "C" fn skywasm_init(ptr: *mut u8, len: u32) -> i32 {
             1
         }
     }
+}
+
+/// Four random bytes from WASI's `random_get` (the host's generator).
+fn random_u32() -> u32 {
+    #[link(wasm_import_module = "wasi_snapshot_preview1")]
+    extern "C" {
+        fn random_get(buf: *mut u8, len: usize) -> u16;
+    }
+    let mut bytes = [0u8; 4];
+    // SAFETY: the buffer is 4 writable bytes; on failure it keeps zeros (a fixed seed, as
+    // before), which the host never causes.
+    unsafe {
+        random_get(bytes.as_mut_ptr(), bytes.len());
+    }
+    u32::from_le_bytes(bytes)
 }
 
 /// The config's `lua_memlimit`: bytes, with an optional K, M or G suffix (0: no limit). A

@@ -101,6 +101,17 @@ impl Vm {
         Vm { l, memory }
     }
 
+    /// Gives the state a new string-hash seed (`csrc/reseed.c`): the snapshot every
+    /// service starts from was built with a fixed one.
+    pub(crate) fn reseed(&mut self, seed: u32) {
+        extern "C-unwind" {
+            fn skywasm_lua_reseed(l: *mut ffi::lua_State, seed: u32);
+        }
+        // SAFETY: `l` is valid and idle; the reseed allocates only through the state's own
+        // allocator, and this runs before any of the service's code.
+        unsafe { skywasm_lua_reseed(self.l, seed) }
+    }
+
     /// Sets the memory limit in bytes (0: none).
     pub(crate) fn set_memory_limit(&mut self, limit: usize) {
         self.memory.limit = limit;

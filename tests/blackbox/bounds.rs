@@ -403,3 +403,36 @@ fn a_tenants_log_lines_are_capped_together() {
     // The burst of 20, and what the bucket refilled while the floods ran.
     assert!(written < 100, "{written} of 400 lines were written");
 }
+
+/// With `lua_hash_seed = "random"`, every Lua service takes its own string-hash seed after
+/// it starts from the shared snapshot: the order `pairs` visits the same keys in differs
+/// between services (with one seed for all, it is the same, and colliding keys could be
+/// made for all of them). A tenant may set it for its own services.
+#[test]
+fn two_lua_services_hash_strings_with_different_seeds() {
+    let mut t =
+        start_lua("lua_hash_seed = \"random\"\ntenants = { f = { lua_hash_seed = \"fixed\" } }");
+    let orders: Vec<Vec<skywasm_pack::Value>> = (0..3)
+        .map(|_| {
+            let service = t.launch("snlua", "bounds_hash_order");
+            t.ask(service, &[s("ORDER")])
+        })
+        .collect();
+    assert!(
+        orders[0] != orders[1] || orders[1] != orders[2],
+        "three services visit keys in one order: {:?}",
+        orders[0]
+    );
+    // The fixed seed of a tenant that asks for it: one order for all.
+    let shared = t.node.shared().clone();
+    let fixed = shared.tenants.get("f").unwrap().clone();
+    let fixed_orders: Vec<Vec<skywasm_pack::Value>> = (0..2)
+        .map(|_| {
+            let service = shared
+                .launch_in(&fixed, "snlua", "bounds_hash_order")
+                .unwrap();
+            t.ask(service, &[s("ORDER")])
+        })
+        .collect();
+    assert_eq!(fixed_orders[0], fixed_orders[1]);
+}

@@ -236,3 +236,77 @@ fn sigterm_stops_the_node_with_exit_code_0_and_sighup_reopens_the_log() {
         "{first}"
     );
 }
+
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A node of its own, whose RSS alone is measured: a client floods a busy Lua gate with
+/// 256 MiB; the node's RSS grows by at most its `socket_backlog` (4 MiB) plus a stated
+/// constant (48 MiB: allocator slack, buffers, the gate's Lua heap), and every byte arrives.
+#[test]
+fn a_flood_into_a_busy_gate_keeps_the_nodes_rss_within_its_backlog() {
+    use std::io::Write;
+    const FLOOD: usize = 256 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    let lua = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua");
+    let extra = format!(
+        "luaservice = \"{}/?.lua\"\ncpu_limit = 5000\nsocket_backlog = \"4M\"\n\
+         tenants = {{ gate = {{ trusted = true, start = \"snlua bounds_flood_gate\" }} }}",
+        lua.display()
+    );
+    std::fs::write(&path, config_text(dir.path(), &extra)).unwrap();
+    let log = dir.path().join("node.log");
+    let mut child = skywasm()
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |needle: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            assert!(Instant::now() < deadline, "no {needle:?} in:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let port: u16 = wait_for("GATE LISTENING ")
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let before = rss_kib(child.id());
+    let flood = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..FLOOD / chunk.len() {
+            stream.write_all(&chunk).unwrap();
+        }
+    });
+    let mut most = before;
+    while !flood.is_finished() {
+        most = most.max(rss_kib(child.id()));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    flood.join().unwrap();
+    wait_for(&format!("GATE RECEIVED {FLOOD}"));
+    let grown_mib = most.saturating_sub(before) / 1024;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        grown_mib <= 4 + 48,
+        "the node's RSS grew by {grown_mib} MiB"
+    );
+}

@@ -36,6 +36,7 @@ fn start_lua(extra: &str) -> TestNode {
 #[test]
 fn an_answer_reaches_a_caller_whose_mailbox_is_full() {
     let mut t = start_lua("tenants = { small = { trusted = true, mailbox = 4 } }");
+    let calm = Calm::start(t.node.shared());
     let shared = t.node.shared().clone();
     let small = shared.tenants.get("small").unwrap().clone();
     let holder = t.launch("snlua", "bounds_holder");
@@ -53,6 +54,7 @@ fn an_answer_reaches_a_caller_whose_mailbox_is_full() {
     let released = t.ask(holder, &[s("RELEASE")]);
     assert_eq!(released, vec![i(1)], "the answer was refused");
     assert_eq!(t.wait(victim, call).unwrap(), vec![s("answered")]);
+    calm.finish(std::time::Duration::from_secs(2));
 }
 
 /// A flood of log lines meets a bounded backlog: lines past it are dropped and counted,
@@ -133,6 +135,7 @@ fn secrets_stay_hidden_and_runtime_keys_stay_the_nodes() {
 fn a_flooding_client_is_paused_at_the_owners_backlog_and_nothing_is_lost() {
     const FLOOD: usize = 48 << 20;
     let mut t = start_lua("cpu_limit = 6000\nsocket_backlog = \"1M\"");
+    let calm = Calm::start(t.node.shared());
     let shared = t.node.shared().clone();
     let gate = t.launch("snlua", "bounds_gate");
     let port = t.ask(gate, &[s("LISTEN")])[0].as_integer().unwrap() as u16;
@@ -170,6 +173,7 @@ fn a_flooding_client_is_paused_at_the_owners_backlog_and_nothing_is_lost() {
     wait_until("every byte arrived", || {
         t.ask(gate, &[s("RECEIVED")]) == vec![i(FLOOD as i64)]
     });
+    calm.finish(std::time::Duration::from_secs(2));
 }
 
 /// The timeouts of a service that ended go back to its tenant at once (not when they would
@@ -177,6 +181,7 @@ fn a_flooding_client_is_paused_at_the_owners_backlog_and_nothing_is_lost() {
 #[test]
 fn the_timeouts_of_an_ended_service_are_released_at_once() {
     let mut t = start_lua("tenants = { r = { timers = 3000 } }");
+    let calm = Calm::start(t.node.shared());
     let shared = t.node.shared().clone();
     let tenant = shared.tenants.get("r").unwrap().clone();
     let first = shared.launch_in(&tenant, "snlua", "bounds_timers").unwrap();
@@ -190,12 +195,14 @@ fn the_timeouts_of_an_ended_service_are_released_at_once() {
     wait_until("the ended service's timeouts left the wheel", || {
         shared.clock.pending() <= 3000
     });
+    calm.finish(std::time::Duration::from_secs(2));
 }
 
 /// Names are capped per service and per tenant; a service that ends gives its names back.
 #[test]
 fn names_are_capped_per_service_and_per_tenant() {
     let mut t = start_lua("tenants = { r = { names = 2, tenant_names = 3 } }");
+    let calm = Calm::start(t.node.shared());
     let shared = t.node.shared().clone();
     let tenant = shared.tenants.get("r").unwrap().clone();
     let reg = |t: &mut TestNode, who, name: &str| {
@@ -211,6 +218,7 @@ fn names_are_capped_per_service_and_per_tenant() {
     shared.kill(a);
     t.wait_dead(a);
     assert!(reg(&mut t, b, ".b2"), "the ended service's names came back");
+    calm.finish(std::time::Duration::from_secs(2));
 }
 
 /// `.launcher` keeps a bounded line per service it launched, however long the arguments;
@@ -262,6 +270,7 @@ fn untrusted_sockets_reach_the_node_itself_only_through_an_entry_naming_it() {
             named = { sockets = true, connect = { "127.0.0.1:*" } },
         }"#,
     );
+    let calm = Calm::start(t.node.shared());
     let shared = t.node.shared().clone();
     let gate = t.launch("snlua", "bounds_gate");
     let port = t.ask(gate, &[s("LISTEN")])[0].as_integer().unwrap();
@@ -276,6 +285,7 @@ fn untrusted_sockets_reach_the_node_itself_only_through_an_entry_naming_it() {
     let allowed = shared.launch_in(&named, "snlua", "bounds_connect").unwrap();
     let reply = t.ask(allowed, &[s("OPEN"), s("127.0.0.1"), i(port)]);
     assert_eq!(reply[0], skywasm_pack::Value::Boolean(true), "{reply:?}");
+    calm.finish(std::time::Duration::from_secs(2));
 }
 
 /// The mailboxes of a tenant are capped together (`tenant_mailbox_bytes`), not only one by
@@ -286,6 +296,7 @@ fn a_tenants_mailboxes_are_capped_together() {
     let mut t = start_lua(
         r#"tenants = { r = { trusted = true, mailbox_bytes = "1M", tenant_mailbox_bytes = "1536K" } }"#,
     );
+    let calm = Calm::start(t.node.shared());
     let shared = t.node.shared().clone();
     let tenant = shared.tenants.get("r").unwrap().clone();
     let busy: Vec<_> = (0..3)
@@ -316,6 +327,7 @@ fn a_tenants_mailboxes_are_capped_together() {
         "the tenant's mailboxes took {total} x 256 KiB"
     );
     t.wait_log("all of tenant `r`'s mailboxes hold");
+    calm.finish(std::time::Duration::from_secs(2));
 }
 
 /// A service of an untrusted tenant that never answers holds at most
@@ -323,6 +335,7 @@ fn a_tenants_mailboxes_are_capped_together() {
 #[test]
 fn requests_left_unanswered_are_capped_for_untrusted_services() {
     let mut t = start(r#"tenants = { r = { launch = { "hostile/mute" } } }"#);
+    let calm = Calm::start(t.node.shared());
     let shared = t.node.shared().clone();
     let tenant = shared.tenants.get("r").unwrap().clone();
     let mute = shared.launch_in(&tenant, "hostile/mute", "").unwrap();
@@ -339,6 +352,7 @@ fn requests_left_unanswered_are_capped_for_untrusted_services() {
         "the request past the cap was not refused: {answer:?}"
     );
     t.wait_log(&format!("{cap} requests wait for this service's answers"));
+    calm.finish(std::time::Duration::from_secs(2));
 }
 
 /// An untrusted tenant reads only the service scripts it may launch (and a service its

@@ -633,6 +633,7 @@ fn a_peer_flooding_a_busy_service_is_paused_and_nothing_is_lost() {
     const PUSHES: i64 = 12_000;
     let (server_node, at) = server_with("socket_backlog = \"1M\"", 0);
     let shared = server_node.node.shared().clone();
+    let calm = Calm::start(&shared);
     let echo = shared.resolve(".echo").unwrap();
     let service = shared.handles.get(echo).unwrap();
     let mut peer = RawPeer::connect(&at);
@@ -657,6 +658,7 @@ fn a_peer_flooding_a_busy_service_is_paused_and_nothing_is_lost() {
     );
     peer.send("@echo", 7, &[s("NOTES")]);
     assert_eq!(peer.reply(), (7, Ok(vec![i(PUSHES), i(0)])));
+    calm.finish(std::time::Duration::from_secs(2));
 }
 
 /// Caps on what one peer may hold: connections per node, requests awaiting their answers

@@ -4,11 +4,14 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use skywasm::client::{CallError, Client};
 use skywasm::config::NodeConfig;
-use skywasm::node::Node;
+use skywasm::node::{Node, NodeShared};
 use skywasm::Handle;
 use skywasm_abi::ptype;
 use skywasm_pack::Value;
@@ -164,4 +167,83 @@ pub fn i(n: i64) -> Value {
 /// A handle as the integer the probe takes.
 pub fn h(handle: Handle) -> Value {
     Value::Integer(handle.0 as i64)
+}
+
+/// The calm pair: a WAT echo of the node's own tenant, called by a client of the node's
+/// tenant every 20 ms from a thread of its own, for as long as an attack runs.
+pub struct Calm {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<CalmReport>>,
+}
+
+/// What the calm pair saw.
+#[derive(Debug)]
+pub struct CalmReport {
+    /// Calls answered.
+    pub answered: usize,
+    /// What went wrong with the others.
+    pub failures: Vec<String>,
+    /// The longest wait for an answer.
+    pub slowest: Duration,
+}
+
+impl Calm {
+    /// Starts the pair on `node`.
+    pub fn start(node: &Arc<NodeShared>) -> Calm {
+        let echo = node.launch("echo", "").expect("the calm echo starts");
+        let mut client = Client::new(node).expect("client");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut report = CalmReport {
+                answered: 0,
+                failures: Vec::new(),
+                slowest: Duration::ZERO,
+            };
+            while !stopping.load(Ordering::Acquire) {
+                let started = Instant::now();
+                match client.call(echo, ptype::TEXT, b"calm", WAIT) {
+                    Ok(body) if body == b"calm" => report.answered += 1,
+                    Ok(body) => report.failures.push(format!("echo answered {body:?}")),
+                    Err(e) => report.failures.push(e.to_string()),
+                }
+                report.slowest = report.slowest.max(started.elapsed());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            report
+        });
+        Calm {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the pair and checks that every call was answered, none later than `window`
+    /// (a generous multiple of the attackers' CPU limits: a stall would last forever).
+    pub fn finish(mut self, window: Duration) -> CalmReport {
+        self.stop.store(true, Ordering::Release);
+        let report = self
+            .thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("the calm caller does not panic");
+        assert!(
+            report.failures.is_empty(),
+            "the calm pair failed: {report:?}"
+        );
+        assert!(report.answered > 0, "the calm pair never got an answer");
+        assert!(
+            report.slowest <= window,
+            "the calm pair waited {:?} for an answer (window {window:?})",
+            report.slowest
+        );
+        report
+    }
+}
+
+impl Drop for Calm {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
 }

@@ -933,11 +933,14 @@ fn main() {
     if wanted("cluster") {
         let n = scale(20_000, 100);
         let pushes = scale(100_000, 100);
-        // Interleaved in each round: the defaults, the same with the network thread neither
-        // polling nor running services (every hop wakes a thread, as skynet's does), and
-        // blocking TCP round trips between two native threads (two wake-ups each).
+        // Interleaved in each round: the defaults, the same with the network thread running
+        // trusted services (`network_assist`, opt-in), the same with the network thread
+        // neither polling nor running services (every hop wakes a thread, as skynet's
+        // does), and blocking TCP round trips between two native threads (two wake-ups
+        // each).
         let modes = [
             ("", ""),
+            (" [network assist]", "network_assist = true"),
             (
                 " [no busy poll, no assist]",
                 "cluster_busy_poll = 0\nnetwork_assist = false",

@@ -168,7 +168,7 @@ impl NodeConfig {
             other => Err(bad(key, other, "true or false")),
         };
         let profile = bool_key("profile", "false")?;
-        let network_assist = bool_key("network_assist", "true")?;
+        let network_assist = bool_key("network_assist", "false")?;
         let wasm_prefault = bool_key("wasm_prefault", "true")?;
         let size_key = |env: &mut BTreeMap<String, String>, key: &str, default: &str| {
             let value = env
@@ -850,7 +850,7 @@ mod tests {
         assert_eq!(config.env["custom"], "x");
         assert_eq!(config.wasm_memory, 256 << 20);
         assert!(!config.profile);
-        assert!(config.network_assist);
+        assert!(!config.network_assist);
         assert!(config.wasm_prefault);
         for (source, key) in [
             ("thread = 0", "thread"),

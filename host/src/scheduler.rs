@@ -27,9 +27,10 @@
 //! long message) to the global queue, and wakes a sleeper if ready queues waited the whole
 //! period without any worker taking one.
 //!
-//! The network assist: the network thread delivering cluster messages has a slot of its own
-//! and, when every worker sleeps, runs the trusted services it made ready itself rather
-//! than waking a worker for them (`with_network_assist`).
+//! The network assist (opt-in, `network_assist = true`): the network thread delivering
+//! cluster messages has a slot of its own and, when every worker sleeps, runs the trusted
+//! services it made ready itself rather than waking a worker for them
+//! (`with_network_assist`).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
@@ -419,7 +420,7 @@ pub(crate) const ASSIST_STRIKES: u8 = 3;
 /// instead of waking a worker, which costs tens of microseconds on a virtual machine.
 /// Whatever is left, or everything when a worker is awake, goes to the global queue
 /// (waking a worker as usual). Only trusted tenants' services run here, never an init or
-/// an upgrade, and only within [`ASSIST_BUDGET`] (`network_assist = false` turns this off).
+/// an upgrade, and only within [`ASSIST_BUDGET`] (only with `network_assist = true`).
 pub(crate) fn with_network_assist<R>(node: &Arc<NodeShared>, deliver: impl FnOnce() -> R) -> R {
     if WORKER.get().is_some() || !node.config.network_assist {
         return deliver();

@@ -184,8 +184,9 @@ fn payloads_around_the_multipart_threshold_both_ways() {
 
 #[test]
 fn thirty_two_concurrent_calls_get_their_own_replies_in_reverse_order() {
-    // Also with workers doing all the work: no network assist, no busy polling.
-    for extra in ["", "network_assist = false\ncluster_busy_poll = 0"] {
+    // With the defaults, with the network assist, and with workers doing all the work (no
+    // busy polling).
+    for extra in ["", "network_assist = true", "cluster_busy_poll = 0"] {
         let (_server, at) = server_with(extra, 0);
         let (mut c, d) = client(extra, &[("db", s(&at))]);
         let reply = c.ask(d, &[s("CONCURRENT"), s("db"), s("@echo"), i(32)]);
@@ -549,7 +550,7 @@ fn nodes_sharing_a_secret_talk_and_others_are_refused() {
 /// the workers from then on, while every call keeps being answered.
 #[test]
 fn guest_code_on_the_network_thread_writes_and_is_held_to_its_budget() {
-    let (server_node, at) = server(0);
+    let (server_node, at) = server_with("network_assist = true", 0);
     let (mut c, d) = client("", &[("db", s(&at))]);
     for n in 0..50 {
         let text = format!("written from a cluster request {n}");

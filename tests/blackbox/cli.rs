@@ -237,16 +237,6 @@ fn sigterm_stops_the_node_with_exit_code_0_and_sighup_reopens_the_log() {
     );
 }
 
-/// Resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A node of its own, whose RSS alone is measured: a client floods a busy Lua gate with
 /// 256 MiB; the node's RSS grows by at most its `socket_backlog` (4 MiB) plus a stated
 /// constant (48 MiB: allocator slack, buffers, the gate's Lua heap), and every byte arrives.
@@ -270,17 +260,7 @@ fn a_flood_into_a_busy_gate_keeps_the_nodes_rss_within_its_backlog() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let wait_for = |needle: &str| -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-                return line.to_string();
-            }
-            assert!(Instant::now() < deadline, "no {needle:?} in:\n{text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let wait_for = |needle: &str| wait_for_line(&log, needle);
     let port: u16 = wait_for("GATE LISTENING ")
         .rsplit(' ')
         .next()

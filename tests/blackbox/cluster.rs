@@ -715,3 +715,58 @@ tenants = { node = { export = { ".launcher", ".echo" } }, peers = { cpu = 1000 }
     assert_eq!(session, 3);
     assert!(launched.is_ok(), "{launched:?}");
 }
+
+/// A node of its own, whose RSS alone is measured: a raw peer floods a service busy for 3 s
+/// with about 380 MiB of pushes; the node's RSS grows by at most its `socket_backlog`
+/// (4 MiB) plus a stated constant (24 MiB), and every push arrives. (Without the
+/// backpressure it grew by about 60 MiB here, as fast as a debug build's peer writes.)
+#[test]
+fn a_peer_flooding_a_busy_node_keeps_its_rss_within_the_backlog() {
+    const PUSHES: i64 = 12_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    let extra = format!(
+        "luaservice = \"{}/?.lua\"\ncpu_limit = 10000\nsocket_backlog = \"4M\"\n\
+         tenants = {{ db = {{ trusted = true, start = \"snlua cluster_server listen\" }} }}",
+        lua_dir().display()
+    );
+    std::fs::write(&path, config_text(dir.path(), &extra)).unwrap();
+    let log = dir.path().join("node.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skywasm"))
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let at = wait_for_line(&log, "CLUSTER LISTENING ")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut peer = RawPeer::connect(&at);
+    peer.send("@echo", 0, &[s("SPIN"), i(300)]);
+    let before = rss_kib(child.id());
+    let pad = "p".repeat(32_000);
+    let flood = std::thread::spawn(move || {
+        for n in 1..=PUSHES {
+            peer.send("@echo", 0, &[s("NOTE"), i(n), s(&pad)]);
+        }
+        peer
+    });
+    let mut most = before;
+    while !flood.is_finished() {
+        most = most.max(rss_kib(child.id()));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut peer = flood.join().unwrap();
+    peer.send("@echo", 7, &[s("NOTES")]);
+    assert_eq!(peer.reply(), (7, Ok(vec![i(PUSHES), i(0)])));
+    let grown_mib = most.saturating_sub(before) / 1024;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        grown_mib <= 4 + 24,
+        "the node's RSS grew by {grown_mib} MiB"
+    );
+}

@@ -177,6 +177,14 @@ impl NodeConfig {
                 .clone();
             parse_size(&value).ok_or_else(|| bad(key, &value, "a size such as 65536, 64K, 256M"))
         };
+        // Buffers: below 64K one socket read or log line would not fit.
+        let buffer_key = |env: &mut BTreeMap<String, String>, key: &str, default: &str| {
+            let size = size_key(env, key, default)?;
+            if size < 64 << 10 {
+                return Err(bad(key, &size.to_string(), "at least 64K"));
+            }
+            Ok(size)
+        };
         let wasm_memory = size_key(&mut env, "wasm_memory", "256M")?;
         if !(64 * 1024..=4 << 30).contains(&wasm_memory) {
             return Err(bad(
@@ -193,18 +201,8 @@ impl NodeConfig {
                 "between 1 and 2G",
             ));
         }
-        let log_backlog = size_key(&mut env, "log_backlog", "16M")?;
-        if log_backlog < 64 << 10 {
-            return Err(bad("log_backlog", &log_backlog.to_string(), "at least 64K"));
-        }
-        let socket_max_unsent = size_key(&mut env, "socket_max_unsent", "64M")?;
-        if socket_max_unsent < 64 << 10 {
-            return Err(bad(
-                "socket_max_unsent",
-                &socket_max_unsent.to_string(),
-                "at least 64K",
-            ));
-        }
+        let log_backlog = buffer_key(&mut env, "log_backlog", "16M")?;
+        let socket_max_unsent = buffer_key(&mut env, "socket_max_unsent", "64M")?;
         let wasm_cache = match env.get("wasm_cache").map(String::as_str) {
             Some("false") => None,
             Some(dir) => Some(PathBuf::from(dir)),
@@ -217,14 +215,7 @@ impl NodeConfig {
             .map_err(|v| bad("cpu_soft_limit", &v, "milliseconds in 0..=3600000"))?;
         let mailbox = int_key_in(&mut env, "mailbox_limit", 100_000, 1, 1 << 32)
             .map_err(|v| bad("mailbox_limit", &v, "an integer in 1..=4294967296"))?;
-        let socket_backlog = size_key(&mut env, "socket_backlog", "8M")?;
-        if socket_backlog < 64 << 10 {
-            return Err(bad(
-                "socket_backlog",
-                &socket_backlog.to_string(),
-                "at least 64K",
-            ));
-        }
+        let socket_backlog = buffer_key(&mut env, "socket_backlog", "8M")?;
         let mailbox_bytes = size_key(&mut env, "mailbox_bytes", "1G")?;
         if mailbox_bytes < max_message_size {
             return Err(bad(

@@ -35,18 +35,15 @@ pub struct Shown<'a>(pub &'a str);
 impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let text = self.0;
-        let mut end = text.len().min(SHOWN_LIMIT);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        for c in text[..end].chars() {
+        let shown = prefix(text, SHOWN_LIMIT);
+        for c in shown.chars() {
             if c.is_control() {
                 write!(f, "{}", c.escape_default())?;
             } else {
                 write!(f, "{c}")?;
             }
         }
-        if end < text.len() {
+        if shown.len() < text.len() {
             write!(f, "...({} bytes)", text.len())?;
         }
         Ok(())
@@ -58,11 +55,16 @@ pub(crate) fn cut(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= limit {
         return text.into();
     }
-    let mut end = limit;
+    format!("{} ...({} bytes, cut)", prefix(text, limit), text.len()).into()
+}
+
+/// The longest start of `text` of at most `limit` bytes that ends on a character boundary.
+fn prefix(text: &str, limit: usize) -> &str {
+    let mut end = text.len().min(limit);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{} ...({} bytes, cut)", &text[..end], text.len()).into()
+    &text[..end]
 }
 
 enum Output {

@@ -751,6 +751,15 @@ mod tests {
         (registry, done)
     }
 
+    /// Limits of 1 MiB of module and of memory, and `ms` of CPU.
+    fn cpu_limited(ms: u64) -> LoadLimits {
+        LoadLimits {
+            module_size: 1 << 20,
+            cpu_ms: ms,
+            memory: 1 << 20,
+        }
+    }
+
     const LOOPING_PREINIT: &str = r#"(module (memory (export "memory") 1)
         (func (export "skywasm_preinit") (loop $l (br $l)))
         (func (export "skywasm_alloc") (param i32) (result i32) (i32.const 0))
@@ -788,11 +797,7 @@ mod tests {
     fn pre_initialization_ends_at_its_cpu_limit_and_at_stop() {
         let (registry, done) = ticking_registry();
         registry.provide("spin", LOOPING_PREINIT.as_bytes().to_vec());
-        let limits = LoadLimits {
-            module_size: 1 << 20,
-            cpu_ms: 50,
-            memory: 1 << 20,
-        };
+        let limits = cpu_limited(50);
         match registry.resolve_for("spin", &Asker::within(limits)) {
             Err(LaunchError::Invalid(_, why)) => {
                 assert!(why.contains("ran past its CPU limit of 50 ms"), "{why}")
@@ -831,11 +836,7 @@ mod tests {
     fn a_call_waits_for_a_compile_at_most_its_budget_and_a_later_load_takes_the_result() {
         let (registry, done) = ticking_registry();
         registry.provide("slow", SLOW_PREINIT.as_bytes().to_vec());
-        let limits = LoadLimits {
-            module_size: 1 << 20,
-            cpu_ms: 60_000,
-            memory: 1 << 20,
-        };
+        let limits = cpu_limited(60_000);
         {
             let _call = Budget::enter(std::time::Duration::from_millis(30));
             match registry.resolve_for("slow", &Asker::within(limits)) {
@@ -860,11 +861,7 @@ mod tests {
     fn a_failed_compile_is_answered_again_without_compiling_within_the_same_limits() {
         let (registry, done) = ticking_registry();
         registry.provide("spin", LOOPING_PREINIT.as_bytes().to_vec());
-        let limits = LoadLimits {
-            module_size: 1 << 20,
-            cpu_ms: 100,
-            memory: 1 << 20,
-        };
+        let limits = cpu_limited(100);
         assert!(registry
             .resolve_for("spin", &Asker::within(limits))
             .is_err());

@@ -169,10 +169,7 @@ impl MessageQueue {
     /// # Errors
     /// Returns the message back when the queue is closed (its service has exited).
     pub fn push(&self, message: Message) -> Result<Push, Message> {
-        self.push_bounded(message, usize::MAX, usize::MAX)
-            .map_err(|refused| match refused {
-                Refused::Closed(message) | Refused::Full(message) => message,
-            })
+        self.push_measured(message).map(|(push, _)| push)
     }
 
     /// Appends a message, as [`MessageQueue::push`], and says how many bytes of bodies the
@@ -181,13 +178,10 @@ impl MessageQueue {
     /// # Errors
     /// As [`MessageQueue::push`].
     pub fn push_measured(&self, message: Message) -> Result<(Push, usize), Message> {
-        let mut state = lock(&self.state);
-        if state.closed {
-            return Err(message);
-        }
-        state.add_bytes(message.data.len());
-        let push = state.append(message);
-        Ok((push, state.bytes))
+        self.push_within(message, usize::MAX, usize::MAX)
+            .map_err(|refused| match refused {
+                Refused::Closed(message) | Refused::Full(message) => message,
+            })
     }
 
     /// Appends a message unless the queue already holds `max_len` messages or the message
@@ -201,6 +195,17 @@ impl MessageQueue {
         max_len: usize,
         max_bytes: usize,
     ) -> Result<Push, Refused> {
+        self.push_within(message, max_len, max_bytes)
+            .map(|(push, _)| push)
+    }
+
+    /// [`MessageQueue::push_bounded`], also saying the bytes of bodies queued with it.
+    fn push_within(
+        &self,
+        message: Message,
+        max_len: usize,
+        max_bytes: usize,
+    ) -> Result<(Push, usize), Refused> {
         let mut state = lock(&self.state);
         if state.closed {
             return Err(Refused::Closed(message));
@@ -210,7 +215,8 @@ impl MessageQueue {
             return Err(Refused::Full(message));
         }
         state.add_bytes(message.data.len());
-        Ok(state.append(message))
+        let push = state.append(message);
+        Ok((push, state.bytes))
     }
 
     /// Takes the oldest message. `None` means the queue is empty and is no longer in global.

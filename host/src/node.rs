@@ -983,43 +983,31 @@ impl Node {
         };
         // Without the timer or the monitor no timeout fires and no guest code is ever
         // interrupted: a panic in either stops the node, saying so.
-        let essential =
-            |shared: Arc<NodeShared>, name: &'static str, body: fn(&Arc<NodeShared>)| {
-                Box::new(move || {
-                    let run = std::panic::AssertUnwindSafe(|| body(&shared));
-                    if let Err(payload) = std::panic::catch_unwind(run) {
-                        let why = crate::sync::panic_text(&*payload);
-                        shared.fail(&format!("the {name} thread panicked: {why}"));
-                    }
-                }) as Box<dyn FnOnce() + Send>
-            };
+        let shared = &self.shared;
         self.background.push(spawn(
             "skywasm-timer".into(),
             1 << 20,
-            essential(self.shared.clone(), "timer", crate::clock::run_timer_thread),
+            vital(
+                shared,
+                "the timer thread".into(),
+                crate::clock::run_timer_thread,
+            ),
         )?);
         self.background.push(spawn(
             "skywasm-monitor".into(),
             1 << 20,
-            essential(
-                self.shared.clone(),
-                "monitor",
+            vital(
+                shared,
+                "the monitor thread".into(),
                 crate::monitor::run_monitor_thread,
             ),
         )?);
         for index in 0..self.shared.config.thread {
-            let shared = self.shared.clone();
             // A panic while serving a service ends that service (the scheduler catches it);
             // one that escapes the scheduler itself loses the worker: the node stops.
-            let body = Box::new(move || {
-                let run =
-                    std::panic::AssertUnwindSafe(|| crate::scheduler::run_worker(&shared, index));
-                if let Err(payload) = std::panic::catch_unwind(run) {
-                    let why = crate::sync::panic_text(&*payload);
-                    shared.fail(&format!(
-                        "worker {index} panicked outside any service: {why}"
-                    ));
-                }
+            let what = format!("worker {index}, outside any service,");
+            let body = vital(shared, what, move |shared: &Arc<NodeShared>| {
+                crate::scheduler::run_worker(shared, index)
             });
             self.workers.push(spawn(
                 format!("skywasm-worker-{index}"),
@@ -1094,8 +1082,8 @@ impl Node {
                         format!(
                             "{} `{} {}` of tenant `{}`",
                             service.handle(),
-                            service.module(),
-                            service.args(),
+                            Shown(&service.module()),
+                            Shown(&service.args()),
                             service.tenant().name()
                         )
                     },
@@ -1144,6 +1132,23 @@ impl Node {
         let failure = lock(&shared.failure).clone();
         StopReport { failure, abandoned }
     }
+}
+
+/// The body of a thread the node cannot do without: `body`, and if a panic escapes it, a
+/// stop of the node saying that `what` panicked.
+fn vital(
+    shared: &Arc<NodeShared>,
+    what: String,
+    body: impl FnOnce(&Arc<NodeShared>) + Send + 'static,
+) -> Box<dyn FnOnce() + Send> {
+    let shared = shared.clone();
+    Box::new(move || {
+        let run = std::panic::AssertUnwindSafe(|| body(&shared));
+        if let Err(payload) = std::panic::catch_unwind(run) {
+            let why = crate::sync::panic_text(&*payload);
+            shared.fail(&format!("{what} panicked: {why}"));
+        }
+    })
 }
 
 /// How long [`Node::stop`] waits for the workers before it abandons those still busy.

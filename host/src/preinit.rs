@@ -26,7 +26,7 @@ use skywasm_abi::export;
 use wasmtime::{Engine, Linker, Memory, Module, Store, UpdateDeadline, Val};
 use wasmtime_wizer::{InstanceState, SnapshotVal, Wizer};
 
-use crate::tenant::Tenant;
+use crate::tenant::{MemoryCharge, Tenant};
 use crate::wasm::budget::{Budget, Exhausted};
 use crate::wasm::wasi::{Stdio, WasiHost};
 
@@ -51,16 +51,8 @@ struct PreinitState {
     limits: PreinitLimits,
     /// Requests refused so far (their log lines are thinned out).
     refusals: u64,
-    /// Memory charged to the tenant so far (given back when the Store is dropped).
-    charged: u64,
-}
-
-impl Drop for PreinitState {
-    fn drop(&mut self) {
-        if let Some(tenant) = &self.limits.account {
-            tenant.release_memory(self.charged);
-        }
-    }
+    /// Memory charged to the asking tenant (given back when the Store is dropped).
+    charge: MemoryCharge,
 }
 
 impl WasiHost for PreinitState {
@@ -107,17 +99,10 @@ impl wasmtime::ResourceLimiter for PreinitState {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limits.memory {
-            return Ok(false);
-        }
-        let extra = desired.saturating_sub(current) as u64;
-        if let Some(tenant) = &self.limits.account {
-            if !tenant.charge_memory(extra) {
-                return Ok(false);
-            }
-            self.charged += extra;
-        }
-        Ok(true)
+        Ok(self
+            .charge
+            .grow(current, desired, self.limits.memory)
+            .is_ok())
     }
 
     fn table_growing(
@@ -184,7 +169,7 @@ pub fn preinitialize(
             memory: None,
             limits: limits.clone(),
             refusals: 0,
-            charged: 0,
+            charge: MemoryCharge::new(limits.account.clone()),
         },
     );
     store.limiter(|state| state);

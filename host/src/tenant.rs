@@ -521,6 +521,62 @@ impl Tenant {
     }
 }
 
+/// The linear memory one instance (a service, or a pre-initialization) has charged to its
+/// tenant's `tenant_memory`, given back when it is dropped.
+pub struct MemoryCharge {
+    /// None: nobody is charged (the node's own pre-initializations).
+    tenant: Option<Arc<Tenant>>,
+    charged: u64,
+}
+
+/// Why a linear memory may not grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryRefusal {
+    /// Past the instance's own limit, in bytes.
+    Instance(u64),
+    /// Past the tenant's `tenant_memory`, in bytes.
+    Tenant(u64),
+}
+
+impl MemoryCharge {
+    /// Nothing charged yet, to `tenant`.
+    pub fn new(tenant: Option<Arc<Tenant>>) -> MemoryCharge {
+        MemoryCharge { tenant, charged: 0 }
+    }
+
+    /// Charges a memory growing from `current` to `desired` bytes, within `limit` bytes for
+    /// the instance and its tenant's `tenant_memory`; nothing is charged when refused.
+    ///
+    /// # Errors
+    /// Which limit it would pass.
+    pub fn grow(
+        &mut self,
+        current: usize,
+        desired: usize,
+        limit: u64,
+    ) -> Result<(), MemoryRefusal> {
+        if desired as u64 > limit {
+            return Err(MemoryRefusal::Instance(limit));
+        }
+        let extra = desired.saturating_sub(current) as u64;
+        if let Some(tenant) = &self.tenant {
+            if !tenant.charge_memory(extra) {
+                return Err(MemoryRefusal::Tenant(tenant.spec.limits.tenant_memory));
+            }
+            self.charged += extra;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MemoryCharge {
+    fn drop(&mut self) {
+        if let Some(tenant) = &self.tenant {
+            tenant.release_memory(self.charged);
+        }
+    }
+}
+
 /// A rate limit: `rate` events per second with a burst of as many; rate 0 = unlimited.
 #[derive(Debug)]
 pub struct TokenBucket {

@@ -749,21 +749,26 @@ pub fn port_of(address: &str) -> Option<u16> {
 /// True for a host that names this machine itself: a loopback or unspecified address
 /// (IPv4, IPv6, or IPv4 mapped into IPv6).
 pub fn is_local_host(host: &str) -> bool {
-    let literal = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    match literal.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_unspecified(),
-        Ok(std::net::IpAddr::V6(ip)) => {
+    match numeric_ip(host) {
+        Some(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(std::net::IpAddr::V6(ip)) => {
             ip.is_loopback()
                 || ip.is_unspecified()
                 || ip
                     .to_ipv4_mapped()
                     .is_some_and(|v4| v4.is_loopback() || v4.is_unspecified())
         }
-        Err(_) => false,
+        None => false,
     }
+}
+
+/// The IP address a numeric host is (IPv4, IPv6 in brackets or not); none for a name.
+fn numeric_ip(host: &str) -> Option<std::net::IpAddr> {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()
 }
 
 /// An event body: type, id, ud (little-endian), then the payload (`skywasm_abi::socket`).
@@ -779,11 +784,7 @@ pub fn event(kind: u32, id: i32, ud: i32, payload: &[u8]) -> Vec<u8> {
 /// The address `host:port` names. A numeric host (IPv4, IPv6, bracketed or not) is taken
 /// as it is, with no system call; a host name is looked up only when `may_resolve`.
 fn resolve(host: &str, port: u16, may_resolve: bool) -> Result<SocketAddr, SocketError> {
-    let literal = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+    if let Some(ip) = numeric_ip(host) {
         return Ok(SocketAddr::new(ip, port));
     }
     if !may_resolve {

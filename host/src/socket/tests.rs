@@ -62,7 +62,7 @@ fn expect(events: &Receiver<Seen>, kind: u32) -> Seen {
 }
 
 fn port_of(address: &str) -> u16 {
-    address.rsplit_once(':').unwrap().1.parse().unwrap()
+    super::port_of(address).expect("an ip:port")
 }
 
 #[test]

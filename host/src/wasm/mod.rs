@@ -66,8 +66,8 @@ struct MemoryLimiter {
     tenant: std::sync::Arc<crate::tenant::Tenant>,
     node: std::sync::Weak<crate::node::NodeShared>,
     handle: skywasm_abi::Handle,
-    /// Bytes charged to the tenant for this service.
-    charged: u64,
+    /// What this service has charged to the tenant.
+    charge: crate::tenant::MemoryCharge,
     logged: bool,
 }
 
@@ -95,25 +95,19 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        use crate::tenant::MemoryRefusal;
         let limit = self.tenant.spec.limits.memory;
-        if desired as u64 > limit {
-            self.refuse(
-                desired,
-                &format!("over the limit of {limit} bytes per service"),
-            );
-            return Ok(false);
-        }
-        let extra = desired.saturating_sub(current) as u64;
-        if !self.tenant.charge_memory(extra) {
-            let total = self.tenant.spec.limits.tenant_memory;
-            self.refuse(
-                desired,
-                &format!("the tenant's services would use over {total} bytes"),
-            );
-            return Ok(false);
-        }
-        self.charged += extra;
-        Ok(true)
+        let why = match self.charge.grow(current, desired, limit) {
+            Ok(()) => return Ok(true),
+            Err(MemoryRefusal::Instance(limit)) => {
+                format!("over the limit of {limit} bytes per service")
+            }
+            Err(MemoryRefusal::Tenant(total)) => {
+                format!("the tenant's services would use over {total} bytes")
+            }
+        };
+        self.refuse(desired, &why);
+        Ok(false)
     }
 
     fn table_growing(
@@ -123,12 +117,6 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
-    }
-}
-
-impl Drop for MemoryLimiter {
-    fn drop(&mut self) {
-        self.tenant.release_memory(self.charged);
     }
 }
 
@@ -272,7 +260,7 @@ impl WasmService {
             tenant: tenant.clone(),
             node: node.clone(),
             handle: service.handle(),
-            charged: 0,
+            charge: crate::tenant::MemoryCharge::new(Some(tenant.clone())),
             logged: false,
         };
         let mut store = Store::new(

@@ -2,8 +2,6 @@
 //! charged, floods meeting backpressure or a clear refusal, and nobody hanging because
 //! someone else filled a mailbox (issue 21; docs/tenants.md, "Host memory").
 
-use std::path::PathBuf;
-
 use skywasm_abi::ptype;
 
 use crate::support::*;
@@ -18,17 +16,6 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-}
-
-fn lua_dir() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua")
-}
-
-fn start_lua(extra: &str) -> TestNode {
-    start(&format!(
-        "luaservice = \"{}/?.lua\"\n{extra}",
-        lua_dir().display()
-    ))
 }
 
 /// A caller whose mailbox is full when its answer comes still gets the answer: replies are

@@ -195,16 +195,8 @@ fn a_missing_start_module_is_logged_and_a_missing_bootstrap_is_fatal() {
 
 #[test]
 fn sigterm_stops_the_node_with_exit_code_0_and_sighup_reopens_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config");
-    std::fs::write(&path, config_text(dir.path(), "")).unwrap();
-    let log = dir.path().join("node.log");
-    let mut child = skywasm()
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut node = NodeProcess::start("");
+    let log = node.log.clone();
     let deadline = Instant::now() + WAIT;
     while !std::fs::read_to_string(&log)
         .unwrap_or_default()
@@ -214,18 +206,15 @@ fn sigterm_stops_the_node_with_exit_code_0_and_sighup_reopens_the_log() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Rotate: move the file away, SIGHUP, and the logger opens a new one.
-    std::fs::rename(&log, dir.path().join("node.log.1")).unwrap();
-    let pid = child.id() as i32;
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(pid, libc::SIGHUP) };
+    std::fs::rename(&log, node.dir.path().join("node.log.1")).unwrap();
+    node.signal(libc::SIGHUP);
     let deadline = Instant::now() + WAIT;
     while !log.exists() {
         assert!(Instant::now() < deadline, "SIGHUP did not reopen the log");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+    node.signal(libc::SIGTERM);
+    let status = node.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("signal 15: stopping"), "{text}");
@@ -244,29 +233,18 @@ fn sigterm_stops_the_node_with_exit_code_0_and_sighup_reopens_the_log() {
 fn a_flood_into_a_busy_gate_keeps_the_nodes_rss_within_its_backlog() {
     use std::io::Write;
     const FLOOD: usize = 256 << 20;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config");
-    let lua = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua");
-    let extra = format!(
+    let node = NodeProcess::start(&format!(
         "luaservice = \"{}/?.lua\"\ncpu_limit = 5000\nsocket_backlog = \"4M\"\n\
-         tenants = {{ gate = {{ trusted = true, start = \"snlua bounds_flood_gate\" }} }}",
-        lua.display()
-    );
-    std::fs::write(&path, config_text(dir.path(), &extra)).unwrap();
-    let log = dir.path().join("node.log");
-    let mut child = skywasm()
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let wait_for = |needle: &str| wait_for_line(&log, needle);
-    let port: u16 = wait_for("GATE LISTENING ")
+         tenants = {{ gate = {{ trusted = true, start = \"snlua bounds_gate alone\" }} }}",
+        lua_dir().display()
+    ));
+    let port: u16 = node
+        .wait_for("GATE LISTENING ")
         .rsplit(' ')
         .next()
         .and_then(|p| p.parse().ok())
         .expect("a port");
-    let before = rss_kib(child.id());
+    let before = node.rss_kib();
     let flood = std::thread::spawn(move || {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let chunk = vec![b'x'; 64 << 10];
@@ -274,17 +252,11 @@ fn a_flood_into_a_busy_gate_keeps_the_nodes_rss_within_its_backlog() {
             stream.write_all(&chunk).unwrap();
         }
     });
-    let mut most = before;
-    while !flood.is_finished() {
-        most = most.max(rss_kib(child.id()));
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let most = node.most_rss_kib_while(|| !flood.is_finished());
     flood.join().unwrap();
-    wait_for(&format!("GATE RECEIVED {FLOOD}"));
+    node.wait_for(&format!("GATE RECEIVED {FLOOD}"));
     let grown_mib = most.saturating_sub(before) / 1024;
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    node.stop();
     assert!(
         grown_mib <= 4 + 48,
         "the node's RSS grew by {grown_mib} MiB"

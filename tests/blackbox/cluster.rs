@@ -4,24 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use skywasm::Handle;
 use skywasm_pack::{Table, Value};
 
 use crate::support::*;
-
-fn lua_dir() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua")
-}
-
-fn lua_node(extra: &str) -> TestNode {
-    start(&format!(
-        "luaservice = \"{}/?.lua\"\n{extra}",
-        lua_dir().display()
-    ))
-}
 
 /// A node whose `cluster_server` listens (on `port`, 0: a free one); its cluster address.
 fn server(port: u16) -> (TestNode, String) {
@@ -30,7 +18,7 @@ fn server(port: u16) -> (TestNode, String) {
 
 /// [`server`] with extra config lines.
 fn server_with(extra: &str, port: u16) -> (TestNode, String) {
-    let t = lua_node(extra);
+    let t = start_lua(extra);
     t.launch("snlua", &format!("cluster_server listen {port}"));
     let log = t.wait_log("CLUSTER LISTENING ");
     let at = log
@@ -43,7 +31,7 @@ fn server_with(extra: &str, port: u16) -> (TestNode, String) {
 
 /// A node running the driver, whose node table is `nodes`.
 fn client(extra: &str, nodes: &[(&str, Value)]) -> (TestNode, Handle) {
-    let mut t = lua_node(extra);
+    let mut t = start_lua(extra);
     let driver = t.launch("snlua", "cluster_driver");
     reload(&mut t, driver, nodes);
     (t, driver)
@@ -416,7 +404,7 @@ fn the_console_shows_nodes_and_reloads_the_node_file() {
     let (_server, at) = server(0);
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), format!("db = \"{at}\"\ngone = false\n")).unwrap();
-    let mut c = lua_node(&format!("cluster = \"{}\"", file.path().display()));
+    let mut c = start_lua(&format!("cluster = \"{}\"", file.path().display()));
     let d = c.launch("snlua", "cluster_driver");
     assert_eq!(
         ok(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO"), i(7)])),
@@ -459,7 +447,7 @@ fn the_console_shows_nodes_and_reloads_the_node_file() {
 #[test]
 fn a_rust_service_uses_the_cluster() {
     let (_server, at) = server(0);
-    let mut c = lua_node("");
+    let mut c = start_lua("");
     let probe = c.launch("probe", "");
     assert_eq!(
         c.ask(probe, &[s("cluster_reload"), s("db"), s(&at)]),
@@ -723,29 +711,20 @@ tenants = { node = { export = { ".launcher", ".echo" } }, peers = { cpu = 1000 }
 #[test]
 fn a_peer_flooding_a_busy_node_keeps_its_rss_within_the_backlog() {
     const PUSHES: i64 = 12_000;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config");
-    let extra = format!(
+    let node = NodeProcess::start(&format!(
         "luaservice = \"{}/?.lua\"\ncpu_limit = 10000\nsocket_backlog = \"4M\"\n\
          tenants = {{ db = {{ trusted = true, start = \"snlua cluster_server listen\" }} }}",
         lua_dir().display()
-    );
-    std::fs::write(&path, config_text(dir.path(), &extra)).unwrap();
-    let log = dir.path().join("node.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skywasm"))
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let at = wait_for_line(&log, "CLUSTER LISTENING ")
+    ));
+    let at = node
+        .wait_for("CLUSTER LISTENING ")
         .rsplit(' ')
         .next()
         .unwrap()
         .to_string();
     let mut peer = RawPeer::connect(&at);
     peer.send("@echo", 0, &[s("SPIN"), i(300)]);
-    let before = rss_kib(child.id());
+    let before = node.rss_kib();
     let pad = "p".repeat(32_000);
     let flood = std::thread::spawn(move || {
         for n in 1..=PUSHES {
@@ -753,18 +732,12 @@ fn a_peer_flooding_a_busy_node_keeps_its_rss_within_the_backlog() {
         }
         peer
     });
-    let mut most = before;
-    while !flood.is_finished() {
-        most = most.max(rss_kib(child.id()));
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let most = node.most_rss_kib_while(|| !flood.is_finished());
     let mut peer = flood.join().unwrap();
     peer.send("@echo", 7, &[s("NOTES")]);
     assert_eq!(peer.reply(), (7, Ok(vec![i(PUSHES), i(0)])));
     let grown_mib = most.saturating_sub(before) / 1024;
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    node.stop();
     assert!(
         grown_mib <= 4 + 24,
         "the node's RSS grew by {grown_mib} MiB"

@@ -1,21 +1,8 @@
 //! snlua: Lua services in wasm. Scripts come from `tests/lua/`, found along `luaservice`.
 
-use std::path::PathBuf;
-
 use crate::support::*;
 
 /// The Lua test scripts.
-fn lua_dir() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua")
-}
-
-fn start_lua(extra: &str) -> TestNode {
-    start(&format!(
-        "luaservice = \"{}/?.lua\"\n{extra}",
-        lua_dir().display()
-    ))
-}
-
 /// The lines a service printed, in order, without the logger's time and `[:handle] `, and
 /// without the node's own `LAUNCH` line for it.
 fn printed_by(t: &TestNode, handle: skywasm::Handle) -> Vec<String> {

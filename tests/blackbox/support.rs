@@ -270,3 +270,79 @@ pub fn wait_for_line(log: &Path, needle: &str) -> String {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The Lua test scripts (`tests/lua`).
+pub fn lua_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua")
+}
+
+/// Starts a node whose `luaservice` is [`lua_dir`], with `extra` config lines.
+pub fn start_lua(extra: &str) -> TestNode {
+    start(&format!(
+        "luaservice = \"{}/?.lua\"\n{extra}",
+        lua_dir().display()
+    ))
+}
+
+/// A node in a process of its own (the `skywasm` binary) on a config written with
+/// [`config_text`]: what a test measures or signals from outside.
+pub struct NodeProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its log file.
+    pub log: PathBuf,
+    /// Holds the config and the log while the node runs.
+    pub dir: tempfile::TempDir,
+}
+
+impl NodeProcess {
+    /// Starts the binary on the test config with `extra` lines (stdout and stderr dropped).
+    pub fn start(extra: &str) -> NodeProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config");
+        std::fs::write(&path, config_text(dir.path(), extra)).expect("write config");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_skywasm"))
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        NodeProcess {
+            child,
+            log: dir.path().join("node.log"),
+            dir,
+        }
+    }
+
+    /// The first log line containing `needle`, once there is one (see [`wait_for_line`]).
+    pub fn wait_for(&self, needle: &str) -> String {
+        wait_for_line(&self.log, needle)
+    }
+
+    /// The node's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id())
+    }
+
+    /// The most resident memory (KiB) seen while `running` holds, sampled every 2 ms.
+    pub fn most_rss_kib_while(&self, running: impl Fn() -> bool) -> u64 {
+        let mut most = self.rss_kib();
+        while running() {
+            most = most.max(self.rss_kib());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        most
+    }
+
+    /// Sends `signal` to the node.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// SIGTERM: the node must end with exit code 0.
+    pub fn stop(mut self) {
+        self.signal(libc::SIGTERM);
+        assert_eq!(self.child.wait().expect("the node ends").code(), Some(0));
+    }
+}

@@ -1,16 +1,10 @@
 //! Tenants: an untrusted tenant's attacks are contained, the other tenants and the node
 //! carry on (the adversarial suite; `docs/tenants.md`).
 
-use std::path::PathBuf;
-
 use skywasm::Handle;
 use skywasm_pack::Value;
 
 use crate::support::*;
-
-fn lua_dir() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua")
-}
 
 /// The node: tenant `calm` runs a well-behaved service with a small mailbox, tenant `rogue`
 /// runs `tenant_attacker.lua`, under a 400 ms CPU limit and 8 MiB per service.

@@ -2,18 +2,13 @@
 //! with its state, losing, duplicating and reordering nothing; failed upgrades leave the old
 //! code serving.
 
-use std::path::PathBuf;
-
 use skywasm::Handle;
 use skywasm_pack::Value;
 
 use crate::support::*;
 
-fn lua_dir() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua")
-}
-
-fn start_lua() -> TestNode {
+/// A Lua node whose `lua_path` has the upgrade scripts' library.
+fn start_with_lib() -> TestNode {
     start(&format!(
         "luaservice = \"{0}/?.lua\"\nlua_path = \"{0}/lib/?.lua\"",
         lua_dir().display()
@@ -46,7 +41,7 @@ fn entry(table: &Value, key: i64) -> Option<i64> {
 
 #[test]
 fn a_lua_service_upgraded_100_times_under_load_loses_nothing() {
-    let mut t = start_lua();
+    let mut t = start_with_lib();
     let target = t.launch("snlua", "upgrade_v1");
     let driver = t.launch("snlua", "upgrade_driver");
     let callers: Vec<Handle> = (0..3)
@@ -103,7 +98,7 @@ fn a_lua_service_upgraded_100_times_under_load_loses_nothing() {
 
 #[test]
 fn a_failed_lua_upgrade_leaves_the_old_code_serving() {
-    let mut t = start_lua();
+    let mut t = start_with_lib();
     let target = t.launch("snlua", "upgrade_v1");
     let driver = t.launch("snlua", "upgrade_driver");
     assert_eq!(t.ask(target, &[s("INC")]), vec![i(1), i(1), i(1)]);
@@ -143,7 +138,7 @@ fn a_failed_lua_upgrade_leaves_the_old_code_serving() {
 
 #[test]
 fn a_service_without_a_hook_starts_fresh_at_the_same_address() {
-    let mut t = start_lua();
+    let mut t = start_with_lib();
     let pong = t.launch("snlua", "pong");
     let driver = t.launch("snlua", "upgrade_driver");
     assert_eq!(t.ask(pong, &[s("PING")])[..2], [s("PONG"), i(1)]);
@@ -159,7 +154,7 @@ fn a_service_without_a_hook_starts_fresh_at_the_same_address() {
 
 #[test]
 fn a_rust_service_keeps_its_state_and_rolls_back_when_the_new_code_refuses_it() {
-    let mut t = start_lua();
+    let mut t = start_with_lib();
     let probe = t.launch("probe", "");
     let driver = t.launch("snlua", "upgrade_driver");
     for n in 1..=3 {
@@ -213,7 +208,7 @@ fn a_rust_service_keeps_its_state_and_rolls_back_when_the_new_code_refuses_it() 
 /// a message would, and the upgrade reports it.
 #[test]
 fn traps_in_restore_and_snapshot() {
-    let mut t = start_lua();
+    let mut t = start_with_lib();
     let driver = t.launch("snlua", "upgrade_driver");
     let echo = t.launch("upgrade_traps", "");
     let reply = t.ask(driver, &[s("TRY"), h(echo), s("upgrade_traps")]);

@@ -36,8 +36,8 @@ const RUNTIME_ENV_KEYS: &[&str] = &[
     "harbor",
 ];
 
-/// A `lua_hash_seed` setting: `random` (each Lua service rehashes its strings with a seed
-/// of its own when it starts) or `fixed` (the seed of the shared snapshot).
+/// A `lua_hash_seed` setting: `random` (each Lua service hashes the strings it makes with
+/// a seed of its own; the default) or `fixed` (the seed of the shared snapshot).
 ///
 /// # Errors
 /// Any other value.

@@ -103,10 +103,10 @@ pub extern "C" fn skywasm_init(ptr: *mut u8, len: u32) -> i32 {
     let mut vm = VM
         .with(|slot| slot.borrow_mut().take())
         .unwrap_or_else(Vm::new);
-    // Every service starts from the same image, with the same string-hash seed: with
-    // `lua_hash_seed = "random"` it takes one of its own, so that keys colliding in its
-    // tables cannot be made in advance (at a cost: docs/lua.md).
-    if crate::core::run_command("GETENV", "lua_hash_seed").is_ok_and(|v| v == b"random") {
+    // Every service starts from the same image, with the same string-hash seed: it takes
+    // one of its own (unless the node or its tenant says `lua_hash_seed = "fixed"`), so
+    // that keys colliding in its tables cannot be made in advance.
+    if !crate::core::run_command("GETENV", "lua_hash_seed").is_ok_and(|v| v == b"fixed") {
         vm.reseed(random_u32());
     }
     if let Some(limit) = config_memlimit() {

@@ -66,6 +66,13 @@ unsafe extern "C" fn allocate(
     block
 }
 
+extern "C-unwind" {
+    /// `csrc/reseed.c`: a new string-hash seed for the state, once.
+    fn skywasm_lua_reseed(l: *mut ffi::lua_State, seed: u32);
+    /// `csrc/reseed.c`: notes, on the state a snapshot is made of, what a reseed must redo.
+    fn skywasm_lua_note_snapshot(l: *mut ffi::lua_State);
+}
+
 impl Vm {
     /// A fresh state with the standard libraries.
     ///
@@ -104,9 +111,6 @@ impl Vm {
     /// Gives the state a new string-hash seed (`csrc/reseed.c`): the snapshot every
     /// service starts from was built with a fixed one.
     pub(crate) fn reseed(&mut self, seed: u32) {
-        extern "C-unwind" {
-            fn skywasm_lua_reseed(l: *mut ffi::lua_State, seed: u32);
-        }
         // SAFETY: `l` is valid and idle; the reseed allocates only through the state's own
         // allocator, and this runs before any of the service's code.
         unsafe { skywasm_lua_reseed(self.l, seed) }
@@ -164,6 +168,7 @@ impl Vm {
             }
             ffi::lua_settop(l, 0);
             ffi::lua_gc(l, ffi::LUA_GCCOLLECT, 0);
+            skywasm_lua_note_snapshot(l);
         }
     }
 

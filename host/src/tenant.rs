@@ -527,7 +527,12 @@ pub struct MemoryCharge {
     /// None: nobody is charged (the node's own pre-initializations).
     tenant: Option<Arc<Tenant>>,
     charged: u64,
+    /// Charged ahead for a memory's first page (see [`MemoryCharge::with_first_page`]).
+    reserve: u64,
 }
+
+/// A wasm page: what [`MemoryCharge::with_first_page`] charges ahead.
+const FIRST_PAGE: u64 = 64 << 10;
 
 /// Why a linear memory may not grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,7 +546,29 @@ pub enum MemoryRefusal {
 impl MemoryCharge {
     /// Nothing charged yet, to `tenant`.
     pub fn new(tenant: Option<Arc<Tenant>>) -> MemoryCharge {
-        MemoryCharge { tenant, charged: 0 }
+        MemoryCharge {
+            tenant,
+            charged: 0,
+            reserve: 0,
+        }
+    }
+
+    /// Charges `tenant` one page ahead (if it still has one) for the first page of a memory
+    /// that starts empty: a service's GC heap, where wasm exceptions live, takes its first
+    /// page when the guest first throws. Without the reserve, a service that never threw
+    /// could not raise its "not enough memory" error once its tenant is at its cap (the
+    /// throw itself would fail and end the service).
+    pub fn with_first_page(tenant: Arc<Tenant>) -> MemoryCharge {
+        let reserve = if tenant.charge_memory(FIRST_PAGE) {
+            FIRST_PAGE
+        } else {
+            0
+        };
+        MemoryCharge {
+            tenant: Some(tenant),
+            charged: reserve,
+            reserve,
+        }
     }
 
     /// Charges a memory growing from `current` to `desired` bytes, within `limit` bytes for
@@ -559,6 +586,10 @@ impl MemoryCharge {
             return Err(MemoryRefusal::Instance(limit));
         }
         let extra = desired.saturating_sub(current) as u64;
+        if current == 0 && extra <= self.reserve {
+            self.reserve = 0;
+            return Ok(());
+        }
         if let Some(tenant) = &self.tenant {
             if !tenant.charge_memory(extra) {
                 return Err(MemoryRefusal::Tenant(tenant.spec.limits.tenant_memory));
@@ -950,5 +981,30 @@ mod tests {
         assert!(tenant.take_timer() && !tenant.take_timer());
         tenant.release_timers(1);
         assert!(tenant.take_timer());
+    }
+
+    /// The first page charged ahead serves a memory that starts empty (a GC heap) when the
+    /// tenant is at its cap; everything else is charged as it grows, and all given back.
+    #[test]
+    fn a_first_page_is_charged_ahead_for_a_memory_that_starts_empty() {
+        let mut spec = TenantSpec::untrusted("m", &defaults());
+        spec.limits.tenant_memory = 4 * FIRST_PAGE;
+        let tenant = Arc::new(Tenant::new(spec, 1));
+        let limit = u64::MAX;
+        let page = FIRST_PAGE as usize;
+        let mut charge = MemoryCharge::with_first_page(tenant.clone());
+        assert_eq!(charge.grow(0, 3 * page, limit), Ok(()));
+        assert_eq!(
+            charge.grow(3 * page, 4 * page, limit),
+            Err(MemoryRefusal::Tenant(4 * FIRST_PAGE))
+        );
+        assert_eq!(charge.grow(0, page, limit), Ok(()), "the reserved page");
+        assert!(charge.grow(page, 2 * page, limit).is_err());
+        assert!(charge.grow(0, page, limit).is_err(), "one page ahead, once");
+        drop(charge);
+        assert!(
+            tenant.charge_memory(4 * FIRST_PAGE),
+            "everything given back"
+        );
     }
 }

@@ -262,3 +262,68 @@ fn a_flood_into_a_busy_gate_keeps_the_nodes_rss_within_its_backlog() {
         "the node's RSS grew by {grown_mib} MiB"
     );
 }
+
+/// A node of its own under every host-memory attack an untrusted tenant's Lua services can
+/// make, all at once for 5 s (tests/lua/bounds_battery.lua: log floods, refused GETENVs of
+/// 1 MiB keys, names, timers, full mailboxes, launches with 1 MiB arguments, unanswered
+/// calls, memory up to the limit): the node's RSS grows by at most the tenant's caps
+/// (`tenant_memory` 48 MiB, `tenant_mailbox_bytes` 8 MiB, `log_backlog` 4 MiB) plus a
+/// stated constant (32 MiB), the caps are met (refusals), and a calm service of another
+/// tenant gets every answer meanwhile.
+#[test]
+fn every_attack_of_a_tenant_at_once_keeps_the_nodes_rss_within_its_caps() {
+    const ATTACKS: [&str; 8] = [
+        "log", "getenv", "names", "timers", "mail", "launch", "owe", "grow",
+    ];
+    let starts: Vec<String> = ATTACKS
+        .iter()
+        .map(|mode| format!("\"snlua bounds_battery {mode} 5\""))
+        .collect();
+    let node = NodeProcess::start(&format!(
+        "luaservice = \"{}/?.lua\"\nlog_backlog = \"4M\"\n\
+         tenants = {{\n\
+           r = {{ memory = \"16M\", tenant_memory = \"48M\", tenant_mailbox_bytes = \"8M\", timers = 1000,\n\
+                 launch = {{ \"snlua bounds_battery\" }}, start = {{ {} }} }},\n\
+           calm = {{ trusted = true, start = \"snlua bounds_battery calm 7\" }},\n\
+         }}",
+        lua_dir().display(),
+        starts.join(", ")
+    ));
+    for mode in ATTACKS.iter().chain(&["calm"]) {
+        node.wait_for(&format!("BATTERY READY {mode}"));
+    }
+    let before = node.rss_kib();
+    let log = node.log.clone();
+    let done = std::thread::spawn(move || {
+        let mut counts = std::collections::HashMap::new();
+        for mode in ATTACKS.iter().chain(&["calm"]) {
+            let line = wait_for_line(&log, &format!("BATTERY DONE {mode} "));
+            let mut numbers = line.rsplit(' ').map(|n| n.parse::<u64>().unwrap());
+            let worked = numbers.next().unwrap();
+            let tried = numbers.next().unwrap();
+            counts.insert(*mode, (tried, worked));
+        }
+        counts
+    });
+    let most = node.most_rss_kib_while(|| !done.is_finished());
+    let counts = done.join().unwrap();
+    let grown_mib = most.saturating_sub(before) / 1024;
+    node.stop();
+    eprintln!("attempts and successes: {counts:?}; RSS grew by {grown_mib} MiB");
+    for mode in ["names", "timers", "mail", "grow"] {
+        let (tried, worked) = counts[mode];
+        assert!(worked < tried, "{mode}: no attempt of {tried} was refused");
+    }
+    for mode in ["getenv", "launch"] {
+        assert_eq!(counts[mode].1, 0, "{mode}: an attempt was allowed");
+    }
+    let (asked, answered) = counts["calm"];
+    assert!(
+        answered > 0 && answered == asked,
+        "calm: {answered} of {asked}"
+    );
+    assert!(
+        grown_mib <= 48 + 8 + 4 + 32,
+        "the node's RSS grew by {grown_mib} MiB"
+    );
+}

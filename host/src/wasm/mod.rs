@@ -260,7 +260,7 @@ impl WasmService {
             tenant: tenant.clone(),
             node: node.clone(),
             handle: service.handle(),
-            charge: crate::tenant::MemoryCharge::new(Some(tenant.clone())),
+            charge: crate::tenant::MemoryCharge::with_first_page(tenant.clone()),
             logged: false,
         };
         let mut store = Store::new(

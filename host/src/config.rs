@@ -255,6 +255,20 @@ impl NodeConfig {
             crate::tenant::hash_seed_setting(seed)
                 .map_err(|_| bad("lua_hash_seed", seed, "random or fixed"))?;
         }
+        // The cluster's numbers are read where the gateway starts, with their defaults; a
+        // value there is checked here, so that a typo is an error with its line instead of
+        // a silent default.
+        for (key, min, max) in CLUSTER_NUMBERS {
+            if let Some(value) = env.get(*key) {
+                if !value
+                    .trim()
+                    .parse::<u64>()
+                    .is_ok_and(|n| (*min..=*max).contains(&n))
+                {
+                    return Err(bad(key, value, &format!("an integer in {min}..={max}")));
+                }
+            }
+        }
         if let Some(peers) = env.get("cluster_tenant").filter(|t| !t.is_empty()) {
             if !tenants.iter().any(|t| &t.name == peers) {
                 return Err(bad("cluster_tenant", peers, "the name of a tenant"));
@@ -299,6 +313,16 @@ impl NodeConfig {
         Self::from_env(config, Path::new(name))
     }
 }
+
+/// The cluster's integer keys (read by [`crate::cluster::ClusterConfig::from_env`]) and
+/// their ranges: seconds, milliseconds (0: no timeout), microseconds, counts.
+const CLUSTER_NUMBERS: &[(&str, u64, u64)] = &[
+    ("cluster_keepalive", 0, 86_400),
+    ("cluster_timeout", 0, 86_400_000),
+    ("cluster_busy_poll", 0, 1_000_000),
+    ("cluster_max_connections", 1, 1_000_000),
+    ("cluster_max_pending", 1, 100_000_000),
+];
 
 /// Reads an integer key in `min..=max`, writing the default back; the bad text on error.
 fn int_key_in(
@@ -557,6 +581,11 @@ fn flatten_tenants(tenants: &Table, env: &mut BTreeMap<String, String>) -> Resul
                 spec.type_name()
             )));
         };
+        // A tenant with every setting at its default (`x = {}`) is still a tenant: it is
+        // known by its keys, so it gets one that says what it already is.
+        if spec.is_empty() {
+            env.insert(format!("tenants.{name}.trusted"), "false".to_string());
+        }
         for pair in spec.pairs::<Value, Value>() {
             let (field, value) = pair.map_err(|e| ConfigError::new(root_message(&e)))?;
             let path = format!("tenants.{name}");
@@ -851,10 +880,25 @@ mod tests {
             ("profile = 'yes'", "profile"),
             ("network_assist = 1", "network_assist"),
             ("wasm_prefault = 'on'", "wasm_prefault"),
+            ("cluster_timeout = '5s'", "cluster_timeout"),
+            ("cluster_keepalive = -1", "cluster_keepalive"),
+            ("cluster_max_pending = 0", "cluster_max_pending"),
+            (
+                "cluster_max_connections = 'many'",
+                "cluster_max_connections",
+            ),
+            ("cluster_busy_poll = 1.5", "cluster_busy_poll"),
         ] {
             let err = NodeConfig::from_source("t", source).unwrap_err();
             assert!(err.0.starts_with(&format!("t:1: `{key} = ")), "{err}");
         }
+    }
+
+    #[test]
+    fn a_tenant_with_every_setting_at_its_default_is_a_tenant() {
+        let config = NodeConfig::from_source("t", "tenants = { quiet = {} }").unwrap();
+        let quiet = config.tenants.iter().find(|t| t.name == "quiet");
+        assert!(quiet.is_some_and(|t| !t.trusted), "{:?}", config.tenants);
     }
 
     #[test]

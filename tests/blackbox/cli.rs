@@ -282,7 +282,7 @@ fn every_attack_of_a_tenant_at_once_keeps_the_nodes_rss_within_its_caps() {
     let node = NodeProcess::start(&format!(
         "luaservice = \"{}/?.lua\"\nlog_backlog = \"4M\"\n\
          tenants = {{\n\
-           r = {{ memory = \"16M\", tenant_memory = \"48M\", tenant_mailbox_bytes = \"8M\", timers = 1000,\n\
+           r = {{ memory = \"16M\", tenant_memory = \"48M\", tenant_mailbox_bytes = \"8M\", timers = 200,\n\
                  launch = {{ \"snlua bounds_battery\" }}, start = {{ {} }} }},\n\
            calm = {{ trusted = true, start = \"snlua bounds_battery calm 7\" }},\n\
          }}",

@@ -346,3 +346,13 @@ impl NodeProcess {
         assert_eq!(self.child.wait().expect("the node ends").code(), Some(0));
     }
 }
+
+impl Drop for NodeProcess {
+    /// A test that failed before [`NodeProcess::stop`] leaves no node running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

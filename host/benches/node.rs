@@ -198,7 +198,7 @@ fn spawn(n: i64, call_all: bool, respawn: bool) -> Spawned {
     let handles: Vec<Handle> = b
         .node
         .shared()
-        .handles
+        .router
         .list()
         .into_iter()
         .filter(|(h, s)| {
@@ -222,7 +222,7 @@ fn spawn(n: i64, call_all: bool, respawn: bool) -> Spawned {
     let respawn_per_second = respawn.then(|| {
         let services: Vec<_> = handles
             .iter()
-            .map(|h| std::sync::Arc::downgrade(&b.node.shared().handles.get(*h).unwrap()))
+            .map(|h| std::sync::Arc::downgrade(&b.node.shared().router.service(*h).unwrap()))
             .collect();
         for handle in &handles {
             assert!(b.node.shared().kill(*handle));

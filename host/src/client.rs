@@ -96,6 +96,7 @@ impl Client {
             data: data.into(),
         };
         self.node
+            .router
             .push(dest, message)
             .map_err(|_| CallError::InvalidAddress(dest))
     }

@@ -154,7 +154,7 @@ pub(crate) fn run_timer_thread(node: &Arc<NodeShared>) {
             if let Some(tenant) = node.tenants.by_index(timeout.tenant) {
                 tenant.release_timers(1);
             }
-            let _ = node.push_cached(
+            let _ = node.router.push_cached(
                 timeout.handle,
                 Message::empty(Handle::NONE, ptype::RESPONSE as u8, timeout.session),
                 &mut Some(service),

@@ -41,7 +41,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 bind(core, param, core.handle())
             }
         }
-        "QUERY" => match node.handles.find_name_in(tenant.name_scope(), param) {
+        "QUERY" => match node.router.find_name_in(tenant.name_scope(), param) {
             Some(handle) => Ok(format!(":{:x}", handle.0)),
             None => Err(error::NOT_FOUND),
         },
@@ -88,7 +88,10 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             let on_behalf = if requester.is_none() {
                 tenant.clone()
             } else {
-                let service = node.handles.get(requester).ok_or(error::INVALID_ADDRESS)?;
+                let service = node
+                    .router
+                    .service(requester)
+                    .ok_or(error::INVALID_ADDRESS)?;
                 service.tenant().clone()
             };
             let (module, args) = split_command(rest);
@@ -104,7 +107,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             }
             let target = core.resolve(target)?;
             own_tenant(core, command, target)?;
-            let service = node.handles.get(target).ok_or(error::INVALID_ADDRESS)?;
+            let service = node.router.service(target).ok_or(error::INVALID_ADDRESS)?;
             let (module, args) = upgraded_code(&service, name, args);
             if !tenant.spec.may_launch(&module, &args) {
                 return Err(deny(
@@ -138,7 +141,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 core.service().clone()
             } else {
                 let target = core.resolve(param.trim())?;
-                node.handles.get(target).ok_or(error::INVALID_ADDRESS)?
+                node.router.service(target).ok_or(error::INVALID_ADDRESS)?
             };
             let of = service.tenant();
             let trust = if of.is_trusted() {
@@ -229,7 +232,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 ));
             }
             own_tenant(core, command, target)?;
-            let service = node.handles.get(target).ok_or(error::INVALID_ADDRESS)?;
+            let service = node.router.service(target).ok_or(error::INVALID_ADDRESS)?;
             if command == "LOGON" {
                 if !crate::log::open_message_log(&node, &service, core.handle()) {
                     return Err(error::FAILED);
@@ -296,7 +299,10 @@ fn named_service(
         core.resolve(param.trim())?
     };
     own_tenant(core, command, target)?;
-    core.node.handles.get(target).ok_or(error::INVALID_ADDRESS)
+    core.node
+        .router
+        .service(target)
+        .ok_or(error::INVALID_ADDRESS)
 }
 
 /// An untrusted service acts only on services of its own tenant.
@@ -305,7 +311,7 @@ fn own_tenant(core: &ServiceCore, command: &str, target: Handle) -> Result<(), i
     if tenant.is_trusted() {
         return Ok(());
     }
-    match core.node.handles.get(target) {
+    match core.node.router.service(target) {
         Some(service) if Arc::ptr_eq(service.tenant(), tenant) => Ok(()),
         Some(_) => Err(deny(
             core,
@@ -501,7 +507,7 @@ fn bind(core: &ServiceCore, name: &str, handle: Handle) -> Result<String, i32> {
     };
     let bound = core
         .node
-        .handles
+        .router
         .bind_name_capped(scope, name, handle, tenant.index, caps);
     match bound {
         Ok(()) => Ok(name.to_string()),

@@ -19,6 +19,7 @@
 //! | [`monitor`] | endless-loop watch, wasm epoch | `skynet_monitor.c` |
 //! | [`service`] | a service, its core (send/call) | `skynet_server.c` |
 //! | [`command`] | the skynet command set | `skynet_server.c` `cmd_funcs` |
+//! | [`router`] | addresses, names, where a message goes | `skynet_handle.c`, `skynet_server.c` (`skynet_send`) |
 //! | [`node`] | bring-up, launch, exit, shutdown | `skynet_start.c` |
 //! | [`module`] | engine, compiled modules, natives | `skynet_module.c` |
 //! | [`wasm`] | a wasm service instance, WASI | `service_snlua.c` (the host side) |
@@ -55,6 +56,7 @@ pub mod monitor;
 pub mod mq;
 pub mod node;
 pub mod preinit;
+pub mod router;
 pub mod scheduler;
 pub mod service;
 pub mod socket;

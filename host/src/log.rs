@@ -101,7 +101,7 @@ impl Logger {
             None => Output::Stdout,
         };
         core.node
-            .handles
+            .router
             .bind_name(".logger", core.handle())
             .map_err(|e| e.to_string())?;
         Ok(Box::new(Logger {

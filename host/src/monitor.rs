@@ -108,7 +108,7 @@ pub(crate) fn run_monitor_thread(node: &Arc<NodeShared>) {
             let destination = Handle(watch.destination.load(Ordering::Relaxed));
             if version == *last && !destination.is_none() {
                 let source = Handle(watch.source.load(Ordering::Relaxed));
-                if let Some(service) = node.handles.get(destination) {
+                if let Some(service) = node.router.service(destination) {
                     service.stats.endless.store(true, Ordering::Relaxed);
                 }
                 node.log(

@@ -22,11 +22,11 @@ use skywasm_pack::Value;
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
-use crate::handle::HandleTable;
 use crate::log::Shown;
 use crate::module::{ModuleKind, ModuleRegistry};
 use crate::monitor::Monitor;
-use crate::mq::{Message, Push, Refused};
+use crate::mq::{Message, Refused};
+use crate::router::{Refusal, Router};
 use crate::scheduler::Scheduler;
 use crate::service::{is_request, Behavior, Fault, Service, ServiceCore};
 use crate::socket::{EventSink, SocketServer};
@@ -104,10 +104,10 @@ pub struct NodeShared {
     pub config: NodeConfig,
     /// Runtime env (`GETENV`/`SETENV`), seeded from the config.
     env: Mutex<BTreeMap<String, String>>,
-    /// Handles and names.
-    pub handles: HandleTable<Arc<Service>>,
+    /// Services by address and name, and the way messages reach them.
+    pub router: Router,
     /// Global queue and worker sleep/wake.
-    pub scheduler: Scheduler,
+    pub scheduler: Arc<Scheduler>,
     /// Time and the timer wheel.
     pub clock: Clock,
     /// Native and wasm modules.
@@ -143,65 +143,11 @@ impl NodeShared {
 
     /// This node's harbor id.
     pub fn harbor(&self) -> u8 {
-        self.handles.harbor()
+        self.router.harbor()
     }
 
-    /// Queues a message for a local service.
-    ///
-    /// # Errors
-    /// The message comes back when the destination is not a live local service.
-    pub fn push(&self, dest: Handle, message: Message) -> Result<(), Message> {
-        self.push_cached(dest, message, &mut None)
-    }
-
-    /// Like [`NodeShared::push`], remembering the destination in `cache` so the next message
-    /// to the same service skips the handle table (and its lock).
-    ///
-    /// # Errors
-    /// As [`NodeShared::push`].
-    pub(crate) fn push_cached(
-        &self,
-        dest: Handle,
-        message: Message,
-        cache: &mut Option<Arc<Service>>,
-    ) -> Result<(), Message> {
-        let Some(service) = self.cached_service(dest, cache) else {
-            return Err(message);
-        };
-        match service.queue.push(message) {
-            Ok(Push::Ready) => {
-                self.scheduler.ready(service.clone());
-                Ok(())
-            }
-            Ok(Push::Queued) => Ok(()),
-            Err(message) => {
-                *cache = None;
-                Err(message)
-            }
-        }
-    }
-
-    /// The live local service at `dest`, from `cache` when it holds it, else from the handle
-    /// table (and then kept in `cache`).
-    fn cached_service<'a>(
-        &self,
-        dest: Handle,
-        cache: &'a mut Option<Arc<Service>>,
-    ) -> Option<&'a Arc<Service>> {
-        let hit = matches!(cache, Some(s) if s.handle() == dest && s.is_alive());
-        if !hit {
-            *cache = None;
-            if dest.is_none() || dest.harbor() != self.harbor() {
-                return None;
-            }
-            *cache = Some(self.handles.get(dest)?);
-        }
-        cache.as_ref()
-    }
-
-    /// Queues a message a service sends, under its tenant's rules: an untrusted tenant reaches
-    /// another tenant only through the names that tenant exports (and answers requests it
-    /// received), and no service's mailbox takes more than its tenant's limit.
+    /// Queues a message a service sends, under its tenant's rules ([`Router::push_from`]);
+    /// a refusal is counted and logged (thinned out) here.
     ///
     /// # Errors
     /// [`error::INVALID_ADDRESS`] (no such service), [`error::DENIED`] (another tenant's
@@ -214,117 +160,59 @@ impl NodeShared {
         message: Message,
         cache: &mut Option<Arc<Service>>,
     ) -> Result<(), i32> {
-        let Some(service) = self.cached_service(dest, cache) else {
-            return Err(error::INVALID_ADDRESS);
-        };
-        let tenant = service.tenant();
-        if !Arc::ptr_eq(tenant, sender.tenant())
-            && !sender.tenant().is_trusted()
-            && !self.may_cross(service, answer, message.ptype)
-        {
-            let refused = sender.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
-            if worth_logging(refused) {
-                self.log(
-                    sender.handle(),
-                    &format!(
-                        "DENIED send (type {}) to {dest} of tenant `{}`: not one of the names it \
-                         exports (tenant `{}` is untrusted; {refused} refused so far)",
-                        message.ptype,
-                        tenant.name(),
-                        sender.tenant().name()
-                    ),
-                );
+        let (ptype, bytes) = (message.ptype, message.data.len());
+        self.router
+            .push_from(sender, answer, dest, message, cache)
+            .map_err(|refusal| {
+                self.log_refusal(sender, dest, ptype, bytes, &refusal);
+                refusal.code()
+            })
+    }
+
+    /// Counts a refused send and logs it (the 1st, 2nd, 4th, 8th, ... of each kind).
+    fn log_refusal(
+        &self,
+        sender: &Service,
+        dest: Handle,
+        ptype: u8,
+        bytes: usize,
+        refusal: &Refusal,
+    ) {
+        match refusal {
+            Refusal::NoService => {}
+            Refusal::Denied(service) => {
+                let refused = sender.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                if worth_logging(refused) {
+                    self.log(
+                        sender.handle(),
+                        &format!(
+                            "DENIED send (type {ptype}) to {dest} of tenant `{}`: not one of the \
+                             names it exports (tenant `{}` is untrusted; {refused} refused so far)",
+                            service.tenant().name(),
+                            sender.tenant().name()
+                        ),
+                    );
+                }
             }
-            return Err(error::DENIED);
-        }
-        // Cluster requests are served on the sender's thread: no trip through clusterd's
-        // queue, and their writes go out with the rest of the sender's message.
-        let message = if message.ptype == ptype::LUA as u8 && self.cluster.service() == Some(dest) {
-            match crate::cluster::serve_directly(&self.cluster, message) {
-                Ok(()) => return Ok(()),
-                Err(message) => message,
-            }
-        } else {
-            message
-        };
-        let limits = &tenant.spec.limits;
-        // An answer is never refused for a full mailbox: its caller would wait forever (the
-        // obligation to answer is already settled). It still counts in the mailbox's bytes,
-        // and there is one per request the receiver made.
-        let (max_len, max_bytes) = if answer {
-            (usize::MAX, usize::MAX)
-        } else if tenant.mailboxes_full(message.data.len()) {
-            // All the tenant's mailboxes together hold their cap.
-            (0, 0)
-        } else {
-            (limits.mailbox, limits.mailbox_bytes)
-        };
-        match service.queue.push_bounded(message, max_len, max_bytes) {
-            Ok(Push::Ready) => {
-                self.scheduler.ready(service.clone());
-                Ok(())
-            }
-            Ok(Push::Queued) => Ok(()),
-            Err(Refused::Full(message)) => {
+            Refusal::Full(service) => {
                 let rejected = service.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
                 if worth_logging(rejected) {
+                    let tenant = service.tenant();
+                    let limits = &tenant.spec.limits;
                     self.log(
                         service.handle(),
                         &format!(
-                            "mailbox full ({} messages or {} bytes{}): a message of {} bytes \
+                            "mailbox full ({} messages or {} bytes{}): a message of {bytes} bytes \
                              from {} was refused ({rejected} refused so far)",
                             limits.mailbox,
                             limits.mailbox_bytes,
                             tenant_mailboxes(tenant),
-                            message.data.len(),
                             sender.handle()
                         ),
                     );
                 }
-                Err(error::MAILBOX_FULL)
-            }
-            Err(Refused::Closed(_)) => {
-                *cache = None;
-                Err(error::INVALID_ADDRESS)
             }
         }
-    }
-
-    /// Whether a message of `ptype` from an untrusted tenant may reach `dest` of another
-    /// tenant: answers to requests it received, and application messages (not debug,
-    /// system or forged responses) to a service bound to a name its tenant exports.
-    fn may_cross(&self, dest: &Service, answer: bool, ptype: u8) -> bool {
-        if !is_request(ptype) {
-            return answer;
-        }
-        let application = matches!(
-            u32::from(ptype),
-            ptype::TEXT | ptype::CLIENT | ptype::LUA | ptype::SNAX
-        ) || u32::from(ptype) > ptype::TRACE;
-        let exports = &dest.tenant().spec.export;
-        application && !exports.is_empty() && self.handles.has_any_name(dest.handle(), exports)
-    }
-
-    /// Resolves `:hex`, `.local` and global names to a handle.
-    ///
-    /// # Errors
-    /// [`error::UNKNOWN_NAME`] for an unbound name, [`error::INVALID_ARGUMENT`] for bad text.
-    pub fn resolve(&self, name: &str) -> Result<Handle, i32> {
-        self.resolve_in(crate::handle::SHARED_SCOPE, name)
-    }
-
-    /// Resolves a name as seen from name space `scope` (a tenant's
-    /// [`Tenant::name_scope`]): its own names first, then the shared ones.
-    ///
-    /// # Errors
-    /// As [`NodeShared::resolve`].
-    pub fn resolve_in(&self, scope: usize, name: &str) -> Result<Handle, i32> {
-        if name.starts_with(':') {
-            return Handle::parse(name).ok_or(error::INVALID_ARGUMENT);
-        }
-        self.handles
-            .find_name_in(scope, name)
-            .ok_or(error::UNKNOWN_NAME)
     }
 
     /// Sends a line of the host's to the log service with `source` as its origin (skynet's
@@ -342,7 +230,7 @@ impl NodeShared {
         if logger.is_none() {
             // The log service names itself `.logger` in its init; until Node::start caches its
             // handle, find it by name so its own LAUNCH line is not lost.
-            logger = self.handles.find_name(".logger").unwrap_or(Handle::NONE);
+            logger = self.router.find_name(".logger").unwrap_or(Handle::NONE);
         }
         let message = Message {
             source,
@@ -350,19 +238,13 @@ impl NodeShared {
             ptype: ptype::TEXT as u8,
             data: text.as_bytes().into(),
         };
-        let Some(service) = (!logger.is_none())
-            .then(|| self.handles.get(logger))
-            .flatten()
-        else {
-            eprintln!("[{source}] {text}");
-            return;
-        };
         // The backlog is bounded: a flood of lines (a guest's, or refusals it provokes)
         // costs dropped lines, counted and reported by the logger, never host memory.
-        let backlog = self.config.log_backlog;
-        match service.queue.push_bounded(message, usize::MAX, backlog) {
-            Ok(Push::Ready) => self.scheduler.ready(service),
-            Ok(Push::Queued) => {}
+        match self
+            .router
+            .push_within(logger, message, self.config.log_backlog)
+        {
+            Ok(()) => {}
             Err(Refused::Full(_)) => {
                 self.log_dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -413,7 +295,7 @@ impl NodeShared {
         // Running guest code checks at the next epoch: make it come now.
         self.modules.engine().increment_epoch();
         // A service stuck in a long message would keep its worker (and the shutdown) waiting.
-        for (_, service) in self.handles.list() {
+        for (_, service) in self.router.list() {
             service.interrupt_current();
         }
     }
@@ -443,7 +325,9 @@ impl NodeShared {
     /// Asks the log service to reopen its file (SIGHUP).
     pub fn reopen_log(&self) {
         let logger = Handle(self.logger.load(Ordering::Acquire));
-        let _ = self.push(logger, Message::empty(Handle::NONE, ptype::SYSTEM as u8, 0));
+        let _ = self
+            .router
+            .push(logger, Message::empty(Handle::NONE, ptype::SYSTEM as u8, 0));
     }
 
     /// Launches a service: `module` with its argument string. Its init runs on the calling
@@ -543,7 +427,7 @@ impl NodeShared {
         );
         service.never_started.store(true, Ordering::Release);
         if service.mark_dead() {
-            self.handles.retire(service.handle());
+            self.router.retire(service.handle());
         }
     }
 
@@ -674,7 +558,7 @@ impl NodeShared {
             ))));
         }
         let registered = self
-            .handles
+            .router
             .register(|h| Arc::new(Service::new(h, module, args, tenant.clone())));
         match registered {
             Ok((_, service)) => Ok(service),
@@ -725,7 +609,7 @@ impl NodeShared {
     }
 
     fn end(&self, handle: Handle, interrupt: bool) -> bool {
-        let Some(service) = self.handles.get(handle) else {
+        let Some(service) = self.router.service(handle) else {
             return false;
         };
         if !service.mark_dead() {
@@ -734,7 +618,7 @@ impl NodeShared {
         if interrupt {
             service.interrupt_current();
         }
-        self.handles.retire(handle);
+        self.router.retire(handle);
         // An idle queue is scheduled so a worker finalizes the service; a held or waiting
         // queue reaches a worker anyway.
         if service.queue.schedule() {
@@ -749,7 +633,7 @@ impl NodeShared {
     /// the running message, or at once if the service is idle. It never runs on the
     /// caller's thread, so signals cannot nest one service's code inside another's.
     pub fn signal(&self, handle: Handle, signal: i32) -> bool {
-        let Some(service) = self.handles.get(handle) else {
+        let Some(service) = self.router.service(handle) else {
             return false;
         };
         let busy = service.dispatching.load(Ordering::Acquire) != 0;
@@ -775,7 +659,7 @@ impl NodeShared {
     pub(crate) fn fault(&self, service: &Service, fault: &Fault, what: &str) {
         let handle = service.handle();
         if service.mark_dead() {
-            self.handles.retire(handle);
+            self.router.retire(handle);
         }
         self.log(
             handle,
@@ -800,7 +684,7 @@ impl NodeShared {
         let timers = service.release_timers();
         service.tenant().release_timers(timers);
         self.clock.orphan(timers as usize);
-        self.handles.retire(handle);
+        self.router.retire(handle);
         let behavior = crate::sync::lock_plain(&service.slot).take();
         service.tenant().remove_service();
         let pending = service.queue.close();
@@ -816,26 +700,28 @@ impl NodeShared {
         }
         for message in pending {
             if message.session != 0 && is_request(message.ptype) {
-                let _ = self.push(
+                let _ = self.router.push(
                     message.source,
                     Message::empty(handle, ptype::ERROR as u8, message.session),
                 );
             }
         }
         for (requester, session) in owed {
-            let _ = self.push(
+            let _ = self.router.push(
                 requester,
                 Message::empty(handle, ptype::ERROR as u8, session),
             );
         }
         if let Some(monitor) = self.exit_monitor() {
             if monitor != handle {
-                let _ = self.push(monitor, Message::empty(handle, ptype::CLIENT as u8, 0));
+                let _ = self
+                    .router
+                    .push(monitor, Message::empty(handle, ptype::CLIENT as u8, 0));
             }
         }
         // Tell the launcher (skynet's REMOVE) so its list stays true and a pending
         // `newservice` of this service fails instead of waiting forever.
-        if let Some(launcher) = self.handles.find_name(".launcher") {
+        if let Some(launcher) = self.router.find_name(".launcher") {
             if launcher != handle {
                 // kill = true for a start that failed after the launch answered (a deferred
                 // init), so a waiting `newservice` fails instead of returning nil.
@@ -845,7 +731,7 @@ impl NodeShared {
                     Value::Boolean(service.never_started.load(Ordering::Acquire)),
                 ]);
                 if let Ok(body) = body {
-                    let _ = self.push(
+                    let _ = self.router.push(
                         launcher,
                         Message {
                             source: handle,
@@ -891,10 +777,11 @@ impl Node {
     pub fn start(config: NodeConfig) -> Result<Node, StartError> {
         let modules =
             ModuleRegistry::new(&config).map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let scheduler = Arc::new(Scheduler::new(config.thread, &worker_caps(&config)));
         let shared = Arc::new_cyclic(|node: &std::sync::Weak<NodeShared>| NodeShared {
             env: Mutex::new(config.env.clone()),
-            handles: HandleTable::new(config.harbor),
-            scheduler: Scheduler::new(config.thread, &worker_caps(&config)),
+            router: Router::new(config.harbor, scheduler.clone()),
+            scheduler,
             clock: Clock::new(),
             monitor: Monitor::new(config.thread + 1),
             modules,
@@ -1075,7 +962,7 @@ impl Node {
             let running = shared
                 .monitor
                 .running(index)
-                .and_then(|handle| shared.handles.get(handle))
+                .and_then(|handle| shared.router.service(handle))
                 .map_or_else(
                     || "host code".to_string(),
                     |service| {
@@ -1113,7 +1000,7 @@ impl Node {
         }
         shared.scheduler.drain();
         let logger = Handle(shared.logger.load(Ordering::Acquire));
-        let services = shared.handles.retire_all();
+        let services = shared.router.retire_all();
         // Flush the log service's queue first so the last lines are not lost.
         if let Some((_, log_service)) = services.iter().find(|(h, _)| *h == logger) {
             crate::scheduler::drain_queue(log_service);
@@ -1196,9 +1083,6 @@ fn socket_sink(node: std::sync::Weak<NodeShared>) -> EventSink {
         if node.is_quitting() {
             return Delivery::Gone;
         }
-        let Some(service) = node.handles.get(owner) else {
-            return Delivery::Gone;
-        };
         let message = Message {
             source: Handle::NONE,
             session: 0,
@@ -1207,13 +1091,8 @@ fn socket_sink(node: std::sync::Weak<NodeShared>) -> EventSink {
         };
         // Not refused for a full mailbox: the socket pauses instead (below), so what it
         // read is never lost.
-        let held = match service.queue.push_measured(message) {
-            Ok((Push::Ready, held)) => {
-                node.scheduler.ready(service.clone());
-                held
-            }
-            Ok((Push::Queued, held)) => held,
-            Err(_) => return Delivery::Gone,
+        let Some((service, held)) = node.router.push_measured(owner, message) else {
+            return Delivery::Gone;
         };
         if held > service.tenant().spec.limits.socket_backlog {
             Delivery::Backlogged(service)

@@ -159,6 +159,8 @@ pub struct Service {
     sockets_waiting: AtomicBool,
     /// Wakes its waiting sockets once the mailbox holds half the backlog or less.
     sockets_drained: tokio::sync::Notify,
+    /// Serves some messages sent to it before they reach its mailbox (`clusterd`).
+    gateway: std::sync::OnceLock<Arc<dyn crate::router::Gateway>>,
 }
 
 impl Service {
@@ -194,8 +196,20 @@ impl Service {
             timers: AtomicU32::new(0),
             sockets_waiting: AtomicBool::new(false),
             sockets_drained: tokio::sync::Notify::new(),
+            gateway: std::sync::OnceLock::new(),
             tenant,
         }
+    }
+
+    /// Lets `gateway` serve messages sent to this service from now on (once; a second
+    /// gateway, after an upgrade, is ignored).
+    pub(crate) fn attach_gateway(&self, gateway: Arc<dyn crate::router::Gateway>) {
+        let _ = self.gateway.set(gateway);
+    }
+
+    /// What serves messages to it before its mailbox, if anything.
+    pub(crate) fn gateway(&self) -> Option<&Arc<dyn crate::router::Gateway>> {
+        self.gateway.get()
     }
 
     /// Counts a timeout it armed (its tenant counted it already).
@@ -548,7 +562,7 @@ impl ServiceCore {
                         ),
                     );
                 }
-                let _ = self.node.push(
+                let _ = self.node.router.push(
                     message.source,
                     Message::empty(self.handle(), ptype::ERROR as u8, message.session),
                 );
@@ -659,6 +673,7 @@ impl ServiceCore {
             // service that ends answers the requests left in its mailbox.
             let _ = self
                 .node
+                .router
                 .push(source, Message::empty(dest, ptype::ERROR as u8, session));
         }
         pushed
@@ -702,6 +717,7 @@ impl ServiceCore {
     /// [`error::UNKNOWN_NAME`] or [`error::INVALID_ARGUMENT`].
     pub fn resolve(&self, name: &str) -> Result<Handle, i32> {
         self.node
+            .router
             .resolve_in(self.service.tenant().name_scope(), name)
     }
 

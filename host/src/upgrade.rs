@@ -78,7 +78,7 @@ impl NodeShared {
     /// [`error::INVALID_ADDRESS`] (no such live service), [`error::FAILED`] (an upgrade of
     /// it is already pending).
     pub fn request_upgrade(&self, target: Handle, request: UpgradeRequest) -> Result<(), i32> {
-        let service = self.handles.get(target).ok_or(error::INVALID_ADDRESS)?;
+        let service = self.router.service(target).ok_or(error::INVALID_ADDRESS)?;
         {
             let mut pending = lock(&service.upgrade);
             if pending.is_some() {
@@ -121,7 +121,7 @@ impl NodeShared {
                 ptype: ptype::RESPONSE as u8,
                 data: outcome.reply_text().into_bytes().into(),
             };
-            let _ = self.push(request.requester, reply);
+            let _ = self.router.push(request.requester, reply);
         }
     }
 
@@ -182,7 +182,7 @@ impl NodeShared {
         service.set_code(&request.module, &request.args);
         // The new code cannot answer what the old one was asked and left unanswered.
         for (requester, session) in old.core().take_owed() {
-            let _ = self.push(
+            let _ = self.router.push(
                 requester,
                 Message::empty(service.handle(), ptype::ERROR as u8, session),
             );

@@ -143,7 +143,7 @@ fn a_flooding_client_is_paused_at_the_owners_backlog_and_nothing_is_lost() {
         t.ask(gate, &[s("STARTED")]) == vec![i(1)]
     });
     let spin = t.request(gate, &[s("SPIN"), i(1500)]);
-    let service = shared.handles.get(gate).unwrap();
+    let service = shared.router.service(gate).unwrap();
     let mut most = 0;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !client.is_finished() && std::time::Instant::now() < deadline {
@@ -214,7 +214,7 @@ fn names_are_capped_per_service_and_per_tenant() {
 fn the_launchers_bookkeeping_is_bounded_and_oversized_arguments_are_refused() {
     let mut t = start(r#"tenants = { r = { launch = { "echo" } } }"#);
     let shared = t.node.shared().clone();
-    let launcher = shared.handles.find_name(".launcher").unwrap();
+    let launcher = shared.router.find_name(".launcher").unwrap();
     let long = "a".repeat(10_000);
     let reply = t.ask(launcher, &[s("LAUNCH"), s("echo"), s(&long)]);
     let echo = reply[0].as_integer().unwrap();

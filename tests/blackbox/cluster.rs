@@ -623,8 +623,8 @@ fn a_peer_flooding_a_busy_service_is_paused_and_nothing_is_lost() {
     let (server_node, at) = server_with("socket_backlog = \"1M\"", 0);
     let shared = server_node.node.shared().clone();
     let calm = Calm::start(&shared);
-    let echo = shared.resolve(".echo").unwrap();
-    let service = shared.handles.get(echo).unwrap();
+    let echo = shared.router.resolve(".echo").unwrap();
+    let service = shared.router.service(echo).unwrap();
     let mut peer = RawPeer::connect(&at);
     peer.send("@echo", 0, &[s("SPIN"), i(150)]);
     let pad = "p".repeat(4000);

@@ -44,7 +44,7 @@ fn services_where(
     which: impl Fn(&skywasm::service::Service) -> bool,
 ) -> Vec<Handle> {
     shared
-        .handles
+        .router
         .list()
         .into_iter()
         .filter(|(_, service)| which(service))
@@ -445,7 +445,7 @@ impl Behavior for Panicker {
             ptype: body,
             data: message.data,
         };
-        let _ = self.core.node().push(message.source, reply);
+        let _ = self.core.node().router.push(message.source, reply);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use crate::support::*;
 fn launcher(t: &TestNode) -> skywasm::Handle {
     t.node
         .shared()
-        .handles
+        .router
         .find_name(".launcher")
         .expect(".launcher runs")
 }
@@ -44,8 +44,8 @@ fn bootstrap_starts_the_launcher_and_the_start_service() {
         ["probe ", "snlua datacenterd", "snlua service_mgr"],
         "{entries:?}"
     );
-    assert!(t.node.shared().handles.find_name("DATACENTER").is_some());
-    assert!(t.node.shared().handles.find_name(".service").is_some());
+    assert!(t.node.shared().router.find_name("DATACENTER").is_some());
+    assert!(t.node.shared().router.find_name(".service").is_some());
     assert_eq!(
         t.node.shared().getenv("standalone").as_deref(),
         Some("true")

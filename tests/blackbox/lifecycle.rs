@@ -225,7 +225,7 @@ fn kill_stops_a_service_looping_in_its_init_and_the_launch_fails() {
         let found = t
             .node
             .shared()
-            .handles
+            .router
             .list()
             .into_iter()
             .find(|(_, s)| &*s.args() == "spin");

@@ -191,7 +191,7 @@ fn a_flooded_service_does_not_starve_another() {
             .unwrap();
     }
     assert_eq!(t.ask(other, &[s("echo"), i(1)]), vec![i(1)]);
-    let left = t.node.shared().handles.get(flooded).unwrap().queue_len();
+    let left = t.node.shared().router.service(flooded).unwrap().queue_len();
     assert!(
         left > 1000,
         "the other service was served while the flood waited ({left} left)"

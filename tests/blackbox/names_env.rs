@@ -36,7 +36,7 @@ fn name_binds_another_handle_and_reg_answers_the_address() {
     let b = t.launch("probe", "");
     let reply = t.ask(a, &[s("command"), s("NAME"), s(&format!(".other {b}"))]);
     assert_eq!(reply, vec![s(".other")]);
-    assert_eq!(t.node.shared().handles.find_name(".other"), Some(b));
+    assert_eq!(t.node.shared().router.find_name(".other"), Some(b));
     let reply = t.ask(a, &[s("command"), s("REG"), s("")]);
     assert_eq!(reply, vec![s(&format!(":{:x}", a.0))]);
     let reply = t.ask(a, &[s("command"), s("NAME"), s(".x notahandle")]);

@@ -141,7 +141,7 @@ impl TestNode {
 
     /// True while `handle` is a live service.
     pub fn alive(&self, handle: Handle) -> bool {
-        self.node.shared().handles.get(handle).is_some()
+        self.node.shared().router.service(handle).is_some()
     }
 
     /// Waits until `handle` is gone.

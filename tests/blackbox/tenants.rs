@@ -47,7 +47,12 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
     );
     assert!(seen("debug_to_exported").contains("send denied"), "{log}");
     assert!(log.contains("DENIED ABORT"), "{log}");
-    let victim = t.node.shared().resolve(".good").expect(".good is bound");
+    let victim = t
+        .node
+        .shared()
+        .router
+        .resolve(".good")
+        .expect(".good is bound");
     assert_eq!(
         seen("squat"),
         format!("ok {victim}"),
@@ -61,14 +66,14 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
     let private = t
         .node
         .shared()
-        .handles
+        .router
         .find_name_in(calm.name_scope(), ".good_private")
         .expect("calm still finds its private name");
     assert_eq!(
         t.node
             .shared()
-            .handles
-            .get(private)
+            .router
+            .service(private)
             .map(|s| s.args().to_string()),
         Some("tenant_victim private".to_string())
     );
@@ -130,6 +135,7 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
     let launcher = t
         .node
         .shared()
+        .router
         .resolve(".launcher")
         .expect("launcher alive");
     assert!(t.alive(launcher));
@@ -227,7 +233,12 @@ tenants = {{ rogue = {{ start = "snlua init_looper spawn", launch = {{ "snlua in
         lua = lua_dir().display()
     ));
     t.wait_log("looping in init");
-    let launcher = t.node.shared().resolve(".launcher").expect("a launcher");
+    let launcher = t
+        .node
+        .shared()
+        .router
+        .resolve(".launcher")
+        .expect("a launcher");
     let reply = t.ask(launcher, &[s("LAUNCH"), s("snlua"), s("pong")]);
     assert!(
         matches!(reply.first(), Some(Value::Integer(_))),

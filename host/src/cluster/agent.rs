@@ -216,7 +216,7 @@ fn handle(cluster: &Cluster, request: Request, inbound: &Arc<Inbound>) -> Option
                 Some(registered) => cluster.registered(registered),
                 None => cluster
                     .node_shared()
-                    .and_then(|node| node.resolve(name).ok()),
+                    .and_then(|node| node.router.resolve(name).ok()),
             };
             match found {
                 Some(handle) => handle,

@@ -44,7 +44,6 @@ use crate::sync::{lock, read, write};
 
 pub use frame::Address;
 pub(crate) use outbox::batch as batch_writes;
-pub(crate) use service::serve_directly;
 pub use service::Clusterd;
 
 /// The cluster's settings (config keys, docs/config.md).
@@ -564,7 +563,7 @@ impl Cluster {
         } else {
             Some(source)
         };
-        let Some(source) = source.and_then(|h| node.handles.get(h)) else {
+        let Some(source) = source.and_then(|h| node.router.service(h)) else {
             return Delivered::Failed("clusterd is not running".into());
         };
         let session = if request.push {
@@ -604,7 +603,7 @@ impl Cluster {
                 if session != 0 && lock(&self.incoming).remove(&session).is_some() {
                     inbound.awaiting.fetch_sub(1, Ordering::Relaxed);
                 }
-                match (code, node.handles.get(target)) {
+                match (code, node.router.service(target)) {
                     (skywasm_abi::error::MAILBOX_FULL, Some(full)) => Delivered::Full(full),
                     (skywasm_abi::error::DENIED, _) => Delivered::Failed(format!(
                         "send denied: {target} is not a service this node's peers may reach"
@@ -700,7 +699,7 @@ impl Cluster {
 /// Fails a local caller's call with PTYPE_ERROR carrying `why` (Lua raises `call failed: why`).
 pub(crate) fn fail_call(node: &NodeShared, caller: Handle, session: i32, why: &str) {
     let source = node.cluster_service().unwrap_or(Handle::NONE);
-    let _ = node.push(
+    let _ = node.router.push(
         caller,
         Message {
             source,

@@ -187,7 +187,7 @@ impl Link {
         match reply {
             Ok(msg) => {
                 let source = node.cluster_service().unwrap_or(Handle::NONE);
-                let _ = node.push(
+                let _ = node.router.push(
                     call.caller,
                     Message {
                         source,

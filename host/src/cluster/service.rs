@@ -45,11 +45,13 @@ impl Clusterd {
     /// `.clusterd` is taken (one runs already).
     pub fn start(core: ServiceCore, _args: &str) -> Result<Box<dyn Behavior>, String> {
         core.node
-            .handles
+            .router
             .bind_name(".clusterd", core.handle())
             .map_err(|e| format!("clusterd runs already ({e})"))?;
         let cluster = core.node.cluster.clone();
         cluster.attach(core.handle());
+        core.service()
+            .attach_gateway(Arc::new(DirectRequests(cluster.clone())));
         if let Some(name) = &cluster.config().tenant {
             let tenant = core
                 .node
@@ -171,7 +173,7 @@ impl Clusterd {
     fn proxy(&mut self, node: &str, target: &str) -> Result<Handle, String> {
         let key = format!("{node}.{target}");
         if let Some(proxy) = self.proxies.get(&key) {
-            if self.core.node.handles.get(*proxy).is_some() {
+            if self.core.node.router.service(*proxy).is_some() {
                 return Ok(*proxy);
             }
         }
@@ -234,10 +236,24 @@ fn outgoing<'a>(message: &Message, values: &'a [Value]) -> Result<(&'a str, Outg
     Ok((node, request))
 }
 
+/// `clusterd`'s gateway: a Lua `req` or `push` sent to it is served on the sender's
+/// thread, without the trip through `clusterd`'s queue, and its writes go out with the rest
+/// of the sender's message.
+struct DirectRequests(Arc<Cluster>);
+
+impl crate::router::Gateway for DirectRequests {
+    fn serve(&self, message: Message) -> Result<(), Message> {
+        if message.ptype != skywasm_abi::ptype::LUA as u8 {
+            return Err(message);
+        }
+        serve_directly(&self.0, message)
+    }
+}
+
 /// Serves a `req` or `push` sent to `clusterd` on the sender's thread, without the trip
 /// through `clusterd`'s queue: what `clusterd` would do with it, sooner. Anything else, and
 /// a malformed request (whose error `clusterd` answers), is handed back.
-pub(crate) fn serve_directly(cluster: &Cluster, message: Message) -> Result<(), Message> {
+fn serve_directly(cluster: &Cluster, message: Message) -> Result<(), Message> {
     let Ok(values) = skywasm_pack::unpack(&message.data) else {
         return Err(message);
     };

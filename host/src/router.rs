@@ -7,7 +7,8 @@
 //! mailbox non-empty hands the service to the scheduler. Logging a refusal is the caller's
 //! (the router only says why, with a `Refusal`).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use skywasm_abi::{error, ptype, Handle};
 
@@ -15,9 +16,11 @@ use crate::handle::{HandleError, HandleTable, NameCaps};
 use crate::mq::{Message, Push, Refused};
 use crate::scheduler::Scheduler;
 use crate::service::{is_request, Service};
+use crate::sync::lock_plain;
 
 /// A destination that serves some messages itself, on the sender's thread, instead of
 /// queueing them for its service: the cluster gateway serves requests sent to `clusterd`.
+/// One service of a node has one at a time ([`Router::attach_gateway`]).
 pub(crate) trait Gateway: Send + Sync {
     /// Serves `message`, or gives it back to be queued as usual.
     ///
@@ -51,6 +54,10 @@ impl Refusal {
 pub struct Router {
     handles: HandleTable<Arc<Service>>,
     scheduler: Arc<Scheduler>,
+    /// The service whose messages [`Router::gateway`] sees first (0: none): one relaxed
+    /// load per push, in the router's own read-mostly memory.
+    gateway_for: AtomicU32,
+    gateway: Mutex<Option<Arc<dyn Gateway>>>,
 }
 
 impl Router {
@@ -59,7 +66,35 @@ impl Router {
         Router {
             handles: HandleTable::new(harbor),
             scheduler,
+            gateway_for: AtomicU32::new(0),
+            gateway: Mutex::new(None),
         }
+    }
+
+    /// Lets `gateway` serve the messages sent to `service` before they reach its mailbox,
+    /// instead of the gateway attached before.
+    pub(crate) fn attach_gateway(&self, service: Handle, gateway: Arc<dyn Gateway>) {
+        *lock_plain(&self.gateway) = Some(gateway);
+        self.gateway_for.store(service.0, Ordering::Release);
+    }
+
+    /// Removes the gateway of `service`, if it has the node's.
+    pub(crate) fn detach_gateway(&self, service: Handle) {
+        let detached = self
+            .gateway_for
+            .compare_exchange(service.0, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if detached {
+            *lock_plain(&self.gateway) = None;
+        }
+    }
+
+    /// The gateway that serves messages to `dest`, if one does.
+    fn gateway(&self, dest: Handle) -> Option<Arc<dyn Gateway>> {
+        if self.gateway_for.load(Ordering::Relaxed) != dest.0 {
+            return None;
+        }
+        lock_plain(&self.gateway).clone()
     }
 
     /// This node's harbor id (the high 8 bits of its addresses).
@@ -278,7 +313,7 @@ impl Router {
         {
             return Err(Refusal::Denied(service.clone()));
         }
-        let message = match service.gateway() {
+        let message = match self.gateway(dest) {
             Some(gateway) => match gateway.serve(message) {
                 Ok(()) => return Ok(()),
                 Err(message) => message,

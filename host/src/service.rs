@@ -159,8 +159,6 @@ pub struct Service {
     sockets_waiting: AtomicBool,
     /// Wakes its waiting sockets once the mailbox holds half the backlog or less.
     sockets_drained: tokio::sync::Notify,
-    /// Serves some messages sent to it before they reach its mailbox (`clusterd`).
-    gateway: std::sync::OnceLock<Arc<dyn crate::router::Gateway>>,
 }
 
 impl Service {
@@ -196,20 +194,8 @@ impl Service {
             timers: AtomicU32::new(0),
             sockets_waiting: AtomicBool::new(false),
             sockets_drained: tokio::sync::Notify::new(),
-            gateway: std::sync::OnceLock::new(),
             tenant,
         }
-    }
-
-    /// Lets `gateway` serve messages sent to this service from now on (once; a second
-    /// gateway, after an upgrade, is ignored).
-    pub(crate) fn attach_gateway(&self, gateway: Arc<dyn crate::router::Gateway>) {
-        let _ = self.gateway.set(gateway);
-    }
-
-    /// What serves messages to it before its mailbox, if anything.
-    pub(crate) fn gateway(&self) -> Option<&Arc<dyn crate::router::Gateway>> {
-        self.gateway.get()
     }
 
     /// Counts a timeout it armed (its tenant counted it already).

@@ -50,8 +50,9 @@ impl Clusterd {
             .map_err(|e| format!("clusterd runs already ({e})"))?;
         let cluster = core.node.cluster.clone();
         cluster.attach(core.handle());
-        core.service()
-            .attach_gateway(Arc::new(DirectRequests(cluster.clone())));
+        core.node
+            .router
+            .attach_gateway(core.handle(), Arc::new(DirectRequests(cluster.clone())));
         if let Some(name) = &cluster.config().tenant {
             let tenant = core
                 .node
@@ -305,6 +306,7 @@ fn table_of(table: &Table) -> Result<NodeTable, String> {
 impl Drop for Clusterd {
     fn drop(&mut self) {
         self.cluster.detach(self.core.handle());
+        self.core.node.router.detach_gateway(self.core.handle());
     }
 }
 

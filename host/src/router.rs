@@ -321,8 +321,9 @@ impl Router {
             None => message,
         };
         let limits = &tenant.spec.limits;
-        // An answer counts in the mailbox's bytes, and there is one per request the
-        // receiver made.
+        // An answer is never refused for a full mailbox: its caller would wait forever (the
+        // obligation to answer is already settled). It still counts in the mailbox's bytes,
+        // and there is one per request the receiver made.
         let (max_len, max_bytes) = if answer {
             (usize::MAX, usize::MAX)
         } else if tenant.mailboxes_full(message.data.len()) {

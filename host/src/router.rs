@@ -361,3 +361,191 @@ impl Router {
         application && !exports.is_empty() && self.handles.has_any_name(dest.handle(), exports)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::{tenants_from_specs, Tenants};
+
+    /// A router on harbor 1 with the tenants of `config` (Lua config text).
+    fn router_with(config: &str) -> (Router, Tenants) {
+        let config = crate::config::NodeConfig::from_source("t", config).expect("config");
+        let scheduler = Arc::new(Scheduler::new(1, &[crate::mq::UNCAPPED; 4]));
+        (
+            Router::new(1, scheduler),
+            tenants_from_specs(config.tenants),
+        )
+    }
+
+    /// A running service of tenant `name` (its queue no longer held by an init).
+    fn service(router: &Router, tenants: &Tenants, name: &str) -> Arc<Service> {
+        let tenant = tenants.get(name).expect("tenant").clone();
+        let (_, service) = router
+            .register(|h| Arc::new(Service::new(h, "test", "", tenant)))
+            .expect("a handle");
+        service.queue.release_hold();
+        service
+    }
+
+    fn lua(source: Handle) -> Message {
+        Message {
+            source,
+            session: 0,
+            ptype: ptype::LUA as u8,
+            data: b"hello".to_vec().into(),
+        }
+    }
+
+    #[test]
+    fn a_send_is_queued_and_makes_its_service_ready_once() {
+        let (router, tenants) = router_with("harbor = 1");
+        let (a, b) = (
+            service(&router, &tenants, "node"),
+            service(&router, &tenants, "node"),
+        );
+        let mut cache = None;
+        for _ in 0..2 {
+            let sent = router.push_from(&a, false, b.handle(), lua(a.handle()), &mut cache);
+            assert!(sent.is_ok());
+        }
+        assert_eq!(b.queue_len(), 2);
+        assert_eq!(
+            router.scheduler.ready_len(),
+            1,
+            "ready once, not per message"
+        );
+        assert!(
+            cache.is_some_and(|s| Arc::ptr_eq(&s, &b)),
+            "the destination is cached"
+        );
+    }
+
+    #[test]
+    fn dead_unknown_and_remote_addresses_are_no_service() {
+        let (router, tenants) = router_with("harbor = 1");
+        let a = service(&router, &tenants, "node");
+        let b = service(&router, &tenants, "node");
+        router.retire(b.handle());
+        let remote = Handle(0x0200_0001);
+        for dest in [b.handle(), Handle(0x0100_0fff), remote, Handle::NONE] {
+            let sent = router.push_from(&a, false, dest, lua(a.handle()), &mut None);
+            assert!(matches!(sent, Err(Refusal::NoService)), "{dest}");
+        }
+        assert!(router.push(remote, lua(a.handle())).is_err());
+    }
+
+    #[test]
+    fn an_untrusted_tenant_crosses_only_into_exported_names_and_with_answers() {
+        let (router, tenants) =
+            router_with("harbor = 1\ntenants = { u = {}, s = { export = { '.open' } } }");
+        let attacker = service(&router, &tenants, "u");
+        let target = service(&router, &tenants, "s");
+        let to_target = |ptype: u8, answer: bool| {
+            let message = Message {
+                ptype,
+                ..lua(attacker.handle())
+            };
+            router.push_from(&attacker, answer, target.handle(), message, &mut None)
+        };
+        assert!(matches!(
+            to_target(ptype::LUA as u8, false),
+            Err(Refusal::Denied(_))
+        ));
+        router.bind_name(".open", target.handle()).unwrap();
+        assert!(
+            to_target(ptype::LUA as u8, false).is_ok(),
+            "an exported name"
+        );
+        let system = ptype::SYSTEM as u8;
+        assert!(
+            matches!(to_target(system, false), Err(Refusal::Denied(_))),
+            "not an application message"
+        );
+        let response = ptype::RESPONSE as u8;
+        assert!(matches!(
+            to_target(response, false),
+            Err(Refusal::Denied(_))
+        ));
+        assert!(to_target(response, true).is_ok(), "an answer it owes");
+        // Trusted senders and the tenant's own services are not asked.
+        let node = service(&router, &tenants, "node");
+        let own = service(&router, &tenants, "u");
+        for sender in [&node, &own] {
+            let sent =
+                router.push_from(sender, false, own.handle(), lua(sender.handle()), &mut None);
+            assert!(sent.is_ok());
+        }
+    }
+
+    #[test]
+    fn a_full_mailbox_refuses_sends_but_never_answers() {
+        let (router, tenants) = router_with("harbor = 1\ntenants = { s = { mailbox = 1 } }");
+        let sender = service(&router, &tenants, "node");
+        let full = service(&router, &tenants, "s");
+        let send = |answer| {
+            router.push_from(
+                &sender,
+                answer,
+                full.handle(),
+                lua(sender.handle()),
+                &mut None,
+            )
+        };
+        assert!(send(false).is_ok());
+        assert!(matches!(send(false), Err(Refusal::Full(_))));
+        assert!(send(true).is_ok(), "an answer passes a full mailbox");
+        assert_eq!(full.queue_len(), 2);
+        assert_eq!(Refusal::NoService.code(), error::INVALID_ADDRESS);
+    }
+
+    /// Takes Lua messages, hands back the rest.
+    struct TakesLua(std::sync::atomic::AtomicUsize);
+
+    impl Gateway for TakesLua {
+        fn serve(&self, message: Message) -> Result<(), Message> {
+            if message.ptype != ptype::LUA as u8 {
+                return Err(message);
+            }
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_gateway_serves_its_services_messages_until_detached() {
+        let (router, tenants) = router_with("harbor = 1");
+        let sender = service(&router, &tenants, "node");
+        let served = service(&router, &tenants, "node");
+        let other = service(&router, &tenants, "node");
+        let gateway = Arc::new(TakesLua(Default::default()));
+        router.attach_gateway(served.handle(), gateway.clone());
+        let send = |dest: &Service, ptype: u8| {
+            let message = Message {
+                ptype,
+                ..lua(sender.handle())
+            };
+            router.push_from(&sender, false, dest.handle(), message, &mut None)
+        };
+        assert!(send(&served, ptype::LUA as u8).is_ok());
+        assert!(send(&served, ptype::TEXT as u8).is_ok());
+        assert!(send(&other, ptype::LUA as u8).is_ok());
+        assert_eq!(gateway.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!((served.queue_len(), other.queue_len()), (1, 1));
+        router.detach_gateway(other.handle());
+        router.detach_gateway(served.handle());
+        assert!(send(&served, ptype::LUA as u8).is_ok());
+        assert_eq!(served.queue_len(), 2, "queued once the gateway is gone");
+    }
+
+    #[test]
+    fn names_resolve_in_a_tenants_scope_then_the_shared_one() {
+        let (router, tenants) = router_with("harbor = 1\ntenants = { u = {} }");
+        let shared = service(&router, &tenants, "node");
+        router.bind_name(".shared", shared.handle()).unwrap();
+        let scope = tenants.get("u").unwrap().name_scope();
+        assert_eq!(router.resolve_in(scope, ".shared"), Ok(shared.handle()));
+        assert_eq!(router.resolve(".nobody"), Err(error::UNKNOWN_NAME));
+        assert_eq!(router.resolve(":0100000a"), Ok(Handle(0x0100_000a)));
+        assert_eq!(router.resolve(":zz"), Err(error::INVALID_ARGUMENT));
+    }
+}

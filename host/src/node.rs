@@ -760,6 +760,60 @@ fn instantiate(
     }
 }
 
+impl crate::scheduler::Host for Arc<NodeShared> {
+    fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    fn network_assist(&self) -> bool {
+        self.config.network_assist
+    }
+
+    fn profile(&self) -> bool {
+        self.config.profile
+    }
+
+    fn enter(&self, worker: usize, source: Handle, dest: Handle) {
+        self.monitor.enter(worker, source, dest);
+    }
+
+    fn leave(&self, worker: usize) {
+        self.monitor.leave(worker);
+    }
+
+    fn log(&self, source: Handle, text: &str) {
+        NodeShared::log(self, source, text);
+    }
+
+    fn fault(&self, service: &Service, fault: &Fault, what: &str) {
+        NodeShared::fault(self, service, fault, what);
+    }
+
+    fn finalize(&self, service: &Arc<Service>) {
+        NodeShared::finalize(self, service);
+    }
+
+    fn fail(&self, why: &str) {
+        NodeShared::fail(self, why);
+    }
+
+    fn start_deferred(&self, service: &Arc<Service>) {
+        self.run_deferred_start(service);
+    }
+
+    fn upgrade(&self, service: &Arc<Service>) {
+        self.run_upgrade(service);
+    }
+
+    fn record_message(&self, service: &Service, message: &Message) {
+        crate::log::record_message(self, service, message);
+    }
+
+    fn around_dispatch<R>(&self, dispatch: impl FnOnce() -> R) -> R {
+        crate::cluster::batch_writes(dispatch)
+    }
+}
+
 /// A running node.
 pub struct Node {
     shared: Arc<NodeShared>,

@@ -37,8 +37,9 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::mq::{GlobalQueue, Message};
-use crate::node::NodeShared;
-use crate::service::{Behavior, Service};
+use skywasm_abi::Handle;
+
+use crate::service::{Behavior, Fault, Service};
 use crate::sync::lock;
 
 /// skynet's worker weights by index: -1 = one message per turn, w = queue length >> w.
@@ -354,8 +355,42 @@ impl Scheduler {
     }
 }
 
+/// What the workers need of the node around the services they run. The worker loop is
+/// written against it, so it knows neither the node's other parts nor the cluster; the
+/// node implements it (on `Arc<NodeShared>`). (A test's own host still needs services
+/// whose `Behavior` has a `ServiceCore`, which holds a node: the next step of issue 22.)
+pub(crate) trait Host {
+    /// The scheduler the workers take services from.
+    fn scheduler(&self) -> &Scheduler;
+    /// Whether the network thread may run trusted services (`network_assist`).
+    fn network_assist(&self) -> bool;
+    /// Whether CPU time per message is measured (`profile`).
+    fn profile(&self) -> bool;
+    /// `worker` starts a message from `source` to `dest` (the endless-loop watch).
+    fn enter(&self, worker: usize, source: Handle, dest: Handle);
+    /// `worker` is done with its message.
+    fn leave(&self, worker: usize);
+    /// A host log line with `source` as its origin.
+    fn log(&self, source: Handle, text: &str);
+    /// Ends `service` after `fault`, saying `what` it was doing.
+    fn fault(&self, service: &Service, fault: &Fault, what: &str);
+    /// Finishes an ended service: its callers get errors, its queue is closed.
+    fn finalize(&self, service: &Arc<Service>);
+    /// Stops the node on a fatal host error.
+    fn fail(&self, why: &str);
+    /// Runs the init of a service whose start was left to a worker.
+    fn start_deferred(&self, service: &Arc<Service>);
+    /// Runs an upgrade asked for `service`, between two of its messages.
+    fn upgrade(&self, service: &Arc<Service>);
+    /// Writes `message` to the service's message log, if it has one on (`logon`).
+    fn record_message(&self, service: &Service, message: &Message);
+    /// Runs one message's dispatch (what it writes to cluster connections goes out
+    /// together when it is done).
+    fn around_dispatch<R>(&self, dispatch: impl FnOnce() -> R) -> R;
+}
+
 /// A worker thread's loop.
-pub(crate) fn run_worker(node: &Arc<NodeShared>, index: usize) {
+pub(crate) fn run_worker<H: Host>(host: &H, index: usize) {
     WORKER.set(Some(index));
     let mut turn = Turn {
         worker: index,
@@ -366,10 +401,10 @@ pub(crate) fn run_worker(node: &Arc<NodeShared>, index: usize) {
         until: None,
     };
     let mut current: Option<Arc<Service>> = None;
-    while !node.scheduler.is_stopped() {
-        current = dispatch_turn(node, current, &mut turn);
+    while !host.scheduler().is_stopped() {
+        current = dispatch_turn(host, current, &mut turn);
         if current.is_none() {
-            node.scheduler.idle(index);
+            host.scheduler().idle(index);
         }
     }
     WORKER.set(None);
@@ -421,11 +456,11 @@ pub(crate) const ASSIST_STRIKES: u8 = 3;
 /// Whatever is left, or everything when a worker is awake, goes to the global queue
 /// (waking a worker as usual). Only trusted tenants' services run here, never an init or
 /// an upgrade, and only within [`ASSIST_BUDGET`] (only with `network_assist = true`).
-pub(crate) fn with_network_assist<R>(node: &Arc<NodeShared>, deliver: impl FnOnce() -> R) -> R {
-    if WORKER.get().is_some() || !node.config.network_assist {
+pub(crate) fn with_network_assist<H: Host, R>(host: &H, deliver: impl FnOnce() -> R) -> R {
+    if WORKER.get().is_some() || !host.network_assist() {
         return deliver();
     }
-    let scheduler = &node.scheduler;
+    let scheduler = host.scheduler();
     let index = scheduler.workers;
     WORKER.set(Some(index));
     let result = deliver();
@@ -449,7 +484,7 @@ pub(crate) fn with_network_assist<R>(node: &Arc<NodeShared>, deliver: impl FnOnc
         {
             break;
         }
-        current = dispatch_turn(node, current, &mut turn);
+        current = dispatch_turn(host, current, &mut turn);
         if current.is_none() && scheduler.slots[index].next.is_empty() {
             break;
         }
@@ -467,25 +502,25 @@ pub(crate) fn with_network_assist<R>(node: &Arc<NodeShared>, deliver: impl FnOnc
 /// One turn: a batch of messages from `current` (or the next ready queue); returns the queue
 /// to continue with. A panic in host code while serving the service ends that service as a
 /// fault and the worker goes on ([`contain_panic`]).
-fn dispatch_turn(
-    node: &Arc<NodeShared>,
+fn dispatch_turn<H: Host>(
+    host: &H,
     current: Option<Arc<Service>>,
     turn: &mut Turn,
 ) -> Option<Arc<Service>> {
-    let service = current.or_else(|| node.scheduler.take(turn))?;
+    let service = current.or_else(|| host.scheduler().take(turn))?;
     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        serve_turn(node, &service, turn)
+        serve_turn(host, &service, turn)
     }));
     match served {
         Ok(Turned::Again) => Some(service),
         Ok(Turned::Done(next)) => next,
         Ok(Turned::Requeue(next)) => {
-            node.scheduler.push_global(service);
+            host.scheduler().push_global(service);
             next
         }
         Err(payload) => {
-            contain_panic(node, &service, turn, &*payload);
-            node.scheduler.take(turn)
+            contain_panic(host, &service, turn, &*payload);
+            host.scheduler().take(turn)
         }
     }
 }
@@ -505,22 +540,22 @@ enum Turned {
 /// errors, its queue is closed) and the log says so with its name. If the panic unwound
 /// through a lock of the node's shared state, that state may be half-changed: the node
 /// stops, saying why, instead of running on it.
-fn contain_panic(
-    node: &Arc<NodeShared>,
+fn contain_panic<H: Host>(
+    host: &H,
     service: &Arc<Service>,
     turn: &Turn,
     payload: &(dyn std::any::Any + Send),
 ) {
     let shared_state_unknown = crate::sync::take_poisoned();
     if !turn.assist {
-        node.monitor.leave(turn.worker);
+        host.leave(turn.worker);
     }
     let fault = crate::service::Fault(format!("host panic: {}", crate::sync::panic_text(payload)));
     service.dispatching.store(0, Ordering::Release);
-    node.fault(service, &fault, "was being served when the host panicked");
-    node.finalize(service);
+    host.fault(service, &fault, "was being served when the host panicked");
+    host.finalize(service);
     if shared_state_unknown {
-        node.fail(&format!(
+        host.fail(&format!(
             "a host panic while serving {} left shared state unknown ({})",
             service.handle(),
             fault.0
@@ -529,25 +564,25 @@ fn contain_panic(
 }
 
 /// The body of [`dispatch_turn`] for the service it took.
-fn serve_turn(node: &Arc<NodeShared>, service: &Arc<Service>, turn: &mut Turn) -> Turned {
-    let scheduler = &node.scheduler;
+fn serve_turn<H: Host>(host: &H, service: &Arc<Service>, turn: &mut Turn) -> Turned {
+    let scheduler = host.scheduler();
     let (worker, weight) = (turn.worker, turn.weight);
     if service.starting.load(Ordering::Acquire) && service.is_alive() {
-        node.run_deferred_start(service);
+        host.start_deferred(service);
     }
     if service.upgrade_pending.load(Ordering::Acquire) && service.is_alive() {
-        node.run_upgrade(service);
+        host.upgrade(service);
     }
     if !service.is_alive() {
-        node.finalize(service);
+        host.finalize(service);
         return Turned::Done(scheduler.take(turn));
     }
     if service.pending_signal.load(Ordering::Acquire) != 0 {
         if let Some(behavior) = crate::sync::lock_plain(&service.slot).as_mut() {
-            deliver_signal(node, service, behavior);
+            deliver_signal(host, service, behavior);
         }
         if !service.is_alive() {
-            node.finalize(service);
+            host.finalize(service);
             return Turned::Done(scheduler.take(turn));
         }
     }
@@ -562,12 +597,12 @@ fn serve_turn(node: &Arc<NodeShared>, service: &Arc<Service>, turn: &mut Turn) -
             batch = batch_size(weight, service.queue.len(), turn.assist);
         }
         if let Some(len) = service.queue.take_overload() {
-            node.log(
+            host.log(
                 service.handle(),
                 &format!("May overload, message queue length = {len}"),
             );
         }
-        dispatch_message(node, service, message, worker, turn.assist);
+        dispatch_message(host, service, message, worker, turn.assist);
         service.wake_sockets_if_drained();
         if let Some(slot) = scheduler.slots.get(worker) {
             let progress = slot.progress.load(Ordering::Relaxed);
@@ -575,7 +610,7 @@ fn serve_turn(node: &Arc<NodeShared>, service: &Arc<Service>, turn: &mut Turn) -
                 .store(progress.wrapping_add(1), Ordering::Relaxed);
         }
         if !service.is_alive() {
-            node.finalize(service);
+            host.finalize(service);
             return Turned::Done(scheduler.take(turn));
         }
         if turn.out_of_time() || turn.assist && !service.assistable() {
@@ -586,9 +621,9 @@ fn serve_turn(node: &Arc<NodeShared>, service: &Arc<Service>, turn: &mut Turn) -
             if turn.assist {
                 break;
             }
-            node.run_upgrade(service);
+            host.upgrade(service);
             if !service.is_alive() {
-                node.finalize(service);
+                host.finalize(service);
                 return Turned::Done(scheduler.take(turn));
             }
         }
@@ -609,8 +644,8 @@ fn serve_turn(node: &Arc<NodeShared>, service: &Arc<Service>, turn: &mut Turn) -
 }
 
 /// Delivers one message to a service's instance (`assisted`: on the network thread).
-fn dispatch_message(
-    node: &Arc<NodeShared>,
+fn dispatch_message<H: Host>(
+    host: &H,
     service: &Arc<Service>,
     message: Message,
     worker: usize,
@@ -624,24 +659,24 @@ fn dispatch_message(
     if !behavior.core().note_delivery(&message) {
         return;
     }
-    crate::log::record_message(node, service, &message);
+    host.record_message(service, &message);
     // Only the worker holding the queue writes this counter: a plain store suffices.
     let count = service.stats.messages.load(Ordering::Relaxed) + 1;
     service.stats.messages.store(count, Ordering::Relaxed);
-    node.monitor.enter(worker, message.source, service.handle());
-    let profile = node.config.profile;
+    host.enter(worker, message.source, service.handle());
+    let profile = host.profile();
     let started = profile.then(crate::clock::thread_cpu_ns);
     behavior.core().message_started_ns = started;
     let (ptype, source, session) = (message.ptype, message.source, message.session);
     // Frames the message writes to cluster connections go out together when it is done.
     let assist_started = assisted.then(std::time::Instant::now);
     let (result, interrupted) =
-        crate::cluster::batch_writes(|| service.run_call(|| behavior.dispatch(message)));
+        host.around_dispatch(|| service.run_call(|| behavior.dispatch(message)));
     if let Some(took) = assist_started.map(|started| started.elapsed()) {
         if took > ASSIST_BUDGET {
             let overruns = service.assist_overruns.fetch_add(1, Ordering::Relaxed) + 1;
             if overruns == ASSIST_STRIKES {
-                node.log(
+                host.log(
                     service.handle(),
                     &format!(
                         "{overruns} messages ran past the network thread's budget of {} us \
@@ -657,7 +692,7 @@ fn dispatch_message(
         let spent = crate::clock::thread_cpu_ns().saturating_sub(started);
         service.stats.cpu_ns.fetch_add(spent, Ordering::Relaxed);
     }
-    node.monitor.leave(worker);
+    host.leave(worker);
     if let Err(fault) = result {
         drop(slot);
         let what = if interrupted {
@@ -665,26 +700,26 @@ fn dispatch_message(
         } else {
             format!("faulted on a message (type {ptype}, from {source}, session {session})")
         };
-        node.fault(service, &fault, &what);
+        host.fault(service, &fault, &what);
         return;
     }
-    deliver_signal(node, service, behavior);
+    deliver_signal(host, service, behavior);
 }
 
 /// Delivers a stored `SIGNAL`, if any.
-fn deliver_signal(node: &NodeShared, service: &Service, behavior: &mut Box<dyn Behavior>) {
+fn deliver_signal<H: Host>(host: &H, service: &Service, behavior: &mut Box<dyn Behavior>) {
     if service.pending_signal.load(Ordering::Acquire) == 0 {
         return;
     }
     if let Some(signal) = service.take_signal() {
         if service.is_alive() {
-            run_signal(node, service, behavior, signal);
+            run_signal(host, service, behavior, signal);
         }
     }
 }
 
 /// Runs a service's signal entry, ending the service if it faults.
-fn run_signal(node: &NodeShared, service: &Service, behavior: &mut Box<dyn Behavior>, signal: i32) {
+fn run_signal<H: Host>(host: &H, service: &Service, behavior: &mut Box<dyn Behavior>, signal: i32) {
     let (result, interrupted) = service.run_call(|| behavior.signal(signal));
     if let Err(fault) = result {
         let what = if interrupted {
@@ -692,7 +727,7 @@ fn run_signal(node: &NodeShared, service: &Service, behavior: &mut Box<dyn Behav
         } else {
             format!("faulted on signal {signal}")
         };
-        node.fault(service, &fault, &what);
+        host.fault(service, &fault, &what);
     }
 }
 

@@ -407,15 +407,22 @@ fn lua_spawn_and_call(n: i64) -> (f64, f64, i64) {
 /// A fresh node running the Lua echo server, and the port it listens on.
 fn echo_node() -> (Bench, u16) {
     let (mut bench, _) = lua_node(100);
-    let server = bench
+    let (_, port) = lua_listener(&mut bench, "bench_echo_server", "PORT");
+    (bench, port)
+}
+
+/// Launches the Lua service `script` on `bench` and asks it (`command`) for the port it
+/// listens on.
+fn lua_listener(bench: &mut Bench, script: &str, command: &str) -> (Handle, u16) {
+    let service = bench
         .node
         .shared()
-        .launch("snlua", "bench_echo_server")
-        .expect("launch the echo server");
-    let port = bench.lua(server, &[Value::from("PORT")])[0]
+        .launch("snlua", script)
+        .unwrap_or_else(|e| panic!("launch {script}: {e}"));
+    let port = bench.lua(service, &[Value::from(command)])[0]
         .as_integer()
         .expect("a port") as u16;
-    (bench, port)
+    (service, port)
 }
 
 /// Echo through a Lua service (`tests/lua/bench_echo_server.lua`): `clients` threads, each
@@ -465,14 +472,7 @@ fn net_flood(total: usize, busy_ms: i64) -> (f64, f64) {
         "luaservice = \"{}/?.lua\"",
         lua_scripts().display()
     ));
-    let gate = bench
-        .node
-        .shared()
-        .launch("snlua", "bounds_gate")
-        .expect("launch the gate");
-    let port = bench.lua(gate, &[Value::from("LISTEN")])[0]
-        .as_integer()
-        .expect("a port") as u16;
+    let (gate, port) = lua_listener(&mut bench, "bounds_gate", "LISTEN");
     trim_heap();
     let rss_before = memory_kib("VmRSS:", "/proc/self/status");
     let started = Instant::now();

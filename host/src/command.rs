@@ -455,8 +455,8 @@ pub fn timeout(core: &mut ServiceCore, ticks: i64) -> Result<i32, i32> {
             .push_from(&core.service, false, handle, message, &mut None)
         {
             Ok(()) => Ok(session),
-            Err(error::MAILBOX_FULL) => Err(error::LIMIT),
-            Err(code) => Err(code),
+            Err(crate::router::Refusal::Full(_)) => Err(error::LIMIT),
+            Err(refusal) => Err(refusal.code()),
         };
     }
     let tenant = core.service().tenant();

@@ -178,7 +178,7 @@ impl MessageQueue {
     /// # Errors
     /// As [`MessageQueue::push`].
     pub fn push_measured(&self, message: Message) -> Result<(Push, usize), Message> {
-        self.push_within(message, usize::MAX, usize::MAX)
+        self.append_within(message, usize::MAX, usize::MAX)
             .map_err(|refused| match refused {
                 Refused::Closed(message) | Refused::Full(message) => message,
             })
@@ -195,12 +195,12 @@ impl MessageQueue {
         max_len: usize,
         max_bytes: usize,
     ) -> Result<Push, Refused> {
-        self.push_within(message, max_len, max_bytes)
+        self.append_within(message, max_len, max_bytes)
             .map(|(push, _)| push)
     }
 
     /// [`MessageQueue::push_bounded`], also saying the bytes of bodies queued with it.
-    fn push_within(
+    fn append_within(
         &self,
         message: Message,
         max_len: usize,

@@ -150,8 +150,7 @@ impl NodeShared {
     /// a refusal is counted and logged (thinned out) here.
     ///
     /// # Errors
-    /// [`error::INVALID_ADDRESS`] (no such service), [`error::DENIED`] (another tenant's
-    /// unexported service), [`error::MAILBOX_FULL`].
+    /// The [`Refusal`] (its [`Refusal::code`] is what a guest sees).
     pub(crate) fn push_from(
         &self,
         sender: &Service,
@@ -159,14 +158,11 @@ impl NodeShared {
         dest: Handle,
         message: Message,
         cache: &mut Option<Arc<Service>>,
-    ) -> Result<(), i32> {
+    ) -> Result<(), Refusal> {
         let (ptype, bytes) = (message.ptype, message.data.len());
         self.router
             .push_from(sender, answer, dest, message, cache)
-            .map_err(|refusal| {
-                self.log_refusal(sender, dest, ptype, bytes, &refusal);
-                refusal.code()
-            })
+            .inspect_err(|refusal| self.log_refusal(sender, dest, ptype, bytes, refusal))
     }
 
     /// Counts a refused send and logs it (the 1st, 2nd, 4th, 8th, ... of each kind).

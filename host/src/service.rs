@@ -226,9 +226,19 @@ impl Service {
     /// True when its mailbox holds more than its tenant's `socket_backlog` (or is full):
     /// its sockets stop reading, and cluster connections delivering to it too.
     pub(crate) fn socket_backlog_over(&self) -> bool {
-        let limits = &self.tenant.spec.limits;
+        let (max_len, max_bytes) = self.backlog();
         let (len, bytes) = self.queue.occupancy();
-        bytes > limits.socket_backlog.min(limits.mailbox_bytes) || len >= limits.mailbox
+        bytes > max_bytes || len >= max_len
+    }
+
+    /// The messages and bytes in its mailbox past which its sockets stop reading: its
+    /// tenant's `socket_backlog`, or the mailbox's own limits when they are lower.
+    fn backlog(&self) -> (usize, usize) {
+        let limits = &self.tenant.spec.limits;
+        (
+            limits.mailbox,
+            limits.socket_backlog.min(limits.mailbox_bytes),
+        )
     }
 
     /// Wakes its sockets (and cluster connections) waiting for the mailbox to drain, once
@@ -238,10 +248,10 @@ impl Service {
         if !self.sockets_waiting.load(Ordering::Relaxed) {
             return;
         }
-        let limits = &self.tenant.spec.limits;
+        let (max_len, max_bytes) = self.backlog();
         let (len, bytes) = self.queue.occupancy();
-        if bytes <= limits.socket_backlog.min(limits.mailbox_bytes) / 2
-            && len <= limits.mailbox / 2
+        if bytes <= max_bytes / 2
+            && len <= max_len / 2
             && self.sockets_waiting.swap(false, Ordering::AcqRel)
         {
             self.sockets_drained.notify_waiters();
@@ -662,7 +672,7 @@ impl ServiceCore {
                 .router
                 .push(source, Message::empty(dest, ptype::ERROR as u8, session));
         }
-        pushed
+        pushed.map_err(|refusal| refusal.code())
     }
 
     /// Sends a request with a fresh session and returns the session.

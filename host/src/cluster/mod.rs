@@ -39,6 +39,7 @@ use tokio::sync::mpsc;
 
 use crate::mq::Message;
 use crate::node::NodeShared;
+use crate::router::Refusal;
 use crate::service::Service;
 use crate::sync::{lock, read, write};
 
@@ -599,16 +600,16 @@ impl Cluster {
                 let backlogged = delivered_to.filter(|service| service.socket_backlog_over());
                 Delivered::Queued(backlogged)
             }
-            Err(code) => {
+            Err(refusal) => {
                 if session != 0 && lock(&self.incoming).remove(&session).is_some() {
                     inbound.awaiting.fetch_sub(1, Ordering::Relaxed);
                 }
-                match (code, node.router.service(target)) {
-                    (skywasm_abi::error::MAILBOX_FULL, Some(full)) => Delivered::Full(full),
-                    (skywasm_abi::error::DENIED, _) => Delivered::Failed(format!(
+                match refusal {
+                    Refusal::Full(full) => Delivered::Full(full),
+                    Refusal::Denied(_) => Delivered::Failed(format!(
                         "send denied: {target} is not a service this node's peers may reach"
                     )),
-                    _ => Delivered::Failed(format!("no service {target}")),
+                    Refusal::NoService => Delivered::Failed(format!("no service {target}")),
                 }
             }
         }

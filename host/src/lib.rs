@@ -50,6 +50,7 @@ pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod handle;
+mod lifecycle;
 pub mod log;
 pub mod module;
 pub mod monitor;

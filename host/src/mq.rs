@@ -317,6 +317,12 @@ impl MessageQueue {
     pub fn is_closed(&self) -> bool {
         lock(&self.state).closed
     }
+
+    /// True while the queue is in global (waiting in the global queue or held).
+    #[cfg(test)]
+    pub(crate) fn is_in_global(&self) -> bool {
+        lock(&self.state).in_global
+    }
 }
 
 /// A scheduling class without a cap on busy workers.

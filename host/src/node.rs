@@ -22,6 +22,7 @@ use skywasm_pack::Value;
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
+use crate::lifecycle::work::Bits;
 use crate::log::Shown;
 use crate::module::{ModuleKind, ModuleRegistry};
 use crate::monitor::Monitor;
@@ -388,10 +389,12 @@ impl NodeShared {
             };
             instantiate(kind, core, &owned_args)
         }));
-        service.starting.store(true, Ordering::Release);
         let handle = service.handle();
-        // The queue is held (in global) since its creation: a worker now takes it as it
-        // takes any ready queue, under the tenant's cap, and runs the init first.
+        // The queue is held (in global) since its creation, so asking finds it held; a
+        // worker now takes it as it takes any ready queue, under the tenant's cap, and runs
+        // the init first.
+        let held = !service.ask(Bits::START);
+        debug_assert!(held, "a new service's queue is held");
         self.scheduler.ready(service);
         Ok(handle)
     }
@@ -400,7 +403,7 @@ impl NodeShared {
     /// holding its queue calls it before the first message. A failed init marks the service
     /// dead (the worker then finalizes it).
     pub(crate) fn run_deferred_start(self: &Arc<Self>, service: &Arc<Service>) {
-        service.starting.store(false, Ordering::Release);
+        service.take_work(Bits::START);
         let Some(start) = lock(&service.deferred_start).take() else {
             return;
         };
@@ -421,7 +424,7 @@ impl NodeShared {
                 Shown(&args)
             ),
         );
-        service.never_started.store(true, Ordering::Release);
+        service.mark_never_started();
         if service.mark_dead() {
             self.router.retire(service.handle());
         }
@@ -615,8 +618,8 @@ impl NodeShared {
             service.interrupt_current();
         }
         self.router.retire(handle);
-        // An idle queue is scheduled so a worker finalizes the service; a held or waiting
-        // queue reaches a worker anyway.
+        // DEAD is asked of the holder like any work: an idle queue is scheduled so a worker
+        // finalizes the service; a held or waiting queue reaches a worker anyway.
         if service.queue.schedule() {
             self.scheduler.ready(service);
         }
@@ -632,19 +635,17 @@ impl NodeShared {
         let Some(service) = self.router.service(handle) else {
             return false;
         };
-        let busy = service.dispatching.load(Ordering::Acquire) != 0;
-        if signal == 0 && busy {
+        if signal == 0 && service.is_running() {
             // A guest that can stop its own work (snlua raises a Lua error) is told;
             // any other running message is interrupted and the service discarded.
-            if service.interruptible.load(Ordering::Acquire) {
+            if service.is_interruptible() {
                 service.soft_interrupt_current();
             } else {
                 service.interrupt_current();
             }
             return true;
         }
-        service.post_signal(signal);
-        if service.queue.schedule() {
+        if service.ask_signal(signal) {
             self.scheduler.ready(service);
         }
         true
@@ -671,7 +672,7 @@ impl NodeShared {
     /// Finalizes a dead service. Only the holder of its queue calls this; later calls do nothing.
     pub(crate) fn finalize(&self, service: &Arc<Service>) {
         // Once is enough: a dead queue may be scheduled again (see `reschedule_if_owed`).
-        if service.queue.is_closed() {
+        if !service.mark_finalized() {
             return;
         }
         let handle = service.handle();
@@ -724,7 +725,7 @@ impl NodeShared {
                 let body = skywasm_pack::pack(&[
                     Value::from("REMOVE"),
                     Value::Integer(handle.0 as i64),
-                    Value::Boolean(service.never_started.load(Ordering::Acquire)),
+                    Value::Boolean(service.never_started()),
                 ]);
                 if let Ok(body) = body {
                     let _ = self.router.push(

@@ -39,6 +39,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use crate::mq::{GlobalQueue, Message};
 use skywasm_abi::Handle;
 
+use crate::lifecycle::work::Bits;
 use crate::service::{Behavior, Fault, Service};
 use crate::sync::lock;
 
@@ -180,14 +181,11 @@ impl Scheduler {
         }
     }
 
-    /// Called after `service`'s queue left the global queue: an upgrade, a signal or a kill
-    /// asked for while it was held found it scheduled and left it to the holder, which may
-    /// have checked before they came — schedule it again so they are not forgotten.
+    /// Called after `service`'s queue left the global queue: work asked for while it was
+    /// held found it scheduled and was left to the holder, which may have looked before it
+    /// came — schedule it again so it is not forgotten ([`crate::lifecycle::work`]).
     fn reschedule_if_owed(&self, service: &Arc<Service>) {
-        let owed = service.upgrade_pending.load(Ordering::Acquire)
-            || service.pending_signal.load(Ordering::Acquire) != 0
-            || !service.is_alive();
-        if owed && service.queue.schedule() {
+        if service.reschedule_if_owed() {
             self.push_global(service.clone());
         }
     }
@@ -257,8 +255,7 @@ impl Scheduler {
     fn take_for_assist(&self, turn: &Turn) -> Option<Arc<Service>> {
         let service = self.slots.get(turn.worker)?.next.take()?;
         if self.global.is_capped(service.class())
-            || service.starting.load(Ordering::Acquire)
-            || service.upgrade_pending.load(Ordering::Acquire)
+            || service.pending().has(Bits::START.or(Bits::UPGRADE))
             || !service.assistable()
         {
             self.push_global(service);
@@ -474,9 +471,9 @@ pub(crate) fn with_network_assist<H: Host, R>(host: &H, deliver: impl FnOnce() -
     };
     let mut current = None;
     for _ in 0..ASSIST_TURNS {
-        let unfit = current.as_ref().is_some_and(|s: &Arc<Service>| {
-            s.upgrade_pending.load(Ordering::Acquire) || !s.assistable()
-        });
+        let unfit = current
+            .as_ref()
+            .is_some_and(|s: &Arc<Service>| s.pending().has(Bits::UPGRADE) || !s.assistable());
         if unfit
             || turn.out_of_time()
             || scheduler.sleeping() < scheduler.workers
@@ -551,7 +548,7 @@ fn contain_panic<H: Host>(
         host.leave(turn.worker);
     }
     let fault = crate::service::Fault(format!("host panic: {}", crate::sync::panic_text(payload)));
-    service.dispatching.store(0, Ordering::Release);
+    service.end_call();
     host.fault(service, &fault, "was being served when the host panicked");
     host.finalize(service);
     if shared_state_unknown {
@@ -567,24 +564,10 @@ fn contain_panic<H: Host>(
 fn serve_turn<H: Host>(host: &H, service: &Arc<Service>, turn: &mut Turn) -> Turned {
     let scheduler = host.scheduler();
     let (worker, weight) = (turn.worker, turn.weight);
-    if service.starting.load(Ordering::Acquire) && service.is_alive() {
-        host.start_deferred(service);
-    }
-    if service.upgrade_pending.load(Ordering::Acquire) && service.is_alive() {
-        host.upgrade(service);
-    }
-    if !service.is_alive() {
-        host.finalize(service);
-        return Turned::Done(scheduler.take(turn));
-    }
-    if service.pending_signal.load(Ordering::Acquire) != 0 {
-        if let Some(behavior) = crate::sync::lock_plain(&service.slot).as_mut() {
-            deliver_signal(host, service, behavior);
-        }
-        if !service.is_alive() {
-            host.finalize(service);
-            return Turned::Done(scheduler.take(turn));
-        }
+    match serve_asked(host, service, turn.assist) {
+        Asked::Served => {}
+        Asked::Ended => return Turned::Done(scheduler.take(turn)),
+        Asked::ForWorkers => return Turned::Requeue(scheduler.take(turn)),
     }
     let mut batch = 1;
     let mut done = 0;
@@ -609,23 +592,14 @@ fn serve_turn<H: Host>(host: &H, service: &Arc<Service>, turn: &mut Turn) -> Tur
             slot.progress
                 .store(progress.wrapping_add(1), Ordering::Relaxed);
         }
-        if !service.is_alive() {
-            host.finalize(service);
-            return Turned::Done(scheduler.take(turn));
+        // Work asked meanwhile (an end, a signal, an upgrade) comes before the next message.
+        match serve_asked(host, service, turn.assist) {
+            Asked::Served => {}
+            Asked::Ended => return Turned::Done(scheduler.take(turn)),
+            Asked::ForWorkers => break,
         }
         if turn.out_of_time() || turn.assist && !service.assistable() {
             break;
-        }
-        // An upgrade asked for meanwhile comes before the next message (on a worker).
-        if service.upgrade_pending.load(Ordering::Acquire) {
-            if turn.assist {
-                break;
-            }
-            host.upgrade(service);
-            if !service.is_alive() {
-                host.finalize(service);
-                return Turned::Done(scheduler.take(turn));
-            }
         }
         done += 1;
     }
@@ -641,6 +615,52 @@ fn serve_turn<H: Host>(host: &H, service: &Arc<Service>, turn: &mut Turn) -> Tur
         None if scheduler.hold(turn, service.class()) => Turned::Again,
         None => Turned::Requeue(None),
     }
+}
+
+/// What [`serve_asked`] left of a service.
+enum Asked {
+    /// Its messages may be delivered.
+    Served,
+    /// It ended and was finalized.
+    Ended,
+    /// It has work the network thread's assist does not do (an upgrade): it goes to the
+    /// workers.
+    ForWorkers,
+}
+
+/// Does the work asked of the holder of `service`'s queue, in this order: its deferred
+/// init, an upgrade, the end (finalizing it), a signal. One load of its word when nothing
+/// is asked, which is the message path's case.
+fn serve_asked<H: Host>(host: &H, service: &Arc<Service>, assist: bool) -> Asked {
+    let work = service.pending();
+    if work.is_quiet() {
+        return Asked::Served;
+    }
+    if work.has(Bits::START) && service.is_alive() {
+        host.start_deferred(service);
+    }
+    if work.has(Bits::UPGRADE) && service.is_alive() {
+        if assist {
+            return Asked::ForWorkers;
+        }
+        host.upgrade(service);
+    }
+    if !service.is_alive() {
+        host.finalize(service);
+        return Asked::Ended;
+    }
+    if work.has(Bits::SIGNAL) {
+        if let Some(signal) = service.take_signal() {
+            if let Some(behavior) = crate::sync::lock_plain(&service.slot).as_mut() {
+                run_signal(host, service, behavior, signal);
+            }
+        }
+        if !service.is_alive() {
+            host.finalize(service);
+            return Asked::Ended;
+        }
+    }
+    Asked::Served
 }
 
 /// Delivers one message to a service's instance (`assisted`: on the network thread).
@@ -701,20 +721,6 @@ fn dispatch_message<H: Host>(
             format!("faulted on a message (type {ptype}, from {source}, session {session})")
         };
         host.fault(service, &fault, &what);
-        return;
-    }
-    deliver_signal(host, service, behavior);
-}
-
-/// Delivers a stored `SIGNAL`, if any.
-fn deliver_signal<H: Host>(host: &H, service: &Service, behavior: &mut Box<dyn Behavior>) {
-    if service.pending_signal.load(Ordering::Acquire) == 0 {
-        return;
-    }
-    if let Some(signal) = service.take_signal() {
-        if service.is_alive() {
-            run_signal(host, service, behavior, signal);
-        }
     }
 }
 
@@ -804,7 +810,7 @@ mod tests {
         let trusted = service(1, tenants.node().clone());
         let untrusted = service(2, rogue);
         let starting = service(3, tenants.node().clone());
-        starting.starting.store(true, Ordering::Release);
+        assert!(!starting.ask(Bits::START), "a new queue is held");
         let slow = service(4, tenants.node().clone());
         slow.assist_overruns
             .store(ASSIST_STRIKES, Ordering::Relaxed);
@@ -853,8 +859,7 @@ mod tests {
         assert_eq!(scheduler.ready_len(), 0);
         // Held again; an upgrade is asked for (its `schedule` found the queue held).
         assert!(service.queue.schedule());
-        service.upgrade_pending.store(true, Ordering::Release);
-        assert!(!service.queue.schedule());
+        assert!(!service.ask(Bits::UPGRADE));
         assert!(service.queue.release_if_empty());
         scheduler.reschedule_if_owed(&service);
         assert_eq!(scheduler.ready_len(), 1, "the upgrade was forgotten");

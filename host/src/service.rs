@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use rustc_hash::FxHashMap;
 use skywasm_abi::{error, ptype, Handle};
 
+use crate::lifecycle::work::{Bits, Pending, Work};
 use crate::mq::{Message, MessageQueue};
 use crate::node::NodeShared;
 use crate::tenant::{Tenant, TokenBucket};
@@ -110,7 +111,9 @@ pub struct Service {
     pub(crate) queue: MessageQueue,
     /// The instance; `None` while its init runs and after it ended.
     pub(crate) slot: Mutex<Option<Box<dyn Behavior>>>,
-    alive: AtomicBool,
+    /// Work asked of the holder of its queue, and where it is in its life
+    /// ([`crate::lifecycle::work`] has the protocol).
+    work: Work,
     /// Number of calls into the instance so far (init, messages, signals).
     calls: AtomicU64,
     /// The number of the call into the instance that is running now (0 = none).
@@ -120,31 +123,21 @@ pub struct Service {
     /// The number of a call whose guest is told of `SIGNAL 0` (`skywasm_interrupt`) at the
     /// next epoch check, instead of being stopped.
     pub(crate) soft_interrupt: AtomicU64,
-    /// Whether the instance exports `skywasm_interrupt` (set when it starts).
-    pub(crate) interruptible: AtomicBool,
     /// Dispatch counters.
     pub stats: Stats,
     /// Message log opened by `LOGON`.
     pub(crate) message_log: Mutex<Option<std::fs::File>>,
     /// Whether `message_log` is open, so the message path checks an atomic, not a lock.
     pub(crate) message_log_on: AtomicBool,
-    /// A `SIGNAL` not delivered yet (0 = none; see [`Service::post_signal`]).
-    pub(crate) pending_signal: std::sync::atomic::AtomicI64,
     /// The tenant it belongs to.
     tenant: Arc<Tenant>,
     /// Why the guest was last told to stop its work (`skywasm_interrupt`): 0 = `SIGNAL 0`,
     /// 1 = the soft CPU limit (`STAT interrupt`).
     pub(crate) interrupt_reason: std::sync::atomic::AtomicU8,
-    /// Set while an init waits in `deferred_start`, so the message path checks an atomic.
-    pub(crate) starting: AtomicBool,
-    /// The init a worker runs before the first message (a deferred launch).
+    /// The init a worker runs before the first message (a deferred launch; `START`).
     pub(crate) deferred_start: Mutex<Option<DeferredStart>>,
-    /// Set when a deferred init failed: the service never started.
-    pub(crate) never_started: AtomicBool,
-    /// An upgrade asked for and not begun yet.
+    /// An upgrade asked for and not begun yet (`UPGRADE`).
     pub(crate) upgrade: Mutex<Option<crate::upgrade::UpgradeRequest>>,
-    /// Set while `upgrade` holds a request, so the message path checks an atomic.
-    pub(crate) upgrade_pending: AtomicBool,
     /// Its messages that ran past the network thread's assist budget there; at
     /// [`crate::scheduler::ASSIST_STRIKES`] the network thread never runs it again.
     pub(crate) assist_overruns: std::sync::atomic::AtomicU8,
@@ -172,22 +165,17 @@ impl Service {
                 None => MessageQueue::new_held(),
             },
             slot: Mutex::new(None),
-            alive: AtomicBool::new(true),
+            work: Work::default(),
             calls: AtomicU64::new(0),
             dispatching: AtomicU64::new(0),
             interrupt: AtomicU64::new(0),
             soft_interrupt: AtomicU64::new(0),
-            interruptible: AtomicBool::new(false),
             stats: Stats::default(),
             message_log: Mutex::new(None),
             message_log_on: AtomicBool::new(false),
-            pending_signal: std::sync::atomic::AtomicI64::new(0),
             interrupt_reason: std::sync::atomic::AtomicU8::new(0),
-            starting: AtomicBool::new(false),
             deferred_start: Mutex::new(None),
-            never_started: AtomicBool::new(false),
             upgrade: Mutex::new(None),
-            upgrade_pending: AtomicBool::new(false),
             assist_overruns: std::sync::atomic::AtomicU8::new(0),
             log_budget: TokenBucket::new(tenant.spec.limits.log_rate),
             log_dropped: AtomicU64::new(0),
@@ -263,19 +251,71 @@ impl Service {
         self.assist_overruns.load(Ordering::Relaxed) < crate::scheduler::ASSIST_STRIKES
     }
 
-    /// Stores `signal` for a worker to deliver; it replaces one not delivered yet.
-    pub(crate) fn post_signal(&self, signal: i32) {
-        // Every i32, negative ones too, as a value above 0 (0 means none).
-        let stored = i64::from(signal) - i64::from(i32::MIN) + 1;
-        self.pending_signal.store(stored, Ordering::Release);
+    /// Asks the holder of its queue for `work` (`START`, `UPGRADE`, `DEAD`); true when the
+    /// queue was idle and the caller must make the service ready.
+    pub(crate) fn ask(&self, work: Bits) -> bool {
+        self.work.set(work);
+        self.queue.schedule()
     }
 
-    /// The signal stored by [`Service::post_signal`], if any, taking it.
+    /// Stores `signal` for the holder of its queue to deliver (it replaces one not
+    /// delivered yet); true when the caller must make the service ready.
+    pub(crate) fn ask_signal(&self, signal: i32) -> bool {
+        self.work.post_signal(signal);
+        self.queue.schedule()
+    }
+
+    /// The signal asked for by [`Service::ask_signal`], if any, taking it.
     pub(crate) fn take_signal(&self) -> Option<i32> {
-        match self.pending_signal.swap(0, Ordering::AcqRel) {
-            0 => None,
-            stored => i32::try_from(stored - 1 + i64::from(i32::MIN)).ok(),
-        }
+        self.work.take_signal()
+    }
+
+    /// Its word itself, for the model test of the protocol.
+    #[cfg(test)]
+    pub(crate) fn work(&self) -> &Work {
+        &self.work
+    }
+
+    /// Its word now: the work asked of its holder and its life state.
+    pub(crate) fn pending(&self) -> Pending {
+        self.work.read()
+    }
+
+    /// Takes the asked `work` (the holder, before doing it); true when it was asked.
+    pub(crate) fn take_work(&self, work: Bits) -> bool {
+        self.work.take(work)
+    }
+
+    /// Marks it as one whose deferred init failed: it never started.
+    pub(crate) fn mark_never_started(&self) {
+        self.work.set(Bits::NEVER_STARTED);
+    }
+
+    /// True when its deferred init failed.
+    pub(crate) fn never_started(&self) -> bool {
+        self.work.read().has(Bits::NEVER_STARTED)
+    }
+
+    /// Marks its instance as one that stops its own work when told of `SIGNAL 0`.
+    pub(crate) fn mark_interruptible(&self) {
+        self.work.set(Bits::INTERRUPTIBLE);
+    }
+
+    /// True when its instance stops its own work when told of `SIGNAL 0`.
+    pub(crate) fn is_interruptible(&self) -> bool {
+        self.work.read().has(Bits::INTERRUPTIBLE)
+    }
+
+    /// After its holder let the queue go: true when work was asked meanwhile and the
+    /// queue was scheduled again, so the caller must make the service ready (see
+    /// [`crate::lifecycle::work`]).
+    pub(crate) fn reschedule_if_owed(&self) -> bool {
+        self.work.read().owes() && self.queue.schedule()
+    }
+
+    /// Marks an ended service finalized; true for the one call that did it.
+    pub(crate) fn mark_finalized(&self) -> bool {
+        self.work.set(Bits::FINALIZED)
     }
 
     /// The tenant it belongs to.
@@ -345,12 +385,12 @@ impl Service {
 
     /// False once the service exited, was killed or faulted.
     pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Acquire)
+        !self.work.read().has(Bits::DEAD)
     }
 
     /// Marks the service dead; returns true for the call that did it.
     pub(crate) fn mark_dead(&self) -> bool {
-        self.alive.swap(false, Ordering::AcqRel)
+        self.work.set(Bits::DEAD)
     }
 
     /// Runs one call into the instance (init, a message, a signal) under its own call number,
@@ -364,6 +404,16 @@ impl Service {
         let result = call();
         self.dispatching.store(0, Ordering::Release);
         (result, self.interrupt.load(Ordering::Acquire) == number)
+    }
+
+    /// True while a call into its instance runs.
+    pub(crate) fn is_running(&self) -> bool {
+        self.dispatching.load(Ordering::Acquire) != 0
+    }
+
+    /// Forgets the running call: a host panic unwound out of [`Service::run_call`].
+    pub(crate) fn end_call(&self) {
+        self.dispatching.store(0, Ordering::Release);
     }
 
     /// True when the running call must stop at the next epoch check: it was marked by
@@ -748,13 +798,16 @@ mod tests {
         let service = Service::new(Handle(1), "m", "", tenants.node().clone());
         assert_eq!(service.take_signal(), None);
         for signal in [0, 1, -1, i32::MAX, i32::MIN] {
-            service.post_signal(signal);
+            service.ask_signal(signal);
             assert_eq!(service.take_signal(), Some(signal));
             assert_eq!(service.take_signal(), None);
         }
-        // A later signal replaces one not delivered yet.
-        service.post_signal(3);
-        service.post_signal(4);
+        // A later signal replaces one not delivered yet, and leaves the other bits alone.
+        service.mark_dead();
+        service.ask_signal(3);
+        service.ask_signal(4);
         assert_eq!(service.take_signal(), Some(4));
+        assert!(!service.is_alive());
+        assert!(!service.pending().has(Bits::SIGNAL));
     }
 }

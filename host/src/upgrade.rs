@@ -19,6 +19,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::lifecycle::work::Bits;
+
 use skywasm_abi::{error, ptype, Handle};
 
 use crate::module::ModuleKind;
@@ -86,8 +88,7 @@ impl NodeShared {
             }
             *pending = Some(request);
         }
-        service.upgrade_pending.store(true, Ordering::Release);
-        if service.queue.schedule() {
+        if service.ask(Bits::UPGRADE) {
             self.scheduler.ready(service);
         }
         Ok(())
@@ -96,7 +97,7 @@ impl NodeShared {
     /// Runs the pending upgrade of `service`; the worker holding its queue calls it between
     /// messages.
     pub(crate) fn run_upgrade(self: &Arc<Self>, service: &Arc<Service>) {
-        service.upgrade_pending.store(false, Ordering::Release);
+        service.take_work(Bits::UPGRADE);
         let Some(request) = lock(&service.upgrade).take() else {
             return;
         };

@@ -358,9 +358,7 @@ impl WasmService {
         if module.has_interrupt {
             let interrupt = get(&instance, &mut store, export::INTERRUPT)?;
             store.data_mut().interrupt = Some(interrupt);
-            service
-                .interruptible
-                .store(true, std::sync::atomic::Ordering::Release);
+            service.mark_interruptible();
         }
         if module.has_initialize {
             let initialize: TypedFunc<(), ()> = get(&instance, &mut store, export::INITIALIZE)?;

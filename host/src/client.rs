@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use skywasm_abi::{ptype, Handle};
 
+use crate::lifecycle::LaunchError;
 use crate::mq::Message;
-use crate::node::{LaunchError, NodeShared};
+use crate::node::NodeShared;
 use crate::service::{Behavior, Fault, ServiceCore};
 
 /// Why a client call failed.

@@ -118,7 +118,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 ));
             }
             let session = core.new_session();
-            let request = crate::upgrade::UpgradeRequest {
+            let request = crate::lifecycle::upgrade::UpgradeRequest {
                 module,
                 args,
                 requester: core.handle(),

@@ -20,7 +20,8 @@
 //! | [`service`] | a service, its core (send/call) | `skynet_server.c` |
 //! | [`command`] | the skynet command set | `skynet_server.c` `cmd_funcs` |
 //! | [`router`] | addresses, names, where a message goes | `skynet_handle.c`, `skynet_server.c` (`skynet_send`) |
-//! | [`node`] | bring-up, launch, exit, shutdown | `skynet_start.c` |
+//! | [`node`] | bring-up, shutdown, the env | `skynet_start.c` |
+//! | [`lifecycle`] | launch, init, end, signal, upgrade, finalize | `skynet_server.c` |
 //! | [`module`] | engine, compiled modules, natives | `skynet_module.c` |
 //! | [`wasm`] | a wasm service instance, WASI | `service_snlua.c` (the host side) |
 //! | `abi` | the host functions guests import | `lua-skynet.c` |
@@ -29,8 +30,7 @@
 //! | [`cluster`] | nodes calling each other in skynet's cluster format | `lua-cluster.c`, `clusterd.lua` |
 //! | [`client`] | outside threads sending and calling | — |
 //! | [`tenant`] | tenants: limits, capabilities, quotas | — |
-//! | [`upgrade`] | hot upgrade of a service's code at its address | — |
-//!
+//! //!
 //! `mq`, `handle` and `timer` depend on neither wasmtime nor an async runtime.
 //!
 //! # Example
@@ -50,7 +50,7 @@ pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod handle;
-mod lifecycle;
+pub mod lifecycle;
 pub mod log;
 pub mod module;
 pub mod monitor;
@@ -65,7 +65,6 @@ pub mod source;
 mod sync;
 pub mod tenant;
 pub mod timer;
-pub mod upgrade;
 pub mod wasm;
 
 pub use skywasm_abi as abi_constants;

@@ -25,7 +25,7 @@ use wasmtime::{
 };
 
 use crate::config::NodeConfig;
-use crate::node::LaunchError;
+use crate::lifecycle::LaunchError;
 use crate::service::{Behavior, ServiceCore};
 use crate::sync::{lock, lock_plain, read, write};
 use crate::tenant::Tenant;

@@ -82,7 +82,7 @@ pub enum Snapshot {
 /// The init of a service launched with [`crate::node::NodeShared::launch_deferred`], run
 /// later by a worker.
 pub(crate) type DeferredStart =
-    Box<dyn FnOnce(ServiceCore) -> Result<Box<dyn Behavior>, crate::node::LaunchError> + Send>;
+    Box<dyn FnOnce(ServiceCore) -> Result<Box<dyn Behavior>, crate::lifecycle::LaunchError> + Send>;
 
 /// Counters read by `STAT` and the console.
 #[derive(Debug, Default)]
@@ -137,7 +137,7 @@ pub struct Service {
     /// The init a worker runs before the first message (a deferred launch; `START`).
     pub(crate) deferred_start: Mutex<Option<DeferredStart>>,
     /// An upgrade asked for and not begun yet (`UPGRADE`).
-    pub(crate) upgrade: Mutex<Option<crate::upgrade::UpgradeRequest>>,
+    pub(crate) upgrade: Mutex<Option<crate::lifecycle::upgrade::UpgradeRequest>>,
     /// Its messages that ran past the network thread's assist budget there; at
     /// [`crate::scheduler::ASSIST_STRIKES`] the network thread never runs it again.
     pub(crate) assist_overruns: std::sync::atomic::AtomicU8,

@@ -401,7 +401,7 @@ fn an_upgrade_runs_within_one_cpu_limit() {
     let target = shared
         .launch_in(&tenant(&t, "r1"), "hostile/slow_upgrade", "")
         .unwrap();
-    let request = skywasm::upgrade::UpgradeRequest {
+    let request = skywasm::lifecycle::upgrade::UpgradeRequest {
         module: "hostile/slow_upgrade".into(),
         args: "spin".into(),
         requester: Handle::NONE,

@@ -27,9 +27,9 @@ use wasmtime::{
 
 use self::budget::{Budget, Enclosing, Exhausted};
 use self::wasi::{Stdio, WasiHost};
+use crate::lifecycle::LaunchError;
 use crate::module::{WasmModule, SIGNAL_EXPORT};
 use crate::mq::Message;
-use crate::node::LaunchError;
 use crate::service::{Behavior, Fault, SavedState, ServiceCore, Snapshot};
 
 /// The data of a service's Store.

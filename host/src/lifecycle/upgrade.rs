@@ -19,13 +19,14 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::lifecycle::work::Bits;
+use super::work::Bits;
 
 use skywasm_abi::{error, ptype, Handle};
 
+use crate::lifecycle::LaunchError;
 use crate::module::ModuleKind;
 use crate::mq::Message;
-use crate::node::{LaunchError, NodeShared};
+use crate::node::NodeShared;
 use crate::service::{Behavior, SavedState, Service, ServiceCore, Snapshot};
 use crate::sync::lock;
 use crate::wasm::budget::Budget;

@@ -23,7 +23,7 @@ use crate::monitor::Monitor;
 use crate::mq::{Message, Refused};
 use crate::router::{Refusal, Router};
 use crate::scheduler::Scheduler;
-use crate::service::{Fault, Service};
+use crate::service::{Behavior, Fault, Service};
 use crate::socket::{EventSink, SocketServer};
 use crate::sync::lock;
 use crate::tenant::{Tenant, Tenants};
@@ -322,6 +322,13 @@ impl crate::scheduler::Host for Arc<NodeShared> {
 
     fn upgrade(&self, service: &Arc<Service>) {
         self.run_upgrade(service);
+    }
+
+    fn admit(&self, behavior: &mut dyn Behavior, message: &Message, started: Option<u64>) -> bool {
+        let core = behavior.core();
+        core.message_started_ns = started;
+        // A reply or timeout for the code an upgrade replaced has nobody waiting for it.
+        core.note_delivery(message)
     }
 
     fn record_message(&self, service: &Service, message: &Message) {

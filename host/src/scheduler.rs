@@ -354,8 +354,8 @@ impl Scheduler {
 
 /// What the workers need of the node around the services they run. The worker loop is
 /// written against it, so it knows neither the node's other parts nor the cluster; the
-/// node implements it (on `Arc<NodeShared>`). (A test's own host still needs services
-/// whose `Behavior` has a `ServiceCore`, which holds a node: the next step of issue 22.)
+/// node implements it (on `Arc<NodeShared>`); `worker_tests` drives it with a host of its
+/// own, without a node.
 pub(crate) trait Host {
     /// The scheduler the workers take services from.
     fn scheduler(&self) -> &Scheduler;
@@ -379,6 +379,10 @@ pub(crate) trait Host {
     fn start_deferred(&self, service: &Arc<Service>);
     /// Runs an upgrade asked for `service`, between two of its messages.
     fn upgrade(&self, service: &Arc<Service>);
+    /// Whether `behavior` is to see `message`, noting what that obliges it to (a request
+    /// it owes an answer to) and when its handling started (thread CPU nanoseconds, with
+    /// `profile`); false for a message it must not see.
+    fn admit(&self, behavior: &mut dyn Behavior, message: &Message, started: Option<u64>) -> bool;
     /// Writes `message` to the service's message log, if it has one on (`logon`).
     fn record_message(&self, service: &Service, message: &Message);
     /// Runs one message's dispatch (what it writes to cluster connections goes out
@@ -675,8 +679,8 @@ fn dispatch_message<H: Host>(
     let Some(behavior) = slot.as_mut() else {
         return;
     };
-    // A reply or timeout for the code an upgrade replaced has nobody waiting for it.
-    if !behavior.core().note_delivery(&message) {
+    let started = host.profile().then(crate::clock::thread_cpu_ns);
+    if !host.admit(&mut **behavior, &message, started) {
         return;
     }
     host.record_message(service, &message);
@@ -684,9 +688,6 @@ fn dispatch_message<H: Host>(
     let count = service.stats.messages.load(Ordering::Relaxed) + 1;
     service.stats.messages.store(count, Ordering::Relaxed);
     host.enter(worker, message.source, service.handle());
-    let profile = host.profile();
-    let started = profile.then(crate::clock::thread_cpu_ns);
-    behavior.core().message_started_ns = started;
     let (ptype, source, session) = (message.ptype, message.source, message.session);
     // Frames the message writes to cluster connections go out together when it is done.
     let assist_started = assisted.then(std::time::Instant::now);
@@ -752,6 +753,9 @@ pub(crate) fn drain_queue(service: &Arc<Service>) {
         }
     }
 }
+
+#[cfg(test)]
+mod worker_tests;
 
 #[cfg(test)]
 mod tests {

@@ -45,14 +45,14 @@ fn node(extra: &str) -> Bench {
     );
     let config = NodeConfig::from_source("bench.config", &config).expect("bench config");
     let node = Node::start(config).expect("node starts");
-    let client = Client::new(node.shared()).expect("client");
+    let client = Client::new(&node.handle()).expect("client");
     Bench { node, client }
 }
 
 impl Bench {
     fn launch(&self, args: &str) -> Handle {
         self.node
-            .shared()
+            .handle()
             .launch("bench", args)
             .expect("launch bench")
     }
@@ -197,14 +197,11 @@ fn spawn(n: i64, call_all: bool, respawn: bool) -> Spawned {
     let pss_after = memory_kib("Pss:", "/proc/self/smaps_rollup");
     let handles: Vec<Handle> = b
         .node
-        .shared()
-        .router
-        .list()
+        .handle()
+        .services()
         .into_iter()
-        .filter(|(h, s)| {
-            &*s.module() == module && &*s.args() == args && (first..=last).contains(&h.0)
-        })
-        .map(|(h, _)| h)
+        .filter(|s| s.module == module && s.args == args && (first..=last).contains(&s.handle.0))
+        .map(|s| s.handle)
         .collect();
     assert_eq!(handles.len() as i64, n, "every spawned service is alive");
     let step = if call_all {
@@ -220,15 +217,18 @@ fn spawn(n: i64, call_all: bool, respawn: bool) -> Spawned {
         answered += 1;
     }
     let respawn_per_second = respawn.then(|| {
-        let services: Vec<_> = handles
-            .iter()
-            .map(|h| std::sync::Arc::downgrade(&b.node.shared().router.service(*h).unwrap()))
-            .collect();
+        let node = b.node.handle();
+        let live = || {
+            node.tenant_usage("node")
+                .expect("the node's tenant")
+                .services
+        };
+        let before = live() - handles.len() as u32;
         for handle in &handles {
-            assert!(b.node.shared().kill(*handle));
+            assert!(node.kill(*handle));
         }
         let deadline = Instant::now() + LIMIT;
-        while services.iter().any(|s| s.strong_count() > 0) {
+        while live() > before {
             assert!(Instant::now() < deadline, "killed services are finalized");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -343,7 +343,7 @@ fn lua_coroutines_in_wasm(n: i64, mode: &str) -> f64 {
         "luaservice = \"{}/?.lua\"",
         lua_scripts().display()
     ));
-    let shared = bench.node.shared();
+    let shared = bench.node.handle();
     let timed = |count: i64| {
         let started = Instant::now();
         shared
@@ -367,7 +367,7 @@ fn lua_node(pool: i64) -> (Bench, Handle) {
     ));
     let pinger = bench
         .node
-        .shared()
+        .handle()
         .launch("snlua", "bench_pinger")
         .expect("launch snlua");
     bench.lua(pinger, &[Value::from("CALLS"), Value::Integer(10)]);
@@ -416,7 +416,7 @@ fn echo_node() -> (Bench, u16) {
 fn lua_listener(bench: &mut Bench, script: &str, command: &str) -> (Handle, u16) {
     let service = bench
         .node
-        .shared()
+        .handle()
         .launch("snlua", script)
         .unwrap_or_else(|e| panic!("launch {script}: {e}"));
     let port = bench.lua(service, &[Value::from(command)])[0]
@@ -537,7 +537,7 @@ fn upgrades(rust: bool, state: i64, n: i64) -> (Vec<f64>, f64, f64) {
         "luaservice = \"{0}/?.lua\"\nlua_path = \"{0}/lib/?.lua\"\nwasm_memory = \"128M\"",
         lua_scripts().display(),
     ));
-    let shared = bench.node.shared().clone();
+    let shared = bench.node.handle();
     let launch = |module: &str, args: &str| shared.launch(module, args).expect("launch");
     let (target, ballast, call, names) = if rust {
         (launch("probe", ""), "ballast", "count", ["probe", "probe"])
@@ -596,7 +596,7 @@ fn cluster_pair(extra: &str) -> (Bench, Bench, Handle) {
     let mut server = node(&lua);
     let echo = server
         .node
-        .shared()
+        .handle()
         .launch("snlua", "cluster_server")
         .expect("launch the server");
     let at = server.lua(echo, &[Value::from("LISTEN"), Value::Integer(0)]);
@@ -604,16 +604,13 @@ fn cluster_pair(extra: &str) -> (Bench, Bench, Handle) {
     let mut client = node(&lua);
     let driver = client
         .node
-        .shared()
+        .handle()
         .launch("snlua", "bench_cluster")
         .expect("launch the driver");
     client
         .node
-        .shared()
-        .cluster
-        .reload(Some(
-            skywasm::cluster::NodeTable::from_entries([("db", at.as_str())]).expect("a node table"),
-        ))
+        .handle()
+        .set_cluster_nodes(&[("db", at.as_str())])
         .expect("reload");
     client.lua(driver, &[Value::from("SEQ"), Value::Integer(1)]);
     (server, client, driver)
@@ -655,10 +652,10 @@ fn noisy_neighbour(noise: Noise, n: i64) -> (f64, Vec<f64>) {
         lua_scripts().display(),
         log.path().display(),
     ));
-    let shared = bench.node.shared().clone();
-    let calm = shared.tenants.get("calm").expect("tenant calm").clone();
+    let shared = bench.node.handle();
+    let calm = "calm";
     let pinger = shared
-        .launch_in(&calm, "snlua", "bench_pinger")
+        .launch_in(calm, "snlua", "bench_pinger")
         .expect("launch the calm pinger");
     bench.lua(pinger, &[Value::from("CALLS"), Value::Integer(10)]);
     if noise != Noise::Quiet {

@@ -9,11 +9,6 @@ pub fn module(name: &str) -> Option<&'static [u8]> {
         .map(|(_, bytes)| *bytes)
 }
 
-/// Names of every built-in wasm service.
-pub fn names() -> impl Iterator<Item = &'static str> {
-    BUILTINS.iter().map(|(name, _)| *name)
-}
-
 const BUILTINS: &[(&str, &[u8])] = &[
     (
         "bootstrap",

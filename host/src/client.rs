@@ -62,7 +62,8 @@ impl Client {
     ///
     /// # Errors
     /// A [`LaunchError`] when no handle is free.
-    pub fn new(node: &Arc<NodeShared>) -> Result<Client, LaunchError> {
+    pub fn new(node: &crate::node::NodeHandle) -> Result<Client, LaunchError> {
+        let node = node.shared();
         let (sender, inbox) = channel();
         let handle = node.launch_with("client", "", move |core| {
             Ok(Box::new(Forward { core, sender }) as Box<dyn Behavior>)

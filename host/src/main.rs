@@ -46,7 +46,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     let mut node = Node::start(config)?;
     let mut signals = Signals::new([SIGHUP, SIGINT, SIGTERM])?;
     let handle = signals.handle();
-    let shared = node.shared().clone();
+    let shared = node.handle().clone();
     let listener = std::thread::Builder::new()
         .name("skywasm-signals".into())
         .spawn(move || {

@@ -48,10 +48,6 @@ pub enum ModuleKind {
 
 /// A compiled, linked wasm module, ready to instantiate.
 pub struct WasmModule {
-    /// The name it was launched by.
-    pub name: String,
-    /// Where it came from (a path, or `built-in`).
-    pub origin: String,
     pub(crate) pre: InstancePre<WasmState>,
     pub(crate) has_initialize: bool,
     pub(crate) has_signal: bool,
@@ -190,6 +186,7 @@ impl ModuleRegistry {
     /// How many compiles of a module (with its pre-initialization) this registry has
     /// started: a module is compiled once per change of its bytes, and a failed compile is
     /// not repeated within the same limits.
+    #[cfg(test)]
     pub fn compiles(&self) -> u64 {
         self.compiles.load(Ordering::Relaxed)
     }
@@ -281,8 +278,8 @@ impl ModuleRegistry {
             return Err(LaunchError::NotFound(name.into(), self.search_path.clone()));
         }
         let provided = read(&self.provided).get(name).cloned();
-        let (bytes, origin): (std::borrow::Cow<'_, [u8]>, String) = if let Some(bytes) = provided {
-            (bytes.to_vec().into(), "provided".to_string())
+        let bytes: std::borrow::Cow<'_, [u8]> = if let Some(bytes) = provided {
+            bytes.to_vec().into()
         } else if let Some(path) = self.search(name) {
             let size = std::fs::metadata(&path).map_or(0, |m| m.len());
             if size > limits.module_size {
@@ -291,9 +288,9 @@ impl ModuleRegistry {
             let bytes = std::fs::read(&path).map_err(|e| {
                 LaunchError::Invalid(name.into(), format!("reading {}: {e}", path.display()))
             })?;
-            (bytes.into(), path.display().to_string())
+            bytes.into()
         } else if let Some(bytes) = crate::builtin::module(name) {
-            (bytes.into(), "built-in".to_string())
+            bytes.into()
         } else {
             return Err(LaunchError::NotFound(name.into(), self.search_path.clone()));
         };
@@ -312,8 +309,7 @@ impl ModuleRegistry {
             match jobs.get(name) {
                 Some(job) if job.serves(digest, limits) => job.clone(),
                 _ => {
-                    let job =
-                        self.start_compile(name, origin, bytes.into_owned(), digest, asker)?;
+                    let job = self.start_compile(name, bytes.into_owned(), digest, asker)?;
                     jobs.insert(name.to_string(), job.clone());
                     job
                 }
@@ -338,7 +334,6 @@ impl ModuleRegistry {
     fn start_compile(
         &self,
         name: &str,
-        origin: String,
         bytes: Vec<u8>,
         digest: u64,
         asker: &Asker,
@@ -363,7 +358,7 @@ impl ModuleRegistry {
             .spawn(move || {
                 let size = bytes.len() as u64;
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    compiler.compile(&owned_name, origin, &bytes, digest, size, &asker)
+                    compiler.compile(&owned_name, &bytes, digest, size, &asker)
                 }))
                 .unwrap_or_else(|panic| {
                     Err(LaunchError::Invalid(
@@ -473,7 +468,6 @@ impl Compiler {
     fn compile(
         &self,
         name: &str,
-        origin: String,
         bytes: &[u8],
         digest: u64,
         size: u64,
@@ -496,14 +490,13 @@ impl Compiler {
             Module::new(&self.engine, bytes)
         }
         .map_err(|e| invalid(format!("{e:#}")))?;
-        self.link(name, origin, &module, digest, size)
+        self.link(name, &module, digest, size)
     }
 
     /// Checks the module's exports and links its imports.
     fn link(
         &self,
         name: &str,
-        origin: String,
         module: &Module,
         digest: u64,
         size: u64,
@@ -540,8 +533,6 @@ impl Compiler {
             .instantiate_pre(module)
             .map_err(|e| invalid(format!("{e:#}")))?;
         Ok(WasmModule {
-            name: name.to_string(),
-            origin,
             pre,
             has_initialize,
             has_signal,

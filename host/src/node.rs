@@ -3,9 +3,9 @@
 //! [`Node::start`] brings the node up in skynet's order: the logger, then `bootstrap` (which
 //! launches the launcher and the `start` service), then the timer, monitor and worker
 //! threads. There is no process-global state: a test can run several nodes in one process.
-//! [`NodeShared`] is what every thread and service of the node shares; how a service is
+//! `NodeShared` is what every thread and service of the node shares; how a service is
 //! launched, ended and finalized is in [`crate::lifecycle`], where a message goes in
-//! [`crate::router`].
+//! `crate::router`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -51,7 +51,7 @@ pub enum StartError {
 }
 
 /// State shared by every thread and service of one node.
-pub struct NodeShared {
+pub(crate) struct NodeShared {
     /// The configuration the node started with.
     pub config: NodeConfig,
     /// Runtime env (`GETENV`/`SETENV`), seeded from the config.
@@ -91,11 +91,6 @@ impl NodeShared {
     /// The `clusterd` service, while it runs.
     pub fn cluster_service(&self) -> Option<Handle> {
         self.cluster.service()
-    }
-
-    /// This node's harbor id.
-    pub fn harbor(&self) -> u8 {
-        self.router.harbor()
     }
 
     /// Queues a message a service sends, under its tenant's rules ([`Router::push_from`]);
@@ -340,6 +335,9 @@ impl crate::scheduler::Host for Arc<NodeShared> {
     }
 }
 
+mod handle;
+pub use handle::{NodeHandle, ServiceInfo, TenantUsage};
+
 /// A running node.
 pub struct Node {
     shared: Arc<NodeShared>,
@@ -485,12 +483,12 @@ impl Node {
         Ok(())
     }
 
-    /// The shared state, for embedding and tests.
-    pub fn shared(&self) -> &Arc<NodeShared> {
-        &self.shared
+    /// A handle to launch, look up and control services of this node from outside.
+    pub fn handle(&self) -> NodeHandle {
+        NodeHandle::new(self.shared.clone())
     }
 
-    /// Blocks until the node is asked to stop (`ABORT`, a signal, [`NodeShared::request_stop`]).
+    /// Blocks until the node is asked to stop (`ABORT`, a signal, [`NodeHandle::request_stop`]).
     pub fn wait(&self) {
         let mut guard = crate::sync::lock_plain(&self.shared.quit_lock);
         while !self.shared.is_quitting() {

@@ -122,11 +122,6 @@ impl Router {
         self.handles.find_name_in(scope, name)
     }
 
-    /// Every bound name of the shared space.
-    pub fn names(&self) -> Vec<(String, Handle)> {
-        self.handles.names()
-    }
-
     /// Gives a new service an address.
     ///
     /// # Errors

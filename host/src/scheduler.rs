@@ -190,6 +190,7 @@ impl Scheduler {
         }
     }
 
+    #[cfg(test)]
     /// Number of ready service queues a worker may take now.
     pub fn ready_len(&self) -> usize {
         self.global.len()
@@ -344,11 +345,6 @@ impl Scheduler {
     /// worker cap.
     pub fn is_capped(&self, class: usize) -> bool {
         self.global.is_capped(class)
-    }
-
-    /// Number of worker threads.
-    pub fn workers(&self) -> usize {
-        self.workers
     }
 }
 

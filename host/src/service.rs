@@ -567,7 +567,7 @@ impl ServiceCore {
     }
 
     /// The node it runs in.
-    pub fn node(&self) -> &Arc<NodeShared> {
+    pub(crate) fn node(&self) -> &Arc<NodeShared> {
         &self.node
     }
 

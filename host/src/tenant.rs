@@ -661,13 +661,6 @@ pub struct Tenants {
 }
 
 impl Tenants {
-    /// The node tenant alone (a config without `tenants`).
-    pub fn single(defaults: &Limits) -> Tenants {
-        Tenants {
-            list: vec![Arc::new(Tenant::new(TenantSpec::node(defaults), 0))],
-        }
-    }
-
     /// The trusted tenant of the node's own services.
     pub fn node(&self) -> &Arc<Tenant> {
         &self.list[0]

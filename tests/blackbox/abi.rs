@@ -85,7 +85,7 @@ fn sending_to_retired_handles_is_an_error_code() {
     let mut t = start("");
     let probe = t.launch("probe", "");
     let gone = t.launch("probe", "");
-    t.node.shared().kill(gone);
+    t.node.handle().kill(gone);
     t.wait_dead(gone);
     let reply = t.ask(probe, &[s("send"), h(gone), i(1)]);
     assert_eq!(reply, vec![i(error::INVALID_ADDRESS as i64)]);
@@ -108,7 +108,7 @@ fn an_allocator_returning_a_bad_pointer_ends_the_service() {
 #[test]
 fn malformed_modules_are_refused_with_a_clear_reason() {
     let t = start("");
-    let shared = t.node.shared();
+    let shared = t.node.handle();
     let err = shared.launch("wrong_dispatch", "").unwrap_err().to_string();
     assert!(err.contains("skywasm_dispatch"), "{err}");
     let err = shared.launch("unknown_import", "").unwrap_err().to_string();
@@ -117,9 +117,7 @@ fn malformed_modules_are_refused_with_a_clear_reason() {
     assert!(err.contains("not found"), "{err}");
     let err = shared.launch("../etc/passwd", "").unwrap_err().to_string();
     assert!(err.contains("not found"), "{err}");
-    shared
-        .modules
-        .provide("garbage", b"\0asm\x01\0\0\0\x07garbage".to_vec());
+    shared.provide_module("garbage", b"\0asm\x01\0\0\0\x07garbage".to_vec());
     let err = shared.launch("garbage", "").unwrap_err().to_string();
     assert!(err.contains("invalid"), "{err}");
 }

@@ -23,11 +23,11 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn an_answer_reaches_a_caller_whose_mailbox_is_full() {
     let mut t = start_lua("tenants = { small = { trusted = true, mailbox = 4 } }");
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
-    let small = shared.tenants.get("small").unwrap().clone();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
+    let small = "small";
     let holder = t.launch("snlua", "bounds_holder");
-    let victim = shared.launch_in(&small, "snlua", "bounds_victim").unwrap();
+    let victim = shared.launch_in(small, "snlua", "bounds_victim").unwrap();
     let call = t.request(victim, &[s("CALL"), h(holder)]);
     wait_until("the holder holds the victim's call", || {
         t.ask(holder, &[s("HELD")]) == vec![i(1)]
@@ -74,9 +74,9 @@ fn the_logger_backlog_is_bounded_and_says_what_it_dropped() {
 #[test]
 fn guest_text_in_host_log_lines_is_cut_and_escaped() {
     let mut t = start_lua("tenants = { r = { cpu = 1000 } }");
-    let shared = t.node.shared().clone();
-    let tenant = shared.tenants.get("r").unwrap().clone();
-    let logger = shared.launch_in(&tenant, "snlua", "bounds_logger").unwrap();
+    let shared = t.node.handle();
+    let tenant = "r";
+    let logger = shared.launch_in(tenant, "snlua", "bounds_logger").unwrap();
     t.ask(logger, &[s("GETENV"), i(1 << 20)]);
     let log = t.wait_log("DENIED GETENV");
     let line = log.lines().find(|l| l.contains("DENIED GETENV")).unwrap();
@@ -90,15 +90,15 @@ fn guest_text_in_host_log_lines_is_cut_and_escaped() {
 #[test]
 fn secrets_stay_hidden_and_runtime_keys_stay_the_nodes() {
     let mut t = start_lua("cluster_secret = \"hush\"\ntenants = { r = { setenv = { \"*\" } } }");
-    let shared = t.node.shared().clone();
+    let shared = t.node.handle();
     let trusted = t.launch("snlua", "bounds_env");
     assert_eq!(
         t.ask(trusted, &[s("GET"), s("cluster_secret")]),
         vec![skywasm_pack::Value::Nil]
     );
     t.wait_log("DENIED GETENV cluster_secret: the key holds a secret");
-    let tenant = shared.tenants.get("r").unwrap().clone();
-    let untrusted = shared.launch_in(&tenant, "snlua", "bounds_env").unwrap();
+    let tenant = "r";
+    let untrusted = shared.launch_in(tenant, "snlua", "bounds_env").unwrap();
     // Keys the config left unset: skynet.setenv refuses to replace a key by itself.
     for key in ["preload", "lualoader", "cluster_tenant"] {
         assert!(shared.getenv(key).is_none(), "{key} is set by the config");
@@ -122,8 +122,8 @@ fn secrets_stay_hidden_and_runtime_keys_stay_the_nodes() {
 fn a_flooding_client_is_paused_at_the_owners_backlog_and_nothing_is_lost() {
     const FLOOD: usize = 48 << 20;
     let mut t = start_lua("cpu_limit = 6000\nsocket_backlog = \"1M\"");
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
     let gate = t.launch("snlua", "bounds_gate");
     let port = t.ask(gate, &[s("LISTEN")])[0].as_integer().unwrap() as u16;
     let client = std::thread::spawn(move || {
@@ -143,11 +143,10 @@ fn a_flooding_client_is_paused_at_the_owners_backlog_and_nothing_is_lost() {
         t.ask(gate, &[s("STARTED")]) == vec![i(1)]
     });
     let spin = t.request(gate, &[s("SPIN"), i(1500)]);
-    let service = shared.router.service(gate).unwrap();
     let mut most = 0;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !client.is_finished() && std::time::Instant::now() < deadline {
-        most = most.max(service.queue_bytes());
+        most = most.max(shared.service(gate).map_or(0, |s| s.queue_bytes));
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     client.join().unwrap();
@@ -168,19 +167,19 @@ fn a_flooding_client_is_paused_at_the_owners_backlog_and_nothing_is_lost() {
 #[test]
 fn the_timeouts_of_an_ended_service_are_released_at_once() {
     let mut t = start_lua("tenants = { r = { timers = 3000 } }");
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
-    let tenant = shared.tenants.get("r").unwrap().clone();
-    let first = shared.launch_in(&tenant, "snlua", "bounds_timers").unwrap();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
+    let tenant = "r";
+    let first = shared.launch_in(tenant, "snlua", "bounds_timers").unwrap();
     assert_eq!(t.ask(first, &[s("ARM"), i(3001)]), vec![i(3000)]);
-    assert!(shared.clock.pending() >= 3000);
+    assert!(shared.pending_timers() >= 3000);
     shared.kill(first);
     t.wait_dead(first);
-    let second = shared.launch_in(&tenant, "snlua", "bounds_timers").unwrap();
+    let second = shared.launch_in(tenant, "snlua", "bounds_timers").unwrap();
     assert_eq!(t.ask(second, &[s("ARM"), i(3000)]), vec![i(3000)]);
     // The first one's timeouts are swept out of the wheel: only the second's remain.
     wait_until("the ended service's timeouts left the wheel", || {
-        shared.clock.pending() <= 3000
+        shared.pending_timers() <= 3000
     });
     calm.finish(std::time::Duration::from_secs(2));
 }
@@ -189,14 +188,14 @@ fn the_timeouts_of_an_ended_service_are_released_at_once() {
 #[test]
 fn names_are_capped_per_service_and_per_tenant() {
     let mut t = start_lua("tenants = { r = { names = 2, tenant_names = 3 } }");
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
-    let tenant = shared.tenants.get("r").unwrap().clone();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
+    let tenant = "r";
     let reg = |t: &mut TestNode, who, name: &str| {
         t.ask(who, &[s("REG"), s(name)]) == vec![skywasm_pack::Value::Boolean(true)]
     };
-    let a = shared.launch_in(&tenant, "snlua", "bounds_names").unwrap();
-    let b = shared.launch_in(&tenant, "snlua", "bounds_names").unwrap();
+    let a = shared.launch_in(tenant, "snlua", "bounds_names").unwrap();
+    let b = shared.launch_in(tenant, "snlua", "bounds_names").unwrap();
     assert!(reg(&mut t, a, ".a1") && reg(&mut t, a, ".a2"));
     assert!(!reg(&mut t, a, ".a3"), "over the service's 2 names");
     t.wait_log("REG .a3 refused");
@@ -213,8 +212,8 @@ fn names_are_capped_per_service_and_per_tenant() {
 #[test]
 fn the_launchers_bookkeeping_is_bounded_and_oversized_arguments_are_refused() {
     let mut t = start(r#"tenants = { r = { launch = { "echo" } } }"#);
-    let shared = t.node.shared().clone();
-    let launcher = shared.router.find_name(".launcher").unwrap();
+    let shared = t.node.handle();
+    let launcher = shared.query(".launcher").unwrap();
     let long = "a".repeat(10_000);
     let reply = t.ask(launcher, &[s("LAUNCH"), s("echo"), s(&long)]);
     let echo = reply[0].as_integer().unwrap();
@@ -230,8 +229,8 @@ fn the_launchers_bookkeeping_is_bounded_and_oversized_arguments_are_refused() {
     assert!(line.len() < 300, "{} bytes", line.len());
     assert!(line.ends_with("...(10000 bytes)"), "{line}");
     // An untrusted tenant's guest launching with 70 KB of arguments is refused.
-    let tenant = shared.tenants.get("r").unwrap().clone();
-    let attacker = shared.launch_in(&tenant, "hostile/launcher", "").unwrap();
+    let tenant = "r";
+    let attacker = shared.launch_in(tenant, "hostile/launcher", "").unwrap();
     let body = format!("echo {}", "b".repeat(70_000));
     let answer = t
         .client
@@ -257,19 +256,19 @@ fn untrusted_sockets_reach_the_node_itself_only_through_an_entry_naming_it() {
             named = { sockets = true, connect = { "127.0.0.1:*" } },
         }"#,
     );
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
     let gate = t.launch("snlua", "bounds_gate");
     let port = t.ask(gate, &[s("LISTEN")])[0].as_integer().unwrap();
-    let open = shared.tenants.get("open").unwrap().clone();
-    let prober = shared.launch_in(&open, "snlua", "bounds_connect").unwrap();
+    let open = "open";
+    let prober = shared.launch_in(open, "snlua", "bounds_connect").unwrap();
     for host in ["127.0.0.1", "0.0.0.0", "::1", "::ffff:127.0.0.1"] {
         let reply = t.ask(prober, &[s("OPEN"), s(host), i(port)]);
         assert_eq!(reply[0], skywasm_pack::Value::Boolean(false), "{host}");
     }
     t.wait_log("this machine's own addresses and the node's listeners need a `connect` entry");
-    let named = shared.tenants.get("named").unwrap().clone();
-    let allowed = shared.launch_in(&named, "snlua", "bounds_connect").unwrap();
+    let named = "named";
+    let allowed = shared.launch_in(named, "snlua", "bounds_connect").unwrap();
     let reply = t.ask(allowed, &[s("OPEN"), s("127.0.0.1"), i(port)]);
     assert_eq!(reply[0], skywasm_pack::Value::Boolean(true), "{reply:?}");
     calm.finish(std::time::Duration::from_secs(2));
@@ -283,11 +282,11 @@ fn a_tenants_mailboxes_are_capped_together() {
     let mut t = start_lua(
         r#"tenants = { r = { trusted = true, mailbox_bytes = "1M", tenant_mailbox_bytes = "1536K" } }"#,
     );
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
-    let tenant = shared.tenants.get("r").unwrap().clone();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
+    let tenant = "r";
     let busy: Vec<_> = (0..3)
-        .map(|_| shared.launch_in(&tenant, "snlua", "bounds_victim").unwrap())
+        .map(|_| shared.launch_in(tenant, "snlua", "bounds_victim").unwrap())
         .collect();
     let slow = skywasm_pack::pack(&[s("SLOW")]).unwrap();
     for target in &busy {
@@ -322,10 +321,10 @@ fn a_tenants_mailboxes_are_capped_together() {
 #[test]
 fn requests_left_unanswered_are_capped_for_untrusted_services() {
     let mut t = start(r#"tenants = { r = { launch = { "hostile/mute" } } }"#);
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
-    let tenant = shared.tenants.get("r").unwrap().clone();
-    let mute = shared.launch_in(&tenant, "hostile/mute", "").unwrap();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
+    let tenant = "r";
+    let mute = shared.launch_in(tenant, "hostile/mute", "").unwrap();
     let cap = skywasm::service::MAX_UNTRUSTED_OWED;
     for _ in 0..cap {
         t.client.request(mute, ptype::TEXT, b"").unwrap();
@@ -349,11 +348,9 @@ fn untrusted_tenants_read_only_the_scripts_they_may_launch() {
     let mut t = start_lua(
         r#"tenants = { r = { launch = { "hostile/read_script", "snlua bounds_env" } } }"#,
     );
-    let shared = t.node.shared().clone();
-    let tenant = shared.tenants.get("r").unwrap().clone();
-    let reader = shared
-        .launch_in(&tenant, "hostile/read_script", "")
-        .unwrap();
+    let shared = t.node.handle();
+    let tenant = "r";
+    let reader = shared.launch_in(tenant, "hostile/read_script", "").unwrap();
     let read = |t: &mut TestNode, who, script: &str| {
         let answer = t
             .client
@@ -387,10 +384,10 @@ fn untrusted_tenants_read_only_the_scripts_they_may_launch() {
 #[test]
 fn a_tenants_log_lines_are_capped_together() {
     let mut t = start_lua("tenants = { r = { log_rate = 1000, tenant_log_rate = 20 } }");
-    let shared = t.node.shared().clone();
-    let tenant = shared.tenants.get("r").unwrap().clone();
+    let shared = t.node.handle();
+    let tenant = "r";
     let loggers: Vec<_> = (0..2)
-        .map(|_| shared.launch_in(&tenant, "snlua", "bounds_logger").unwrap())
+        .map(|_| shared.launch_in(tenant, "snlua", "bounds_logger").unwrap())
         .collect();
     for logger in &loggers {
         t.ask(*logger, &[s("FLOOD"), i(200), i(100)]);
@@ -427,12 +424,12 @@ fn two_lua_services_hash_strings_with_different_seeds() {
         orders[0]
     );
     // The fixed seed of a tenant that asks for it: one order for all.
-    let shared = t.node.shared().clone();
-    let fixed = shared.tenants.get("f").unwrap().clone();
+    let shared = t.node.handle();
+    let fixed = "f";
     let fixed_orders: Vec<Vec<skywasm_pack::Value>> = (0..2)
         .map(|_| {
             let service = shared
-                .launch_in(&fixed, "snlua", "bounds_hash_order")
+                .launch_in(fixed, "snlua", "bounds_hash_order")
                 .unwrap();
             assert_every_key_found(&t.ask(service, &[s("LOOKUP")]));
             t.ask(service, &[s("ORDER")])

@@ -395,7 +395,7 @@ fn garbage_and_truncated_frames_close_that_connection_only() {
         ok(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO"), s("fine")])),
         vec![s("fine")]
     );
-    assert!(!server_node.node.shared().is_quitting());
+    assert!(!server_node.node.handle().is_stopping());
 }
 
 /// The console lists the nodes with their connections, and reloads the node file.
@@ -621,10 +621,9 @@ impl RawPeer {
 fn a_peer_flooding_a_busy_service_is_paused_and_nothing_is_lost() {
     const PUSHES: i64 = 12_000;
     let (server_node, at) = server_with("socket_backlog = \"1M\"", 0);
-    let shared = server_node.node.shared().clone();
+    let shared = server_node.node.handle();
     let calm = Calm::start(&shared);
-    let echo = shared.router.resolve(".echo").unwrap();
-    let service = shared.router.service(echo).unwrap();
+    let echo = shared.query(".echo").unwrap();
     let mut peer = RawPeer::connect(&at);
     peer.send("@echo", 0, &[s("SPIN"), i(150)]);
     let pad = "p".repeat(4000);
@@ -636,7 +635,7 @@ fn a_peer_flooding_a_busy_service_is_paused_and_nothing_is_lost() {
     });
     let mut most = 0;
     while !flood.is_finished() {
-        most = most.max(service.queue_bytes());
+        most = most.max(shared.service(echo).map_or(0, |s| s.queue_bytes));
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     let mut peer = flood.join().unwrap();

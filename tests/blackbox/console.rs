@@ -67,7 +67,7 @@ impl Session {
 #[test]
 fn console_commands_answer_with_skynet_s_output() {
     let (t, port) = console();
-    let pong = t.node.shared().router.find_name(".pong").expect(".pong");
+    let pong = t.node.handle().query(".pong").expect(".pong");
     let mut s = Session::open(port);
 
     assert_eq!(s.run("getenv thread"), ["thread\t2", "<CMD OK>"]);

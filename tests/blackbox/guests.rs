@@ -1,7 +1,6 @@
 //! Guests in other languages and WASI: the C example answers a Rust service; a guest's
 //! stdout becomes log lines; Rust services use sockets through the SDK.
 
-use skywasm::module::ModuleKind;
 use skywasm_abi::ptype;
 use skywasm_pack::Value;
 
@@ -134,10 +133,8 @@ fn an_idle_rust_service_writes_one_page_of_its_memory() {
     for _ in 0..3 {
         idle.push(t.launch("bench", "idle"));
     }
-    let ModuleKind::Wasm(module) = t.node.shared().modules.resolve("bench").unwrap() else {
-        panic!("bench is a wasm module");
-    };
-    assert_eq!(module.start_pages(), Some(1), "pages every start wrote");
+    let pages = t.node.handle().start_pages("bench");
+    assert_eq!(pages, Some(1), "pages every start wrote");
     // Those services work: each answers.
     for service in idle {
         let reply = t.client.call(service, ptype::TEXT, b"", WAIT);

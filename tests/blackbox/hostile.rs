@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use skywasm::client::CallError;
-use skywasm::node::NodeShared;
+use skywasm::node::{NodeHandle, ServiceInfo};
 use skywasm::service::{Behavior, Fault, ServiceCore};
 use skywasm::Handle;
 use skywasm_abi::ptype;
@@ -29,26 +29,12 @@ fn start_two_tenants(tenant_keys: &str, extra: &str) -> TestNode {
     ))
 }
 
-fn tenant(t: &TestNode, name: &str) -> Arc<skywasm::tenant::Tenant> {
-    t.node
-        .shared()
-        .tenants
-        .get(name)
-        .unwrap_or_else(|| panic!("tenant {name}"))
-        .clone()
-}
-
 /// The live services of the node for which `which` holds.
-fn services_where(
-    shared: &Arc<NodeShared>,
-    which: impl Fn(&skywasm::service::Service) -> bool,
-) -> Vec<Handle> {
-    shared
-        .router
-        .list()
+fn services_where(node: &NodeHandle, which: impl Fn(&ServiceInfo) -> bool) -> Vec<Handle> {
+    node.services()
         .into_iter()
-        .filter(|(_, service)| which(service))
-        .map(|(handle, _)| handle)
+        .filter(|service| which(service))
+        .map(|service| service.handle)
         .collect()
 }
 
@@ -73,16 +59,16 @@ fn a_wasi_sleep_forever_is_refused_at_once_in_two_tenants() {
         r#"start = { "hostile/wasi_sleep forever", "hostile/wasi_sleep forever" }"#,
         "",
     );
-    let calm = Calm::start(t.node.shared());
+    let calm = Calm::start(&t.node.handle());
     let forever = (i64::MAX as u64).to_le_bytes();
     let mut attackers = Vec::new();
     for name in ["r1", "r2"] {
-        let tenant = tenant(&t, name);
+        let tenant = name;
         for _ in 0..2 {
             let sleeper = t
                 .node
-                .shared()
-                .launch_in(&tenant, "hostile/wasi_sleep", "")
+                .handle()
+                .launch_in(tenant, "hostile/wasi_sleep", "")
                 .expect("the sleeper starts");
             attackers.push(sleeper);
         }
@@ -99,7 +85,7 @@ fn a_wasi_sleep_forever_is_refused_at_once_in_two_tenants() {
         "{log}"
     );
     // The init attackers started, and serve (a wait of 0 is an event at once).
-    let inits = services_where(t.node.shared(), |s| s.args().as_ref() == "forever");
+    let inits = services_where(&t.node.handle(), |s| s.args == "forever");
     assert_eq!(inits.len(), 4, "{log}");
     for init in inits {
         assert_eq!(
@@ -121,10 +107,10 @@ fn a_wasi_sleep_forever_is_refused_at_once_in_two_tenants() {
 #[test]
 fn a_wasi_wait_is_interrupted_by_kill_and_by_stop() {
     let mut t = start("tenants = { r1 = { cpu = 10000 } }");
-    let r1 = tenant(&t, "r1");
-    let shared = t.node.shared().clone();
+    let r1 = "r1";
+    let shared = t.node.handle();
     let five_seconds = 5_000_000_000u64.to_le_bytes();
-    let sleeper = shared.launch_in(&r1, "hostile/wasi_sleep", "").unwrap();
+    let sleeper = shared.launch_in(r1, "hostile/wasi_sleep", "").unwrap();
     let session = t
         .client
         .request(sleeper, ptype::TEXT, &five_seconds)
@@ -142,7 +128,7 @@ fn a_wasi_wait_is_interrupted_by_kill_and_by_stop() {
     );
     let log = t.wait_log("was stopped while running a message");
     assert!(log.contains("interrupted"), "{log}");
-    let second = shared.launch_in(&r1, "hostile/wasi_sleep", "").unwrap();
+    let second = shared.launch_in(r1, "hostile/wasi_sleep", "").unwrap();
     t.client
         .request(second, ptype::TEXT, &five_seconds)
         .unwrap();
@@ -162,19 +148,19 @@ fn a_wasi_wait_is_interrupted_by_kill_and_by_stop() {
 #[test]
 fn a_signal_chain_runs_one_service_at_a_time() {
     let mut t = start_two_tenants("", "wasm_max_services = 700");
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
     let mut chains = Vec::new();
     // One tenant with 300; then both tenants with 150 each, at once.
     for (names, length) in [(&["r1"][..], 300), (&["r1", "r2"][..], 150)] {
         let mut heads = Vec::new();
         for name in names {
-            let tenant = tenant(&t, name);
+            let tenant = name;
             let mut next = String::new();
             let mut members = Vec::new();
             for _ in 0..length {
                 let service = shared
-                    .launch_in(&tenant, "hostile/signal_chain", &next)
+                    .launch_in(tenant, "hostile/signal_chain", &next)
                     .expect("a chain member starts");
                 next = service.to_string();
                 members.push(service);
@@ -209,7 +195,7 @@ fn a_signal_chain_runs_one_service_at_a_time() {
 /// The deepest recursion `hostile/launch_chain`'s init can make without a stack overflow
 /// (its wasm stack is 512 KiB): found by bisection, launching it with deeper and shallower
 /// recursion.
-fn deepest_recursion(shared: &Arc<NodeShared>) -> u32 {
+fn deepest_recursion(shared: &NodeHandle) -> u32 {
     let (mut fits, mut overflows) = (1_000u32, 400_000u32);
     while overflows - fits > fits / 50 {
         let depth = fits + (overflows - fits) / 2;
@@ -233,8 +219,8 @@ fn deepest_recursion(shared: &Arc<NodeShared>) -> u32 {
 #[test]
 fn launches_nested_to_the_limit_at_full_wasm_stack_fit_the_native_stack() {
     let mut t = start("");
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
     let depth = deepest_recursion(&shared) * 95 / 100;
     let root = shared.launch("hostile/launch_chain", "").unwrap();
     let mark = t.log_text().len();
@@ -251,7 +237,7 @@ fn launches_nested_to_the_limit_at_full_wasm_stack_fit_the_native_stack() {
     let chain = &log[mark..];
     assert!(chain.contains("nested launch failed"), "{chain}");
     assert!(!chain.contains("bottom reached"), "{chain}");
-    assert!(!t.node.shared().is_quitting());
+    assert!(!t.node.handle().is_stopping());
     calm.finish(Duration::from_secs(5));
     stop_cleanly(&mut t);
 }
@@ -265,12 +251,10 @@ fn nested_launches_share_the_cpu_budget_of_the_message_that_started_them() {
         r#"tenants = { r1 = { cpu = 300, launch = { "hostile/launch_chain" } },
                        r2 = { cpu = 300, launch = { "hostile/launch_chain" } } }"#,
     );
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
     for name in ["r1", "r2"] {
-        let root = shared
-            .launch_in(&tenant(&t, name), "hostile/launch_chain", "")
-            .unwrap();
+        let root = shared.launch_in(name, "hostile/launch_chain", "").unwrap();
         let answer = ask_words(&mut t, root, b"10 8 20");
         // The root either answers the failed launch or is itself past its limit when the
         // nested init returns; never does the chain run to its end.
@@ -295,10 +279,8 @@ fn nested_launches_share_the_cpu_budget_of_the_message_that_started_them() {
 #[test]
 fn kill_of_a_service_stops_the_init_it_runs_inside_its_message() {
     let mut t = start(r#"tenants = { r1 = { cpu = 10000, launch = { "hostile/launch_chain" } } }"#);
-    let shared = t.node.shared().clone();
-    let root = shared
-        .launch_in(&tenant(&t, "r1"), "hostile/launcher", "")
-        .unwrap();
+    let shared = t.node.handle();
+    let root = shared.launch_in("r1", "hostile/launcher", "").unwrap();
     let session = t
         .client
         .request(root, ptype::TEXT, b"hostile/launch_chain 10 0 500")
@@ -331,10 +313,10 @@ fn pre_initialization_is_bounded_in_time_and_memory() {
                               launch = { "hostile/preinit_loop" } },
                        slow = { cpu = 60000 } }"#,
     );
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
     let failure = shared
-        .launch_in(&tenant(&t, "r1"), "hostile/preinit_loop", "")
+        .launch_in("r1", "hostile/preinit_loop", "")
         .expect_err("a pre-initialization that loops fails");
     let text = failure.to_string();
     assert!(
@@ -345,7 +327,7 @@ fn pre_initialization_is_bounded_in_time_and_memory() {
     // A memory bomb in pre-initialization is held to the tenant's limits: its memory
     // counts against the 4 MiB of all the tenant's services while it runs.
     let grown = shared
-        .launch_in(&tenant(&t, "r1"), "hostile/preinit_grow", "")
+        .launch_in("r1", "hostile/preinit_grow", "")
         .expect("the memory bomb's snapshot starts");
     let pages = ask_words(&mut t, grown, b"").unwrap()[0];
     assert!(pages > 1 && pages <= 64, "{pages} pages of 64 KiB");
@@ -353,12 +335,12 @@ fn pre_initialization_is_bounded_in_time_and_memory() {
     // module loads meanwhile: the load holds no lock other loads wait on.
     let looping = {
         let shared = shared.clone();
-        let slow = tenant(&t, "slow");
+        let slow = "slow";
         std::thread::Builder::new()
             .stack_size(skywasm_test_stack())
             .spawn(move || {
                 shared
-                    .launch_in(&slow, "hostile/preinit_loop", "")
+                    .launch_in(slow, "hostile/preinit_loop", "")
                     .map(|_| ())
             })
             .unwrap()
@@ -370,9 +352,7 @@ fn pre_initialization_is_bounded_in_time_and_memory() {
     assert!(t.alive(other));
     // A launch of the same module from inside a message waits for that load at most what
     // is left of the message's CPU limit, then fails.
-    let launcher = shared
-        .launch_in(&tenant(&t, "r1"), "hostile/launcher", "")
-        .unwrap();
+    let launcher = shared.launch_in("r1", "hostile/launcher", "").unwrap();
     let code = ask_words(&mut t, launcher, b"hostile/preinit_loop").unwrap()[0];
     assert!(code < 0, "{}", t.log_text());
     t.wait_log("is still being compiled");
@@ -396,11 +376,9 @@ fn pre_initialization_is_bounded_in_time_and_memory() {
 #[test]
 fn an_upgrade_runs_within_one_cpu_limit() {
     let mut t = start(r#"tenants = { r1 = { cpu = 1000, launch = { "hostile/slow_upgrade" } } }"#);
-    let calm = Calm::start(t.node.shared());
-    let shared = t.node.shared().clone();
-    let target = shared
-        .launch_in(&tenant(&t, "r1"), "hostile/slow_upgrade", "")
-        .unwrap();
+    let calm = Calm::start(&t.node.handle());
+    let shared = t.node.handle();
+    let target = shared.launch_in("r1", "hostile/slow_upgrade", "").unwrap();
     let request = skywasm::lifecycle::upgrade::UpgradeRequest {
         module: "hostile/slow_upgrade".into(),
         args: "spin".into(),
@@ -438,14 +416,10 @@ impl Behavior for Panicker {
         if message.data.as_ref() == b"panic" {
             panic!("a host bug reached from a message");
         }
-        let body = skywasm_abi::ptype::RESPONSE as u8;
-        let reply = skywasm::mq::Message {
-            source: self.core.handle(),
-            session: message.session,
-            ptype: body,
-            data: message.data,
-        };
-        let _ = self.core.node().router.push(message.source, reply);
+        let response = skywasm_abi::ptype::RESPONSE as u8;
+        let _ = self
+            .core
+            .send(message.source, response, message.session, message.data);
         Ok(())
     }
 }
@@ -455,8 +429,8 @@ impl Behavior for Panicker {
 #[test]
 fn a_host_panic_ends_that_service_and_the_workers_serve_on() {
     let mut t = start("");
-    let shared = t.node.shared().clone();
-    shared.modules.add_native("panicker", |core, _| {
+    let shared = t.node.handle();
+    shared.add_native("panicker", |core, _| {
         Ok(Box::new(Panicker { core }) as Box<dyn Behavior>)
     });
     let calm = Calm::start(&shared);
@@ -475,7 +449,7 @@ fn a_host_panic_ends_that_service_and_the_workers_serve_on() {
     }
     let log = t.wait_log_count("host panic: a host bug reached from a message", 4);
     assert!(log.contains("service `panicker ` (tenant `node`)"), "{log}");
-    assert!(!shared.is_quitting(), "{log}");
+    assert!(!shared.is_stopping(), "{log}");
     calm.finish(Duration::from_secs(2));
     stop_cleanly(&mut t);
 }
@@ -486,10 +460,8 @@ fn a_host_panic_ends_that_service_and_the_workers_serve_on() {
 #[test]
 fn a_host_panic_in_a_nested_launch_ends_both_services_and_the_node_runs_on() {
     let mut t = start("");
-    let shared = t.node.shared().clone();
-    shared
-        .modules
-        .add_native("panic_init", |_, _| panic!("a host bug in an init"));
+    let shared = t.node.handle();
+    shared.add_native("panic_init", |_, _| panic!("a host bug in an init"));
     let calm = Calm::start(&shared);
     let launcher = shared.launch("hostile/launcher", "").unwrap();
     assert!(matches!(
@@ -499,9 +471,9 @@ fn a_host_panic_in_a_nested_launch_ends_both_services_and_the_node_runs_on() {
     t.wait_dead(launcher);
     let log = t.wait_log("host panic: a host bug in an init");
     assert!(log.contains("`hostile/launcher `"), "{log}");
-    assert!(!shared.is_quitting(), "{log}");
+    assert!(!shared.is_stopping(), "{log}");
     // No half-started service is left.
-    let left_over = services_where(&shared, |s| s.module().as_ref() == "panic_init");
+    let left_over = services_where(&shared, |s| s.module == "panic_init");
     assert!(left_over.is_empty(), "{left_over:?}");
     // Launching works on.
     let again = shared.launch("hostile/launcher", "").unwrap();
@@ -535,10 +507,10 @@ impl Behavior for Stuck {
 #[test]
 fn node_stop_abandons_a_worker_stuck_in_host_code() {
     let mut t = start("");
-    let shared = t.node.shared().clone();
+    let shared = t.node.handle();
     let entered = Arc::new(AtomicBool::new(false));
     let flag = entered.clone();
-    shared.modules.add_native("stuck", move |core, _| {
+    shared.add_native("stuck", move |core, _| {
         let entered = flag.clone();
         Ok(Box::new(Stuck { core, entered }) as Box<dyn Behavior>)
     });
@@ -563,7 +535,7 @@ fn node_stop_abandons_a_worker_stuck_in_host_code() {
 #[test]
 fn wasi_imports_link_and_answer_honestly() {
     let mut t = start("");
-    let shared = t.node.shared().clone();
+    let shared = t.node.handle();
     let wasi = shared
         .launch("hostile/wasi_all", "")
         .expect("every import links");

@@ -5,11 +5,7 @@ use skywasm_pack::Value;
 use crate::support::*;
 
 fn launcher(t: &TestNode) -> skywasm::Handle {
-    t.node
-        .shared()
-        .router
-        .find_name(".launcher")
-        .expect(".launcher runs")
+    t.node.handle().query(".launcher").expect(".launcher runs")
 }
 
 fn list(t: &mut TestNode) -> Vec<(String, String)> {
@@ -44,10 +40,10 @@ fn bootstrap_starts_the_launcher_and_the_start_service() {
         ["probe ", "snlua datacenterd", "snlua service_mgr"],
         "{entries:?}"
     );
-    assert!(t.node.shared().router.find_name("DATACENTER").is_some());
-    assert!(t.node.shared().router.find_name(".service").is_some());
+    assert!(t.node.handle().query("DATACENTER").is_some());
+    assert!(t.node.handle().query(".service").is_some());
     assert_eq!(
-        t.node.shared().getenv("standalone").as_deref(),
+        t.node.handle().getenv("standalone").as_deref(),
         Some("true")
     );
 }

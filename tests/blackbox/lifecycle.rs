@@ -218,19 +218,18 @@ fn exit_lets_the_current_message_finish() {
 #[test]
 fn kill_stops_a_service_looping_in_its_init_and_the_launch_fails() {
     let t = start("");
-    let shared = t.node.shared().clone();
+    let shared = t.node.handle();
     let launcher = std::thread::spawn(move || shared.launch("probe", "spin"));
     let deadline = std::time::Instant::now() + WAIT;
     let stuck = loop {
         let found = t
             .node
-            .shared()
-            .router
-            .list()
+            .handle()
+            .services()
             .into_iter()
-            .find(|(_, s)| &*s.args() == "spin");
-        if let Some((handle, _)) = found {
-            break handle;
+            .find(|s| s.args == "spin");
+        if let Some(service) = found {
+            break service.handle;
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -239,7 +238,7 @@ fn kill_stops_a_service_looping_in_its_init_and_the_launch_fails() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
     std::thread::sleep(std::time::Duration::from_millis(30));
-    assert!(t.node.shared().kill(stuck));
+    assert!(t.node.handle().kill(stuck));
     let result = launcher.join().unwrap();
     assert!(result.is_err(), "{result:?}");
     t.wait_log("FAILED launch probe spin");

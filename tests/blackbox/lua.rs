@@ -173,7 +173,7 @@ fn a_missing_script_fails_the_launch_and_names_the_paths_tried() {
     let t = start_lua("");
     let err = t
         .node
-        .shared()
+        .handle()
         .launch("snlua", "no_such_script")
         .unwrap_err()
         .to_string();
@@ -191,7 +191,7 @@ fn a_missing_script_fails_the_launch_and_names_the_paths_tried() {
 #[test]
 fn an_error_in_the_script_fails_the_launch_with_a_traceback() {
     let t = start_lua("");
-    assert!(t.node.shared().launch("snlua", "raises at_start").is_err());
+    assert!(t.node.handle().launch("snlua", "raises at_start").is_err());
     let log = t.wait_log("lua loader error");
     assert!(log.contains("raises.lua:"), "{log}");
     assert!(log.contains("deliberate failure at_start"), "{log}");

@@ -161,7 +161,7 @@ fn a_request_forwarded_to_a_dead_address_is_answered_with_an_error() {
     let mut t = start("");
     let proxy = t.launch("probe", "");
     let gone = t.launch("echo", "");
-    t.node.shared().kill(gone);
+    t.node.handle().kill(gone);
     t.wait_dead(gone);
     for dest in [gone.0, 0x00ff_fff0] {
         // The obligation to answer left the proxy with the request, which never arrived:
@@ -191,7 +191,7 @@ fn a_flooded_service_does_not_starve_another() {
             .unwrap();
     }
     assert_eq!(t.ask(other, &[s("echo"), i(1)]), vec![i(1)]);
-    let left = t.node.shared().router.service(flooded).unwrap().queue_len();
+    let left = t.node.handle().service(flooded).unwrap().queue_len;
     assert!(
         left > 1000,
         "the other service was served while the flood waited ({left} left)"

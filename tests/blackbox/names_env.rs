@@ -16,7 +16,7 @@ fn a_taken_name_keeps_its_first_binding_and_is_released_on_exit() {
     );
     let reply = t.ask(second, &[s("command"), s("QUERY"), s(".db")]);
     assert_eq!(reply, vec![s(&format!(":{:x}", first.0))]);
-    t.node.shared().kill(first);
+    t.node.handle().kill(first);
     t.wait_dead(first);
     let reply = t.ask(second, &[s("command"), s("QUERY"), s(".db")]);
     assert_eq!(
@@ -36,7 +36,7 @@ fn name_binds_another_handle_and_reg_answers_the_address() {
     let b = t.launch("probe", "");
     let reply = t.ask(a, &[s("command"), s("NAME"), s(&format!(".other {b}"))]);
     assert_eq!(reply, vec![s(".other")]);
-    assert_eq!(t.node.shared().router.find_name(".other"), Some(b));
+    assert_eq!(t.node.handle().query(".other"), Some(b));
     let reply = t.ask(a, &[s("command"), s("REG"), s("")]);
     assert_eq!(reply, vec![s(&format!(":{:x}", a.0))]);
     let reply = t.ask(a, &[s("command"), s("NAME"), s(".x notahandle")]);

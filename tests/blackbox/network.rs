@@ -34,7 +34,7 @@ fn echo_once(port: u16, text: &[u8]) -> Vec<u8> {
 
 /// Open sockets as the node's netstat shows them.
 fn open_sockets(t: &TestNode) -> usize {
-    t.node.shared().sockets.len()
+    t.node.handle().open_sockets()
 }
 
 #[test]

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use skywasm::client::{CallError, Client};
 use skywasm::config::NodeConfig;
-use skywasm::node::{Node, NodeShared};
 use skywasm::Handle;
+use skywasm::{Node, NodeHandle};
 use skywasm_abi::ptype;
 use skywasm_pack::Value;
 
@@ -57,7 +57,7 @@ pub fn start(extra: &str) -> TestNode {
     std::fs::write(&path, config_text(dir.path(), extra)).expect("write config");
     let config = NodeConfig::load(&path).expect("valid config");
     let node = Node::start(config).expect("node starts");
-    let client = Client::new(node.shared()).expect("client");
+    let client = Client::new(&node.handle()).expect("client");
     TestNode {
         log: dir.path().join("node.log"),
         node,
@@ -70,7 +70,7 @@ impl TestNode {
     /// Launches a module with LAUNCH semantics (init runs before this returns).
     pub fn launch(&self, module: &str, args: &str) -> Handle {
         self.node
-            .shared()
+            .handle()
             .launch(module, args)
             .unwrap_or_else(|e| panic!("launch {module} {args}: {e}"))
     }
@@ -141,7 +141,7 @@ impl TestNode {
 
     /// True while `handle` is a live service.
     pub fn alive(&self, handle: Handle) -> bool {
-        self.node.shared().router.service(handle).is_some()
+        self.node.handle().service(handle).is_some()
     }
 
     /// Waits until `handle` is gone.
@@ -189,7 +189,7 @@ pub struct CalmReport {
 
 impl Calm {
     /// Starts the pair on `node`.
-    pub fn start(node: &Arc<NodeShared>) -> Calm {
+    pub fn start(node: &NodeHandle) -> Calm {
         let echo = node.launch("echo", "").expect("the calm echo starts");
         let mut client = Client::new(node).expect("client");
         let stop = Arc::new(AtomicBool::new(false));

@@ -47,12 +47,7 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
     );
     assert!(seen("debug_to_exported").contains("send denied"), "{log}");
     assert!(log.contains("DENIED ABORT"), "{log}");
-    let victim = t
-        .node
-        .shared()
-        .router
-        .resolve(".good")
-        .expect(".good is bound");
+    let victim = t.node.handle().query(".good").expect(".good is bound");
     assert_eq!(
         seen("squat"),
         format!("ok {victim}"),
@@ -62,19 +57,13 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
     // and its binding of the same name is its own business.
     assert_eq!(seen("private_name_hidden"), "ok true");
     assert_eq!(seen("squat_private"), "ok true");
-    let calm = t.node.shared().tenants.get("calm").expect("calm").clone();
     let private = t
         .node
-        .shared()
-        .router
-        .find_name_in(calm.name_scope(), ".good_private")
+        .handle()
+        .query_in("calm", ".good_private")
         .expect("calm still finds its private name");
     assert_eq!(
-        t.node
-            .shared()
-            .router
-            .service(private)
-            .map(|s| s.args().to_string()),
+        t.node.handle().service(private).map(|s| s.args),
         Some("tenant_victim private".to_string())
     );
     assert_eq!(seen("getenv_secret"), "ok nil");
@@ -123,7 +112,7 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
         "{log}"
     );
     // The node runs on; the victim answers and got every note it accepted.
-    assert!(!t.node.shared().is_quitting());
+    assert!(!t.node.handle().is_stopping());
     let good = victim;
     assert_eq!(t.ask(good, &[s("PING")]), vec![s("pong")]);
     let notes = t.ask(good, &[s("COUNT")]);
@@ -132,14 +121,9 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
         vec![i(accepted)],
         "the victim handles every message its mailbox took"
     );
-    let launcher = t
-        .node
-        .shared()
-        .router
-        .resolve(".launcher")
-        .expect("launcher alive");
+    let launcher = t.node.handle().query(".launcher").expect("launcher alive");
     assert!(t.alive(launcher));
-    assert!(t.node.shared().getenv("planted").is_none());
+    assert!(t.node.handle().getenv("planted").is_none());
 }
 
 /// Fair scheduling: a tenant looping in more services than the node has workers runs at
@@ -151,12 +135,12 @@ fn a_looping_tenant_cannot_take_every_worker() {
         "luaservice = \"{lua}/?.lua\"\ntenants = {{ calm = {{ mailbox = 1000 }}, rogue = {{ cpu = 8000 }} }}",
         lua = lua_dir().display()
     ));
-    let shared = t.node.shared().clone();
-    let rogue = shared.tenants.get("rogue").expect("tenant rogue").clone();
-    let calm = shared.tenants.get("calm").expect("tenant calm").clone();
-    let pong = shared.launch_in(&calm, "snlua", "pong").expect("calm pong");
+    let shared = t.node.handle();
+    let rogue = "rogue";
+    let calm = "calm";
+    let pong = shared.launch_in(calm, "snlua", "pong").expect("calm pong");
     let loopers: Vec<Handle> = (0..3)
-        .map(|_| shared.launch_in(&rogue, "snlua", "looper").expect("looper"))
+        .map(|_| shared.launch_in(rogue, "snlua", "looper").expect("looper"))
         .collect();
     for looper in &loopers {
         t.request(*looper, &[s("LOOP_STUBBORN")]);
@@ -218,8 +202,8 @@ tenants = {{
     assert!(seen("foreign_close").starts_with("ok nil "), "{log}");
     assert_eq!(seen("foreign_still_open"), "ok true");
     assert_eq!(seen("netstat_own"), "ok 2");
-    let limited = t.node.shared().tenants.get("limited").expect("limited");
-    assert_eq!(limited.sockets.open(), 2);
+    let limited = t.node.handle().tenant_usage("limited").expect("limited");
+    assert_eq!(limited.sockets, 2);
 }
 
 /// A service `.launcher` starts for an untrusted tenant runs its init under the tenant's
@@ -233,12 +217,7 @@ tenants = {{ rogue = {{ start = "snlua init_looper spawn", launch = {{ "snlua in
         lua = lua_dir().display()
     ));
     t.wait_log("looping in init");
-    let launcher = t
-        .node
-        .shared()
-        .router
-        .resolve(".launcher")
-        .expect("a launcher");
+    let launcher = t.node.handle().query(".launcher").expect("a launcher");
     let reply = t.ask(launcher, &[s("LAUNCH"), s("snlua"), s("pong")]);
     assert!(
         matches!(reply.first(), Some(Value::Integer(_))),
@@ -269,14 +248,14 @@ tenants = {
     rogue = { cpu = 300, memory = "96M" },
 }"#,
     );
-    let shared = t.node.shared().clone();
-    let calm = shared.tenants.get("calm").expect("calm").clone();
-    let rogue = shared.tenants.get("rogue").expect("rogue").clone();
-    let sender = shared.launch_in(&calm, "probe", "").expect("calm sender");
-    let receiver = shared.launch_in(&calm, "probe", "").expect("calm receiver");
+    let shared = t.node.handle();
+    let calm = "calm";
+    let rogue = "rogue";
+    let sender = shared.launch_in(calm, "probe", "").expect("calm sender");
+    let receiver = shared.launch_in(calm, "probe", "").expect("calm receiver");
     const NOTES: i64 = 100_000;
     let streaming = t.request(sender, &[s("send_text"), h(receiver), i(NOTES)]);
-    let attacker = || shared.launch_in(&rogue, "probe", "").expect("rogue probe");
+    let attacker = || shared.launch_in(rogue, "probe", "").expect("rogue probe");
 
     let attacks: [(&str, Vec<Value>); 6] = [
         ("endless loop", vec![s("busy"), i(60_000)]),
@@ -324,5 +303,5 @@ tenants = {
         })
         .collect();
     assert_eq!(numbers, (0..NOTES).collect::<Vec<_>>());
-    assert!(!shared.is_quitting());
+    assert!(!shared.is_stopping());
 }

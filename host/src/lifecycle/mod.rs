@@ -1,8 +1,8 @@
 //! A service's life (the context lifecycle of skynet's `skynet_server.c`): launch, init,
 //! the end (`EXIT`, `KILL`, a fault), signals, upgrades and the finalize.
 //!
-//! [`NodeShared::launch`] registers a handle, creates the instance and runs its init while
-//! the service's queue is held, then releases the queue; [`NodeShared::launch_deferred`]
+//! `NodeShared::launch` registers a handle, creates the instance and runs its init while
+//! the service's queue is held, then releases the queue; `NodeShared::launch_deferred`
 //! leaves the init to a worker instead. A service ends by `EXIT`, `KILL`, a fault or
 //! `ABORT`; it is then *finalized* exactly once by whoever holds its queue: its instance is
 //! dropped, its handle and names retired, the messages still queued and the requests it

@@ -214,7 +214,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             let service = named_service(core, command, param)?;
             // Read from the instance when it is idle (as `SIGNAL` runs an idle one); while
             // it runs a message (the caller itself, say) the last reading stands.
-            if let Ok(mut slot) = service.slot.try_lock() {
+            if let Some(mut slot) = service.try_instance() {
                 if let Some(bytes) = slot.as_mut().and_then(|b| b.memory_size()) {
                     service.stats.memory.store(bytes as u64, Ordering::Relaxed);
                 }
@@ -550,9 +550,9 @@ fn stat(core: &ServiceCore, what: &str) -> Result<String, i32> {
         }
         "message" => Ok(stats.messages.load(Ordering::Relaxed).to_string()),
         // skywasm: why `skywasm_interrupt` was last called (`signal` or `cpu`).
-        "interrupt" => Ok(match service.interrupt_reason.load(Ordering::Relaxed) {
-            1 => "cpu".into(),
-            _ => "signal".into(),
+        "interrupt" => Ok(match service.interrupt_reason() {
+            crate::service::InterruptReason::Cpu => "cpu".into(),
+            crate::service::InterruptReason::Signal => "signal".into(),
         }),
         _ => Err(error::INVALID_ARGUMENT),
     }

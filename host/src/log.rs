@@ -231,13 +231,30 @@ fn format_local_time(secs: u64, pattern: &str) -> String {
     String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
+/// A service's message log (`LOGON`): the file, and whether it is open, so the message
+/// path checks an atomic, not a lock.
+#[derive(Debug, Default)]
+pub(crate) struct MessageLog {
+    file: std::sync::Mutex<Option<std::fs::File>>,
+    on: std::sync::atomic::AtomicBool,
+}
+
+impl MessageLog {
+    /// Closes the file, if open (the service ended).
+    pub(crate) fn close(&self) {
+        self.on.store(false, Ordering::Release);
+        *lock(&self.file) = None;
+    }
+}
+
 /// `LOGON`: starts logging every message of `service` to `<logpath>/<handle>.log`.
 /// Returns false when `logpath` is not set or the file cannot be opened.
 pub(crate) fn open_message_log(node: &NodeShared, service: &Service, by: Handle) -> bool {
     let Some(dir) = &node.config.logpath else {
         return false;
     };
-    let mut log = lock(&service.message_log);
+    let message_log = service.message_log();
+    let mut log = lock(&message_log.file);
     if log.is_some() {
         return true;
     }
@@ -250,7 +267,7 @@ pub(crate) fn open_message_log(node: &NodeShared, service: &Service, by: Handle)
                 format_local_time(node.clock.start_time() + now / 100, "%a %b %e %H:%M:%S %Y");
             let _ = writeln!(file, "open time: {} {when}", now as u32);
             *log = Some(file);
-            service.message_log_on.store(true, Ordering::Release);
+            message_log.on.store(true, Ordering::Release);
             true
         }
         Err(e) => {
@@ -262,9 +279,10 @@ pub(crate) fn open_message_log(node: &NodeShared, service: &Service, by: Handle)
 
 /// `LOGOFF`: stops the message log of `service`.
 pub(crate) fn close_message_log(node: &NodeShared, service: &Service, by: Handle) {
-    let mut log = lock(&service.message_log);
+    let message_log = service.message_log();
+    let mut log = lock(&message_log.file);
     if let Some(mut file) = log.take() {
-        service.message_log_on.store(false, Ordering::Release);
+        message_log.on.store(false, Ordering::Release);
         node.log(by, &format!("Close log file {}", service.handle()));
         let _ = writeln!(file, "close time: {}", node.clock.now() as u32);
     }
@@ -273,10 +291,11 @@ pub(crate) fn close_message_log(node: &NodeShared, service: &Service, by: Handle
 /// Writes one dispatched message to the service's message log, if `LOGON` is active:
 /// `:source type session time hexbytes` (skynet's format).
 pub(crate) fn record_message(node: &NodeShared, service: &Service, message: &Message) {
-    if !service.message_log_on.load(Ordering::Acquire) {
+    let message_log = service.message_log();
+    if !message_log.on.load(Ordering::Acquire) {
         return;
     }
-    let mut log = lock(&service.message_log);
+    let mut log = lock(&message_log.file);
     if let Some(file) = log.as_mut() {
         let mut line = format!(
             ":{:08x} {} {} {} ",

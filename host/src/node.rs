@@ -586,11 +586,7 @@ impl Node {
         for (_, service) in services {
             service.mark_dead();
             // An abandoned worker may still hold an instance: it stays with that worker.
-            let behavior = match service.slot.try_lock() {
-                Ok(mut slot) => slot.take(),
-                Err(std::sync::TryLockError::Poisoned(slot)) => slot.into_inner().take(),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            };
+            let behavior = service.try_instance().and_then(|mut slot| slot.take());
             drop(behavior);
             service.queue.close();
         }

@@ -651,7 +651,7 @@ fn serve_asked<H: Host>(host: &H, service: &Arc<Service>, assist: bool) -> Asked
     }
     if work.has(Bits::SIGNAL) {
         if let Some(signal) = service.take_signal() {
-            if let Some(behavior) = crate::sync::lock_plain(&service.slot).as_mut() {
+            if let Some(behavior) = service.instance().as_mut() {
                 run_signal(host, service, behavior, signal);
             }
         }
@@ -671,7 +671,7 @@ fn dispatch_message<H: Host>(
     worker: usize,
     assisted: bool,
 ) {
-    let mut slot = crate::sync::lock_plain(&service.slot);
+    let mut slot = service.instance();
     let Some(behavior) = slot.as_mut() else {
         return;
     };
@@ -691,7 +691,7 @@ fn dispatch_message<H: Host>(
         host.around_dispatch(|| service.run_call(|| behavior.dispatch(message)));
     if let Some(took) = assist_started.map(|started| started.elapsed()) {
         if took > ASSIST_BUDGET {
-            let overruns = service.assist_overruns.fetch_add(1, Ordering::Relaxed) + 1;
+            let overruns = service.note_assist_overrun();
             if overruns == ASSIST_STRIKES {
                 host.log(
                     service.handle(),
@@ -738,7 +738,7 @@ fn run_signal<H: Host>(host: &H, service: &Service, behavior: &mut Box<dyn Behav
 /// service at shutdown).
 pub(crate) fn drain_queue(service: &Arc<Service>) {
     // A worker abandoned at stop may hold it: then its queue is left.
-    let Ok(mut slot) = service.slot.try_lock() else {
+    let Some(mut slot) = service.try_instance() else {
         return;
     };
     if let Some(behavior) = slot.as_mut() {
@@ -812,8 +812,9 @@ mod tests {
         let starting = service(3, tenants.node().clone());
         assert!(!starting.ask(Bits::START), "a new queue is held");
         let slow = service(4, tenants.node().clone());
-        slow.assist_overruns
-            .store(ASSIST_STRIKES, Ordering::Relaxed);
+        for _ in 0..ASSIST_STRIKES {
+            slow.note_assist_overrun();
+        }
         let mut turn = Turn {
             worker: scheduler.workers,
             weight: 0,

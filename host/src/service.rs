@@ -2,10 +2,13 @@
 //! `skynet_server.c`), and [`ServiceCore`], what a running service uses to reach the node.
 //!
 //! A service is either native (Rust code in the host, such as the logger) or a wasm instance;
-//! both implement [`Behavior`]. The instance sits in a mutex that only the worker holding the
-//! service's queue locks (the queue's in-global invariant makes it uncontended); it is taken
-//! out when the service ends, which also breaks the `Service -> instance -> ServiceCore ->
-//! Service` reference cycle.
+//! both implement [`Behavior`]. The instance sits in a mutex that only the thread holding the
+//! service's queue locks (the queue's in-global invariant makes it uncontended); others may
+//! only try it, for a short read (`MEMORY`, the node's stop). It is taken out when the
+//! service ends, which also breaks the `Service -> instance -> ServiceCore -> Service`
+//! reference cycle. What other threads want of the instance (an init, a signal, an upgrade,
+//! the end) goes through the service's work word (`lifecycle/work.rs`); the fields behind
+//! all this are private, reached through the methods named for what they do.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use rustc_hash::FxHashMap;
 use skywasm_abi::{error, ptype, Handle};
 
+use crate::lifecycle::upgrade::UpgradeRequest;
 use crate::lifecycle::work::{Bits, Pending, Work};
+use crate::log::MessageLog;
 use crate::mq::{Message, MessageQueue};
 use crate::node::NodeShared;
 use crate::tenant::{Tenant, TokenBucket};
@@ -109,38 +114,38 @@ pub struct Service {
     code: std::sync::RwLock<(Arc<str>, Arc<str>)>,
     /// The mailbox.
     pub(crate) queue: MessageQueue,
-    /// The instance; `None` while its init runs and after it ended.
-    pub(crate) slot: Mutex<Option<Box<dyn Behavior>>>,
+    /// The instance; `None` while its init runs and after it ended. Only the thread holding
+    /// the queue locks it ([`Service::instance`]); others may only try
+    /// ([`Service::try_instance`]), so the holder never waits long for it.
+    instance: Mutex<Option<Box<dyn Behavior>>>,
     /// Work asked of the holder of its queue, and where it is in its life
     /// ([`crate::lifecycle::work`] has the protocol).
     work: Work,
     /// Number of calls into the instance so far (init, messages, signals).
     calls: AtomicU64,
     /// The number of the call into the instance that is running now (0 = none).
-    pub(crate) dispatching: AtomicU64,
+    dispatching: AtomicU64,
     /// The number of a call to abort at the next epoch check.
-    pub(crate) interrupt: AtomicU64,
+    interrupt: AtomicU64,
     /// The number of a call whose guest is told of `SIGNAL 0` (`skywasm_interrupt`) at the
     /// next epoch check, instead of being stopped.
-    pub(crate) soft_interrupt: AtomicU64,
+    soft_interrupt: AtomicU64,
     /// Dispatch counters.
     pub stats: Stats,
     /// Message log opened by `LOGON`.
-    pub(crate) message_log: Mutex<Option<std::fs::File>>,
-    /// Whether `message_log` is open, so the message path checks an atomic, not a lock.
-    pub(crate) message_log_on: AtomicBool,
+    message_log: MessageLog,
     /// The tenant it belongs to.
     tenant: Arc<Tenant>,
-    /// Why the guest was last told to stop its work (`skywasm_interrupt`): 0 = `SIGNAL 0`,
-    /// 1 = the soft CPU limit (`STAT interrupt`).
-    pub(crate) interrupt_reason: std::sync::atomic::AtomicU8,
+    /// Why the guest was last told to stop its work (`skywasm_interrupt`), as an
+    /// [`InterruptReason`] (`STAT interrupt`).
+    interrupt_reason: std::sync::atomic::AtomicU8,
     /// The init a worker runs before the first message (a deferred launch; `START`).
-    pub(crate) deferred_start: Mutex<Option<DeferredStart>>,
+    deferred_start: Mutex<Option<DeferredStart>>,
     /// An upgrade asked for and not begun yet (`UPGRADE`).
-    pub(crate) upgrade: Mutex<Option<crate::lifecycle::upgrade::UpgradeRequest>>,
+    upgrade: Mutex<Option<UpgradeRequest>>,
     /// Its messages that ran past the network thread's assist budget there; at
     /// [`crate::scheduler::ASSIST_STRIKES`] the network thread never runs it again.
-    pub(crate) assist_overruns: std::sync::atomic::AtomicU8,
+    assist_overruns: std::sync::atomic::AtomicU8,
     /// Its guest's log lines against the tenant's `log_rate`.
     log_budget: TokenBucket,
     /// Guest log lines dropped since the last one logged.
@@ -164,15 +169,14 @@ impl Service {
                 Some(account) => MessageQueue::new_held_counted(account),
                 None => MessageQueue::new_held(),
             },
-            slot: Mutex::new(None),
+            instance: Mutex::new(None),
             work: Work::default(),
             calls: AtomicU64::new(0),
             dispatching: AtomicU64::new(0),
             interrupt: AtomicU64::new(0),
             soft_interrupt: AtomicU64::new(0),
             stats: Stats::default(),
-            message_log: Mutex::new(None),
-            message_log_on: AtomicBool::new(false),
+            message_log: MessageLog::default(),
             interrupt_reason: std::sync::atomic::AtomicU8::new(0),
             deferred_start: Mutex::new(None),
             upgrade: Mutex::new(None),
@@ -249,6 +253,75 @@ impl Service {
     /// False once it overran the network thread's assist budget too often.
     pub(crate) fn assistable(&self) -> bool {
         self.assist_overruns.load(Ordering::Relaxed) < crate::scheduler::ASSIST_STRIKES
+    }
+
+    /// Counts a message of its that ran past the network thread's assist budget; how many
+    /// did so far.
+    pub(crate) fn note_assist_overrun(&self) -> u8 {
+        self.assist_overruns.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Its instance, locked. Only the thread holding its queue calls this (a worker, or
+    /// the launching thread while the init runs): the queue's in-global invariant makes the
+    /// lock uncontended but for [`Service::try_instance`]'s short reads.
+    pub(crate) fn instance(&self) -> std::sync::MutexGuard<'_, Option<Box<dyn Behavior>>> {
+        crate::sync::lock_plain(&self.instance)
+    }
+
+    /// Its instance if no thread holds it now: for readers that are not the queue's holder
+    /// (`MEMORY`, the node's stop) and must never wait for it.
+    pub(crate) fn try_instance(
+        &self,
+    ) -> Option<std::sync::MutexGuard<'_, Option<Box<dyn Behavior>>>> {
+        match self.instance.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(guard)) => Some(guard.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Keeps the init a worker runs before the first message (a deferred launch).
+    pub(crate) fn set_deferred_start(&self, start: DeferredStart) {
+        *crate::sync::lock(&self.deferred_start) = Some(start);
+    }
+
+    /// Takes the init left to a worker, if it has not run yet.
+    pub(crate) fn take_deferred_start(&self) -> Option<DeferredStart> {
+        crate::sync::lock(&self.deferred_start).take()
+    }
+
+    /// Keeps an upgrade for the holder of its queue to run; false (the request comes back)
+    /// when one is pending already.
+    pub(crate) fn park_upgrade(&self, request: UpgradeRequest) -> Result<(), UpgradeRequest> {
+        let mut pending = crate::sync::lock(&self.upgrade);
+        if pending.is_some() {
+            return Err(request);
+        }
+        *pending = Some(request);
+        Ok(())
+    }
+
+    /// Takes the upgrade parked by [`Service::park_upgrade`], if any.
+    pub(crate) fn take_upgrade(&self) -> Option<UpgradeRequest> {
+        crate::sync::lock(&self.upgrade).take()
+    }
+
+    /// Its message log (`LOGON`).
+    pub(crate) fn message_log(&self) -> &MessageLog {
+        &self.message_log
+    }
+
+    /// Records why its guest was told to stop its work.
+    pub(crate) fn note_interrupt_reason(&self, reason: InterruptReason) {
+        self.interrupt_reason.store(reason as u8, Ordering::Relaxed);
+    }
+
+    /// Why its guest was last told to stop its work.
+    pub(crate) fn interrupt_reason(&self) -> InterruptReason {
+        match self.interrupt_reason.load(Ordering::Relaxed) {
+            1 => InterruptReason::Cpu,
+            _ => InterruptReason::Signal,
+        }
     }
 
     /// Asks the holder of its queue for `work` (`START`, `UPGRADE`, `DEAD`); true when the
@@ -449,6 +522,15 @@ impl Service {
                 .compare_exchange(current, 0, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
     }
+}
+
+/// Why a guest was told to stop its work (`skywasm_interrupt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InterruptReason {
+    /// `SIGNAL 0` while it ran a message.
+    Signal = 0,
+    /// Its message passed the soft CPU limit.
+    Cpu = 1,
 }
 
 /// True for message types that expect a reply when they carry a session.

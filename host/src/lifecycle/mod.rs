@@ -28,7 +28,6 @@ use crate::module::ModuleKind;
 use crate::mq::Message;
 use crate::node::NodeShared;
 use crate::service::{is_request, Behavior, Fault, Service, ServiceCore};
-use crate::sync::lock;
 use crate::tenant::Tenant;
 use crate::wasm::WasmService;
 use work::Bits;
@@ -129,7 +128,7 @@ impl NodeShared {
         let (owned_module, owned_args) = (module.to_string(), args.to_string());
         let node = self.clone();
         let on_behalf = tenant.clone();
-        *lock(&service.deferred_start) = Some(Box::new(move |core| {
+        service.set_deferred_start(Box::new(move |core| {
             let kind = match ready {
                 Some(kind) => kind,
                 None => node
@@ -153,7 +152,7 @@ impl NodeShared {
     /// dead (the worker then finalizes it).
     pub(crate) fn run_deferred_start(self: &Arc<Self>, service: &Arc<Service>) {
         service.take_work(Bits::START);
-        let Some(start) = lock(&service.deferred_start).take() else {
+        let Some(start) = service.take_deferred_start() else {
             return;
         };
         let (module, args) = (service.module(), service.args());
@@ -327,7 +326,7 @@ impl NodeShared {
         if let Some(bytes) = behavior.memory_size() {
             service.stats.memory.store(bytes as u64, Ordering::Relaxed);
         }
-        *crate::sync::lock_plain(&service.slot) = Some(behavior);
+        *service.instance() = Some(behavior);
         if !service.is_alive() {
             return Err(LaunchError::Init(
                 "the service exited during its init".into(),
@@ -431,7 +430,7 @@ impl NodeShared {
         service.tenant().release_timers(timers);
         self.clock.orphan(timers as usize);
         self.router.retire(handle);
-        let behavior = crate::sync::lock_plain(&service.slot).take();
+        let behavior = service.instance().take();
         service.tenant().remove_service();
         let pending = service.queue.close();
         let owed = behavior
@@ -440,7 +439,7 @@ impl NodeShared {
         if !self.sockets.is_empty() {
             self.sockets.close_owned_by(handle);
         }
-        *lock(&service.message_log) = None;
+        service.message_log().close();
         if self.is_quitting() {
             return;
         }

@@ -28,7 +28,6 @@ use crate::module::ModuleKind;
 use crate::mq::Message;
 use crate::node::NodeShared;
 use crate::service::{Behavior, SavedState, Service, ServiceCore, Snapshot};
-use crate::sync::lock;
 use crate::wasm::budget::Budget;
 use crate::wasm::WasmService;
 
@@ -82,12 +81,8 @@ impl NodeShared {
     /// it is already pending).
     pub fn request_upgrade(&self, target: Handle, request: UpgradeRequest) -> Result<(), i32> {
         let service = self.router.service(target).ok_or(error::INVALID_ADDRESS)?;
-        {
-            let mut pending = lock(&service.upgrade);
-            if pending.is_some() {
-                return Err(error::FAILED);
-            }
-            *pending = Some(request);
+        if service.park_upgrade(request).is_err() {
+            return Err(error::FAILED);
         }
         if service.ask(Bits::UPGRADE) {
             self.scheduler.ready(service);
@@ -99,7 +94,7 @@ impl NodeShared {
     /// messages.
     pub(crate) fn run_upgrade(self: &Arc<Self>, service: &Arc<Service>) {
         service.take_work(Bits::UPGRADE);
-        let Some(request) = lock(&service.upgrade).take() else {
+        let Some(request) = service.take_upgrade() else {
             return;
         };
         let outcome = self.upgrade(service, &request);
@@ -136,7 +131,7 @@ impl NodeShared {
         // The old code's snapshot and the new code's start share one CPU limit: an upgrade
         // costs at most what one message may.
         let _budget = Budget::enter(crate::wasm::cpu_limit(service.tenant()));
-        let mut slot = crate::sync::lock_plain(&service.slot);
+        let mut slot = service.instance();
         let Some(running) = slot.as_mut() else {
             return Outcome::Failed("the service is not running".into());
         };

@@ -113,7 +113,7 @@ impl TestHost {
     }
 
     fn install(&self, service: &Arc<Service>) {
-        *service.slot.lock().unwrap() = Some(Box::new(Recorder {
+        *service.instance() = Some(Box::new(Recorder {
             service: Arc::downgrade(service),
             events: self.events.clone(),
         }));
@@ -174,10 +174,7 @@ impl Host for TestHost {
     fn finalize(&self, service: &Arc<Service>) {
         if service.mark_finalized() {
             // A behaviour that panicked poisoned the lock; the slot is emptied all the same.
-            let mut slot = service
-                .slot
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slot = service.instance();
             drop(slot.take());
             drop(slot);
             service.queue.close();

@@ -30,7 +30,7 @@ use self::wasi::{Stdio, WasiHost};
 use crate::lifecycle::LaunchError;
 use crate::module::{WasmModule, SIGNAL_EXPORT};
 use crate::mq::Message;
-use crate::service::{Behavior, Fault, SavedState, ServiceCore, Snapshot};
+use crate::service::{Behavior, Fault, InterruptReason, SavedState, ServiceCore, Snapshot};
 
 /// The data of a service's Store.
 pub struct WasmState {
@@ -295,15 +295,11 @@ impl WasmService {
             state.ticks = state.ticks.saturating_add(1);
             let soft_limit = soft > 0 && state.ticks == soft.saturating_add(1);
             if soft_limit {
-                interrupted
-                    .interrupt_reason
-                    .store(1, std::sync::atomic::Ordering::Relaxed);
+                interrupted.note_interrupt_reason(InterruptReason::Cpu);
             }
             let signalled = interrupted.take_soft_interrupt();
             if signalled {
-                interrupted
-                    .interrupt_reason
-                    .store(0, std::sync::atomic::Ordering::Relaxed);
+                interrupted.note_interrupt_reason(InterruptReason::Signal);
             }
             if signalled || soft_limit {
                 if let Some(interrupt) = ctx.data().interrupt.clone() {

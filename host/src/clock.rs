@@ -1,18 +1,16 @@
-//! Node time and the timer thread (the clock half of skynet's `skynet_timer.c`).
+//! Node time and pending timeouts (the clock half of skynet's `skynet_timer.c`).
 //!
-//! `now` is centiseconds since the node started, advanced by the timer thread from the
-//! monotonic clock every 2.5 ms (as skynet's `skynet_updatetime`); timeouts are counted in
-//! the same ticks, so a timeout of `n` fires when `now` has advanced by `n`. The wheel itself
-//! is the pure [`crate::timer::TimerWheel`].
+//! `now` is centiseconds since the node started, advanced by the timer thread (its loop is
+//! the node's, in node.rs) from the monotonic clock every 2.5 ms (as skynet's
+//! `skynet_updatetime`); timeouts are counted in the same ticks, so a timeout of `n` fires
+//! when `now` has advanced by `n`. The wheel itself is the pure [`crate::timer::TimerWheel`].
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use skywasm_abi::{ptype, Handle};
+use skywasm_abi::Handle;
 
-use crate::mq::Message;
-use crate::node::NodeShared;
 use crate::service::Service;
 use crate::sync::lock;
 use crate::timer::TimerWheel;
@@ -21,7 +19,7 @@ use crate::timer::TimerWheel;
 const SWEEP_MIN: usize = 1024;
 
 /// How often the timer thread wakes (skynet's `usleep(2500)`).
-const TIMER_PERIOD: Duration = Duration::from_micros(2500);
+pub(crate) const TIMER_PERIOD: Duration = Duration::from_micros(2500);
 
 /// A pending timeout: who gets it, its session, and the index of the tenant it counts
 /// against.
@@ -135,34 +133,6 @@ impl Clock {
             self.now.store(now, Ordering::Release);
         }
         fired
-    }
-}
-
-/// The timer thread: advance time, deliver expired timeouts, make sure no ready work waits
-/// for a sleeping worker.
-pub(crate) fn run_timer_thread(node: &Arc<NodeShared>) {
-    while !node.is_quitting() {
-        for timeout in node.clock.update() {
-            // A timeout of a service that has ended was given back when it ended, and has
-            // nobody to wake.
-            let Some(service) = timeout.owner.upgrade() else {
-                continue;
-            };
-            if !service.timer_fired() {
-                continue;
-            }
-            if let Some(tenant) = node.tenants.by_index(timeout.tenant) {
-                tenant.release_timers(1);
-            }
-            let _ = node.router.push_cached(
-                timeout.handle,
-                Message::empty(Handle::NONE, ptype::RESPONSE as u8, timeout.session),
-                &mut Some(service),
-            );
-        }
-        node.clock.sweep_if_due();
-        node.scheduler.tick();
-        std::thread::sleep(TIMER_PERIOD);
     }
 }
 

@@ -15,8 +15,8 @@ use skywasm_abi::{error, ptype, Handle};
 
 use crate::handle::HandleError;
 use crate::log::Shown;
+use crate::module::split_command;
 use crate::mq::Message;
-use crate::node::split_command;
 use crate::service::ServiceCore;
 use crate::tenant::Tenant;
 
@@ -265,7 +265,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
     }
 }
 
-/// Logs a refused command (see [`crate::node::worth_logging`]) and returns
+/// Logs a refused command (see [`crate::log::worth_logging`]) and returns
 /// [`error::DENIED`].
 pub(crate) fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) -> i32 {
     if let Some(refused) = count_refusal(core) {
@@ -283,7 +283,7 @@ pub(crate) fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) ->
 /// first 16, then every doubling).
 fn count_refusal(core: &ServiceCore) -> Option<u64> {
     let refused = core.service().stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
-    crate::node::worth_logging(refused).then_some(refused)
+    crate::log::worth_logging(refused).then_some(refused)
 }
 
 /// The service a command names (`param`: a target, or empty for the caller), when the

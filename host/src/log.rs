@@ -231,6 +231,12 @@ fn format_local_time(secs: u64, pattern: &str) -> String {
     String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
+/// Whether the `count`th refusal of a kind is logged: the first 16, then every doubling, so
+/// a guest retrying in a loop cannot flood the log.
+pub(crate) fn worth_logging(count: u64) -> bool {
+    count <= 16 || count.is_power_of_two()
+}
+
 /// A service's message log (`LOGON`): the file, and whether it is open, so the message
 /// path checks an atomic, not a lock.
 #[derive(Debug, Default)]

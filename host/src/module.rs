@@ -565,7 +565,7 @@ fn digest_of(bytes: &[u8]) -> u64 {
 
 /// Native stack of a compile thread: a worker's, as a pre-initialization runs guest code
 /// (only address space until used).
-const COMPILE_STACK: usize = crate::node::WORKER_STACK;
+const COMPILE_STACK: usize = crate::scheduler::WORKER_STACK;
 
 /// How often a launch waiting for a compile looks at its budget and at `KILL`.
 const COMPILE_POLL: std::time::Duration = std::time::Duration::from_millis(10);
@@ -686,8 +686,27 @@ fn cache_for(dir: &Path) -> anyhow::Result<wasmtime::Cache> {
     wasmtime::Cache::new(cache).map_err(anyhow::Error::from)
 }
 
+/// Splits skynet's "module args..." into the module name and the rest.
+pub(crate) fn split_command(text: &str) -> (&str, &str) {
+    let text = text.trim();
+    match text.split_once(char::is_whitespace) {
+        Some((module, args)) => (module, args.trim_start()),
+        None => (text, ""),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn split_module_and_args() {
+        assert_eq!(
+            super::split_command("snlua bootstrap"),
+            ("snlua", "bootstrap")
+        );
+        assert_eq!(super::split_command("  logger  "), ("logger", ""));
+        assert_eq!(super::split_command("m a b  c"), ("m", "a b  c"));
+    }
+
     use super::*;
 
     #[test]

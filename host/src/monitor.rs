@@ -7,12 +7,9 @@
 //! running wasm code checks at each epoch whether it was interrupted (`KILL`, `SIGNAL 0`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use skywasm_abi::Handle;
-
-use crate::node::NodeShared;
 
 /// Epoch period: how soon `KILL` and `SIGNAL 0` stop running wasm code.
 pub const EPOCH_PERIOD: Duration = Duration::from_millis(10);
@@ -47,6 +44,33 @@ pub struct Monitor {
 }
 
 impl Monitor {
+    /// The monitor thread's loop until [`Monitor::stop`]: every [`EPOCH_PERIOD`] it calls
+    /// `tick` (the node advances the wasm epoch), and every 5 s it reports each worker
+    /// still in the message it was in 5 s before to `endless` (source, destination and the
+    /// watch's version), as skynet's monitor does.
+    pub(crate) fn run(&self, tick: impl Fn(), endless: impl Fn(Handle, Handle, u32)) {
+        let mut checked: Vec<u32> = vec![0; self.watches.len()];
+        let mut ticks = 0u32;
+        while !self.stopped.load(Ordering::Acquire) {
+            std::thread::sleep(EPOCH_PERIOD);
+            tick();
+            self.epochs.fetch_add(1, Ordering::Relaxed);
+            ticks += 1;
+            if ticks % CHECK_EVERY != 0 {
+                continue;
+            }
+            for (watch, last) in self.watches.iter().zip(checked.iter_mut()) {
+                let version = watch.version.load(Ordering::Acquire);
+                let destination = Handle(watch.destination.load(Ordering::Relaxed));
+                if version == *last && !destination.is_none() {
+                    let source = Handle(watch.source.load(Ordering::Relaxed));
+                    endless(source, destination, version);
+                }
+                *last = version;
+            }
+        }
+    }
+
     /// Watches for `workers` workers.
     pub fn new(workers: usize) -> Monitor {
         Monitor {
@@ -87,38 +111,6 @@ impl Monitor {
         if let Some(watch) = self.watches.get(worker) {
             watch.destination.store(0, Ordering::Relaxed);
             watch.bump();
-        }
-    }
-}
-
-/// The monitor thread: epoch ticks, and the endless-loop check every 5 s.
-pub(crate) fn run_monitor_thread(node: &Arc<NodeShared>) {
-    let mut checked: Vec<u32> = vec![0; node.monitor.watches.len()];
-    let mut ticks = 0u32;
-    while !node.monitor.stopped.load(Ordering::Acquire) {
-        std::thread::sleep(EPOCH_PERIOD);
-        node.modules.engine().increment_epoch();
-        node.monitor.epochs.fetch_add(1, Ordering::Relaxed);
-        ticks += 1;
-        if ticks % CHECK_EVERY != 0 {
-            continue;
-        }
-        for (watch, last) in node.monitor.watches.iter().zip(checked.iter_mut()) {
-            let version = watch.version.load(Ordering::Acquire);
-            let destination = Handle(watch.destination.load(Ordering::Relaxed));
-            if version == *last && !destination.is_none() {
-                let source = Handle(watch.source.load(Ordering::Relaxed));
-                if let Some(service) = node.router.service(destination) {
-                    service.stats.endless.store(true, Ordering::Relaxed);
-                }
-                node.log(
-                    Handle::NONE,
-                    &format!(
-                        "A message from [ {source} ] to [ {destination} ] maybe in an endless loop (version = {version})"
-                    ),
-                );
-            }
-            *last = version;
         }
     }
 }

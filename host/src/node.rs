@@ -28,10 +28,9 @@ use crate::socket::{EventSink, SocketServer};
 use crate::sync::lock;
 use crate::tenant::{Tenant, Tenants};
 
-/// Native stack of a thread that runs guest code: every level of launch nesting may use
-/// wasmtime's wasm stack (512 KiB) plus the host frames between two levels, with room to
-/// spare (`tests/blackbox/hostile.rs` runs the deepest nesting at full wasm stack).
-pub const WORKER_STACK: usize = 32 << 20;
+use crate::log::worth_logging;
+use crate::module::split_command;
+pub use crate::scheduler::WORKER_STACK;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -452,20 +451,12 @@ impl Node {
         self.background.push(spawn(
             "skywasm-timer".into(),
             1 << 20,
-            vital(
-                shared,
-                "the timer thread".into(),
-                crate::clock::run_timer_thread,
-            ),
+            vital(shared, "the timer thread".into(), run_timer_thread),
         )?);
         self.background.push(spawn(
             "skywasm-monitor".into(),
             1 << 20,
-            vital(
-                shared,
-                "the monitor thread".into(),
-                crate::monitor::run_monitor_thread,
-            ),
+            vital(shared, "the monitor thread".into(), run_monitor_thread),
         )?);
         for index in 0..self.shared.config.thread {
             // A panic while serving a service ends that service (the scheduler catches it);
@@ -701,6 +692,53 @@ fn worker_caps(config: &NodeConfig) -> Vec<usize> {
         .collect()
 }
 
+/// The timer thread: advance time, deliver expired timeouts, make sure no ready work waits
+/// for a sleeping worker.
+fn run_timer_thread(node: &Arc<NodeShared>) {
+    while !node.is_quitting() {
+        for timeout in node.clock.update() {
+            // A timeout of a service that has ended was given back when it ended, and has
+            // nobody to wake.
+            let Some(service) = timeout.owner.upgrade() else {
+                continue;
+            };
+            if !service.timer_fired() {
+                continue;
+            }
+            if let Some(tenant) = node.tenants.by_index(timeout.tenant) {
+                tenant.release_timers(1);
+            }
+            let _ = node.router.push_cached(
+                timeout.handle,
+                Message::empty(Handle::NONE, ptype::RESPONSE as u8, timeout.session),
+                &mut Some(service),
+            );
+        }
+        node.clock.sweep_if_due();
+        node.scheduler.tick();
+        std::thread::sleep(crate::clock::TIMER_PERIOD);
+    }
+}
+
+/// The monitor thread: epoch ticks for the wasm engine, and the endless-loop check (the
+/// service is marked, the log says so).
+fn run_monitor_thread(node: &Arc<NodeShared>) {
+    node.monitor.run(
+        || node.modules.engine().increment_epoch(),
+        |source, destination, version| {
+            if let Some(service) = node.router.service(destination) {
+                service.stats.endless.store(true, Ordering::Relaxed);
+            }
+            node.log(
+                Handle::NONE,
+                &format!(
+                    "A message from [ {source} ] to [ {destination} ] maybe in an endless loop (version = {version})"
+                ),
+            );
+        },
+    );
+}
+
 /// The socket server's own notices go to the log.
 fn socket_notices(node: std::sync::Weak<NodeShared>) -> crate::socket::NoticeSink {
     Box::new(move |text| {
@@ -708,31 +746,4 @@ fn socket_notices(node: std::sync::Weak<NodeShared>) -> crate::socket::NoticeSin
             node.log(Handle::NONE, &format!("socket-server: {text}"));
         }
     })
-}
-
-/// Whether the `count`th refusal of a kind is logged: the first 16, then every doubling, so
-/// a guest retrying in a loop cannot flood the log.
-pub(crate) fn worth_logging(count: u64) -> bool {
-    count <= 16 || count.is_power_of_two()
-}
-
-/// Splits skynet's "module args..." into the module name and the rest.
-pub fn split_command(text: &str) -> (&str, &str) {
-    let text = text.trim();
-    match text.split_once(char::is_whitespace) {
-        Some((module, args)) => (module, args.trim_start()),
-        None => (text, ""),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_command;
-
-    #[test]
-    fn split_module_and_args() {
-        assert_eq!(split_command("snlua bootstrap"), ("snlua", "bootstrap"));
-        assert_eq!(split_command("  logger  "), ("logger", ""));
-        assert_eq!(split_command("m a b  c"), ("m", "a b  c"));
-    }
 }

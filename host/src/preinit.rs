@@ -83,7 +83,7 @@ impl WasiHost for PreinitState {
 
     fn refused(&mut self, what: &str) {
         self.refusals += 1;
-        if crate::node::worth_logging(self.refusals) {
+        if crate::log::worth_logging(self.refusals) {
             tracing::warn!(
                 "pre-initialization: {what} ({} refused so far)",
                 self.refusals

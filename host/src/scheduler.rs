@@ -43,6 +43,11 @@ use crate::lifecycle::work::Bits;
 use crate::service::{Behavior, Fault, Service};
 use crate::sync::lock;
 
+/// Native stack of a thread that runs guest code: every level of launch nesting may use
+/// wasmtime's wasm stack (512 KiB) plus the host frames between two levels, with room to
+/// spare (`tests/blackbox/hostile.rs` runs the deepest nesting at full wasm stack).
+pub const WORKER_STACK: usize = 32 << 20;
+
 /// skynet's worker weights by index: -1 = one message per turn, w = queue length >> w.
 const WEIGHTS: [i32; 32] = [
     -1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,

@@ -679,7 +679,7 @@ impl ServiceCore {
                 // unanswered gets no more: each is answered with an error at once, so the
                 // host keeps no unbounded list of obligations for it.
                 let refused = self.service.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
-                if crate::node::worth_logging(refused) {
+                if crate::log::worth_logging(refused) {
                     self.node.log(
                         self.handle(),
                         &format!(

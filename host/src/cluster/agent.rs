@@ -57,7 +57,7 @@ async fn accept(cluster: Arc<Cluster>, listener: TcpListener) {
                 if !cluster.admit_connection() {
                     refused += 1;
                     if let Some(node) = cluster.node_shared() {
-                        if crate::node::worth_logging(refused) {
+                        if crate::log::worth_logging(refused) {
                             node.log(
                                 Handle::NONE,
                                 &format!(

@@ -77,7 +77,7 @@ impl LaunchError {
 impl NodeShared {
     /// Launches a service: `module` with its argument string. Its init runs on the calling
     /// thread before this returns; an init that launches in turn nests on that thread's
-    /// native stack, up to [`crate::node::WORKER_STACK`] for the deepest nesting allowed: embedders call
+    /// native stack, up to [`crate::scheduler::WORKER_STACK`] for the deepest nesting allowed: embedders call
     /// this from a thread with that much stack (the node's own threads have it).
     ///
     /// # Errors

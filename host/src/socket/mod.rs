@@ -285,7 +285,7 @@ impl SocketServer {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let thread = std::thread::Builder::new()
                 .name("skywasm-socket".into())
-                .stack_size(crate::node::WORKER_STACK)
+                .stack_size(crate::scheduler::WORKER_STACK)
                 .spawn(move || {
                     // Returns when told to stop (or when the server is dropped); the
                     // runtime's shutdown then ends every socket task and closes its socket,

@@ -169,7 +169,7 @@ impl WasiHost for WasmState {
             .refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        if crate::node::worth_logging(refused) {
+        if crate::log::worth_logging(refused) {
             let tenant = self.core.service().tenant().name().to_string();
             self.core.log(&format!(
                 "{what} (tenant `{tenant}`; {refused} refused so far)"

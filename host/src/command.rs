@@ -531,7 +531,7 @@ fn stat(core: &ServiceCore, what: &str) -> Result<String, i32> {
     let service = core.service();
     let stats = &service.stats;
     match what {
-        "mqlen" => Ok(service.queue.len().to_string()),
+        "mqlen" => Ok(service.queue_len().to_string()),
         "endless" => Ok(if stats.endless.swap(false, Ordering::Relaxed) {
             "1".into()
         } else {

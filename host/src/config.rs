@@ -27,15 +27,40 @@ const CONFIG_INSTRUCTION_BUDGET: u64 = 200_000_000;
 /// Nesting depth of `include` (a file including itself would otherwise recurse forever).
 const MAX_INCLUDE_DEPTH: usize = 32;
 
-/// A config that could not be loaded: one line naming the file (and line, when known).
+/// A config that could not be loaded; its text is one line naming the file (and line,
+/// when known).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
-impl ConfigError {
-    fn new(message: impl Into<String>) -> Self {
-        ConfigError(message.into())
-    }
+pub enum ConfigError {
+    /// The Lua state that evaluates configs could not be set up (a host problem).
+    #[error("{0}")]
+    Setup(String),
+    /// A file could not be read or evaluated: missing, not UTF-8, a Lua error, includes
+    /// nested too deep, run too long.
+    #[error("{0}")]
+    Evaluate(String),
+    /// A `$NAME` in a file names no environment variable.
+    #[error("{place}: environment variable {name} is not set (used as ${name})")]
+    UnsetVariable {
+        /// `file:line` of the use.
+        place: String,
+        /// The variable.
+        name: String,
+    },
+    /// A global or a `tenants` entry of a kind the config cannot hold.
+    #[error("{0}")]
+    Shape(String),
+    /// A known key with a malformed or out-of-range value.
+    #[error("{place}: `{key} = {value:?}`: {want}")]
+    Value {
+        /// `file:line` of the assignment, or the config's name when unknown.
+        place: String,
+        /// The key (`tenants.NAME.KEY` for a tenant's).
+        key: String,
+        /// The value as written.
+        value: String,
+        /// What was expected instead.
+        want: String,
+    },
 }
 
 /// A config's globals as strings, and where each was set.
@@ -140,11 +165,11 @@ impl NodeConfig {
         let origin = origin.display().to_string();
         let mut env = std::mem::take(&mut config.env);
         let place = |key: &str| config.place(key, &origin).to_string();
-        let bad = |key: &str, value: &str, want: &str| {
-            ConfigError::new(format!(
-                "{}: `{key} = {value:?}`: expected {want}",
-                place(key)
-            ))
+        let bad = |key: &str, value: &str, want: &str| ConfigError::Value {
+            place: place(key),
+            key: key.to_string(),
+            value: value.to_string(),
+            want: format!("expected {want}"),
         };
         let mut int_key = |key: &str, default: u64, min: u64, max: u64| {
             int_key_in(&mut env, key, default, min, max)
@@ -433,8 +458,8 @@ fn run(
     body: impl FnOnce(&Lua, &mlua::Function) -> mlua::Result<()>,
 ) -> Result<Evaluated, ConfigError> {
     let lua = Lua::new_with(StdLib::NONE, LuaOptions::new())
-        .map_err(|e| ConfigError::new(format!("cannot create the config's Lua state: {e}")))?;
-    let setup_error = |e: mlua::Error| ConfigError::new(format!("config sandbox: {e}"));
+        .map_err(|e| ConfigError::Setup(format!("cannot create the config's Lua state: {e}")))?;
+    let setup_error = |e: mlua::Error| ConfigError::Setup(format!("config sandbox: {e}"));
     lua.set_memory_limit(CONFIG_MEMORY_LIMIT)
         .map_err(setup_error)?;
     let executed = std::cell::Cell::new(0u64);
@@ -499,20 +524,20 @@ fn run(
             .borrow_mut()
             .take()
             .unwrap_or_else(|| root_message(&error));
-        return Err(ConfigError::new(message));
+        return Err(ConfigError::Evaluate(message));
     }
     let mut config = Evaluated {
         env: BTreeMap::new(),
         places: places.into_inner(),
     };
     for pair in values.pairs::<Value, Value>() {
-        let (key, value) = pair.map_err(|e| ConfigError::new(root_message(&e)))?;
+        let (key, value) = pair.map_err(|e| ConfigError::Shape(root_message(&e)))?;
         let key = match key {
             Value::String(s) => s.to_str().map(|s| s.to_string()).map_err(|_| {
-                ConfigError::new("config: a global's name is not valid UTF-8".to_string())
+                ConfigError::Shape("config: a global's name is not valid UTF-8".to_string())
             })?,
             other => {
-                return Err(ConfigError::new(format!(
+                return Err(ConfigError::Shape(format!(
                     "config: invalid config table (a key of type {})",
                     other.type_name()
                 )))
@@ -522,21 +547,22 @@ fn run(
         if key == "tenants" {
             if let Value::Table(tenants) = &value {
                 flatten_tenants(tenants, &mut config.env)
-                    .map_err(|e| ConfigError::new(format!("{place}: {}", e.0)))?;
+                    .map_err(|e| ConfigError::Shape(format!("{place}: {e}")))?;
                 continue;
             }
         }
         let text = match &value {
             Value::Boolean(b) => b.to_string(),
             Value::Integer(_) | Value::Number(_) | Value::String(_) => {
-                let not_text = || ConfigError::new(format!("{place}: `{key}` is not valid UTF-8"));
+                let not_text =
+                    || ConfigError::Shape(format!("{place}: `{key}` is not valid UTF-8"));
                 match lua.coerce_string(value.clone()) {
                     Ok(Some(s)) => s.to_str().map(|s| s.to_string()).map_err(|_| not_text())?,
                     _ => return Err(not_text()),
                 }
             }
             other => {
-                return Err(ConfigError::new(format!(
+                return Err(ConfigError::Shape(format!(
                     "{place}: `{key}` is a {}; config values must be strings, numbers or booleans",
                     other.type_name()
                 )))
@@ -558,8 +584,8 @@ fn flatten_tenants(tenants: &Table, env: &mut BTreeMap<String, String>) -> Resul
             Value::String(s) => s
                 .to_str()
                 .map(|s| s.to_string())
-                .map_err(|_| ConfigError::new(format!("`{path}` is not valid UTF-8"))),
-            other => Err(ConfigError::new(format!(
+                .map_err(|_| ConfigError::Shape(format!("`{path}` is not valid UTF-8"))),
+            other => Err(ConfigError::Shape(format!(
                 "`{path}` is a {}; expected a string, number, boolean or list",
                 other.type_name()
             ))),
@@ -570,13 +596,13 @@ fn flatten_tenants(tenants: &Table, env: &mut BTreeMap<String, String>) -> Resul
             Value::String(s) => s.to_str().map(|s| s.to_string()).ok(),
             _ => None,
         }
-        .ok_or_else(|| ConfigError::new(format!("`{path}` has a key that is not a name")))
+        .ok_or_else(|| ConfigError::Shape(format!("`{path}` has a key that is not a name")))
     };
     for pair in tenants.pairs::<Value, Value>() {
-        let (name, spec) = pair.map_err(|e| ConfigError::new(root_message(&e)))?;
+        let (name, spec) = pair.map_err(|e| ConfigError::Shape(root_message(&e)))?;
         let name = key_text(&name, "tenants")?;
         let Value::Table(spec) = spec else {
-            return Err(ConfigError::new(format!(
+            return Err(ConfigError::Shape(format!(
                 "`tenants.{name}` is a {}; expected a table of limits and capabilities",
                 spec.type_name()
             )));
@@ -587,7 +613,7 @@ fn flatten_tenants(tenants: &Table, env: &mut BTreeMap<String, String>) -> Resul
             env.insert(format!("tenants.{name}.trusted"), "false".to_string());
         }
         for pair in spec.pairs::<Value, Value>() {
-            let (field, value) = pair.map_err(|e| ConfigError::new(root_message(&e)))?;
+            let (field, value) = pair.map_err(|e| ConfigError::Shape(root_message(&e)))?;
             let path = format!("tenants.{name}");
             let field = key_text(&field, &path)?;
             let path = format!("{path}.{field}");
@@ -595,7 +621,7 @@ fn flatten_tenants(tenants: &Table, env: &mut BTreeMap<String, String>) -> Resul
                 Value::Table(items) => {
                     let mut joined = Vec::new();
                     for item in items.clone().sequence_values::<Value>() {
-                        let item = item.map_err(|e| ConfigError::new(root_message(&e)))?;
+                        let item = item.map_err(|e| ConfigError::Shape(root_message(&e)))?;
                         joined.push(scalar(&path, &item)?);
                     }
                     joined.join(";")
@@ -636,7 +662,7 @@ fn include(lua: &Lua, file: &str, lookup: EnvLookup<'_>) -> mlua::Result<()> {
     let source = std::fs::read(&path).map_err(|e| fail(format!("{shown}: cannot read: {e}")))?;
     let source = String::from_utf8(source)
         .map_err(|_| fail(format!("{shown}: the config is not valid UTF-8")))?;
-    let source = substitute_env(&shown, &source, lookup).map_err(|e| fail(e.0))?;
+    let source = substitute_env(&shown, &source, lookup).map_err(|e| fail(e.to_string()))?;
     let env: Table = lua.named_registry_value(ENV_KEY)?;
     state
         .dirs
@@ -677,9 +703,10 @@ fn substitute_env(file: &str, source: &str, lookup: EnvLookup<'_>) -> Result<Str
                     .matches('\n')
                     .count()
                     + 1;
-                return Err(ConfigError::new(format!(
-                    "{file}:{line}: environment variable {name} is not set (used as ${name})"
-                )));
+                return Err(ConfigError::UnsetVariable {
+                    place: format!("{file}:{line}"),
+                    name: name.to_string(),
+                });
             }
         }
         rest = &after[len..];
@@ -740,7 +767,7 @@ mod tests {
         assert_eq!(env["path"], "/srv/game/?.wasm");
         let err = eval("a = 1\nb = \"$NOPE\"").unwrap_err();
         assert_eq!(
-            err.0,
+            err.to_string(),
             "test.config:2: environment variable NOPE is not set (used as $NOPE)"
         );
     }
@@ -749,25 +776,25 @@ mod tests {
     fn the_sandbox_has_no_libraries() {
         for source in ["os.exit(1)", "io.open('/etc/passwd')", "x = require 'os'"] {
             let err = eval(source).unwrap_err();
-            assert!(err.0.starts_with("test.config:1:"), "{err}");
+            assert!(err.to_string().starts_with("test.config:1:"), "{err}");
         }
         let env = eval("x = print\ny = string").unwrap();
         assert!(env.is_empty(), "no library is visible: {env:?}");
         let err = eval("f = include").unwrap_err();
-        assert!(err.0.contains("`f` is a function"), "{err}");
+        assert!(err.to_string().contains("`f` is a function"), "{err}");
     }
 
     #[test]
     fn syntax_errors_name_file_and_line() {
         let err = eval("a = 1\nb = = 2").unwrap_err();
-        assert!(err.0.starts_with("test.config:2:"), "{err}");
+        assert!(err.to_string().starts_with("test.config:2:"), "{err}");
     }
 
     #[test]
     fn tables_and_functions_are_rejected() {
         let err = eval("a = 1\nt = {1}").unwrap_err();
         assert_eq!(
-            err.0,
+            err.to_string(),
             "test.config:2: `t` is a table; config values must be strings, numbers or booleans"
         );
     }
@@ -784,19 +811,23 @@ mod tests {
         assert!(!env.contains_key("tenants"));
         let err = eval("tenants = { guest = 1 }").unwrap_err();
         assert!(
-            err.0
+            err.to_string()
                 .starts_with("test.config:1: `tenants.guest` is a integer"),
             "{err}"
         );
         let err = NodeConfig::from_source("t", "\ntenants = { g = { cpu = 'x' } }").unwrap_err();
-        assert!(err.0.starts_with("t:2: `tenants.g.cpu = "), "{err}");
+        assert!(
+            err.to_string().starts_with("t:2: `tenants.g.cpu = "),
+            "{err}"
+        );
     }
 
     #[test]
     fn endless_loops_are_stopped() {
         let err = eval("a = 1\nwhile true do end").unwrap_err();
         assert!(
-            err.0.starts_with("test.config:2: the config ran too long"),
+            err.to_string()
+                .starts_with("test.config:2: the config ran too long"),
             "{err}"
         );
     }
@@ -839,7 +870,7 @@ mod tests {
         let err = NodeConfig::load(&dir.path().join("main")).unwrap_err();
         let more = dir.path().join("more").display().to_string();
         assert_eq!(
-            err.0,
+            err.to_string(),
             format!("{more}:3: `thread = \"lots\"`: expected an integer in 1..=1024")
         );
     }
@@ -851,12 +882,12 @@ mod tests {
         std::fs::write(dir.path().join("bad"), "x = 1\ny = (\n").unwrap();
         let err = evaluate_file(&dir.path().join("main"), &|_| None).unwrap_err();
         let bad = dir.path().join("bad").display().to_string();
-        assert!(err.0.starts_with(&format!("{bad}:")), "{err}");
+        assert!(err.to_string().starts_with(&format!("{bad}:")), "{err}");
         let err = evaluate_file(&dir.path().join("missing"), &|_| None).unwrap_err();
-        assert!(err.0.contains("cannot read"), "{err}");
+        assert!(err.to_string().contains("cannot read"), "{err}");
         std::fs::write(dir.path().join("loop"), "include 'loop'\n").unwrap();
         let err = evaluate_file(&dir.path().join("loop"), &|_| None).unwrap_err();
-        assert!(err.0.contains("nested deeper"), "{err}");
+        assert!(err.to_string().contains("nested deeper"), "{err}");
     }
 
     #[test]
@@ -890,7 +921,10 @@ mod tests {
             ("cluster_busy_poll = 1.5", "cluster_busy_poll"),
         ] {
             let err = NodeConfig::from_source("t", source).unwrap_err();
-            assert!(err.0.starts_with(&format!("t:1: `{key} = ")), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("t:1: `{key} = ")),
+                "{err}"
+            );
         }
     }
 

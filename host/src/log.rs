@@ -186,7 +186,7 @@ impl Behavior for Logger {
                     self.format_line(Handle::NONE, note.as_bytes());
                 }
                 self.format_line(message.source, &message.data);
-                if self.pending.len() >= BATCH_LIMIT || self.core.service().queue.is_empty() {
+                if self.pending.len() >= BATCH_LIMIT || self.core.service().queue_len() == 0 {
                     self.flush_or_complain();
                 }
             }

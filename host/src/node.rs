@@ -575,11 +575,7 @@ impl Node {
             crate::scheduler::drain_queue(log_service);
         }
         for (_, service) in services {
-            service.mark_dead();
-            // An abandoned worker may still hold an instance: it stays with that worker.
-            let behavior = service.try_instance().and_then(|mut slot| slot.take());
-            drop(behavior);
-            service.queue.close();
+            service.discard();
         }
         let failure = lock(&shared.failure).clone();
         StopReport { failure, abandoned }

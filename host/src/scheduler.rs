@@ -552,7 +552,7 @@ fn contain_panic<H: Host>(
     if !turn.assist {
         host.leave(turn.worker);
     }
-    let fault = crate::service::Fault(format!("host panic: {}", crate::sync::panic_text(payload)));
+    let fault = Fault::HostPanic(crate::sync::panic_text(payload));
     service.end_call();
     host.fault(service, &fault, "was being served when the host panicked");
     host.finalize(service);
@@ -560,7 +560,7 @@ fn contain_panic<H: Host>(
         host.fail(&format!(
             "a host panic while serving {} left shared state unknown ({})",
             service.handle(),
-            fault.0
+            fault
         ));
     }
 }

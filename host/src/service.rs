@@ -23,11 +23,37 @@ use crate::mq::{Message, MessageQueue};
 use crate::node::NodeShared;
 use crate::tenant::{Tenant, TokenBucket};
 
-/// A fault that ends a service: a trap, a broken ABI contract, an interrupt (`KILL`,
-/// `SIGNAL 0`).
+/// A fault that ends a service.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Fault(pub String);
+pub enum Fault {
+    /// The guest's code stopped in one of its exports: a trap, or an interrupt (`KILL`,
+    /// `SIGNAL 0`, the node stopping) or a limit (CPU, stack) that surfaced as one.
+    #[error("{} (in {}{})", .cause, .export, at_function(.function))]
+    Trap {
+        /// The export that was running (`skywasm_dispatch`, ...).
+        export: String,
+        /// What stopped it.
+        cause: String,
+        /// The innermost guest function with a name, when the backtrace has one.
+        function: Option<String>,
+    },
+    /// The guest broke the ABI's contract (an allocation outside its memory, ...).
+    #[error("{0}")]
+    Abi(String),
+    /// Host code panicked while serving the service.
+    #[error("host panic: {0}")]
+    HostPanic(String),
+    /// A native service ended itself with this reason.
+    #[error("{0}")]
+    Native(String),
+}
+
+/// The `, at guest function ...` part of a trap's text.
+fn at_function(function: &Option<String>) -> String {
+    function
+        .as_ref()
+        .map_or_else(String::new, |f| format!(", at guest function `{f}`"))
+}
 
 /// What every kind of service instance does.
 pub trait Behavior: Send {
@@ -112,7 +138,9 @@ pub struct Service {
     handle: Handle,
     /// What it runs: module and argument string (an upgrade changes them).
     code: std::sync::RwLock<(Arc<str>, Arc<str>)>,
-    /// The mailbox.
+    /// The mailbox: pushed by the router, popped by the worker holding it (the
+    /// scheduler), held, released and closed by the lifecycle; nothing else touches it
+    /// (others read [`Service::queue_len`]).
     pub(crate) queue: MessageQueue,
     /// The instance; `None` while its init runs and after it ended. Only the thread holding
     /// the queue locks it ([`Service::instance`]); others may only try
@@ -459,6 +487,16 @@ impl Service {
     /// False once the service exited, was killed or faulted.
     pub fn is_alive(&self) -> bool {
         !self.work.read().has(Bits::DEAD)
+    }
+
+    /// Ends the service at the node's stop, without a finalize (nobody is left to answer):
+    /// its instance is dropped unless an abandoned worker still holds it (it stays with
+    /// that worker), and its mailbox is closed.
+    pub(crate) fn discard(&self) {
+        self.mark_dead();
+        let behavior = self.try_instance().and_then(|mut slot| slot.take());
+        drop(behavior);
+        self.queue.close();
     }
 
     /// Marks the service dead; returns true for the call that did it.

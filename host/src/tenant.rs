@@ -697,7 +697,12 @@ pub fn specs_from_env(
         let Some(rest) = key.strip_prefix("tenants.") else {
             break;
         };
-        let bad = |want: &str| ConfigError(format!("{origin}: `{key} = {value:?}`: {want}"));
+        let bad = |want: &str| ConfigError::Value {
+            place: origin.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+            want: want.to_string(),
+        };
         let Some((name, field)) = rest.split_once('.') else {
             return Err(bad("expected tenants.NAME.KEY"));
         };
@@ -935,7 +940,10 @@ mod tests {
             ("tenants.guest.trusted", "yes"),
         ] {
             let err = specs_from_env(&env(&[(key, value)]), &defaults(), "t").unwrap_err();
-            assert!(err.0.starts_with(&format!("t: `{key} = ")), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("t: `{key} = ")),
+                "{err}"
+            );
         }
     }
 

@@ -317,7 +317,7 @@ impl Behavior for Clusterd {
 
     fn dispatch(&mut self, message: Message) -> Result<(), Fault> {
         // With more messages behind this one, their frames can share one system call.
-        if !self.core.service.queue.is_empty() {
+        if self.core.service.queue_len() != 0 {
             let mut hold = std::mem::take(&mut self.hold);
             hold.hold(|| self.serve(&message));
             self.hold = hold;

@@ -54,7 +54,7 @@ impl Behavior for Recorder {
             .unwrap()
             .push(Event::Dispatched(service.handle(), message.session));
         match message.session {
-            13 => Err(Fault("asked to fault".into())),
+            13 => Err(Fault::Native("asked to fault".into())),
             66 => panic!("asked to panic"),
             7 => {
                 // Held by this worker: asking finds the queue held, nothing to schedule.

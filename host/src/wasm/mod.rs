@@ -388,9 +388,9 @@ impl WasmService {
                     service.arm();
                     restore
                         .call(&mut service.store, (state.version, ptr, len))
-                        .map_err(|e| Fault(describe_trap(export::RESTORE, &e)))
+                        .map_err(|e| trap(export::RESTORE, &e))
                 });
-                match result.map_err(|fault| LaunchError::Init(fault.0))? {
+                match result.map_err(|fault| LaunchError::Init(fault.to_string()))? {
                     0 => true,
                     code => {
                         return Err(LaunchError::Init(format!(
@@ -408,9 +408,9 @@ impl WasmService {
             let (ptr, len) = service.place(args.as_bytes())?;
             service.arm();
             init.call(&mut service.store, (ptr, len))
-                .map_err(|e| Fault(describe_trap(export::INIT, &e)))
+                .map_err(|e| trap(export::INIT, &e))
         });
-        let code = result.map_err(|fault| LaunchError::Init(fault.0))?;
+        let code = result.map_err(|fault| LaunchError::Init(fault.to_string()))?;
         if code != 0 {
             return Err(LaunchError::Init(format!(
                 "{} returned {code}",
@@ -449,16 +449,17 @@ impl WasmService {
         if bytes.is_empty() {
             return Ok((0, 0));
         }
-        let len = u32::try_from(bytes.len()).map_err(|_| Fault("message over 4 GiB".into()))?;
+        let len =
+            u32::try_from(bytes.len()).map_err(|_| Fault::Abi("message over 4 GiB".into()))?;
         let ptr = self
             .alloc
             .call(&mut self.store, len)
-            .map_err(|e| Fault(describe_trap(export::ALLOC, &e)))?;
+            .map_err(|e| trap(export::ALLOC, &e))?;
         let memory = self.memory.data_mut(&mut self.store);
         let start = ptr as usize;
         let end = start + bytes.len();
         if ptr == 0 || end > memory.len() {
-            return Err(Fault(format!(
+            return Err(Fault::Abi(format!(
                 "{} returned {ptr:#x} for {len} bytes, outside the guest's {} bytes of memory",
                 export::ALLOC,
                 memory.len()
@@ -486,7 +487,7 @@ impl Behavior for WasmService {
         );
         self.dispatch
             .call(&mut self.store, args)
-            .map_err(|e| Fault(describe_trap(export::DISPATCH, &e)))
+            .map_err(|e| trap(export::DISPATCH, &e))
     }
 
     fn signal(&mut self, signal: i32) -> Result<(), Fault> {
@@ -495,7 +496,7 @@ impl Behavior for WasmService {
         };
         let _budget = self.enter();
         func.call(&mut self.store, signal)
-            .map_err(|e| Fault(describe_trap(SIGNAL_EXPORT, &e)))
+            .map_err(|e| trap(SIGNAL_EXPORT, &e))
     }
 
     fn memory_size(&mut self) -> Option<usize> {
@@ -510,7 +511,7 @@ impl Behavior for WasmService {
         self.store.data_mut().snapshot = Some(None);
         let result = func.call(&mut self.store, ());
         let handed = self.store.data_mut().snapshot.take().flatten();
-        match result.map_err(|e| Fault(describe_trap(export::SNAPSHOT, &e)))? {
+        match result.map_err(|e| trap(export::SNAPSHOT, &e))? {
             0 => Ok(handed.map_or(Snapshot::Empty, Snapshot::State)),
             code => Ok(Snapshot::Refused(code)),
         }
@@ -530,14 +531,18 @@ impl Drop for WasmService {
 /// One line describing why a guest call failed: the trap or host error, and the innermost
 /// guest function when a backtrace is available.
 pub(crate) fn describe_trap(export: &str, error: &wasmtime::Error) -> String {
-    let cause = error.root_cause().to_string();
-    let frame = error.downcast_ref::<WasmBacktrace>().and_then(|bt| {
-        bt.frames()
-            .iter()
-            .find_map(|f| f.func_name().map(str::to_string))
-    });
-    match frame {
-        Some(function) => format!("{cause} (in {export}, at guest function `{function}`)"),
-        None => format!("{cause} (in {export})"),
+    trap(export, error).to_string()
+}
+
+/// The [`Fault`] of a guest export that stopped with `error`.
+pub(crate) fn trap(export: &str, error: &wasmtime::Error) -> Fault {
+    Fault::Trap {
+        export: export.to_string(),
+        cause: error.root_cause().to_string(),
+        function: error.downcast_ref::<WasmBacktrace>().and_then(|bt| {
+            bt.frames()
+                .iter()
+                .find_map(|f| f.func_name().map(str::to_string))
+        }),
     }
 }

@@ -87,6 +87,46 @@ pub(crate) struct NodeShared {
 }
 
 impl NodeShared {
+    /// The node's shared state with nothing running yet: no thread, no service. `Node::start`
+    /// starts the rest; unit tests use it as it is, so messages wait in mailboxes until
+    /// the test looks.
+    ///
+    /// # Errors
+    /// [`StartError::Engine`] when the wasm engine cannot be set up.
+    pub(crate) fn new(config: NodeConfig) -> Result<Arc<NodeShared>, StartError> {
+        let modules =
+            ModuleRegistry::new(&config).map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let scheduler = Arc::new(Scheduler::new(config.thread, &worker_caps(&config)));
+        Ok(Arc::new_cyclic(|node: &std::sync::Weak<NodeShared>| {
+            NodeShared {
+                env: Mutex::new(config.env.clone()),
+                router: Router::new(config.harbor, scheduler.clone()),
+                scheduler,
+                clock: Clock::new(),
+                monitor: Monitor::new(config.thread + 1),
+                modules,
+                monitor_exit: AtomicU32::new(0),
+                logger: AtomicU32::new(0),
+                log_dropped: AtomicU64::new(0),
+                quit: AtomicBool::new(false),
+                quit_lock: Mutex::new(()),
+                quit_signal: Condvar::new(),
+                failure: Mutex::new(None),
+                sockets: SocketServer::new(
+                    socket_sink(node.clone()),
+                    socket_notices(node.clone()),
+                    config.socket_max_unsent,
+                ),
+                tenants: crate::tenant::tenants_from_specs(config.tenants.clone()),
+                cluster: Arc::new(crate::cluster::Cluster::new(
+                    node.clone(),
+                    crate::cluster::ClusterConfig::from_env(&config.env, config.max_message_size),
+                )),
+                config,
+            }
+        }))
+    }
+
     /// The `clusterd` service, while it runs.
     pub fn cluster_service(&self) -> Option<Handle> {
         self.cluster.service()
@@ -336,6 +376,8 @@ impl crate::scheduler::Host for Arc<NodeShared> {
 
 mod handle;
 pub use handle::{NodeHandle, ServiceInfo, TenantUsage};
+#[cfg(test)]
+pub(crate) mod testing;
 
 /// A running node.
 pub struct Node {
@@ -352,35 +394,7 @@ impl Node {
     /// # Errors
     /// A [`StartError`] when the engine, the logger or bootstrap cannot start.
     pub fn start(config: NodeConfig) -> Result<Node, StartError> {
-        let modules =
-            ModuleRegistry::new(&config).map_err(|e| StartError::Engine(format!("{e:#}")))?;
-        let scheduler = Arc::new(Scheduler::new(config.thread, &worker_caps(&config)));
-        let shared = Arc::new_cyclic(|node: &std::sync::Weak<NodeShared>| NodeShared {
-            env: Mutex::new(config.env.clone()),
-            router: Router::new(config.harbor, scheduler.clone()),
-            scheduler,
-            clock: Clock::new(),
-            monitor: Monitor::new(config.thread + 1),
-            modules,
-            monitor_exit: AtomicU32::new(0),
-            logger: AtomicU32::new(0),
-            log_dropped: AtomicU64::new(0),
-            quit: AtomicBool::new(false),
-            quit_lock: Mutex::new(()),
-            quit_signal: Condvar::new(),
-            failure: Mutex::new(None),
-            sockets: SocketServer::new(
-                socket_sink(node.clone()),
-                socket_notices(node.clone()),
-                config.socket_max_unsent,
-            ),
-            tenants: crate::tenant::tenants_from_specs(config.tenants.clone()),
-            cluster: Arc::new(crate::cluster::Cluster::new(
-                node.clone(),
-                crate::cluster::ClusterConfig::from_env(&config.env, config.max_message_size),
-            )),
-            config,
-        });
+        let shared = NodeShared::new(config)?;
         let mut node = Node {
             shared: shared.clone(),
             workers: Vec::new(),

@@ -504,3 +504,89 @@ fn instantiate(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use skywasm_abi::ptype;
+
+    use super::work::Bits;
+    use crate::mq::Message;
+    use crate::node::testing::{add_quiet, as_service, drain, idle_node, quiet_in};
+
+    #[test]
+    fn a_killed_service_is_finalized_once_and_every_caller_gets_an_error() {
+        let node = idle_node("");
+        let caller = quiet_in(&node, "node", "caller");
+        let target = quiet_in(&node, "node", "target");
+        let services = node.tenants.node().services.load(Ordering::Acquire);
+        // One request it took and owes, two still in its mailbox, one one-way message.
+        let owed = Message::empty(caller, ptype::LUA as u8, 1);
+        assert!(as_service(&node, target, |core| core.note_delivery(&owed)));
+        for session in [2, 3, 0] {
+            let message = Message::empty(caller, ptype::LUA as u8, session);
+            node.router.push(target, message).unwrap();
+        }
+        assert!(as_service(&node, target, |core| crate::command::timeout(core, 100)).is_ok());
+        let service = node.router.service(target).unwrap();
+        assert!(node.kill(target));
+        assert!(!node.kill(target), "killed once");
+        assert!(
+            node.router.service(target).is_none(),
+            "its handle is retired at once"
+        );
+        assert!(service.pending().has(Bits::DEAD));
+        // What the worker that holds its queue next does.
+        node.finalize(&service);
+        node.finalize(&service);
+        let mut errors: Vec<i32> = drain(&node, caller)
+            .into_iter()
+            .map(|m| {
+                assert_eq!((m.source, m.ptype), (target, ptype::ERROR as u8));
+                m.session
+            })
+            .collect();
+        errors.sort_unstable();
+        assert_eq!(
+            errors,
+            [1, 2, 3],
+            "each request answered once, the one-way not"
+        );
+        assert_eq!(
+            node.tenants.node().services.load(Ordering::Acquire),
+            services - 1
+        );
+        assert!(service.instance().is_none(), "its instance is dropped");
+        assert!(
+            node.router.push(target, owed).is_err(),
+            "its mailbox is closed"
+        );
+    }
+
+    #[test]
+    fn a_deferred_init_runs_on_the_worker_and_a_failed_one_ends_the_service_never_started() {
+        let node = idle_node("");
+        add_quiet(&node);
+        let tenant = node.tenants.node().clone();
+        let handle = node.launch_deferred(&tenant, "quiet", "later").unwrap();
+        let service = node.router.service(handle).unwrap();
+        assert!(service.pending().has(Bits::START));
+        assert!(
+            service.instance().is_none(),
+            "nothing ran on the launching thread"
+        );
+        node.run_deferred_start(&service);
+        assert!(!service.pending().has(Bits::START));
+        assert!(service.instance().is_some());
+
+        node.modules
+            .add_native("refuses", |_, _| Err("not today".to_string()));
+        let handle = node.launch_deferred(&tenant, "refuses", "").unwrap();
+        let service = node.router.service(handle).unwrap();
+        node.run_deferred_start(&service);
+        assert!(!service.is_alive());
+        assert!(service.never_started());
+        assert!(node.router.service(handle).is_none());
+    }
+}

@@ -217,3 +217,89 @@ fn start_code(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use skywasm_abi::{error, ptype, Handle};
+
+    use super::UpgradeRequest;
+    use crate::lifecycle::work::Bits;
+    use crate::mq::Message;
+    use crate::node::testing::{add_quiet, as_service, drain, idle_node, quiet_in};
+
+    fn request(module: &str, requester: Handle, session: i32) -> UpgradeRequest {
+        UpgradeRequest {
+            module: module.to_string(),
+            args: "v2".to_string(),
+            requester,
+            session,
+        }
+    }
+
+    #[test]
+    fn an_upgrade_swaps_the_code_at_the_address_and_answers_what_the_old_code_owed() {
+        let node = idle_node("");
+        let requester = quiet_in(&node, "node", "requester");
+        let target = quiet_in(&node, "node", "v1");
+        // The old code received a request it never answered.
+        let owed = Message::empty(requester, ptype::LUA as u8, 5);
+        assert!(as_service(&node, target, |core| core.note_delivery(&owed)));
+        add_quiet(&node);
+        assert_eq!(
+            node.request_upgrade(target, request("quiet", requester, 9)),
+            Ok(())
+        );
+        // One at a time.
+        assert_eq!(
+            node.request_upgrade(target, request("quiet", requester, 10)),
+            Err(error::FAILED)
+        );
+        let service = node.router.service(target).unwrap();
+        assert!(service.pending().has(Bits::UPGRADE));
+        // What the worker holding the queue does between two messages.
+        node.run_upgrade(&service);
+        assert!(!service.pending().has(Bits::UPGRADE));
+        assert_eq!(&*service.args(), "v2");
+        let told = drain(&node, requester);
+        assert_eq!(
+            told,
+            [
+                Message::empty(target, ptype::ERROR as u8, 5),
+                Message {
+                    source: target,
+                    session: 9,
+                    ptype: ptype::RESPONSE as u8,
+                    data: b"fresh the running code has no snapshot entry"
+                        .to_vec()
+                        .into(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_upgrade_leaves_the_running_code_serving() {
+        let node = idle_node("");
+        let requester = quiet_in(&node, "node", "requester");
+        let target = quiet_in(&node, "node", "v1");
+        assert_eq!(
+            node.request_upgrade(target, request("missing", requester, 3)),
+            Ok(())
+        );
+        let service = node.router.service(target).unwrap();
+        node.run_upgrade(&service);
+        assert_eq!(&*service.args(), "v1");
+        assert!(service.is_alive());
+        let told = drain(&node, requester);
+        assert_eq!(told.len(), 1);
+        let text = String::from_utf8_lossy(&told[0].data).to_string();
+        assert!(
+            text.starts_with("failed the new code cannot be loaded"),
+            "{text}"
+        );
+        assert_eq!(
+            node.request_upgrade(Handle(0x0100_7777), request("quiet", requester, 4)),
+            Err(error::INVALID_ADDRESS)
+        );
+    }
+}

@@ -358,6 +358,7 @@ impl crate::scheduler::Host for Arc<NodeShared> {
         self.run_upgrade(service);
     }
 
+    #[inline]
     fn admit(&self, behavior: &mut dyn Behavior, message: &Message, started: Option<u64>) -> bool {
         let core = behavior.core();
         core.message_started_ns = started;

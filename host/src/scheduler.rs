@@ -195,8 +195,8 @@ impl Scheduler {
         }
     }
 
-    #[cfg(test)]
     /// Number of ready service queues a worker may take now.
+    #[cfg(test)]
     pub fn ready_len(&self) -> usize {
         self.global.len()
     }

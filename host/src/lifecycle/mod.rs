@@ -431,11 +431,13 @@ impl NodeShared {
         self.clock.orphan(timers as usize);
         self.router.retire(handle);
         let behavior = service.instance().take();
-        service.tenant().remove_service();
         let pending = service.queue.close();
         let owed = behavior
             .map(|mut behavior| behavior.core().take_owed())
             .unwrap_or_default();
+        // Its instance is gone now (its memory and slot free): only then does its tenant
+        // count one service fewer, so a new one never waits for what the old one held.
+        service.tenant().remove_service();
         if !self.sockets.is_empty() {
             self.sockets.close_owned_by(handle);
         }

@@ -318,8 +318,10 @@ impl Service {
         crate::sync::lock(&self.deferred_start).take()
     }
 
-    /// Keeps an upgrade for the holder of its queue to run; false (the request comes back)
-    /// when one is pending already.
+    /// Keeps an upgrade for the holder of its queue to run.
+    ///
+    /// # Errors
+    /// The request comes back when one is pending already.
     pub(crate) fn park_upgrade(&self, request: UpgradeRequest) -> Result<(), UpgradeRequest> {
         let mut pending = crate::sync::lock(&self.upgrade);
         if pending.is_some() {

@@ -45,14 +45,7 @@ impl Behavior for Recorder {
     }
 
     fn dispatch(&mut self, message: Message) -> Result<(), Fault> {
-        let service = self
-            .service
-            .upgrade()
-            .expect("the service outlives its behaviour");
-        self.events
-            .lock()
-            .unwrap()
-            .push(Event::Dispatched(service.handle(), message.session));
+        let service = self.record(|handle| Event::Dispatched(handle, message.session));
         match message.session {
             13 => Err(Fault::Native("asked to fault".into())),
             66 => panic!("asked to panic"),
@@ -66,15 +59,20 @@ impl Behavior for Recorder {
     }
 
     fn signal(&mut self, signal: i32) -> Result<(), Fault> {
+        self.record(|handle| Event::Signal(handle, signal));
+        Ok(())
+    }
+}
+
+impl Recorder {
+    /// Records what reached its service; the service.
+    fn record(&self, event: impl FnOnce(Handle) -> Event) -> Arc<Service> {
         let service = self
             .service
             .upgrade()
             .expect("the service outlives its behaviour");
-        self.events
-            .lock()
-            .unwrap()
-            .push(Event::Signal(service.handle(), signal));
-        Ok(())
+        self.events.lock().unwrap().push(event(service.handle()));
+        service
     }
 }
 

@@ -13,7 +13,8 @@ use crate::service::{Behavior, Fault, ServiceCore};
 
 /// A node with nothing running, from the lines of a config (on top of test defaults).
 pub(crate) fn idle_node(extra: &str) -> Arc<NodeShared> {
-    let text = format!("thread = 2\nharbor = 1\nwasm_max_services = 16\n{extra}\n");
+    let text =
+        format!("thread = 2\nharbor = 1\nwasm_max_services = 16\nwasm_cache = false\n{extra}\n");
     let config = crate::config::NodeConfig::from_source("test", &text).expect("a valid config");
     NodeShared::new(config).expect("the node's shared state")
 }

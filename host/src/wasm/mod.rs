@@ -19,6 +19,9 @@ pub(crate) mod budget;
 pub(crate) mod prefault;
 pub(crate) mod wasi;
 
+#[cfg(test)]
+mod tests;
+
 use skywasm_abi::export;
 use wasmtime::{
     Instance, Memory, PoolConcurrencyLimitError, Store, TypedFunc, UpdateDeadline, WasmBacktrace,

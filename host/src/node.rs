@@ -376,7 +376,7 @@ impl crate::scheduler::Host for Arc<NodeShared> {
 }
 
 mod handle;
-pub use handle::{NodeHandle, ServiceInfo, TenantUsage};
+pub use handle::{ClusterError, NodeHandle, ServiceInfo, TenantUsage};
 #[cfg(test)]
 pub(crate) mod testing;
 

@@ -140,15 +140,55 @@ pub struct NodeTable {
     pub nowaiting: bool,
 }
 
+/// Why the cluster could not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// A node table entry that is neither `"host:port"` nor `false`.
+    #[error("node `{node}`: `{value}` is neither \"host:port\" nor false")]
+    BadEntry {
+        /// The node's name.
+        node: String,
+        /// What the table gave for it.
+        value: String,
+    },
+    /// A node table file that cannot be read or evaluated, or holds a bad entry.
+    #[error("{path}: {why}")]
+    BadFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// `reload()` with no table, and the config names no `cluster` file.
+    #[error("no `cluster` file in the config")]
+    NoFile,
+    /// The node is stopping.
+    #[error("the node is stopping")]
+    Stopping,
+    /// The network thread is not available.
+    #[error("{0}")]
+    Network(String),
+    /// An address to listen on that cannot be used or bound.
+    #[error("{0}")]
+    Listen(String),
+}
+
+/// For `clusterd`, whose answers to Lua callers are text.
+impl From<ClusterError> for String {
+    fn from(error: ClusterError) -> String {
+        error.to_string()
+    }
+}
+
 impl NodeTable {
     /// Reads a table from env-style entries (`name` → `"host:port"` or `"false"`;
     /// `__nowaiting` → `"true"`).
     ///
     /// # Errors
-    /// A text naming the entry that is neither an address nor `false`.
+    /// [`ClusterError::BadEntry`] naming the entry that is neither an address nor `false`.
     pub fn from_entries<'a>(
         entries: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<NodeTable, String> {
+    ) -> Result<NodeTable, ClusterError> {
         let mut table = NodeTable::default();
         for (name, value) in entries {
             if name == "__nowaiting" {
@@ -164,9 +204,10 @@ impl NodeTable {
                     NodeAddress::At(at.to_string())
                 }
                 other => {
-                    return Err(format!(
-                        "node `{name}`: `{other}` is neither \"host:port\" nor false"
-                    ))
+                    return Err(ClusterError::BadEntry {
+                        node: name.to_string(),
+                        value: other.to_string(),
+                    })
                 }
             };
             table.nodes.insert(name.to_string(), address);
@@ -177,13 +218,21 @@ impl NodeTable {
     /// Reads a node table file (Lua, skynet's format).
     ///
     /// # Errors
-    /// The file cannot be read or evaluated, or holds a bad entry.
-    pub fn load(path: &Path) -> Result<NodeTable, String> {
+    /// [`ClusterError::BadFile`]: the file cannot be read or evaluated, or holds a bad
+    /// entry.
+    pub fn load(path: &Path) -> Result<NodeTable, ClusterError> {
         let env = crate::config::evaluate_file(path, &|name| std::env::var(name).ok())
-            .map_err(|e| e.to_string())?
+            .map_err(|e| ClusterError::BadFile {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            })?
             .env;
-        Self::from_entries(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .map_err(|e| format!("{}: {e}", path.display()))
+        Self::from_entries(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(|e| {
+            ClusterError::BadFile {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            }
+        })
     }
 }
 
@@ -322,13 +371,16 @@ impl Cluster {
         &self.config
     }
 
-    fn runtime(&self) -> Result<tokio::runtime::Handle, String> {
+    fn runtime(&self) -> Result<tokio::runtime::Handle, ClusterError> {
         let mut runtime = lock(&self.runtime);
         if let Some(handle) = runtime.as_ref() {
             return Ok(handle.clone());
         }
-        let node = self.node.upgrade().ok_or("the node is stopping")?;
-        let handle = node.sockets.runtime().map_err(|e| e.to_string())?;
+        let node = self.node.upgrade().ok_or(ClusterError::Stopping)?;
+        let handle = node
+            .sockets
+            .runtime()
+            .map_err(|e| ClusterError::Network(e.to_string()))?;
         let (busy, node) = (self.busy.clone(), self.node.clone());
         handle.spawn(async move {
             contain_task(&node, "the cluster's busy poll", busy.run()).await;
@@ -344,12 +396,12 @@ impl Cluster {
     ///
     /// # Errors
     /// The file is missing or bad.
-    pub fn reload(&self, table: Option<NodeTable>) -> Result<(), String> {
+    pub fn reload(&self, table: Option<NodeTable>) -> Result<(), ClusterError> {
         let table = match table {
             Some(table) => table,
             None => match &self.config.file {
                 Some(path) => NodeTable::load(path)?,
-                None => return Err("no `cluster` file in the config".into()),
+                None => return Err(ClusterError::NoFile),
             },
         };
         let old = std::mem::replace(&mut *write(&self.table), table.clone());
@@ -415,7 +467,7 @@ impl Cluster {
         }
         let runtime = match self.runtime() {
             Ok(runtime) => runtime,
-            Err(why) => return self.fail(&request, &why),
+            Err(why) => return self.fail(&request, &why.to_string()),
         };
         let (inbox, receiver) = mpsc::unbounded_channel();
         let status = Arc::new(sender::Status::default());
@@ -475,9 +527,10 @@ impl Cluster {
     ///
     /// # Errors
     /// The address cannot be bound, or the socket server has stopped.
-    pub fn open(self: &Arc<Self>, host: &str, port: u16) -> Result<String, String> {
+    pub fn open(self: &Arc<Self>, host: &str, port: u16) -> Result<String, ClusterError> {
         let runtime = self.runtime()?;
-        let bound = agent::listen(self.clone(), &runtime, host, port)?;
+        let bound =
+            agent::listen(self.clone(), &runtime, host, port).map_err(ClusterError::Listen)?;
         lock(&self.listening).push(bound.clone());
         Ok(bound)
     }
@@ -773,7 +826,14 @@ mod tests {
         assert!(table.nowaiting);
         assert!(table.nodes.contains_key("v6"));
         let err = NodeTable::from_entries([("db", "nowhere")]).unwrap_err();
-        assert!(err.contains("node `db`"), "{err}");
+        assert_eq!(
+            err,
+            ClusterError::BadEntry {
+                node: "db".into(),
+                value: "nowhere".into()
+            }
+        );
+        assert!(err.to_string().contains("node `db`"), "{err}");
         assert!(NodeTable::from_entries([("db", "host:99999")]).is_err());
     }
 

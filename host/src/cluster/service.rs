@@ -301,6 +301,7 @@ fn table_of(table: &Table) -> Result<NodeTable, String> {
         entries.push((name.to_string(), value));
     }
     NodeTable::from_entries(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(String::from)
 }
 
 impl Drop for Clusterd {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use skywasm_abi::Handle;
 
 use super::NodeShared;
+pub use crate::cluster::ClusterError;
 use crate::lifecycle::upgrade::UpgradeRequest;
 use crate::lifecycle::LaunchError;
 use crate::service::{Behavior, ServiceCore};
@@ -229,8 +230,8 @@ impl NodeHandle {
     /// addresses at run time.
     ///
     /// # Errors
-    /// Why the table was not taken (a bad address, or no cluster in use).
-    pub fn set_cluster_nodes(&self, nodes: &[(&str, &str)]) -> Result<(), String> {
+    /// Why the table was not taken: a [`ClusterError`] (a bad address).
+    pub fn set_cluster_nodes(&self, nodes: &[(&str, &str)]) -> Result<(), ClusterError> {
         let table = crate::cluster::NodeTable::from_entries(nodes.iter().copied())?;
         self.shared.cluster.reload(Some(table))
     }

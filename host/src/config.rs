@@ -63,13 +63,25 @@ pub enum ConfigError {
     },
 }
 
-/// A config's globals as strings, and where each was set.
+/// A config's globals as strings, its `tenants` table, and where each was set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evaluated {
-    /// Every global as a string (the `tenants` table flattened to `tenants.NAME.KEY`).
+    /// Every global but `tenants`, as a string (skynet's env).
     pub env: BTreeMap<String, String>,
+    /// The `tenants` table's entries, by name (read once, here; `crate::tenant` types them).
+    pub tenants: Vec<TenantEntry>,
     /// `file:line` of the last assignment to each global, for error messages.
     pub places: BTreeMap<String, String>,
+}
+
+/// One entry of the `tenants` table as written: the tenant's name and each of its settings
+/// as text (a list's items joined with `;`), by setting name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantEntry {
+    /// The tenant's name.
+    pub name: String,
+    /// Its settings.
+    pub settings: Vec<(String, String)>,
 }
 
 impl Evaluated {
@@ -275,7 +287,7 @@ impl NodeConfig {
             tenant_log_rate: 0,
             module_size,
         };
-        let tenants = crate::tenant::specs_from_env(&env, &limits, &place("tenants"))?;
+        let tenants = crate::tenant::specs_from(&config.tenants, &limits, &place("tenants"))?;
         if let Some(seed) = env.get("lua_hash_seed") {
             crate::tenant::hash_seed_setting(seed)
                 .map_err(|_| bad("lua_hash_seed", seed, "random or fixed"))?;
@@ -528,6 +540,7 @@ fn run(
     }
     let mut config = Evaluated {
         env: BTreeMap::new(),
+        tenants: Vec::new(),
         places: places.into_inner(),
     };
     for pair in values.pairs::<Value, Value>() {
@@ -544,9 +557,15 @@ fn run(
             }
         };
         let place = config.place(&key, "config").to_string();
+        if key.starts_with("tenants.") {
+            return Err(ConfigError::Shape(format!(
+                "{place}: `{key}`: tenants are set in the `tenants` table \
+                 (tenants = {{ NAME = {{ KEY = value }} }})"
+            )));
+        }
         if key == "tenants" {
             if let Value::Table(tenants) = &value {
-                flatten_tenants(tenants, &mut config.env)
+                config.tenants = read_tenants(tenants)
                     .map_err(|e| ConfigError::Shape(format!("{place}: {e}")))?;
                 continue;
             }
@@ -573,9 +592,10 @@ fn run(
     Ok(config)
 }
 
-/// Turns `tenants = { NAME = { KEY = value or {list} } }` into `tenants.NAME.KEY` env
-/// entries (lists joined with `;`), the form [`crate::tenant`] reads.
-fn flatten_tenants(tenants: &Table, env: &mut BTreeMap<String, String>) -> Result<(), ConfigError> {
+/// Reads `tenants = { NAME = { KEY = value or {list} } }` into [`TenantEntry`]s (lists
+/// joined with `;`), by name, each one's settings by key.
+fn read_tenants(tenants: &Table) -> Result<Vec<TenantEntry>, ConfigError> {
+    let mut entries = Vec::new();
     let scalar = |path: &str, value: &Value| -> Result<String, ConfigError> {
         match value {
             Value::Boolean(b) => Ok(b.to_string()),
@@ -607,11 +627,11 @@ fn flatten_tenants(tenants: &Table, env: &mut BTreeMap<String, String>) -> Resul
                 spec.type_name()
             )));
         };
-        // A tenant with every setting at its default (`x = {}`) is still a tenant: it is
-        // known by its keys, so it gets one that says what it already is.
-        if spec.is_empty() {
-            env.insert(format!("tenants.{name}.trusted"), "false".to_string());
-        }
+        // A tenant with every setting at its default (`x = {}`) is still a tenant.
+        let mut entry = TenantEntry {
+            name: name.clone(),
+            settings: Vec::new(),
+        };
         for pair in spec.pairs::<Value, Value>() {
             let (field, value) = pair.map_err(|e| ConfigError::Shape(root_message(&e)))?;
             let path = format!("tenants.{name}");
@@ -628,10 +648,13 @@ fn flatten_tenants(tenants: &Table, env: &mut BTreeMap<String, String>) -> Resul
                 }
                 other => scalar(&path, other)?,
             };
-            env.insert(path, text);
+            entry.settings.push((field, text));
         }
+        entry.settings.sort();
+        entries.push(entry);
     }
-    Ok(())
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
 }
 
 /// The `include` global: evaluate another file, relative to the including file's directory.
@@ -800,15 +823,39 @@ mod tests {
     }
 
     #[test]
-    fn the_tenants_table_becomes_flat_keys() {
-        let env = eval(
-            "tenants = { guest = { cpu = 100, trusted = false, launch = { 'pong', 'snlua w' } } }",
-        )
-        .unwrap();
-        assert_eq!(env["tenants.guest.cpu"], "100");
-        assert_eq!(env["tenants.guest.trusted"], "false");
-        assert_eq!(env["tenants.guest.launch"], "pong;snlua w");
-        assert!(!env.contains_key("tenants"));
+    fn the_tenants_table_is_read_once_into_entries_and_kept_out_of_the_env() {
+        let source = "tenants = { guest = { cpu = 100, trusted = false, \
+                      launch = { 'pong', 'snlua w' } }, idle = {} }";
+        let config = evaluate_source("test.config", source, Path::new("."), &|_| None).unwrap();
+        let setting = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            config.tenants,
+            [
+                TenantEntry {
+                    name: "guest".into(),
+                    settings: vec![
+                        setting("cpu", "100"),
+                        setting("launch", "pong;snlua w"),
+                        setting("trusted", "false"),
+                    ],
+                },
+                TenantEntry {
+                    name: "idle".into(),
+                    settings: Vec::new(),
+                },
+            ]
+        );
+        assert!(config.env.keys().all(|key| !key.starts_with("tenants")));
+        let typed = NodeConfig::from_source("t", source).unwrap();
+        assert!(
+            typed.tenants.iter().any(|t| t.name == "idle"),
+            "an empty entry is a tenant"
+        );
+        let err = eval("_ENV['tenants.guest.cpu'] = 1").unwrap_err();
+        assert!(
+            err.to_string().contains("set in the `tenants` table"),
+            "{err}"
+        );
         let err = eval("tenants = { guest = 1 }").unwrap_err();
         assert!(
             err.to_string()

@@ -6,17 +6,17 @@
 //! A service launched by a service belongs to the launcher's tenant (through `.launcher`
 //! too: it launches on behalf of the requester with `LAUNCHAS`).
 //!
-//! The config's table form is sugar for flat env keys, so a tenant can also be written in
-//! skynet's one-key-per-line style: `tenants = { guest = { cpu = 100, launch = {"snlua"} } }`
-//! becomes `tenants.guest.cpu = "100"` and `tenants.guest.launch = "snlua"` (lists are
-//! joined with `;`).
+//! The config reads its `tenants` table once into entries (`config::TenantEntry`: each
+//! setting as text, lists joined with `;`): `tenants = { guest = { cpu = 100, launch =
+//! {"snlua"} } }` is the entry `guest` with `cpu = "100"` and `launch = "snlua"`;
+//! [`specs_from`] types them. Errors name a setting as `tenants.NAME.KEY`. The `tenants`
+//! table is not part of the env (`GETENV` does not see it).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::config::{parse_size, ConfigError};
+use crate::config::{parse_size, ConfigError, TenantEntry};
 use crate::service::Capabilities;
 use crate::socket::SocketQuota;
 use crate::sync::lock;
@@ -682,32 +682,36 @@ impl Tenants {
     }
 }
 
-/// Builds the tenant specs from the `tenants.NAME.KEY` env entries; `tenants.node.*`
+/// Builds the tenant specs from the config's `tenants` entries; an entry named `node`
 /// configures the trusted tenant. `origin` names the config in errors.
 ///
 /// # Errors
-/// A [`ConfigError`] naming the key for an unknown key or a malformed value.
-pub fn specs_from_env(
-    env: &BTreeMap<String, String>,
+/// A [`ConfigError`] naming the key (`tenants.NAME.KEY`) for an unknown key or a malformed
+/// value, or a name that is not one.
+pub fn specs_from(
+    entries: &[TenantEntry],
     defaults: &Limits,
     origin: &str,
 ) -> Result<Vec<TenantSpec>, ConfigError> {
     let mut specs = vec![TenantSpec::node(defaults)];
-    for (key, value) in env.range("tenants.".to_string()..) {
-        let Some(rest) = key.strip_prefix("tenants.") else {
-            break;
-        };
-        let bad = |want: &str| ConfigError::Value {
+    for entry in entries {
+        let name = entry.name.as_str();
+        let bad = |field: &str, value: &str, want: &str| ConfigError::Value {
             place: origin.to_string(),
-            key: key.to_string(),
+            key: format!("tenants.{name}.{field}"),
             value: value.to_string(),
             want: want.to_string(),
         };
-        let Some((name, field)) = rest.split_once('.') else {
-            return Err(bad("expected tenants.NAME.KEY"));
-        };
         if !valid_tenant_name(name) {
-            return Err(bad("a tenant's name is letters, digits, `_` and `-`"));
+            let (field, value) = entry
+                .settings
+                .first()
+                .map_or(("", ""), |(f, v)| (f.as_str(), v.as_str()));
+            return Err(bad(
+                field,
+                value,
+                "a tenant's name is letters, digits, `_` and `-`",
+            ));
         }
         let index = match specs.iter().position(|s| s.name == name) {
             Some(index) => index,
@@ -717,7 +721,9 @@ pub fn specs_from_env(
             }
         };
         let spec = &mut specs[index];
-        apply_field(spec, field, value).map_err(|want| bad(&want))?;
+        for (field, value) in &entry.settings {
+            apply_field(spec, field, value).map_err(|want| bad(field, value, &want))?;
+        }
     }
     for spec in &mut specs {
         if spec.name == NODE_TENANT {
@@ -868,23 +874,38 @@ mod tests {
         }
     }
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    /// The `tenants` entries a config with these `tenants.NAME.KEY = value` settings has.
+    fn entries(settings: &[(&str, &str)]) -> Vec<TenantEntry> {
+        let mut entries: Vec<TenantEntry> = Vec::new();
+        for (key, value) in settings {
+            let rest = key.strip_prefix("tenants.").expect("a tenants key");
+            let (name, field) = rest.split_once('.').expect("tenants.NAME.KEY");
+            let at = match entries.iter().position(|e| e.name == name) {
+                Some(at) => at,
+                None => {
+                    entries.push(TenantEntry {
+                        name: name.to_string(),
+                        settings: Vec::new(),
+                    });
+                    entries.len() - 1
+                }
+            };
+            entries[at]
+                .settings
+                .push((field.to_string(), value.to_string()));
+        }
+        entries
     }
 
     #[test]
     fn untrusted_tenants_get_safe_defaults_and_their_settings() {
-        let specs = specs_from_env(
-            &env(&[
+        let specs = specs_from(
+            &entries(&[
                 ("tenants.guest.cpu", "100"),
                 ("tenants.guest.launch", "snlua worker;pong"),
                 ("tenants.guest.getenv", "game_*"),
                 ("tenants.guest.export", ".room"),
                 ("tenants.guest.sockets", "true"),
-                ("thread", "2"),
             ]),
             &defaults(),
             "t",
@@ -909,8 +930,8 @@ mod tests {
 
     #[test]
     fn socket_allow_lists_match_host_and_port() {
-        let specs = specs_from_env(
-            &env(&[
+        let specs = specs_from(
+            &entries(&[
                 ("tenants.g.listen", "127.0.0.1:8000-8010; [::1]:*"),
                 ("tenants.g.connect", "*:443;db.internal:5432"),
             ]),
@@ -936,10 +957,9 @@ mod tests {
             ("tenants.guest.cpuu", "1"),
             ("tenants.guest.cpu", "lots"),
             ("tenants.g!.cpu", "1"),
-            ("tenants.guest", "1"),
             ("tenants.guest.trusted", "yes"),
         ] {
-            let err = specs_from_env(&env(&[(key, value)]), &defaults(), "t").unwrap_err();
+            let err = specs_from(&entries(&[(key, value)]), &defaults(), "t").unwrap_err();
             assert!(
                 err.to_string().starts_with(&format!("t: `{key} = ")),
                 "{err}"
@@ -949,8 +969,8 @@ mod tests {
 
     #[test]
     fn trusted_tenants_keep_every_capability() {
-        let specs = specs_from_env(
-            &env(&[("tenants.ops.trusted", "true"), ("tenants.node.cpu", "50")]),
+        let specs = specs_from(
+            &entries(&[("tenants.ops.trusted", "true"), ("tenants.node.cpu", "50")]),
             &defaults(),
             "t",
         )

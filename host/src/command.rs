@@ -565,6 +565,12 @@ mod tests {
     use super::execute;
     use crate::mq::Message;
     use crate::node::testing::{as_service, drain, idle_node, quiet_in};
+    use crate::node::NodeShared;
+
+    /// Runs `command` as service `who` would.
+    fn run(node: &NodeShared, who: Handle, command: &str, param: &str) -> Result<String, i32> {
+        as_service(node, who, |core| execute(core, command, param))
+    }
 
     const TENANTS: &str = r#"tenants = { guest = { export = { ".room" }, getenv = { "game_*" },
         setenv = { "game_*", "lua_path" } } }"#;
@@ -573,21 +579,18 @@ mod tests {
     fn names_are_bound_once_and_found_by_others() {
         let node = idle_node("");
         let (a, b) = (quiet_in(&node, "node", "a"), quiet_in(&node, "node", "b"));
-        let run = |who, command: &str, param: &str| {
-            as_service(&node, who, |core| execute(core, command, param))
-        };
-        assert_eq!(run(a, "REG", ""), Ok(format!(":{:x}", a.0)));
-        assert_eq!(run(a, "REG", ".db"), Ok(".db".to_string()));
-        assert_eq!(run(b, "QUERY", ".db"), Ok(format!(":{:x}", a.0)));
-        assert_eq!(run(b, "REG", ".db"), Err(error::NAME_TAKEN));
-        assert_eq!(run(b, "QUERY", ".nobody"), Err(error::NOT_FOUND));
+        assert_eq!(run(&node, a, "REG", ""), Ok(format!(":{:x}", a.0)));
+        assert_eq!(run(&node, a, "REG", ".db"), Ok(".db".to_string()));
+        assert_eq!(run(&node, b, "QUERY", ".db"), Ok(format!(":{:x}", a.0)));
+        assert_eq!(run(&node, b, "REG", ".db"), Err(error::NAME_TAKEN));
+        assert_eq!(run(&node, b, "QUERY", ".nobody"), Err(error::NOT_FOUND));
         // NAME binds another service's address.
         assert_eq!(
-            run(a, "NAME", &format!(".cache :{:x}", b.0)),
+            run(&node, a, "NAME", &format!(".cache :{:x}", b.0)),
             Ok(".cache".to_string())
         );
         assert_eq!(node.router.resolve(".cache"), Ok(b));
-        assert_eq!(run(a, "NAME", ".x"), Err(error::INVALID_ARGUMENT));
+        assert_eq!(run(&node, a, "NAME", ".x"), Err(error::INVALID_ARGUMENT));
     }
 
     #[test]
@@ -595,19 +598,22 @@ mod tests {
         let node = idle_node(TENANTS);
         let host = quiet_in(&node, "node", "host");
         let guest = quiet_in(&node, "guest", "guest");
-        let run = |who, command: &str, param: &str| {
-            as_service(&node, who, |core| execute(core, command, param))
-        };
         // Its unexported name lives in its own name space.
-        assert_eq!(run(guest, "REG", ".mine"), Ok(".mine".to_string()));
-        assert_eq!(run(host, "QUERY", ".mine"), Err(error::NOT_FOUND));
-        assert_eq!(run(guest, "QUERY", ".mine"), Ok(format!(":{:x}", guest.0)));
+        assert_eq!(run(&node, guest, "REG", ".mine"), Ok(".mine".to_string()));
+        assert_eq!(run(&node, host, "QUERY", ".mine"), Err(error::NOT_FOUND));
+        assert_eq!(
+            run(&node, guest, "QUERY", ".mine"),
+            Ok(format!(":{:x}", guest.0))
+        );
         // The name it exports is shared.
-        assert_eq!(run(guest, "REG", ".room"), Ok(".room".to_string()));
-        assert_eq!(run(host, "QUERY", ".room"), Ok(format!(":{:x}", guest.0)));
+        assert_eq!(run(&node, guest, "REG", ".room"), Ok(".room".to_string()));
+        assert_eq!(
+            run(&node, host, "QUERY", ".room"),
+            Ok(format!(":{:x}", guest.0))
+        );
         // It acts on its own tenant's services only.
         assert_eq!(
-            run(guest, "KILL", &format!(":{:x}", host.0)),
+            run(&node, guest, "KILL", &format!(":{:x}", host.0)),
             Err(error::DENIED)
         );
         assert!(node.router.service(host).is_some());
@@ -618,19 +624,31 @@ mod tests {
         let node = idle_node(&format!("{TENANTS}\ngame_mode = \"pvp\"\nsecret_sauce = 1"));
         let host = quiet_in(&node, "node", "host");
         let guest = quiet_in(&node, "guest", "guest");
-        let run = |who, command: &str, param: &str| {
-            as_service(&node, who, |core| execute(core, command, param))
-        };
-        assert_eq!(run(host, "SETENV", "score 7"), Ok(String::new()));
-        assert_eq!(run(host, "SETENV", "score 8"), Err(error::NAME_TAKEN));
-        assert_eq!(run(host, "GETENV", "score"), Ok("7".to_string()));
-        assert_eq!(run(host, "GETENV", "missing"), Err(error::NOT_FOUND));
-        assert_eq!(run(guest, "GETENV", "game_mode"), Ok("pvp".to_string()));
-        assert_eq!(run(guest, "GETENV", "secret_sauce"), Err(error::DENIED));
-        assert_eq!(run(guest, "SETENV", "game_level 3"), Ok(String::new()));
+        assert_eq!(run(&node, host, "SETENV", "score 7"), Ok(String::new()));
+        assert_eq!(
+            run(&node, host, "SETENV", "score 8"),
+            Err(error::NAME_TAKEN)
+        );
+        assert_eq!(run(&node, host, "GETENV", "score"), Ok("7".to_string()));
+        assert_eq!(run(&node, host, "GETENV", "missing"), Err(error::NOT_FOUND));
+        assert_eq!(
+            run(&node, guest, "GETENV", "game_mode"),
+            Ok("pvp".to_string())
+        );
+        assert_eq!(
+            run(&node, guest, "GETENV", "secret_sauce"),
+            Err(error::DENIED)
+        );
+        assert_eq!(
+            run(&node, guest, "SETENV", "game_level 3"),
+            Ok(String::new())
+        );
         // Listed, but the Lua runtime reads it: only a trusted tenant may set it.
-        assert_eq!(run(guest, "SETENV", "lua_path x"), Err(error::DENIED));
-        assert_eq!(run(guest, "SETENV", "other 1"), Err(error::DENIED));
+        assert_eq!(
+            run(&node, guest, "SETENV", "lua_path x"),
+            Err(error::DENIED)
+        );
+        assert_eq!(run(&node, guest, "SETENV", "other 1"), Err(error::DENIED));
         assert_ne!(node.getenv("lua_path").as_deref(), Some("x"));
     }
 
@@ -638,17 +656,24 @@ mod tests {
     fn a_timeout_of_zero_is_queued_at_once_and_others_wait_in_the_wheel() {
         let node = idle_node("");
         let a = quiet_in(&node, "node", "a");
-        let run =
-            |command: &str, param: &str| as_service(&node, a, |core| execute(core, command, param));
-        let now = run("TIMEOUT", "0").unwrap().parse::<i32>().unwrap();
-        let later = run("TIMEOUT", "100").unwrap().parse::<i32>().unwrap();
+        let now = run(&node, a, "TIMEOUT", "0")
+            .unwrap()
+            .parse::<i32>()
+            .unwrap();
+        let later = run(&node, a, "TIMEOUT", "100")
+            .unwrap()
+            .parse::<i32>()
+            .unwrap();
         assert_ne!(now, later);
         assert_eq!(node.clock.pending(), 1);
         assert_eq!(
             drain(&node, a),
             [Message::empty(Handle::NONE, ptype::RESPONSE as u8, now)]
         );
-        assert_eq!(run("TIMEOUT", "soon"), Err(error::INVALID_ARGUMENT));
+        assert_eq!(
+            run(&node, a, "TIMEOUT", "soon"),
+            Err(error::INVALID_ARGUMENT)
+        );
     }
 
     #[test]
@@ -659,20 +684,20 @@ mod tests {
             let message = Message::empty(b, ptype::TEXT as u8, session);
             node.router.push(a, message).unwrap();
         }
-        let run = |who, command: &str, param: &str| {
-            as_service(&node, who, |core| execute(core, command, param))
-        };
-        assert_eq!(run(a, "STAT", "mqlen"), Ok("3".to_string()));
-        assert_eq!(run(a, "STAT", "nonsense"), Err(error::INVALID_ARGUMENT));
-        assert_eq!(run(a, "EXIT", ""), Ok(String::new()));
+        assert_eq!(run(&node, a, "STAT", "mqlen"), Ok("3".to_string()));
+        assert_eq!(
+            run(&node, a, "STAT", "nonsense"),
+            Err(error::INVALID_ARGUMENT)
+        );
+        assert_eq!(run(&node, a, "EXIT", ""), Ok(String::new()));
         assert!(
             node.router.service(a).is_none(),
             "its handle is retired at once"
         );
         assert_eq!(
-            run(b, "KILL", &format!(":{:x}", a.0)),
+            run(&node, b, "KILL", &format!(":{:x}", a.0)),
             Err(error::INVALID_ADDRESS)
         );
-        assert_eq!(run(b, "NOSUCH", ""), Err(error::UNKNOWN_COMMAND));
+        assert_eq!(run(&node, b, "NOSUCH", ""), Err(error::UNKNOWN_COMMAND));
     }
 }

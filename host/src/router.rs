@@ -197,6 +197,14 @@ impl Router {
         self.push_cached(dest, message, &mut None)
     }
 
+    /// Answers `requester`'s request `session` with an empty PTYPE_ERROR from `on_behalf`
+    /// (a service that will not answer it: ended, replaced, refusing); dropped when the
+    /// requester is gone too.
+    pub(crate) fn answer_error(&self, requester: Handle, on_behalf: Handle, session: i32) {
+        let error = Message::empty(on_behalf, ptype::ERROR as u8, session);
+        let _ = self.push(requester, error);
+    }
+
     /// Like [`Router::push`], remembering the destination in `cache` so the next message
     /// to the same service skips the handle table (and its lock).
     ///
@@ -212,15 +220,21 @@ impl Router {
             return Err(message);
         };
         match service.queue.push(message) {
-            Ok(Push::Ready) => {
-                self.scheduler.ready(service.clone());
+            Ok(push) => {
+                self.wake_if_ready(service, push);
                 Ok(())
             }
-            Ok(Push::Queued) => Ok(()),
             Err(message) => {
                 *cache = None;
                 Err(message)
             }
+        }
+    }
+
+    /// Hands `service` to the scheduler when `push` made its idle mailbox ready.
+    fn wake_if_ready(&self, service: &Arc<Service>, push: Push) {
+        if push == Push::Ready {
+            self.scheduler.ready(service.clone());
         }
     }
 
@@ -239,10 +253,8 @@ impl Router {
         let Some(service) = self.cached_service(dest, &mut None).cloned() else {
             return Err(Refused::Closed(message));
         };
-        match service.queue.push_bounded(message, usize::MAX, max_bytes)? {
-            Push::Ready => self.scheduler.ready(service),
-            Push::Queued => {}
-        }
+        let push = service.queue.push_bounded(message, usize::MAX, max_bytes)?;
+        self.wake_if_ready(&service, push);
         Ok(())
     }
 
@@ -255,13 +267,9 @@ impl Router {
         message: Message,
     ) -> Option<(Arc<Service>, usize)> {
         let service = self.cached_service(dest, &mut None).cloned()?;
-        match service.queue.push_measured(message).ok()? {
-            (Push::Ready, held) => {
-                self.scheduler.ready(service.clone());
-                Some((service, held))
-            }
-            (Push::Queued, held) => Some((service, held)),
-        }
+        let (push, held) = service.queue.push_measured(message).ok()?;
+        self.wake_if_ready(&service, push);
+        Some((service, held))
     }
 
     /// The live local service at `dest`, from `cache` when it holds it, else from the handle
@@ -328,11 +336,10 @@ impl Router {
             (limits.mailbox, limits.mailbox_bytes)
         };
         match service.queue.push_bounded(message, max_len, max_bytes) {
-            Ok(Push::Ready) => {
-                self.scheduler.ready(service.clone());
+            Ok(push) => {
+                self.wake_if_ready(service, push);
                 Ok(())
             }
-            Ok(Push::Queued) => Ok(()),
             Err(Refused::Full(_)) => Err(Refusal::Full(service.clone())),
             Err(Refused::Closed(_)) => {
                 *cache = None;

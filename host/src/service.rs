@@ -730,10 +730,9 @@ impl ServiceCore {
                         ),
                     );
                 }
-                let _ = self.node.router.push(
-                    message.source,
-                    Message::empty(self.handle(), ptype::ERROR as u8, message.session),
-                );
+                self.node
+                    .router
+                    .answer_error(message.source, self.handle(), message.session);
                 return false;
             }
             *self
@@ -839,10 +838,7 @@ impl ServiceCore {
         if pushed.is_err() && forwarded {
             // The obligation left with the request, which never arrived: answer as a
             // service that ends answers the requests left in its mailbox.
-            let _ = self
-                .node
-                .router
-                .push(source, Message::empty(dest, ptype::ERROR as u8, session));
+            self.node.router.answer_error(source, dest, session);
         }
         pushed.map_err(|refusal| refusal.code())
     }

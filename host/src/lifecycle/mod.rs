@@ -447,17 +447,12 @@ impl NodeShared {
         }
         for message in pending {
             if message.session != 0 && is_request(message.ptype) {
-                let _ = self.router.push(
-                    message.source,
-                    Message::empty(handle, ptype::ERROR as u8, message.session),
-                );
+                self.router
+                    .answer_error(message.source, handle, message.session);
             }
         }
         for (requester, session) in owed {
-            let _ = self.router.push(
-                requester,
-                Message::empty(handle, ptype::ERROR as u8, session),
-            );
+            self.router.answer_error(requester, handle, session);
         }
         if let Some(monitor) = self.exit_monitor() {
             if monitor != handle {

@@ -179,10 +179,8 @@ impl NodeShared {
         service.set_code(&request.module, &request.args);
         // The new code cannot answer what the old one was asked and left unanswered.
         for (requester, session) in old.core().take_owed() {
-            let _ = self.router.push(
-                requester,
-                Message::empty(service.handle(), ptype::ERROR as u8, session),
-            );
+            self.router
+                .answer_error(requester, service.handle(), session);
         }
         drop(old);
         match (state, restored, fresh) {

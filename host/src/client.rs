@@ -14,8 +14,8 @@ use skywasm_abi::{ptype, Handle};
 
 use crate::lifecycle::LaunchError;
 use crate::mq::Message;
-use crate::node::NodeShared;
 use crate::service::{Behavior, Fault, ServiceCore};
+use crate::shared::NodeShared;
 
 /// Why a client call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

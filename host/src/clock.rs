@@ -11,7 +11,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use skywasm_abi::Handle;
 
-use crate::service::Service;
 use crate::sync::lock;
 use crate::timer::TimerWheel;
 
@@ -21,14 +20,19 @@ const SWEEP_MIN: usize = 1024;
 /// How often the timer thread wakes (skynet's `usleep(2500)`).
 pub(crate) const TIMER_PERIOD: Duration = Duration::from_micros(2500);
 
+/// What a timeout wakes (a service): a sweep keeps a timeout only while its owner lives.
+pub trait Owner {
+    /// False once the owner has ended.
+    fn is_alive(&self) -> bool;
+}
+
 /// A pending timeout: who gets it, its session, and the index of the tenant it counts
 /// against.
-#[derive(Debug, Clone)]
-pub struct Timeout {
+pub struct Timeout<O> {
     /// The service to wake.
     pub handle: Handle,
     /// That very service (a handle may name another service once this one has ended).
-    pub owner: Weak<Service>,
+    pub owner: Weak<O>,
     /// The session its PTYPE_RESPONSE carries.
     pub session: i32,
     /// The owner's tenant (its index among the node's tenants).
@@ -36,26 +40,26 @@ pub struct Timeout {
 }
 
 /// The node's clock and its pending timeouts.
-pub struct Clock {
+pub struct Clock<O> {
     started: Instant,
     start_utc_secs: u64,
     /// Centiseconds since start, as last advanced by the timer thread.
     now: AtomicU64,
-    wheel: Mutex<TimerWheel<Timeout>>,
+    wheel: Mutex<TimerWheel<Timeout<O>>>,
     /// Timeouts of ended services still in the wheel (approximately): past half of the
     /// wheel, the timer thread sweeps them out.
     orphaned: AtomicUsize,
 }
 
-impl Default for Clock {
+impl<O: Owner> Default for Clock<O> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Clock {
+impl<O: Owner> Clock<O> {
     /// A clock starting now.
-    pub fn new() -> Clock {
+    pub fn new() -> Clock<O> {
         Clock {
             started: Instant::now(),
             start_utc_secs: SystemTime::now()
@@ -91,7 +95,7 @@ impl Clock {
             timeout
                 .owner
                 .upgrade()
-                .is_some_and(|service| service.is_alive())
+                .is_some_and(|owner| owner.is_alive())
         })
     }
 
@@ -112,7 +116,7 @@ impl Clock {
 
     /// Schedules a PTYPE_RESPONSE with `session` to `handle` after `ticks` centiseconds
     /// (`ticks` ≥ 1; 0-tick timeouts are delivered as messages by the caller).
-    pub fn add_timeout(&self, ticks: u32, timeout: Timeout) {
+    pub fn add_timeout(&self, ticks: u32, timeout: Timeout<O>) {
         lock(&self.wheel).add(ticks, timeout);
     }
 
@@ -122,7 +126,7 @@ impl Clock {
     }
 
     /// Advances the wheel to the monotonic clock; returns the expired timeouts in order.
-    pub fn update(&self) -> Vec<Timeout> {
+    pub fn update(&self) -> Vec<Timeout<O>> {
         let elapsed_cs = (self.started.elapsed().as_millis() / 10) as u64;
         let mut fired = Vec::new();
         let mut wheel = lock(&self.wheel);

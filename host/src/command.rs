@@ -2,16 +2,16 @@
 //!
 //! A command is a name and a text parameter; the result is text. Where skynet returns NULL
 //! this returns an error code, so guests can tell "no such name" from an empty result:
-//! [`error::NOT_FOUND`] for a missing name or key, [`error::NAME_TAKEN`] for a taken name
-//! or an existing env key, [`error::INVALID_ARGUMENT`] for malformed parameters,
-//! [`error::UNKNOWN_COMMAND`] for anything else. Result texts are skynet's: `REG`/`QUERY`
+//! [`HostError::NotFound`] for a missing name or key, [`HostError::NameTaken`] for a taken name
+//! or an existing env key, [`HostError::InvalidArgument`] for malformed parameters,
+//! [`HostError::UnknownCommand`] for anything else. Result texts are skynet's: `REG`/`QUERY`
 //! answer `:%x`, `LAUNCH` answers `:%08X`. `NOW` (centiseconds since start) is an addition:
 //! skynet reads the clock through its C API instead.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use skywasm_abi::{error, ptype, Handle};
+use skywasm_abi::{ptype, Handle, HostError};
 
 use crate::handle::HandleError;
 use crate::log::Shown;
@@ -24,13 +24,16 @@ use crate::tenant::Tenant;
 ///
 /// # Errors
 /// An ABI error code (see the module documentation).
-pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<String, i32> {
+pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<String, HostError> {
     let node = core.node.clone();
     let tenant = core.service().tenant().clone();
     let trusted = tenant.is_trusted();
     match command {
         "TIMEOUT" => {
-            let ticks: i64 = param.trim().parse().map_err(|_| error::INVALID_ARGUMENT)?;
+            let ticks: i64 = param
+                .trim()
+                .parse()
+                .map_err(|_| HostError::InvalidArgument)?;
             timeout(core, ticks).map(|session| session.to_string())
         }
         "REG" => {
@@ -43,15 +46,15 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
         }
         "QUERY" => match node.router.find_name_in(tenant.name_scope(), param) {
             Some(handle) => Ok(format!(":{:x}", handle.0)),
-            None => Err(error::NOT_FOUND),
+            None => Err(HostError::NotFound),
         },
         "NAME" => {
             let mut words = param.split_whitespace();
             let (Some(name), Some(address), None) = (words.next(), words.next(), words.next())
             else {
-                return Err(error::INVALID_ARGUMENT);
+                return Err(HostError::InvalidArgument);
             };
-            let handle = Handle::parse(address).ok_or(error::INVALID_ARGUMENT)?;
+            let handle = Handle::parse(address).ok_or(HostError::InvalidArgument)?;
             may_bind(core, command, name)?;
             own_tenant(core, command, handle)?;
             bind(core, name, handle)
@@ -71,7 +74,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             if stopped {
                 Ok(String::new())
             } else {
-                Err(error::INVALID_ADDRESS)
+                Err(HostError::InvalidAddress)
             }
         }
         "LAUNCH" => {
@@ -84,14 +87,14 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 return Err(deny(core, command, param, "only the node's own tenant may"));
             }
             let (requester, rest) = split_command(param);
-            let requester = Handle::parse(requester).ok_or(error::INVALID_ARGUMENT)?;
+            let requester = Handle::parse(requester).ok_or(HostError::InvalidArgument)?;
             let on_behalf = if requester.is_none() {
                 tenant.clone()
             } else {
                 let service = node
                     .router
                     .service(requester)
-                    .ok_or(error::INVALID_ADDRESS)?;
+                    .ok_or(HostError::InvalidAddress)?;
                 service.tenant().clone()
             };
             let (module, args) = split_command(rest);
@@ -103,11 +106,14 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             let (target, rest) = split_command(param);
             let (name, args) = split_command(rest);
             if name.is_empty() {
-                return Err(error::INVALID_ARGUMENT);
+                return Err(HostError::InvalidArgument);
             }
             let target = core.resolve(target)?;
             own_tenant(core, command, target)?;
-            let service = node.router.service(target).ok_or(error::INVALID_ADDRESS)?;
+            let service = node
+                .router
+                .service(target)
+                .ok_or(HostError::InvalidAddress)?;
             let (module, args) = upgraded_code(&service, name, args);
             if !tenant.spec.may_launch(&module, &args) {
                 return Err(deny(
@@ -141,7 +147,9 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 core.service().clone()
             } else {
                 let target = core.resolve(param.trim())?;
-                node.router.service(target).ok_or(error::INVALID_ADDRESS)?
+                node.router
+                    .service(target)
+                    .ok_or(HostError::InvalidAddress)?
             };
             let of = service.tenant();
             let trust = if of.is_trusted() {
@@ -164,12 +172,13 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             let own = (param == "lua_hash_seed")
                 .then(|| tenant.spec.lua_hash_seed.clone())
                 .flatten();
-            own.or_else(|| node.getenv(param)).ok_or(error::NOT_FOUND)
+            own.or_else(|| node.getenv(param))
+                .ok_or(HostError::NotFound)
         }
         "SETENV" => {
             let (key, value) = param.split_once(' ').unwrap_or((param, ""));
             if key.is_empty() {
-                return Err(error::INVALID_ARGUMENT);
+                return Err(HostError::InvalidArgument);
             }
             if !tenant.spec.may_setenv(key) {
                 let why = if tenant.spec.may_setenv_listed(key) {
@@ -182,7 +191,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             if node.setenv(key, value) {
                 Ok(String::new())
             } else {
-                Err(error::NAME_TAKEN)
+                Err(HostError::NameTaken)
             }
         }
         "STARTTIME" => Ok(node.clock.start_time().to_string()),
@@ -199,7 +208,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             if param.trim().is_empty() {
                 node.exit_monitor()
                     .map(|h| format!(":{:x}", h.0))
-                    .ok_or(error::NOT_FOUND)
+                    .ok_or(HostError::NotFound)
             } else {
                 if !trusted {
                     return Err(deny(core, command, param, "only the node's own tenant may"));
@@ -232,10 +241,13 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
                 ));
             }
             own_tenant(core, command, target)?;
-            let service = node.router.service(target).ok_or(error::INVALID_ADDRESS)?;
+            let service = node
+                .router
+                .service(target)
+                .ok_or(HostError::InvalidAddress)?;
             if command == "LOGON" {
                 if !crate::log::open_message_log(&node, &service, core.handle()) {
-                    return Err(error::FAILED);
+                    return Err(HostError::Failed);
                 }
             } else {
                 crate::log::close_message_log(&node, &service, core.handle());
@@ -248,26 +260,29 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             own_tenant(core, command, target)?;
             if target == core.handle() {
                 // A service cannot interrupt or signal the message it is running.
-                return Err(error::INVALID_ARGUMENT);
+                return Err(HostError::InvalidArgument);
             }
             let signal: i32 = if signal.is_empty() {
                 0
             } else {
-                signal.trim().parse().map_err(|_| error::INVALID_ARGUMENT)?
+                signal
+                    .trim()
+                    .parse()
+                    .map_err(|_| HostError::InvalidArgument)?
             };
             if node.signal(target, signal) {
                 Ok(String::new())
             } else {
-                Err(error::INVALID_ADDRESS)
+                Err(HostError::InvalidAddress)
             }
         }
-        _ => Err(error::UNKNOWN_COMMAND),
+        _ => Err(HostError::UnknownCommand),
     }
 }
 
 /// Logs a refused command (see [`crate::log::worth_logging`]) and returns
-/// [`error::DENIED`].
-pub(crate) fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) -> i32 {
+/// [`HostError::Denied`].
+pub(crate) fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) -> HostError {
     if let Some(refused) = count_refusal(core) {
         core.log(&format!(
             "DENIED {} {}: {why} (tenant `{}`; {refused} refused so far)",
@@ -276,7 +291,7 @@ pub(crate) fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) ->
             core.service().tenant().name()
         ));
     }
-    error::DENIED
+    HostError::Denied
 }
 
 /// Counts one more refusal of the service's; the count when it is worth a log line (the
@@ -292,7 +307,7 @@ fn named_service(
     core: &ServiceCore,
     command: &str,
     param: &str,
-) -> Result<Arc<crate::service::Service>, i32> {
+) -> Result<Arc<crate::service::Service>, HostError> {
     let target = if param.trim().is_empty() {
         core.handle()
     } else {
@@ -302,11 +317,11 @@ fn named_service(
     core.node
         .router
         .service(target)
-        .ok_or(error::INVALID_ADDRESS)
+        .ok_or(HostError::InvalidAddress)
 }
 
 /// An untrusted service acts only on services of its own tenant.
-fn own_tenant(core: &ServiceCore, command: &str, target: Handle) -> Result<(), i32> {
+fn own_tenant(core: &ServiceCore, command: &str, target: Handle) -> Result<(), HostError> {
     let tenant = core.service().tenant();
     if tenant.is_trusted() {
         return Ok(());
@@ -324,7 +339,7 @@ fn own_tenant(core: &ServiceCore, command: &str, target: Handle) -> Result<(), i
 }
 
 /// An untrusted service may not take a name another tenant exports.
-fn may_bind(core: &ServiceCore, command: &str, name: &str) -> Result<(), i32> {
+fn may_bind(core: &ServiceCore, command: &str, name: &str) -> Result<(), HostError> {
     let tenant = core.service().tenant();
     if tenant.is_trusted() {
         return Ok(());
@@ -355,9 +370,9 @@ fn launch_for(
     tenant: &Arc<Tenant>,
     module: &str,
     args: &str,
-) -> Result<String, i32> {
+) -> Result<String, HostError> {
     if module.is_empty() {
-        return Err(error::INVALID_ARGUMENT);
+        return Err(HostError::InvalidArgument);
     }
     let what = format!("{} {}", Shown(module), Shown(args));
     if !tenant.spec.may_launch(module, args) {
@@ -377,7 +392,7 @@ fn launch_for(
                 tenant.name()
             ));
         }
-        return Err(error::LIMIT);
+        return Err(HostError::Limit);
     }
     if !tenant.take_spawn_token() {
         if let Some(refused) = count_refusal(core) {
@@ -388,7 +403,7 @@ fn launch_for(
                 tenant.spec.limits.spawn_rate
             ));
         }
-        return Err(error::LIMIT);
+        return Err(HostError::Limit);
     }
     // On behalf of another tenant with a worker cap (LAUNCHAS from `.launcher`), the init
     // runs under that cap, not on this worker.
@@ -404,7 +419,7 @@ fn launch_for(
     };
     match launched {
         Ok(handle) => Ok(format!(":{:08X}", handle.0)),
-        Err(e) => Err(e.code()),
+        Err(e) => Err(e.error()),
     }
 }
 
@@ -440,11 +455,11 @@ fn exit_self(core: &mut ServiceCore) -> bool {
 /// is queued as a message at once: it is never delivered inline.
 ///
 /// # Errors
-/// [`error::INVALID_ARGUMENT`] for a delay beyond the wheel's range; [`error::LIMIT`] when
+/// [`HostError::InvalidArgument`] for a delay beyond the wheel's range; [`HostError::Limit`] when
 /// the tenant has its limit of timeouts pending, or (0 ticks) the service's own mailbox is
 /// full.
-pub fn timeout(core: &mut ServiceCore, ticks: i64) -> Result<i32, i32> {
-    let ticks = u32::try_from(ticks.max(0)).map_err(|_| error::INVALID_ARGUMENT)?;
+pub fn timeout(core: &mut ServiceCore, ticks: i64) -> Result<i32, HostError> {
+    let ticks = u32::try_from(ticks.max(0)).map_err(|_| HostError::InvalidArgument)?;
     let handle = core.handle();
     if ticks == 0 {
         let session = core.new_session();
@@ -455,8 +470,8 @@ pub fn timeout(core: &mut ServiceCore, ticks: i64) -> Result<i32, i32> {
             .push_from(&core.service, false, handle, message, &mut None)
         {
             Ok(()) => Ok(session),
-            Err(crate::router::Refusal::Full(_)) => Err(error::LIMIT),
-            Err(refusal) => Err(refusal.code()),
+            Err(crate::router::Refusal::Full(_)) => Err(HostError::Limit),
+            Err(refusal) => Err(refusal.error()),
         };
     }
     let tenant = core.service().tenant();
@@ -481,19 +496,19 @@ pub fn timeout(core: &mut ServiceCore, ticks: i64) -> Result<i32, i32> {
     Ok(session)
 }
 
-/// Logs a refused `TIMEOUT` (thinned out as every refusal) and returns [`error::LIMIT`].
-fn limit_hit(core: &ServiceCore, why: &str) -> i32 {
+/// Logs a refused `TIMEOUT` (thinned out as every refusal) and returns [`HostError::Limit`].
+fn limit_hit(core: &ServiceCore, why: &str) -> HostError {
     if let Some(refused) = count_refusal(core) {
         core.log(&format!(
             "TIMEOUT refused: {why} ({refused} refused so far)"
         ));
     }
-    error::LIMIT
+    HostError::Limit
 }
 
 /// Binds `name`: in the shared name space, or, for an untrusted tenant's name it does not
 /// export, in the tenant's own name space (where no other tenant can see it or be denied it).
-fn bind(core: &ServiceCore, name: &str, handle: Handle) -> Result<String, i32> {
+fn bind(core: &ServiceCore, name: &str, handle: Handle) -> Result<String, HostError> {
     let tenant = core.service().tenant();
     let scope = if tenant.exports(name) {
         crate::handle::SHARED_SCOPE
@@ -519,15 +534,15 @@ fn bind(core: &ServiceCore, name: &str, handle: Handle) -> Result<String, i32> {
                     tenant.name()
                 ));
             }
-            Err(error::LIMIT)
+            Err(HostError::Limit)
         }
-        Err(HandleError::NameTaken(_)) => Err(error::NAME_TAKEN),
-        Err(HandleError::NoSuchHandle(_)) => Err(error::INVALID_ADDRESS),
-        Err(_) => Err(error::INVALID_ARGUMENT),
+        Err(HandleError::NameTaken(_)) => Err(HostError::NameTaken),
+        Err(HandleError::NoSuchHandle(_)) => Err(HostError::InvalidAddress),
+        Err(_) => Err(HostError::InvalidArgument),
     }
 }
 
-fn stat(core: &ServiceCore, what: &str) -> Result<String, i32> {
+fn stat(core: &ServiceCore, what: &str) -> Result<String, HostError> {
     let service = core.service();
     let stats = &service.stats;
     match what {
@@ -554,21 +569,26 @@ fn stat(core: &ServiceCore, what: &str) -> Result<String, i32> {
             crate::service::InterruptReason::Cpu => "cpu".into(),
             crate::service::InterruptReason::Signal => "signal".into(),
         }),
-        _ => Err(error::INVALID_ARGUMENT),
+        _ => Err(HostError::InvalidArgument),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use skywasm_abi::{error, ptype, Handle};
+    use skywasm_abi::{ptype, Handle, HostError};
 
     use super::execute;
     use crate::mq::Message;
-    use crate::node::testing::{as_service, drain, idle_node, quiet_in};
-    use crate::node::NodeShared;
+    use crate::shared::testing::{as_service, drain, idle_node, quiet_in};
+    use crate::shared::NodeShared;
 
     /// Runs `command` as service `who` would.
-    fn run(node: &NodeShared, who: Handle, command: &str, param: &str) -> Result<String, i32> {
+    fn run(
+        node: &NodeShared,
+        who: Handle,
+        command: &str,
+        param: &str,
+    ) -> Result<String, HostError> {
         as_service(node, who, |core| execute(core, command, param))
     }
 
@@ -582,15 +602,15 @@ mod tests {
         assert_eq!(run(&node, a, "REG", ""), Ok(format!(":{:x}", a.0)));
         assert_eq!(run(&node, a, "REG", ".db"), Ok(".db".to_string()));
         assert_eq!(run(&node, b, "QUERY", ".db"), Ok(format!(":{:x}", a.0)));
-        assert_eq!(run(&node, b, "REG", ".db"), Err(error::NAME_TAKEN));
-        assert_eq!(run(&node, b, "QUERY", ".nobody"), Err(error::NOT_FOUND));
+        assert_eq!(run(&node, b, "REG", ".db"), Err(HostError::NameTaken));
+        assert_eq!(run(&node, b, "QUERY", ".nobody"), Err(HostError::NotFound));
         // NAME binds another service's address.
         assert_eq!(
             run(&node, a, "NAME", &format!(".cache :{:x}", b.0)),
             Ok(".cache".to_string())
         );
         assert_eq!(node.router.resolve(".cache"), Ok(b));
-        assert_eq!(run(&node, a, "NAME", ".x"), Err(error::INVALID_ARGUMENT));
+        assert_eq!(run(&node, a, "NAME", ".x"), Err(HostError::InvalidArgument));
     }
 
     #[test]
@@ -600,7 +620,7 @@ mod tests {
         let guest = quiet_in(&node, "guest", "guest");
         // Its unexported name lives in its own name space.
         assert_eq!(run(&node, guest, "REG", ".mine"), Ok(".mine".to_string()));
-        assert_eq!(run(&node, host, "QUERY", ".mine"), Err(error::NOT_FOUND));
+        assert_eq!(run(&node, host, "QUERY", ".mine"), Err(HostError::NotFound));
         assert_eq!(
             run(&node, guest, "QUERY", ".mine"),
             Ok(format!(":{:x}", guest.0))
@@ -614,7 +634,7 @@ mod tests {
         // It acts on its own tenant's services only.
         assert_eq!(
             run(&node, guest, "KILL", &format!(":{:x}", host.0)),
-            Err(error::DENIED)
+            Err(HostError::Denied)
         );
         assert!(node.router.service(host).is_some());
     }
@@ -627,17 +647,20 @@ mod tests {
         assert_eq!(run(&node, host, "SETENV", "score 7"), Ok(String::new()));
         assert_eq!(
             run(&node, host, "SETENV", "score 8"),
-            Err(error::NAME_TAKEN)
+            Err(HostError::NameTaken)
         );
         assert_eq!(run(&node, host, "GETENV", "score"), Ok("7".to_string()));
-        assert_eq!(run(&node, host, "GETENV", "missing"), Err(error::NOT_FOUND));
+        assert_eq!(
+            run(&node, host, "GETENV", "missing"),
+            Err(HostError::NotFound)
+        );
         assert_eq!(
             run(&node, guest, "GETENV", "game_mode"),
             Ok("pvp".to_string())
         );
         assert_eq!(
             run(&node, guest, "GETENV", "secret_sauce"),
-            Err(error::DENIED)
+            Err(HostError::Denied)
         );
         assert_eq!(
             run(&node, guest, "SETENV", "game_level 3"),
@@ -646,9 +669,12 @@ mod tests {
         // Listed, but the Lua runtime reads it: only a trusted tenant may set it.
         assert_eq!(
             run(&node, guest, "SETENV", "lua_path x"),
-            Err(error::DENIED)
+            Err(HostError::Denied)
         );
-        assert_eq!(run(&node, guest, "SETENV", "other 1"), Err(error::DENIED));
+        assert_eq!(
+            run(&node, guest, "SETENV", "other 1"),
+            Err(HostError::Denied)
+        );
         assert_ne!(node.getenv("lua_path").as_deref(), Some("x"));
     }
 
@@ -672,7 +698,7 @@ mod tests {
         );
         assert_eq!(
             run(&node, a, "TIMEOUT", "soon"),
-            Err(error::INVALID_ARGUMENT)
+            Err(HostError::InvalidArgument)
         );
     }
 
@@ -687,7 +713,7 @@ mod tests {
         assert_eq!(run(&node, a, "STAT", "mqlen"), Ok("3".to_string()));
         assert_eq!(
             run(&node, a, "STAT", "nonsense"),
-            Err(error::INVALID_ARGUMENT)
+            Err(HostError::InvalidArgument)
         );
         assert_eq!(run(&node, a, "EXIT", ""), Ok(String::new()));
         assert!(
@@ -696,8 +722,8 @@ mod tests {
         );
         assert_eq!(
             run(&node, b, "KILL", &format!(":{:x}", a.0)),
-            Err(error::INVALID_ADDRESS)
+            Err(HostError::InvalidAddress)
         );
-        assert_eq!(run(&node, b, "NOSUCH", ""), Err(error::UNKNOWN_COMMAND));
+        assert_eq!(run(&node, b, "NOSUCH", ""), Err(HostError::UnknownCommand));
     }
 }

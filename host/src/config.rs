@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::tenant::{Limits, TenantSpec};
+
+mod tenants;
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
 /// Memory a config's Lua state may use.
@@ -287,7 +289,7 @@ impl NodeConfig {
             tenant_log_rate: 0,
             module_size,
         };
-        let tenants = crate::tenant::specs_from(&config.tenants, &limits, &place("tenants"))?;
+        let tenants = tenants::specs_from(&config.tenants, &limits, &place("tenants"))?;
         if let Some(seed) = env.get("lua_hash_seed") {
             crate::tenant::hash_seed_setting(seed)
                 .map_err(|_| bad("lua_hash_seed", seed, "random or fixed"))?;

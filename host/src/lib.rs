@@ -32,7 +32,8 @@
 //! | `service` | a service, its core (send/call) | `skynet_server.c` |
 //! | `command` | the skynet command set | `skynet_server.c` `cmd_funcs` |
 //! | `router` | addresses, names, where a message goes | `skynet_handle.c`, `skynet_server.c` (`skynet_send`) |
-//! | `node` | bring-up, shutdown, the env; `NodeHandle` | `skynet_start.c` |
+//! | `node` | bring-up, threads, shutdown; `NodeHandle` | `skynet_start.c` |
+//! | `shared` | the state every thread shares, the env, host log lines | `skynet_server.c`, `skynet_env.c` |
 //! | `lifecycle` | launch, init, end, signal, upgrade, finalize; the work word | `skynet_server.c` |
 //! | `module` | engine, compiled modules, natives | `skynet_module.c` |
 //! | `wasm` | a wasm service instance, WASI | `service_snlua.c` (the host side) |
@@ -43,7 +44,8 @@
 //! | `client` | outside threads sending and calling | — |
 //! | `tenant` | tenants: limits, capabilities, quotas | — |
 //!
-//! `mq`, `handle` and `timer` depend on neither wasmtime nor an async runtime.
+//! `mq`, `handle` and `timer` depend on neither wasmtime nor an async runtime; which module
+//! may import which is in docs/architecture.md ("Layers"), checked by a unit test.
 //!
 //! # Example
 //! ```no_run
@@ -62,6 +64,8 @@ pub(crate) mod cluster;
 pub(crate) mod command;
 pub mod config;
 pub mod handle;
+#[cfg(test)]
+mod layering;
 pub mod lifecycle;
 pub(crate) mod log;
 pub(crate) mod module;
@@ -72,6 +76,7 @@ pub(crate) mod preinit;
 pub(crate) mod router;
 pub(crate) mod scheduler;
 pub mod service;
+pub(crate) mod shared;
 pub(crate) mod socket;
 pub(crate) mod source;
 mod sync;

@@ -16,8 +16,8 @@ use std::sync::atomic::Ordering;
 use skywasm_abi::{ptype, Handle};
 
 use crate::mq::Message;
-use crate::node::NodeShared;
 use crate::service::{Behavior, Fault, Service, ServiceCore};
+use crate::shared::NodeShared;
 use crate::sync::lock;
 
 /// Most bytes of a guest-chosen text (a module name, arguments, a key, a tag) a host log

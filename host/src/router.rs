@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use skywasm_abi::{error, ptype, Handle};
+use skywasm_abi::{ptype, Handle, HostError};
 
 use crate::handle::{HandleError, HandleTable, NameCaps};
 use crate::mq::{Message, Push, Refused};
@@ -40,12 +40,12 @@ pub(crate) enum Refusal {
 }
 
 impl Refusal {
-    /// The ABI error code a guest sees.
-    pub(crate) fn code(&self) -> i32 {
+    /// The error a guest sees.
+    pub(crate) fn error(&self) -> HostError {
         match self {
-            Refusal::NoService => error::INVALID_ADDRESS,
-            Refusal::Denied(_) => error::DENIED,
-            Refusal::Full(_) => error::MAILBOX_FULL,
+            Refusal::NoService => HostError::InvalidAddress,
+            Refusal::Denied(_) => HostError::Denied,
+            Refusal::Full(_) => HostError::MailboxFull,
         }
     }
 }
@@ -170,8 +170,8 @@ impl Router {
     /// Resolves `:hex`, `.local` and global names to a handle.
     ///
     /// # Errors
-    /// [`error::UNKNOWN_NAME`] for an unbound name, [`error::INVALID_ARGUMENT`] for bad text.
-    pub fn resolve(&self, name: &str) -> Result<Handle, i32> {
+    /// [`HostError::UnknownName`] for an unbound name, [`HostError::InvalidArgument`] for bad text.
+    pub fn resolve(&self, name: &str) -> Result<Handle, HostError> {
         self.resolve_in(crate::handle::SHARED_SCOPE, name)
     }
 
@@ -180,13 +180,13 @@ impl Router {
     ///
     /// # Errors
     /// As [`Router::resolve`].
-    pub fn resolve_in(&self, scope: usize, name: &str) -> Result<Handle, i32> {
+    pub fn resolve_in(&self, scope: usize, name: &str) -> Result<Handle, HostError> {
         if name.starts_with(':') {
-            return Handle::parse(name).ok_or(error::INVALID_ARGUMENT);
+            return Handle::parse(name).ok_or(HostError::InvalidArgument);
         }
         self.handles
             .find_name_in(scope, name)
-            .ok_or(error::UNKNOWN_NAME)
+            .ok_or(HostError::UnknownName)
     }
 
     /// Queues a message for a local service, without limits (the host's own messages).
@@ -497,7 +497,7 @@ mod tests {
         assert!(matches!(send(false), Err(Refusal::Full(_))));
         assert!(send(true).is_ok(), "an answer passes a full mailbox");
         assert_eq!(full.queue_len(), 2);
-        assert_eq!(Refusal::NoService.code(), error::INVALID_ADDRESS);
+        assert_eq!(Refusal::NoService.error(), HostError::InvalidAddress);
     }
 
     /// Takes Lua messages, hands back the rest.
@@ -546,8 +546,8 @@ mod tests {
         router.bind_name(".shared", shared.handle()).unwrap();
         let scope = tenants.get("u").unwrap().name_scope();
         assert_eq!(router.resolve_in(scope, ".shared"), Ok(shared.handle()));
-        assert_eq!(router.resolve(".nobody"), Err(error::UNKNOWN_NAME));
+        assert_eq!(router.resolve(".nobody"), Err(HostError::UnknownName));
         assert_eq!(router.resolve(":0100000a"), Ok(Handle(0x0100_000a)));
-        assert_eq!(router.resolve(":zz"), Err(error::INVALID_ARGUMENT));
+        assert_eq!(router.resolve(":zz"), Err(HostError::InvalidArgument));
     }
 }

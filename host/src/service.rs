@@ -14,13 +14,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
-use skywasm_abi::{error, ptype, Handle};
+use skywasm_abi::{ptype, Handle, HostError};
 
 use crate::lifecycle::upgrade::UpgradeRequest;
 use crate::lifecycle::work::{Bits, Pending, Work};
 use crate::log::MessageLog;
 use crate::mq::{Message, MessageQueue};
-use crate::node::NodeShared;
+use crate::shared::NodeShared;
+pub use crate::tenant::Capabilities;
 use crate::tenant::{Tenant, TokenBucket};
 
 /// A fault that ends a service.
@@ -110,7 +111,7 @@ pub enum Snapshot {
     Refused(i32),
 }
 
-/// The init of a service launched with [`crate::node::NodeShared::launch_deferred`], run
+/// The init of a service launched with [`crate::shared::NodeShared::launch_deferred`], run
 /// later by a worker.
 pub(crate) type DeferredStart =
     Box<dyn FnOnce(ServiceCore) -> Result<Box<dyn Behavior>, crate::lifecycle::LaunchError> + Send>;
@@ -578,34 +579,6 @@ pub fn is_request(ptype: u8) -> bool {
     !matches!(ptype as u32, ptype::RESPONSE | ptype::ERROR)
 }
 
-/// What a service may do beyond sending to addresses and names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Send with another source (`redirect`): forwarders and proxies need it; it lets a
-    /// service forge replies, so only trusted services get it.
-    pub redirect: bool,
-    /// Listen, connect and use sockets.
-    pub sockets: bool,
-    /// Read a host file by its path (`load_source` FILE: the console's `inject`).
-    pub files: bool,
-}
-
-impl Capabilities {
-    /// What the node's own (trusted) services may do: everything, as in skynet.
-    pub const TRUSTED: Capabilities = Capabilities {
-        redirect: true,
-        sockets: true,
-        files: true,
-    };
-
-    /// Nothing beyond messaging: an untrusted tenant's starting point.
-    pub const NONE: Capabilities = Capabilities {
-        redirect: false,
-        sockets: false,
-        files: false,
-    };
-}
-
 /// Most requests a service of an untrusted tenant may leave unanswered at once; more are
 /// answered with an error when they arrive.
 pub const MAX_UNTRUSTED_OWED: usize = 65_536;
@@ -777,14 +750,14 @@ impl ServiceCore {
     /// Sends a message from this service.
     ///
     /// # Errors
-    /// An ABI error code: [`error::TOO_LARGE`], [`error::INVALID_ADDRESS`].
+    /// An ABI error code: [`HostError::TooLarge`], [`HostError::InvalidAddress`].
     pub fn send(
         &mut self,
         dest: Handle,
         ptype: u8,
         session: i32,
         data: Box<[u8]>,
-    ) -> Result<(), i32> {
+    ) -> Result<(), HostError> {
         let source = self.handle();
         self.send_as(dest, source, ptype, session, data)
     }
@@ -807,9 +780,9 @@ impl ServiceCore {
         ptype: u8,
         session: i32,
         data: Box<[u8]>,
-    ) -> Result<(), i32> {
+    ) -> Result<(), HostError> {
         if data.len() > self.message_size() {
-            return Err(error::TOO_LARGE);
+            return Err(HostError::TooLarge);
         }
         let mut answer = false;
         let mut forwarded = false;
@@ -840,16 +813,16 @@ impl ServiceCore {
             // service that ends answers the requests left in its mailbox.
             self.node.router.answer_error(source, dest, session);
         }
-        pushed.map_err(|refusal| refusal.code())
+        pushed.map_err(|refusal| refusal.error())
     }
 
     /// Sends a request with a fresh session and returns the session.
     ///
     /// # Errors
     /// As [`ServiceCore::send`].
-    pub fn call(&mut self, dest: Handle, ptype: u8, data: Box<[u8]>) -> Result<i32, i32> {
+    pub fn call(&mut self, dest: Handle, ptype: u8, data: Box<[u8]>) -> Result<i32, HostError> {
         if dest.is_none() {
-            return Err(error::INVALID_ADDRESS);
+            return Err(HostError::InvalidAddress);
         }
         let session = self.new_session();
         self.send(dest, ptype, session, data)?;
@@ -859,7 +832,7 @@ impl ServiceCore {
     /// Sends pretending another source (skynet's `skynet_send` with a source; `redirect`).
     ///
     /// # Errors
-    /// As [`ServiceCore::send`], plus [`error::DENIED`] without the capability.
+    /// As [`ServiceCore::send`], plus [`HostError::Denied`] without the capability.
     pub fn redirect(
         &mut self,
         dest: Handle,
@@ -867,9 +840,9 @@ impl ServiceCore {
         ptype: u8,
         session: i32,
         data: Box<[u8]>,
-    ) -> Result<(), i32> {
+    ) -> Result<(), HostError> {
         if !self.capabilities.redirect {
-            return Err(error::DENIED);
+            return Err(HostError::Denied);
         }
         self.send_as(dest, source, ptype, session, data)
     }
@@ -878,8 +851,8 @@ impl ServiceCore {
     /// untrusted tenant's own names first).
     ///
     /// # Errors
-    /// [`error::UNKNOWN_NAME`] or [`error::INVALID_ARGUMENT`].
-    pub fn resolve(&self, name: &str) -> Result<Handle, i32> {
+    /// [`HostError::UnknownName`] or [`HostError::InvalidArgument`].
+    pub fn resolve(&self, name: &str) -> Result<Handle, HostError> {
         self.node
             .router
             .resolve_in(self.service.tenant().name_scope(), name)
@@ -893,6 +866,12 @@ impl ServiceCore {
 
 /// The mark of [`Service::release_timers`] in its timer count.
 const TIMERS_RELEASED: u32 = 1 << 31;
+
+impl crate::clock::Owner for Service {
+    fn is_alive(&self) -> bool {
+        Service::is_alive(self)
+    }
+}
 
 impl crate::socket::Backlog for Service {
     fn over(&self) -> bool {

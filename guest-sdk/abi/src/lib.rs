@@ -305,6 +305,85 @@ pub mod error {
     }
 }
 
+/// An [`error`] code as a type: what the host's Rust APIs return when they refuse, so that
+/// Rust code matches on a variant and only the ABI boundary deals in `i32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostError {
+    /// [`error::INVALID_ADDRESS`].
+    InvalidAddress,
+    /// [`error::UNKNOWN_NAME`].
+    UnknownName,
+    /// [`error::DENIED`].
+    Denied,
+    /// [`error::TOO_LARGE`].
+    TooLarge,
+    /// [`error::MAILBOX_FULL`].
+    MailboxFull,
+    /// [`error::UNKNOWN_COMMAND`].
+    UnknownCommand,
+    /// [`error::INVALID_ARGUMENT`].
+    InvalidArgument,
+    /// [`error::NOT_FOUND`].
+    NotFound,
+    /// [`error::FAILED`].
+    Failed,
+    /// [`error::NAME_TAKEN`].
+    NameTaken,
+    /// [`error::LIMIT`].
+    Limit,
+    /// [`error::SOCKET`].
+    Socket,
+}
+
+impl HostError {
+    /// Every error, in code order (-1 first).
+    pub const ALL: [HostError; 12] = [
+        HostError::InvalidAddress,
+        HostError::UnknownName,
+        HostError::Denied,
+        HostError::TooLarge,
+        HostError::MailboxFull,
+        HostError::UnknownCommand,
+        HostError::InvalidArgument,
+        HostError::NotFound,
+        HostError::Failed,
+        HostError::NameTaken,
+        HostError::Limit,
+        HostError::Socket,
+    ];
+
+    /// The negative code a guest sees.
+    pub const fn code(self) -> i32 {
+        match self {
+            HostError::InvalidAddress => error::INVALID_ADDRESS,
+            HostError::UnknownName => error::UNKNOWN_NAME,
+            HostError::Denied => error::DENIED,
+            HostError::TooLarge => error::TOO_LARGE,
+            HostError::MailboxFull => error::MAILBOX_FULL,
+            HostError::UnknownCommand => error::UNKNOWN_COMMAND,
+            HostError::InvalidArgument => error::INVALID_ARGUMENT,
+            HostError::NotFound => error::NOT_FOUND,
+            HostError::Failed => error::FAILED,
+            HostError::NameTaken => error::NAME_TAKEN,
+            HostError::Limit => error::LIMIT,
+            HostError::Socket => error::SOCKET,
+        }
+    }
+
+    /// The error a code stands for, if it is one.
+    pub fn from_code(code: i32) -> Option<HostError> {
+        HostError::ALL.into_iter().find(|e| e.code() == code)
+    }
+}
+
+impl core::fmt::Display for HostError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(error::describe(self.code()))
+    }
+}
+
+impl core::error::Error for HostError {}
+
 /// Longest global (harbor-wide) name, as skynet's `GLOBALNAME_LENGTH - 1`.
 pub const GLOBAL_NAME_MAX: usize = 15;
 
@@ -359,5 +438,12 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
+        let typed: [i32; 12] = HostError::ALL.map(HostError::code);
+        assert_eq!(typed, codes, "one variant per code, in order");
+        for e in HostError::ALL {
+            assert_eq!(HostError::from_code(e.code()), Some(e));
+        }
+        assert_eq!(HostError::from_code(0), None);
+        assert_eq!(HostError::from_code(-13), None);
     }
 }

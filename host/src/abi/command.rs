@@ -35,7 +35,7 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             let result = crate::command::execute(&mut caller.data_mut().core, &command, &param);
             match result {
                 Ok(text) => write_answer(&mut caller, NAME, out_ptr, out_cap, text.as_bytes()),
-                Err(code) => Ok(code),
+                Err(error) => Ok(error.code()),
             }
         },
     )?;

@@ -3,7 +3,7 @@
 //! The body is copied out of the sender's memory into a host buffer that travels with the
 //! message (the first of the message path's two copies).
 
-use skywasm_abi::{error, import, ptype, Handle, IMPORT_MODULE};
+use skywasm_abi::{import, ptype, Handle, HostError, IMPORT_MODULE};
 use wasmtime::{Caller, Linker};
 
 use super::memory::{copy_in, misuse, read_str};
@@ -25,11 +25,11 @@ fn body(
     function: &str,
     ptr: u32,
     len: u32,
-) -> wasmtime::Result<Result<Box<[u8]>, i32>> {
+) -> wasmtime::Result<Result<Box<[u8]>, HostError>> {
     super::memory::check(caller, function, ptr, len)?;
     // The tenant's limit (at most the node's), before anything is copied.
     if len as usize > caller.data().core.message_size() {
-        return Ok(Err(error::TOO_LARGE));
+        return Ok(Err(HostError::TooLarge));
     }
     copy_in(caller, function, ptr, len).map(Ok)
 }
@@ -40,15 +40,15 @@ fn destination(
     function: &str,
     ptr: u32,
     len: u32,
-) -> wasmtime::Result<Result<Handle, i32>> {
+) -> wasmtime::Result<Result<Handle, HostError>> {
     let Some(name) = read_str(caller, function, ptr, len)? else {
-        return Ok(Err(error::INVALID_ARGUMENT));
+        return Ok(Err(HostError::InvalidArgument));
     };
     Ok(caller.data().core.resolve(&name))
 }
 
 /// A destination and a body, or the ABI error code that stops the send.
-type Addressed = Result<(Handle, Box<[u8]>), i32>;
+type Addressed = Result<(Handle, Box<[u8]>), HostError>;
 
 /// The destination named by `(name_ptr, name_len)` and the body at `(ptr, len)`, or the
 /// first error code; both ranges are checked (a bad one traps) whatever the outcome.
@@ -63,12 +63,14 @@ fn named_message(
     Ok(dest.and_then(|dest| data.map(|data| (dest, data))))
 }
 
-fn code(result: Result<(), i32>) -> i32 {
-    result.err().unwrap_or(0)
+/// 0, or the refusal's ABI code.
+fn code(result: Result<(), HostError>) -> i32 {
+    result.err().map_or(0, HostError::code)
 }
 
-fn session_or_code(result: Result<i32, i32>) -> i32 {
-    result.unwrap_or_else(|code| code)
+/// The call's session, or the refusal's ABI code.
+fn session_or_code(result: Result<i32, HostError>) -> i32 {
+    result.unwrap_or_else(HostError::code)
 }
 
 pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
@@ -85,7 +87,7 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             let ptype = message_type(import::SEND, ptype)?;
             let data = match body(&mut caller, import::SEND, ptr, len)? {
                 Ok(data) => data,
-                Err(code) => return Ok(code),
+                Err(error) => return Ok(error.code()),
             };
             Ok(code(caller.data_mut().core.send(
                 Handle(dest),
@@ -111,7 +113,7 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             let (dest, data) =
                 match named_message(&mut caller, import::SEND_NAME, named, (ptr, len))? {
                     Ok(message) => message,
-                    Err(code) => return Ok(code),
+                    Err(error) => return Ok(error.code()),
                 };
             Ok(code(
                 caller.data_mut().core.send(dest, ptype, session, data),
@@ -130,7 +132,7 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             let ptype = message_type(import::CALL, ptype)?;
             let data = match body(&mut caller, import::CALL, ptr, len)? {
                 Ok(data) => data,
-                Err(code) => return Ok(code),
+                Err(error) => return Ok(error.code()),
             };
             Ok(session_or_code(caller.data_mut().core.call(
                 Handle(dest),
@@ -154,7 +156,7 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             let (dest, data) =
                 match named_message(&mut caller, import::CALL_NAME, named, (ptr, len))? {
                     Ok(message) => message,
-                    Err(code) => return Ok(code),
+                    Err(error) => return Ok(error.code()),
                 };
             Ok(session_or_code(
                 caller.data_mut().core.call(dest, ptype, data),
@@ -175,7 +177,7 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             let ptype = message_type(import::REDIRECT, ptype)?;
             let data = match body(&mut caller, import::REDIRECT, ptr, len)? {
                 Ok(data) => data,
-                Err(code) => return Ok(code),
+                Err(error) => return Ok(error.code()),
             };
             Ok(code(caller.data_mut().core.redirect(
                 Handle(dest),

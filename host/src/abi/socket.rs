@@ -114,7 +114,8 @@ fn allowed_address(
             function,
             &format!("{host}:{port}"),
             &format!("the address is not in its `{list}` list"),
-        ));
+        )
+        .code());
     }
     let tenant = core.service().tenant();
     if matches!(direction, Direction::Connect)
@@ -141,7 +142,8 @@ fn allowed_address(
                 &format!("{host}:{port}"),
                 "this machine's own addresses and the node's listeners need a `connect` \
                  entry that names the host",
-            ));
+            )
+            .code());
         }
     }
     Ok(())

@@ -56,7 +56,8 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                             NAME,
                             &name,
                             "the tenant may not launch that script",
-                        ));
+                        )
+                        .code());
                     }
                     let found = source::find(
                         Kind::Service,

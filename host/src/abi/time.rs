@@ -1,6 +1,6 @@
 //! Time and session host functions: `timeout`, `genid`, `self_handle`, `now`, `hpc`.
 
-use skywasm_abi::{import, IMPORT_MODULE};
+use skywasm_abi::{import, HostError, IMPORT_MODULE};
 use wasmtime::{Caller, Linker};
 
 use crate::wasm::WasmState;
@@ -11,7 +11,7 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
         import::TIMEOUT,
         |mut caller: Caller<'_, WasmState>, centiseconds: i32| -> i32 {
             let core = &mut caller.data_mut().core;
-            crate::command::timeout(core, centiseconds as i64).unwrap_or_else(|code| code)
+            crate::command::timeout(core, centiseconds as i64).unwrap_or_else(HostError::code)
         },
     )?;
     linker.func_wrap(

@@ -38,9 +38,9 @@ use skywasm_abi::{ptype, Handle};
 use tokio::sync::mpsc;
 
 use crate::mq::Message;
-use crate::node::NodeShared;
 use crate::router::Refusal;
 use crate::service::Service;
+use crate::shared::NodeShared;
 use crate::sync::{lock, read, write};
 
 pub use frame::Address;

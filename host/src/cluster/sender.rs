@@ -25,7 +25,7 @@ use super::frame::{self, PacketReader, Reply, ResponseAssembler};
 use super::outbox::Outbox;
 use super::{fail_call, ClusterConfig, NodeAddress, NodeStatus, Outgoing};
 use crate::mq::Message;
-use crate::node::NodeShared;
+use crate::shared::NodeShared;
 use crate::sync::lock;
 
 /// Longest wait for a TCP connection to be made.

@@ -20,14 +20,14 @@ pub(crate) mod work;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use skywasm_abi::{error, ptype, Handle};
+use skywasm_abi::{ptype, Handle, HostError};
 use skywasm_pack::Value;
 
 use crate::log::Shown;
 use crate::module::ModuleKind;
 use crate::mq::Message;
-use crate::node::NodeShared;
 use crate::service::{is_request, Behavior, Fault, Service, ServiceCore};
+use crate::shared::NodeShared;
 use crate::tenant::Tenant;
 use crate::wasm::WasmService;
 use work::Bits;
@@ -64,12 +64,12 @@ pub enum LaunchError {
 }
 
 impl LaunchError {
-    /// The ABI error code for this failure.
-    pub fn code(&self) -> i32 {
+    /// The host error a guest sees for this failure.
+    pub fn error(&self) -> HostError {
         match self {
-            LaunchError::Limit(_) => error::LIMIT,
-            LaunchError::Denied(_) => error::DENIED,
-            _ => error::FAILED,
+            LaunchError::Limit(_) => HostError::Limit,
+            LaunchError::Denied(_) => HostError::Denied,
+            _ => HostError::Failed,
         }
     }
 }
@@ -510,7 +510,7 @@ mod tests {
 
     use super::work::Bits;
     use crate::mq::Message;
-    use crate::node::testing::{add_quiet, as_service, drain, idle_node, quiet_in};
+    use crate::shared::testing::{add_quiet, as_service, drain, idle_node, quiet_in};
 
     #[test]
     fn a_killed_service_is_finalized_once_and_every_caller_gets_an_error() {

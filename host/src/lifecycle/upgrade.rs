@@ -21,13 +21,13 @@ use std::sync::Arc;
 
 use super::work::Bits;
 
-use skywasm_abi::{error, ptype, Handle};
+use skywasm_abi::{ptype, Handle, HostError};
 
 use crate::lifecycle::LaunchError;
 use crate::module::ModuleKind;
 use crate::mq::Message;
-use crate::node::NodeShared;
 use crate::service::{Behavior, SavedState, Service, ServiceCore, Snapshot};
+use crate::shared::NodeShared;
 use crate::wasm::budget::Budget;
 use crate::wasm::WasmService;
 
@@ -77,12 +77,19 @@ impl NodeShared {
     /// request's session and the text of [`Outcome::reply_text`].
     ///
     /// # Errors
-    /// [`error::INVALID_ADDRESS`] (no such live service), [`error::FAILED`] (an upgrade of
+    /// [`HostError::InvalidAddress`] (no such live service), [`HostError::Failed`] (an upgrade of
     /// it is already pending).
-    pub fn request_upgrade(&self, target: Handle, request: UpgradeRequest) -> Result<(), i32> {
-        let service = self.router.service(target).ok_or(error::INVALID_ADDRESS)?;
+    pub fn request_upgrade(
+        &self,
+        target: Handle,
+        request: UpgradeRequest,
+    ) -> Result<(), HostError> {
+        let service = self
+            .router
+            .service(target)
+            .ok_or(HostError::InvalidAddress)?;
         if service.park_upgrade(request).is_err() {
-            return Err(error::FAILED);
+            return Err(HostError::Failed);
         }
         if service.ask(Bits::UPGRADE) {
             self.scheduler.ready(service);
@@ -218,12 +225,12 @@ fn start_code(
 
 #[cfg(test)]
 mod tests {
-    use skywasm_abi::{error, ptype, Handle};
+    use skywasm_abi::{ptype, Handle, HostError};
 
     use super::UpgradeRequest;
     use crate::lifecycle::work::Bits;
     use crate::mq::Message;
-    use crate::node::testing::{add_quiet, as_service, drain, idle_node, quiet_in};
+    use crate::shared::testing::{add_quiet, as_service, drain, idle_node, quiet_in};
 
     fn request(module: &str, requester: Handle, session: i32) -> UpgradeRequest {
         UpgradeRequest {
@@ -250,7 +257,7 @@ mod tests {
         // One at a time.
         assert_eq!(
             node.request_upgrade(target, request("quiet", requester, 10)),
-            Err(error::FAILED)
+            Err(HostError::Failed)
         );
         let service = node.router.service(target).unwrap();
         assert!(service.pending().has(Bits::UPGRADE));
@@ -297,7 +304,7 @@ mod tests {
         );
         assert_eq!(
             node.request_upgrade(Handle(0x0100_7777), request("quiet", requester, 4)),
-            Err(error::INVALID_ADDRESS)
+            Err(HostError::InvalidAddress)
         );
     }
 }

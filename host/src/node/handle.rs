@@ -5,13 +5,13 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use skywasm_abi::Handle;
+use skywasm_abi::{Handle, HostError};
 
-use super::NodeShared;
 pub use crate::cluster::ClusterError;
 use crate::lifecycle::upgrade::UpgradeRequest;
 use crate::lifecycle::LaunchError;
 use crate::service::{Behavior, ServiceCore};
+use crate::shared::NodeShared;
 
 /// A cheap, cloneable handle on a running node ([`super::Node::handle`]); it keeps the
 /// node's shared state alive, not its threads.
@@ -133,7 +133,11 @@ impl NodeHandle {
     ///
     /// # Errors
     /// An ABI error code: no such live service, or an upgrade of it already pending.
-    pub fn request_upgrade(&self, target: Handle, request: UpgradeRequest) -> Result<(), i32> {
+    pub fn request_upgrade(
+        &self,
+        target: Handle,
+        request: UpgradeRequest,
+    ) -> Result<(), HostError> {
         self.shared.request_upgrade(target, request)
     }
 

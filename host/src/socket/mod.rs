@@ -255,13 +255,20 @@ pub(crate) struct Shared {
 pub struct SocketServer {
     shared: Arc<Shared>,
     reactor: OnceLock<Result<Reactor, String>>,
+    /// Stack of the socket thread: with `network_assist` it runs guest code.
+    thread_stack: usize,
 }
 
 impl SocketServer {
     /// A server handing every event to `sink` and its own notices to `notice`; a
     /// connection whose unsent bytes pass `max_unsent` is closed with an ERROR. No thread
-    /// runs until the first socket.
-    pub fn new(sink: EventSink, notice: NoticeSink, max_unsent: u64) -> SocketServer {
+    /// runs until the first socket, which starts the socket thread with `thread_stack`.
+    pub fn new(
+        sink: EventSink,
+        notice: NoticeSink,
+        max_unsent: u64,
+        thread_stack: usize,
+    ) -> SocketServer {
         SocketServer {
             shared: Arc::new(Shared {
                 sink,
@@ -271,10 +278,12 @@ impl SocketServer {
                 next_id: AtomicI32::new(0),
             }),
             reactor: OnceLock::new(),
+            thread_stack,
         }
     }
 
     fn reactor(&self) -> Result<&Reactor, SocketError> {
+        let thread_stack = self.thread_stack;
         let reactor = self.reactor.get_or_init(|| {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
@@ -285,7 +294,7 @@ impl SocketServer {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let thread = std::thread::Builder::new()
                 .name("skywasm-socket".into())
-                .stack_size(crate::scheduler::WORKER_STACK)
+                .stack_size(thread_stack)
                 .spawn(move || {
                     // Returns when told to stop (or when the server is dropped); the
                     // runtime's shutdown then ends every socket task and closes its socket,

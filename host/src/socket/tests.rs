@@ -37,6 +37,7 @@ fn server() -> (SocketServer, Receiver<Seen>) {
         }),
         Box::new(|_| {}),
         MAX_UNSENT,
+        1 << 20,
     );
     (server, rx)
 }
@@ -195,6 +196,7 @@ fn a_socket_whose_owner_is_gone_is_closed() {
         }),
         Box::new(|_| {}),
         MAX_UNSENT,
+        1 << 20,
     );
     let listener = server.listen(&owner(9), "127.0.0.1", 0, 0).unwrap();
     let port = port_of(&server.local_address(listener).unwrap());
@@ -374,6 +376,7 @@ fn a_quota_caps_open_sockets_and_accepted_connections_count_against_the_listener
             let _ = lock(&notes_tx).send(text.to_string());
         }),
         MAX_UNSENT,
+        1 << 20,
     );
     let quota = SocketQuota::new(2);
     let tenant = Owner {

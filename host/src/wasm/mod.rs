@@ -67,7 +67,7 @@ pub struct WasmState {
 /// service is logged.
 struct MemoryLimiter {
     tenant: std::sync::Arc<crate::tenant::Tenant>,
-    node: std::sync::Weak<crate::node::NodeShared>,
+    node: std::sync::Weak<crate::shared::NodeShared>,
     handle: skywasm_abi::Handle,
     /// What this service has charged to the tenant.
     charge: crate::tenant::MemoryCharge,

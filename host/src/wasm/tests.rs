@@ -1,16 +1,19 @@
-//! A wasm service driven by hand on a node with nothing running (`node::testing`): the test
+//! A wasm service driven by hand on a node with nothing running (`shared::testing`): the test
 //! thread does what a worker does — admit a message, dispatch it — and looks at what the
 //! guest made the host do.
 
 use skywasm_abi::{ptype, Handle};
 
 use crate::mq::Message;
-use crate::node::testing::{drain, idle_node, quiet_in};
 use crate::service::Fault;
+use crate::shared::testing::{drain, idle_node, quiet_in};
 
 /// Launches the WAT module `source` as `name` on a fresh idle node; returns the node, the
 /// service and a quiet service to send from.
-fn launched(name: &str, source: &str) -> (std::sync::Arc<crate::node::NodeShared>, Handle, Handle) {
+fn launched(
+    name: &str,
+    source: &str,
+) -> (std::sync::Arc<crate::shared::NodeShared>, Handle, Handle) {
     let node = idle_node("");
     node.modules.provide(name, source.as_bytes().to_vec());
     let service = node.launch(name, "").expect("the module launches");
@@ -19,7 +22,11 @@ fn launched(name: &str, source: &str) -> (std::sync::Arc<crate::node::NodeShared
 }
 
 /// Delivers `message` to `handle` as a worker does; the dispatch's result.
-fn deliver(node: &crate::node::NodeShared, handle: Handle, message: Message) -> Result<(), Fault> {
+fn deliver(
+    node: &crate::shared::NodeShared,
+    handle: Handle,
+    message: Message,
+) -> Result<(), Fault> {
     let service = node.router.service(handle).expect("a live service");
     let mut instance = service.instance();
     let behavior = instance.as_mut().expect("a started service");

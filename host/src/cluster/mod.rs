@@ -793,6 +793,9 @@ pub(crate) async fn contain_task(
 }
 
 #[cfg(test)]
+mod sender_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

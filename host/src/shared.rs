@@ -479,3 +479,6 @@ fn socket_notices(node: std::sync::Weak<NodeShared>) -> crate::socket::NoticeSin
         }
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -150,7 +150,8 @@ pub async fn open(host: &str, port: u16) -> Result<String> {
         .ok_or_else(|| Error::Other(format!("listen answered {reply:?}")))
 }
 
-/// Replaces the node table: each node's `host:port`, or `None` for a node marked down.
+/// Merges nodes into the node table (as skynet's `cluster.reload{...}`): each node's
+/// `host:port`, or `None` for a node marked down; nodes not named keep their address.
 ///
 /// # Errors
 /// [`Error::CallFailed`] for a bad address.
@@ -168,7 +169,7 @@ pub async fn reload(nodes: &[(&str, Option<&str>)]) -> Result<()> {
         .map(|_| ())
 }
 
-/// Reads the node table again from the config's `cluster` file.
+/// Reads the config's `cluster` file again and merges it into the node table.
 ///
 /// # Errors
 /// [`Error::CallFailed`] when there is no file or it is bad.

@@ -398,6 +398,38 @@ fn garbage_and_truncated_frames_close_that_connection_only() {
     assert!(!server_node.node.handle().is_stopping());
 }
 
+/// `cluster.reload{...}` merges into the node table as skynet's clusterd does: a node named
+/// only in the config's `cluster` file keeps its address through a partial reload, an
+/// option given alone changes nothing else, and `reload()` re-reads the file and merges it.
+#[test]
+fn a_partial_reload_keeps_the_nodes_it_does_not_name() {
+    let (_db, db_at) = server(0);
+    let (_db2, db2_at) = server(0);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), format!("db = \"{db_at}\"\n")).unwrap();
+    let mut c = start_lua(&format!("cluster = \"{}\"", file.path().display()));
+    let d = c.launch("snlua", "cluster_driver");
+    let call = |c: &mut TestNode, node: &str| {
+        c.ask(d, &[s("CALL"), s(node), s("@echo"), s("ECHO"), s(node)])
+    };
+    reload(&mut c, d, &[("c", Value::Boolean(false))]);
+    assert_eq!(
+        ok(call(&mut c, "db")),
+        vec![s("db")],
+        "named only in the file"
+    );
+    assert!(failed(call(&mut c, "c")).contains("node `c` is down"));
+    reload(&mut c, d, &[("__nowaiting", Value::Boolean(true))]);
+    assert_eq!(ok(call(&mut c, "db")), vec![s("db")]);
+    assert!(failed(call(&mut c, "nope")).contains("unknown node `nope`"));
+    // The file now names only a new node: reading it again adds that one and forgets none.
+    std::fs::write(file.path(), format!("db2 = \"{db2_at}\"\n")).unwrap();
+    assert_eq!(c.ask(d, &[s("RELOAD")]), vec![Value::Boolean(true)]);
+    assert_eq!(ok(call(&mut c, "db2")), vec![s("db2")]);
+    assert_eq!(ok(call(&mut c, "db")), vec![s("db")]);
+    assert!(failed(call(&mut c, "c")).contains("node `c` is down"));
+}
+
 /// The console lists the nodes with their connections, and reloads the node file.
 #[test]
 fn the_console_shows_nodes_and_reloads_the_node_file() {

@@ -131,13 +131,15 @@ pub enum NodeAddress {
     Down,
 }
 
-/// A node table: names to addresses, and whether calls to unknown nodes fail at once.
+/// A node table: names to addresses, and whether calls to unknown nodes fail at once. The
+/// node's table is built by merging the tables it is given ([`NodeTable::merge`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeTable {
     /// The nodes.
     pub nodes: BTreeMap<String, NodeAddress>,
-    /// `__nowaiting`: a call to a node not in the table fails at once instead of waiting.
-    pub nowaiting: bool,
+    /// `__nowaiting`, when given: `true` makes a call to a node not in the table fail at
+    /// once instead of waiting for the table to name it.
+    pub nowaiting: Option<bool>,
 }
 
 /// Why the cluster could not do what it was asked.
@@ -192,7 +194,7 @@ impl NodeTable {
         let mut table = NodeTable::default();
         for (name, value) in entries {
             if name == "__nowaiting" {
-                table.nowaiting = value == "true";
+                table.nowaiting = Some(value == "true");
                 continue;
             }
             let address = match value {
@@ -213,6 +215,21 @@ impl NodeTable {
             table.nodes.insert(name.to_string(), address);
         }
         Ok(table)
+    }
+
+    /// Merges `update` in, as skynet's clusterd does on `reload`: each node it names takes
+    /// its new address (or `false`: down), an option it gives is set, and every other
+    /// node keeps its address.
+    pub fn merge(&mut self, update: NodeTable) {
+        self.nodes.extend(update.nodes);
+        if update.nowaiting.is_some() {
+            self.nowaiting = update.nowaiting;
+        }
+    }
+
+    /// True when a call to a node not in the table fails at once (`__nowaiting = true`).
+    pub fn fails_unknown(&self) -> bool {
+        self.nowaiting == Some(true)
     }
 
     /// Reads a node table file (Lua, skynet's format).
@@ -389,22 +406,28 @@ impl Cluster {
         Ok(handle)
     }
 
-    /// Replaces the node table with `table`, or (`None`) the `cluster` file's. A node whose
-    /// address changed (or that went down) has its connection closed: its calls in flight
-    /// fail, and the next call connects to the new address. Calls waiting for a node the
-    /// new table names are sent on; with `__nowaiting`, the rest fail.
+    /// Merges `table`, or (`None`) the `cluster` file's, into the node table, as skynet's
+    /// clusterd does ([`NodeTable::merge`]: nodes not named keep their address). A node
+    /// whose address changed (or that went down) has its connection closed: its calls in
+    /// flight fail, and the next call connects to the new address. Calls waiting for a
+    /// node the table now names are sent on; with `__nowaiting`, the rest fail.
     ///
     /// # Errors
-    /// The file is missing or bad.
+    /// The file is missing or bad; the table is then unchanged.
     pub fn reload(&self, table: Option<NodeTable>) -> Result<(), ClusterError> {
-        let table = match table {
+        let update = match table {
             Some(table) => table,
             None => match &self.config.file {
                 Some(path) => NodeTable::load(path)?,
                 None => return Err(ClusterError::NoFile),
             },
         };
-        let old = std::mem::replace(&mut *write(&self.table), table.clone());
+        let (old, table) = {
+            let mut current = write(&self.table);
+            let old = current.clone();
+            current.merge(update);
+            (old, current.clone())
+        };
         {
             let mut senders = lock(&self.senders);
             senders.retain(|name, _| old.nodes.get(name) == table.nodes.get(name));
@@ -433,7 +456,7 @@ impl Cluster {
             Some(NodeAddress::Down) => {
                 self.fail(&request, &format!("node `{node}` is down"));
             }
-            None if read(&self.table).nowaiting => {
+            None if read(&self.table).fails_unknown() => {
                 self.fail(&request, &format!("unknown node `{node}`"));
             }
             None => lock(&self.waiting)
@@ -813,6 +836,29 @@ mod tests {
     }
 
     #[test]
+    fn a_merged_table_keeps_the_nodes_and_options_the_update_does_not_name() {
+        let mut table =
+            NodeTable::from_entries([("db", "127.0.0.1:1"), ("game", "127.0.0.1:2")]).unwrap();
+        assert_eq!(table.nowaiting, None);
+        assert!(!table.fails_unknown());
+        table.merge(NodeTable::from_entries([("game", "false"), ("new", "h:3")]).unwrap());
+        table.merge(NodeTable::from_entries([("__nowaiting", "true")]).unwrap());
+        assert_eq!(
+            table.nodes.get("db"),
+            Some(&NodeAddress::At("127.0.0.1:1".into())),
+            "not named: kept"
+        );
+        assert_eq!(table.nodes.get("game"), Some(&NodeAddress::Down));
+        assert_eq!(table.nodes.get("new"), Some(&NodeAddress::At("h:3".into())));
+        assert!(table.fails_unknown());
+        table.merge(NodeTable::from_entries([("db", "127.0.0.1:9")]).unwrap());
+        assert!(table.fails_unknown(), "an option not given is kept");
+        table.merge(NodeTable::from_entries([("__nowaiting", "false")]).unwrap());
+        assert!(!table.fails_unknown());
+        assert_eq!(table.nodes.len(), 3);
+    }
+
+    #[test]
     fn node_tables_read_addresses_down_nodes_and_nowaiting() {
         let table = NodeTable::from_entries([
             ("db", "127.0.0.1:2528"),
@@ -826,7 +872,7 @@ mod tests {
             Some(&NodeAddress::At("127.0.0.1:2528".into()))
         );
         assert_eq!(table.nodes.get("game"), Some(&NodeAddress::Down));
-        assert!(table.nowaiting);
+        assert_eq!(table.nowaiting, Some(true));
         assert!(table.nodes.contains_key("v6"));
         let err = NodeTable::from_entries([("db", "nowhere")]).unwrap_err();
         assert_eq!(

@@ -229,9 +229,9 @@ impl NodeHandle {
         self.shared.reload_cluster();
     }
 
-    /// Replaces the cluster's node table with `nodes` (name, `host:port`), as
-    /// `cluster.reload(table)` does from Lua: for embedders that learn their peers'
-    /// addresses at run time.
+    /// Merges `nodes` (name, `host:port` or `false`) into the cluster's node table, as
+    /// `cluster.reload(table)` does from Lua (nodes not named keep their address): for
+    /// embedders that learn their peers' addresses at run time.
     ///
     /// # Errors
     /// Why the table was not taken: a [`ClusterError`] (a bad address).

@@ -218,6 +218,16 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             }
         }
         "STAT" => stat(core, param.trim()),
+        // skywasm: the harbor network as this node sees it (the console's `harbor`).
+        "HARBOR" => {
+            if !trusted {
+                return Err(deny(core, command, param, "only trusted tenants may"));
+            }
+            Ok(node
+                .harbor
+                .as_ref()
+                .map_or_else(|| "not in a harbor network".to_string(), |h| h.describe()))
+        }
         // skywasm: a service's linear memory, for consoles (any service's, by address).
         "MEMORY" => {
             let service = named_service(core, command, param)?;

@@ -101,6 +101,19 @@ fn default_threads() -> usize {
         .unwrap_or(2)
 }
 
+/// How a node joins skynet's harbor network (master/slave): `master`, `address` and,
+/// on the node that runs the master, `standalone`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HarborConfig {
+    /// The master's address, `host:port` (`master`).
+    pub master: String,
+    /// Where this node listens for the other slaves while it joins, `host:port`
+    /// (`address`).
+    pub address: String,
+    /// Where this node's master listens, when this node runs it (`standalone`).
+    pub standalone: Option<String>,
+}
+
 /// The typed configuration of one node, plus the raw env every service can read.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -113,6 +126,8 @@ pub struct NodeConfig {
     pub thread: usize,
     /// This node's harbor id (`harbor`, 0..=255; 0 = single node).
     pub harbor: u8,
+    /// The harbor network this node joins, when the config names a `master`.
+    pub harbor_net: Option<HarborConfig>,
     /// The first service after the logger (`bootstrap`, "module args").
     pub bootstrap: String,
     /// The user's main service, launched by bootstrap (`start`).
@@ -314,9 +329,12 @@ impl NodeConfig {
             }
         }
         let start = env.get("start").cloned().unwrap_or_else(|| "main".into());
+        let harbor_net =
+            harbor_config(&env, harbor).map_err(|(key, value, want)| bad(key, &value, want))?;
         Ok(NodeConfig {
             thread,
             harbor,
+            harbor_net,
             bootstrap,
             start,
             logger: env.get("logger").cloned(),
@@ -351,6 +369,57 @@ impl NodeConfig {
         })?;
         Self::from_env(config, Path::new(name))
     }
+}
+
+/// The harbor network a config joins: none without `master` (a single node, whatever its
+/// `harbor` id, as before harbor support; skynet would not start), else `master`, `address`
+/// and `standalone` checked. The bad key, its value and what was wanted on error.
+fn harbor_config(
+    env: &BTreeMap<String, String>,
+    harbor: u8,
+) -> Result<Option<HarborConfig>, (&'static str, String, &'static str)> {
+    let address_of =
+        |key: &'static str| -> Result<Option<String>, (&'static str, String, &'static str)> {
+            match env.get(key) {
+                None => Ok(None),
+                Some(value) if is_host_port(value) => Ok(Some(value.clone())),
+                Some(value) => Err((key, value.clone(), "a `host:port` address")),
+            }
+        };
+    let Some(master) = address_of("master")? else {
+        // bootstrap sets `standalone = "true"` on a single node, as skynet's does.
+        if let Some(standalone) = env.get("standalone").filter(|v| *v != "true") {
+            return Err((
+                "standalone",
+                standalone.clone(),
+                "a `master` too: `standalone` runs the harbor master, which this node joins",
+            ));
+        }
+        return Ok(None);
+    };
+    if harbor == 0 {
+        return Err((
+            "harbor",
+            "0".into(),
+            "an id in 1..=255 to join the harbor `master` names (0 is a single node)",
+        ));
+    }
+    let address = address_of("address")?.ok_or((
+        "address",
+        String::new(),
+        "where this node listens for the other harbor nodes, `host:port`",
+    ))?;
+    Ok(Some(HarborConfig {
+        master,
+        address,
+        standalone: address_of("standalone")?,
+    }))
+}
+
+/// True for `host:port` (a name, an IPv4 address or a bracketed IPv6 one, and a port).
+fn is_host_port(text: &str) -> bool {
+    text.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 /// The cluster's integer keys (read by [`crate::cluster::ClusterConfig::from_env`]) and
@@ -909,6 +978,36 @@ mod tests {
             config.place("c", "?"),
             format!("{}:3", dir.path().join("main.config").display())
         );
+    }
+
+    #[test]
+    fn a_harbor_network_needs_an_id_a_master_and_an_address() {
+        let joined = NodeConfig::from_source(
+            "t",
+            "harbor = 2\nmaster = '127.0.0.1:2013'\naddress = '127.0.0.1:2526'\n\
+             standalone = '0.0.0.0:2013'",
+        )
+        .unwrap();
+        assert_eq!(
+            joined.harbor_net,
+            Some(HarborConfig {
+                master: "127.0.0.1:2013".into(),
+                address: "127.0.0.1:2526".into(),
+                standalone: Some("0.0.0.0:2013".into()),
+            })
+        );
+        let single = NodeConfig::from_source("t", "harbor = 2").unwrap();
+        assert_eq!(single.harbor_net, None, "no master: a single node");
+        for (text, key) in [
+            ("harbor = 2\nmaster = '127.0.0.1:1'", "address"),
+            ("harbor = 0\nmaster = 'h:1'\naddress = 'h:2'", "harbor"),
+            ("harbor = 2\nmaster = 'nowhere'\naddress = 'h:2'", "master"),
+            ("harbor = 2\nmaster = 'h:1'\naddress = 'h:99999'", "address"),
+            ("standalone = 'h:1'", "standalone"),
+        ] {
+            let err = NodeConfig::from_source("t", text).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key} = ")), "{text}: {err}");
+        }
     }
 
     #[test]

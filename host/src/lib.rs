@@ -41,6 +41,7 @@
 //! | `log` | the logger service, message logs | `service_logger.c`, `skynet_log.c` |
 //! | `socket` | TCP sockets on tokio, events to owners | `socket_server.c`, `skynet_socket.c` |
 //! | `cluster` | nodes calling each other in skynet's cluster format | `lua-cluster.c`, `clusterd.lua` |
+//! | `harbor` | nodes sharing one address space, master and slaves | `cmaster.lua`, `cslave.lua`, `service_harbor.c` |
 //! | `client` | outside threads sending and calling | — |
 //! | `tenant` | tenants: limits, capabilities, quotas | — |
 //!
@@ -64,6 +65,7 @@ pub(crate) mod cluster;
 pub(crate) mod command;
 pub mod config;
 pub mod handle;
+pub(crate) mod harbor;
 #[cfg(test)]
 mod layering;
 pub mod lifecycle;

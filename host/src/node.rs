@@ -59,6 +59,14 @@ impl Node {
             );
         }
         node.spawn_threads()?;
+        // As skynet's cslave before the rest of bootstrap: a node that cannot join the
+        // network its config names does not start.
+        if let Some(harbor) = shared.harbor.clone() {
+            if let Err(e) = harbor.join() {
+                let _ = node.stop();
+                return Err(e.into());
+            }
+        }
         let bootstrap = shared.config.bootstrap.clone();
         let (module, args) = split_command(&bootstrap);
         // Bootstrap's init may launch services whose inits launch more: give it a thread

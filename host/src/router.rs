@@ -29,6 +29,16 @@ pub(crate) trait Gateway: Send + Sync {
     fn serve(&self, message: Message) -> Result<(), Message>;
 }
 
+/// Where messages for the addresses of other nodes go (harbor: the high 8 bits of an
+/// address name its node). Set once, when the node joins a harbor network.
+pub(crate) trait Remote: Send + Sync {
+    /// Sends `message` to `dest` on another node, or queues it until that node is linked.
+    ///
+    /// # Errors
+    /// The message, when `dest`'s node is known to be down (or cannot take it).
+    fn forward(&self, dest: Handle, message: Message) -> Result<(), Message>;
+}
+
 /// Why a service's send was refused.
 pub(crate) enum Refusal {
     /// No live local service at the address.
@@ -37,6 +47,9 @@ pub(crate) enum Refusal {
     Denied(Arc<Service>),
     /// The destination's mailbox, or its tenant's mailboxes together, are full.
     Full(Arc<Service>),
+    /// An untrusted tenant's message to another harbor node, which its tenant may not
+    /// reach (capability `harbor`).
+    Remote,
 }
 
 impl Refusal {
@@ -46,6 +59,7 @@ impl Refusal {
             Refusal::NoService => HostError::InvalidAddress,
             Refusal::Denied(_) => HostError::Denied,
             Refusal::Full(_) => HostError::MailboxFull,
+            Refusal::Remote => HostError::Denied,
         }
     }
 }
@@ -58,6 +72,8 @@ pub struct Router {
     /// load per push, in the router's own read-mostly memory.
     gateway_for: AtomicU32,
     gateway: Mutex<Option<Arc<dyn Gateway>>>,
+    /// Where other nodes' addresses go, once the node joined a harbor network.
+    remote: std::sync::OnceLock<Arc<dyn Remote>>,
 }
 
 impl Router {
@@ -68,7 +84,21 @@ impl Router {
             scheduler,
             gateway_for: AtomicU32::new(0),
             gateway: Mutex::new(None),
+            remote: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sends other nodes' addresses to `remote` from now on (the first call wins).
+    pub(crate) fn set_remote(&self, remote: Arc<dyn Remote>) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// The way to `dest` when it is another node's address and this node is linked to others.
+    fn remote_for(&self, dest: Handle) -> Option<&Arc<dyn Remote>> {
+        if dest.is_none() || dest.harbor() == self.harbor() {
+            return None;
+        }
+        self.remote.get()
     }
 
     /// Lets `gateway` serve the messages sent to `service` before they reach its mailbox,
@@ -217,7 +247,10 @@ impl Router {
         cache: &mut Option<Arc<Service>>,
     ) -> Result<(), Message> {
         let Some(service) = self.cached_service(dest, cache) else {
-            return Err(message);
+            return match self.remote_for(dest) {
+                Some(remote) => remote.forward(dest, message),
+                None => Err(message),
+            };
         };
         match service.queue.push(message) {
             Ok(push) => {
@@ -307,7 +340,7 @@ impl Router {
         cache: &mut Option<Arc<Service>>,
     ) -> Result<(), Refusal> {
         let Some(service) = self.cached_service(dest, cache) else {
-            return Err(Refusal::NoService);
+            return self.push_remote_from(sender, answer, dest, message);
         };
         let tenant = service.tenant();
         if !Arc::ptr_eq(tenant, sender.tenant())
@@ -346,6 +379,26 @@ impl Router {
                 Err(Refusal::NoService)
             }
         }
+    }
+
+    /// [`Router::push_from`] for an address that is not local: to another node when this
+    /// one is linked to others and the sender's tenant may reach them (answers always may).
+    fn push_remote_from(
+        &self,
+        sender: &Service,
+        answer: bool,
+        dest: Handle,
+        message: Message,
+    ) -> Result<(), Refusal> {
+        let Some(remote) = self.remote_for(dest) else {
+            return Err(Refusal::NoService);
+        };
+        if !answer && !sender.tenant().spec.capabilities.harbor {
+            return Err(Refusal::Remote);
+        }
+        remote
+            .forward(dest, message)
+            .map_err(|_| Refusal::NoService)
     }
 
     /// Whether a message of `ptype` from an untrusted tenant may reach `dest` of another
@@ -549,5 +602,60 @@ mod tests {
         assert_eq!(router.resolve(".nobody"), Err(HostError::UnknownName));
         assert_eq!(router.resolve(":0100000a"), Ok(Handle(0x0100_000a)));
         assert_eq!(router.resolve(":zz"), Err(HostError::InvalidArgument));
+    }
+
+    /// Records what it is given for other nodes; refuses node 3 (down).
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(Handle, Message)>>);
+
+    impl Remote for Recorder {
+        fn forward(&self, dest: Handle, message: Message) -> Result<(), Message> {
+            if dest.harbor() == 3 {
+                return Err(message);
+            }
+            lock_plain(&self.0).push((dest, message));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn other_nodes_addresses_go_to_the_remote_under_the_harbor_capability() {
+        let (router, tenants) =
+            router_with("harbor = 1\ntenants = { u = {}, h = { harbor = true } }");
+        let (node, untrusted, crosser) = (
+            service(&router, &tenants, "node"),
+            service(&router, &tenants, "u"),
+            service(&router, &tenants, "h"),
+        );
+        let far = Handle::from_parts(2, 7);
+        let send = |from: &Service, answer: bool, dest: Handle| {
+            router.push_from(from, answer, dest, lua(from.handle()), &mut None)
+        };
+        assert!(
+            matches!(send(&node, false, far), Err(Refusal::NoService)),
+            "no remote yet"
+        );
+        let remote = Arc::new(Recorder::default());
+        router.set_remote(remote.clone());
+        assert!(send(&node, false, far).is_ok());
+        assert!(matches!(send(&untrusted, false, far), Err(Refusal::Remote)));
+        assert_eq!(Refusal::Remote.error(), HostError::Denied);
+        assert!(send(&untrusted, true, far).is_ok(), "answers pass");
+        assert!(
+            send(&crosser, false, far).is_ok(),
+            "the capability allows it"
+        );
+        assert!(matches!(
+            send(&node, false, Handle::from_parts(3, 1)),
+            Err(Refusal::NoService)
+        ));
+        assert!(
+            router.push(far, lua(Handle::NONE)).is_ok(),
+            "host messages too"
+        );
+        let dead = Handle::from_parts(1, 0xfff);
+        assert!(matches!(send(&node, false, dead), Err(Refusal::NoService)));
+        let seen: Vec<Handle> = lock_plain(&remote.0).iter().map(|(d, _)| *d).collect();
+        assert_eq!(seen, vec![far; 4], "this node's own addresses never go out");
     }
 }

@@ -47,6 +47,9 @@ pub enum StartError {
     /// A thread could not be spawned.
     #[error("cannot spawn a thread: {0}")]
     Thread(std::io::Error),
+    /// The node could not join its harbor network (`master`, `address`, `standalone`).
+    #[error("{0}")]
+    Harbor(#[from] crate::harbor::HarborError),
 }
 
 /// State shared by every thread and service of one node.
@@ -84,6 +87,8 @@ pub(crate) struct NodeShared {
     pub tenants: Tenants,
     /// The cluster gateway (idle until `clusterd` uses it).
     pub cluster: Arc<crate::cluster::Cluster>,
+    /// This node's side of the harbor network, when the config names a `master`.
+    pub harbor: Option<Arc<crate::harbor::Harbor>>,
 }
 
 impl NodeShared {
@@ -97,35 +102,45 @@ impl NodeShared {
         let modules =
             ModuleRegistry::new(&config).map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let scheduler = Arc::new(Scheduler::new(config.thread, &worker_caps(&config)));
-        Ok(Arc::new_cyclic(|node: &std::sync::Weak<NodeShared>| {
-            NodeShared {
-                env: Mutex::new(config.env.clone()),
-                router: Router::new(config.harbor, scheduler.clone()),
-                scheduler,
-                clock: Clock::new(),
-                monitor: Monitor::new(config.thread + 1),
-                modules,
-                monitor_exit: AtomicU32::new(0),
-                logger: AtomicU32::new(0),
-                log_dropped: AtomicU64::new(0),
-                quit: AtomicBool::new(false),
-                quit_lock: Mutex::new(()),
-                quit_signal: Condvar::new(),
-                failure: Mutex::new(None),
-                sockets: SocketServer::new(
-                    socket_sink(node.clone()),
-                    socket_notices(node.clone()),
-                    config.socket_max_unsent,
-                    crate::scheduler::WORKER_STACK,
-                ),
-                tenants: crate::tenant::tenants_from_specs(config.tenants.clone()),
-                cluster: Arc::new(crate::cluster::Cluster::new(
+        let shared = Arc::new_cyclic(|node: &std::sync::Weak<NodeShared>| NodeShared {
+            env: Mutex::new(config.env.clone()),
+            router: Router::new(config.harbor, scheduler.clone()),
+            scheduler,
+            clock: Clock::new(),
+            monitor: Monitor::new(config.thread + 1),
+            modules,
+            monitor_exit: AtomicU32::new(0),
+            logger: AtomicU32::new(0),
+            log_dropped: AtomicU64::new(0),
+            quit: AtomicBool::new(false),
+            quit_lock: Mutex::new(()),
+            quit_signal: Condvar::new(),
+            failure: Mutex::new(None),
+            sockets: SocketServer::new(
+                socket_sink(node.clone()),
+                socket_notices(node.clone()),
+                config.socket_max_unsent,
+                crate::scheduler::WORKER_STACK,
+            ),
+            tenants: crate::tenant::tenants_from_specs(config.tenants.clone()),
+            cluster: Arc::new(crate::cluster::Cluster::new(
+                node.clone(),
+                crate::cluster::ClusterConfig::from_env(&config.env, config.max_message_size),
+            )),
+            harbor: config.harbor_net.clone().map(|net| {
+                crate::harbor::Harbor::new(
+                    config.harbor,
+                    net,
                     node.clone(),
-                    crate::cluster::ClusterConfig::from_env(&config.env, config.max_message_size),
-                )),
-                config,
-            }
-        }))
+                    config.max_message_size,
+                )
+            }),
+            config,
+        });
+        if let Some(harbor) = &shared.harbor {
+            shared.router.set_remote(harbor.clone());
+        }
+        Ok(shared)
     }
 
     /// The `clusterd` service, while it runs.
@@ -163,6 +178,21 @@ impl NodeShared {
     ) {
         match refusal {
             Refusal::NoService => {}
+            Refusal::Remote => {
+                let refused = sender.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                if worth_logging(refused) {
+                    self.log(
+                        sender.handle(),
+                        &format!(
+                            "DENIED send (type {ptype}) to {dest} on harbor {}: tenant `{}` may \
+                             not reach other harbor nodes (its `harbor` capability; {refused} \
+                             refused so far)",
+                            dest.harbor(),
+                            sender.tenant().name()
+                        ),
+                    );
+                }
+            }
             Refusal::Denied(service) => {
                 let refused = sender.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
                 if worth_logging(refused) {
@@ -412,7 +442,7 @@ impl crate::scheduler::Host for Arc<NodeShared> {
     }
 
     fn around_dispatch<R>(&self, dispatch: impl FnOnce() -> R) -> R {
-        crate::cluster::batch_writes(dispatch)
+        crate::socket::outbox::batch(dispatch)
     }
 }
 

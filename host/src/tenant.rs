@@ -687,6 +687,9 @@ pub struct Capabilities {
     pub sockets: bool,
     /// Read a host file by its path (`load_source` FILE: the console's `inject`).
     pub files: bool,
+    /// Send to services of other harbor nodes (`harbor`): the network's peers trust each
+    /// other, so an untrusted tenant reaches them only when its config says so.
+    pub harbor: bool,
 }
 
 impl Capabilities {
@@ -695,6 +698,7 @@ impl Capabilities {
         redirect: true,
         sockets: true,
         files: true,
+        harbor: true,
     };
 
     /// Nothing beyond messaging: an untrusted tenant's starting point.
@@ -702,6 +706,7 @@ impl Capabilities {
         redirect: false,
         sockets: false,
         files: false,
+        harbor: false,
     };
 }
 

@@ -442,6 +442,7 @@ function COMMAND.help()
 		upgrade = "upgrade address name [args...] : replace a service's code at its address (a Lua service: its script), keeping its state if it hands it over",
 		["upgrade-all"] = "upgrade-all name : upgrade every service running name (a script or a module) to what its file holds now",
 		cluster = "cluster [reload] : the cluster's nodes (address, connection, calls in flight, bytes), or reload the node table from the cluster file",
+		harbor = "harbor : this node's harbor network: its master, the other nodes and their links, the global names",
 		snax = "(not supported in skywasm)",
 		clearcache = "(not supported in skywasm)",
 		debug = "(not supported in skywasm)",
@@ -712,6 +713,11 @@ function COMMAND.cluster(what)
 		return "the node table was reloaded"
 	end
 	return skynet.call(clusterd, "lua", "nodes")
+end
+
+-- skywasm: harbor : the harbor network as this node sees it (one line each)
+function COMMAND.harbor()
+	return core.command("HARBOR", "")
 end
 
 function COMMAND.getenv(name)

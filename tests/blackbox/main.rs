@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod console;
 mod guests;
+mod harbor;
 mod hostile;
 mod launcher;
 mod lifecycle;

@@ -14,9 +14,9 @@ use skywasm_pack::Value;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::frame::{self, Address, PacketReader, Request, RequestAssembler};
-use super::outbox::Outbox;
 use super::{contain_task, Cluster, Delivered, Inbound};
 use crate::service::Service;
+use crate::socket::outbox::Outbox;
 
 /// Listens on `host:port` for other nodes; the bound address.
 pub(crate) fn listen(

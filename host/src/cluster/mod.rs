@@ -9,8 +9,7 @@
 //!   local services as `"lua"` messages, their answers written back.
 //! * `service` — `clusterd`, the native service through which Lua and Rust services use the
 //!   cluster (`skynet.cluster`, `sky::cluster`).
-//! * `outbox` — writes to a connection from any thread, held back and written together
-//!   while `clusterd` has more to write.
+//! * writes go through `socket::outbox` (from any thread, held back and written together)
 //! * `busy` — the network thread's busy polling while cluster traffic is expected.
 //!
 //! The gateway runs on the socket server's tokio thread. Local services never wait on the
@@ -23,7 +22,6 @@ pub use skywasm_cluster_wire as frame;
 mod agent;
 mod auth;
 mod busy;
-mod outbox;
 mod sender;
 mod service;
 
@@ -44,7 +42,6 @@ use crate::shared::NodeShared;
 use crate::sync::{lock, read, write};
 
 pub use frame::Address;
-pub(crate) use outbox::batch as batch_writes;
 pub use service::Clusterd;
 
 /// The cluster's settings (config keys, docs/config.md).
@@ -302,13 +299,13 @@ struct Incoming {
 /// how many of them await one (against `cluster_max_pending`).
 pub(crate) struct Inbound {
     /// The connection's writer.
-    pub(crate) replies: Arc<outbox::Outbox>,
+    pub(crate) replies: Arc<crate::socket::outbox::Outbox>,
     awaiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Inbound {
     /// The requests of a connection that writes its answers to `replies`.
-    pub(crate) fn new(replies: Arc<outbox::Outbox>) -> Arc<Inbound> {
+    pub(crate) fn new(replies: Arc<crate::socket::outbox::Outbox>) -> Arc<Inbound> {
         Arc::new(Inbound {
             replies,
             awaiting: std::sync::atomic::AtomicUsize::new(0),
@@ -682,7 +679,7 @@ impl Cluster {
                 }
                 match refusal {
                     Refusal::Full(full) => Delivered::Full(full),
-                    Refusal::Denied(_) => Delivered::Failed(format!(
+                    Refusal::Denied(_) | Refusal::Remote => Delivered::Failed(format!(
                         "send denied: {target} is not a service this node's peers may reach"
                     )),
                     Refusal::NoService => Delivered::Failed(format!("no service {target}")),

@@ -22,10 +22,10 @@ use tokio::time::Instant;
 
 use super::busy::BusyPoll;
 use super::frame::{self, PacketReader, Reply, ResponseAssembler};
-use super::outbox::Outbox;
 use super::{fail_call, ClusterConfig, NodeAddress, NodeStatus, Outgoing};
 use crate::mq::Message;
 use crate::shared::NodeShared;
+use crate::socket::outbox::Outbox;
 use crate::sync::lock;
 
 /// Longest wait for a TCP connection to be made.

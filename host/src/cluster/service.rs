@@ -22,10 +22,10 @@ use std::time::Duration;
 use skywasm_abi::{ptype, Handle};
 use skywasm_pack::{Table, Value};
 
-use super::outbox::Hold;
 use super::{Address, Cluster, NodeAddress, NodeTable, Outgoing};
 use crate::mq::Message;
 use crate::service::{Behavior, Fault, ServiceCore};
+use crate::socket::outbox::Hold;
 
 /// The `clusterd` service.
 pub struct Clusterd {

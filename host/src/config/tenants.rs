@@ -150,6 +150,7 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         "export" => spec.export = list(value),
         "start" => spec.start = list(value),
         "sockets" => spec.capabilities.sockets = flag()?,
+        "harbor" => spec.capabilities.harbor = flag()?,
         "listen" => spec.listen = Some(patterns()?),
         "connect" => spec.connect = Some(patterns()?),
         "logon" => spec.logon = flag()?,
@@ -158,7 +159,7 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
             return Err(
                 "unknown tenant key (trusted, cpu, cpu_soft, memory, tenant_memory, mailbox, \
                  message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, tenant_mailbox_bytes, socket_backlog, names, tenant_names, log_rate, tenant_log_rate, module_size, launch, getenv, setenv, export, start, \
-                 sockets, listen, connect, logon, lua_hash_seed)"
+                 sockets, harbor, listen, connect, logon, lua_hash_seed)"
                     .into(),
             )
         }

@@ -1,7 +1,7 @@
-//! Writing to a cluster connection from any thread (skynet's direct write): a worker that
-//! sends a request, or `clusterd` answering one, writes straight to the socket when nothing
-//! is queued on it — no hand-off to the network thread, which would cost a thread wake-up
-//! each way. What the socket does not take at once is queued, in order, for a writer task
+//! Writing to a node-to-node connection (cluster, harbor) from any thread (skynet's direct
+//! write): a worker that sends a request, or `clusterd` answering one, writes straight to
+//! the socket when nothing is queued on it — no hand-off to the network thread, which would
+//! cost a thread wake-up each way. What the socket does not take at once is queued, in order, for a writer task
 //! on the network thread.
 //!
 //! Holding writes back: a write costs a system call, and on loopback the whole of the
@@ -115,8 +115,8 @@ impl Outbox {
         });
         let writing = outbox.clone();
         tokio::spawn(async move {
-            let what = "writing to a cluster connection";
-            if super::contain_task(&std::sync::Weak::new(), what, writer(writing.clone())).await {
+            if let Err(panic) = crate::sync::contained(writer(writing.clone())).await {
+                tracing::error!("the host panicked writing to a connection: {panic}");
                 // Later writes fail at once instead of queueing for no writer.
                 writing.close();
             }

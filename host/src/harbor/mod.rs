@@ -1,0 +1,621 @@
+//! Harbor: skynet's master/slave network (shared/SKYNET.md §10), native in the host like
+//! the cluster gateway, on the socket server's tokio thread.
+//!
+//! Up to 255 nodes share one address space: the high 8 bits of an address name its node
+//! (its `harbor` id). One node runs the master (`standalone`), which keeps the registry of
+//! nodes and global names; every node joins it as a slave at start, and the slaves link to
+//! each other directly, one connection per pair: the master tells a joining node how many
+//! older nodes will connect to it (`W n`) and tells those to connect (`C id address`).
+//!
+//! * [`Harbor`] is this node's side: joining, the links, and the [`Remote`] the router
+//!   hands other nodes' addresses to. A message for a node not linked yet waits (bounded)
+//!   until the link is up; one for a node known to be down is refused at once. Calls in
+//!   flight to a node whose link drops are failed at once with `PTYPE_ERROR`.
+//! * `link` — one slave ↔ slave connection: the id bytes, then frames each way.
+//! * `master` — the master (skynet's cmaster), when this node runs it.
+//!
+//! Deliberate differences from skynet (docs/harbor.md): a node that comes back is linked
+//! again (skynet never relinks a slave once it went down); sources are checked (a peer may
+//! only send from addresses of its own node); what waits for a node not linked yet is
+//! bounded.
+
+mod link;
+mod master;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+use skywasm_abi::{ptype, Handle};
+use skywasm_harbor_wire::{encode_remote, MasterMessage, MasterReader, RemoteHeader, HANDLE_MASK};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::HarborConfig;
+use crate::mq::Message;
+use crate::router::Remote;
+use crate::service::{is_request, Service};
+use crate::shared::NodeShared;
+use crate::socket::outbox::Outbox;
+use crate::sync::lock;
+
+/// Longest a node waits at start for its master, and for the older nodes to link to it.
+pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes of messages that may wait for one node not linked yet; past it sends to that
+/// node are refused (as to a node that is down) until the link is up.
+const MAX_WAITING: usize = 64 << 20;
+
+/// Why a node could not join its harbor network (its start then fails).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HarborError {
+    /// A listener (the master's, or this node's for the other slaves) could not be opened.
+    #[error("harbor: cannot listen at {address}: {why}")]
+    Listen {
+        /// The configured address.
+        address: String,
+        /// What the system said.
+        why: String,
+    },
+    /// The master could not be reached, refused this node, or did not answer.
+    #[error("harbor: cannot join the master at {address}: {why}")]
+    Master {
+        /// The master's address (`master`).
+        address: String,
+        /// Why.
+        why: String,
+    },
+    /// Some of the older nodes the master named did not link to this one in time.
+    #[error("harbor: {missing} of the {expected} harbor nodes the master named did not connect within {} s", JOIN_TIMEOUT.as_secs())]
+    Peers {
+        /// How many the master said would connect.
+        expected: u32,
+        /// How many did not.
+        missing: u32,
+    },
+    /// The node stopped while joining.
+    #[error("harbor: the node is stopping")]
+    Stopping,
+}
+
+/// This node's side of the harbor network.
+pub(crate) struct Harbor {
+    id: u8,
+    config: HarborConfig,
+    node: Weak<NodeShared>,
+    /// The largest frame a peer may send (the largest message and its trailer).
+    max_frame: usize,
+    state: Mutex<State>,
+    /// Messages refused because their node is down or its waiting room was full (counted
+    /// for thinned-out log lines).
+    dropped: AtomicU64,
+    /// Messages from peers for addresses with no service here.
+    unknown: AtomicU64,
+}
+
+/// What the links are doing.
+struct State {
+    /// Each node by id (this node's own entry is unused).
+    peers: Vec<Peer>,
+    /// Calls to services of other nodes awaiting their answers: (caller, session) → node.
+    calls: FxHashMap<(u32, i32), u8>,
+    /// The connection to the master, while it is up.
+    master: Option<Arc<Outbox>>,
+    /// Global names the master announced, and their services.
+    names: HashMap<String, u32>,
+}
+
+/// One other node, as this one sees it.
+enum Peer {
+    /// Not linked yet: what was sent to it waits here, in order (frames and their bytes).
+    Waiting(Vec<Vec<u8>>, usize),
+    /// Linked: frames are written straight to the connection.
+    Up(Arc<Outbox>),
+    /// Its link dropped, or the master said it is gone: sends to it are refused.
+    Down,
+}
+
+/// A peer's state for the console and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Linked.
+    Up,
+    /// Known to be down.
+    Down,
+    /// Not linked yet, with messages waiting for it.
+    Waiting(usize),
+}
+
+impl Harbor {
+    /// This node's side of the network in `config`, not joined yet.
+    pub(crate) fn new(
+        id: u8,
+        config: HarborConfig,
+        node: Weak<NodeShared>,
+        max_message: usize,
+    ) -> Arc<Harbor> {
+        Arc::new(Harbor {
+            id,
+            config,
+            node,
+            max_frame: max_message.saturating_add(skywasm_harbor_wire::TRAILER),
+            state: Mutex::new(State {
+                peers: (0..=255).map(|_| Peer::Waiting(Vec::new(), 0)).collect(),
+                calls: FxHashMap::default(),
+                master: None,
+                names: HashMap::new(),
+            }),
+            dropped: AtomicU64::new(0),
+            unknown: AtomicU64::new(0),
+        })
+    }
+
+    /// This node's harbor id.
+    pub(crate) fn id(&self) -> u8 {
+        self.id
+    }
+
+    /// Joins the network, as skynet's cslave does at start: runs the master first when this
+    /// node is `standalone`, listens at `address`, introduces this node to the master and
+    /// waits until every older node it names has linked to this one.
+    ///
+    /// # Errors
+    /// A [`HarborError`] saying which step failed.
+    pub(crate) fn join(self: &Arc<Self>) -> Result<(), HarborError> {
+        let node = self.node.upgrade().ok_or(HarborError::Stopping)?;
+        let runtime = node.sockets.runtime().map_err(|e| HarborError::Listen {
+            address: self.config.address.clone(),
+            why: e.to_string(),
+        })?;
+        drop(node);
+        let (done, result) = std::sync::mpsc::channel();
+        let harbor = self.clone();
+        let master = self.config.master.clone();
+        runtime.spawn(async move {
+            let joined = match crate::sync::contained(harbor.join_async()).await {
+                Ok(joined) => joined,
+                Err(panic) => Err(HarborError::Master {
+                    address: master,
+                    why: format!("host panic: {panic}"),
+                }),
+            };
+            let _ = done.send(joined);
+        });
+        // Each step inside is bounded; this only covers a runtime that stopped under it.
+        result
+            .recv_timeout(3 * JOIN_TIMEOUT)
+            .unwrap_or(Err(HarborError::Stopping))
+    }
+
+    async fn join_async(self: Arc<Self>) -> Result<(), HarborError> {
+        if let Some(address) = &self.config.standalone {
+            master::start(self.node.clone(), address).await?;
+        }
+        let address = self.config.address.clone();
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|e| HarborError::Listen {
+                address: address.clone(),
+                why: e.to_string(),
+            })?;
+        let master_error = |why: String| HarborError::Master {
+            address: self.config.master.clone(),
+            why,
+        };
+        let stream = connect_within(&self.config.master, JOIN_TIMEOUT)
+            .await
+            .map_err(&master_error)?;
+        let _ = stream.set_nodelay(true);
+        let stream = Arc::new(stream);
+        let outbox = Outbox::new(stream.clone());
+        let mut hello = Vec::new();
+        MasterMessage::Handshake {
+            id: self.id,
+            address: address.clone(),
+        }
+        .encode(&mut hello)
+        .map_err(|e| master_error(e.to_string()))?;
+        outbox.write(hello);
+        let mut reader = MasterReader::new();
+        let waited = tokio::time::timeout(JOIN_TIMEOUT, read_master(&stream, &mut reader)).await;
+        let count = match waited {
+            Ok(Ok(Some(MasterMessage::Wait(count)))) => count,
+            Ok(Ok(Some(other))) => {
+                return Err(master_error(format!(
+                    "it answered {other:?} instead of `W n`"
+                )))
+            }
+            Ok(Ok(None)) => {
+                return Err(master_error(format!(
+                    "it closed the connection (is harbor {} in use by another node?)",
+                    self.id
+                )))
+            }
+            Ok(Err(why)) => return Err(master_error(why)),
+            Err(_) => {
+                return Err(master_error(format!(
+                    "no answer within {} s",
+                    JOIN_TIMEOUT.as_secs()
+                )))
+            }
+        };
+        lock(&self.state).master = Some(outbox);
+        self.log(&format!(
+            "harbor {}: joined the master at {}; waiting for {count} harbors",
+            self.id, self.config.master
+        ));
+        let harbor = self.clone();
+        tokio::spawn(async move {
+            let what = "the harbor master's connection";
+            let node = harbor.node.clone();
+            let serving = harbor.clone().serve_master(stream, reader);
+            if crate::sync::contained(serving).await.is_err() {
+                if let Some(node) = node.upgrade() {
+                    node.log(
+                        Handle::NONE,
+                        &format!("harbor: the host panicked in {what}"),
+                    );
+                }
+            }
+        });
+        let deadline = Instant::now() + JOIN_TIMEOUT;
+        let mut linked = 0;
+        while linked < count {
+            let accepted = tokio::time::timeout_at(deadline.into(), listener.accept()).await;
+            match accepted {
+                Ok(Ok((stream, from))) => match link::accept(&self, stream).await {
+                    Ok(peer) => {
+                        linked += 1;
+                        self.log(&format!(
+                            "harbor {}: harbor {peer} connected from {from}",
+                            self.id
+                        ));
+                    }
+                    Err(why) => self.log(&format!(
+                        "harbor {}: refused a connection from {from}: {why}",
+                        self.id
+                    )),
+                },
+                Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(_) => {
+                    return Err(HarborError::Peers {
+                        expected: count,
+                        missing: count - linked,
+                    })
+                }
+            }
+        }
+        // As skynet's cslave: newer nodes are linked by this one, on the master's word.
+        drop(listener);
+        Ok(())
+    }
+
+    /// Reads what the master says until its connection ends.
+    async fn serve_master(self: Arc<Self>, stream: Arc<TcpStream>, mut reader: MasterReader) {
+        let why = loop {
+            match read_master(&stream, &mut reader).await {
+                Ok(Some(message)) => self.on_master(message),
+                Ok(None) => break "it closed the connection".to_string(),
+                Err(why) => break why,
+            }
+        };
+        if let Some(master) = lock(&self.state).master.take() {
+            master.close();
+        }
+        self.log(&format!(
+            "harbor {}: the master at {} disconnected: {why}",
+            self.id, self.config.master
+        ));
+    }
+
+    /// Acts on one message of the master's.
+    fn on_master(self: &Arc<Self>, message: MasterMessage) {
+        match message {
+            MasterMessage::Connect { id, address } if id != self.id => {
+                let linked = matches!(lock(&self.state).peers[usize::from(id)], Peer::Up(_));
+                if !linked {
+                    tokio::spawn(link::connect(self.clone(), id, address));
+                }
+            }
+            MasterMessage::Down(id) if id != self.id => {
+                self.peer_down(id, None, "the master says it is gone");
+            }
+            MasterMessage::Name { name, handle } => {
+                lock(&self.state).names.insert(name, handle);
+            }
+            other => self.log(&format!(
+                "harbor {}: ignored an unexpected message from the master: {other:?}",
+                self.id
+            )),
+        }
+    }
+
+    /// Makes `stream` the link to `peer` (its id bytes exchanged): what waited for it is
+    /// written first, then its frames are read. False when `peer` is linked already.
+    pub(super) fn link_up(self: &Arc<Self>, peer: u8, stream: TcpStream) -> bool {
+        let stream = Arc::new(stream);
+        {
+            let mut state = lock(&self.state);
+            let slot = &mut state.peers[usize::from(peer)];
+            if matches!(slot, Peer::Up(_)) {
+                return false;
+            }
+            let outbox = Outbox::new(stream.clone());
+            if let Peer::Waiting(frames, _) = std::mem::replace(slot, Peer::Up(outbox.clone())) {
+                for frame in frames {
+                    outbox.write(frame);
+                }
+            }
+            let harbor = self.clone();
+            tokio::spawn(async move {
+                let reading = link::read(harbor.clone(), peer, stream, outbox.clone());
+                if let Err(panic) = crate::sync::contained(reading).await {
+                    harbor.peer_down(peer, Some(&outbox), &format!("host panic: {panic}"));
+                }
+            });
+        }
+        true
+    }
+
+    /// Marks `peer` down (when `link` is its current link, or any state for `None`): its
+    /// calls in flight fail at once, what waited for it is dropped, and later sends to it
+    /// are refused until it is linked again.
+    pub(super) fn peer_down(&self, peer: u8, link: Option<&Arc<Outbox>>, why: &str) {
+        let failed: Vec<(u32, i32)> = {
+            let mut state = lock(&self.state);
+            let slot = &mut state.peers[usize::from(peer)];
+            match (&*slot, link) {
+                (Peer::Up(current), Some(link)) if !Arc::ptr_eq(current, link) => return,
+                (Peer::Down, _) => return,
+                (Peer::Waiting(..), Some(_)) => return,
+                (Peer::Up(current), _) => current.close(),
+                (Peer::Waiting(..), None) => {}
+            }
+            *slot = Peer::Down;
+            let failed: Vec<(u32, i32)> = state
+                .calls
+                .iter()
+                .filter(|(_, to)| **to == peer)
+                .map(|(call, _)| *call)
+                .collect();
+            for call in &failed {
+                state.calls.remove(call);
+            }
+            failed
+        };
+        self.log(&format!("harbor {}: harbor {peer} is down: {why}", self.id));
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        let text = format!("harbor {peer} is down: {why}");
+        for (caller, session) in failed {
+            let _ = node.router.push(
+                Handle(caller),
+                Message {
+                    source: Handle(u32::from(peer) << 24),
+                    session,
+                    ptype: ptype::ERROR as u8,
+                    data: text.as_bytes().into(),
+                },
+            );
+        }
+    }
+
+    /// Delivers a message a peer sent; the service to wait for when its mailbox is now
+    /// over its backlog (the link then stops reading until it drained).
+    ///
+    /// # Errors
+    /// Why the link must close: a source outside the peer's own addresses.
+    pub(super) fn deliver(
+        &self,
+        peer: u8,
+        header: RemoteHeader,
+        body: Vec<u8>,
+    ) -> Result<Option<Arc<Service>>, String> {
+        let source = Handle(header.source);
+        if source.harbor() != peer {
+            return Err(format!(
+                "a message from {source}, which is not an address of harbor {peer}"
+            ));
+        }
+        let dest = Handle((u32::from(self.id) << 24) | (header.destination & HANDLE_MASK));
+        let session = header.session as i32;
+        if !is_request(header.ptype) {
+            lock(&self.state).calls.remove(&(dest.0, session));
+        }
+        let Some(node) = self.node.upgrade() else {
+            return Ok(None);
+        };
+        let message = Message {
+            source,
+            session,
+            ptype: header.ptype,
+            data: body.into(),
+        };
+        match node.router.push_measured(dest, message) {
+            Some((service, _)) => Ok(service.socket_backlog_over().then_some(service)),
+            None => {
+                // As skynet's harbor: the sender learns that nobody is there.
+                if u32::from(header.ptype) != ptype::ERROR {
+                    let error = Message::empty(dest, ptype::ERROR as u8, session);
+                    let _ = self.forward(source, error);
+                }
+                let unknown = self.unknown.fetch_add(1, Ordering::Relaxed) + 1;
+                if crate::log::worth_logging(unknown) {
+                    node.log(
+                        Handle::NONE,
+                        &format!(
+                            "harbor {}: unknown destination {dest} from {source} (type {}; \
+                             {unknown} so far)",
+                            self.id, header.ptype
+                        ),
+                    );
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Each other node's state, by id (for the console and tests).
+    pub(crate) fn peers(&self) -> Vec<(u8, PeerState)> {
+        let state = lock(&self.state);
+        state
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(id, _)| *id != 0 && *id != usize::from(self.id))
+            .filter_map(|(id, peer)| {
+                let seen = match peer {
+                    Peer::Up(_) => PeerState::Up,
+                    Peer::Down => PeerState::Down,
+                    Peer::Waiting(frames, _) if frames.is_empty() => return None,
+                    Peer::Waiting(frames, _) => PeerState::Waiting(frames.len()),
+                };
+                Some((id as u8, seen))
+            })
+            .collect()
+    }
+
+    /// The network as this node sees it, one line each: this node and its master, the
+    /// other nodes it knows of and their state, and the global names announced.
+    pub(crate) fn describe(&self) -> String {
+        let mut lines = vec![format!(
+            "harbor {} at {}, master {} {}",
+            self.id,
+            self.config.address,
+            self.config.master,
+            if lock(&self.state).master.is_some() {
+                "connected"
+            } else {
+                "disconnected"
+            }
+        )];
+        for (id, state) in self.peers() {
+            lines.push(match state {
+                PeerState::Up => format!("harbor {id}\tup"),
+                PeerState::Down => format!("harbor {id}\tdown"),
+                PeerState::Waiting(n) => format!("harbor {id}\tnot linked, {n} messages wait"),
+            });
+        }
+        let mut names: Vec<(String, u32)> = lock(&self.state)
+            .names
+            .iter()
+            .map(|(name, handle)| (name.clone(), *handle))
+            .collect();
+        names.sort();
+        for (name, handle) in names {
+            lines.push(format!("name {name}\t{}", Handle(handle)));
+        }
+        lines.join("\n")
+    }
+
+    fn log(&self, text: &str) {
+        if let Some(node) = self.node.upgrade() {
+            node.log(Handle::NONE, text);
+        }
+    }
+
+    /// Counts a refused message and logs it, thinned out (skynet's "Drop message to harbor").
+    fn log_drop(&self, dest: Handle, message: &Message, why: &str) {
+        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if crate::log::worth_logging(dropped) {
+            self.log(&format!(
+                "harbor {}: drop message to harbor {} from {} to {dest} (session = {}, msgsz = \
+                 {}): {why} ({dropped} dropped so far)",
+                self.id,
+                dest.harbor(),
+                message.source,
+                message.session,
+                message.data.len()
+            ));
+        }
+    }
+}
+
+impl Remote for Harbor {
+    fn forward(&self, dest: Handle, message: Message) -> Result<(), Message> {
+        let header = RemoteHeader {
+            source: message.source.0,
+            ptype: message.ptype,
+            destination: dest.0 & HANDLE_MASK,
+            session: message.session as u32,
+        };
+        let mut frame = Vec::new();
+        if let Err(e) = encode_remote(&header, &message.data, &mut frame) {
+            self.log_drop(dest, &message, &e.to_string());
+            return Err(message);
+        }
+        // A call: remembered before it leaves, so that its answer or its link's end finds it.
+        let call = (is_request(message.ptype) && message.session > 0)
+            .then_some((message.source.0, message.session));
+        let peer = dest.harbor();
+        let mut state = lock(&self.state);
+        let why = match &mut state.peers[usize::from(peer)] {
+            Peer::Up(outbox) => {
+                outbox.write(frame);
+                None
+            }
+            Peer::Waiting(frames, bytes) if *bytes + frame.len() <= MAX_WAITING => {
+                *bytes += frame.len();
+                frames.push(frame);
+                None
+            }
+            Peer::Waiting(..) => Some("too much waits for it to be linked"),
+            Peer::Down => Some("it is down"),
+        };
+        match why {
+            None => {
+                if let Some(call) = call {
+                    state.calls.insert(call, peer);
+                }
+                Ok(())
+            }
+            Some(why) => {
+                drop(state);
+                self.log_drop(dest, &message, why);
+                Err(message)
+            }
+        }
+    }
+}
+
+/// Connects to `address`, trying again for up to `limit` (the master may be starting too).
+async fn connect_within(address: &str, limit: Duration) -> Result<TcpStream, String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let attempt = tokio::time::timeout(remaining, TcpStream::connect(address)).await;
+        match attempt {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) if Instant::now() + Duration::from_millis(100) < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("no connection within {} s", limit.as_secs())),
+        }
+    }
+}
+
+/// The next message on a master connection; `None` when it closed.
+pub(super) async fn read_master(
+    stream: &TcpStream,
+    reader: &mut MasterReader,
+) -> Result<Option<MasterMessage>, String> {
+    let mut buffer = [0u8; 1024];
+    loop {
+        if let Some(message) = reader.next_message().map_err(|e| e.to_string())? {
+            return Ok(Some(message));
+        }
+        stream.readable().await.map_err(|e| e.to_string())?;
+        match stream.try_read(&mut buffer) {
+            Ok(0) => return Ok(None),
+            Ok(n) => reader.extend(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! This node's side of the harbor network without a network: a node with nothing
+//! running whose config names a master it never joins, so every link is in the state a
+//! test puts it in.
+
+use std::sync::Arc;
+
+use skywasm_abi::{ptype, Handle};
+use skywasm_harbor_wire::{RemoteHeader, HANDLE_MASK};
+
+use super::{Harbor, PeerState, MAX_WAITING};
+use crate::mq::Message;
+use crate::router::Remote;
+use crate::shared::testing::{drain, idle_node, quiet_in};
+use crate::shared::NodeShared;
+
+/// A harbor-1 node (not joined) and a local service.
+fn harbor_node() -> (Arc<NodeShared>, Arc<Harbor>, Handle) {
+    let node = idle_node("harbor = 1\nmaster = '127.0.0.1:1'\naddress = '127.0.0.1:2'");
+    let harbor = node.harbor.clone().expect("the config names a master");
+    let local = quiet_in(&node, "node", "");
+    drain(&node, local);
+    (node, harbor, local)
+}
+
+fn call(from: Handle, session: i32, body: &[u8]) -> Message {
+    Message {
+        source: from,
+        session,
+        ptype: ptype::LUA as u8,
+        data: body.into(),
+    }
+}
+
+#[test]
+fn messages_for_a_node_not_linked_yet_wait_within_a_bound() {
+    let (_node, harbor, local) = harbor_node();
+    let far = Handle::from_parts(2, 5);
+    assert!(harbor.forward(far, call(local, 0, b"first")).is_ok());
+    assert_eq!(harbor.peers(), vec![(2, PeerState::Waiting(1))]);
+    let big = vec![0u8; 8 << 20];
+    let fits = (MAX_WAITING - 100) / (big.len() + 16);
+    for _ in 0..fits {
+        assert!(harbor.forward(far, call(local, 0, &big)).is_ok());
+    }
+    assert!(
+        harbor.forward(far, call(local, 0, &big)).is_err(),
+        "past the bound sends are refused"
+    );
+    assert_eq!(harbor.peers(), vec![(2, PeerState::Waiting(1 + fits))]);
+}
+
+#[test]
+fn a_node_going_down_fails_its_calls_at_once_and_refuses_later_sends() {
+    let (node, harbor, local) = harbor_node();
+    let far = Handle::from_parts(2, 5);
+    assert!(harbor.forward(far, call(local, 7, b"ask")).is_ok());
+    assert!(harbor.forward(far, call(local, 0, b"push")).is_ok());
+    harbor.peer_down(2, None, "the test says so");
+    let answers = drain(&node, local);
+    assert_eq!(answers.len(), 1, "one answer, for the call");
+    assert_eq!(u32::from(answers[0].ptype), ptype::ERROR);
+    assert_eq!(answers[0].session, 7);
+    assert_eq!(&*answers[0].data, b"harbor 2 is down: the test says so");
+    assert!(harbor.forward(far, call(local, 8, b"again")).is_err());
+    assert_eq!(harbor.peers(), vec![(2, PeerState::Down)]);
+    harbor.peer_down(2, None, "twice");
+    assert!(drain(&node, local).is_empty(), "down once");
+}
+
+#[test]
+fn an_answer_from_a_peer_reaches_its_caller_and_settles_the_call() {
+    let (node, harbor, local) = harbor_node();
+    let far = Handle::from_parts(2, 5);
+    assert!(harbor.forward(far, call(local, 9, b"ask")).is_ok());
+    let header = RemoteHeader {
+        source: far.0,
+        ptype: ptype::RESPONSE as u8,
+        destination: local.0 & HANDLE_MASK,
+        session: 9,
+    };
+    assert!(matches!(
+        harbor.deliver(2, header, b"ok".to_vec()),
+        Ok(None)
+    ));
+    let answers = drain(&node, local);
+    assert_eq!(answers.len(), 1);
+    assert_eq!((answers[0].source, answers[0].session), (far, 9));
+    assert_eq!(&*answers[0].data, b"ok");
+    harbor.peer_down(2, None, "gone");
+    assert!(
+        drain(&node, local).is_empty(),
+        "the settled call is not failed again"
+    );
+}
+
+#[test]
+fn a_peer_may_send_only_from_its_own_addresses() {
+    let (node, harbor, local) = harbor_node();
+    let header = RemoteHeader {
+        source: Handle::from_parts(1, 3).0,
+        ptype: ptype::LUA as u8,
+        destination: local.0 & HANDLE_MASK,
+        session: 0,
+    };
+    let Err(why) = harbor.deliver(2, header, b"forged".to_vec()) else {
+        panic!("a forged source is accepted");
+    };
+    assert!(why.contains("not an address of harbor 2"), "{why}");
+    assert!(drain(&node, local).is_empty());
+}
+
+#[test]
+fn a_message_for_nobody_here_is_answered_with_an_error() {
+    let (_node, harbor, _local) = harbor_node();
+    let far = Handle::from_parts(2, 5);
+    let header = RemoteHeader {
+        source: far.0,
+        ptype: ptype::LUA as u8,
+        destination: 0xfff,
+        session: 4,
+    };
+    assert!(matches!(harbor.deliver(2, header, Vec::new()), Ok(None)));
+    // The error waits for the link to node 2, as anything sent there would.
+    assert_eq!(harbor.peers(), vec![(2, PeerState::Waiting(1))]);
+    let error = RemoteHeader {
+        ptype: ptype::ERROR as u8,
+        ..header
+    };
+    assert!(matches!(harbor.deliver(2, error, Vec::new()), Ok(None)));
+    assert_eq!(
+        harbor.peers(),
+        vec![(2, PeerState::Waiting(1))],
+        "an error is never answered with one"
+    );
+}

@@ -1,0 +1,307 @@
+//! Harbor: skywasm nodes joined in skynet's master/slave network over loopback
+//! (docs/harbor.md). Each node is a real node started from a config file; the Lua service
+//! on each is tests/lua/harbor_peer.lua.
+
+use std::time::{Duration, Instant};
+
+use skywasm::Handle;
+use skywasm_pack::Value;
+
+use crate::support::*;
+
+/// A free loopback port's address (bound and released: a test's own ports do not collide).
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// The config lines of harbor `id` joining the master at `master`; the master itself when
+/// `standalone`.
+fn harbor_lines(id: u8, master: &str, standalone: bool) -> String {
+    let mut lines = format!(
+        "harbor = {id}\nmaster = \"{master}\"\naddress = \"{}\"\n",
+        free_address()
+    );
+    if standalone {
+        lines.push_str(&format!("standalone = \"{master}\"\n"));
+    }
+    lines
+}
+
+/// A node of the network, with its peer service.
+struct Member {
+    node: TestNode,
+    peer: Handle,
+}
+
+fn member(id: u8, master: &str, standalone: bool) -> Member {
+    let node = start_lua(&harbor_lines(id, master, standalone));
+    let peer = node.launch("snlua", "harbor_peer");
+    assert_eq!(peer.harbor(), id, "addresses carry the node's harbor id");
+    Member { node, peer }
+}
+
+fn ok(values: Vec<Value>) -> Vec<Value> {
+    assert_eq!(values.first(), Some(&Value::Boolean(true)), "{values:?}");
+    values[1..].to_vec()
+}
+
+fn failed(values: Vec<Value>) -> String {
+    assert_eq!(values.first(), Some(&Value::Boolean(false)), "{values:?}");
+    values[1].as_str().unwrap_or("").to_string()
+}
+
+/// What the node's `HARBOR` command (the console's `harbor`) says.
+fn harbor_status(m: &mut Member) -> String {
+    let status = m.node.ask(m.peer, &[s("STATUS")]);
+    status[0].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn three_nodes_call_and_send_each_other_by_address_in_order() {
+    let master = free_address();
+    let mut a = member(1, &master, true);
+    let mut b = member(2, &master, false);
+    let mut c = member(3, &master, false);
+    // Every pair, both ways: calls answered across the network.
+    let members = [a.peer, b.peer, c.peer];
+    for (from, node) in [
+        (a.peer, &mut a.node),
+        (b.peer, &mut b.node),
+        (c.peer, &mut c.node),
+    ] {
+        for to in members {
+            if to == from {
+                continue;
+            }
+            let tag = format!("{from} to {to}");
+            assert_eq!(
+                ok(node.ask(from, &[s("CALL"), h(to), s("ECHO"), s(&tag)])),
+                vec![s(&tag)]
+            );
+        }
+    }
+    // One-way sends between a pair arrive, all and in order.
+    assert_eq!(
+        ok(b.node.ask(b.peer, &[s("SENDS"), h(c.peer), i(2000)])),
+        vec![i(2000), i(0)]
+    );
+    assert_eq!(
+        ok(c.node.ask(c.peer, &[s("SENDS"), h(a.peer), i(2000)])),
+        vec![i(2000), i(0)]
+    );
+    // A call to an address with no service there fails at once, as a dead local one does.
+    let nobody = Handle::from_parts(2, 0xfff);
+    let why = failed(a.node.ask(a.peer, &[s("CALL"), h(nobody), s("ECHO")]));
+    assert!(!why.is_empty());
+    let status = harbor_status(&mut a);
+    assert!(status.starts_with("harbor 1 at 127.0.0.1:"), "{status}");
+    assert!(
+        status.contains(&format!("master {master} connected")),
+        "{status}"
+    );
+    assert!(
+        status.contains("harbor 2\tup") && status.contains("harbor 3\tup"),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_node_that_goes_down_fails_its_callers_at_once_and_is_linked_again_when_back() {
+    let master = free_address();
+    let mut a = member(1, &master, true);
+    let b = member(2, &master, false);
+    // Five calls wait 30 s each in b when b goes away.
+    assert_eq!(
+        a.node
+            .ask(a.peer, &[s("INFLIGHT"), h(b.peer), i(5), i(3000)]),
+        vec![Value::Boolean(true)]
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let gone = b.peer;
+    drop(b);
+    let deadline = Instant::now() + WAIT;
+    let results = loop {
+        let results = a.node.ask(a.peer, &[s("RESULTS")]);
+        if results.len() == 5 || Instant::now() > deadline {
+            break results;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(results.len(), 5, "every call got its answer: {results:?}");
+    for result in &results {
+        let text = result.as_str().unwrap_or("");
+        assert!(text.contains("call failed: harbor 2 is down"), "{result:?}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "not at the calls' own end"
+    );
+    // Later calls to it fail at once, and the drop is logged as skynet's harbor does.
+    let why = failed(a.node.ask(a.peer, &[s("CALL"), h(gone), s("ECHO")]));
+    assert!(why.contains("call to invalid address"), "{why}");
+    a.node.wait_log("drop message to harbor 2");
+    a.node.wait_log("harbor 2 is down");
+    // It comes back under the same id: linked again, calls flow.
+    let b = member(2, &master, false);
+    assert_eq!(
+        ok(a.node
+            .ask(a.peer, &[s("CALL"), h(b.peer), s("ECHO"), s("again")])),
+        vec![s("again")]
+    );
+}
+
+#[test]
+fn a_node_that_cannot_reach_its_master_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    let nowhere = free_address();
+    std::fs::write(
+        &path,
+        config_text(dir.path(), &harbor_lines(2, &nowhere, false)),
+    )
+    .unwrap();
+    let config = skywasm::config::NodeConfig::load(&path).unwrap();
+    let started = skywasm::Node::start(config);
+    let err = started.err().expect("the start fails").to_string();
+    assert!(
+        err.contains(&format!("cannot join the master at {nowhere}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_second_node_with_a_taken_id_is_refused() {
+    let master = free_address();
+    let _a = member(1, &master, true);
+    let _b = member(2, &master, false);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    std::fs::write(
+        &path,
+        config_text(dir.path(), &harbor_lines(2, &master, false)),
+    )
+    .unwrap();
+    let config = skywasm::config::NodeConfig::load(&path).unwrap();
+    let err = skywasm::Node::start(config)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("is harbor 2 in use by another node?"), "{err}");
+}
+
+/// A peer played by the test: it joins the master as a node of its own, takes the links
+/// the nodes open to it, and writes what a broken or hostile node would.
+struct FakeNode {
+    master: std::net::TcpStream,
+    links: Vec<(u8, std::net::TcpStream)>,
+}
+
+impl FakeNode {
+    fn join(master: &str, id: u8, expected_links: u32) -> FakeNode {
+        use skywasm_harbor_wire::{MasterMessage, MasterReader};
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let mut connection = std::net::TcpStream::connect(master).unwrap();
+        connection.set_read_timeout(Some(WAIT)).unwrap();
+        let mut hello = Vec::new();
+        MasterMessage::Handshake { id, address }
+            .encode(&mut hello)
+            .unwrap();
+        connection.write_all(&hello).unwrap();
+        let mut reader = MasterReader::new();
+        let wait = loop {
+            if let Some(message) = reader.next_message().unwrap() {
+                break message;
+            }
+            let mut bytes = [0u8; 64];
+            let n = connection.read(&mut bytes).unwrap();
+            assert!(n > 0, "the master closed the connection");
+            reader.extend(&bytes[..n]);
+        };
+        assert_eq!(wait, MasterMessage::Wait(expected_links));
+        let mut links = Vec::new();
+        for _ in 0..expected_links {
+            let (mut link, _) = listener.accept().unwrap();
+            link.set_read_timeout(Some(WAIT)).unwrap();
+            let mut peer = [0u8; 1];
+            link.read_exact(&mut peer).unwrap();
+            link.write_all(&[id]).unwrap();
+            links.push((peer[0], link));
+        }
+        FakeNode {
+            master: connection,
+            links,
+        }
+    }
+
+    fn link_to(&mut self, id: u8) -> &mut std::net::TcpStream {
+        &mut self
+            .links
+            .iter_mut()
+            .find(|(peer, _)| *peer == id)
+            .expect("a link from that node")
+            .1
+    }
+}
+
+#[test]
+fn a_malformed_or_forging_peer_loses_only_its_own_link() {
+    use std::io::Write;
+    let master = free_address();
+    let mut a = member(1, &master, true);
+    let b = member(2, &master, false);
+    let mut fake = FakeNode::join(&master, 9, 2);
+    // To a: a length whose first byte is not 0 (16 MiB or more), which skynet refuses too.
+    fake.link_to(1).write_all(&[1, 0, 0, 0]).unwrap();
+    a.node.wait_log("harbor 9 is down: a malformed frame");
+    // To b: a message claiming to come from a's address.
+    let mut frame = Vec::new();
+    let header = skywasm_harbor_wire::RemoteHeader {
+        source: a.peer.0,
+        ptype: 10,
+        destination: b.peer.0 & 0x00ff_ffff,
+        session: 0,
+    };
+    skywasm_harbor_wire::encode_remote(&header, b"forged", &mut frame).unwrap();
+    fake.link_to(2).write_all(&frame).unwrap();
+    b.node.wait_log("not an address of harbor 9");
+    // a and b still talk.
+    assert_eq!(
+        ok(a.node
+            .ask(a.peer, &[s("CALL"), h(b.peer), s("ECHO"), s("still")])),
+        vec![s("still")]
+    );
+    // Garbage to the master ends that connection only: the master says harbor 9 is gone.
+    fake.master.write_all(&[3, 0xff, 0xff, 0xff]).unwrap();
+    a.node.wait_log("harbor master: harbor 9 is down");
+    assert_eq!(
+        ok(a.node
+            .ask(a.peer, &[s("CALL"), h(b.peer), s("ECHO"), s("after")])),
+        vec![s("after")]
+    );
+}
+
+#[test]
+fn an_untrusted_tenant_reaches_other_nodes_only_with_the_harbor_capability() {
+    let master = free_address();
+    let tenants = "tenants = { guest = { launch = { 'snlua' } }, \
+                   crosser = { harbor = true, launch = { 'snlua' } } }\n";
+    let node = start_lua(&format!("{}{tenants}", harbor_lines(1, &master, true)));
+    let b = member(2, &master, false);
+    let handle = node.node.handle();
+    let guest = handle.launch_in("guest", "snlua", "harbor_peer").unwrap();
+    let crosser = handle.launch_in("crosser", "snlua", "harbor_peer").unwrap();
+    let mut a = Member { node, peer: guest };
+    let why = failed(a.node.ask(guest, &[s("CALL"), h(b.peer), s("ECHO")]));
+    assert!(!why.is_empty());
+    a.node.wait_log("may not reach other harbor nodes");
+    assert_eq!(
+        ok(a.node
+            .ask(crosser, &[s("CALL"), h(b.peer), s("ECHO"), s("allowed")])),
+        vec![s("allowed")]
+    );
+    assert_eq!(a.peer, guest);
+}

@@ -525,6 +525,17 @@ fn bind(core: &ServiceCore, name: &str, handle: Handle) -> Result<String, HostEr
     } else {
         tenant.name_scope()
     };
+    // In a harbor network a global name in the shared space is the network's: told to
+    // the master too (skynet's manager.lua sends it to `.cslave`), by those that may
+    // reach other nodes.
+    if let Some(harbor) = &core.node.harbor {
+        if scope == crate::handle::SHARED_SCOPE
+            && crate::harbor::is_global_name(name)
+            && tenant.spec.capabilities.harbor
+        {
+            harbor.register(name, handle)?;
+        }
+    }
     let limits = &tenant.spec.limits;
     let caps = crate::handle::NameCaps {
         per_service: limits.names as usize,

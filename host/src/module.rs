@@ -163,6 +163,7 @@ impl ModuleRegistry {
         let mut natives: HashMap<String, NativeFactory> = HashMap::new();
         natives.insert("logger".into(), Arc::new(crate::log::Logger::start));
         natives.insert("clusterd".into(), Arc::new(crate::cluster::Clusterd::start));
+        natives.insert("cslave".into(), Arc::new(crate::harbor::Cslave::start));
         Ok(ModuleRegistry {
             engine,
             linker,

@@ -853,15 +853,98 @@ impl ServiceCore {
     /// # Errors
     /// [`HostError::UnknownName`] or [`HostError::InvalidArgument`].
     pub fn resolve(&self, name: &str) -> Result<Handle, HostError> {
-        self.node
+        let local = self
+            .node
             .router
-            .resolve_in(self.service.tenant().name_scope(), name)
+            .resolve_in(self.service.tenant().name_scope(), name);
+        match (&local, &self.node.harbor) {
+            // In a harbor network, a global name another node registered.
+            (Err(HostError::UnknownName), Some(harbor)) => {
+                harbor.global_name(name).ok_or(HostError::UnknownName)
+            }
+            _ => local,
+        }
+    }
+
+    /// Where a send to `name` goes: the service it names, or, in a harbor network, a global
+    /// name no node has named to this one yet (the message then waits for the master).
+    ///
+    /// # Errors
+    /// As [`ServiceCore::resolve`].
+    pub fn destination(&self, name: &str) -> Result<Destination, HostError> {
+        match self.resolve(name) {
+            Ok(handle) => Ok(Destination::At(handle)),
+            Err(HostError::UnknownName)
+                if self.node.harbor.is_some() && crate::harbor::is_global_name(name) =>
+            {
+                Ok(Destination::Global(name.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends to global name `name` once the harbor knows where it is (at once when it
+    /// does), as skynet's harbor service queues messages for a name it is asking about.
+    ///
+    /// # Errors
+    /// [`HostError::UnknownName`] outside a harbor network, [`HostError::TooLarge`],
+    /// [`HostError::Denied`] for an untrusted tenant without the `harbor` capability,
+    /// [`HostError::Limit`] when too much waits for global names already.
+    pub fn send_global(
+        &mut self,
+        name: &str,
+        ptype: u8,
+        session: i32,
+        data: Box<[u8]>,
+    ) -> Result<(), HostError> {
+        let Some(harbor) = self.node.harbor.clone() else {
+            return Err(HostError::UnknownName);
+        };
+        if data.len() > self.message_size() {
+            return Err(HostError::TooLarge);
+        }
+        if !self.service.tenant().spec.capabilities.harbor {
+            return Err(HostError::Denied);
+        }
+        let message = Message {
+            source: self.handle(),
+            session,
+            ptype,
+            data,
+        };
+        harbor
+            .send_name(name, message)
+            .map_err(|_| HostError::Limit)
+    }
+
+    /// [`ServiceCore::call`] to a global name ([`ServiceCore::send_global`]).
+    ///
+    /// # Errors
+    /// As [`ServiceCore::send_global`].
+    pub fn call_global(
+        &mut self,
+        name: &str,
+        ptype: u8,
+        data: Box<[u8]>,
+    ) -> Result<i32, HostError> {
+        let session = self.new_session();
+        self.send_global(name, ptype, session, data)?;
+        Ok(session)
     }
 
     /// Writes one line to the node's log with this service as the source.
     pub fn log(&self, text: &str) {
         self.node.log(self.handle(), text);
     }
+}
+
+/// Where a send to a name goes ([`ServiceCore::destination`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A service's address (here or on another harbor node).
+    At(Handle),
+    /// A global name of a harbor network not known here yet.
+    Global(String),
 }
 
 /// The mark of [`Service::release_timers`] in its timer count.

@@ -1,7 +1,9 @@
 -- .service: node-unique services (skynet.uniqueservice / queryservice). LAUNCH name ...
 -- starts `name` once, however many ask at the same time; QUERY name waits until it exists;
--- GLAUNCH / GQUERY do the same for global ("@name") services; LIST shows them all. Global
--- names are bound in this node (single-node semantics until harbor support).
+-- GLAUNCH / GQUERY do the same for global ("@name") services; LIST shows them all. As in
+-- skynet, the service_mgr of the standalone node (a single node is one) is also the global
+-- `SERVICE` and keeps the global services; on the other nodes of a harbor network GLAUNCH
+-- and GQUERY ask it (once per name) and LIST adds what every node's reports.
 local skynet = require "skynet"
 require "skynet.manager"
 
@@ -61,15 +63,7 @@ function cmd.QUERY(name)
 	return wait_for(name)
 end
 
-function cmd.GLAUNCH(name, ...)
-	return cmd.LAUNCH("@" .. name, ...)
-end
-
-function cmd.GQUERY(name)
-	return cmd.QUERY("@" .. name)
-end
-
-function cmd.LIST()
+local function list_service()
 	local list = {}
 	for name, entry in pairs(services) do
 		if type(entry) == "number" then
@@ -93,6 +87,59 @@ function cmd.LIST()
 	return list
 end
 
+-- The standalone node: global services live here; other nodes report their managers.
+local function register_global()
+	function cmd.GLAUNCH(name, ...)
+		return cmd.LAUNCH("@" .. name, ...)
+	end
+
+	function cmd.GQUERY(name)
+		return cmd.QUERY("@" .. name)
+	end
+
+	local managers = {}
+
+	function cmd.REPORT(manager)
+		managers[manager] = true
+	end
+
+	function cmd.LIST()
+		local result = {}
+		for manager in pairs(managers) do
+			local suffix = "@" .. skynet.harbor(manager)
+			local ok, list = pcall(skynet.call, manager, "lua", "LIST")
+			if ok then
+				for k, v in pairs(list) do
+					result[k .. suffix] = v
+				end
+			end
+		end
+		for k, v in pairs(list_service()) do
+			result[k] = v
+		end
+		return result
+	end
+end
+
+-- Another node of a harbor network: global services are the standalone node's.
+local function register_local()
+	local function remote(command, name, ...)
+		local global_name = "@" .. name
+		return wait_for(global_name, skynet.call, "SERVICE", "lua", command, global_name, ...)
+	end
+
+	function cmd.GLAUNCH(...)
+		return remote("LAUNCH", ...)
+	end
+
+	function cmd.GQUERY(...)
+		return remote("QUERY", ...)
+	end
+
+	cmd.LIST = list_service
+	skynet.call("SERVICE", "lua", "REPORT", skynet.self())
+end
+
 skynet.start(function()
 	skynet.dispatch("lua", function(_, _, command, ...)
 		local f = cmd[command]
@@ -113,6 +160,11 @@ skynet.start(function()
 		skynet.exit()
 	else
 		skynet.register(".service")
-		skynet.register("SERVICE")
+		if skynet.getenv "standalone" then
+			skynet.register("SERVICE")
+			register_global()
+		else
+			register_local()
+		end
 	end
 end)

@@ -305,3 +305,71 @@ fn an_untrusted_tenant_reaches_other_nodes_only_with_the_harbor_capability() {
     );
     assert_eq!(a.peer, guest);
 }
+
+#[test]
+fn global_names_the_datacenter_and_global_unique_services_work_from_every_node() {
+    let master = free_address();
+    let mut a = member(1, &master, true);
+    let mut b = member(2, &master, false);
+    let mut c = member(3, &master, false);
+    // A call to a global name nobody registered yet waits until one does.
+    let waiting = c
+        .node
+        .request(c.peer, &[s("CALL"), s("LATER"), s("ECHO"), s("waited")]);
+    assert_eq!(
+        b.node.ask(b.peer, &[s("REGISTER"), s("LATER")]),
+        vec![Value::Boolean(true)]
+    );
+    assert_eq!(ok(c.node.wait(c.peer, waiting).unwrap()), vec![s("waited")]);
+    // Every node finds it, by name and with harbor.queryname.
+    for m in [&mut a, &mut c] {
+        assert_eq!(
+            ok(m.node
+                .ask(m.peer, &[s("CALL"), s("LATER"), s("ECHO"), s("by name")])),
+            vec![s("by name")]
+        );
+        assert_eq!(
+            m.node.ask(m.peer, &[s("QUERYNAME"), s("LATER")]),
+            vec![h(b.peer)]
+        );
+    }
+    // A name registered again elsewhere keeps its first service.
+    c.node.ask(c.peer, &[s("REGISTER"), s("LATER")]);
+    assert_eq!(
+        ok(a.node
+            .ask(a.peer, &[s("CALL"), s("LATER"), s("ECHO"), s("still b")])),
+        vec![s("still b")]
+    );
+    let status = harbor_status(&mut a);
+    assert!(
+        status.contains(&format!("name LATER\t{}", b.peer)),
+        "{status}"
+    );
+    // DATACENTER lives on the standalone node and serves every node.
+    b.node.ask(b.peer, &[s("DCSET"), s("round"), i(7)]);
+    assert_eq!(c.node.ask(c.peer, &[s("DCGET"), s("round")]), vec![i(7)]);
+    assert_eq!(a.node.ask(a.peer, &[s("DCGET"), s("round")]), vec![i(7)]);
+    // uniqueservice(true, ...) is one service for the whole network, on the standalone node.
+    let from_b = b.node.ask(b.peer, &[s("GUNIQUE"), s("harbor_peer")]);
+    let from_c = c.node.ask(c.peer, &[s("GUNIQUE"), s("harbor_peer")]);
+    assert_eq!(from_b, from_c);
+    let unique = Handle(from_b[0].as_integer().unwrap() as u32);
+    assert_eq!(unique.harbor(), 1);
+}
+
+#[test]
+fn harbor_link_returns_when_the_node_goes_down_and_connect_once_it_is_up() {
+    let master = free_address();
+    let mut a = member(1, &master, true);
+    let b = member(2, &master, false);
+    assert_eq!(
+        a.node.ask(a.peer, &[s("CONNECT"), i(2)]),
+        vec![s("connected")]
+    );
+    let link = a.node.request(a.peer, &[s("LINK"), i(2)]);
+    let connect = a.node.request(a.peer, &[s("CONNECT"), i(3)]);
+    drop(b);
+    assert_eq!(a.node.wait(a.peer, link).unwrap(), vec![s("link down")]);
+    let _c = member(3, &master, false);
+    assert_eq!(a.node.wait(a.peer, connect).unwrap(), vec![s("connected")]);
+}

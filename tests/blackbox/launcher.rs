@@ -37,11 +37,17 @@ fn bootstrap_starts_the_launcher_and_the_start_service() {
     // Before `start`: the Lua services skynet's Lua API relies on.
     assert_eq!(
         launched,
-        ["probe ", "snlua datacenterd", "snlua service_mgr"],
+        [
+            "probe ",
+            "snlua cdummy",
+            "snlua datacenterd",
+            "snlua service_mgr"
+        ],
         "{entries:?}"
     );
     assert!(t.node.handle().query("DATACENTER").is_some());
     assert!(t.node.handle().query(".service").is_some());
+    assert!(t.node.handle().query(".cslave").is_some());
     assert_eq!(
         t.node.handle().getenv("standalone").as_deref(),
         Some("true")
@@ -102,8 +108,8 @@ fn stat_and_mem_cover_rust_services_through_the_debug_protocol() {
         .to_string();
     let reply = t.ask(l, &[s("STAT")]);
     let stats = reply[0].as_table().unwrap();
-    // The probe (Rust) and bootstrap's two Lua services all answer the debug protocol.
-    assert_eq!(stats.hash.len(), 3, "{stats:?}");
+    // The probe (Rust) and bootstrap's three Lua services all answer the debug protocol.
+    assert_eq!(stats.hash.len(), 4, "{stats:?}");
     for (_, entry) in &stats.hash {
         let entry = entry.as_table().expect("a stat table");
         assert!(entry.get_str("message").is_some());

@@ -5,7 +5,13 @@
 -- it answers; NOTE i records a note, NOTES answers how many arrived and how many out of
 -- order; INFLIGHT address n ti starts n calls of SLOW ti at address and answers at once,
 -- RESULTS answers what came of them; STATUS answers the node's HARBOR command.
+-- REGISTER name makes this service a global name; QUERYNAME name, LINK id, CONNECT id
+-- are skynet.harbor's; DCSET key value and DCGET key use skynet.datacenter; GUNIQUE
+-- script answers skynet.uniqueservice(true, script).
 local skynet = require "skynet"
+require "skynet.manager"
+local harbor = require "skynet.harbor"
+local datacenter = require "skynet.datacenter"
 
 local notes, disorder, last = 0, 0, 0
 local results = {}
@@ -54,6 +60,37 @@ function CMD.INFLIGHT(address, n, ti)
 		end)
 	end
 	return true
+end
+
+function CMD.REGISTER(name)
+	skynet.register(name)
+	return true
+end
+
+function CMD.QUERYNAME(name)
+	return harbor.queryname(name)
+end
+
+function CMD.LINK(id)
+	harbor.link(id)
+	return "link down"
+end
+
+function CMD.CONNECT(id)
+	harbor.connect(id)
+	return "connected"
+end
+
+function CMD.DCSET(key, value)
+	return datacenter.set(key, value)
+end
+
+function CMD.DCGET(key)
+	return datacenter.get(key)
+end
+
+function CMD.GUNIQUE(script)
+	return skynet.uniqueservice(true, script)
 end
 
 function CMD.STATUS()

@@ -7,6 +7,7 @@ use skywasm_abi::{import, ptype, Handle, HostError, IMPORT_MODULE};
 use wasmtime::{Caller, Linker};
 
 use super::memory::{copy_in, misuse, read_str};
+use crate::service::Destination;
 use crate::wasm::WasmState;
 
 fn message_type(function: &str, value: u32) -> wasmtime::Result<u8> {
@@ -34,21 +35,21 @@ fn body(
     copy_in(caller, function, ptr, len).map(Ok)
 }
 
-/// Resolves a name argument to a handle (or an error code).
+/// Resolves a name argument to where it sends (or an error code).
 fn destination(
     caller: &mut Caller<'_, WasmState>,
     function: &str,
     ptr: u32,
     len: u32,
-) -> wasmtime::Result<Result<Handle, HostError>> {
+) -> wasmtime::Result<Result<Destination, HostError>> {
     let Some(name) = read_str(caller, function, ptr, len)? else {
         return Ok(Err(HostError::InvalidArgument));
     };
-    Ok(caller.data().core.resolve(&name))
+    Ok(caller.data().core.destination(&name))
 }
 
 /// A destination and a body, or the ABI error code that stops the send.
-type Addressed = Result<(Handle, Box<[u8]>), HostError>;
+type Addressed = Result<(Destination, Box<[u8]>), HostError>;
 
 /// The destination named by `(name_ptr, name_len)` and the body at `(ptr, len)`, or the
 /// first error code; both ranges are checked (a bad one traps) whatever the outcome.
@@ -115,9 +116,11 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                     Ok(message) => message,
                     Err(error) => return Ok(error.code()),
                 };
-            Ok(code(
-                caller.data_mut().core.send(dest, ptype, session, data),
-            ))
+            let core = &mut caller.data_mut().core;
+            Ok(code(match dest {
+                Destination::At(dest) => core.send(dest, ptype, session, data),
+                Destination::Global(name) => core.send_global(&name, ptype, session, data),
+            }))
         },
     )?;
     linker.func_wrap(
@@ -158,9 +161,11 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                     Ok(message) => message,
                     Err(error) => return Ok(error.code()),
                 };
-            Ok(session_or_code(
-                caller.data_mut().core.call(dest, ptype, data),
-            ))
+            let core = &mut caller.data_mut().core;
+            Ok(session_or_code(match dest {
+                Destination::At(dest) => core.call(dest, ptype, data),
+                Destination::Global(name) => core.call_global(&name, ptype, data),
+            }))
         },
     )?;
     linker.func_wrap(

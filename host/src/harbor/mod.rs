@@ -21,6 +21,9 @@
 
 mod link;
 mod master;
+mod service;
+
+pub use service::Cslave;
 #[cfg(test)]
 mod tests;
 
@@ -30,7 +33,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
-use skywasm_abi::{ptype, Handle};
+use skywasm_abi::{ptype, Handle, HostError};
 use skywasm_harbor_wire::{encode_remote, MasterMessage, MasterReader, RemoteHeader, HANDLE_MASK};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -104,8 +107,41 @@ struct State {
     calls: FxHashMap<(u32, i32), u8>,
     /// The connection to the master, while it is up.
     master: Option<Arc<Outbox>>,
-    /// Global names the master announced, and their services.
-    names: HashMap<String, u32>,
+    /// Global names: known (registered here or announced by the master), or asked of the
+    /// master with what waits for the answer.
+    names: HashMap<String, Name>,
+    /// Bytes of messages waiting for global names, all names together.
+    waiting_for_names: usize,
+    /// `LINK` callers, by node: answered when that node goes down.
+    link_watchers: HashMap<u8, Vec<Waiter>>,
+    /// `CONNECT` callers, by node: answered when that node is linked.
+    connect_watchers: HashMap<u8, Vec<Waiter>>,
+    /// `LINKMASTER` callers: answered when the master's connection drops.
+    master_watchers: Vec<Waiter>,
+}
+
+/// A global name as this node knows it.
+enum Name {
+    /// Its service.
+    At(u32),
+    /// Asked of the master and not answered yet: the messages sent to it and the
+    /// `QUERYNAME` callers wait (skynet's harbor queues them the same way).
+    Asked {
+        messages: Vec<Message>,
+        queries: Vec<Waiter>,
+    },
+}
+
+/// A request `.cslave` answers later: who asked, under which session, and the service
+/// that answers (`.cslave`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Waiter {
+    /// Who asked.
+    pub requester: Handle,
+    /// The request's session.
+    pub session: i32,
+    /// The service the answer comes from.
+    pub answerer: Handle,
 }
 
 /// One other node, as this one sees it.
@@ -147,6 +183,10 @@ impl Harbor {
                 calls: FxHashMap::default(),
                 master: None,
                 names: HashMap::new(),
+                waiting_for_names: 0,
+                link_watchers: HashMap::new(),
+                connect_watchers: HashMap::new(),
+                master_watchers: Vec::new(),
             }),
             dropped: AtomicU64::new(0),
             unknown: AtomicU64::new(0),
@@ -302,9 +342,14 @@ impl Harbor {
                 Err(why) => break why,
             }
         };
-        if let Some(master) = lock(&self.state).master.take() {
-            master.close();
-        }
+        let watchers = {
+            let mut state = lock(&self.state);
+            if let Some(master) = state.master.take() {
+                master.close();
+            }
+            std::mem::take(&mut state.master_watchers)
+        };
+        self.answer_all(&watchers, &[]);
         self.log(&format!(
             "harbor {}: the master at {} disconnected: {why}",
             self.id, self.config.master
@@ -323,9 +368,7 @@ impl Harbor {
             MasterMessage::Down(id) if id != self.id => {
                 self.peer_down(id, None, "the master says it is gone");
             }
-            MasterMessage::Name { name, handle } => {
-                lock(&self.state).names.insert(name, handle);
-            }
+            MasterMessage::Name { name, handle } => self.named(&name, Handle(handle)),
             other => self.log(&format!(
                 "harbor {}: ignored an unexpected message from the master: {other:?}",
                 self.id
@@ -357,6 +400,11 @@ impl Harbor {
                 }
             });
         }
+        let watchers = lock(&self.state)
+            .connect_watchers
+            .remove(&peer)
+            .unwrap_or_default();
+        self.answer_all(&watchers, &[]);
         true
     }
 
@@ -364,7 +412,7 @@ impl Harbor {
     /// calls in flight fail at once, what waited for it is dropped, and later sends to it
     /// are refused until it is linked again.
     pub(super) fn peer_down(&self, peer: u8, link: Option<&Arc<Outbox>>, why: &str) {
-        let failed: Vec<(u32, i32)> = {
+        let failed = {
             let mut state = lock(&self.state);
             let slot = &mut state.peers[usize::from(peer)];
             match (&*slot, link) {
@@ -384,8 +432,11 @@ impl Harbor {
             for call in &failed {
                 state.calls.remove(call);
             }
-            failed
+            let watchers = state.link_watchers.remove(&peer).unwrap_or_default();
+            (failed, watchers)
         };
+        let (failed, watchers) = failed;
+        self.answer_all(&watchers, &[]);
         self.log(&format!("harbor {}: harbor {peer} is down: {why}", self.id));
         let Some(node) = self.node.upgrade() else {
             return;
@@ -503,13 +554,218 @@ impl Harbor {
         let mut names: Vec<(String, u32)> = lock(&self.state)
             .names
             .iter()
-            .map(|(name, handle)| (name.clone(), *handle))
+            .filter_map(|(name, known)| match known {
+                Name::At(handle) => Some((name.clone(), *handle)),
+                Name::Asked { .. } => None,
+            })
             .collect();
         names.sort();
         for (name, handle) in names {
             lines.push(format!("name {name}\t{}", Handle(handle)));
         }
         lines.join("\n")
+    }
+
+    /// Registers global name `name` for `handle` (skynet's `REGISTER`): known here at once,
+    /// and told to the master, which announces it to every node (the first registration
+    /// of a name wins there).
+    ///
+    /// # Errors
+    /// [`HostError::InvalidArgument`] for a name that is not a global name;
+    /// [`HostError::NameTaken`] when this node knows it as another service's already
+    /// (skynet's cslave asserts).
+    pub(crate) fn register(&self, name: &str, handle: Handle) -> Result<(), HostError> {
+        if !is_global_name(name) {
+            return Err(HostError::InvalidArgument);
+        }
+        {
+            let state = lock(&self.state);
+            match state.names.get(name) {
+                // Its own name again (new code registering its names after an upgrade).
+                Some(Name::At(known)) if *known == handle.0 => return Ok(()),
+                Some(Name::At(_)) => return Err(HostError::NameTaken),
+                _ => {}
+            }
+            if let Some(master) = &state.master {
+                send_master(
+                    master,
+                    &MasterMessage::Register {
+                        name: name.to_string(),
+                        handle: handle.0,
+                    },
+                );
+            }
+        }
+        self.named(name, handle);
+        Ok(())
+    }
+
+    /// Learns that global name `name` is `handle`'s: what waited for it goes there.
+    fn named(&self, name: &str, handle: Handle) {
+        if !is_global_name(name) {
+            return self.log(&format!(
+                "harbor {}: ignored an invalid global name `{}`",
+                self.id,
+                crate::log::Shown(name)
+            ));
+        }
+        let waited = {
+            let mut state = lock(&self.state);
+            let previous = state.names.insert(name.to_string(), Name::At(handle.0));
+            match previous {
+                Some(Name::Asked { messages, queries }) => {
+                    let bytes: usize = messages.iter().map(|m| m.data.len()).sum();
+                    state.waiting_for_names -= bytes;
+                    Some((messages, queries))
+                }
+                _ => None,
+            }
+        };
+        let Some((messages, queries)) = waited else {
+            return;
+        };
+        for message in messages {
+            self.send_to(handle, message);
+        }
+        let mut answer = Vec::new();
+        let _ = skywasm_pack::pack_into(
+            &mut answer,
+            &[skywasm_pack::Value::Integer(i64::from(handle.0))],
+        );
+        self.answer_all(&queries, &answer);
+    }
+
+    /// The service global name `name` names, when this node knows it.
+    pub(crate) fn global_name(&self, name: &str) -> Option<Handle> {
+        match lock(&self.state).names.get(name) {
+            Some(Name::At(handle)) => Some(Handle(*handle)),
+            _ => None,
+        }
+    }
+
+    /// Sends `message` to global name `name`: at once when the name is known, else once
+    /// the master has named it (asked of the master the first time).
+    ///
+    /// # Errors
+    /// The message, when more than [`MAX_WAITING`] bytes wait for names already.
+    pub(crate) fn send_name(&self, name: &str, message: Message) -> Result<(), Message> {
+        let known = {
+            let mut state = lock(&self.state);
+            match state.names.get(name) {
+                Some(Name::At(handle)) => Some(Handle(*handle)),
+                _ if state.waiting_for_names + message.data.len() > MAX_WAITING => {
+                    drop(state);
+                    self.log_drop(Handle::NONE, &message, "too much waits for global names");
+                    return Err(message);
+                }
+                _ => {
+                    state.waiting_for_names += message.data.len();
+                    let asked = self.ask_master(&mut state, name);
+                    let Name::Asked { messages, .. } = asked else {
+                        unreachable!("asked names are Asked");
+                    };
+                    messages.push(message);
+                    return Ok(());
+                }
+            }
+        };
+        if let Some(handle) = known {
+            self.send_to(handle, message);
+        }
+        Ok(())
+    }
+
+    /// The service global name `name` names (skynet's `QUERYNAME`), or `None` after
+    /// noting `waiter` to be answered once the master names it.
+    pub(crate) fn query_name(&self, name: &str, waiter: Waiter) -> Option<Handle> {
+        let mut state = lock(&self.state);
+        if let Some(Name::At(handle)) = state.names.get(name) {
+            return Some(Handle(*handle));
+        }
+        if let Name::Asked { queries, .. } = self.ask_master(&mut state, name) {
+            queries.push(waiter);
+        }
+        None
+    }
+
+    /// The waiting entry of `name`, asking the master (`Q`) when it is new.
+    fn ask_master<'a>(&self, state: &'a mut State, name: &str) -> &'a mut Name {
+        if !state.names.contains_key(name) {
+            if let Some(master) = &state.master {
+                send_master(master, &MasterMessage::Query(name.to_string()));
+            }
+        }
+        state.names.entry(name.to_string()).or_insert(Name::Asked {
+            messages: Vec::new(),
+            queries: Vec::new(),
+        })
+    }
+
+    /// Notes `waiter` to be answered when node `peer` goes down (skynet's `LINK`); false
+    /// when it is not linked (answer at once).
+    pub(crate) fn watch_link(&self, peer: u8, waiter: Waiter) -> bool {
+        let mut state = lock(&self.state);
+        if !matches!(state.peers[usize::from(peer)], Peer::Up(_)) {
+            return false;
+        }
+        state.link_watchers.entry(peer).or_default().push(waiter);
+        true
+    }
+
+    /// Notes `waiter` to be answered when node `peer` is linked (skynet's `CONNECT`); false
+    /// when it is (answer at once).
+    pub(crate) fn watch_connect(&self, peer: u8, waiter: Waiter) -> bool {
+        let mut state = lock(&self.state);
+        if matches!(state.peers[usize::from(peer)], Peer::Up(_)) || peer == self.id {
+            return false;
+        }
+        state.connect_watchers.entry(peer).or_default().push(waiter);
+        true
+    }
+
+    /// Notes `waiter` to be answered when the master's connection drops (skynet's
+    /// `LINKMASTER`); false when it is down already (answer at once).
+    pub(crate) fn watch_master(&self, waiter: Waiter) -> bool {
+        let mut state = lock(&self.state);
+        if state.master.is_none() {
+            return false;
+        }
+        state.master_watchers.push(waiter);
+        true
+    }
+
+    /// Sends `message` to `dest`, here or on another node, as the host (what waited for a
+    /// global name); a request that cannot arrive is answered with `PTYPE_ERROR`.
+    fn send_to(&self, dest: Handle, message: Message) {
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        let (source, session, request) =
+            (message.source, message.session, is_request(message.ptype));
+        let sent = if dest.harbor() == self.id {
+            node.router.push(dest, message).is_ok()
+        } else {
+            self.forward(dest, message).is_ok()
+        };
+        if !sent && request && session != 0 {
+            node.router.answer_error(source, dest, session);
+        }
+    }
+
+    /// Answers each waiter with `body` (a PTYPE_RESPONSE from its answerer).
+    fn answer_all(&self, waiters: &[Waiter], body: &[u8]) {
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        for waiter in waiters {
+            let answer = Message {
+                source: waiter.answerer,
+                session: waiter.session,
+                ptype: ptype::RESPONSE as u8,
+                data: body.into(),
+            };
+            let _ = node.router.push(waiter.requester, answer);
+        }
     }
 
     fn log(&self, text: &str) {
@@ -579,6 +835,24 @@ impl Remote for Harbor {
                 Err(message)
             }
         }
+    }
+}
+
+/// True for a global name: 1 to 15 bytes, not a local name (`.`), an address (`:`) or a
+/// number (skynet's `globalname` asserts the same).
+pub(crate) fn is_global_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= skywasm_harbor_wire::GLOBAL_NAME_MAX
+        && !name.starts_with('.')
+        && !name.starts_with(':')
+        && name.parse::<f64>().is_err()
+}
+
+/// Writes one message to the master.
+fn send_master(master: &Arc<Outbox>, message: &MasterMessage) {
+    let mut frame = Vec::new();
+    if message.encode(&mut frame).is_ok() {
+        master.write(frame);
     }
 }
 

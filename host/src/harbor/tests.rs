@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use skywasm_abi::{ptype, Handle};
+use skywasm_abi::{ptype, Handle, HostError};
 use skywasm_harbor_wire::{RemoteHeader, HANDLE_MASK};
 
-use super::{Harbor, PeerState, MAX_WAITING};
+use super::{Harbor, PeerState, Waiter, MAX_WAITING};
 use crate::mq::Message;
 use crate::router::Remote;
 use crate::shared::testing::{drain, idle_node, quiet_in};
@@ -131,5 +131,73 @@ fn a_message_for_nobody_here_is_answered_with_an_error() {
         harbor.peers(),
         vec![(2, PeerState::Waiting(1))],
         "an error is never answered with one"
+    );
+}
+
+#[test]
+fn messages_for_a_global_name_wait_until_it_is_named_then_go_there_in_order() {
+    let (node, harbor, local) = harbor_node();
+    let target = quiet_in(&node, "node", "");
+    drain(&node, target);
+    assert!(harbor.send_name("LATER", call(local, 0, b"one")).is_ok());
+    assert!(harbor.send_name("LATER", call(local, 3, b"two")).is_ok());
+    assert_eq!(harbor.global_name("LATER"), None);
+    let waiter = Waiter {
+        requester: local,
+        session: 11,
+        answerer: target,
+    };
+    assert_eq!(harbor.query_name("LATER", waiter), None);
+    assert!(
+        drain(&node, target).is_empty(),
+        "nothing arrives before the name is known"
+    );
+    harbor.register("LATER", target).unwrap();
+    let arrived: Vec<Vec<u8>> = drain(&node, target)
+        .into_iter()
+        .map(|m| m.data.to_vec())
+        .collect();
+    assert_eq!(arrived, vec![b"one".to_vec(), b"two".to_vec()]);
+    let answers = drain(&node, local);
+    assert_eq!(answers.len(), 1);
+    assert_eq!((answers[0].source, answers[0].session), (target, 11));
+    assert_eq!(
+        skywasm_pack::unpack(&answers[0].data).unwrap(),
+        vec![skywasm_pack::Value::Integer(i64::from(target.0))]
+    );
+    assert_eq!(harbor.global_name("LATER"), Some(target));
+    assert_eq!(
+        harbor.register("LATER", target),
+        Ok(()),
+        "its own name again"
+    );
+    assert_eq!(harbor.register("LATER", local), Err(HostError::NameTaken));
+    assert_eq!(
+        harbor.register(".local", target),
+        Err(HostError::InvalidArgument)
+    );
+    assert_eq!(
+        harbor.register("12", target),
+        Err(HostError::InvalidArgument)
+    );
+}
+
+#[test]
+fn link_connect_and_master_watchers_wait_only_for_what_can_happen() {
+    let (_node, harbor, local) = harbor_node();
+    let waiter = Waiter {
+        requester: local,
+        session: 1,
+        answerer: local,
+    };
+    assert!(
+        !harbor.watch_link(2, waiter),
+        "not linked: LINK returns at once"
+    );
+    assert!(harbor.watch_connect(2, waiter), "not linked: CONNECT waits");
+    assert!(!harbor.watch_connect(1, waiter), "this node itself");
+    assert!(
+        !harbor.watch_master(waiter),
+        "no master connection: at once"
     );
 }

@@ -145,6 +145,22 @@ fn the_cluster_example_joins_two_nodes() {
     db.stop();
 }
 
+/// The README's harbor example: node 2 calls node 1's global name `SDB` and its
+/// datacenter, and sees the link go down when node 1 stops.
+#[test]
+fn the_harbor_example_joins_two_nodes() {
+    let mut master = Running::start("examples/harbor/master_config");
+    master.expect(&["harbor 1: SDB is :01000008"]);
+    let mut slave = Running::start("examples/harbor/slave_config");
+    slave.expect(&[
+        "harbor 2: SDB is :01000008 on harbor 1",
+        "harbor 2: visits nil -> 1 (SDB on harbor 1; datacenter last_visit",
+    ]);
+    master.stop();
+    slave.expect(&["harbor 2: the link to harbor 1 is down"]);
+    slave.stop();
+}
+
 #[test]
 fn a_bad_config_gets_one_line_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ mod cluster;
 mod console;
 mod guests;
 mod harbor;
+mod harbor_interop;
 mod hostile;
 mod launcher;
 mod lifecycle;

@@ -1,0 +1,133 @@
+//! Harbor against a real skynet node: a skynet master with a skywasm node joining it, and
+//! a skywasm master with a skynet node joining it; each side calls the other by address
+//! and by global name. skynet is built outside the repository (DEVELOPERS.md): these tests
+//! run when `SKYWASM_SKYNET` names its directory, and are skipped with a message otherwise
+//! (CI has none).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use skywasm_pack::Value;
+
+use crate::support::*;
+
+/// The directory of a built skynet, or `None` (after saying why the test is skipped).
+fn skynet_dir() -> Option<PathBuf> {
+    match std::env::var_os("SKYWASM_SKYNET") {
+        Some(dir) if Path::new(&dir).join("skynet").is_file() => Some(PathBuf::from(dir)),
+        Some(dir) => panic!("SKYWASM_SKYNET={dir:?} has no built `skynet` binary"),
+        None => {
+            eprintln!("skipped: set SKYWASM_SKYNET to a built skynet's directory to run it");
+            None
+        }
+    }
+}
+
+/// A skynet node running tests/skynet/harbor_echo.lua, its output in a file.
+struct SkynetNode {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SkynetNode {
+    fn start(skynet: &Path, harbor_lines: &str) -> SkynetNode {
+        let dir = tempfile::tempdir().unwrap();
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/skynet");
+        let s = skynet.display();
+        let config = format!(
+            "thread = 2\n{harbor_lines}start = \"harbor_echo\"\nbootstrap = \"snlua bootstrap\"\n\
+             luaservice = \"{s}/service/?.lua;{}/?.lua\"\nlualoader = \"{s}/lualib/loader.lua\"\n\
+             lua_path = \"{s}/lualib/?.lua;{s}/lualib/?/init.lua\"\n\
+             lua_cpath = \"{s}/luaclib/?.so\"\ncpath = \"{s}/cservice/?.so\"\n",
+            scripts.display()
+        );
+        let path = dir.path().join("config");
+        std::fs::write(&path, config).unwrap();
+        let log = dir.path().join("out.log");
+        let child = Command::new(skynet.join("skynet"))
+            .arg(&path)
+            .current_dir(skynet)
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("skynet starts");
+        SkynetNode {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        wait_for_line(&self.log, needle)
+    }
+}
+
+impl Drop for SkynetNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+fn lines(id: u8, master: &str, standalone: bool) -> String {
+    let mut text = format!(
+        "harbor = {id}\nmaster = \"{master}\"\naddress = \"{}\"\n",
+        free_address()
+    );
+    if standalone {
+        text.push_str(&format!("standalone = \"{master}\"\n"));
+    }
+    text
+}
+
+/// What both directions check once both nodes run: skynet found and called skywasm's
+/// global name (by address, by name, 100 sends in order), and skywasm calls skynet's.
+fn both_ways(skynet: &SkynetNode, sky: &mut TestNode, peer: skywasm::Handle) {
+    assert_eq!(
+        sky.ask(peer, &[s("REGISTER"), s("SKYWASM_ECHO")]),
+        vec![Value::Boolean(true)]
+    );
+    skynet.wait_for("INTEROP ADDRESS by address");
+    skynet.wait_for("INTEROP NAME by name");
+    skynet.wait_for("INTEROP NOTES 100 0");
+    let ready = skynet.wait_for("INTEROP READY ");
+    let at = ready.rsplit(' ').next().unwrap().trim();
+    let handle = skywasm::Handle::parse(at).expect("skynet's address");
+    for dest in [s("SKYNET_ECHO"), h(handle)] {
+        let answer = sky.ask(peer, &[s("CALL"), dest, s("ECHO"), s("to skynet")]);
+        assert_eq!(answer, vec![Value::Boolean(true), s("to skynet")]);
+    }
+    assert_eq!(
+        sky.ask(peer, &[s("QUERYNAME"), s("SKYNET_ECHO")]),
+        vec![h(handle)]
+    );
+}
+
+#[test]
+fn a_skywasm_node_joins_a_skynet_master() {
+    let Some(dir) = skynet_dir() else { return };
+    let master = free_address();
+    let skynet = SkynetNode::start(&dir, &lines(1, &master, true));
+    skynet.wait_for("INTEROP READY");
+    let mut sky = start_lua(&lines(2, &master, false));
+    let peer = sky.launch("snlua", "harbor_peer");
+    both_ways(&skynet, &mut sky, peer);
+}
+
+#[test]
+fn a_skynet_node_joins_a_skywasm_master() {
+    let Some(dir) = skynet_dir() else { return };
+    let master = free_address();
+    let mut sky = start_lua(&lines(1, &master, true));
+    let peer = sky.launch("snlua", "harbor_peer");
+    let skynet = SkynetNode::start(&dir, &lines(2, &master, false));
+    skynet.wait_for("INTEROP READY");
+    both_ways(&skynet, &mut sky, peer);
+}

@@ -6,7 +6,11 @@
 //! --benches` runs each scenario once, small, as a smoke test; `-- NAME` runs only scenarios
 //! whose name contains NAME (`calls`, `sends`, `fanin`, `rust-spawn`, `native`, `100k`,
 //! `lua-coroutine`, `lua-calls`, `lua-sends`, `lua-spawn`, `net-echo`, `net-accept`,
-//! `noisy`, `upgrade`, `cluster`, `lua-100k`).
+//! `noisy`, `upgrade`, `cluster`, `harbor`, `lua-100k`).
+//!
+//! `harbor` runs the same Lua services on two skywasm nodes and, when `SKYWASM_SKYNET`
+//! names a built skynet (DEVELOPERS.md), on two real skynet nodes in the same rounds, and
+//! prints the medians of the per-round ratios.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -616,6 +620,118 @@ fn cluster_pair(extra: &str) -> (Bench, Bench, Handle) {
     (server, client, driver)
 }
 
+/// A free loopback address.
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").to_string()
+}
+
+/// The config lines both harbor benchmark nodes share, skywasm's and skynet's alike:
+/// node `id` of a network whose master (on node 1) listens at `master`, starting `start`.
+fn harbor_config(id: u8, master: &str, start: &str, calls: i64, pushes: i64) -> String {
+    let mut text = format!(
+        "thread = 2\nharbor = {id}\nmaster = \"{master}\"\naddress = \"{}\"\n\
+         bootstrap = \"snlua bootstrap\"\nstart = \"{start}\"\nprofile = false\n\
+         bench_calls = {calls}\nbench_pushes = {pushes}\n",
+        free_address()
+    );
+    if id == 1 {
+        text.push_str(&format!("standalone = \"{master}\"\n"));
+    }
+    text
+}
+
+/// Waits for a line containing `needle` in the file `log`; the line.
+fn wait_for_line(log: &std::path::Path, needle: &str) -> String {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Calls/s and sends/s from a `HARBOR BENCH calls X sends Y` line.
+fn harbor_figures(line: &str) -> (f64, f64) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |key: &str| -> f64 {
+        let at = words.iter().position(|w| *w == key).expect("a figure");
+        words[at + 1].parse().expect("a number")
+    };
+    (after("calls"), after("sends"))
+}
+
+/// Two skywasm nodes in this process joined by the harbor, the second calling the first
+/// (tests/lua/bench_harbor.lua): calls/s and sends/s.
+fn harbor_skywasm(calls: i64, pushes: i64, extra: &str) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let master = free_address();
+    let scripts = lua_scripts().display().to_string();
+    let start = |id: u8, script: &str| {
+        let log = dir.path().join(format!("node{id}.log"));
+        let text = format!(
+            "{}luaservice = \"{scripts}/?.lua\"\nlogger = \"{}\"\ncpu_limit = 600000\n\
+             mailbox_limit = 10000000\n{extra}\n",
+            harbor_config(id, &master, script, calls, pushes),
+            log.display()
+        );
+        let config = NodeConfig::from_source("bench.config", &text).expect("bench config");
+        (Node::start(config).expect("node starts"), log)
+    };
+    let (_echo, echo_log) = start(1, "bench_harbor_echo");
+    wait_for_line(&echo_log, "HARBOR ECHO READY");
+    let (_driver, driver_log) = start(2, "bench_harbor");
+    harbor_figures(&wait_for_line(&driver_log, "HARBOR BENCH"))
+}
+
+/// The same two nodes as [`harbor_skywasm`], as two real skynet processes.
+fn harbor_skynet(skynet: &std::path::Path, calls: i64, pushes: i64) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let master = free_address();
+    let s = skynet.display();
+    let start = |id: u8, script: &str| {
+        let text = format!(
+            "{}luaservice = \"{s}/service/?.lua;{}/?.lua\"\nlualoader = \"{s}/lualib/loader.lua\"\n\
+             lua_path = \"{s}/lualib/?.lua;{s}/lualib/?/init.lua\"\nlua_cpath = \"{s}/luaclib/?.so\"\n\
+             cpath = \"{s}/cservice/?.so\"\n",
+            harbor_config(id, &master, script, calls, pushes),
+            lua_scripts().display()
+        );
+        let config = dir.path().join(format!("config{id}"));
+        std::fs::write(&config, text).expect("write the config");
+        let log = dir.path().join(format!("node{id}.log"));
+        let child = std::process::Command::new(skynet.join("skynet"))
+            .arg(&config)
+            .current_dir(skynet)
+            .stdout(std::fs::File::create(&log).expect("a log file"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("skynet starts");
+        (KillOnDrop(child), log)
+    };
+    let (_echo, echo_log) = start(1, "bench_harbor_echo");
+    wait_for_line(&echo_log, "HARBOR ECHO READY");
+    let (_driver, driver_log) = start(2, "bench_harbor");
+    harbor_figures(&wait_for_line(&driver_log, "HARBOR BENCH"))
+}
+
+/// A child process killed when it goes out of scope.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// What the hostile tenant does in a noisy-neighbour run.
 #[derive(Clone, Copy, PartialEq)]
 enum Noise {
@@ -985,6 +1101,75 @@ fn main() {
             "trips/s",
             floor,
         );
+    }
+    if wanted("harbor") {
+        let (calls, pushes) = (scale(20_000, 100), scale(100_000, 100));
+        let skynet = std::env::var_os("SKYWASM_SKYNET").map(PathBuf::from);
+        if skynet.is_none() {
+            println!(
+                "harbor: no skynet beside it (set SKYWASM_SKYNET, DEVELOPERS.md): skywasm only"
+            );
+        }
+        let (mut ours, mut theirs) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        let (mut call_ratios, mut send_ratios) = (Vec::new(), Vec::new());
+        let mut assisted = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (c, s) = harbor_skywasm(calls, pushes, "");
+            ours.0.push(c);
+            ours.1.push(s);
+            let (ac, as_) = harbor_skywasm(calls, pushes, "network_assist = true");
+            assisted.0.push(ac);
+            assisted.1.push(as_);
+            if let Some(dir) = &skynet {
+                let (sc, ss) = harbor_skynet(dir, calls, pushes);
+                theirs.0.push(sc);
+                theirs.1.push(ss);
+                call_ratios.push(c / sc);
+                send_ratios.push(s / ss);
+            }
+        }
+        report(
+            "harbor: call round trips, sequential (skywasm)",
+            "calls/s",
+            ours.0,
+        );
+        report(
+            "harbor: one-way sends delivered (skywasm)",
+            "msgs/s",
+            ours.1,
+        );
+        report(
+            "harbor: calls [network assist] (skywasm)",
+            "calls/s",
+            assisted.0,
+        );
+        report(
+            "harbor: sends [network assist] (skywasm)",
+            "msgs/s",
+            assisted.1,
+        );
+        if skynet.is_some() {
+            report(
+                "harbor: call round trips, sequential (skynet)",
+                "calls/s",
+                theirs.0,
+            );
+            report(
+                "harbor: one-way sends delivered (skynet)",
+                "msgs/s",
+                theirs.1,
+            );
+            report(
+                "harbor: calls, skywasm / skynet (per round)",
+                "x",
+                call_ratios,
+            );
+            report(
+                "harbor: sends, skywasm / skynet (per round)",
+                "x",
+                send_ratios,
+            );
+        }
     }
     if wanted("lua-100k") && !quick {
         let n = 100_000;

@@ -102,6 +102,10 @@ impl NodeShared {
         let modules =
             ModuleRegistry::new(&config).map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let scheduler = Arc::new(Scheduler::new(config.thread, &worker_caps(&config)));
+        let cluster_config =
+            crate::cluster::ClusterConfig::from_env(&config.env, config.max_message_size);
+        // One busy poll for the network thread, extended by cluster and harbor traffic.
+        let busy = Arc::new(crate::socket::busy::BusyPoll::new(cluster_config.busy_poll));
         let shared = Arc::new_cyclic(|node: &std::sync::Weak<NodeShared>| NodeShared {
             env: Mutex::new(config.env.clone()),
             router: Router::new(config.harbor, scheduler.clone()),
@@ -121,11 +125,13 @@ impl NodeShared {
                 socket_notices(node.clone()),
                 config.socket_max_unsent,
                 crate::scheduler::WORKER_STACK,
+                busy.clone(),
             ),
             tenants: crate::tenant::tenants_from_specs(config.tenants.clone()),
             cluster: Arc::new(crate::cluster::Cluster::new(
                 node.clone(),
-                crate::cluster::ClusterConfig::from_env(&config.env, config.max_message_size),
+                cluster_config,
+                busy.clone(),
             )),
             harbor: config.harbor_net.clone().map(|net| {
                 crate::harbor::Harbor::new(
@@ -133,6 +139,7 @@ impl NodeShared {
                     net,
                     node.clone(),
                     config.max_message_size,
+                    busy.clone(),
                 )
             }),
             config,

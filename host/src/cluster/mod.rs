@@ -10,7 +10,6 @@
 //! * `service` — `clusterd`, the native service through which Lua and Rust services use the
 //!   cluster (`skynet.cluster`, `sky::cluster`).
 //! * writes go through `socket::outbox` (from any thread, held back and written together)
-//! * `busy` — the network thread's busy polling while cluster traffic is expected.
 //!
 //! The gateway runs on the socket server's tokio thread. Local services never wait on the
 //! network: a call's reply (or its failure: the network, the remote service, a timeout, an
@@ -21,7 +20,6 @@ pub use skywasm_cluster_wire as frame;
 
 mod agent;
 mod auth;
-mod busy;
 mod sender;
 mod service;
 
@@ -39,6 +37,7 @@ use crate::mq::Message;
 use crate::router::Refusal;
 use crate::service::Service;
 use crate::shared::NodeShared;
+use crate::socket::busy::BusyPoll;
 use crate::sync::{lock, read, write};
 
 pub use frame::Address;
@@ -346,7 +345,7 @@ pub struct Cluster {
     /// The tokio runtime (the socket server's), once started.
     runtime: Mutex<Option<tokio::runtime::Handle>>,
     /// The network thread's polling window after cluster traffic.
-    busy: Arc<busy::BusyPoll>,
+    busy: Arc<BusyPoll>,
     /// Incoming connections open now, against `cluster_max_connections`.
     connections: std::sync::atomic::AtomicUsize,
     /// The service whose tenant's rights requests from other nodes run with
@@ -359,7 +358,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// A gateway for `node`; nothing runs until it is used.
-    pub fn new(node: Weak<NodeShared>, config: ClusterConfig) -> Cluster {
+    pub fn new(node: Weak<NodeShared>, config: ClusterConfig, busy: Arc<BusyPoll>) -> Cluster {
         Cluster {
             node,
             table: RwLock::new(NodeTable::default()),
@@ -371,7 +370,7 @@ impl Cluster {
             service: AtomicU32::new(0),
             listening: Mutex::new(Vec::new()),
             runtime: Mutex::new(None),
-            busy: Arc::new(busy::BusyPoll::new(config.busy_poll)),
+            busy,
             connections: std::sync::atomic::AtomicUsize::new(0),
             peer: AtomicU32::new(0),
             trace_budget: crate::tenant::TokenBucket::new(TRACE_LINES_PER_SECOND),
@@ -395,10 +394,6 @@ impl Cluster {
             .sockets
             .runtime()
             .map_err(|e| ClusterError::Network(e.to_string()))?;
-        let (busy, node) = (self.busy.clone(), self.node.clone());
-        handle.spawn(async move {
-            contain_task(&node, "the cluster's busy poll", busy.run()).await;
-        });
         *runtime = Some(handle.clone());
         Ok(handle)
     }

@@ -20,11 +20,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use super::busy::BusyPoll;
 use super::frame::{self, PacketReader, Reply, ResponseAssembler};
 use super::{fail_call, ClusterConfig, NodeAddress, NodeStatus, Outgoing};
 use crate::mq::Message;
 use crate::shared::NodeShared;
+use crate::socket::busy::BusyPoll;
 use crate::socket::outbox::Outbox;
 use crate::sync::lock;
 

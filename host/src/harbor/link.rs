@@ -87,14 +87,27 @@ pub(super) async fn read(
     let mut buffer = vec![0u8; 64 << 10];
     let why = 'link: loop {
         loop {
-            match reader.next_message() {
-                Ok(Some((header, body))) => match harbor.deliver(peer, header, body) {
-                    Ok(Some(full)) => crate::socket::drained(&*full).await,
-                    Ok(None) => {}
-                    Err(why) => break 'link why,
-                },
+            // Delivers what was read, until a mailbox is full; with `network_assist` the
+            // network thread then runs the trusted services it delivered to itself.
+            let mut deliver_all = || loop {
+                match reader.next_message() {
+                    Ok(Some((header, body))) => {
+                        if let Some(full) = harbor.deliver(peer, header, body)? {
+                            return Ok(Some(full));
+                        }
+                    }
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(format!("a malformed frame: {e}")),
+                }
+            };
+            let delivered = match harbor.node.upgrade() {
+                Some(node) => crate::scheduler::with_network_assist(&node, deliver_all),
+                None => deliver_all(),
+            };
+            match delivered {
+                Ok(Some(full)) => crate::socket::drained(&*full).await,
                 Ok(None) => break,
-                Err(e) => break 'link format!("a malformed frame: {e}"),
+                Err(why) => break 'link why,
             }
         }
         if outbox.is_closed() {
@@ -105,7 +118,11 @@ pub(super) async fn read(
         }
         match stream.try_read(&mut buffer) {
             Ok(0) => break "it closed the connection".to_string(),
-            Ok(n) => reader.extend(&buffer[..n]),
+            Ok(n) => {
+                reader.extend(&buffer[..n]);
+                // The peer is active: its next frame may be moments away.
+                harbor.busy.touch();
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => break e.to_string(),
         }

@@ -42,6 +42,7 @@ use crate::mq::Message;
 use crate::router::Remote;
 use crate::service::{is_request, Service};
 use crate::shared::NodeShared;
+use crate::socket::busy::BusyPoll;
 use crate::socket::outbox::Outbox;
 use crate::sync::lock;
 
@@ -97,6 +98,9 @@ pub(crate) struct Harbor {
     dropped: AtomicU64,
     /// Messages from peers for addresses with no service here.
     unknown: AtomicU64,
+    /// The network thread's busy polling: a call sent or a frame read keeps it polling
+    /// for the answer instead of sleeping.
+    busy: Arc<BusyPoll>,
 }
 
 /// What the links are doing.
@@ -172,6 +176,7 @@ impl Harbor {
         config: HarborConfig,
         node: Weak<NodeShared>,
         max_message: usize,
+        busy: Arc<BusyPoll>,
     ) -> Arc<Harbor> {
         Arc::new(Harbor {
             id,
@@ -190,6 +195,7 @@ impl Harbor {
             }),
             dropped: AtomicU64::new(0),
             unknown: AtomicU64::new(0),
+            busy,
         })
     }
 
@@ -826,6 +832,8 @@ impl Remote for Harbor {
             None => {
                 if let Some(call) = call {
                     state.calls.insert(call, peer);
+                    drop(state);
+                    self.busy.touch();
                 }
                 Ok(())
             }

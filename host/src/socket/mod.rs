@@ -12,6 +12,7 @@
 //! task removes it; a socket whose owner is gone (its event could not be delivered) is shut
 //! down, so a dead service never keeps a socket open.
 
+pub(crate) mod busy;
 pub(crate) mod outbox;
 mod task;
 
@@ -258,17 +259,22 @@ pub struct SocketServer {
     reactor: OnceLock<Result<Reactor, String>>,
     /// Stack of the socket thread: with `network_assist` it runs guest code.
     thread_stack: usize,
+    /// The network thread's busy polling after node-to-node traffic (run once the thread
+    /// runs).
+    busy: Arc<busy::BusyPoll>,
 }
 
 impl SocketServer {
     /// A server handing every event to `sink` and its own notices to `notice`; a
     /// connection whose unsent bytes pass `max_unsent` is closed with an ERROR. No thread
-    /// runs until the first socket, which starts the socket thread with `thread_stack`.
+    /// runs until the first socket, which starts the socket thread with `thread_stack` and
+    /// `busy`'s polling task.
     pub fn new(
         sink: EventSink,
         notice: NoticeSink,
         max_unsent: u64,
         thread_stack: usize,
+        busy: Arc<busy::BusyPoll>,
     ) -> SocketServer {
         SocketServer {
             shared: Arc::new(Shared {
@@ -280,6 +286,7 @@ impl SocketServer {
             }),
             reactor: OnceLock::new(),
             thread_stack,
+            busy,
         }
     }
 
@@ -292,6 +299,12 @@ impl SocketServer {
                 .build()
                 .map_err(|e| format!("cannot start the socket runtime: {e}"))?;
             let handle = runtime.handle().clone();
+            let busy = self.busy.clone();
+            handle.spawn(async move {
+                if let Err(panic) = crate::sync::contained(busy.run()).await {
+                    tracing::error!("the host panicked in the network thread's busy poll: {panic}");
+                }
+            });
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let thread = std::thread::Builder::new()
                 .name("skywasm-socket".into())

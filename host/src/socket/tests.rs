@@ -38,6 +38,7 @@ fn server() -> (SocketServer, Receiver<Seen>) {
         Box::new(|_| {}),
         MAX_UNSENT,
         1 << 20,
+        std::sync::Arc::new(super::busy::BusyPoll::new(std::time::Duration::ZERO)),
     );
     (server, rx)
 }
@@ -197,6 +198,7 @@ fn a_socket_whose_owner_is_gone_is_closed() {
         Box::new(|_| {}),
         MAX_UNSENT,
         1 << 20,
+        std::sync::Arc::new(super::busy::BusyPoll::new(std::time::Duration::ZERO)),
     );
     let listener = server.listen(&owner(9), "127.0.0.1", 0, 0).unwrap();
     let port = port_of(&server.local_address(listener).unwrap());
@@ -377,6 +379,7 @@ fn a_quota_caps_open_sockets_and_accepted_connections_count_against_the_listener
         }),
         MAX_UNSENT,
         1 << 20,
+        std::sync::Arc::new(super::busy::BusyPoll::new(std::time::Duration::ZERO)),
     );
     let quota = SocketQuota::new(2);
     let tenant = Owner {

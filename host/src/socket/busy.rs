@@ -1,11 +1,12 @@
-//! Busy polling of the network thread while cluster traffic is expected.
+//! Busy polling of the network thread while node-to-node traffic (cluster, harbor) is
+//! expected.
 //!
 //! A round trip between two nodes crosses the network thread of each, and a thread asleep
 //! in `epoll_wait` takes tens of microseconds to wake on a virtual machine: more than the
 //! work of the round trip itself. So, like an Erlang scheduler's busy wait before sleeping,
 //! the network thread keeps polling its sockets (without blocking, yielding the core to
-//! any other runnable thread in between) for a short window after cluster traffic — a call
-//! sent, a request or reply read — and only then sleeps. A reply or the next request that
+//! any other runnable thread in between) for a short window after node-to-node traffic — a
+//! call sent, a request or reply read — and only then sleeps. A reply or the next request that
 //! arrives within the window is read at once. The window is `cluster_busy_poll`
 //! (microseconds; 0 turns it off).
 
@@ -41,7 +42,7 @@ impl BusyPoll {
         u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Cluster traffic happened or is expected: poll for the next window.
+    /// Node-to-node traffic happened or is expected: poll for the next window.
     pub(crate) fn touch(&self) {
         if self.window.is_zero() {
             return;

@@ -112,6 +112,9 @@ pub struct HarborConfig {
     pub address: String,
     /// Where this node's master listens, when this node runs it (`standalone`).
     pub standalone: Option<String>,
+    /// The secret skywasm harbor nodes prove to each other on every connection
+    /// (`harbor_secret`; skynet nodes do not understand it).
+    pub secret: Option<crate::socket::auth::Secret>,
 }
 
 /// The typed configuration of one node, plus the raw env every service can read.
@@ -413,6 +416,10 @@ fn harbor_config(
         master,
         address,
         standalone: address_of("standalone")?,
+        secret: env
+            .get("harbor_secret")
+            .filter(|s| !s.is_empty())
+            .map(|s| crate::socket::auth::Secret(s.as_bytes().to_vec())),
     }))
 }
 
@@ -994,6 +1001,7 @@ mod tests {
                 master: "127.0.0.1:2013".into(),
                 address: "127.0.0.1:2526".into(),
                 standalone: Some("0.0.0.0:2013".into()),
+                secret: None,
             })
         );
         let single = NodeConfig::from_source("t", "harbor = 2").unwrap();

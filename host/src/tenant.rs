@@ -46,7 +46,7 @@ pub fn hash_seed_setting(value: &str) -> Result<String, String> {
 }
 
 /// Env keys no guest reads, whatever its tenant's `getenv` list says: secrets.
-const SECRET_ENV_KEYS: &[&str] = &["cluster_secret"];
+const SECRET_ENV_KEYS: &[&str] = &["cluster_secret", "harbor_secret"];
 
 /// True for a key the runtime reads (the Lua runtime's keys, the cluster's), which only a
 /// trusted tenant may set.

@@ -89,14 +89,19 @@ fn guest_text_in_host_log_lines_is_cut_and_escaped() {
 /// runtime reads (where later launches find their scripts), even with `setenv = { "*" }`.
 #[test]
 fn secrets_stay_hidden_and_runtime_keys_stay_the_nodes() {
-    let mut t = start_lua("cluster_secret = \"hush\"\ntenants = { r = { setenv = { \"*\" } } }");
+    let mut t = start_lua(
+        "cluster_secret = \"hush\"\nharbor_secret = \"hush\"\n\
+         tenants = { r = { setenv = { \"*\" } } }",
+    );
     let shared = t.node.handle();
     let trusted = t.launch("snlua", "bounds_env");
-    assert_eq!(
-        t.ask(trusted, &[s("GET"), s("cluster_secret")]),
-        vec![skywasm_pack::Value::Nil]
-    );
-    t.wait_log("DENIED GETENV cluster_secret: the key holds a secret");
+    for secret in ["cluster_secret", "harbor_secret"] {
+        assert_eq!(
+            t.ask(trusted, &[s("GET"), s(secret)]),
+            vec![skywasm_pack::Value::Nil]
+        );
+        t.wait_log(&format!("DENIED GETENV {secret}: the key holds a secret"));
+    }
     let tenant = "r";
     let untrusted = shared.launch_in(tenant, "snlua", "bounds_env").unwrap();
     // Keys the config left unset: skynet.setenv refuses to replace a key by itself.

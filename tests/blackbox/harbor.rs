@@ -373,3 +373,37 @@ fn harbor_link_returns_when_the_node_goes_down_and_connect_once_it_is_up() {
     let _c = member(3, &master, false);
     assert_eq!(a.node.wait(a.peer, connect).unwrap(), vec![s("connected")]);
 }
+
+#[test]
+fn nodes_sharing_a_harbor_secret_join_and_others_are_refused() {
+    let master = free_address();
+    let secret = "harbor_secret = \"s3cret\"\n";
+    let a = start_lua(&format!("{}{secret}", harbor_lines(1, &master, true)));
+    let a_peer = a.launch("snlua", "harbor_peer");
+    let b = start_lua(&format!("{}{secret}", harbor_lines(2, &master, false)));
+    let b_peer = b.launch("snlua", "harbor_peer");
+    let mut a = Member {
+        node: a,
+        peer: a_peer,
+    };
+    assert_eq!(
+        ok(a.node
+            .ask(a.peer, &[s("CALL"), h(b_peer), s("ECHO"), s("shared")])),
+        vec![s("shared")]
+    );
+    // A node with another secret, or none, cannot join.
+    for other in ["harbor_secret = \"wrong\"\n", ""] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        let text = format!("{}{other}", harbor_lines(3, &master, false));
+        std::fs::write(&path, config_text(dir.path(), &text)).unwrap();
+        let config = skywasm::config::NodeConfig::load(&path).unwrap();
+        let err = skywasm::Node::start(config)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("cannot join the master"), "{err}");
+    }
+    a.node.wait_log("harbor master: refused");
+    drop(b);
+}

@@ -96,7 +96,9 @@ enum Stall {
 /// One incoming connection, until it closes or sends something malformed.
 async fn serve(cluster: Arc<Cluster>, mut stream: TcpStream, peer: SocketAddr) {
     if let Some(secret) = &cluster.config.secret {
-        if let Err(why) = super::auth::accept(&mut stream, &secret.0).await {
+        if let Err(why) =
+            crate::socket::auth::accept(&mut stream, &secret.0, crate::socket::auth::CLUSTER).await
+        {
             if let Some(node) = cluster.node_shared() {
                 node.log(
                     Handle::NONE,

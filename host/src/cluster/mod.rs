@@ -19,7 +19,6 @@
 pub use skywasm_cluster_wire as frame;
 
 mod agent;
-mod auth;
 mod sender;
 mod service;
 
@@ -81,15 +80,7 @@ const TRACE_LINES_PER_SECOND: u32 = 100;
 /// The default `cluster_busy_poll` (µs): covers a round trip on one machine or a LAN.
 const DEFAULT_BUSY_POLL_US: u64 = 100;
 
-/// A shared secret, never shown in logs or debug output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub Vec<u8>);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
+pub use crate::socket::auth::Secret;
 
 impl ClusterConfig {
     /// The settings a node's env holds, with their defaults.

@@ -523,7 +523,7 @@ async fn connect(address: &str, config: &ClusterConfig) -> std::io::Result<TcpSt
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))??;
     configure(&stream, config.keepalive)?;
     if let Some(secret) = &config.secret {
-        super::auth::connect(&mut stream, &secret.0)
+        crate::socket::auth::connect(&mut stream, &secret.0, crate::socket::auth::CLUSTER)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("handshake: {e}")))?;
     }

@@ -20,6 +20,10 @@ pub(super) async fn connect(harbor: Arc<Harbor>, peer: u8, address: String) {
             .map_err(|_| format!("no connection within {} s", JOIN_TIMEOUT.as_secs()))?
             .map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
+        harbor
+            .prove(&mut stream, false)
+            .await
+            .map_err(|e| e.to_string())?;
         stream
             .write_all(&[harbor.id()])
             .await
@@ -51,6 +55,10 @@ pub(super) async fn connect(harbor: Arc<Harbor>, peer: u8, address: String) {
 /// answers with this node's, and makes it the link to that node. The peer's id on success.
 pub(super) async fn accept(harbor: &Arc<Harbor>, mut stream: TcpStream) -> Result<u8, String> {
     let _ = stream.set_nodelay(true);
+    harbor
+        .prove(&mut stream, true)
+        .await
+        .map_err(|e| e.to_string())?;
     let peer = read_id(&mut stream).await?;
     if peer == 0 || peer == harbor.id() {
         return Err(format!("it says it is harbor {peer}"));

@@ -5,7 +5,8 @@
 //! announced to every node (`N`), or answered when asked (`Q`); a node whose connection
 //! ends is announced gone (`D`).
 //!
-//! Unlike skynet's, a node that went down may join again under its id (skynet refuses it).
+//! Unlike skynet's, a node that went down may join again under its id (skynet refuses it),
+//! and with `harbor_secret` a node must prove it holds the secret before it is heard.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -17,12 +18,15 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{read_master, HarborError, JOIN_TIMEOUT};
 use crate::shared::NodeShared;
+use crate::socket::auth::{self, Secret};
 use crate::socket::outbox::Outbox;
 use crate::sync::lock;
 
 /// The master's registry.
 struct Master {
     node: Weak<NodeShared>,
+    /// `harbor_secret`: every node proves it holds it before it is heard.
+    secret: Option<Secret>,
     /// Every node that joined, by id: where it listens, and its connection while it is up.
     slaves: Mutex<BTreeMap<u8, Slave>>,
     /// Global names and their services.
@@ -38,7 +42,11 @@ struct Slave {
 ///
 /// # Errors
 /// [`HarborError::Listen`] when the address cannot be listened at.
-pub(super) async fn start(node: Weak<NodeShared>, address: &str) -> Result<(), HarborError> {
+pub(super) async fn start(
+    node: Weak<NodeShared>,
+    address: &str,
+    secret: Option<Secret>,
+) -> Result<(), HarborError> {
     let listener = TcpListener::bind(address)
         .await
         .map_err(|e| HarborError::Listen {
@@ -47,6 +55,7 @@ pub(super) async fn start(node: Weak<NodeShared>, address: &str) -> Result<(), H
         })?;
     let master = Arc::new(Master {
         node,
+        secret,
         slaves: Mutex::new(BTreeMap::new()),
         names: Mutex::new(HashMap::new()),
     });
@@ -74,8 +83,13 @@ pub(super) async fn start(node: Weak<NodeShared>, address: &str) -> Result<(), H
 
 impl Master {
     /// One node's connection, from its handshake until it ends.
-    async fn serve(self: Arc<Self>, stream: TcpStream, from: SocketAddr) {
+    async fn serve(self: Arc<Self>, mut stream: TcpStream, from: SocketAddr) {
         let _ = stream.set_nodelay(true);
+        if let Some(secret) = &self.secret {
+            if let Err(why) = auth::accept(&mut stream, &secret.0, auth::HARBOR).await {
+                return self.log(&format!("harbor master: refused {from}: {why}"));
+            }
+        }
         let stream = Arc::new(stream);
         let mut reader = MasterReader::new();
         let hello = tokio::time::timeout(JOIN_TIMEOUT, read_master(&stream, &mut reader)).await;

@@ -42,6 +42,7 @@ use crate::mq::Message;
 use crate::router::Remote;
 use crate::service::{is_request, Service};
 use crate::shared::NodeShared;
+use crate::socket::auth;
 use crate::socket::busy::BusyPoll;
 use crate::socket::outbox::Outbox;
 use crate::sync::lock;
@@ -238,7 +239,7 @@ impl Harbor {
 
     async fn join_async(self: Arc<Self>) -> Result<(), HarborError> {
         if let Some(address) = &self.config.standalone {
-            master::start(self.node.clone(), address).await?;
+            master::start(self.node.clone(), address, self.config.secret.clone()).await?;
         }
         let address = self.config.address.clone();
         let listener = TcpListener::bind(&address)
@@ -251,9 +252,12 @@ impl Harbor {
             address: self.config.master.clone(),
             why,
         };
-        let stream = connect_within(&self.config.master, JOIN_TIMEOUT)
+        let mut stream = connect_within(&self.config.master, JOIN_TIMEOUT)
             .await
             .map_err(&master_error)?;
+        self.prove(&mut stream, false)
+            .await
+            .map_err(|e| master_error(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let stream = Arc::new(stream);
         let outbox = Outbox::new(stream.clone());
@@ -337,6 +341,23 @@ impl Harbor {
         // As skynet's cslave: newer nodes are linked by this one, on the master's word.
         drop(listener);
         Ok(())
+    }
+
+    /// The `harbor_secret` handshake on a new connection, when the config has a secret:
+    /// as the side that accepted it, or the one that opened it.
+    pub(super) async fn prove(
+        &self,
+        stream: &mut TcpStream,
+        accepted: bool,
+    ) -> std::io::Result<()> {
+        let Some(secret) = &self.config.secret else {
+            return Ok(());
+        };
+        if accepted {
+            auth::accept(stream, &secret.0, auth::HARBOR).await
+        } else {
+            auth::connect(stream, &secret.0, auth::HARBOR).await
+        }
     }
 
     /// Reads what the master says until its connection ends.

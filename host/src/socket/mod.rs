@@ -12,6 +12,7 @@
 //! task removes it; a socket whose owner is gone (its event could not be delivered) is shut
 //! down, so a dead service never keeps a socket open.
 
+pub(crate) mod auth;
 pub(crate) mod busy;
 pub(crate) mod outbox;
 mod task;

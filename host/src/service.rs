@@ -932,6 +932,27 @@ impl ServiceCore {
         Ok(session)
     }
 
+    /// How a native service answers a `"lua"` request it ran: with the values (packed), or
+    /// PTYPE_ERROR carrying the failure's text; nothing for `Ok(None)` (answered later, or
+    /// not at all) or a push (session 0), whose failure the caller logs.
+    pub(crate) fn answer_lua(
+        &mut self,
+        request: &Message,
+        outcome: &Result<Option<Vec<skywasm_pack::Value>>, String>,
+    ) {
+        if request.session == 0 {
+            return;
+        }
+        let (kind, body) = match outcome {
+            Ok(None) => return,
+            Ok(Some(values)) => skywasm_pack::pack(values)
+                .map(|body| (ptype::RESPONSE, body))
+                .unwrap_or_else(|e| (ptype::ERROR, e.to_string().into_bytes())),
+            Err(why) => (ptype::ERROR, why.clone().into_bytes()),
+        };
+        let _ = self.send(request.source, kind as u8, request.session, body.into());
+    }
+
     /// Writes one line to the node's log with this service as the source.
     pub fn log(&self, text: &str) {
         self.node.log(self.handle(), text);

@@ -159,7 +159,7 @@ impl NodeShared {
     /// a refusal is counted and logged (thinned out) here.
     ///
     /// # Errors
-    /// The [`Refusal`] (its [`Refusal::code`] is what a guest sees).
+    /// The [`Refusal`] (its [`Refusal::error`] is what a guest sees).
     pub(crate) fn push_from(
         &self,
         sender: &Service,

@@ -48,17 +48,6 @@ fn reload(t: &mut TestNode, driver: Handle, nodes: &[(&str, Value)]) {
     );
 }
 
-fn ok(values: Vec<Value>) -> Vec<Value> {
-    assert_eq!(values.first(), Some(&Value::Boolean(true)), "{values:?}");
-    values[1..].to_vec()
-}
-
-/// The error text of a failed operation.
-fn failed(values: Vec<Value>) -> String {
-    assert_eq!(values.first(), Some(&Value::Boolean(false)), "{values:?}");
-    values[1].as_str().unwrap_or("").to_string()
-}
-
 #[test]
 fn two_nodes_call_push_query_and_proxy_by_name_and_by_number() {
     let (server_node, at) = server(0);

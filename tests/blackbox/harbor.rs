@@ -9,25 +9,6 @@ use skywasm_pack::Value;
 
 use crate::support::*;
 
-/// A free loopback port's address (bound and released: a test's own ports do not collide).
-fn free_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-/// The config lines of harbor `id` joining the master at `master`; the master itself when
-/// `standalone`.
-fn harbor_lines(id: u8, master: &str, standalone: bool) -> String {
-    let mut lines = format!(
-        "harbor = {id}\nmaster = \"{master}\"\naddress = \"{}\"\n",
-        free_address()
-    );
-    if standalone {
-        lines.push_str(&format!("standalone = \"{master}\"\n"));
-    }
-    lines
-}
-
 /// A node of the network, with its peer service.
 struct Member {
     node: TestNode,
@@ -39,16 +20,6 @@ fn member(id: u8, master: &str, standalone: bool) -> Member {
     let peer = node.launch("snlua", "harbor_peer");
     assert_eq!(peer.harbor(), id, "addresses carry the node's harbor id");
     Member { node, peer }
-}
-
-fn ok(values: Vec<Value>) -> Vec<Value> {
-    assert_eq!(values.first(), Some(&Value::Boolean(true)), "{values:?}");
-    values[1..].to_vec()
-}
-
-fn failed(values: Vec<Value>) -> String {
-    assert_eq!(values.first(), Some(&Value::Boolean(false)), "{values:?}");
-    values[1].as_str().unwrap_or("").to_string()
 }
 
 /// What the node's `HARBOR` command (the console's `harbor`) says.

@@ -71,22 +71,6 @@ impl Drop for SkynetNode {
     }
 }
 
-fn free_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-fn lines(id: u8, master: &str, standalone: bool) -> String {
-    let mut text = format!(
-        "harbor = {id}\nmaster = \"{master}\"\naddress = \"{}\"\n",
-        free_address()
-    );
-    if standalone {
-        text.push_str(&format!("standalone = \"{master}\"\n"));
-    }
-    text
-}
-
 /// What both directions check once both nodes run: skynet found and called skywasm's
 /// global name (by address, by name, 100 sends in order), and skywasm calls skynet's.
 fn both_ways(skynet: &SkynetNode, sky: &mut TestNode, peer: skywasm::Handle) {
@@ -114,9 +98,9 @@ fn both_ways(skynet: &SkynetNode, sky: &mut TestNode, peer: skywasm::Handle) {
 fn a_skywasm_node_joins_a_skynet_master() {
     let Some(dir) = skynet_dir() else { return };
     let master = free_address();
-    let skynet = SkynetNode::start(&dir, &lines(1, &master, true));
+    let skynet = SkynetNode::start(&dir, &harbor_lines(1, &master, true));
     skynet.wait_for("INTEROP READY");
-    let mut sky = start_lua(&lines(2, &master, false));
+    let mut sky = start_lua(&harbor_lines(2, &master, false));
     let peer = sky.launch("snlua", "harbor_peer");
     both_ways(&skynet, &mut sky, peer);
 }
@@ -125,9 +109,9 @@ fn a_skywasm_node_joins_a_skynet_master() {
 fn a_skynet_node_joins_a_skywasm_master() {
     let Some(dir) = skynet_dir() else { return };
     let master = free_address();
-    let mut sky = start_lua(&lines(1, &master, true));
+    let mut sky = start_lua(&harbor_lines(1, &master, true));
     let peer = sky.launch("snlua", "harbor_peer");
-    let skynet = SkynetNode::start(&dir, &lines(2, &master, false));
+    let skynet = SkynetNode::start(&dir, &harbor_lines(2, &master, false));
     skynet.wait_for("INTEROP READY");
     both_ways(&skynet, &mut sky, peer);
 }

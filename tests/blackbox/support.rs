@@ -356,3 +356,34 @@ impl Drop for NodeProcess {
         }
     }
 }
+
+/// The values after the leading `true` of a Lua driver's `pcall` result.
+pub fn ok(values: Vec<Value>) -> Vec<Value> {
+    assert_eq!(values.first(), Some(&Value::Boolean(true)), "{values:?}");
+    values[1..].to_vec()
+}
+
+/// The error text of a Lua driver's failed `pcall`.
+pub fn failed(values: Vec<Value>) -> String {
+    assert_eq!(values.first(), Some(&Value::Boolean(false)), "{values:?}");
+    values[1].as_str().unwrap_or("").to_string()
+}
+
+/// A free loopback port's address (bound and released: a test's own ports do not collide).
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// The config lines of harbor node `id` joining the master at `master` (listening at a
+/// free address of its own); the master itself too when `standalone`.
+pub fn harbor_lines(id: u8, master: &str, standalone: bool) -> String {
+    let mut lines = format!(
+        "harbor = {id}\nmaster = \"{master}\"\naddress = \"{}\"\n",
+        free_address()
+    );
+    if standalone {
+        lines.push_str(&format!("standalone = \"{master}\"\n"));
+    }
+    lines
+}

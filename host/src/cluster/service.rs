@@ -372,25 +372,9 @@ impl Clusterd {
         let outcome = skywasm_pack::unpack(&message.data)
             .map_err(|e| format!("bad request: {e}"))
             .and_then(|values| self.command(message, &values));
-        let reply = match outcome {
-            Ok(None) => return,
-            Ok(Some(values)) => skywasm_pack::pack(&values)
-                .map(|body| (ptype::RESPONSE, body))
-                .unwrap_or_else(|e| (ptype::ERROR, e.to_string().into_bytes())),
-            Err(why) => {
-                if message.session == 0 {
-                    self.core.log(&format!("cluster: {why}"));
-                }
-                (ptype::ERROR, why.into_bytes())
-            }
-        };
-        if message.session != 0 {
-            let _ = self.core.send(
-                message.source,
-                reply.0 as u8,
-                message.session,
-                reply.1.into(),
-            );
+        if let (Err(why), 0) = (&outcome, message.session) {
+            self.core.log(&format!("cluster: {why}"));
         }
+        self.core.answer_lua(message, &outcome);
     }
 }

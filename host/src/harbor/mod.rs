@@ -115,7 +115,8 @@ struct State {
     /// Global names: known (registered here or announced by the master), or asked of the
     /// master with what waits for the answer.
     names: HashMap<String, Name>,
-    /// Bytes of messages waiting for global names, all names together.
+    /// Bytes of messages waiting for global names, all names together (with each one's
+    /// bookkeeping: [`waiting_size`]).
     waiting_for_names: usize,
     /// `LINK` callers, by node: answered when that node goes down.
     link_watchers: HashMap<u8, Vec<Waiter>>,
@@ -641,7 +642,8 @@ impl Harbor {
             let previous = state.names.insert(name.to_string(), Name::At(handle.0));
             match previous {
                 Some(Name::Asked { messages, queries }) => {
-                    let bytes: usize = messages.iter().map(|m| m.data.len()).sum();
+                    let bytes: usize =
+                        ASKED_NAME + messages.iter().map(waiting_size).sum::<usize>();
                     state.waiting_for_names -= bytes;
                     Some((messages, queries))
                 }
@@ -680,13 +682,15 @@ impl Harbor {
             let mut state = lock(&self.state);
             match state.names.get(name) {
                 Some(Name::At(handle)) => Some(Handle(*handle)),
-                _ if state.waiting_for_names + message.data.len() > MAX_WAITING => {
+                _ if state.waiting_for_names + ASKED_NAME + waiting_size(&message)
+                    > MAX_WAITING =>
+                {
                     drop(state);
                     self.log_drop(Handle::NONE, &message, "too much waits for global names");
                     return Err(message);
                 }
                 _ => {
-                    state.waiting_for_names += message.data.len();
+                    state.waiting_for_names += waiting_size(&message);
                     let asked = self.ask_master(&mut state, name);
                     let Name::Asked { messages, .. } = asked else {
                         unreachable!("asked names are Asked");
@@ -718,6 +722,7 @@ impl Harbor {
     /// The waiting entry of `name`, asking the master (`Q`) when it is new.
     fn ask_master<'a>(&self, state: &'a mut State, name: &str) -> &'a mut Name {
         if !state.names.contains_key(name) {
+            state.waiting_for_names += ASKED_NAME;
             if let Some(master) = &state.master {
                 send_master(master, &MasterMessage::Query(name.to_string()));
             }
@@ -875,6 +880,15 @@ pub(crate) fn is_global_name(name: &str) -> bool {
         && !name.starts_with('.')
         && !name.starts_with(':')
         && name.parse::<f64>().is_err()
+}
+
+/// What an entry for a global name being asked of the master holds, beyond its messages.
+const ASKED_NAME: usize = 128;
+
+/// What a message waiting for a global name holds of the host's memory: its body and its
+/// bookkeeping (so that empty messages count too).
+fn waiting_size(message: &Message) -> usize {
+    message.data.len() + std::mem::size_of::<Message>()
 }
 
 /// Writes one message to the master.

@@ -130,24 +130,10 @@ impl Behavior for Cslave {
         let outcome = skywasm_pack::unpack(&message.data)
             .map_err(|e| format!("bad request: {e}"))
             .and_then(|values| self.command(&message, &values));
-        let reply = match outcome {
-            Ok(None) => return Ok(()),
-            Ok(Some(values)) => skywasm_pack::pack(&values)
-                .map(|body| (ptype::RESPONSE, body))
-                .unwrap_or_else(|e| (ptype::ERROR, e.to_string().into_bytes())),
-            Err(why) => {
-                self.core.log(&format!("cslave: {why}"));
-                (ptype::ERROR, why.into_bytes())
-            }
-        };
-        if message.session != 0 {
-            let _ = self.core.send(
-                message.source,
-                reply.0 as u8,
-                message.session,
-                reply.1.into(),
-            );
+        if let Err(why) = &outcome {
+            self.core.log(&format!("cslave: {why}"));
         }
+        self.core.answer_lua(&message, &outcome);
         Ok(())
     }
 }

@@ -201,3 +201,21 @@ fn link_connect_and_master_watchers_wait_only_for_what_can_happen() {
         "no master connection: at once"
     );
 }
+
+#[test]
+fn empty_messages_to_ever_new_global_names_are_bounded_too() {
+    let (_node, harbor, local) = harbor_node();
+    let mut sent = 0usize;
+    while sent < 10_000_000 {
+        let name = format!("N{sent}");
+        if harbor.send_name(&name, call(local, 0, b"")).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(sent < 10_000_000, "a bound is reached");
+    assert!(
+        sent > 100_000,
+        "after {sent} names: the bound is on bytes, not far lower"
+    );
+}

@@ -388,10 +388,13 @@ impl Harbor {
     fn on_master(self: &Arc<Self>, message: MasterMessage) {
         match message {
             MasterMessage::Connect { id, address } if id != self.id => {
+                // The master names a node only when it (re)joins: a link to it still up
+                // is to its former self (its connection not seen closed yet).
                 let linked = matches!(lock(&self.state).peers[usize::from(id)], Peer::Up(_));
-                if !linked {
-                    tokio::spawn(link::connect(self.clone(), id, address));
+                if linked {
+                    self.peer_down(id, None, "it joined the network again");
                 }
+                tokio::spawn(link::connect(self.clone(), id, address));
             }
             MasterMessage::Down(id) if id != self.id => {
                 self.peer_down(id, None, "the master says it is gone");

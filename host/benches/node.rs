@@ -8,6 +8,9 @@
 //! `lua-coroutine`, `lua-calls`, `lua-sends`, `lua-spawn`, `net-echo`, `net-accept`,
 //! `noisy`, `upgrade`, `cluster`, `harbor`, `lua-100k`).
 //!
+//! `vs-skynet` runs the same Lua scripts (tests/lua/cmp_*.lua) on the `skywasm` binary and
+//! on real skynet (`SKYWASM_SKYNET`, DEVELOPERS.md), alternately, one fresh process per
+//! figure, and prints the medians and the per-round ratios; without skynet it says so.
 //! `harbor` runs the same Lua services on two skywasm nodes and, when `SKYWASM_SKYNET`
 //! names a built skynet (DEVELOPERS.md), on two real skynet nodes in the same rounds, and
 //! prints the medians of the per-round ratios.
@@ -722,6 +725,85 @@ fn harbor_skynet(skynet: &std::path::Path, calls: i64, pushes: i64) -> (f64, f64
     harbor_figures(&wait_for_line(&driver_log, "HARBOR BENCH"))
 }
 
+/// Which runtime a comparison process runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Runtime {
+    Skywasm,
+    Skynet,
+}
+
+/// PSS of process `pid` in KiB.
+fn pss_kib(pid: u32) -> f64 {
+    memory_kib("Pss:", &format!("/proc/{pid}/smaps_rollup"))
+}
+
+/// One figure of tests/lua/cmp_bench.lua in a fresh process of `runtime`: the logged
+/// figure, or for `memory` the PSS growth per idle service (KiB).
+fn compare_once(
+    runtime: Runtime,
+    skynet: &std::path::Path,
+    mode: &str,
+    n: i64,
+    clients: i64,
+) -> f64 {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let log = dir.path().join("node.log");
+    let scripts = lua_scripts().display().to_string();
+    let common = format!(
+        "thread = 2\nharbor = 0\nbootstrap = \"snlua bootstrap\"\nstart = \"cmp_bench\"\n\
+         profile = false\ncmp_mode = \"{mode}\"\ncmp_n = {n}\ncmp_clients = {clients}\n"
+    );
+    let s = skynet.display();
+    let (program, config) = match runtime {
+        // skynet has no per-message CPU limit and no mailbox limit: lifted here until the
+        // node's defaults are decided (issue 24, item 4).
+        Runtime::Skywasm => (
+            PathBuf::from(env!("CARGO_BIN_EXE_skywasm")),
+            format!(
+                "{common}luaservice = \"{scripts}/?.lua\"\nlogger = \"{}\"\n\
+                 mailbox_limit = 10000000\ncpu_limit = 600000\n",
+                log.display()
+            ),
+        ),
+        Runtime::Skynet => (
+            skynet.join("skynet"),
+            format!(
+                "{common}luaservice = \"{s}/service/?.lua;{scripts}/?.lua\"\n\
+                 lualoader = \"{s}/lualib/loader.lua\"\n\
+                 lua_path = \"{s}/lualib/?.lua;{s}/lualib/?/init.lua\"\n\
+                 lua_cpath = \"{s}/luaclib/?.so\"\ncpath = \"{s}/cservice/?.so\"\n"
+            ),
+        ),
+    };
+    let path = dir.path().join("config");
+    std::fs::write(&path, config).expect("write the config");
+    let child = std::process::Command::new(program)
+        .arg(&path)
+        .current_dir(if runtime == Runtime::Skynet {
+            skynet
+        } else {
+            dir.path()
+        })
+        .stdout(std::fs::File::create(&log).expect("a log file"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the node starts");
+    let child = KillOnDrop(child);
+    if mode == "memory" {
+        wait_for_line(&log, "CMP BASELINE");
+        let before = pss_kib(child.0.id());
+        wait_for_line(&log, "CMP SPAWNED");
+        std::thread::sleep(Duration::from_millis(500));
+        let after = pss_kib(child.0.id());
+        return (after - before) / n as f64;
+    }
+    let line = wait_for_line(&log, &format!("CMP {mode} "));
+    line.rsplit(' ')
+        .next()
+        .and_then(|f| f.trim().parse().ok())
+        .expect("a figure")
+}
+
 /// A child process killed when it goes out of scope.
 struct KillOnDrop(std::process::Child);
 
@@ -1101,6 +1183,40 @@ fn main() {
             "trips/s",
             floor,
         );
+    }
+    if wanted("vs-skynet") {
+        match std::env::var_os("SKYWASM_SKYNET").map(PathBuf::from) {
+            None => {
+                println!("vs-skynet: skipped: set SKYWASM_SKYNET to a built skynet (DEVELOPERS.md)")
+            }
+            Some(skynet) => {
+                let modes: [(&str, &str, i64, i64); 5] = [
+                    ("calls", "calls/s", scale(200_000, 100), 0),
+                    ("sends", "sends/s", scale(1_000_000, 100), 0),
+                    ("fanin", "calls/s", scale(100, 10), scale(1000, 10)),
+                    ("spawn", "services/s", scale(3000, 10), 0),
+                    ("memory", "KiB/service", scale(3000, 10), 0),
+                ];
+                let mut figures: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
+                    modes.iter().map(|_| Default::default()).collect();
+                for _ in 0..runs {
+                    for ((mode, _, n, clients), (ours, theirs, ratios)) in
+                        modes.iter().zip(figures.iter_mut())
+                    {
+                        let a = compare_once(Runtime::Skywasm, &skynet, mode, *n, *clients);
+                        let b = compare_once(Runtime::Skynet, &skynet, mode, *n, *clients);
+                        ours.push(a);
+                        theirs.push(b);
+                        ratios.push(a / b);
+                    }
+                }
+                for ((mode, unit, _, _), (ours, theirs, ratios)) in modes.iter().zip(figures) {
+                    report(&format!("vs-skynet {mode} (skywasm)"), unit, ours);
+                    report(&format!("vs-skynet {mode} (skynet)"), unit, theirs);
+                    report(&format!("vs-skynet {mode}: skywasm / skynet"), "x", ratios);
+                }
+            }
+        }
     }
     if wanted("harbor") {
         let (calls, pushes) = (scale(20_000, 100), scale(100_000, 100));

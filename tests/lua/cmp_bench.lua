@@ -1,0 +1,93 @@
+-- Same-run comparison with skynet (host/benches/node.rs, "vs-skynet"): the `start` service
+-- of a node run unchanged by skywasm and by real skynet. The config says what to measure
+-- (`cmp_mode`) and how much (`cmp_n`, `cmp_clients`); the figure is logged as
+-- `CMP <mode> <figure>`:
+--   calls   n sequential call round trips to a Lua echo (calls/s)
+--   sends   n one-way sends to it, then a call that arrives after them (sends/s)
+--   fanin   cmp_clients services each making n sequential calls to one echo (calls/s)
+--   spawn   n skynet.newservice of an idle service in a row (services/s)
+--   memory  logs `CMP BASELINE`, waits 2 s, spawns n idle services, logs `CMP SPAWNED`
+--           (the runner measures the process's memory at both)
+local skynet = require "skynet"
+
+local mode = skynet.getenv "cmp_mode"
+local n = tonumber(skynet.getenv "cmp_n")
+
+local function rate(count, started)
+	return count * 1e9 / (skynet.hpc() - started)
+end
+
+local MEASURE = {}
+
+function MEASURE.calls()
+	local echo = skynet.newservice("cmp_echo")
+	for i = 1, 100 do
+		skynet.call(echo, "lua", "ECHO", i)
+	end
+	local started = skynet.hpc()
+	for i = 1, n do
+		skynet.call(echo, "lua", "ECHO", i)
+	end
+	return rate(n, started)
+end
+
+function MEASURE.sends()
+	local echo = skynet.newservice("cmp_echo")
+	local started = skynet.hpc()
+	for i = 1, n do
+		skynet.send(echo, "lua", "NOTE", i)
+	end
+	local arrived = skynet.call(echo, "lua", "NOTES")
+	assert(arrived == n, "every note arrived")
+	return rate(n, started)
+end
+
+function MEASURE.fanin()
+	local clients = tonumber(skynet.getenv "cmp_clients")
+	local echo = skynet.newservice("cmp_echo")
+	local spawned = {}
+	for i = 1, clients do
+		spawned[i] = skynet.newservice("cmp_client")
+	end
+	local me = coroutine.running()
+	local done = 0
+	local started = skynet.hpc()
+	for i = 1, clients do
+		skynet.fork(function()
+			skynet.call(spawned[i], "lua", "RUN", echo, n)
+			done = done + 1
+			if done == clients then
+				skynet.wakeup(me)
+			end
+		end)
+	end
+	skynet.wait(me)
+	return rate(clients * n, started)
+end
+
+function MEASURE.spawn()
+	local started = skynet.hpc()
+	for _ = 1, n do
+		skynet.newservice("cmp_idle")
+	end
+	return rate(n, started)
+end
+
+function MEASURE.memory()
+	skynet.error("CMP BASELINE")
+	skynet.sleep(200)
+	local last
+	for _ = 1, n do
+		last = skynet.newservice("cmp_idle")
+	end
+	skynet.call(last, "lua")
+	skynet.error("CMP SPAWNED")
+	return n
+end
+
+skynet.start(function()
+	skynet.fork(function()
+		local figure = assert(MEASURE[mode], mode)()
+		skynet.error(string.format("CMP %s %.1f", mode, figure))
+	end)
+end)

@@ -635,7 +635,7 @@ fn harbor_config(id: u8, master: &str, start: &str, calls: i64, pushes: i64) -> 
     let mut text = format!(
         "thread = 2\nharbor = {id}\nmaster = \"{master}\"\naddress = \"{}\"\n\
          bootstrap = \"snlua bootstrap\"\nstart = \"{start}\"\nprofile = false\n\
-         bench_calls = {calls}\nbench_pushes = {pushes}\n",
+         bench_calls = {calls}\nbench_pushes = {pushes}\ncmp_echo_name = \"HECHO\"\n",
         free_address()
     );
     if id == 1 {
@@ -688,8 +688,8 @@ fn harbor_skywasm(calls: i64, pushes: i64, extra: &str) -> (f64, f64) {
         let config = NodeConfig::from_source("bench.config", &text).expect("bench config");
         (Node::start(config).expect("node starts"), log)
     };
-    let (_echo, echo_log) = start(1, "bench_harbor_echo");
-    wait_for_line(&echo_log, "HARBOR ECHO READY");
+    let (_echo, echo_log) = start(1, "cmp_echo");
+    wait_for_line(&echo_log, "CMP ECHO READY");
     let (_driver, driver_log) = start(2, "bench_harbor");
     harbor_figures(&wait_for_line(&driver_log, "HARBOR BENCH"))
 }
@@ -719,8 +719,8 @@ fn harbor_skynet(skynet: &std::path::Path, calls: i64, pushes: i64) -> (f64, f64
             .expect("skynet starts");
         (KillOnDrop(child), log)
     };
-    let (_echo, echo_log) = start(1, "bench_harbor_echo");
-    wait_for_line(&echo_log, "HARBOR ECHO READY");
+    let (_echo, echo_log) = start(1, "cmp_echo");
+    wait_for_line(&echo_log, "CMP ECHO READY");
     let (_driver, driver_log) = start(2, "bench_harbor");
     harbor_figures(&wait_for_line(&driver_log, "HARBOR BENCH"))
 }

@@ -231,7 +231,24 @@ impl Router {
     /// (a service that will not answer it: ended, replaced, refusing); dropped when the
     /// requester is gone too.
     pub(crate) fn answer_error(&self, requester: Handle, on_behalf: Handle, session: i32) {
-        let error = Message::empty(on_behalf, ptype::ERROR as u8, session);
+        self.answer_error_saying(requester, on_behalf, session, "");
+    }
+
+    /// [`Router::answer_error`] with `why` as the error's body (Lua raises `call failed:
+    /// why`): a call the host fails for a service elsewhere (a remote node, a link down).
+    pub(crate) fn answer_error_saying(
+        &self,
+        requester: Handle,
+        on_behalf: Handle,
+        session: i32,
+        why: &str,
+    ) {
+        let error = Message {
+            source: on_behalf,
+            session,
+            ptype: ptype::ERROR as u8,
+            data: why.as_bytes().into(),
+        };
         let _ = self.push(requester, error);
     }
 

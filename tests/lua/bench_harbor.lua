@@ -1,5 +1,5 @@
 -- Benchmark (host/benches/node.rs, "harbor"), run unchanged by skywasm and by real skynet:
--- on the second harbor node, finds HECHO (tests/lua/bench_harbor_echo.lua) on the first,
+-- on the second harbor node, finds HECHO (tests/lua/cmp_echo.lua) on the first,
 -- makes `bench_calls` sequential calls to it and `bench_pushes` one-way sends followed by a
 -- call that arrives after them, and logs `HARBOR BENCH calls <per s> sends <per s>`.
 local skynet = require "skynet"

@@ -759,15 +759,8 @@ impl Cluster {
 /// Fails a local caller's call with PTYPE_ERROR carrying `why` (Lua raises `call failed: why`).
 pub(crate) fn fail_call(node: &NodeShared, caller: Handle, session: i32, why: &str) {
     let source = node.cluster_service().unwrap_or(Handle::NONE);
-    let _ = node.router.push(
-        caller,
-        Message {
-            source,
-            session,
-            ptype: ptype::ERROR as u8,
-            data: why.as_bytes().into(),
-        },
-    );
+    node.router
+        .answer_error_saying(caller, source, session, why);
 }
 
 /// Runs a task of the cluster on the network thread. A host panic in it does not end it

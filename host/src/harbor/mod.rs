@@ -411,7 +411,7 @@ impl Harbor {
     /// written first, then its frames are read. False when `peer` is linked already.
     pub(super) fn link_up(self: &Arc<Self>, peer: u8, stream: TcpStream) -> bool {
         let stream = Arc::new(stream);
-        {
+        let watchers = {
             let mut state = lock(&self.state);
             let slot = &mut state.peers[usize::from(peer)];
             if matches!(slot, Peer::Up(_)) {
@@ -430,11 +430,8 @@ impl Harbor {
                     harbor.peer_down(peer, Some(&outbox), &format!("host panic: {panic}"));
                 }
             });
-        }
-        let watchers = lock(&self.state)
-            .connect_watchers
-            .remove(&peer)
-            .unwrap_or_default();
+            state.connect_watchers.remove(&peer).unwrap_or_default()
+        };
         self.answer_all(&watchers, &[]);
         true
     }
@@ -443,7 +440,7 @@ impl Harbor {
     /// calls in flight fail at once, what waited for it is dropped, and later sends to it
     /// are refused until it is linked again.
     pub(super) fn peer_down(&self, peer: u8, link: Option<&Arc<Outbox>>, why: &str) {
-        let failed = {
+        let (failed, watchers) = {
             let mut state = lock(&self.state);
             let slot = &mut state.peers[usize::from(peer)];
             match (&*slot, link) {
@@ -454,35 +451,27 @@ impl Harbor {
                 (Peer::Waiting(..), None) => {}
             }
             *slot = Peer::Down;
-            let failed: Vec<(u32, i32)> = state
-                .calls
-                .iter()
-                .filter(|(_, to)| **to == peer)
-                .map(|(call, _)| *call)
-                .collect();
-            for call in &failed {
-                state.calls.remove(call);
-            }
+            let mut failed = Vec::new();
+            state.calls.retain(|call, to| {
+                let lost = *to == peer;
+                if lost {
+                    failed.push(*call);
+                }
+                !lost
+            });
             let watchers = state.link_watchers.remove(&peer).unwrap_or_default();
             (failed, watchers)
         };
-        let (failed, watchers) = failed;
         self.answer_all(&watchers, &[]);
         self.log(&format!("harbor {}: harbor {peer} is down: {why}", self.id));
         let Some(node) = self.node.upgrade() else {
             return;
         };
         let text = format!("harbor {peer} is down: {why}");
+        let on_behalf = Handle(u32::from(peer) << 24);
         for (caller, session) in failed {
-            let _ = node.router.push(
-                Handle(caller),
-                Message {
-                    source: Handle(u32::from(peer) << 24),
-                    session,
-                    ptype: ptype::ERROR as u8,
-                    data: text.as_bytes().into(),
-                },
-            );
+            node.router
+                .answer_error_saying(Handle(caller), on_behalf, session, &text);
         }
     }
 
@@ -769,19 +758,16 @@ impl Harbor {
         true
     }
 
-    /// Sends `message` to `dest`, here or on another node, as the host (what waited for a
-    /// global name); a request that cannot arrive is answered with `PTYPE_ERROR`.
+    /// Sends `message` to `dest`, here or on another node (the router routes both), as the
+    /// host (what waited for a global name); a request that cannot arrive is answered with
+    /// `PTYPE_ERROR`.
     fn send_to(&self, dest: Handle, message: Message) {
         let Some(node) = self.node.upgrade() else {
             return;
         };
         let (source, session, request) =
             (message.source, message.session, is_request(message.ptype));
-        let sent = if dest.harbor() == self.id {
-            node.router.push(dest, message).is_ok()
-        } else {
-            self.forward(dest, message).is_ok()
-        };
+        let sent = node.router.push(dest, message).is_ok();
         if !sent && request && session != 0 {
             node.router.answer_error(source, dest, session);
         }

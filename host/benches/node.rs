@@ -680,8 +680,7 @@ fn harbor_skywasm(calls: i64, pushes: i64, extra: &str) -> (f64, f64) {
     let start = |id: u8, script: &str| {
         let log = dir.path().join(format!("node{id}.log"));
         let text = format!(
-            "{}luaservice = \"{scripts}/?.lua\"\nlogger = \"{}\"\ncpu_limit = 600000\n\
-             mailbox_limit = 10000000\n{extra}\n",
+            "{}luaservice = \"{scripts}/?.lua\"\nlogger = \"{}\"\n{extra}\n",
             harbor_config(id, &master, script, calls, pushes),
             log.display()
         );
@@ -755,13 +754,11 @@ fn compare_once(
     );
     let s = skynet.display();
     let (program, config) = match runtime {
-        // skynet has no per-message CPU limit and no mailbox limit: lifted here until the
-        // node's defaults are decided (issue 24, item 4).
+        // The node's defaults, as a plain skynet config gets them (docs/config.md).
         Runtime::Skywasm => (
             PathBuf::from(env!("CARGO_BIN_EXE_skywasm")),
             format!(
-                "{common}luaservice = \"{scripts}/?.lua\"\nlogger = \"{}\"\n\
-                 mailbox_limit = 10000000\ncpu_limit = 600000\n",
+                "{common}luaservice = \"{scripts}/?.lua\"\nlogger = \"{}\"\n",
                 log.display()
             ),
         ),

@@ -265,13 +265,23 @@ impl NodeConfig {
             Some(dir) => Some(PathBuf::from(dir)),
             None => default_cache_dir(),
         };
-        let cpu_ms = int_key_in(&mut env, "cpu_limit", 1000, 10, 3_600_000)
+        // The node's own services are trusted skynet code: a start service that loads a
+        // game's data, or sends a million messages from one message, is ordinary there.
+        // Ten seconds still ends an endless loop (docs/config.md, "Limits of the node's own
+        // services"); untrusted tenants keep 1 s (`TenantSpec::untrusted`).
+        let cpu_ms = int_key_in(&mut env, "cpu_limit", NODE_CPU_MS, 10, 3_600_000)
             .map_err(|v| bad("cpu_limit", &v, "milliseconds in 10..=3600000"))?;
         let soft_default = cpu_ms / 2;
         let cpu_soft_ms = int_key_in(&mut env, "cpu_soft_limit", soft_default, 0, 3_600_000)
             .map_err(|v| bad("cpu_soft_limit", &v, "milliseconds in 0..=3600000"))?;
-        let mailbox = int_key_in(&mut env, "mailbox_limit", 100_000, 1, 1 << 32)
-            .map_err(|v| bad("mailbox_limit", &v, "an integer in 1..=4294967296"))?;
+        // No count by default: the mailbox's bytes (each message's bookkeeping included)
+        // bound it, as skynet's unbounded queues are bounded only by memory.
+        let mailbox = match env.get("mailbox_limit") {
+            None => usize::MAX,
+            Some(_) => int_key_in(&mut env, "mailbox_limit", 0, 1, 1 << 32)
+                .map_err(|v| bad("mailbox_limit", &v, "an integer in 1..=4294967296"))?
+                as usize,
+        };
         let socket_backlog = buffer_key(&mut env, "socket_backlog", "8M")?;
         let mailbox_bytes = size_key(&mut env, "mailbox_bytes", "1G")?;
         if mailbox_bytes < max_message_size {
@@ -291,7 +301,7 @@ impl NodeConfig {
             },
             memory: wasm_memory,
             tenant_memory: u64::MAX,
-            mailbox: mailbox as usize,
+            mailbox,
             message_size: max_message_size as usize,
             services: wasm_max_services,
             spawn_rate: 0,
@@ -373,6 +383,9 @@ impl NodeConfig {
         Self::from_env(config, Path::new(name))
     }
 }
+
+/// Default CPU per message of the node's own services, in milliseconds (`cpu_limit`).
+pub const NODE_CPU_MS: u64 = 10_000;
 
 /// The harbor network a config joins: none without `master` (a single node, whatever its
 /// `harbor` id, as before harbor support; skynet would not start), else `master`, `address`
@@ -1089,6 +1102,44 @@ mod tests {
         let config = NodeConfig::from_source("t", "tenants = { quiet = {} }").unwrap();
         let quiet = config.tenants.iter().find(|t| t.name == "quiet");
         assert!(quiet.is_some_and(|t| !t.trusted), "{:?}", config.tenants);
+    }
+
+    #[test]
+    fn the_nodes_services_run_long_and_queue_deep_while_untrusted_tenants_do_not() {
+        let config = NodeConfig::from_source("t", "tenants = { guest = {} }").unwrap();
+        let node = &config.tenants[0].limits;
+        assert_eq!((node.cpu_ms, node.cpu_soft_ms), (10_000, 5_000));
+        assert_eq!(node.mailbox, usize::MAX, "no count: the bytes bound it");
+        assert_eq!(node.mailbox_bytes, 1 << 30);
+        assert!(!config.env.contains_key("mailbox_limit"));
+        let guest = &config.tenants[1].limits;
+        assert_eq!((guest.cpu_ms, guest.cpu_soft_ms), (1000, 500));
+        assert_eq!(guest.mailbox, 100_000);
+
+        // What the config sets applies to the node, and caps the tenants' defaults.
+        let config = NodeConfig::from_source(
+            "t",
+            "cpu_limit = 300\nmailbox_limit = 50\ntenants = { guest = {} }",
+        )
+        .unwrap();
+        let (node, guest) = (&config.tenants[0].limits, &config.tenants[1].limits);
+        assert_eq!((node.cpu_ms, node.mailbox), (300, 50));
+        assert_eq!(
+            (guest.cpu_ms, guest.cpu_soft_ms, guest.mailbox),
+            (300, 150, 50)
+        );
+        let config = NodeConfig::from_source(
+            "t",
+            "cpu_limit = 60000\ncpu_soft_limit = 0\ntenants = { guest = {} }",
+        )
+        .unwrap();
+        let guest = &config.tenants[1].limits;
+        assert_eq!(
+            (guest.cpu_ms, guest.cpu_soft_ms),
+            (1000, 0),
+            "no soft stage"
+        );
+        assert!(NodeConfig::from_source("t", "mailbox_limit = 0").is_err());
     }
 
     #[test]

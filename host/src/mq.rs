@@ -39,7 +39,18 @@ pub struct Message {
     pub data: Box<[u8]>,
 }
 
+/// Bytes of bookkeeping each queued message counts in its mailbox's bytes besides its
+/// body: what the queue holds for it. A flood of empty messages is then bounded by the
+/// mailbox's bytes as a flood of large ones is, also where no count applies.
+pub const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>();
+
 impl Message {
+    /// What the message counts in its mailbox's bytes: its body and
+    /// [`MESSAGE_OVERHEAD`].
+    pub fn footprint(&self) -> usize {
+        self.data.len() + MESSAGE_OVERHEAD
+    }
+
     /// A message with an empty body.
     pub fn empty(source: Handle, ptype: u8, session: i32) -> Message {
         Message {
@@ -78,7 +89,7 @@ pub struct MessageQueue {
 #[derive(Debug)]
 struct QueueState {
     messages: VecDeque<Message>,
-    /// Bytes of the queued bodies.
+    /// Footprints of the queued messages ([`Message::footprint`]).
     bytes: usize,
     in_global: bool,
     /// Set once the service is gone: pushes are refused from then on.
@@ -172,7 +183,7 @@ impl MessageQueue {
         self.push_measured(message).map(|(push, _)| push)
     }
 
-    /// Appends a message, as [`MessageQueue::push`], and says how many bytes of bodies the
+    /// Appends a message, as [`MessageQueue::push`], and says how many bytes (footprints) the
     /// queue holds with it.
     ///
     /// # Errors
@@ -185,7 +196,7 @@ impl MessageQueue {
     }
 
     /// Appends a message unless the queue already holds `max_len` messages or the message
-    /// would take its bodies past `max_bytes`.
+    /// would take its bytes ([`Message::footprint`]) past `max_bytes`.
     ///
     /// # Errors
     /// The message comes back as [`Refused::Closed`] or [`Refused::Full`].
@@ -199,7 +210,7 @@ impl MessageQueue {
             .map(|(push, _)| push)
     }
 
-    /// [`MessageQueue::push_bounded`], also saying the bytes of bodies queued with it.
+    /// [`MessageQueue::push_bounded`], also saying the bytes queued with it.
     fn append_within(
         &self,
         message: Message,
@@ -210,11 +221,15 @@ impl MessageQueue {
         if state.closed {
             return Err(Refused::Closed(message));
         }
-        let bytes = state.bytes.saturating_add(message.data.len());
-        if state.messages.len() >= max_len || bytes > max_bytes {
+        let footprint = message.footprint();
+        // An empty mailbox takes any one message (its body is capped by the sender's
+        // `message_size`, and `mailbox_bytes` is at least that).
+        let over_bytes =
+            state.bytes.saturating_add(footprint) > max_bytes && !state.messages.is_empty();
+        if state.messages.len() >= max_len || over_bytes {
             return Err(Refused::Full(message));
         }
-        state.add_bytes(message.data.len());
+        state.add_bytes(footprint);
         let push = state.append(message);
         Ok((push, state.bytes))
     }
@@ -224,7 +239,7 @@ impl MessageQueue {
         let mut state = lock(&self.state);
         match state.messages.pop_front() {
             Some(message) => {
-                state.sub_bytes(message.data.len());
+                state.sub_bytes(message.footprint());
                 Some(message)
             }
             None => {
@@ -253,12 +268,12 @@ impl MessageQueue {
         lock(&self.state).messages.len()
     }
 
-    /// Bytes of the queued message bodies.
+    /// Bytes of the queued messages: bodies and their [`MESSAGE_OVERHEAD`].
     pub fn bytes(&self) -> usize {
         lock(&self.state).bytes
     }
 
-    /// Messages queued and the bytes of their bodies, read together.
+    /// Messages queued and their bytes ([`MessageQueue::bytes`]), read together.
     pub fn occupancy(&self) -> (usize, usize) {
         let state = lock(&self.state);
         (state.messages.len(), state.bytes)
@@ -574,11 +589,13 @@ mod tests {
             data: vec![0; n].into(),
             ..msg(1, 0)
         };
-        assert_eq!(q.push_measured(sized(10)), Ok((Push::Ready, 10)));
-        assert_eq!(q.push_measured(sized(5)), Ok((Push::Queued, 15)));
+        let o = MESSAGE_OVERHEAD;
+        assert_eq!(q.push_measured(sized(10)), Ok((Push::Ready, 10 + o)));
+        assert_eq!(q.push_measured(sized(5)), Ok((Push::Queued, 15 + 2 * o)));
         q.pop();
-        assert_eq!(q.bytes(), 5);
+        assert_eq!(q.bytes(), 5 + o);
         q.close();
+        assert_eq!(q.bytes(), 0, "closing gives every byte back");
         assert!(q.push_measured(sized(1)).is_err());
     }
 
@@ -638,26 +655,59 @@ mod tests {
             data: vec![0; n].into(),
             ..msg(1, 1)
         };
-        assert_eq!(q.push_bounded(sized(60), 3, 100), Ok(Push::Ready));
-        assert_eq!(q.push_bounded(sized(40), 3, 100), Ok(Push::Queued));
-        assert_eq!(q.bytes(), 100);
-        assert!(matches!(
-            q.push_bounded(sized(1), 3, 100),
-            Err(Refused::Full(_))
-        ));
-        assert_eq!(q.push_bounded(sized(0), 3, 100), Ok(Push::Queued));
+        let o = MESSAGE_OVERHEAD;
+        let cap = 100 + 2 * o;
+        assert_eq!(q.push_bounded(sized(60), 3, cap), Ok(Push::Ready));
+        assert_eq!(q.push_bounded(sized(40), 3, cap), Ok(Push::Queued));
+        assert_eq!(q.bytes(), cap);
         assert!(
-            matches!(q.push_bounded(sized(0), 3, 100), Err(Refused::Full(_))),
+            matches!(q.push_bounded(sized(0), 3, cap), Err(Refused::Full(_))),
+            "an empty message counts its bookkeeping"
+        );
+        assert_eq!(q.push_bounded(sized(0), 3, cap + o), Ok(Push::Queued));
+        assert!(
+            matches!(
+                q.push_bounded(sized(0), 3, usize::MAX),
+                Err(Refused::Full(_))
+            ),
             "3 messages"
         );
         q.pop();
-        assert_eq!(q.bytes(), 40, "a pop gives its bytes back");
-        assert_eq!(q.push_bounded(sized(60), 3, 100), Ok(Push::Queued));
+        assert_eq!(q.bytes(), 40 + 2 * o, "a pop gives its bytes back");
+        assert_eq!(q.push_bounded(sized(60), 3, cap + o), Ok(Push::Queued));
         q.close();
         assert!(matches!(
             q.push_bounded(sized(0), 9, 999),
             Err(Refused::Closed(_))
         ));
+    }
+
+    #[test]
+    fn an_empty_mailbox_takes_one_message_of_any_size() {
+        let q = MessageQueue::new();
+        let big = Message {
+            data: vec![0; 100].into(),
+            ..msg(1, 1)
+        };
+        assert_eq!(
+            q.push_bounded(big.clone(), usize::MAX, 100),
+            Ok(Push::Ready)
+        );
+        assert!(matches!(
+            q.push_bounded(big, usize::MAX, 100),
+            Err(Refused::Full(_))
+        ));
+    }
+
+    #[test]
+    fn empty_messages_without_a_count_meet_the_byte_bound() {
+        let q = MessageQueue::new();
+        let cap = 1000 * MESSAGE_OVERHEAD;
+        let taken = std::iter::repeat_with(|| msg(1, 0))
+            .take(2000)
+            .filter(|m| q.push_bounded(m.clone(), usize::MAX, cap).is_ok())
+            .count();
+        assert_eq!(taken, 1000);
     }
 
     #[test]

@@ -288,8 +288,8 @@ impl Router {
         }
     }
 
-    /// Queues a host message for `dest` while its mailbox holds less than `max_bytes` of
-    /// bodies (the logger's backlog).
+    /// Queues a host message for `dest` while its mailbox holds less than `max_bytes`
+    /// (the logger's backlog).
     ///
     /// # Errors
     /// [`Refused::Full`] past `max_bytes`; [`Refused::Closed`] when `dest` is not a live
@@ -309,7 +309,7 @@ impl Router {
     }
 
     /// Queues a host message for `dest` whatever its mailbox holds (socket data: the
-    /// socket pauses instead), and says how many bytes of bodies the mailbox holds with it.
+    /// socket pauses instead), and says how many bytes the mailbox holds with it.
     /// `None` when `dest` is not a live local service.
     pub(crate) fn push_measured(
         &self,
@@ -379,7 +379,7 @@ impl Router {
         // and there is one per request the receiver made.
         let (max_len, max_bytes) = if answer {
             (usize::MAX, usize::MAX)
-        } else if tenant.mailboxes_full(message.data.len()) {
+        } else if tenant.mailboxes_full(message.footprint()) {
             // All the tenant's mailboxes together hold their cap.
             (0, 0)
         } else {

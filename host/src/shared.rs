@@ -222,9 +222,12 @@ impl NodeShared {
                     self.log(
                         service.handle(),
                         &format!(
-                            "mailbox full ({} messages or {} bytes{}): a message of {bytes} bytes \
+                            "mailbox full ({}{} bytes{}): a message of {bytes} bytes \
                              from {} was refused ({rejected} refused so far)",
-                            limits.mailbox,
+                            match limits.mailbox {
+                                usize::MAX => String::new(),
+                                count => format!("{count} messages or "),
+                            },
                             limits.mailbox_bytes,
                             tenant_mailboxes(tenant),
                             sender.handle()

@@ -72,7 +72,8 @@ pub struct Limits {
     pub memory: u64,
     /// Linear memory of all the tenant's services together, in bytes.
     pub tenant_memory: u64,
-    /// Messages waiting in one service's mailbox; a send beyond it is refused.
+    /// Messages waiting in one service's mailbox; a send beyond it is refused
+    /// (`usize::MAX`: no count, only [`Limits::mailbox_bytes`]).
     pub mailbox: usize,
     /// Largest message body a service of the tenant may send.
     pub message_size: usize,
@@ -87,7 +88,8 @@ pub struct Limits {
     pub timers: u32,
     /// Sockets open at once over all the tenant's services.
     pub sockets: u32,
-    /// Bytes of the messages waiting in one service's mailbox.
+    /// Bytes of the messages waiting in one service's mailbox: their bodies and
+    /// [`crate::mq::MESSAGE_OVERHEAD`] each.
     pub mailbox_bytes: usize,
     /// Log lines per second of one service (with a burst of as many); 0 = unlimited.
     pub log_rate: u32,
@@ -236,6 +238,14 @@ impl TenantSpec {
             name: name.into(),
             trusted: false,
             limits: Limits {
+                // The node's own services may run long and queue deep (skynet has neither
+                // limit, docs/config.md says why they are high); untrusted code keeps tight
+                // ones unless the node's are tighter still.
+                cpu_ms: defaults.cpu_ms.min(UNTRUSTED_CPU_MS),
+                cpu_soft_ms: defaults
+                    .cpu_soft_ms
+                    .min(defaults.cpu_ms.min(UNTRUSTED_CPU_MS) / 2),
+                mailbox: defaults.mailbox.min(UNTRUSTED_MAILBOX),
                 message_size: defaults.message_size.min(UNTRUSTED_MESSAGE_SIZE),
                 services: defaults.services.min(UNTRUSTED_SERVICES),
                 tenant_memory: UNTRUSTED_TENANT_MEMORY,
@@ -334,6 +344,10 @@ fn allowed_key(list: Option<&[String]>, key: &str) -> bool {
     })
 }
 
+/// Default CPU per message of an untrusted tenant's service, in milliseconds.
+const UNTRUSTED_CPU_MS: u64 = 1000;
+/// Default messages waiting in one mailbox of an untrusted tenant's service.
+const UNTRUSTED_MAILBOX: usize = 100_000;
 /// Default number of names one service of an untrusted tenant may hold.
 const UNTRUSTED_NAMES: u32 = 16;
 /// Default number of names all services of an untrusted tenant may hold together.

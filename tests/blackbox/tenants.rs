@@ -126,6 +126,40 @@ fn an_untrusted_tenant_is_contained_and_the_others_carry_on() {
     assert!(t.node.handle().getenv("planted").is_none());
 }
 
+/// A plain skynet config lets the node's own services do what skynet code does (issue 24,
+/// item 4; docs/config.md, "Limits of the node's own services"): one message sends far
+/// more than 100,000 messages into a mailbox that cannot drain meanwhile, and an endless
+/// loop still ends, first with a catchable error, then for good.
+#[test]
+fn a_plain_config_takes_a_flood_and_still_ends_an_endless_loop() {
+    let mut t = start_lua("");
+    let sender = t.launch("snlua", "self_sender");
+    const NOTES: i64 = 250_000;
+    assert_eq!(t.ask(sender, &[s("FLOOD"), i(NOTES)]), vec![i(NOTES)]);
+    assert_eq!(
+        t.ask(sender, &[s("COUNT")]),
+        vec![i(NOTES)],
+        "every note arrived"
+    );
+
+    let looper = t.launch("snlua", "looper");
+    let caught = t.ask(looper, &[s("LOOP_PCALL")]);
+    assert!(
+        matches!(&caught[..], [Value::String(e)] if String::from_utf8_lossy(e).contains("cpu limit")),
+        "{caught:?}"
+    );
+    let stubborn = t.request(looper, &[s("LOOP_STUBBORN")]);
+    assert!(
+        t.wait(looper, stubborn).is_err(),
+        "the loop ended in an error"
+    );
+    let log = t.wait_log("ran past the CPU limit of 10000 ms");
+    assert!(
+        !t.alive(looper),
+        "a service aborted mid-message is discarded:\n{log}"
+    );
+}
+
 /// Fair scheduling: a tenant looping in more services than the node has workers runs at
 /// most its worker cap of them at once (an untrusted tenant: one worker less than the node),
 /// and another tenant's service answers while the loops run.

@@ -738,19 +738,21 @@ fn pss_kib(pid: u32) -> f64 {
 
 /// One figure of tests/lua/cmp_bench.lua in a fresh process of `runtime`: the logged
 /// figure, or for `memory` the PSS growth per idle service (KiB).
-fn compare_once(
-    runtime: Runtime,
-    skynet: &std::path::Path,
-    mode: &str,
-    n: i64,
-    clients: i64,
-) -> f64 {
+fn compare_once(runtime: Runtime, skynet: &std::path::Path, row: &Comparison) -> f64 {
+    let Comparison {
+        mode,
+        n,
+        clients,
+        crowd,
+        ..
+    } = *row;
     let dir = tempfile::tempdir().expect("a temp dir");
     let log = dir.path().join("node.log");
     let scripts = lua_scripts().display().to_string();
     let common = format!(
         "thread = 2\nharbor = 0\nbootstrap = \"snlua bootstrap\"\nstart = \"cmp_bench\"\n\
-         profile = false\ncmp_mode = \"{mode}\"\ncmp_n = {n}\ncmp_clients = {clients}\n"
+         profile = false\ncmp_mode = \"{mode}\"\ncmp_n = {n}\ncmp_clients = {clients}\n\
+         cmp_crowd = {crowd}\n"
     );
     let s = skynet.display();
     let (program, config) = match runtime {
@@ -799,6 +801,24 @@ fn compare_once(
         .next()
         .and_then(|f| f.trim().parse().ok())
         .expect("a figure")
+}
+
+/// One row of the same-run comparison: what `tests/lua/cmp_bench.lua` measures, and how
+/// much.
+#[derive(Clone, Copy)]
+struct Comparison {
+    /// Its name in the report.
+    name: &'static str,
+    /// `cmp_mode`.
+    mode: &'static str,
+    /// The figure's unit.
+    unit: &'static str,
+    /// `cmp_n`.
+    n: i64,
+    /// `cmp_clients` (fan-in).
+    clients: i64,
+    /// `cmp_crowd`: idle services spawned first.
+    crowd: i64,
 }
 
 /// A child process killed when it goes out of scope.
@@ -1187,30 +1207,83 @@ fn main() {
                 println!("vs-skynet: skipped: set SKYWASM_SKYNET to a built skynet (DEVELOPERS.md)")
             }
             Some(skynet) => {
-                let modes: [(&str, &str, i64, i64); 5] = [
-                    ("calls", "calls/s", scale(200_000, 100), 0),
-                    ("sends", "sends/s", scale(1_000_000, 100), 0),
-                    ("fanin", "calls/s", scale(100, 10), scale(1000, 10)),
-                    ("spawn", "services/s", scale(3000, 10), 0),
-                    ("memory", "KiB/service", scale(3000, 10), 0),
+                let row = |name, mode, unit, n, clients, crowd| Comparison {
+                    name,
+                    mode,
+                    unit,
+                    n,
+                    clients,
+                    crowd,
+                };
+                let rows = [
+                    row("calls", "calls", "calls/s", scale(200_000, 100), 0, 0),
+                    row("sends", "sends", "sends/s", scale(1_000_000, 100), 0, 0),
+                    row(
+                        "fanin",
+                        "fanin",
+                        "calls/s",
+                        scale(100, 10),
+                        scale(1000, 10),
+                        0,
+                    ),
+                    row("spawn 5000", "spawn", "services/s", scale(5000, 10), 0, 0),
+                    row(
+                        "memory 5000",
+                        "memory",
+                        "KiB/service",
+                        scale(5000, 10),
+                        0,
+                        0,
+                    ),
+                    row(
+                        "spawn 50000",
+                        "spawn",
+                        "services/s",
+                        scale(50_000, 10),
+                        0,
+                        0,
+                    ),
+                    row(
+                        "memory 50000",
+                        "memory",
+                        "KiB/service",
+                        scale(50_000, 10),
+                        0,
+                        0,
+                    ),
+                    row(
+                        "calls among 50000",
+                        "calls",
+                        "calls/s",
+                        scale(200_000, 100),
+                        0,
+                        scale(50_000, 10),
+                    ),
                 ];
+                let only = std::env::var("CMP_ROWS").ok();
+                let rows: Vec<Comparison> = rows
+                    .into_iter()
+                    .filter(|r| {
+                        only.as_deref()
+                            .is_none_or(|o| o.split(',').any(|w| w == r.name))
+                    })
+                    .collect();
                 let mut figures: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
-                    modes.iter().map(|_| Default::default()).collect();
+                    rows.iter().map(|_| Default::default()).collect();
                 for _ in 0..runs {
-                    for ((mode, _, n, clients), (ours, theirs, ratios)) in
-                        modes.iter().zip(figures.iter_mut())
-                    {
-                        let a = compare_once(Runtime::Skywasm, &skynet, mode, *n, *clients);
-                        let b = compare_once(Runtime::Skynet, &skynet, mode, *n, *clients);
+                    for (row, (ours, theirs, ratios)) in rows.iter().zip(figures.iter_mut()) {
+                        let a = compare_once(Runtime::Skywasm, &skynet, row);
+                        let b = compare_once(Runtime::Skynet, &skynet, row);
                         ours.push(a);
                         theirs.push(b);
                         ratios.push(a / b);
                     }
                 }
-                for ((mode, unit, _, _), (ours, theirs, ratios)) in modes.iter().zip(figures) {
-                    report(&format!("vs-skynet {mode} (skywasm)"), unit, ours);
-                    report(&format!("vs-skynet {mode} (skynet)"), unit, theirs);
-                    report(&format!("vs-skynet {mode}: skywasm / skynet"), "x", ratios);
+                for (row, (ours, theirs, ratios)) in rows.iter().zip(figures) {
+                    let name = row.name;
+                    report(&format!("vs-skynet {name} (skywasm)"), row.unit, ours);
+                    report(&format!("vs-skynet {name} (skynet)"), row.unit, theirs);
+                    report(&format!("vs-skynet {name}: skywasm / skynet"), "x", ratios);
                 }
             }
         }

@@ -152,8 +152,11 @@ pub struct NodeConfig {
     pub wasm_path: String,
     /// Directory of the on-disk cache of compiled modules (`wasm_cache`; `false` disables).
     pub wasm_cache: Option<PathBuf>,
-    /// Largest number of live wasm services (`wasm_max_services`): sizes the instance pool.
+    /// Largest number of live wasm services (`wasm_max_services`).
     pub wasm_max_services: u32,
+    /// Services in the fast pool (`wasm_fast_services`): memories reserved at 4 GiB, no
+    /// bounds checks; services past it run on the overflow engine.
+    pub wasm_fast_services: u32,
     /// Largest linear memory of one service in bytes (`wasm_memory`).
     pub wasm_memory: u64,
     /// Modules learn the pages their init writes and later starts populate them first
@@ -209,7 +212,10 @@ impl NodeConfig {
         };
         let thread = int_key("thread", default_threads() as u64, 1, 1024)? as usize;
         let harbor = int_key("harbor", 1, 0, 255)? as u8;
-        let wasm_max_services = int_key("wasm_max_services", 4096, 1, 1_000_000)? as u32;
+        let wasm_max_services = int_key("wasm_max_services", 100_000, 1, 1_000_000)? as u32;
+        // Two 4 GiB reservations per fast service: 8,000 of them take 64 TiB of the 128 TiB
+        // a 64-bit process has (more were seen to fail).
+        let wasm_fast_services = int_key("wasm_fast_services", 4096, 1, 8000)? as u32;
 
         let mut string_key = |key: &str, default: &str| {
             env.entry(key.to_string())
@@ -360,6 +366,7 @@ impl NodeConfig {
             wasm_path,
             wasm_cache,
             wasm_max_services,
+            wasm_fast_services,
             wasm_memory,
             max_message_size: max_message_size as usize,
             socket_max_unsent,

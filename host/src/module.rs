@@ -2,8 +2,9 @@
 //! (skynet's `skynet_module.c`, which loads each C service `.so` once).
 //!
 //! One wasmtime [`Engine`] per node, configured for many small instances: the pooling
-//! allocator sized from the config (`wasm_max_services`, `wasm_memory`), copy-on-write memory
-//! images, epoch interruption, wasm exceptions. A module is compiled once per node and kept
+//! allocator sized from the config (`wasm_fast_services`, `wasm_memory`), copy-on-write
+//! memory images, epoch interruption, wasm exceptions; past the pool, up to
+//! `wasm_max_services`, a second engine takes the services ([`overflow`]). A module is compiled once per node and kept
 //! by name as an [`InstancePre`]; compiled code is also cached on disk by wasmtime's cache,
 //! keyed by a hash of the module bytes and the engine configuration, so a restarted node
 //! skips compilation.
@@ -33,6 +34,10 @@ use crate::wasm::budget::{Budget, Enclosing};
 use crate::wasm::prefault::Prefault;
 use crate::wasm::WasmState;
 
+pub(crate) mod overflow;
+
+use self::overflow::{OverflowCode, OverflowEngine};
+
 /// Creates a native service from the service's core and its argument string.
 pub type NativeFactory =
     Arc<dyn Fn(ServiceCore, &str) -> Result<Box<dyn Behavior>, String> + Send + Sync>;
@@ -60,6 +65,8 @@ pub struct WasmModule {
     pub(crate) size: u64,
     /// The pages its init writes, populated before later inits run.
     pub(crate) prefault: Prefault,
+    /// Its code for the services past the fast pool, when the node has more.
+    pub(crate) overflow: Option<Arc<OverflowCode>>,
 }
 
 impl WasmModule {
@@ -128,6 +135,8 @@ impl Asker {
 pub struct ModuleRegistry {
     engine: Engine,
     linker: Linker<WasmState>,
+    /// The engine of the services past the fast pool, when the node may have more.
+    overflow: Option<Arc<OverflowEngine>>,
     search_path: String,
     /// `wasm_prefault`: modules learn and populate the pages their init writes.
     prefault: bool,
@@ -157,9 +166,22 @@ impl ModuleRegistry {
         let engine = Engine::new(&engine_config(config)?)
             .map_err(anyhow::Error::from)
             .context("creating the wasm engine")?;
-        let mut linker = Linker::new(&engine);
-        crate::abi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
-        crate::wasm::wasi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+        let linker = linker_for(&engine)?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let overflow = if config.wasm_max_services > fast_slots(config) {
+            let tier = Engine::new(&overflow_config(config)?)
+                .map_err(anyhow::Error::from)
+                .context("creating the overflow engine")?;
+            Some(Arc::new(OverflowEngine::new(
+                tier.clone(),
+                linker_for(&tier)?,
+                engine.clone(),
+                fast_slots(config),
+                stopping.clone(),
+            )))
+        } else {
+            None
+        };
         let mut natives: HashMap<String, NativeFactory> = HashMap::new();
         natives.insert("logger".into(), Arc::new(crate::log::Logger::start));
         natives.insert("clusterd".into(), Arc::new(crate::cluster::Clusterd::start));
@@ -167,6 +189,7 @@ impl ModuleRegistry {
         Ok(ModuleRegistry {
             engine,
             linker,
+            overflow,
             search_path: config.wasm_path.clone(),
             prefault: config.wasm_prefault,
             natives: RwLock::new(natives),
@@ -174,7 +197,7 @@ impl ModuleRegistry {
             compiling: Mutex::new(HashMap::new()),
             provided: RwLock::new(HashMap::new()),
             node_limits: Asker::within(LoadLimits::of(&config.limits)),
-            stopping: Arc::new(AtomicBool::new(false)),
+            stopping,
             compiles: AtomicU64::new(0),
         })
     }
@@ -192,9 +215,12 @@ impl ModuleRegistry {
         self.compiles.load(Ordering::Relaxed)
     }
 
-    /// The node's engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// Advances the epoch of the node's engines (the monitor's tick).
+    pub fn increment_epoch(&self) {
+        self.engine.increment_epoch();
+        if let Some(tier) = &self.overflow {
+            tier.engine.increment_epoch();
+        }
     }
 
     /// Adds a native service module under `name`.
@@ -349,6 +375,7 @@ impl ModuleRegistry {
         let compiler = Compiler {
             engine: self.engine.clone(),
             linker: self.linker.clone(),
+            overflow: self.overflow.clone(),
             prefault: self.prefault,
             stopping: self.stopping.clone(),
         };
@@ -459,6 +486,7 @@ impl Compile {
 struct Compiler {
     engine: Engine,
     linker: Linker<WasmState>,
+    overflow: Option<Arc<OverflowEngine>>,
     prefault: bool,
     stopping: Arc<AtomicBool>,
 }
@@ -477,21 +505,35 @@ impl Compiler {
         let invalid = |e: String| LaunchError::Invalid(name.into(), e);
         // Text modules become binary here, so a WAT module can ask for pre-initialization.
         let bytes = &*wat::parse_bytes(bytes).map_err(|e| invalid(format!("{e}")))?;
-        let module = if crate::preinit::wants_preinit(bytes) {
+        let code: std::borrow::Cow<'_, [u8]> = if crate::preinit::wants_preinit(bytes) {
             let bounds = crate::preinit::PreinitLimits {
                 cpu: std::time::Duration::from_millis(asker.limits.cpu_ms),
                 memory: asker.limits.memory,
                 account: asker.account.clone(),
                 stop: self.stopping.clone(),
             };
-            let snapshot = crate::preinit::preinitialize(&self.engine, bytes, &bounds)
-                .map_err(|e| invalid(format!("pre-initialization failed: {e:#}")))?;
-            Module::new(&self.engine, &snapshot)
+            // On the overflow engine when there is one: it takes no slot of the pool, which
+            // may be full.
+            let engine = self
+                .overflow
+                .as_ref()
+                .map_or(&self.engine, |tier| &tier.engine);
+            crate::preinit::preinitialize(engine, bytes, &bounds)
+                .map_err(|e| invalid(format!("pre-initialization failed: {e:#}")))?
+                .into()
         } else {
-            Module::new(&self.engine, bytes)
-        }
-        .map_err(|e| invalid(format!("{e:#}")))?;
-        self.link(name, &module, digest, size)
+            bytes.into()
+        };
+        let module = Module::new(&self.engine, &code).map_err(|e| invalid(format!("{e:#}")))?;
+        let mut linked = self.link(name, &module, digest, size)?;
+        linked.overflow = self.overflow.as_ref().map(|tier| {
+            Arc::new(OverflowCode::new(
+                tier.clone(),
+                name,
+                code.into_owned().into(),
+            ))
+        });
+        Ok(linked)
     }
 
     /// Checks the module's exports and links its imports.
@@ -543,6 +585,7 @@ impl Compiler {
             digest,
             size,
             prefault: Prefault::new(self.prefault),
+            overflow: None,
         })
     }
 }
@@ -620,42 +663,34 @@ fn valid_module_name(name: &str) -> bool {
         && name.split('/').all(|part| !part.is_empty() && part != "..")
 }
 
-/// Pools of at most this many services reserve 4 GiB of address space per linear memory.
-/// Two memories per service (its own and a GC heap slot) make that at most 32 TiB of the
-/// 128 TiB a 64-bit process has; 8,000 such services were seen to fit here, 12,000 not.
-pub const FULL_RESERVATION_MAX_SERVICES: u32 = 4096;
+/// Address space reserved per linear memory (and GC heap) of the fast pool: with 4 GiB
+/// and a guard, compiled code needs no explicit bounds checks (guest code runs 20-30%
+/// faster: BENCHMARKS.md).
+const FAST_RESERVATION: u64 = 4 << 30;
 
-/// Address space reserved per linear memory. A full 4 GiB reservation lets compiled code
-/// drop explicit bounds checks (guest code runs 20-30% faster: BENCHMARKS.md); a larger pool
-/// reserves only `wasm_memory` per memory, so that 100,000 services fit, and pays for the
-/// checks.
-pub fn memory_reservation(config: &NodeConfig) -> u64 {
-    if config.wasm_max_services <= FULL_RESERVATION_MAX_SERVICES {
-        4 << 30
-    } else {
-        config.wasm_memory
-    }
+/// Instances the fast pool holds: `wasm_fast_services`, or fewer when the node may have
+/// fewer services in all.
+pub fn fast_slots(config: &NodeConfig) -> u32 {
+    config.wasm_max_services.min(config.wasm_fast_services)
 }
 
-/// The engine configuration for a node.
-fn engine_config(config: &NodeConfig) -> anyhow::Result<Config> {
+/// The host functions (skywasm's ABI and WASI) linked for `engine`.
+fn linker_for(engine: &Engine) -> anyhow::Result<Linker<WasmState>> {
+    let mut linker = Linker::new(engine);
+    crate::abi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+    crate::wasm::wasi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+    Ok(linker)
+}
+
+/// What both engines share: epochs, exceptions, memories that never move, the profiler
+/// and the on-disk cache.
+fn common_config(config: &NodeConfig) -> anyhow::Result<Config> {
     let mut wasm = Config::new();
     wasm.epoch_interruption(true)
         .wasm_exceptions(true)
-        .memory_reservation(memory_reservation(config))
         .memory_guard_size(64 << 10)
         .memory_reservation_for_growth(0)
         .memory_may_move(false);
-    let services = config.wasm_max_services;
-    let mut pool = PoolingAllocationConfig::new();
-    pool.total_core_instances(services)
-        .total_tables(services)
-        // A store that uses exceptions also takes a GC heap, which comes from the memory pool.
-        .total_memories(services.saturating_mul(2))
-        .total_gc_heaps(services)
-        .total_component_instances(0)
-        .max_memory_size(config.wasm_memory as usize);
-    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match config.wasm_profiler.as_deref() {
         None | Some("none") => {}
         // `perf record` then resolves guest functions by name (perf map / jitdump files).
@@ -677,6 +712,40 @@ fn engine_config(config: &NodeConfig) -> anyhow::Result<Config> {
             Err(e) => tracing::warn!("compiled-module cache disabled: {e:#}"),
         }
     }
+    Ok(wasm)
+}
+
+/// The overflow engine's configuration: memories allocated per instance, reserved at
+/// `wasm_memory` (bounds-checked); the GC heap, where only a wasm exception in flight
+/// lives, reserved small and allowed to move when it grows.
+fn overflow_config(config: &NodeConfig) -> anyhow::Result<Config> {
+    let mut wasm = common_config(config)?;
+    wasm.memory_reservation(config.wasm_memory)
+        .gc_heap_reservation(OVERFLOW_GC_HEAP)
+        .gc_heap_guard_size(64 << 10)
+        .gc_heap_reservation_for_growth(OVERFLOW_GC_HEAP)
+        .gc_heap_may_move(true)
+        .allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    Ok(wasm)
+}
+
+/// GC heap reserved per overflow instance (it grows past this if it must).
+const OVERFLOW_GC_HEAP: u64 = 1 << 20;
+
+/// The fast engine's configuration: the pool of `wasm_fast_services` instances.
+fn engine_config(config: &NodeConfig) -> anyhow::Result<Config> {
+    let mut wasm = common_config(config)?;
+    wasm.memory_reservation(FAST_RESERVATION);
+    let services = fast_slots(config);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(services)
+        .total_tables(services)
+        // A store that uses exceptions also takes a GC heap, which comes from the memory pool.
+        .total_memories(services.saturating_mul(2))
+        .total_gc_heaps(services)
+        .total_component_instances(0)
+        .max_memory_size(config.wasm_memory as usize);
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Ok(wasm)
 }
 
@@ -756,7 +825,7 @@ mod tests {
         std::thread::spawn(move || {
             while !finished.load(Ordering::Acquire) {
                 std::thread::sleep(crate::monitor::EPOCH_PERIOD);
-                ticking.engine().increment_epoch();
+                ticking.increment_epoch();
             }
         });
         (registry, done)

@@ -312,7 +312,7 @@ fn run_timer_thread(node: &Arc<NodeShared>) {
 /// service is marked, the log says so).
 fn run_monitor_thread(node: &Arc<NodeShared>) {
     node.monitor.run(
-        || node.modules.engine().increment_epoch(),
+        || node.modules.increment_epoch(),
         |source, destination, version| {
             if let Some(service) = node.router.service(destination) {
                 service.stats.endless.store(true, Ordering::Relaxed);

@@ -356,7 +356,7 @@ impl NodeShared {
         self.scheduler.stop();
         self.modules.stop();
         // Running guest code checks at the next epoch: make it come now.
-        self.modules.engine().increment_epoch();
+        self.modules.increment_epoch();
         // A service stuck in a long message would keep its worker (and the shutdown) waiting.
         for (_, service) in self.router.list() {
             service.interrupt_current();

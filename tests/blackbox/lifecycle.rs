@@ -260,3 +260,36 @@ fn a_signal_to_a_busy_service_is_delivered_after_its_message() {
     // The probe has no skywasm_signal export: the signal is a no-op, the service lives on.
     assert_eq!(t.ask(busy, &[s("echo"), i(1)]), vec![i(1)]);
 }
+
+/// Past the fast pool (`wasm_fast_services`) services run on the overflow engine, up to
+/// `wasm_max_services` (issue 24, item 3): Lua and WAT modules, a module first compiled
+/// (and pre-initialized) while the pool is full, slots given back and taken again.
+#[test]
+fn services_past_the_fast_pool_run_on_the_overflow_engine() {
+    let mut t = start_lua("wasm_fast_services = 3\nwasm_max_services = 40\nwasm_cache = false");
+    // The bootstrap, the launcher and the start service hold the pool's three slots
+    // before anything below starts; snlua is compiled and pre-initialized now.
+    let pongs: Vec<_> = (0..24).map(|_| t.launch("snlua", "pong")).collect();
+    let echo = t.launch("echo", "");
+    for (n, pong) in pongs.iter().enumerate() {
+        let reply = t.ask(*pong, &[s("PING"), i(n as i64)]);
+        assert_eq!(reply, vec![s("PONG"), i(1), i(n as i64)]);
+    }
+    let body = skywasm_pack::pack(&[s("x")]).unwrap();
+    let reply = t.client.call(echo, skywasm_abi::ptype::LUA, &body, WAIT);
+    assert_eq!(reply.ok(), Some(body));
+    for pong in &pongs[..12] {
+        t.node.handle().kill(*pong);
+    }
+    let again: Vec<_> = (0..12).map(|_| t.launch("snlua", "pong")).collect();
+    for pong in again {
+        assert_eq!(t.ask(pong, &[s("PING")])[0], s("PONG"));
+    }
+    // What the node may hold in all is still a limit.
+    let over = (0..40).find_map(|_| t.node.handle().launch("snlua", "pong").err());
+    let over = over.expect("wasm_max_services bounds the services");
+    assert!(
+        over.to_string().contains("LIMIT") || over.to_string().contains("limit"),
+        "{over}"
+    );
+}

@@ -327,7 +327,14 @@ impl NodeProcess {
     /// The most resident memory (KiB) seen while `running` holds, sampled every 2 ms.
     pub fn most_rss_kib_while(&self, running: impl Fn() -> bool) -> u64 {
         let mut most = self.rss_kib();
+        // Bounded: a node that stopped taking what it is given fails the test, not hangs it.
+        let deadline = Instant::now() + Duration::from_secs(120);
         while running() {
+            assert!(
+                Instant::now() < deadline,
+                "still running after 120 s; the node's log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
             most = most.max(self.rss_kib());
             std::thread::sleep(Duration::from_millis(2));
         }

@@ -8,6 +8,8 @@
 --   spawn   n skynet.newservice of an idle service in a row (services/s)
 --   memory  logs `CMP BASELINE`, waits 2 s, spawns n idle services, logs `CMP SPAWNED`
 --           (the runner measures the process's memory at both)
+-- With `cmp_crowd = k`, k idle services are spawned before anything is measured (the
+-- figure then says what a node full of services does).
 local skynet = require "skynet"
 
 local mode = skynet.getenv "cmp_mode"
@@ -87,6 +89,9 @@ end
 
 skynet.start(function()
 	skynet.fork(function()
+		for _ = 1, tonumber(skynet.getenv "cmp_crowd" or 0) do
+			skynet.newservice("cmp_idle")
+		end
 		local figure = assert(MEASURE[mode], mode)()
 		skynet.error(string.format("CMP %s %.1f", mode, figure))
 	end)

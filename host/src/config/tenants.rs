@@ -55,6 +55,20 @@ pub fn specs_from(
         for (field, value) in &entry.settings {
             apply_field(spec, field, value).map_err(|want| bad(field, value, &want))?;
         }
+        if spec.trusted {
+            // A trusted tenant runs as the node's own services do: their CPU and mailbox
+            // defaults (docs/config.md), where its entry sets none.
+            let set = |key: &str| entry.settings.iter().any(|(field, _)| field == key);
+            if !set("cpu") {
+                spec.limits.cpu_ms = defaults.cpu_ms;
+                if !set("cpu_soft") {
+                    spec.limits.cpu_soft_ms = defaults.cpu_soft_ms;
+                }
+            }
+            if !set("mailbox") {
+                spec.limits.mailbox = defaults.mailbox;
+            }
+        }
     }
     for spec in &mut specs {
         if spec.name == NODE_TENANT {
@@ -224,6 +238,39 @@ mod tests {
         assert!(!guest.may_getenv("secret") && !guest.may_setenv("game_mode"));
         assert!(guest.capabilities.sockets && !guest.capabilities.redirect);
         assert_eq!(guest.export, vec![".room".to_string()]);
+    }
+
+    #[test]
+    fn a_trusted_tenant_takes_the_nodes_cpu_and_mailbox_unless_it_sets_them() {
+        let defaults = Limits {
+            cpu_ms: 10_000,
+            cpu_soft_ms: 5_000,
+            mailbox: usize::MAX,
+            ..test_limits()
+        };
+        let specs = specs_from(
+            &entries(&[
+                ("tenants.gate.trusted", "true"),
+                ("tenants.own.trusted", "true"),
+                ("tenants.own.cpu", "300"),
+                ("tenants.own.mailbox", "7"),
+                ("tenants.guest.launch", "snlua"),
+            ]),
+            &defaults,
+            "t",
+        )
+        .unwrap();
+        let limits = |name: &str| {
+            let spec = specs.iter().find(|s| s.name == name).unwrap();
+            (
+                spec.limits.cpu_ms,
+                spec.limits.cpu_soft_ms,
+                spec.limits.mailbox,
+            )
+        };
+        assert_eq!(limits("gate"), (10_000, 5_000, usize::MAX));
+        assert_eq!(limits("own"), (300, 150, 7));
+        assert_eq!(limits("guest"), (1000, 500, 100_000));
     }
 
     #[test]

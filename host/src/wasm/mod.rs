@@ -126,6 +126,52 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 /// Largest table of a guest (function references): far above what compiled code needs.
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
+/// A store for a starting service on `engine`, its memory limiter installed, armed for
+/// the start's call: every epoch tick (10 ms) while guest code runs it checks whether the
+/// running call was interrupted (KILL, SIGNAL 0) or the node is stopping, and stops it if
+/// so; a guest with `skywasm_interrupt` is told of SIGNAL 0 instead, at this safe point.
+/// `soft` is the soft CPU stage in ticks (0: none).
+fn armed_store(
+    engine: &wasmtime::Engine,
+    state: WasmState,
+    service: &std::sync::Arc<crate::service::Service>,
+    soft: u32,
+) -> Store<WasmState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    let interrupted = service.clone();
+    store.epoch_deadline_callback(move |mut ctx| {
+        let state = ctx.data_mut();
+        if let Some(stop) = state.interruption() {
+            return Err(stop);
+        }
+        if let Err(exhausted) = Budget::tick(crate::monitor::EPOCH_PERIOD) {
+            return Err(state.out_of_budget(exhausted));
+        }
+        state.ticks = state.ticks.saturating_add(1);
+        let soft_limit = soft > 0 && state.ticks == soft.saturating_add(1);
+        if soft_limit {
+            interrupted.note_interrupt_reason(InterruptReason::Cpu);
+        }
+        let signalled = interrupted.take_soft_interrupt();
+        if signalled {
+            interrupted.note_interrupt_reason(InterruptReason::Signal);
+        }
+        if signalled || soft_limit {
+            if let Some(interrupt) = ctx.data().interrupt.clone() {
+                // The nested call checks the epoch too, while this callback is out of
+                // the store: give it the next tick (it only sets a flag in the guest).
+                ctx.set_epoch_deadline(1);
+                interrupt.call(&mut ctx, ())?;
+            }
+        }
+        Ok(UpdateDeadline::Continue(1))
+    });
+    store.data_mut().call_epoch = store.data().core.node().monitor.epochs();
+    store.set_epoch_deadline(1);
+    store
+}
+
 /// Epoch ticks (of [`crate::monitor::EPOCH_PERIOD`]) in `ms` milliseconds, rounded up.
 fn ticks_in(ms: u64) -> u32 {
     let period = crate::monitor::EPOCH_PERIOD.as_millis() as u64;
@@ -255,7 +301,6 @@ impl WasmService {
         args: &str,
         state: Option<&SavedState>,
     ) -> Result<Started, LaunchError> {
-        let engine = module.pre.module().engine().clone();
         let service = core.service().clone();
         let node = std::sync::Arc::downgrade(core.node());
         let tenant = service.tenant().clone();
@@ -266,68 +311,46 @@ impl WasmService {
             charge: crate::tenant::MemoryCharge::with_first_page(tenant.clone()),
             logged: false,
         };
-        let mut store = Store::new(
-            &engine,
-            WasmState {
-                core,
-                memory: None,
-                interrupt: None,
-                stdio: Stdio::default(),
-                service_dir: None,
-                socket_error: None,
-                ticks: 0,
-                call_epoch: 0,
-                snapshot: None,
-                limiter,
-            },
-        );
-        store.limiter(|state| &mut state.limiter);
-        let soft = ticks_in(tenant.spec.limits.cpu_soft_ms);
-        // Every epoch tick (10 ms) while guest code runs, check whether the running call
-        // was interrupted (KILL, SIGNAL 0) or the node is stopping, and stop it if so; a
-        // guest with `skywasm_interrupt` is told of SIGNAL 0 instead, at this safe point.
-        let interrupted = service.clone();
-        store.epoch_deadline_callback(move |mut ctx| {
-            let state = ctx.data_mut();
-            if let Some(stop) = state.interruption() {
-                return Err(stop);
-            }
-            if let Err(exhausted) = Budget::tick(crate::monitor::EPOCH_PERIOD) {
-                return Err(state.out_of_budget(exhausted));
-            }
-            state.ticks = state.ticks.saturating_add(1);
-            let soft_limit = soft > 0 && state.ticks == soft.saturating_add(1);
-            if soft_limit {
-                interrupted.note_interrupt_reason(InterruptReason::Cpu);
-            }
-            let signalled = interrupted.take_soft_interrupt();
-            if signalled {
-                interrupted.note_interrupt_reason(InterruptReason::Signal);
-            }
-            if signalled || soft_limit {
-                if let Some(interrupt) = ctx.data().interrupt.clone() {
-                    // The nested call checks the epoch too, while this callback is out of
-                    // the store: give it the next tick (it only sets a flag in the guest).
-                    ctx.set_epoch_deadline(1);
-                    interrupt.call(&mut ctx, ())?;
-                }
-            }
-            Ok(UpdateDeadline::Continue(1))
-        });
+        let data = WasmState {
+            core,
+            memory: None,
+            interrupt: None,
+            stdio: Stdio::default(),
+            service_dir: None,
+            socket_error: None,
+            ticks: 0,
+            call_epoch: 0,
+            snapshot: None,
+            limiter,
+        };
         // The whole start (instantiation with its start function, `_initialize`, restore,
         // init) is one call under the CPU limit.
         let _budget = Budget::enter(cpu_limit(&tenant));
-        store.data_mut().call_epoch = store.data().core.node().monitor.epochs();
-        store.set_epoch_deadline(1);
-        let instance = module.pre.instantiate(&mut store).map_err(|e| {
-            if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
-                LaunchError::Limit(format!(
-                    "no free instance slot ({e}); raise wasm_max_services"
-                ))
-            } else {
-                LaunchError::Init(format!("instantiation failed: {e:#}"))
+        if let Some(code) = &module.overflow {
+            code.prepare_if_crowded();
+        }
+        let soft = ticks_in(tenant.spec.limits.cpu_soft_ms);
+        let mut store = armed_store(module.pre.module().engine(), data, &service, soft);
+        let failed = |e: wasmtime::Error| LaunchError::Init(format!("instantiation failed: {e:#}"));
+        let instance = match module.pre.instantiate(&mut store) {
+            Ok(instance) => instance,
+            Err(e) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
+                // The fast pool is full: the service runs on the overflow engine, if the
+                // node may have more services than the pool holds.
+                let Some(code) = &module.overflow else {
+                    return Err(LaunchError::Limit(format!(
+                        "no free instance slot ({e}); raise wasm_max_services"
+                    )));
+                };
+                let pre = code.instance_pre()?;
+                let mut overflowed =
+                    armed_store(pre.module().engine(), store.into_data(), &service, soft);
+                let instance = pre.instantiate(&mut overflowed).map_err(failed)?;
+                store = overflowed;
+                instance
             }
-        })?;
+            Err(e) => return Err(failed(e)),
+        };
         let init_error =
             |what: &str, e: wasmtime::Error| LaunchError::Init(describe_trap(what, &e));
         let memory = instance

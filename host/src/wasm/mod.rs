@@ -331,7 +331,17 @@ impl WasmService {
         }
         let soft = ticks_in(tenant.spec.limits.cpu_soft_ms);
         let mut store = armed_store(module.pre.module().engine(), data, &service, soft);
-        let failed = |e: wasmtime::Error| LaunchError::Init(format!("instantiation failed: {e:#}"));
+        let failed = |e: wasmtime::Error| {
+            let text = format!("{e:#}");
+            // The kernel's cap on memory mappings is the usual cause on a node of many
+            // thousands of services.
+            let hint = if text.contains("os error 12") {
+                "; with many services live, vm.max_map_count may be too low (docs/config.md)"
+            } else {
+                ""
+            };
+            LaunchError::Init(format!("instantiation failed: {text}{hint}"))
+        };
         let instance = match module.pre.instantiate(&mut store) {
             Ok(instance) => instance,
             Err(e) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {

@@ -17,6 +17,7 @@ use crate::mq::{Message, Push, Refused};
 use crate::scheduler::Scheduler;
 use crate::service::{is_request, Service};
 use crate::sync::lock_plain;
+use crate::tenant::Tenant;
 
 /// A destination that serves some messages itself, on the sender's thread, instead of
 /// queueing them for its service: the cluster gateway serves requests sent to `clusterd`.
@@ -32,11 +33,17 @@ pub(crate) trait Gateway: Send + Sync {
 /// Where messages for the addresses of other nodes go (harbor: the high 8 bits of an
 /// address name its node). Set once, when the node joins a harbor network.
 pub(crate) trait Remote: Send + Sync {
-    /// Sends `message` to `dest` on another node, or queues it until that node is linked.
+    /// Sends `message` to `dest` on another node, or queues it until that node is linked:
+    /// charged to `payer`'s tenant while it waits, when one sends it.
     ///
     /// # Errors
     /// The message, when `dest`'s node is known to be down (or cannot take it).
-    fn forward(&self, dest: Handle, message: Message) -> Result<(), Message>;
+    fn forward(
+        &self,
+        dest: Handle,
+        message: Message,
+        payer: Option<&Tenant>,
+    ) -> Result<(), Message>;
 }
 
 /// Why a service's send was refused.
@@ -265,7 +272,7 @@ impl Router {
     ) -> Result<(), Message> {
         let Some(service) = self.cached_service(dest, cache) else {
             return match self.remote_for(dest) {
-                Some(remote) => remote.forward(dest, message),
+                Some(remote) => remote.forward(dest, message, None),
                 None => Err(message),
             };
         };
@@ -413,8 +420,11 @@ impl Router {
         if !answer && !sender.tenant().spec.capabilities.harbor {
             return Err(Refusal::Remote);
         }
+        // An answer is the caller's due: it waits in the node's room, as it is never refused
+        // for a full mailbox either.
+        let payer = (!answer).then(|| sender.tenant().as_ref());
         remote
-            .forward(dest, message)
+            .forward(dest, message, payer)
             .map_err(|_| Refusal::NoService)
     }
 
@@ -626,7 +636,12 @@ mod tests {
     struct Recorder(Mutex<Vec<(Handle, Message)>>);
 
     impl Remote for Recorder {
-        fn forward(&self, dest: Handle, message: Message) -> Result<(), Message> {
+        fn forward(
+            &self,
+            dest: Handle,
+            message: Message,
+            _payer: Option<&Tenant>,
+        ) -> Result<(), Message> {
             if dest.harbor() == 3 {
                 return Err(message);
             }

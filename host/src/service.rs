@@ -913,7 +913,7 @@ impl ServiceCore {
             data,
         };
         harbor
-            .send_name(name, message)
+            .send_name(name, message, Some(self.service.tenant()))
             .map_err(|_| HostError::Limit)
     }
 

@@ -46,13 +46,45 @@ use crate::socket::auth;
 use crate::socket::busy::BusyPoll;
 use crate::socket::outbox::Outbox;
 use crate::sync::lock;
+use crate::tenant::Tenant;
 
 /// Longest a node waits at start for its master, and for the older nodes to link to it.
 pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bytes of messages that may wait for one node not linked yet; past it sends to that
-/// node are refused (as to a node that is down) until the link is up.
+/// node are refused (as to a node that is down) until the link is up. What a tenant with a
+/// `tenant_mailbox_bytes` cap sends waits under that cap instead ([`Charge`]), so that no
+/// tenant can fill the room the node's own services and the other tenants share.
 const MAX_WAITING: usize = 64 << 20;
+
+/// Bytes a capped tenant's message holds while it waits (for a link or a global name),
+/// counted in the tenant's mailbox bytes until it leaves or is dropped.
+struct Charge {
+    account: Arc<std::sync::atomic::AtomicUsize>,
+    bytes: usize,
+}
+
+impl Charge {
+    /// Charges `bytes` to `payer` when its tenant's mailboxes are capped together: `None`
+    /// when they are not (the node-wide room holds it), the refusal when they are full.
+    fn take(payer: Option<&Tenant>, bytes: usize) -> Result<Option<Charge>, &'static str> {
+        let Some((tenant, account)) = payer.and_then(|t| t.mailbox_account().map(|a| (t, a)))
+        else {
+            return Ok(None);
+        };
+        if tenant.mailboxes_full(bytes) {
+            return Err("its tenant's mailboxes and waiting messages hold tenant_mailbox_bytes");
+        }
+        account.fetch_add(bytes, Ordering::Relaxed);
+        Ok(Some(Charge { account, bytes }))
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.account.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
 
 /// Why a node could not join its harbor network (its start then fails).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,8 +165,11 @@ enum Name {
     /// Asked of the master and not answered yet: the messages sent to it and the
     /// `QUERYNAME` callers wait (skynet's harbor queues them the same way).
     Asked {
-        messages: Vec<Message>,
+        messages: Vec<(Message, Option<Charge>)>,
         queries: Vec<Waiter>,
+        /// The entry's own bookkeeping ([`ASKED_NAME`]), when a capped tenant's message
+        /// made it (else it counts in the node-wide room).
+        entry: Option<Charge>,
     },
 }
 
@@ -152,8 +187,9 @@ pub(crate) struct Waiter {
 
 /// One other node, as this one sees it.
 enum Peer {
-    /// Not linked yet: what was sent to it waits here, in order (frames and their bytes).
-    Waiting(Vec<Vec<u8>>, usize),
+    /// Not linked yet: what was sent to it waits here, in order (frames, each with what it
+    /// holds of its tenant's cap, and the bytes of the uncharged ones).
+    Waiting(Vec<(Vec<u8>, Option<Charge>)>, usize),
     /// Linked: frames are written straight to the connection.
     Up(Arc<Outbox>),
     /// Its link dropped, or the master said it is gone: sends to it are refused.
@@ -419,7 +455,7 @@ impl Harbor {
             }
             let outbox = Outbox::new(stream.clone());
             if let Peer::Waiting(frames, _) = std::mem::replace(slot, Peer::Up(outbox.clone())) {
-                for frame in frames {
+                for (frame, _charge) in frames {
                     outbox.write(frame);
                 }
             }
@@ -512,7 +548,7 @@ impl Harbor {
                 // As skynet's harbor: the sender learns that nobody is there.
                 if u32::from(header.ptype) != ptype::ERROR {
                     let error = Message::empty(dest, ptype::ERROR as u8, session);
-                    let _ = self.forward(source, error);
+                    let _ = self.forward(source, error, None);
                 }
                 let unknown = self.unknown.fetch_add(1, Ordering::Relaxed) + 1;
                 if crate::log::worth_logging(unknown) {
@@ -633,9 +669,18 @@ impl Harbor {
             let mut state = lock(&self.state);
             let previous = state.names.insert(name.to_string(), Name::At(handle.0));
             match previous {
-                Some(Name::Asked { messages, queries }) => {
-                    let bytes: usize =
-                        ASKED_NAME + messages.iter().map(waiting_size).sum::<usize>();
+                Some(Name::Asked {
+                    messages,
+                    queries,
+                    entry,
+                }) => {
+                    let own = if entry.is_some() { 0 } else { ASKED_NAME };
+                    let bytes: usize = own
+                        + messages
+                            .iter()
+                            .filter(|(_, charge)| charge.is_none())
+                            .map(|(message, _)| waiting_size(message))
+                            .sum::<usize>();
                     state.waiting_for_names -= bytes;
                     Some((messages, queries))
                 }
@@ -645,7 +690,7 @@ impl Harbor {
         let Some((messages, queries)) = waited else {
             return;
         };
-        for message in messages {
+        for (message, _charge) in messages {
             self.send_to(handle, message);
         }
         let mut answer = Vec::new();
@@ -665,31 +710,50 @@ impl Harbor {
     }
 
     /// Sends `message` to global name `name`: at once when the name is known, else once
-    /// the master has named it (asked of the master the first time).
+    /// the master has named it (asked of the master the first time). While it waits it is
+    /// charged to `payer`'s tenant when that tenant's mailboxes are capped together, else it
+    /// counts in the node-wide room.
     ///
     /// # Errors
-    /// The message, when more than [`MAX_WAITING`] bytes wait for names already.
-    pub(crate) fn send_name(&self, name: &str, message: Message) -> Result<(), Message> {
+    /// The message, when more than [`MAX_WAITING`] bytes wait for names already, or the
+    /// payer's tenant holds its `tenant_mailbox_bytes`.
+    pub(crate) fn send_name(
+        &self,
+        name: &str,
+        message: Message,
+        payer: Option<&Tenant>,
+    ) -> Result<(), Message> {
         let known = {
             let mut state = lock(&self.state);
-            match state.names.get(name) {
-                Some(Name::At(handle)) => Some(Handle(*handle)),
-                _ if state.waiting_for_names + ASKED_NAME + waiting_size(&message)
-                    > MAX_WAITING =>
-                {
-                    drop(state);
-                    self.log_drop(Handle::NONE, &message, "too much waits for global names");
-                    return Err(message);
-                }
-                _ => {
-                    state.waiting_for_names += waiting_size(&message);
-                    let asked = self.ask_master(&mut state, name);
-                    let Name::Asked { messages, .. } = asked else {
-                        unreachable!("asked names are Asked");
-                    };
-                    messages.push(message);
-                    return Ok(());
-                }
+            if let Some(Name::At(handle)) = state.names.get(name) {
+                Some(Handle(*handle))
+            } else {
+                let new = !state.names.contains_key(name);
+                let size = waiting_size(&message);
+                let charged = Charge::take(payer, if new { ASKED_NAME } else { 0 })
+                    .and_then(|entry| Ok((entry, Charge::take(payer, size)?)));
+                let why = match charged {
+                    Err(why) => why,
+                    Ok((None, None))
+                        if state.waiting_for_names + ASKED_NAME + size > MAX_WAITING =>
+                    {
+                        "too much waits for global names"
+                    }
+                    Ok((entry, charge)) => {
+                        if charge.is_none() {
+                            state.waiting_for_names += size;
+                        }
+                        let asked = self.ask_master(&mut state, name, entry);
+                        let Name::Asked { messages, .. } = asked else {
+                            unreachable!("asked names are Asked");
+                        };
+                        messages.push((message, charge));
+                        return Ok(());
+                    }
+                };
+                drop(state);
+                self.log_drop(Handle::NONE, &message, why);
+                return Err(message);
             }
         };
         if let Some(handle) = known {
@@ -705,16 +769,24 @@ impl Harbor {
         if let Some(Name::At(handle)) = state.names.get(name) {
             return Some(Handle(*handle));
         }
-        if let Name::Asked { queries, .. } = self.ask_master(&mut state, name) {
+        if let Name::Asked { queries, .. } = self.ask_master(&mut state, name, None) {
             queries.push(waiter);
         }
         None
     }
 
-    /// The waiting entry of `name`, asking the master (`Q`) when it is new.
-    fn ask_master<'a>(&self, state: &'a mut State, name: &str) -> &'a mut Name {
+    /// The waiting entry of `name`, asking the master (`Q`) when it is new; a new entry's
+    /// bookkeeping is `entry` when a tenant was charged for it, else counted in the room.
+    fn ask_master<'a>(
+        &self,
+        state: &'a mut State,
+        name: &str,
+        entry: Option<Charge>,
+    ) -> &'a mut Name {
         if !state.names.contains_key(name) {
-            state.waiting_for_names += ASKED_NAME;
+            if entry.is_none() {
+                state.waiting_for_names += ASKED_NAME;
+            }
             if let Some(master) = &state.master {
                 send_master(master, &MasterMessage::Query(name.to_string()));
             }
@@ -722,6 +794,7 @@ impl Harbor {
         state.names.entry(name.to_string()).or_insert(Name::Asked {
             messages: Vec::new(),
             queries: Vec::new(),
+            entry,
         })
     }
 
@@ -813,7 +886,12 @@ impl Harbor {
 }
 
 impl Remote for Harbor {
-    fn forward(&self, dest: Handle, message: Message) -> Result<(), Message> {
+    fn forward(
+        &self,
+        dest: Handle,
+        message: Message,
+        payer: Option<&Tenant>,
+    ) -> Result<(), Message> {
         let header = RemoteHeader {
             source: message.source.0,
             ptype: message.ptype,
@@ -835,12 +913,22 @@ impl Remote for Harbor {
                 outbox.write(frame);
                 None
             }
-            Peer::Waiting(frames, bytes) if *bytes + frame.len() <= MAX_WAITING => {
-                *bytes += frame.len();
-                frames.push(frame);
-                None
+            Peer::Waiting(frames, bytes) => {
+                let size = frame.len() + std::mem::size_of::<Vec<u8>>();
+                match Charge::take(payer, size) {
+                    Err(why) => Some(why),
+                    Ok(None) if *bytes + frame.len() > MAX_WAITING => {
+                        Some("too much waits for it to be linked")
+                    }
+                    Ok(charge) => {
+                        if charge.is_none() {
+                            *bytes += frame.len();
+                        }
+                        frames.push((frame, charge));
+                        None
+                    }
+                }
             }
-            Peer::Waiting(..) => Some("too much waits for it to be linked"),
             Peer::Down => Some("it is down"),
         };
         match why {

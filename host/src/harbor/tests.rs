@@ -35,15 +35,15 @@ fn call(from: Handle, session: i32, body: &[u8]) -> Message {
 fn messages_for_a_node_not_linked_yet_wait_within_a_bound() {
     let (_node, harbor, local) = harbor_node();
     let far = Handle::from_parts(2, 5);
-    assert!(harbor.forward(far, call(local, 0, b"first")).is_ok());
+    assert!(harbor.forward(far, call(local, 0, b"first"), None).is_ok());
     assert_eq!(harbor.peers(), vec![(2, PeerState::Waiting(1))]);
     let big = vec![0u8; 8 << 20];
     let fits = (MAX_WAITING - 100) / (big.len() + 16);
     for _ in 0..fits {
-        assert!(harbor.forward(far, call(local, 0, &big)).is_ok());
+        assert!(harbor.forward(far, call(local, 0, &big), None).is_ok());
     }
     assert!(
-        harbor.forward(far, call(local, 0, &big)).is_err(),
+        harbor.forward(far, call(local, 0, &big), None).is_err(),
         "past the bound sends are refused"
     );
     assert_eq!(harbor.peers(), vec![(2, PeerState::Waiting(1 + fits))]);
@@ -53,15 +53,15 @@ fn messages_for_a_node_not_linked_yet_wait_within_a_bound() {
 fn a_node_going_down_fails_its_calls_at_once_and_refuses_later_sends() {
     let (node, harbor, local) = harbor_node();
     let far = Handle::from_parts(2, 5);
-    assert!(harbor.forward(far, call(local, 7, b"ask")).is_ok());
-    assert!(harbor.forward(far, call(local, 0, b"push")).is_ok());
+    assert!(harbor.forward(far, call(local, 7, b"ask"), None).is_ok());
+    assert!(harbor.forward(far, call(local, 0, b"push"), None).is_ok());
     harbor.peer_down(2, None, "the test says so");
     let answers = drain(&node, local);
     assert_eq!(answers.len(), 1, "one answer, for the call");
     assert_eq!(u32::from(answers[0].ptype), ptype::ERROR);
     assert_eq!(answers[0].session, 7);
     assert_eq!(&*answers[0].data, b"harbor 2 is down: the test says so");
-    assert!(harbor.forward(far, call(local, 8, b"again")).is_err());
+    assert!(harbor.forward(far, call(local, 8, b"again"), None).is_err());
     assert_eq!(harbor.peers(), vec![(2, PeerState::Down)]);
     harbor.peer_down(2, None, "twice");
     assert!(drain(&node, local).is_empty(), "down once");
@@ -71,7 +71,7 @@ fn a_node_going_down_fails_its_calls_at_once_and_refuses_later_sends() {
 fn an_answer_from_a_peer_reaches_its_caller_and_settles_the_call() {
     let (node, harbor, local) = harbor_node();
     let far = Handle::from_parts(2, 5);
-    assert!(harbor.forward(far, call(local, 9, b"ask")).is_ok());
+    assert!(harbor.forward(far, call(local, 9, b"ask"), None).is_ok());
     let header = RemoteHeader {
         source: far.0,
         ptype: ptype::RESPONSE as u8,
@@ -139,8 +139,12 @@ fn messages_for_a_global_name_wait_until_it_is_named_then_go_there_in_order() {
     let (node, harbor, local) = harbor_node();
     let target = quiet_in(&node, "node", "");
     drain(&node, target);
-    assert!(harbor.send_name("LATER", call(local, 0, b"one")).is_ok());
-    assert!(harbor.send_name("LATER", call(local, 3, b"two")).is_ok());
+    assert!(harbor
+        .send_name("LATER", call(local, 0, b"one"), None)
+        .is_ok());
+    assert!(harbor
+        .send_name("LATER", call(local, 3, b"two"), None)
+        .is_ok());
     assert_eq!(harbor.global_name("LATER"), None);
     let waiter = Waiter {
         requester: local,
@@ -208,7 +212,7 @@ fn empty_messages_to_ever_new_global_names_are_bounded_too() {
     let mut sent = 0usize;
     while sent < 10_000_000 {
         let name = format!("N{sent}");
-        if harbor.send_name(&name, call(local, 0, b"")).is_err() {
+        if harbor.send_name(&name, call(local, 0, b""), None).is_err() {
             break;
         }
         sent += 1;
@@ -218,4 +222,59 @@ fn empty_messages_to_ever_new_global_names_are_bounded_too() {
         sent > 100_000,
         "after {sent} names: the bound is on bytes, not far lower"
     );
+}
+
+/// A tenant whose mailboxes are capped together waits for links and names under that
+/// cap, not in the node-wide rooms: filling its cap leaves the rooms to everyone else,
+/// and what waited is given back when it leaves or is dropped.
+#[test]
+fn a_capped_tenant_waits_under_its_own_cap_and_leaves_the_rooms_to_others() {
+    let node = idle_node(
+        "harbor = 1\nmaster = '127.0.0.1:1'\naddress = '127.0.0.1:2'\n\
+         tenants = { r = { harbor = true, tenant_mailbox_bytes = '1M' } }",
+    );
+    let harbor = node.harbor.clone().expect("the config names a master");
+    let rogue = node.tenants.get("r").expect("the tenant").clone();
+    let local = quiet_in(&node, "node", "");
+    drain(&node, local);
+    let far = Handle::from_parts(2, 5);
+    let chunk = vec![0u8; 64 << 10];
+    let mut taken = 0;
+    while harbor
+        .forward(far, call(local, 0, &chunk), Some(&rogue))
+        .is_ok()
+    {
+        taken += 1;
+        assert!(taken < 100, "the tenant's cap of 1 MiB holds");
+    }
+    assert_eq!(taken, 15, "1 MiB of 64 KiB frames and their bookkeeping");
+    assert!(rogue.queued_bytes() > 15 * chunk.len());
+    // Names too: a new name's entry and each message count.
+    let mut named = 0;
+    while harbor
+        .send_name(&format!("R{named}"), call(local, 0, b""), Some(&rogue))
+        .is_ok()
+    {
+        named += 1;
+        assert!(named < 10_000, "the tenant's cap holds for names");
+    }
+    // The node's own services still have the whole room.
+    let big = vec![0u8; 8 << 20];
+    for _ in 0..7 {
+        assert!(harbor.forward(far, call(local, 0, &big), None).is_ok());
+    }
+    assert!(harbor
+        .send_name("CALM", call(local, 0, b"ok"), None)
+        .is_ok());
+    // Dropped with the link, the tenant's bytes come back; so do those of named messages.
+    harbor.peer_down(2, None, "the test says so");
+    let left = rogue.queued_bytes();
+    assert!(
+        left < 1 << 20 && left > 0,
+        "only what waits for names: {left}"
+    );
+    for n in 0..named {
+        harbor.named(&format!("R{n}"), local);
+    }
+    assert_eq!(rogue.queued_bytes(), 0, "everything given back");
 }

@@ -4,10 +4,10 @@
 //! One wasmtime [`Engine`] per node, configured for many small instances: the pooling
 //! allocator sized from the config (`wasm_fast_services`, `wasm_memory`), copy-on-write
 //! memory images, epoch interruption, wasm exceptions; past the pool, up to
-//! `wasm_max_services`, a second engine takes the services ([`overflow`]). A module is compiled once per node and kept
-//! by name as an [`InstancePre`]; compiled code is also cached on disk by wasmtime's cache,
-//! keyed by a hash of the module bytes and the engine configuration, so a restarted node
-//! skips compilation.
+//! `wasm_max_services`, a second engine takes the services ([`overflow`]). A module is
+//! compiled once per node and kept by name as an [`InstancePre`]; compiled code is also
+//! cached on disk by wasmtime's cache, keyed by a hash of the module bytes and the engine
+//! configuration, so a restarted node skips compilation.
 //!
 //! Module names are resolved in order: native services (`logger`), the `wasm_path` search
 //! path (skynet's `?` patterns, `;`-separated), then the built-in wasm services embedded in

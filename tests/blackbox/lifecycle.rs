@@ -266,7 +266,7 @@ fn a_signal_to_a_busy_service_is_delivered_after_its_message() {
 /// (and pre-initialized) while the pool is full, slots given back and taken again.
 #[test]
 fn services_past_the_fast_pool_run_on_the_overflow_engine() {
-    let mut t = start_lua("wasm_fast_services = 3\nwasm_max_services = 40\nwasm_cache = false");
+    let mut t = start_lua("wasm_fast_services = 3\nwasm_max_services = 48\nwasm_cache = false");
     // The bootstrap, the launcher and the start service hold the pool's three slots
     // before anything below starts; snlua is compiled and pre-initialized now.
     let pongs: Vec<_> = (0..24).map(|_| t.launch("snlua", "pong")).collect();
@@ -280,6 +280,9 @@ fn services_past_the_fast_pool_run_on_the_overflow_engine() {
     assert_eq!(reply.ok(), Some(body));
     for pong in &pongs[..12] {
         t.node.handle().kill(*pong);
+    }
+    for pong in &pongs[..12] {
+        t.wait_dead(*pong);
     }
     let again: Vec<_> = (0..12).map(|_| t.launch("snlua", "pong")).collect();
     for pong in again {

@@ -811,6 +811,59 @@ mod tests {
         assert_eq!(registry.compiles(), 1);
     }
 
+    #[test]
+    fn overflow_code_compiles_once_when_wanted_and_a_call_waits_for_it_within_its_budget() {
+        let config = NodeConfig::from_source(
+            "t",
+            "wasm_cache = false\nwasm_max_services = 4\nwasm_fast_services = 1\n\
+             wasm_memory = '1M'",
+        )
+        .unwrap();
+        let registry = ModuleRegistry::new(&config).unwrap();
+        // Big enough that compiling takes longer than the call below may wait.
+        let funcs: String = (0..3000)
+            .map(|n| format!("(func (export \"f{n}\") (result i32) i32.const {n})"))
+            .collect();
+        let echo = include_str!("../../tests/wat/echo.wat").trim_end();
+        let wat = format!("{}{funcs})", echo.strip_suffix(')').unwrap());
+        registry.provide("fresh", wat.into_bytes());
+        let Ok(ModuleKind::Wasm(module)) = registry.resolve("fresh") else {
+            panic!("`fresh` is a wasm module");
+        };
+        let code = module
+            .overflow
+            .clone()
+            .expect("the node may outgrow its pool");
+        {
+            let _call = Budget::enter(std::time::Duration::from_millis(1));
+            match code.instance_pre() {
+                Err(LaunchError::Limit(why)) => {
+                    assert!(why.contains("still being compiled"), "{why}")
+                }
+                _ => panic!("the call waited past its budget"),
+            }
+        }
+        // Outside any call the wait takes the compile's result: code for the other engine.
+        let pre = code.instance_pre().expect("the overflow code");
+        assert!(!Engine::same(
+            pre.module().engine(),
+            module.pre.module().engine()
+        ));
+        let again = code.instance_pre().expect("the same code");
+        assert!(Module::same(pre.module(), again.module()), "compiled once");
+
+        let small =
+            NodeConfig::from_source("t", "wasm_cache = false\nwasm_max_services = 4").unwrap();
+        let registry = ModuleRegistry::new(&small).unwrap();
+        let Ok(ModuleKind::Wasm(module)) = registry.resolve("bootstrap") else {
+            panic!("`bootstrap` is a wasm module");
+        };
+        assert!(
+            module.overflow.is_none(),
+            "a node within its pool has no overflow tier"
+        );
+    }
+
     /// A registry for tests, and a thread advancing its engine's epoch every 10 ms as the
     /// node's monitor does (pre-initialization counts CPU in epoch ticks).
     fn ticking_registry() -> (Arc<ModuleRegistry>, Arc<AtomicBool>) {

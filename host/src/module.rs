@@ -404,49 +404,21 @@ impl ModuleRegistry {
         Ok(job)
     }
 
-    /// Waits for the outcome of `job`. From inside a guest call the wait is bounded by what
-    /// is left of that call's CPU budget and charged to it; a call stopped by `KILL` or a
-    /// signal, and the node stopping, end it too. The compile goes on, and a later launch
-    /// takes its result.
+    /// Waits for the outcome of `job`, within the budget of the call it runs in
+    /// ([`wait_within_budget`]). The compile goes on, and a later launch takes its result.
     fn wait_for(
         &self,
         name: &str,
         job: &Compile,
     ) -> Result<Result<Arc<WasmModule>, LaunchError>, LaunchError> {
-        let started = std::time::Instant::now();
-        let left = Budget::left();
-        let mut outcome = lock_plain(&job.outcome);
-        let result = loop {
-            if let Some(done) = outcome.as_ref() {
-                break Ok(done.clone());
-            }
-            let waited = started.elapsed();
-            let why = if self.stopping.load(Ordering::Acquire) {
-                "the node is stopping"
-            } else if Enclosing::interrupted() {
-                "the launching call was stopped"
-            } else if waited >= left {
-                "this call may not wait longer; try again"
-            } else {
-                ""
-            };
-            if !why.is_empty() {
-                break Err(LaunchError::Limit(format!(
+        wait_within_budget(&job.outcome, &job.finished, &self.stopping, Option::clone).map_err(
+            |(why, waited)| {
+                LaunchError::Limit(format!(
                     "module `{name}` is still being compiled ({} ms so far): {why}",
                     waited.as_millis()
-                )));
-            }
-            let slice = (left - waited).min(COMPILE_POLL);
-            outcome = job
-                .finished
-                .wait_timeout(outcome, slice)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
-        };
-        drop(outcome);
-        // Outside a guest call nothing is counted.
-        let _ = Budget::charge(started.elapsed());
-        result
+                ))
+            },
+        )
     }
 
     /// The first file the search path yields for `name`.
@@ -458,6 +430,48 @@ impl ModuleRegistry {
             .map(|pattern| PathBuf::from(pattern.replace('?', name)))
             .find(|path| path.is_file())
     }
+}
+
+/// Waits on `signal` until `ready` finds an outcome in `state`. From inside a guest call
+/// the wait is bounded by what is left of that call's CPU budget and charged to it; a call
+/// stopped by `KILL` or a signal, and the node stopping, end it too: then why, and how long
+/// it waited.
+fn wait_within_budget<T, R>(
+    state: &Mutex<T>,
+    signal: &Condvar,
+    stopping: &AtomicBool,
+    mut ready: impl FnMut(&T) -> Option<R>,
+) -> Result<R, (&'static str, std::time::Duration)> {
+    let started = std::time::Instant::now();
+    let left = Budget::left();
+    let mut guard = lock_plain(state);
+    let result = loop {
+        if let Some(done) = ready(&guard) {
+            break Ok(done);
+        }
+        let waited = started.elapsed();
+        let why = if stopping.load(Ordering::Acquire) {
+            "the node is stopping"
+        } else if Enclosing::interrupted() {
+            "the launching call was stopped"
+        } else if waited >= left {
+            "this call may not wait longer; try again"
+        } else {
+            ""
+        };
+        if !why.is_empty() {
+            break Err((why, waited));
+        }
+        let slice = (left - waited).min(COMPILE_POLL);
+        guard = signal
+            .wait_timeout(guard, slice)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+    };
+    drop(guard);
+    // Outside a guest call nothing is counted.
+    let _ = Budget::charge(started.elapsed());
+    result
 }
 
 /// A module's compile, running on its own thread: launches of the module wait for its

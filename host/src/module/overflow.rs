@@ -11,14 +11,13 @@
 //! that first overflows seldom waits for it; one that does waits within its call's CPU
 //! budget, as a launch waiting for a first compile does.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
 use wasmtime::{Engine, InstancePre, Linker, Module};
 
 use crate::lifecycle::LaunchError;
 use crate::sync::lock_plain;
-use crate::wasm::budget::{Budget, Enclosing};
 use crate::wasm::WasmState;
 
 /// The overflow engine and what tells when the fast pool fills.
@@ -149,41 +148,22 @@ impl OverflowCode {
     pub(crate) fn instance_pre(self: &Arc<Self>) -> Result<InstancePre<WasmState>, LaunchError> {
         let name = &self.name;
         self.prepare();
-        let started = std::time::Instant::now();
-        let left = Budget::left();
-        let mut state = lock_plain(&self.state);
-        let outcome = loop {
-            if let CodeState::Done(done) = &*state {
-                break done.clone().map_err(|e| {
-                    LaunchError::Invalid(name.into(), format!("compiling its overflow code: {e}"))
-                });
-            }
-            let waited = started.elapsed();
-            let why = if self.tier.stopping.load(Ordering::Acquire) {
-                "the node is stopping"
-            } else if Enclosing::interrupted() {
-                "the launching call was stopped"
-            } else if waited >= left {
-                "this call may not wait longer; try again"
-            } else {
-                ""
-            };
-            if !why.is_empty() {
-                break Err(LaunchError::Limit(format!(
+        let done =
+            super::wait_within_budget(&self.state, &self.ready, &self.tier.stopping, |state| {
+                match state {
+                    CodeState::Done(done) => Some(done.clone()),
+                    _ => None,
+                }
+            })
+            .map_err(|(why, waited)| {
+                LaunchError::Limit(format!(
                     "the fast pool is full and the overflow code of `{name}` is still being \
-                     compiled ({} ms so far): {why}",
+                 compiled ({} ms so far): {why}",
                     waited.as_millis()
-                )));
-            }
-            let slice = (left - waited).min(super::COMPILE_POLL);
-            state = self
-                .ready
-                .wait_timeout(state, slice)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
-        };
-        drop(state);
-        let _ = Budget::charge(started.elapsed());
-        outcome
+                ))
+            })?;
+        done.map_err(|e| {
+            LaunchError::Invalid(name.into(), format!("compiling its overflow code: {e}"))
+        })
     }
 }

@@ -378,3 +378,42 @@ fn nodes_sharing_a_harbor_secret_join_and_others_are_refused() {
     a.node.wait_log("harbor master: refused");
     drop(b);
 }
+
+/// A tenant granted `harbor` that floods a node not linked yet (harbor 7 never joins) fills
+/// its own `tenant_mailbox_bytes`, not the node-wide room where messages for that node
+/// wait: the node's own service still gets all of its messages into the room afterwards.
+#[test]
+fn a_harbor_tenant_flooding_a_node_not_linked_yet_waits_under_its_own_cap() {
+    let master = free_address();
+    let mut t = start_lua(&format!(
+        "{}\ntenants = {{ r = {{ harbor = true, tenant_mailbox_bytes = \"4M\", \
+         launch = {{ \"snlua harbor_filler\" }} }} }}",
+        harbor_lines(1, &master, true)
+    ));
+    let rogue = t
+        .node
+        .handle()
+        .launch_in("r", "snlua", "harbor_filler")
+        .expect("the rogue");
+    let calm = t.launch("snlua", "harbor_filler");
+    let far =
+        |count: u32| -> Vec<Value> { (1..=count).map(|k| h(Handle::from_parts(7, k))).collect() };
+    let total = |reply: Vec<Value>| -> i64 { reply.iter().filter_map(Value::as_integer).sum() };
+    // 6 × 64 × 256 KiB would be 96 MiB, past the node's 64 MiB room for harbor 7.
+    let mut ask = vec![s("FILL"), i(64)];
+    ask.extend(far(6));
+    let rogue_took = total(t.ask(rogue, &ask));
+    assert!(
+        (1..16).contains(&rogue_took),
+        "4 MiB of 256 KiB messages, not the room: {rogue_took}"
+    );
+    t.wait_log("hold tenant_mailbox_bytes");
+    // 3 × 64 × 256 KiB = 48 MiB: all of it fits in the room the rogue did not take.
+    let mut ask = vec![s("FILL"), i(64)];
+    ask.extend(far(3));
+    assert_eq!(
+        total(t.ask(calm, &ask)),
+        192,
+        "the node's own messages wait"
+    );
+}

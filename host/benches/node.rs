@@ -1252,6 +1252,14 @@ fn main() {
                         0,
                     ),
                     row(
+                        "calls among 10000",
+                        "calls",
+                        "calls/s",
+                        scale(200_000, 100),
+                        0,
+                        scale(10_000, 10),
+                    ),
+                    row(
                         "calls among 50000",
                         "calls",
                         "calls/s",

@@ -155,8 +155,11 @@ pub struct NodeConfig {
     /// Largest number of live wasm services (`wasm_max_services`).
     pub wasm_max_services: u32,
     /// Services in the fast pool (`wasm_fast_services`): memories reserved at 4 GiB, no
-    /// bounds checks; services past it run on the overflow engine.
+    /// bounds checks; services past it run on the overflow tiers.
     pub wasm_fast_services: u32,
+    /// Services past the pool whose memories are reserved at 4 GiB too, allocated per
+    /// service (`wasm_wide_services`); past them memories are bounds-checked.
+    pub wasm_wide_services: u32,
     /// Largest linear memory of one service in bytes (`wasm_memory`).
     pub wasm_memory: u64,
     /// Modules learn the pages their init writes and later starts populate them first
@@ -216,6 +219,9 @@ impl NodeConfig {
         // Two 4 GiB reservations per fast service: 8,000 of them take 64 TiB of the 128 TiB
         // a 64-bit process has (more were seen to fail).
         let wasm_fast_services = int_key("wasm_fast_services", 4096, 1, 8000)? as u32;
+        // One 4 GiB reservation per wide service (its GC heap is small): with the pool's
+        // 32 TiB, 8192 more take 64 TiB of the 128 TiB, as 8,000 fast services do.
+        let wasm_wide_services = int_key("wasm_wide_services", 8192, 0, 16384)? as u32;
 
         let mut string_key = |key: &str, default: &str| {
             env.entry(key.to_string())
@@ -367,6 +373,7 @@ impl NodeConfig {
             wasm_cache,
             wasm_max_services,
             wasm_fast_services,
+            wasm_wide_services,
             wasm_memory,
             max_message_size: max_message_size as usize,
             socket_max_unsent,

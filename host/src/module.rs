@@ -4,7 +4,7 @@
 //! One wasmtime [`Engine`] per node, configured for many small instances: the pooling
 //! allocator sized from the config (`wasm_fast_services`, `wasm_memory`), copy-on-write
 //! memory images, epoch interruption, wasm exceptions; past the pool, up to
-//! `wasm_max_services`, a second engine takes the services ([`overflow`]). A module is
+//! `wasm_max_services`, engines of their own take the services ([`overflow`]). A module is
 //! compiled once per node and kept by name as an [`InstancePre`]; compiled code is also
 //! cached on disk by wasmtime's cache, keyed by a hash of the module bytes and the engine
 //! configuration, so a restarted node skips compilation.
@@ -36,7 +36,7 @@ use crate::wasm::WasmState;
 
 pub(crate) mod overflow;
 
-use self::overflow::{OverflowCode, OverflowEngine};
+use self::overflow::{Before, OverflowCode, OverflowEngine};
 
 /// Creates a native service from the service's core and its argument string.
 pub type NativeFactory =
@@ -65,8 +65,8 @@ pub struct WasmModule {
     pub(crate) size: u64,
     /// The pages its init writes, populated before later inits run.
     pub(crate) prefault: Prefault,
-    /// Its code for the services past the fast pool, when the node has more.
-    pub(crate) overflow: Option<Arc<OverflowCode>>,
+    /// Its code for the services past the fast pool, one per overflow tier, in order.
+    pub(crate) overflow: Vec<Arc<OverflowCode>>,
 }
 
 impl WasmModule {
@@ -135,8 +135,9 @@ impl Asker {
 pub struct ModuleRegistry {
     engine: Engine,
     linker: Linker<WasmState>,
-    /// The engine of the services past the fast pool, when the node may have more.
-    overflow: Option<Arc<OverflowEngine>>,
+    /// The tiers of the services past the fast pool, in order (none when the pool holds
+    /// all the node may have).
+    overflow: Vec<Arc<OverflowEngine>>,
     search_path: String,
     /// `wasm_prefault`: modules learn and populate the pages their init writes.
     prefault: bool,
@@ -168,20 +169,7 @@ impl ModuleRegistry {
             .context("creating the wasm engine")?;
         let linker = linker_for(&engine)?;
         let stopping = Arc::new(AtomicBool::new(false));
-        let overflow = if config.wasm_max_services > fast_slots(config) {
-            let tier = Engine::new(&overflow_config(config)?)
-                .map_err(anyhow::Error::from)
-                .context("creating the overflow engine")?;
-            Some(Arc::new(OverflowEngine::new(
-                tier.clone(),
-                linker_for(&tier)?,
-                engine.clone(),
-                fast_slots(config),
-                stopping.clone(),
-            )))
-        } else {
-            None
-        };
+        let overflow = overflow_tiers(config, &engine, &stopping)?;
         let mut natives: HashMap<String, NativeFactory> = HashMap::new();
         natives.insert("logger".into(), Arc::new(crate::log::Logger::start));
         natives.insert("clusterd".into(), Arc::new(crate::cluster::Clusterd::start));
@@ -218,7 +206,7 @@ impl ModuleRegistry {
     /// Advances the epoch of the node's engines (the monitor's tick).
     pub fn increment_epoch(&self) {
         self.engine.increment_epoch();
-        if let Some(tier) = &self.overflow {
+        for tier in &self.overflow {
             tier.engine.increment_epoch();
         }
     }
@@ -500,7 +488,7 @@ impl Compile {
 struct Compiler {
     engine: Engine,
     linker: Linker<WasmState>,
-    overflow: Option<Arc<OverflowEngine>>,
+    overflow: Vec<Arc<OverflowEngine>>,
     prefault: bool,
     stopping: Arc<AtomicBool>,
 }
@@ -526,11 +514,11 @@ impl Compiler {
                 account: asker.account.clone(),
                 stop: self.stopping.clone(),
             };
-            // On the overflow engine when there is one: it takes no slot of the pool, which
+            // On an overflow engine when there is one: it takes no slot of the pool, which
             // may be full.
             let engine = self
                 .overflow
-                .as_ref()
+                .first()
                 .map_or(&self.engine, |tier| &tier.engine);
             crate::preinit::preinitialize(engine, bytes, &bounds)
                 .map_err(|e| invalid(format!("pre-initialization failed: {e:#}")))?
@@ -540,13 +528,12 @@ impl Compiler {
         };
         let module = Module::new(&self.engine, &code).map_err(|e| invalid(format!("{e:#}")))?;
         let mut linked = self.link(name, &module, digest, size)?;
-        linked.overflow = self.overflow.as_ref().map(|tier| {
-            Arc::new(OverflowCode::new(
-                tier.clone(),
-                name,
-                code.into_owned().into(),
-            ))
-        });
+        let code: Arc<[u8]> = code.into_owned().into();
+        linked.overflow = self
+            .overflow
+            .iter()
+            .map(|tier| Arc::new(OverflowCode::new(tier.clone(), name, code.clone())))
+            .collect();
         Ok(linked)
     }
 
@@ -599,7 +586,7 @@ impl Compiler {
             digest,
             size,
             prefault: Prefault::new(self.prefault),
-            overflow: None,
+            overflow: Vec::new(),
         })
     }
 }
@@ -729,12 +716,51 @@ fn common_config(config: &NodeConfig) -> anyhow::Result<Config> {
     Ok(wasm)
 }
 
-/// The overflow engine's configuration: memories allocated per instance, reserved at
-/// `wasm_memory` (bounds-checked); the GC heap, where only a wasm exception in flight
-/// lives, reserved small and allowed to move when it grows.
-fn overflow_config(config: &NodeConfig) -> anyhow::Result<Config> {
+/// The overflow tiers of a node: the wide one (4 GiB reservations, no bounds checks) for
+/// `wasm_wide_services`, then the checked one for the rest of `wasm_max_services`; only
+/// those the node may need.
+fn overflow_tiers(
+    config: &NodeConfig,
+    pool: &Engine,
+    stopping: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<Arc<OverflowEngine>>> {
+    let fast = fast_slots(config);
+    let past_pool = config.wasm_max_services.saturating_sub(fast);
+    let wide = past_pool.min(config.wasm_wide_services);
+    let mut tiers: Vec<Arc<OverflowEngine>> = Vec::new();
+    let mut add = |reservation: u64, cap: Option<u64>| -> anyhow::Result<()> {
+        let engine = Engine::new(&overflow_config(config, reservation)?)
+            .map_err(anyhow::Error::from)
+            .context("creating an overflow engine")?;
+        let before = match tiers.last() {
+            Some(tier) => Before::Tier(tier.clone()),
+            None => Before::Pool(pool.clone(), u64::from(fast)),
+        };
+        let linker = linker_for(&engine)?;
+        tiers.push(Arc::new(OverflowEngine::new(
+            engine,
+            linker,
+            before,
+            cap,
+            stopping.clone(),
+        )));
+        Ok(())
+    };
+    if wide > 0 {
+        add(FAST_RESERVATION, Some(u64::from(wide)))?;
+    }
+    if past_pool > wide {
+        add(config.wasm_memory, None)?;
+    }
+    Ok(tiers)
+}
+
+/// An overflow engine's configuration: memories allocated per instance and reserved at
+/// `reservation` (4 GiB: no bounds checks; less: bounds-checked); the GC heap, where only a
+/// wasm exception in flight lives, reserved small and allowed to move when it grows.
+fn overflow_config(config: &NodeConfig, reservation: u64) -> anyhow::Result<Config> {
     let mut wasm = common_config(config)?;
-    wasm.memory_reservation(config.wasm_memory)
+    wasm.memory_reservation(reservation)
         .gc_heap_reservation(OVERFLOW_GC_HEAP)
         .gc_heap_guard_size(64 << 10)
         .gc_heap_reservation_for_growth(OVERFLOW_GC_HEAP)
@@ -844,10 +870,12 @@ mod tests {
         let Ok(ModuleKind::Wasm(module)) = registry.resolve("fresh") else {
             panic!("`fresh` is a wasm module");
         };
-        let code = module
-            .overflow
-            .clone()
-            .expect("the node may outgrow its pool");
+        assert_eq!(
+            module.overflow.len(),
+            1,
+            "the 3 past the pool fit the wide tier"
+        );
+        let code = module.overflow[0].clone();
         {
             let _call = Budget::enter(std::time::Duration::from_millis(1));
             match code.instance_pre() {
@@ -873,9 +901,42 @@ mod tests {
             panic!("`bootstrap` is a wasm module");
         };
         assert!(
-            module.overflow.is_none(),
+            module.overflow.is_empty(),
             "a node within its pool has no overflow tier"
         );
+    }
+
+    #[test]
+    fn the_wide_tier_holds_its_cap_and_the_checked_tier_the_rest() {
+        let config = NodeConfig::from_source(
+            "t",
+            "wasm_cache = false\nwasm_max_services = 6\nwasm_fast_services = 1\n\
+             wasm_wide_services = 2\nwasm_memory = '1M'",
+        )
+        .unwrap();
+        let registry = ModuleRegistry::new(&config).unwrap();
+        let [wide, checked] = &registry.overflow[..] else {
+            panic!("two tiers past the pool");
+        };
+        let first = wide.claim().expect("room");
+        let second = wide.claim().expect("room");
+        assert!(wide.claim().is_none(), "the wide tier holds 2");
+        drop(first);
+        let third = wide.claim().expect("a slot given back is taken again");
+        let rest: Vec<_> = (0..10).map(|_| checked.claim()).collect();
+        assert!(
+            rest.iter().all(Option::is_some),
+            "the node's limit bounds the last tier"
+        );
+        drop((second, third));
+        let none = NodeConfig::from_source(
+            "t",
+            "wasm_cache = false\nwasm_max_services = 6\nwasm_fast_services = 1\n\
+             wasm_wide_services = 0\nwasm_memory = '1M'",
+        )
+        .unwrap();
+        let tiers = ModuleRegistry::new(&none).unwrap().overflow.len();
+        assert_eq!(tiers, 1, "checked only");
     }
 
     /// A registry for tests, and a thread advancing its engine's epoch every 10 ms as the

@@ -261,12 +261,16 @@ fn a_signal_to_a_busy_service_is_delivered_after_its_message() {
     assert_eq!(t.ask(busy, &[s("echo"), i(1)]), vec![i(1)]);
 }
 
-/// Past the fast pool (`wasm_fast_services`) services run on the overflow engine, up to
-/// `wasm_max_services` (issue 24, item 3): Lua and WAT modules, a module first compiled
-/// (and pre-initialized) while the pool is full, slots given back and taken again.
+/// Past the fast pool (`wasm_fast_services`) services run in the overflow tiers, wide
+/// (`wasm_wide_services`) then checked, up to `wasm_max_services` (issue 24, item 3): Lua
+/// and WAT modules, a module first compiled (and pre-initialized) while the pool is full,
+/// slots given back and taken again.
 #[test]
 fn services_past_the_fast_pool_run_on_the_overflow_engine() {
-    let mut t = start_lua("wasm_fast_services = 3\nwasm_max_services = 48\nwasm_cache = false");
+    let mut t = start_lua(
+        "wasm_fast_services = 3\nwasm_wide_services = 5\nwasm_max_services = 48\n\
+         wasm_cache = false",
+    );
     // The bootstrap, the launcher and the start service hold the pool's three slots
     // before anything below starts; snlua is compiled and pre-initialized now.
     let pongs: Vec<_> = (0..24).map(|_| t.launch("snlua", "pong")).collect();

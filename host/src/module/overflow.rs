@@ -1,17 +1,20 @@
-//! The overflow tier: wasm services past the fast pool, so that a node has no ceiling at
+//! The overflow tiers: wasm services past the fast pool, so that a node has no ceiling at
 //! the pool's size.
 //!
 //! The fast pool reserves 4 GiB of address space for each linear memory and each GC heap,
-//! so compiled code needs no explicit bounds checks; a 64-bit process has room for about
-//! 8,000 such services (two reservations each). Past the pool (`wasm_fast_services`)
-//! services run on a second engine whose memories are allocated when an instance starts,
-//! each reserved at `wasm_memory` and bounds-checked, up to `wasm_max_services`: nothing is
-//! reserved for services that do not exist. A module's code for that engine is compiled
-//! on a thread of its own once the fast pool is three quarters full, so that the launch
-//! that first overflows seldom waits for it; one that does waits within its call's CPU
-//! budget, as a launch waiting for a first compile does.
+//! so compiled code needs no explicit bounds checks. Past the pool (`wasm_fast_services`)
+//! services run on engines whose memories are allocated when an instance starts: first the
+//! *wide* tier (`wasm_wide_services`), whose memories are reserved at 4 GiB too, with a
+//! small GC heap (so that its code is as fast as the pool's, and twice as many fit in the
+//! address space), then the *checked* tier, up to `wasm_max_services`, whose memories are
+//! reserved at `wasm_memory` and bounds-checked: a 64-bit process has room for about 16,000
+//! services of 4 GiB, and nothing is reserved for services that do not exist. A module's
+//! code for a tier is compiled on a thread of its own once the capacity before that tier is
+//! three quarters full, so that the launch that first overflows seldom waits for it; one
+//! that does waits within its call's CPU budget, as a launch waiting for a first compile
+//! does.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use wasmtime::{Engine, InstancePre, Linker, Module};
@@ -20,49 +23,93 @@ use crate::lifecycle::LaunchError;
 use crate::sync::lock_plain;
 use crate::wasm::WasmState;
 
-/// The overflow engine and what tells when the fast pool fills.
+/// What comes before a tier: when it is crowded, the tier's code is compiled.
+pub(crate) enum Before {
+    /// The fast pool: its engine, whose allocator says how many of its slots are taken,
+    /// and how many it holds.
+    Pool(Engine, u64),
+    /// Another tier.
+    Tier(Arc<OverflowEngine>),
+}
+
+/// One overflow tier: its engine and how many services it may hold.
 pub struct OverflowEngine {
-    /// Engine of the services past the pool.
+    /// Engine of the services in this tier.
     pub(crate) engine: Engine,
     linker: Linker<WasmState>,
-    /// The pool's engine, whose allocator says how many of its slots are taken.
-    fast: Engine,
-    /// Instances the fast pool holds.
-    fast_slots: u64,
+    /// What fills before this tier.
+    before: Before,
+    /// Services it may hold (`None`: as many as the node may have).
+    cap: Option<u64>,
+    /// Services it holds now (counted when it has a cap).
+    live: AtomicU64,
     /// Set when the node stops: a launch waiting for overflow code gives up.
     stopping: Arc<AtomicBool>,
 }
 
 impl OverflowEngine {
-    /// The overflow tier beside the pool of `fast`, which holds `fast_slots` instances.
+    /// A tier on `engine` after `before`, holding at most `cap` services.
     pub(crate) fn new(
         engine: Engine,
         linker: Linker<WasmState>,
-        fast: Engine,
-        fast_slots: u32,
+        before: Before,
+        cap: Option<u64>,
         stopping: Arc<AtomicBool>,
     ) -> OverflowEngine {
         OverflowEngine {
             engine,
             linker,
-            fast,
-            fast_slots: u64::from(fast_slots),
+            before,
+            cap,
+            live: AtomicU64::new(0),
             stopping,
         }
     }
 
-    /// True once three quarters of the fast pool's instances are taken: time to have the
-    /// overflow code of what is launched ready.
+    /// True once three quarters of what comes before this tier are taken: time to have the
+    /// tier's code of what is launched ready.
     fn crowded(&self) -> bool {
-        self.fast
-            .pooling_allocator_metrics()
-            .is_some_and(|pool| pool.core_instances().saturating_mul(4) >= self.fast_slots * 3)
+        match &self.before {
+            Before::Pool(pool, slots) => pool
+                .pooling_allocator_metrics()
+                .is_some_and(|pool| pool.core_instances().saturating_mul(4) >= slots * 3),
+            Before::Tier(tier) => tier
+                .cap
+                .is_some_and(|cap| tier.live.load(Ordering::Relaxed).saturating_mul(4) >= cap * 3),
+        }
+    }
+
+    /// A place for one more service in this tier, given back when the returned slot drops
+    /// (with the service's store); `None` when the tier is full.
+    pub(crate) fn claim(self: &Arc<Self>) -> Option<TierSlot> {
+        let Some(cap) = self.cap else {
+            return Some(TierSlot(None));
+        };
+        if self.live.fetch_add(1, Ordering::Relaxed) < cap {
+            Some(TierSlot(Some(self.clone())))
+        } else {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
     }
 }
 
-/// One module's code for the overflow engine, compiled when first wanted.
+/// A service's place in a capped tier, held in its store's data and given back when that
+/// drops.
+pub struct TierSlot(Option<Arc<OverflowEngine>>);
+
+impl Drop for TierSlot {
+    fn drop(&mut self) {
+        if let Some(tier) = &self.0 {
+            tier.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One module's code for an overflow tier, compiled when first wanted.
 pub struct OverflowCode {
-    tier: Arc<OverflowEngine>,
+    /// Its tier.
+    pub(crate) tier: Arc<OverflowEngine>,
     /// The module's name (for errors).
     name: String,
     /// The bytes the fast code was compiled from (a pre-initialized module's snapshot).
@@ -82,7 +129,7 @@ enum CodeState {
 }
 
 impl OverflowCode {
-    /// The overflow code of module `name` compiled from `bytes`, not compiled yet.
+    /// The code of module `name` for `tier`, compiled from `bytes`, not compiled yet.
     pub(crate) fn new(tier: Arc<OverflowEngine>, name: &str, bytes: Arc<[u8]>) -> OverflowCode {
         OverflowCode {
             tier,
@@ -93,8 +140,8 @@ impl OverflowCode {
         }
     }
 
-    /// Starts compiling the code in the background when the fast pool is crowded (a launch
-    /// calls it before it instantiates: one relaxed load when the pool is not).
+    /// Starts compiling the code in the background when what comes before its tier is
+    /// crowded (a launch calls it before it instantiates: a relaxed load or two when not).
     pub(crate) fn prepare_if_crowded(self: &Arc<Self>) {
         if self.tier.crowded() {
             self.prepare();

@@ -57,6 +57,8 @@ pub struct WasmState {
     call_epoch: u64,
     /// The memory limits of the service and its tenant.
     limiter: MemoryLimiter,
+    /// Its place in a capped overflow tier, given back with the store.
+    tier_slot: Option<crate::module::overflow::TierSlot>,
     /// While `skywasm_snapshot` runs: what it handed over with `upgrade_state` so far.
     pub(crate) snapshot: Option<Option<SavedState>>,
 }
@@ -322,11 +324,12 @@ impl WasmService {
             call_epoch: 0,
             snapshot: None,
             limiter,
+            tier_slot: None,
         };
         // The whole start (instantiation with its start function, `_initialize`, restore,
         // init) is one call under the CPU limit.
         let _budget = Budget::enter(cpu_limit(&tenant));
-        if let Some(code) = &module.overflow {
+        for code in &module.overflow {
             code.prepare_if_crowded();
         }
         let soft = ticks_in(tenant.spec.limits.cpu_soft_ms);
@@ -345,16 +348,21 @@ impl WasmService {
         let instance = match module.pre.instantiate(&mut store) {
             Ok(instance) => instance,
             Err(e) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
-                // The fast pool is full: the service runs on the overflow engine, if the
-                // node may have more services than the pool holds.
-                let Some(code) = &module.overflow else {
+                // The fast pool is full: the service runs in the first overflow tier with
+                // room, if the node may have more services than the pool holds.
+                let Some((code, slot)) = module
+                    .overflow
+                    .iter()
+                    .find_map(|code| code.tier.claim().map(|slot| (code, slot)))
+                else {
                     return Err(LaunchError::Limit(format!(
                         "no free instance slot ({e}); raise wasm_max_services"
                     )));
                 };
                 let pre = code.instance_pre()?;
-                let mut overflowed =
-                    armed_store(pre.module().engine(), store.into_data(), &service, soft);
+                let mut data = store.into_data();
+                data.tier_slot = Some(slot);
+                let mut overflowed = armed_store(pre.module().engine(), data, &service, soft);
                 let instance = pre.instantiate(&mut overflowed).map_err(failed)?;
                 store = overflowed;
                 instance

@@ -148,7 +148,7 @@ struct State {
     /// master with what waits for the answer.
     names: HashMap<String, Name>,
     /// Bytes of messages waiting for global names, all names together (with each one's
-    /// bookkeeping: [`waiting_size`]).
+    /// bookkeeping: [`Message::footprint`]).
     waiting_for_names: usize,
     /// `LINK` callers, by node: answered when that node goes down.
     link_watchers: HashMap<u8, Vec<Waiter>>,
@@ -679,7 +679,7 @@ impl Harbor {
                         + messages
                             .iter()
                             .filter(|(_, charge)| charge.is_none())
-                            .map(|(message, _)| waiting_size(message))
+                            .map(|(message, _)| message.footprint())
                             .sum::<usize>();
                     state.waiting_for_names -= bytes;
                     Some((messages, queries))
@@ -723,43 +723,39 @@ impl Harbor {
         message: Message,
         payer: Option<&Tenant>,
     ) -> Result<(), Message> {
-        let known = {
-            let mut state = lock(&self.state);
-            if let Some(Name::At(handle)) = state.names.get(name) {
-                Some(Handle(*handle))
-            } else {
-                let new = !state.names.contains_key(name);
-                let size = waiting_size(&message);
-                let charged = Charge::take(payer, if new { ASKED_NAME } else { 0 })
-                    .and_then(|entry| Ok((entry, Charge::take(payer, size)?)));
-                let why = match charged {
-                    Err(why) => why,
-                    Ok((None, None))
-                        if state.waiting_for_names + ASKED_NAME + size > MAX_WAITING =>
-                    {
-                        "too much waits for global names"
-                    }
-                    Ok((entry, charge)) => {
-                        if charge.is_none() {
-                            state.waiting_for_names += size;
-                        }
-                        let asked = self.ask_master(&mut state, name, entry);
-                        let Name::Asked { messages, .. } = asked else {
-                            unreachable!("asked names are Asked");
-                        };
-                        messages.push((message, charge));
-                        return Ok(());
-                    }
+        let mut state = lock(&self.state);
+        if let Some(Name::At(handle)) = state.names.get(name) {
+            let handle = Handle(*handle);
+            drop(state);
+            self.send_to(handle, message);
+            return Ok(());
+        }
+        let size = message.footprint();
+        let entry = if state.names.contains_key(name) {
+            Ok(None)
+        } else {
+            Charge::take(payer, ASKED_NAME)
+        };
+        let why = match entry.and_then(|entry| Ok((entry, Charge::take(payer, size)?))) {
+            Err(why) => why,
+            Ok((None, None)) if state.waiting_for_names + ASKED_NAME + size > MAX_WAITING => {
+                "too much waits for global names"
+            }
+            Ok((entry, charge)) => {
+                if charge.is_none() {
+                    state.waiting_for_names += size;
+                }
+                let asked = self.ask_master(&mut state, name, entry);
+                let Name::Asked { messages, .. } = asked else {
+                    unreachable!("asked names are Asked");
                 };
-                drop(state);
-                self.log_drop(Handle::NONE, &message, why);
-                return Err(message);
+                messages.push((message, charge));
+                return Ok(());
             }
         };
-        if let Some(handle) = known {
-            self.send_to(handle, message);
-        }
-        Ok(())
+        drop(state);
+        self.log_drop(Handle::NONE, &message, why);
+        Err(message)
     }
 
     /// The service global name `name` names (skynet's `QUERYNAME`), or `None` after
@@ -961,12 +957,6 @@ pub(crate) fn is_global_name(name: &str) -> bool {
 
 /// What an entry for a global name being asked of the master holds, beyond its messages.
 const ASKED_NAME: usize = 128;
-
-/// What a message waiting for a global name holds of the host's memory: its body and its
-/// bookkeeping (so that empty messages count too).
-fn waiting_size(message: &Message) -> usize {
-    message.data.len() + std::mem::size_of::<Message>()
-}
 
 /// Writes one message to the master.
 fn send_master(master: &Arc<Outbox>, message: &MasterMessage) {

@@ -528,12 +528,16 @@ impl Compiler {
         };
         let module = Module::new(&self.engine, &code).map_err(|e| invalid(format!("{e:#}")))?;
         let mut linked = self.link(name, &module, digest, size)?;
-        let code: Arc<[u8]> = code.into_owned().into();
-        linked.overflow = self
-            .overflow
-            .iter()
-            .map(|tier| Arc::new(OverflowCode::new(tier.clone(), name, code.clone())))
-            .collect();
+        // The bytes are kept (copied once) only for a node that has tiers to compile them
+        // for later.
+        if !self.overflow.is_empty() {
+            let code: Arc<[u8]> = code.into_owned().into();
+            linked.overflow = self
+                .overflow
+                .iter()
+                .map(|tier| Arc::new(OverflowCode::new(tier.clone(), name, code.clone())))
+                .collect();
+        }
         Ok(linked)
     }
 

@@ -58,6 +58,11 @@ local fork_queue = { h = 1, t = 0 }
 local trace_source = {}
 
 local running_thread = nil
+-- skynet.core's dispatch (lua-wasm/src/dispatch.rs) records the coroutine it resumes here:
+-- running_thread must stay this function's first and only upvalue.
+local function set_running(co)
+	running_thread = co
+end
 local init_thread = nil
 local trace_timeout = false
 local timeout_traceback = nil
@@ -670,8 +675,9 @@ local function raw_dispatch_message(prototype, msg, sz, session, source)
 	end
 end
 
-function skynet.dispatch_message(...)
-	local succ, err = pcall(raw_dispatch_message, ...)
+-- After a message: runs the coroutines it forked, then raises its error (`succ` false) and
+-- theirs, all in one.
+local function finish_message(succ, err)
 	while true do
 		if fork_queue.h > fork_queue.t then
 			fork_queue.h = 1
@@ -695,6 +701,10 @@ function skynet.dispatch_message(...)
 	if not succ then
 		error(tostring(err), 0)
 	end
+end
+
+function skynet.dispatch_message(...)
+	return finish_message(pcall(raw_dispatch_message, ...))
 end
 
 function skynet.fork(func, ...)
@@ -901,7 +911,12 @@ function skynet.queryservice(global, ...)
 end
 
 function skynet.exit()
-	fork_queue = { h = 1, t = 0 } -- nothing forked runs after exit
+	-- nothing forked runs after exit (emptied in place: skynet.core's dispatch holds it)
+	for i = fork_queue.h, fork_queue.t do
+		fork_queue[i] = nil
+	end
+	fork_queue.h = 1
+	fork_queue.t = 0
 	-- answer the requests being handled
 	for co, session in pairs(session_coroutine_id) do
 		local address = session_coroutine_address[co]
@@ -1170,6 +1185,29 @@ do
 		dispatch = error_dispatch,
 	}
 end
+
+-- skynet.core does dispatch_message's common cases itself, on these very tables, when
+-- dispatch_message is the callback (lua-wasm/src/dispatch.rs); it hands the rest back here.
+c.dispatch_core {
+	session_id_coroutine = session_id_coroutine,
+	session_coroutine_id = session_coroutine_id,
+	session_coroutine_address = session_coroutine_address,
+	session_coroutine_tracetag = session_coroutine_tracetag,
+	coroutine_pool = coroutine_pool,
+	coroutine_job = coroutine_job,
+	wakeup_queue = wakeup_queue,
+	error_queue = error_queue,
+	fork_queue = fork_queue,
+	trace_source = trace_source,
+	proto = proto,
+	dispatch_message = skynet.dispatch_message,
+	raw_dispatch_message = raw_dispatch_message,
+	suspend = suspend,
+	co_create = co_create,
+	set_running = set_running,
+	dispatch_wakeup = dispatch_wakeup,
+	finish_message = finish_message,
+}
 
 -- The debug protocol (MEM, GC, STAT, TASK, INFO, EXIT, RUN, ...).
 local debug_protocol = require "skynet.debug"

@@ -7,24 +7,16 @@
 //! unwind Rust frames without running destructors, so each function raises only once nothing
 //! it owns is alive (or accepts a leak on Lua running out of memory).
 
-use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 
 use mlua_sys as ffi;
-use skywasm_abi::{error, ptype, sys};
+use skywasm_abi::{error, sys};
 
 use crate::pack::{pack_values, raise, unpack_values};
 
 extern "C" {
     fn malloc(size: usize) -> *mut c_void;
     fn free(ptr: *mut c_void);
-}
-
-thread_local! {
-    /// Registry reference of the Lua function `callback` installed (LUA_NOREF: none).
-    static CALLBACK: Cell<c_int> = const { Cell::new(ffi::LUA_NOREF) };
-    /// Whether the callback keeps the messages it gets (skynet's forward mode).
-    static FORWARD: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Opens `skynet.core` (for `luaL_requiref`).
@@ -37,7 +29,9 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
         (c"intcommand", intcommand),
         (c"addresscommand", addresscommand),
         (c"error", log_error),
-        (c"callback", callback),
+        (c"callback", crate::dispatch::callback),
+        // skywasm: skynet.lua hands over its per-message state (lua-wasm/src/dispatch.rs)
+        (c"dispatch_core", crate::dispatch::dispatch_core),
         (c"tostring", tostring),
         (c"pack", pack),
         (c"packstring", packstring),
@@ -404,23 +398,6 @@ unsafe extern "C-unwind" fn log_error(l: *mut ffi::lua_State) -> c_int {
     0
 }
 
-/// `callback(f, forward)`: `f(type, msg, sz, session, source)` gets every message. With
-/// `forward`, `f` owns each message (it must send or `trash` it).
-unsafe extern "C-unwind" fn callback(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by Lua with a valid state.
-    unsafe {
-        ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
-        let forward = ffi::lua_toboolean(l, 2) != 0;
-        ffi::lua_settop(l, 1);
-        let old = CALLBACK.with(Cell::get);
-        ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, old);
-        let reference = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-        CALLBACK.with(|c| c.set(reference));
-        FORWARD.with(|f| f.set(forward));
-    }
-    0
-}
-
 /// `tostring(msg, sz)`: a copy of the message as a string.
 unsafe extern "C-unwind" fn tostring(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state.
@@ -575,62 +552,4 @@ pub(crate) fn alloc_message(len: u32) -> *mut u8 {
 pub(crate) unsafe fn free_message(ptr: *mut u8) {
     // SAFETY: the caller's contract.
     unsafe { free(ptr.cast()) }
-}
-
-/// Delivers one message to the Lua callback. Without one, a request is answered with an
-/// error so its caller does not wait forever. Errors from the callback are logged, as
-/// skynet's snlua does.
-///
-/// # Safety
-/// `l` is the service's state, not running; `msg` came from [`alloc_message`] with `len`
-/// bytes filled (or is null with `len` 0).
-pub(crate) unsafe fn dispatch(
-    l: *mut ffi::lua_State,
-    ty: u32,
-    session: i32,
-    source: u32,
-    msg: *mut u8,
-    len: u32,
-) {
-    let reference = CALLBACK.with(Cell::get);
-    if reference == ffi::LUA_NOREF {
-        if session != 0 && ty != ptype::RESPONSE && ty != ptype::ERROR {
-            sys::send(source, ptype::ERROR, session, &[]);
-        }
-        // SAFETY: the buffer is ours and unused.
-        unsafe { free_message(msg) };
-        return;
-    }
-    let forward = FORWARD.with(Cell::get);
-    // SAFETY: a valid state with an empty stack between messages.
-    unsafe {
-        ffi::lua_settop(l, 0);
-        ffi::lua_pushcfunction(l, crate::state::traceback);
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(reference));
-        ffi::lua_pushinteger(l, ffi::lua_Integer::from(ty));
-        ffi::lua_pushlightuserdata(l, msg.cast());
-        ffi::lua_pushinteger(l, ffi::lua_Integer::from(len));
-        ffi::lua_pushinteger(l, ffi::lua_Integer::from(session));
-        ffi::lua_pushinteger(l, ffi::lua_Integer::from(source));
-        let status = ffi::lua_pcall(l, 5, 0, 1);
-        if status != ffi::LUA_OK {
-            let mut text_len = 0usize;
-            let text = ffi::lua_tolstring(l, -1, &mut text_len);
-            let text: &[u8] = if text.is_null() {
-                b"(error object is not a string)"
-            } else {
-                std::slice::from_raw_parts(text.cast::<u8>(), text_len)
-            };
-            let line = format!(
-                "lua call [{source:x} to :{:x} : {session} msgsz = {len}] error : {}",
-                sys::self_handle(),
-                String::from_utf8_lossy(text)
-            );
-            sys::log(line.as_bytes());
-        }
-        ffi::lua_settop(l, 0);
-        if !forward {
-            free_message(msg);
-        }
-    }
 }

@@ -192,5 +192,5 @@ pub extern "C" fn skywasm_dispatch(ty: u32, session: i32, source: u32, ptr: *mut
         return;
     };
     // SAFETY: the state is this instance's and idle; the buffer came from `skywasm_alloc`.
-    unsafe { crate::core::dispatch(l, ty, session, source, ptr, len) };
+    unsafe { crate::dispatch::dispatch(l, ty, session, source, ptr, len) };
 }

@@ -15,6 +15,8 @@
 #[cfg(target_family = "wasm")]
 mod core;
 #[cfg(target_family = "wasm")]
+mod dispatch;
+#[cfg(target_family = "wasm")]
 mod entry;
 #[cfg(target_family = "wasm")]
 mod heap;

@@ -112,6 +112,11 @@ fn signal_0_breaks_a_lua_loop_with_a_catchable_error() {
 }
 
 #[test]
+fn every_way_a_message_ends_in_dispatch_behaves_as_skynet_lua_says() {
+    run_lua_suite("test_dispatch");
+}
+
+#[test]
 fn lua_forwarding_filters_monitors_killthread_select_trace_and_debug_tasks() {
     run_lua_suite("test_advanced");
 }

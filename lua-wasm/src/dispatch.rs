@@ -1,0 +1,588 @@
+//! Delivering a message to Lua, and skynet.lua's per-message core in Rust.
+//!
+//! skynet.lua hands the host each message through a callback, `skynet.dispatch_message`,
+//! which in Lua looks up the protocol, takes a pooled coroutine, records the request's
+//! session and source, unpacks, resumes, and then looks at how the coroutine stopped: that
+//! is dozens of interpreted table operations and two protected calls per message, and in
+//! wasm the interpreter is the cost (issue 24). When the callback installed is skynet.lua's
+//! own `dispatch_message`, the common cases run here instead, against the very same Lua
+//! tables skynet.lua keeps (handed over once with `skynet.core.dispatch_core`):
+//!
+//! * a response for a session whose coroutine waits, untraced: resume it;
+//! * a request of a protocol with a `dispatch` function and no trace flag, from a source
+//!   that announced no trace tag: a pooled coroutine runs the function with the unpacked
+//!   message;
+//!
+//! and a coroutine that yields `"SUSPEND"` with nothing woken and nothing failed ends the
+//! message. Everything else — unknown sessions and protocols, `"BREAK"`, tracing, errors,
+//! other yields, woken coroutines, forks — is passed to skynet.lua's own functions, so the
+//! semantics stay the ones written there.
+
+use std::cell::Cell;
+use std::ffi::{c_int, CStr};
+
+use mlua_sys as ffi;
+use skywasm_abi::{ptype, sys};
+
+thread_local! {
+    /// Registry reference of the Lua function `callback` installed (LUA_NOREF: none).
+    static CALLBACK: Cell<c_int> = const { Cell::new(ffi::LUA_NOREF) };
+    /// Whether the callback keeps the messages it gets (skynet's forward mode).
+    static FORWARD: Cell<bool> = const { Cell::new(false) };
+    /// Whether the callback is skynet.lua's `dispatch_message`, whose work [`message`] does.
+    static NATIVE: Cell<bool> = const { Cell::new(false) };
+    /// Registry references of what skynet.lua handed over (all LUA_NOREF: nothing yet).
+    static CORE: Cell<[c_int; Slot::COUNT]> = const { Cell::new([ffi::LUA_NOREF; Slot::COUNT]) };
+}
+
+/// What skynet.lua hands over, by the field name it uses in `dispatch_core`'s table.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// session → the coroutine waiting for its response.
+    SessionCoroutine,
+    /// coroutine → the session of the request it handles.
+    CoroutineSession,
+    /// coroutine → the source of the request it handles.
+    CoroutineAddress,
+    /// coroutine → its trace tag.
+    CoroutineTag,
+    /// Finished coroutines, ready for a next function.
+    Pool,
+    /// pooled coroutine → the function its next first resume runs.
+    Job,
+    /// Tokens of coroutines `skynet.wakeup` woke.
+    WakeupQueue,
+    /// Sessions whose calls failed.
+    ErrorQueue,
+    /// Coroutines `skynet.fork` started (`h`..`t`).
+    ForkQueue,
+    /// source → the trace tag it announced for its next request.
+    TraceSource,
+    /// Protocol classes by name and id.
+    Proto,
+    /// `dispatch_message`: the callback whose work this module does.
+    Dispatch,
+    /// `raw_dispatch_message(type, msg, sz, session, source)`: one message, in Lua.
+    Raw,
+    /// `suspend(co, ok, ...)`: what to do with the results of a resume.
+    Suspend,
+    /// `co_create(f)`: a coroutine for `f` when the pool is empty.
+    CoCreate,
+    /// `set_running(co)`, whose only upvalue is skynet.lua's `running_thread`.
+    SetRunning,
+    /// `dispatch_wakeup()`: resumes woken coroutines, then failed calls.
+    Wakeup,
+    /// `finish_message(ok, err)`: runs the forks, then raises `err` if not `ok`.
+    Finish,
+}
+
+impl Slot {
+    const COUNT: usize = 18;
+    const ALL: [(Slot, &'static CStr, c_int); Self::COUNT] = [
+        (
+            Slot::SessionCoroutine,
+            c"session_id_coroutine",
+            ffi::LUA_TTABLE,
+        ),
+        (
+            Slot::CoroutineSession,
+            c"session_coroutine_id",
+            ffi::LUA_TTABLE,
+        ),
+        (
+            Slot::CoroutineAddress,
+            c"session_coroutine_address",
+            ffi::LUA_TTABLE,
+        ),
+        (
+            Slot::CoroutineTag,
+            c"session_coroutine_tracetag",
+            ffi::LUA_TTABLE,
+        ),
+        (Slot::Pool, c"coroutine_pool", ffi::LUA_TTABLE),
+        (Slot::Job, c"coroutine_job", ffi::LUA_TTABLE),
+        (Slot::WakeupQueue, c"wakeup_queue", ffi::LUA_TTABLE),
+        (Slot::ErrorQueue, c"error_queue", ffi::LUA_TTABLE),
+        (Slot::ForkQueue, c"fork_queue", ffi::LUA_TTABLE),
+        (Slot::TraceSource, c"trace_source", ffi::LUA_TTABLE),
+        (Slot::Proto, c"proto", ffi::LUA_TTABLE),
+        (Slot::Dispatch, c"dispatch_message", ffi::LUA_TFUNCTION),
+        (Slot::Raw, c"raw_dispatch_message", ffi::LUA_TFUNCTION),
+        (Slot::Suspend, c"suspend", ffi::LUA_TFUNCTION),
+        (Slot::CoCreate, c"co_create", ffi::LUA_TFUNCTION),
+        (Slot::SetRunning, c"set_running", ffi::LUA_TFUNCTION),
+        (Slot::Wakeup, c"dispatch_wakeup", ffi::LUA_TFUNCTION),
+        (Slot::Finish, c"finish_message", ffi::LUA_TFUNCTION),
+    ];
+
+    /// Pushes what skynet.lua handed over for this slot.
+    ///
+    /// # Safety
+    /// `l` valid, with room for one value; [`dispatch_core`] filled the slots.
+    unsafe fn push(self, l: *mut ffi::lua_State) {
+        let reference = CORE.with(Cell::get)[self as usize];
+        // SAFETY: the caller's contract.
+        unsafe {
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(reference));
+        }
+    }
+}
+
+/// `dispatch_core(t)`: skynet.lua hands over its per-message state and functions (the
+/// fields of [`Slot::ALL`]), once, when it loads.
+pub(crate) unsafe extern "C-unwind" fn dispatch_core(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        let mut references = [ffi::LUA_NOREF; Slot::COUNT];
+        for (slot, name, kind) in Slot::ALL {
+            if ffi::lua_getfield(l, 1, name.as_ptr()) != kind {
+                ffi::luaL_error(
+                    l,
+                    c"dispatch_core: field '%s' is missing or of the wrong type".as_ptr(),
+                    name.as_ptr(),
+                );
+            }
+            references[slot as usize] = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        }
+        // `set_running` must assign skynet.lua's `running_thread` and nothing else.
+        ffi::lua_rawgeti(
+            l,
+            ffi::LUA_REGISTRYINDEX,
+            ffi::lua_Integer::from(references[Slot::SetRunning as usize]),
+        );
+        let name = ffi::lua_getupvalue(l, -1, 1);
+        if name.is_null() || CStr::from_ptr(name) != c"running_thread" {
+            ffi::luaL_error(
+                l,
+                c"dispatch_core: set_running's first upvalue must be running_thread".as_ptr(),
+            );
+        }
+        let previous = CORE.with(|core| core.replace(references));
+        for reference in previous {
+            ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, reference);
+        }
+    }
+    0
+}
+
+/// `callback(f, forward)`: `f(type, msg, sz, session, source)` gets every message. With
+/// `forward`, `f` owns each message (it must send or `trash` it).
+pub(crate) unsafe extern "C-unwind" fn callback(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
+        let forward = ffi::lua_toboolean(l, 2) != 0;
+        ffi::lua_settop(l, 1);
+        Slot::Dispatch.push(l);
+        let native = !forward && ffi::lua_rawequal(l, 1, 2) != 0;
+        ffi::lua_settop(l, 1);
+        let old = CALLBACK.with(Cell::get);
+        ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, old);
+        let reference = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        CALLBACK.with(|c| c.set(reference));
+        FORWARD.with(|f| f.set(forward));
+        NATIVE.with(|n| n.set(native));
+    }
+    0
+}
+
+/// Delivers one message to the Lua callback. Without one, a request is answered with an
+/// error so its caller does not wait forever. Errors from the callback are logged, as
+/// skynet's snlua does.
+///
+/// # Safety
+/// `l` is the service's state, not running; `msg` came from `alloc_message` with `len`
+/// bytes filled (or is null with `len` 0).
+pub(crate) unsafe fn dispatch(
+    l: *mut ffi::lua_State,
+    ty: u32,
+    session: i32,
+    source: u32,
+    msg: *mut u8,
+    len: u32,
+) {
+    let reference = CALLBACK.with(Cell::get);
+    if reference == ffi::LUA_NOREF {
+        if session != 0 && ty != ptype::RESPONSE && ty != ptype::ERROR {
+            sys::send(source, ptype::ERROR, session, &[]);
+        }
+        // SAFETY: the buffer is ours and unused.
+        unsafe { crate::core::free_message(msg) };
+        return;
+    }
+    // SAFETY: a valid state with an empty stack between messages.
+    unsafe {
+        ffi::lua_settop(l, 0);
+        ffi::lua_pushcfunction(l, crate::state::traceback);
+        let status = if NATIVE.with(Cell::get) {
+            // skynet.lua's dispatch_message, done here: its errors are handed, as its own
+            // pcall would hand them, to `finish_message`, which runs the forks (when there
+            // are any) and raises them again under the traceback handler.
+            ffi::lua_pushcfunction(l, message);
+            push_message(l, ty, msg, len, session, source);
+            let status = ffi::lua_pcall(l, 5, 1, 0);
+            let failed = status != ffi::LUA_OK;
+            if failed || ffi::lua_toboolean(l, -1) != 0 {
+                Slot::Finish.push(l);
+                ffi::lua_insert(l, 2);
+                ffi::lua_pushboolean(l, c_int::from(!failed));
+                ffi::lua_insert(l, 3);
+                ffi::lua_pcall(l, 2, 0, 1)
+            } else {
+                ffi::LUA_OK
+            }
+        } else {
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(reference));
+            push_message(l, ty, msg, len, session, source);
+            ffi::lua_pcall(l, 5, 0, 1)
+        };
+        if status != ffi::LUA_OK {
+            let mut text_len = 0usize;
+            let text = ffi::lua_tolstring(l, -1, &mut text_len);
+            let text: &[u8] = if text.is_null() {
+                b"(error object is not a string)"
+            } else {
+                std::slice::from_raw_parts(text.cast::<u8>(), text_len)
+            };
+            let line = format!(
+                "lua call [{source:x} to :{:x} : {session} msgsz = {len}] error : {}",
+                sys::self_handle(),
+                String::from_utf8_lossy(text)
+            );
+            sys::log(line.as_bytes());
+        }
+        ffi::lua_settop(l, 0);
+        if !FORWARD.with(Cell::get) {
+            crate::core::free_message(msg);
+        }
+    }
+}
+
+/// Pushes a message as the callback's arguments: `type, msg, sz, session, source`.
+///
+/// # Safety
+/// `l` valid, with room for five values.
+unsafe fn push_message(
+    l: *mut ffi::lua_State,
+    ty: u32,
+    msg: *mut u8,
+    len: u32,
+    session: i32,
+    source: u32,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(ty));
+        ffi::lua_pushlightuserdata(l, msg.cast());
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(len));
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(session));
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(source));
+    }
+}
+
+/// `message(type, msg, sz, session, source)`, run protected: skynet.lua's
+/// `raw_dispatch_message` for the common cases (see the module's comment), the Lua function
+/// itself for the rest. Returns whether forks wait to run.
+unsafe extern "C-unwind" fn message(l: *mut ffi::lua_State) -> c_int {
+    const TYPE: c_int = 1;
+    const MSG: c_int = 2;
+    const SIZE: c_int = 3;
+    const SESSION: c_int = 4;
+    const SOURCE: c_int = 5;
+    // SAFETY: called through lua_pcall with the five arguments `dispatch` pushed.
+    unsafe {
+        ffi::luaL_checkstack(l, 16, std::ptr::null());
+        let ty = ffi::lua_tointeger(l, TYPE);
+        let session = ffi::lua_tointeger(l, SESSION);
+        let handled = if ty == ffi::lua_Integer::from(ptype::RESPONSE) {
+            response(l, session, MSG, SIZE)
+        } else {
+            request(l, ty, session, SOURCE, MSG, SIZE)
+        };
+        if !handled {
+            ffi::lua_settop(l, SOURCE);
+            Slot::Raw.push(l);
+            ffi::lua_insert(l, TYPE);
+            ffi::lua_call(l, 5, 0);
+        }
+        ffi::lua_settop(l, 0);
+        ffi::lua_pushboolean(l, c_int::from(forks_wait(l)));
+    }
+    1
+}
+
+/// A response: resumes the coroutine waiting for `session` with `true, msg, sz, session`.
+/// False (nothing done) unless that is a coroutine nobody traces.
+///
+/// # Safety
+/// Inside [`message`], whose stack holds the message at `msg` and `msg + 1`.
+unsafe fn response(
+    l: *mut ffi::lua_State,
+    session: ffi::lua_Integer,
+    msg: c_int,
+    size: c_int,
+) -> bool {
+    // SAFETY: the caller's contract; every value is looked up raw, as skynet.lua's tables
+    // have no metatables.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        Slot::SessionCoroutine.push(l);
+        let waiting = top + 1;
+        if ffi::lua_rawgeti(l, waiting, session) != ffi::LUA_TTHREAD || traced(l, -1) {
+            ffi::lua_settop(l, top);
+            return false;
+        }
+        let co = top + 2;
+        ffi::lua_pushnil(l);
+        ffi::lua_rawseti(l, waiting, session);
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_pushvalue(l, msg);
+        ffi::lua_pushvalue(l, size);
+        ffi::lua_pushinteger(l, session);
+        resume(l, co, 4);
+        ffi::lua_settop(l, top);
+        true
+    }
+}
+
+/// A request: a pooled coroutine runs the protocol's `dispatch` with
+/// `session, source, unpack(msg, sz)`. False (nothing done) unless the protocol has a
+/// `dispatch` and neither it nor the source asks for tracing.
+///
+/// # Safety
+/// As [`response`], with the source at `source`.
+unsafe fn request(
+    l: *mut ffi::lua_State,
+    ty: ffi::lua_Integer,
+    session: ffi::lua_Integer,
+    source: c_int,
+    msg: c_int,
+    size: c_int,
+) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        Slot::Proto.push(l);
+        if ffi::lua_rawgeti(l, -1, ty) != ffi::LUA_TTABLE {
+            ffi::lua_settop(l, top);
+            return false;
+        }
+        let class = top + 2;
+        let f = top + 3;
+        let plain = ffi::lua_getfield(l, class, c"dispatch".as_ptr()) != ffi::LUA_TNIL
+            && ffi::lua_toboolean(l, f) != 0
+            && ffi::lua_getfield(l, class, c"trace".as_ptr()) == ffi::LUA_TNIL
+            && {
+                Slot::TraceSource.push(l);
+                ffi::lua_pushvalue(l, source);
+                ffi::lua_rawget(l, -2) == ffi::LUA_TNIL
+            };
+        if !plain {
+            ffi::lua_settop(l, top);
+            return false;
+        }
+        ffi::lua_settop(l, f);
+        let co = f + 1;
+        take_coroutine(l, f);
+        for (slot, value) in [
+            (Slot::CoroutineSession, session),
+            (Slot::CoroutineAddress, ffi::lua_tointeger(l, source)),
+        ] {
+            slot.push(l);
+            ffi::lua_pushvalue(l, co);
+            ffi::lua_pushinteger(l, value);
+            ffi::lua_rawset(l, -3);
+            ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pushinteger(l, session);
+        ffi::lua_pushvalue(l, source);
+        let before = ffi::lua_gettop(l);
+        ffi::lua_getfield(l, class, c"unpack".as_ptr());
+        ffi::lua_pushvalue(l, msg);
+        ffi::lua_pushvalue(l, size);
+        ffi::lua_call(l, 2, ffi::LUA_MULTRET);
+        let values = ffi::lua_gettop(l) - before;
+        resume(l, co, 2 + values);
+        ffi::lua_settop(l, top);
+        true
+    }
+}
+
+/// Pushes a coroutine that runs `f` (at `f`) on its next first resume: a pooled one, as
+/// skynet.lua's `co_create` takes, or a new one from `co_create` when the pool is empty.
+///
+/// # Safety
+/// Inside [`message`].
+unsafe fn take_coroutine(l: *mut ffi::lua_State, f: c_int) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        Slot::Pool.push(l);
+        let pool = ffi::lua_gettop(l);
+        let n = ffi::lua_rawlen(l, pool) as ffi::lua_Integer;
+        if n > 0 && ffi::lua_rawgeti(l, pool, n) == ffi::LUA_TTHREAD {
+            ffi::lua_pushnil(l);
+            ffi::lua_rawseti(l, pool, n);
+            Slot::Job.push(l);
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_pushvalue(l, f);
+            ffi::lua_rawset(l, -3);
+            ffi::lua_pop(l, 1);
+        } else {
+            ffi::lua_settop(l, pool - 1);
+            Slot::CoCreate.push(l);
+            ffi::lua_pushvalue(l, f);
+            ffi::lua_call(l, 1, 1);
+            return;
+        }
+        ffi::lua_remove(l, pool);
+    }
+}
+
+/// Whether the coroutine at `index` has a trace tag (or tracing forced off).
+///
+/// # Safety
+/// Inside [`message`].
+unsafe fn traced(l: *mut ffi::lua_State, index: c_int) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let index = ffi::lua_absindex(l, index);
+        Slot::CoroutineTag.push(l);
+        ffi::lua_pushvalue(l, index);
+        let tagged = ffi::lua_rawget(l, -2) != ffi::LUA_TNIL;
+        ffi::lua_pop(l, 2);
+        tagged
+    }
+}
+
+/// Resumes the coroutine at `co` with the `args` values on top of the stack, as skynet.lua's
+/// `suspend(co, coroutine_resume(co, ...))`: a plain `"SUSPEND"` with nothing woken or
+/// failed ends here; every other outcome goes to skynet.lua's `suspend` (or
+/// `dispatch_wakeup`).
+///
+/// # Safety
+/// Inside [`message`]; `co` holds a coroutine.
+unsafe fn resume(l: *mut ffi::lua_State, co: c_int, args: c_int) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let thread = ffi::lua_tothread(l, co);
+        // skynet.lua's coroutine_resume records the coroutine that runs.
+        Slot::SetRunning.push(l);
+        ffi::lua_pushvalue(l, co);
+        ffi::lua_setupvalue(l, -2, 1);
+        ffi::lua_pop(l, 1);
+        // What coroutine.resume checks before resuming.
+        let status = ffi::lua_status(thread);
+        let resumable =
+            status == ffi::LUA_YIELD || (status == ffi::LUA_OK && ffi::lua_gettop(thread) > 0);
+        if !resumable || ffi::lua_checkstack(thread, args) == 0 {
+            ffi::lua_pop(l, args);
+            let why = if resumable {
+                c"too many arguments to resume"
+            } else {
+                c"cannot resume dead coroutine"
+            };
+            to_suspend(l, co, false, |l| {
+                ffi::lua_pushstring(l, why.as_ptr());
+                1
+            });
+            return;
+        }
+        ffi::lua_xmove(l, thread, args);
+        let mut results = 0;
+        let status = ffi::lua_resume(thread, l, args, &mut results);
+        if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
+            to_suspend(l, co, false, |l| {
+                ffi::lua_xmove(thread, l, 1);
+                1
+            });
+            return;
+        }
+        if ffi::lua_checkstack(l, results + 4) == 0 {
+            ffi::lua_pop(thread, results);
+            to_suspend(l, co, false, |l| {
+                ffi::lua_pushstring(l, c"too many results to resume".as_ptr());
+                1
+            });
+            return;
+        }
+        if status == ffi::LUA_YIELD && results == 1 && is_suspend(thread) {
+            ffi::lua_pop(thread, 1);
+            if queued(l, Slot::WakeupQueue) || queued(l, Slot::ErrorQueue) {
+                Slot::Wakeup.push(l);
+                ffi::lua_call(l, 0, 0);
+            }
+            return;
+        }
+        to_suspend(l, co, true, |l| {
+            ffi::lua_xmove(thread, l, results);
+            results
+        });
+    }
+}
+
+/// Calls skynet.lua's `suspend(co, ok, ...)` with what `push` pushes (returning how many).
+///
+/// # Safety
+/// Inside [`message`].
+unsafe fn to_suspend(
+    l: *mut ffi::lua_State,
+    co: c_int,
+    ok: bool,
+    push: impl FnOnce(*mut ffi::lua_State) -> c_int,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        Slot::Suspend.push(l);
+        ffi::lua_pushvalue(l, co);
+        ffi::lua_pushboolean(l, c_int::from(ok));
+        let n = push(l);
+        ffi::lua_call(l, 2 + n, 0);
+    }
+}
+
+/// Whether the one value a coroutine yielded is the string `"SUSPEND"`.
+///
+/// # Safety
+/// `thread` valid, with at least one value.
+unsafe fn is_suspend(thread: *mut ffi::lua_State) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if ffi::lua_type(thread, -1) != ffi::LUA_TSTRING {
+            return false;
+        }
+        let mut len = 0usize;
+        let text = ffi::lua_tolstring(thread, -1, &mut len);
+        std::slice::from_raw_parts(text.cast::<u8>(), len) == b"SUSPEND"
+    }
+}
+
+/// Whether the queue (`wakeup_queue`, `error_queue`) has a first entry.
+///
+/// # Safety
+/// Inside [`message`].
+unsafe fn queued(l: *mut ffi::lua_State, queue: Slot) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        queue.push(l);
+        let some = ffi::lua_rawgeti(l, -1, 1) != ffi::LUA_TNIL;
+        ffi::lua_pop(l, 2);
+        some
+    }
+}
+
+/// Whether `fork_queue` holds coroutines to run (`h <= t`).
+///
+/// # Safety
+/// Inside [`message`].
+unsafe fn forks_wait(l: *mut ffi::lua_State) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        Slot::ForkQueue.push(l);
+        ffi::lua_getfield(l, -1, c"h".as_ptr());
+        ffi::lua_getfield(l, -2, c"t".as_ptr());
+        let waiting = ffi::lua_compare(l, -2, -1, ffi::LUA_OPLE) != 0;
+        ffi::lua_pop(l, 3);
+        waiting
+    }
+}

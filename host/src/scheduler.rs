@@ -19,7 +19,9 @@
 //! tenant flooding or looping in many services cannot take every worker. A worker *holds*
 //! the capped tenant of the service it runs and gives it back when it moves on.
 //!
-//! Sleeping and waking: a worker that finds nothing sleeps on a condvar at once. Waking a
+//! Sleeping and waking: a worker that finds nothing looks again for 50 µs, then sleeps on a
+//! condvar (in a fan-in, sleeping at once made the workers wake each other for every
+//! message: 0.44 of skynet's calls/s against 0.80 with the look). Waking a
 //! sleeper costs a futex syscall (microseconds), so a push wakes one only when the work
 //! needs another worker: a queue pushed to the global queue by a worker (the worker itself
 //! will be busy with its next slot) or by another thread (timer, sockets, embedders). Every
@@ -73,6 +75,12 @@ fn batch_size(weight: i32, queued: usize, assist: bool) -> usize {
         batch
     }
 }
+
+/// How long a worker that ran out of work keeps looking before it sleeps: a sleeper costs
+/// whoever brings the next work a futex wake-up and itself a trip through the kernel's
+/// scheduler (tens of microseconds on a virtual machine), and in a busy node new work
+/// usually comes within microseconds (a reply, the next request of a fan-in).
+const IDLE_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// Consecutive next-slot picks allowed while other queues wait in the global queue.
 const NEXT_BUDGET: u32 = 16;
@@ -329,10 +337,19 @@ impl Scheduler {
         }
     }
 
-    /// Waits for work: sleep until woken.
+    /// Waits for work: looks for it for [`IDLE_SPIN`], then sleeps until woken.
     fn idle(&self, index: usize) {
-        if self.has_work(index) {
-            return;
+        let deadline = std::time::Instant::now() + IDLE_SPIN;
+        loop {
+            if self.has_work(index) || self.is_stopped() {
+                return;
+            }
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
         }
         let guard = crate::sync::lock_plain(&self.sleep_lock);
         self.sleepers.fetch_add(1, Ordering::SeqCst);

@@ -57,11 +57,18 @@ if not main then
 	error(err)
 end
 
-local service_path = string.match(pattern, "(.*/)[^/?]+$")
-if service_path then
-	service_path = string.gsub(service_path, "?", SERVICE_NAME)
+-- skynet's loader matches "(.*/)[^/?]+$", then "(.*/).+$": a directory service (a last
+-- component without "?", like "?/init.lua") adds its directory to package.path. The same,
+-- with one scan for the last "/" (those patterns backtrack over the whole template, a cost
+-- every launch paid).
+local last_slash = string.find(pattern, "/[^/]*$")
+local last = last_slash and string.sub(pattern, last_slash + 1)
+if last and last ~= "" and not string.find(last, "?", 1, true) then
+	local service_path = string.gsub(string.sub(pattern, 1, last_slash), "?", SERVICE_NAME)
 	package.path = service_path .. "?.lua;" .. package.path
 	SERVICE_PATH = service_path
+elseif last ~= "" then
+	SERVICE_PATH = last_slash and string.sub(pattern, 1, last_slash)
 else
 	SERVICE_PATH = string.match(pattern, "(.*/).+$")
 end

@@ -129,7 +129,7 @@ fn convert_exceptions(input: &Path, output: &Path) {
             "--enable-reference-types",
             "--enable-multivalue",
             "--translate-to-exnref",
-            "-O2",
+            "-O3",
             // Keep the name section: profiles (`wasm_profiler`) and trap backtraces then
             // name Lua's C functions instead of `function[289]`.
             "--debuginfo",

@@ -42,7 +42,7 @@ fn main() {
         // pre-initialization), and a fixed seed keeps the snapshot, and so its compiled
         // form in the node's cache, identical from run to run.
         .define("luai_makeseed(L)", Some("0x5eed5eedu"))
-        .opt_level(2);
+        .opt_level(3);
     configure_wasm(&mut build, &manifest_dir);
     build.file(manifest_dir.join("csrc/setjmp.c"));
     build.file(manifest_dir.join("csrc/reseed.c"));

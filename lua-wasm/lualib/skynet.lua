@@ -124,33 +124,38 @@ local function co_create(f)
 	end
 	co = coroutine_create(function(...)
 		f(...)
+		-- The job is done: whoever resumed this coroutine finishes it (finish_job, through
+		-- suspend or natively in skynet.core's dispatch) and puts it in the pool. Until
+		-- it runs again `f` stays set, which the weak pool lets the collector take.
 		while true do
-			local session = session_coroutine_id[co]
-			if session and session ~= 0 then
-				local source = debug.getinfo(f, "S")
-				skynet.error(string.format("Maybe forgot response session %s from %s : %s:%d",
-					session,
-					skynet.address(session_coroutine_address[co]),
-					source.source, source.linedefined))
-			end
-			-- coroutine exit
-			local tag = session_coroutine_tracetag[co]
-			if tag ~= nil then
-				if tag then c.trace(tag, "end") end
-				session_coroutine_tracetag[co] = nil
-			end
-			local address = session_coroutine_address[co]
-			if address then
-				session_coroutine_id[co] = nil
-				session_coroutine_address[co] = nil
-			end
-			-- recycle this coroutine: the next resume brings the arguments of its next job
-			f = nil
-			coroutine_pool[#coroutine_pool + 1] = co
-			next_job(coroutine_yield "SUSPEND")
+			next_job(coroutine_yield("END", f))
 		end
 	end)
 	return co
+end
+
+-- After a pooled coroutine's job `f` ended ("END"): warns of a request left unanswered,
+-- ends its trace, forgets its request and pools the coroutine.
+local function finish_job(co, f)
+	local session = session_coroutine_id[co]
+	if session and session ~= 0 then
+		local source = debug.getinfo(f, "S")
+		skynet.error(string.format("Maybe forgot response session %s from %s : %s:%d",
+			session,
+			skynet.address(session_coroutine_address[co]),
+			source.source, source.linedefined))
+	end
+	local tag = session_coroutine_tracetag[co]
+	if tag ~= nil then
+		if tag then c.trace(tag, "end") end
+		session_coroutine_tracetag[co] = nil
+	end
+	local address = session_coroutine_address[co]
+	if address then
+		session_coroutine_id[co] = nil
+		session_coroutine_address[co] = nil
+	end
+	coroutine_pool[#coroutine_pool + 1] = co
 end
 
 local suspend
@@ -182,8 +187,9 @@ local function dispatch_wakeup()
 end
 
 -- Handles what a coroutine's resume returned: an error (answered to its caller, then
--- raised), a suspension (then woken and failed coroutines run), or its end.
-function suspend(co, result, command)
+-- raised), a suspension or a finished job (then woken and failed coroutines run), or its
+-- end.
+function suspend(co, result, command, param)
 	if not result then
 		local session = session_coroutine_id[co]
 		if session then
@@ -203,6 +209,9 @@ function suspend(co, result, command)
 		error(tb)
 	end
 	if command == "SUSPEND" then
+		return dispatch_wakeup()
+	elseif command == "END" then
+		finish_job(co, param)
 		return dispatch_wakeup()
 	elseif command == "QUIT" then
 		coroutine_close(co)

@@ -13,8 +13,8 @@
 //!   that announced no trace tag: a pooled coroutine runs the function with the unpacked
 //!   message;
 //!
-//! and a coroutine that yields `"SUSPEND"` with nothing woken and nothing failed ends the
-//! message. Everything else — unknown sessions and protocols, `"BREAK"`, tracing, errors,
+//! and a coroutine that yields `"SUSPEND"` (it waits) or `"END"` (its job is done: it
+//! is pooled), with nothing woken and nothing failed, ends the message. Everything else — unknown sessions and protocols, `"BREAK"`, tracing, errors,
 //! other yields, woken coroutines, forks — is passed to skynet.lua's own functions, so the
 //! semantics stay the ones written there.
 
@@ -31,11 +31,46 @@ thread_local! {
     static FORWARD: Cell<bool> = const { Cell::new(false) };
     /// Whether the callback is skynet.lua's `dispatch_message`, whose work [`message`] does.
     static NATIVE: Cell<bool> = const { Cell::new(false) };
-    /// Registry references of what skynet.lua handed over (all LUA_NOREF: nothing yet).
-    static CORE: Cell<[c_int; Slot::COUNT]> = const { Cell::new([ffi::LUA_NOREF; Slot::COUNT]) };
+    /// Registry references of what skynet.lua handed over (LUA_NOREF: nothing yet).
+    static CORE: Cell<Core> = const { Cell::new(Core::NONE) };
 }
 
-/// What skynet.lua hands over, by the field name it uses in `dispatch_core`'s table.
+/// Registry references of the functions [`dispatch`] and [`callback`] use.
+#[derive(Clone, Copy)]
+struct Core {
+    /// skynet.lua's `dispatch_message`.
+    dispatch: c_int,
+    /// skynet.lua's `finish_message`.
+    finish: c_int,
+    /// [`message`], closed over every [`Slot`].
+    message: c_int,
+}
+
+impl Core {
+    const NONE: Core = Core {
+        dispatch: ffi::LUA_NOREF,
+        finish: ffi::LUA_NOREF,
+        message: ffi::LUA_NOREF,
+    };
+
+    /// Registry references, for unreferencing.
+    fn references(self) -> [c_int; 3] {
+        [self.dispatch, self.finish, self.message]
+    }
+}
+
+/// Pushes the registry value `reference`.
+///
+/// # Safety
+/// `l` valid, with room for one value.
+unsafe fn push_reference(l: *mut ffi::lua_State, reference: c_int) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(reference));
+    }
+}
+
+/// What skynet.lua hands over, [`message`]'s upvalues in this order, by the field name it uses in `dispatch_core`'s table.
 #[derive(Clone, Copy)]
 enum Slot {
     /// session → the coroutine waiting for its response.
@@ -115,16 +150,27 @@ impl Slot {
         (Slot::Finish, c"finish_message", ffi::LUA_TFUNCTION),
     ];
 
-    /// Pushes what skynet.lua handed over for this slot.
+    /// [`Slot::ALL`] lists the slots in their order (the upvalues' order).
+    const ORDERED: () = {
+        let mut i = 0;
+        while i < Self::COUNT {
+            assert!(Self::ALL[i].0 as usize == i);
+            i += 1;
+        }
+    };
+
+    /// The pseudo-index of this slot's value, valid inside [`message`] (its upvalue).
+    const fn at(self) -> c_int {
+        ffi::lua_upvalueindex(self as c_int + 1)
+    }
+
+    /// Pushes this slot's value, inside [`message`].
     ///
     /// # Safety
-    /// `l` valid, with room for one value; [`dispatch_core`] filled the slots.
+    /// Inside [`message`], with room for one value.
     unsafe fn push(self, l: *mut ffi::lua_State) {
-        let reference = CORE.with(Cell::get)[self as usize];
         // SAFETY: the caller's contract.
-        unsafe {
-            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(reference));
-        }
+        unsafe { ffi::lua_pushvalue(l, self.at()) }
     }
 }
 
@@ -133,9 +179,11 @@ impl Slot {
 pub(crate) unsafe extern "C-unwind" fn dispatch_core(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state.
     unsafe {
+        let () = Slot::ORDERED;
         ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
-        let mut references = [ffi::LUA_NOREF; Slot::COUNT];
-        for (slot, name, kind) in Slot::ALL {
+        ffi::luaL_checkstack(l, Slot::COUNT as c_int + 4, std::ptr::null());
+        ffi::lua_settop(l, 1);
+        for (_, name, kind) in Slot::ALL {
             if ffi::lua_getfield(l, 1, name.as_ptr()) != kind {
                 ffi::luaL_error(
                     l,
@@ -143,23 +191,30 @@ pub(crate) unsafe extern "C-unwind" fn dispatch_core(l: *mut ffi::lua_State) -> 
                     name.as_ptr(),
                 );
             }
-            references[slot as usize] = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         }
         // `set_running` must assign skynet.lua's `running_thread` and nothing else.
-        ffi::lua_rawgeti(
-            l,
-            ffi::LUA_REGISTRYINDEX,
-            ffi::lua_Integer::from(references[Slot::SetRunning as usize]),
-        );
-        let name = ffi::lua_getupvalue(l, -1, 1);
+        let name = ffi::lua_getupvalue(l, 2 + Slot::SetRunning as c_int, 1);
         if name.is_null() || CStr::from_ptr(name) != c"running_thread" {
             ffi::luaL_error(
                 l,
                 c"dispatch_core: set_running's first upvalue must be running_thread".as_ptr(),
             );
         }
-        let previous = CORE.with(|core| core.replace(references));
-        for reference in previous {
+        ffi::lua_pop(l, 1);
+        ffi::lua_pushvalue(l, 2 + Slot::Dispatch as c_int);
+        let dispatch = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        ffi::lua_pushvalue(l, 2 + Slot::Finish as c_int);
+        let finish = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        ffi::lua_pushcclosure(l, message, Slot::COUNT as c_int);
+        let message = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        let previous = CORE.with(|core| {
+            core.replace(Core {
+                dispatch,
+                finish,
+                message,
+            })
+        });
+        for reference in previous.references() {
             ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, reference);
         }
     }
@@ -174,7 +229,7 @@ pub(crate) unsafe extern "C-unwind" fn callback(l: *mut ffi::lua_State) -> c_int
         ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
         let forward = ffi::lua_toboolean(l, 2) != 0;
         ffi::lua_settop(l, 1);
-        Slot::Dispatch.push(l);
+        push_reference(l, CORE.with(Cell::get).dispatch);
         let native = !forward && ffi::lua_rawequal(l, 1, 2) != 0;
         ffi::lua_settop(l, 1);
         let old = CALLBACK.with(Cell::get);
@@ -219,12 +274,12 @@ pub(crate) unsafe fn dispatch(
             // skynet.lua's dispatch_message, done here: its errors are handed, as its own
             // pcall would hand them, to `finish_message`, which runs the forks (when there
             // are any) and raises them again under the traceback handler.
-            ffi::lua_pushcfunction(l, message);
+            push_reference(l, CORE.with(Cell::get).message);
             push_message(l, ty, msg, len, session, source);
             let status = ffi::lua_pcall(l, 5, 1, 0);
             let failed = status != ffi::LUA_OK;
             if failed || ffi::lua_toboolean(l, -1) != 0 {
-                Slot::Finish.push(l);
+                push_reference(l, CORE.with(Cell::get).finish);
                 ffi::lua_insert(l, 2);
                 ffi::lua_pushboolean(l, c_int::from(!failed));
                 ffi::lua_insert(l, 3);
@@ -327,13 +382,12 @@ unsafe fn response(
     // have no metatables.
     unsafe {
         let top = ffi::lua_gettop(l);
-        Slot::SessionCoroutine.push(l);
-        let waiting = top + 1;
+        let waiting = Slot::SessionCoroutine.at();
         if ffi::lua_rawgeti(l, waiting, session) != ffi::LUA_TTHREAD || traced(l, -1) {
             ffi::lua_settop(l, top);
             return false;
         }
-        let co = top + 2;
+        let co = top + 1;
         ffi::lua_pushnil(l);
         ffi::lua_rawseti(l, waiting, session);
         ffi::lua_pushboolean(l, 1);
@@ -363,21 +417,17 @@ unsafe fn request(
     // SAFETY: the caller's contract.
     unsafe {
         let top = ffi::lua_gettop(l);
-        Slot::Proto.push(l);
-        if ffi::lua_rawgeti(l, -1, ty) != ffi::LUA_TTABLE {
+        if ffi::lua_rawgeti(l, Slot::Proto.at(), ty) != ffi::LUA_TTABLE {
             ffi::lua_settop(l, top);
             return false;
         }
-        let class = top + 2;
-        let f = top + 3;
+        let class = top + 1;
+        let f = top + 2;
         let plain = ffi::lua_getfield(l, class, c"dispatch".as_ptr()) != ffi::LUA_TNIL
             && ffi::lua_toboolean(l, f) != 0
             && ffi::lua_getfield(l, class, c"trace".as_ptr()) == ffi::LUA_TNIL
-            && {
-                Slot::TraceSource.push(l);
-                ffi::lua_pushvalue(l, source);
-                ffi::lua_rawget(l, -2) == ffi::LUA_TNIL
-            };
+            && ffi::lua_rawgeti(l, Slot::TraceSource.at(), ffi::lua_tointeger(l, source))
+                == ffi::LUA_TNIL;
         if !plain {
             ffi::lua_settop(l, top);
             return false;
@@ -389,11 +439,9 @@ unsafe fn request(
             (Slot::CoroutineSession, session),
             (Slot::CoroutineAddress, ffi::lua_tointeger(l, source)),
         ] {
-            slot.push(l);
             ffi::lua_pushvalue(l, co);
             ffi::lua_pushinteger(l, value);
-            ffi::lua_rawset(l, -3);
-            ffi::lua_pop(l, 1);
+            ffi::lua_rawset(l, slot.at());
         }
         ffi::lua_pushinteger(l, session);
         ffi::lua_pushvalue(l, source);
@@ -417,25 +465,21 @@ unsafe fn request(
 unsafe fn take_coroutine(l: *mut ffi::lua_State, f: c_int) {
     // SAFETY: the caller's contract.
     unsafe {
-        Slot::Pool.push(l);
-        let pool = ffi::lua_gettop(l);
+        let pool = Slot::Pool.at();
+        let top = ffi::lua_gettop(l);
         let n = ffi::lua_rawlen(l, pool) as ffi::lua_Integer;
         if n > 0 && ffi::lua_rawgeti(l, pool, n) == ffi::LUA_TTHREAD {
             ffi::lua_pushnil(l);
             ffi::lua_rawseti(l, pool, n);
-            Slot::Job.push(l);
-            ffi::lua_pushvalue(l, -2);
+            ffi::lua_pushvalue(l, -1);
             ffi::lua_pushvalue(l, f);
-            ffi::lua_rawset(l, -3);
-            ffi::lua_pop(l, 1);
+            ffi::lua_rawset(l, Slot::Job.at());
         } else {
-            ffi::lua_settop(l, pool - 1);
+            ffi::lua_settop(l, top);
             Slot::CoCreate.push(l);
             ffi::lua_pushvalue(l, f);
             ffi::lua_call(l, 1, 1);
-            return;
         }
-        ffi::lua_remove(l, pool);
     }
 }
 
@@ -446,19 +490,17 @@ unsafe fn take_coroutine(l: *mut ffi::lua_State, f: c_int) {
 unsafe fn traced(l: *mut ffi::lua_State, index: c_int) -> bool {
     // SAFETY: the caller's contract.
     unsafe {
-        let index = ffi::lua_absindex(l, index);
-        Slot::CoroutineTag.push(l);
         ffi::lua_pushvalue(l, index);
-        let tagged = ffi::lua_rawget(l, -2) != ffi::LUA_TNIL;
-        ffi::lua_pop(l, 2);
+        let tagged = ffi::lua_rawget(l, Slot::CoroutineTag.at()) != ffi::LUA_TNIL;
+        ffi::lua_pop(l, 1);
         tagged
     }
 }
 
 /// Resumes the coroutine at `co` with the `args` values on top of the stack, as skynet.lua's
-/// `suspend(co, coroutine_resume(co, ...))`: a plain `"SUSPEND"` with nothing woken or
-/// failed ends here; every other outcome goes to skynet.lua's `suspend` (or
-/// `dispatch_wakeup`).
+/// `suspend(co, coroutine_resume(co, ...))`: a plain `"SUSPEND"`, or an `"END"` that
+/// [`finish_job`] can finish, with nothing woken or failed ends here; every other outcome
+/// goes to skynet.lua's `suspend` (or `dispatch_wakeup`).
 ///
 /// # Safety
 /// Inside [`message`]; `co` holds a coroutine.
@@ -467,10 +509,8 @@ unsafe fn resume(l: *mut ffi::lua_State, co: c_int, args: c_int) {
     unsafe {
         let thread = ffi::lua_tothread(l, co);
         // skynet.lua's coroutine_resume records the coroutine that runs.
-        Slot::SetRunning.push(l);
         ffi::lua_pushvalue(l, co);
-        ffi::lua_setupvalue(l, -2, 1);
-        ffi::lua_pop(l, 1);
+        ffi::lua_setupvalue(l, Slot::SetRunning.at(), 1);
         // What coroutine.resume checks before resuming.
         let status = ffi::lua_status(thread);
         let resumable =
@@ -506,13 +546,21 @@ unsafe fn resume(l: *mut ffi::lua_State, co: c_int, args: c_int) {
             });
             return;
         }
-        if status == ffi::LUA_YIELD && results == 1 && is_suspend(thread) {
-            ffi::lua_pop(thread, 1);
-            if queued(l, Slot::WakeupQueue) || queued(l, Slot::ErrorQueue) {
-                Slot::Wakeup.push(l);
-                ffi::lua_call(l, 0, 0);
+        if status == ffi::LUA_YIELD {
+            let command = yielded(thread, results);
+            let plain = match command {
+                Yielded::Suspend => true,
+                Yielded::End => finish_job(l, co),
+                Yielded::Other => false,
+            };
+            if plain {
+                ffi::lua_pop(thread, results);
+                if queued(l, Slot::WakeupQueue) || queued(l, Slot::ErrorQueue) {
+                    Slot::Wakeup.push(l);
+                    ffi::lua_call(l, 0, 0);
+                }
+                return;
             }
-            return;
         }
         to_suspend(l, co, true, |l| {
             ffi::lua_xmove(thread, l, results);
@@ -541,19 +589,74 @@ unsafe fn to_suspend(
     }
 }
 
-/// Whether the one value a coroutine yielded is the string `"SUSPEND"`.
+/// What a coroutine yielded, as far as this module handles it.
+enum Yielded {
+    /// `"SUSPEND"`: it waits (a call, a sleep).
+    Suspend,
+    /// `"END", f`: a pooled coroutine finished its job `f`.
+    End,
+    /// Anything else, for skynet.lua's `suspend`.
+    Other,
+}
+
+/// Reads the `results` values a coroutine yielded (left on its stack).
 ///
 /// # Safety
-/// `thread` valid, with at least one value.
-unsafe fn is_suspend(thread: *mut ffi::lua_State) -> bool {
+/// `thread` valid, with at least `results` values.
+unsafe fn yielded(thread: *mut ffi::lua_State, results: c_int) -> Yielded {
     // SAFETY: the caller's contract.
     unsafe {
-        if ffi::lua_type(thread, -1) != ffi::LUA_TSTRING {
-            return false;
+        if !(1..=2).contains(&results) || ffi::lua_type(thread, -results) != ffi::LUA_TSTRING {
+            return Yielded::Other;
         }
         let mut len = 0usize;
-        let text = ffi::lua_tolstring(thread, -1, &mut len);
-        std::slice::from_raw_parts(text.cast::<u8>(), len) == b"SUSPEND"
+        let text = ffi::lua_tolstring(thread, -results, &mut len);
+        match (std::slice::from_raw_parts(text.cast::<u8>(), len), results) {
+            (b"SUSPEND", 1) => Yielded::Suspend,
+            (b"END", 2) => Yielded::End,
+            _ => Yielded::Other,
+        }
+    }
+}
+
+/// skynet.lua's `finish_job` for the coroutine at `co`, when there is neither a trace to end
+/// nor an unanswered request to warn of: forgets its request and pools it. False (nothing
+/// done) otherwise.
+///
+/// # Safety
+/// Inside [`message`]; `co` holds a coroutine.
+unsafe fn finish_job(l: *mut ffi::lua_State, co: c_int) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if traced(l, co) {
+            return false;
+        }
+        let top = ffi::lua_gettop(l);
+        let sessions = Slot::CoroutineSession.at();
+        ffi::lua_pushvalue(l, co);
+        let answered = match ffi::lua_rawget(l, sessions) {
+            ffi::LUA_TNIL => true,
+            ffi::LUA_TNUMBER => ffi::lua_tointeger(l, -1) == 0,
+            _ => false,
+        };
+        if !answered {
+            ffi::lua_settop(l, top);
+            return false;
+        }
+        let addresses = Slot::CoroutineAddress.at();
+        ffi::lua_pushvalue(l, co);
+        if ffi::lua_rawget(l, addresses) != ffi::LUA_TNIL {
+            for table in [sessions, addresses] {
+                ffi::lua_pushvalue(l, co);
+                ffi::lua_pushnil(l);
+                ffi::lua_rawset(l, table);
+            }
+        }
+        ffi::lua_settop(l, top);
+        let n = ffi::lua_rawlen(l, Slot::Pool.at()) as ffi::lua_Integer;
+        ffi::lua_pushvalue(l, co);
+        ffi::lua_rawseti(l, Slot::Pool.at(), n + 1);
+        true
     }
 }
 
@@ -564,9 +667,8 @@ unsafe fn is_suspend(thread: *mut ffi::lua_State) -> bool {
 unsafe fn queued(l: *mut ffi::lua_State, queue: Slot) -> bool {
     // SAFETY: the caller's contract.
     unsafe {
-        queue.push(l);
-        let some = ffi::lua_rawgeti(l, -1, 1) != ffi::LUA_TNIL;
-        ffi::lua_pop(l, 2);
+        let some = ffi::lua_rawgeti(l, queue.at(), 1) != ffi::LUA_TNIL;
+        ffi::lua_pop(l, 1);
         some
     }
 }
@@ -578,11 +680,10 @@ unsafe fn queued(l: *mut ffi::lua_State, queue: Slot) -> bool {
 unsafe fn forks_wait(l: *mut ffi::lua_State) -> bool {
     // SAFETY: the caller's contract.
     unsafe {
-        Slot::ForkQueue.push(l);
-        ffi::lua_getfield(l, -1, c"h".as_ptr());
-        ffi::lua_getfield(l, -2, c"t".as_ptr());
+        ffi::lua_getfield(l, Slot::ForkQueue.at(), c"h".as_ptr());
+        ffi::lua_getfield(l, Slot::ForkQueue.at(), c"t".as_ptr());
         let waiting = ffi::lua_compare(l, -2, -1, ffi::LUA_OPLE) != 0;
-        ffi::lua_pop(l, 3);
+        ffi::lua_pop(l, 2);
         waiting
     }
 }

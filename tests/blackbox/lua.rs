@@ -46,12 +46,13 @@ fn run_natively(script: &str) -> Vec<String> {
 
 /// Runs the Lua test service `script` as the node's `start` service: it prints PASS/FAIL
 /// lines and stops the node with `skynet.abort()`.
-fn run_lua_suite(script: &str) {
-    run_lua_suite_with(&format!("start = \"snlua {script}\""), script);
+fn run_lua_suite(script: &str) -> String {
+    run_lua_suite_with(&format!("start = \"snlua {script}\""), script)
 }
 
 /// As [`run_lua_suite`], with the config lines `config` choosing how `script` is started.
-fn run_lua_suite_with(config: &str, script: &str) {
+/// Returns the node's log.
+fn run_lua_suite_with(config: &str, script: &str) -> String {
     let mut t = start_lua(&format!(
         "{config}\nlua_path = \"{}/lib/?.lua\"",
         lua_dir().display()
@@ -71,6 +72,7 @@ fn run_lua_suite_with(config: &str, script: &str) {
         log.contains("] PASS "),
         "{script} checked nothing; log:\n{log}"
     );
+    log
 }
 
 #[test]
@@ -113,7 +115,21 @@ fn signal_0_breaks_a_lua_loop_with_a_catchable_error() {
 
 #[test]
 fn every_way_a_message_ends_in_dispatch_behaves_as_skynet_lua_says() {
-    run_lua_suite("test_dispatch");
+    let log = run_lua_suite("test_dispatch");
+    let failed = log
+        .lines()
+        .find(|l| l.contains("lua call [") && l.contains("deliberate failure one"));
+    assert!(
+        failed.is_some(),
+        "the error inside dispatch is logged with its message; log:\n{log}"
+    );
+    let forgot = log
+        .lines()
+        .find(|l| l.contains("Maybe forgot response session "));
+    assert!(
+        forgot.is_some_and(|l| l.contains("dispatch_peer.lua:")),
+        "a request left unanswered is logged with its handler; log:\n{log}"
+    );
 }
 
 #[test]

@@ -41,6 +41,10 @@ function CMD.HOLD()
 	return "deferred"
 end
 
+function CMD.FORGET()
+	return "deferred" -- neither answered nor deferred with skynet.response: logged
+end
+
 function CMD.RELEASE(value)
 	local answered = held(true, value)
 	return answered, held("TEST")

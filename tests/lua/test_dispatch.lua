@@ -55,6 +55,14 @@ skynet.start(function()
 	skynet.yield()
 	check.eq("the held call got the deferred answer", held, "kept")
 
+	-- a request its handler forgets to answer is logged when the handler ends (the test
+	-- in tests/blackbox/lua.rs reads the log); its caller is let go of here
+	local forgotten = skynet.fork(function()
+		skynet.call(peer, "lua", "FORGET")
+	end)
+	skynet.sleep(1)
+	check.eq("the caller of a forgotten request still waits", skynet.killthread(forgotten), forgotten)
+
 	-- skynet.wait in one request, skynet.wakeup in the next
 	local woken
 	skynet.fork(function()

@@ -460,7 +460,7 @@ unsafe extern "C-unwind" fn packstring(l: *mut ffi::lua_State) -> c_int {
 }
 
 /// `unpack(msg, sz)` or `unpack(string)`: every value.
-unsafe extern "C-unwind" fn unpack(l: *mut ffi::lua_State) -> c_int {
+pub(crate) unsafe extern "C-unwind" fn unpack(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state; the body stays valid during the call.
     unsafe {
         if ffi::lua_isnoneornil(l, 1) != 0 {

@@ -111,6 +111,42 @@ enum Slot {
     Finish,
 }
 
+/// Field names [`message`] reads, interned once as its upvalues after the [`Slot`]s
+/// (`lua_getfield` interns its key on every call).
+#[derive(Clone, Copy)]
+enum Key {
+    /// A protocol class's `dispatch`.
+    Dispatch,
+    /// A protocol class's `trace`.
+    Trace,
+    /// A protocol class's `unpack`.
+    Unpack,
+    /// `fork_queue.h`.
+    Head,
+    /// `fork_queue.t`.
+    Tail,
+}
+
+impl Key {
+    const ALL: [&'static CStr; 5] = [c"dispatch", c"trace", c"unpack", c"h", c"t"];
+
+    /// Pushes the field of the table at `table` (which has no metatable) named by this key.
+    ///
+    /// # Safety
+    /// Inside [`message`], with room for one value.
+    unsafe fn get(self, l: *mut ffi::lua_State, table: c_int) -> c_int {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let table = ffi::lua_absindex(l, table);
+            ffi::lua_pushvalue(
+                l,
+                ffi::lua_upvalueindex(Slot::COUNT as c_int + 1 + self as c_int),
+            );
+            ffi::lua_rawget(l, table)
+        }
+    }
+}
+
 impl Slot {
     const COUNT: usize = 18;
     const ALL: [(Slot, &'static CStr, c_int); Self::COUNT] = [
@@ -181,7 +217,11 @@ pub(crate) unsafe extern "C-unwind" fn dispatch_core(l: *mut ffi::lua_State) -> 
     unsafe {
         let () = Slot::ORDERED;
         ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
-        ffi::luaL_checkstack(l, Slot::COUNT as c_int + 4, std::ptr::null());
+        ffi::luaL_checkstack(
+            l,
+            (Slot::COUNT + Key::ALL.len()) as c_int + 4,
+            std::ptr::null(),
+        );
         ffi::lua_settop(l, 1);
         for (_, name, kind) in Slot::ALL {
             if ffi::lua_getfield(l, 1, name.as_ptr()) != kind {
@@ -205,7 +245,10 @@ pub(crate) unsafe extern "C-unwind" fn dispatch_core(l: *mut ffi::lua_State) -> 
         let dispatch = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         ffi::lua_pushvalue(l, 2 + Slot::Finish as c_int);
         let finish = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-        ffi::lua_pushcclosure(l, message, Slot::COUNT as c_int);
+        for key in Key::ALL {
+            ffi::lua_pushstring(l, key.as_ptr());
+        }
+        ffi::lua_pushcclosure(l, message, (Slot::COUNT + Key::ALL.len()) as c_int);
         let message = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         let previous = CORE.with(|core| {
             core.replace(Core {
@@ -269,7 +312,6 @@ pub(crate) unsafe fn dispatch(
     // SAFETY: a valid state with an empty stack between messages.
     unsafe {
         ffi::lua_settop(l, 0);
-        ffi::lua_pushcfunction(l, crate::state::traceback);
         let status = if NATIVE.with(Cell::get) {
             // skynet.lua's dispatch_message, done here: its errors are handed, as its own
             // pcall would hand them, to `finish_message`, which runs the forks (when there
@@ -279,6 +321,8 @@ pub(crate) unsafe fn dispatch(
             let status = ffi::lua_pcall(l, 5, 1, 0);
             let failed = status != ffi::LUA_OK;
             if failed || ffi::lua_toboolean(l, -1) != 0 {
+                ffi::lua_pushcfunction(l, crate::state::traceback);
+                ffi::lua_insert(l, 1);
                 push_reference(l, CORE.with(Cell::get).finish);
                 ffi::lua_insert(l, 2);
                 ffi::lua_pushboolean(l, c_int::from(!failed));
@@ -288,6 +332,7 @@ pub(crate) unsafe fn dispatch(
                 ffi::LUA_OK
             }
         } else {
+            ffi::lua_pushcfunction(l, crate::state::traceback);
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::lua_Integer::from(reference));
             push_message(l, ty, msg, len, session, source);
             ffi::lua_pcall(l, 5, 0, 1)
@@ -423,9 +468,15 @@ unsafe fn request(
         }
         let class = top + 1;
         let f = top + 2;
-        let plain = ffi::lua_getfield(l, class, c"dispatch".as_ptr()) != ffi::LUA_TNIL
+        // A class with a metatable might answer `dispatch` or `trace` through it: skynet.lua
+        // reads those.
+        if ffi::lua_getmetatable(l, class) != 0 {
+            ffi::lua_settop(l, top);
+            return false;
+        }
+        let plain = Key::Dispatch.get(l, class) != ffi::LUA_TNIL
             && ffi::lua_toboolean(l, f) != 0
-            && ffi::lua_getfield(l, class, c"trace".as_ptr()) == ffi::LUA_TNIL
+            && Key::Trace.get(l, class) == ffi::LUA_TNIL
             && ffi::lua_rawgeti(l, Slot::TraceSource.at(), ffi::lua_tointeger(l, source))
                 == ffi::LUA_TNIL;
         if !plain {
@@ -446,11 +497,20 @@ unsafe fn request(
         ffi::lua_pushinteger(l, session);
         ffi::lua_pushvalue(l, source);
         let before = ffi::lua_gettop(l);
-        ffi::lua_getfield(l, class, c"unpack".as_ptr());
-        ffi::lua_pushvalue(l, msg);
-        ffi::lua_pushvalue(l, size);
-        ffi::lua_call(l, 2, ffi::LUA_MULTRET);
-        let values = ffi::lua_gettop(l) - before;
+        Key::Unpack.get(l, class);
+        let values = if ffi::lua_tocfunction(l, -1)
+            .is_some_and(|f| std::ptr::fn_addr_eq(f, crate::core::unpack as ffi::lua_CFunction))
+        {
+            // skynet.unpack itself (the "lua" protocol's): called directly.
+            ffi::lua_pop(l, 1);
+            let (body, _) = crate::core::message_arg(l, msg);
+            crate::pack::unpack_values(l, body)
+        } else {
+            ffi::lua_pushvalue(l, msg);
+            ffi::lua_pushvalue(l, size);
+            ffi::lua_call(l, 2, ffi::LUA_MULTRET);
+            ffi::lua_gettop(l) - before
+        };
         resume(l, co, 2 + values);
         ffi::lua_settop(l, top);
         true
@@ -680,8 +740,8 @@ unsafe fn queued(l: *mut ffi::lua_State, queue: Slot) -> bool {
 unsafe fn forks_wait(l: *mut ffi::lua_State) -> bool {
     // SAFETY: the caller's contract.
     unsafe {
-        ffi::lua_getfield(l, Slot::ForkQueue.at(), c"h".as_ptr());
-        ffi::lua_getfield(l, Slot::ForkQueue.at(), c"t".as_ptr());
+        Key::Head.get(l, Slot::ForkQueue.at());
+        Key::Tail.get(l, Slot::ForkQueue.at());
         let waiting = ffi::lua_compare(l, -2, -1, ffi::LUA_OPLE) != 0;
         ffi::lua_pop(l, 2);
         waiting

@@ -416,16 +416,36 @@ unsafe extern "C-unwind" fn tostring(l: *mut ffi::lua_State) -> c_int {
 /// # Safety
 /// `l` valid.
 unsafe fn pack_args(l: *mut ffi::lua_State) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
+    // The buffer of the last pack, emptied: most packs then allocate nothing here. Taken
+    // out of its cell while in use, so an error unwinding through here loses it (the next
+    // pack starts a new one) rather than leaving it borrowed.
+    let mut out = PACK_BUFFER.take();
+    out.clear();
     // SAFETY: a valid state; indices 1..=top exist.
     unsafe {
         let top = ffi::lua_gettop(l);
         if let Err(fail) = pack_values(l, 1, top, &mut out) {
-            drop(out);
+            give_back(out);
             raise(l, fail);
         }
     }
     out
+}
+
+/// Keeps a packing buffer for the next pack, unless it grew large (one big message should
+/// not hold its memory for good).
+fn give_back(buffer: Vec<u8>) {
+    if buffer.capacity() <= PACK_BUFFER_KEPT {
+        PACK_BUFFER.set(buffer);
+    }
+}
+
+/// Largest packing buffer kept between packs.
+const PACK_BUFFER_KEPT: usize = 64 << 10;
+
+thread_local! {
+    /// The packing buffer kept between packs ([`pack_args`]).
+    static PACK_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// `pack(...)`: a `malloc`ed buffer and its size.
@@ -438,7 +458,7 @@ unsafe extern "C-unwind" fn pack(l: *mut ffi::lua_State) -> c_int {
         if !buffer.is_null() {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.cast::<u8>(), len);
         }
-        drop(bytes);
+        give_back(bytes);
         if buffer.is_null() {
             ffi::luaL_error(l, c"not enough memory".as_ptr());
         }
@@ -453,8 +473,10 @@ unsafe extern "C-unwind" fn packstring(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state.
     unsafe {
         let bytes = pack_args(l);
+        // Not in its cell while Lua copies it: a collection step there may run a finalizer
+        // that packs too.
         ffi::lua_pushlstring(l, bytes.as_ptr().cast(), bytes.len());
-        drop(bytes);
+        give_back(bytes);
     }
     1
 }

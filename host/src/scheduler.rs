@@ -4,7 +4,8 @@
 //! Each worker takes a ready service queue from the global queue and dispatches a batch of
 //! its messages, sized by the worker's weight as skynet does (weight -1: one message;
 //! weight w: the queue length >> w), then moves on to the next ready queue, putting the
-//! current one back only when another is waiting.
+//! current one back only when another is waiting. Unlike skynet, a node of two to four
+//! workers gives its last worker weight 0 (see `weight_of`).
 //!
 //! The next slot: when a worker's current message makes another queue ready (a request to
 //! an idle service, a reply to a waiting caller), that queue goes to the worker's *next
@@ -56,8 +57,20 @@ const WEIGHTS: [i32; 32] = [
     3, 3,
 ];
 
-/// The weight of worker `index`: skynet's table, then 0 (the whole queue) past its end.
-fn weight_of(index: usize) -> i32 {
+/// The first worker of weight 0 in skynet's table.
+const FIRST_DRAINING: usize = 4;
+
+/// The weight of worker `index` of `workers`: skynet's table, then 0 (the whole queue) past
+/// its end — except that a node of fewer than five workers, which skynet's table leaves
+/// without a worker of weight 0, gives its last worker weight 0 (skywasm's difference).
+/// Without one, every message of a busy service is a turn of its own, and its instance
+/// moves between the workers with nearly every message: the 1,000-client fan-in ran at
+/// 0.91 of skynet's calls/s with skynet's weights and about 1.4 with this one on 2
+/// workers (BENCHMARKS.md).
+fn weight_of(index: usize, workers: usize) -> i32 {
+    if workers > 1 && workers <= FIRST_DRAINING && index == workers - 1 {
+        return 0;
+    }
     WEIGHTS.get(index).copied().unwrap_or(0)
 }
 
@@ -413,7 +426,7 @@ pub(crate) fn run_worker<H: Host>(host: &H, index: usize) {
     WORKER.set(Some(index));
     let mut turn = Turn {
         worker: index,
-        weight: weight_of(index),
+        weight: weight_of(index, host.scheduler().workers),
         streak: 0,
         held: None,
         assist: false,
@@ -793,7 +806,8 @@ mod tests {
     #[test]
     fn turns_are_sized_by_the_workers_weight_as_in_skynet() {
         // Workers 0-3 take one message per turn, 4-7 the whole queue, 8-15 half of it,
-        // 16-23 a quarter, 24-31 an eighth, and any further worker the whole queue.
+        // 16-23 a quarter, 24-31 an eighth, and any further worker the whole queue (a node
+        // of 32 workers or more).
         let expected = [
             (0, -1),
             (3, -1),
@@ -805,10 +819,22 @@ mod tests {
             (24, 3),
         ];
         for (index, weight) in expected {
-            assert_eq!(weight_of(index), weight, "worker {index}");
+            assert_eq!(weight_of(index, 40), weight, "worker {index}");
         }
-        assert_eq!(weight_of(31), 3);
-        assert_eq!(weight_of(32), 0);
+        assert_eq!(weight_of(31, 40), 3);
+        assert_eq!(weight_of(32, 40), 0);
+        // A node of two to four workers drains with its last one (skywasm); one of one
+        // worker, or of five and more, has skynet's weights.
+        assert_eq!((0..2).map(|i| weight_of(i, 2)).collect::<Vec<_>>(), [-1, 0]);
+        assert_eq!(
+            (0..4).map(|i| weight_of(i, 4)).collect::<Vec<_>>(),
+            [-1, -1, -1, 0]
+        );
+        assert_eq!(weight_of(0, 1), -1);
+        assert_eq!(
+            (0..5).map(|i| weight_of(i, 5)).collect::<Vec<_>>(),
+            [-1, -1, -1, -1, 0]
+        );
         assert_eq!(batch_size(-1, 1000, false), 1);
         assert_eq!(batch_size(0, 1000, false), 1000);
         assert_eq!(batch_size(1, 1000, false), 500);

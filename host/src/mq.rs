@@ -23,6 +23,17 @@ use skywasm_abi::Handle;
 
 use crate::sync::lock_plain as lock;
 
+/// A message a worker took, and what its turn needs to know of the queue
+/// ([`MessageQueue::pop_for_turn`]).
+pub struct Popped {
+    /// The message.
+    pub message: Message,
+    /// Messages left in the queue behind it.
+    pub left: usize,
+    /// A pending overload report: the queue length that crossed the threshold.
+    pub overload: Option<usize>,
+}
+
 /// First queue length that logs an overload warning (skynet's `MQ_OVERLOAD`).
 pub const OVERLOAD_THRESHOLD: usize = 1024;
 
@@ -103,6 +114,21 @@ struct QueueState {
 }
 
 impl QueueState {
+    /// Takes the oldest message; when there is none, the queue leaves global.
+    fn pop(&mut self) -> Option<Message> {
+        match self.messages.pop_front() {
+            Some(message) => {
+                self.sub_bytes(message.footprint());
+                Some(message)
+            }
+            None => {
+                self.overload_threshold = OVERLOAD_THRESHOLD;
+                self.in_global = false;
+                None
+            }
+        }
+    }
+
     /// Counts `n` more bytes queued.
     fn add_bytes(&mut self, n: usize) {
         self.bytes = self.bytes.saturating_add(n);
@@ -236,18 +262,22 @@ impl MessageQueue {
 
     /// Takes the oldest message. `None` means the queue is empty and is no longer in global.
     pub fn pop(&self) -> Option<Message> {
+        lock(&self.state).pop()
+    }
+
+    /// Takes the oldest message for a worker's turn, with the number of messages left behind
+    /// it and any pending overload report ([`MessageQueue::take_overload`]), all under one
+    /// lock (a worker would otherwise take it three times per message). `None` as
+    /// [`MessageQueue::pop`].
+    pub fn pop_for_turn(&self) -> Option<Popped> {
         let mut state = lock(&self.state);
-        match state.messages.pop_front() {
-            Some(message) => {
-                state.sub_bytes(message.footprint());
-                Some(message)
-            }
-            None => {
-                state.overload_threshold = OVERLOAD_THRESHOLD;
-                state.in_global = false;
-                None
-            }
-        }
+        let message = state.pop()?;
+        let overload = std::mem::take(&mut state.overload);
+        Some(Popped {
+            message,
+            left: state.messages.len(),
+            overload: (overload != 0).then_some(overload),
+        })
     }
 
     /// Leaves global if the queue is empty (what a `pop` finding nothing does, without
@@ -645,6 +675,26 @@ mod tests {
             q.take_overload(),
             Some(1025),
             "threshold resets once the queue empties"
+        );
+    }
+
+    #[test]
+    fn a_turn_s_pop_says_what_is_left_and_takes_the_overload_report_once() {
+        let q = MessageQueue::new();
+        for i in 0..1100 {
+            q.push(msg(1, i)).unwrap();
+        }
+        let first = q.pop_for_turn().expect("a message");
+        assert_eq!((first.message.session, first.left), (0, 1099));
+        assert_eq!(first.overload, Some(1025));
+        let second = q.pop_for_turn().expect("a message");
+        assert_eq!((second.message.session, second.left), (1, 1098));
+        assert_eq!(second.overload, None, "the report was taken");
+        while q.pop_for_turn().is_some() {}
+        assert_eq!(
+            q.push(msg(1, 1)),
+            Ok(Push::Ready),
+            "an emptied queue left global"
         );
     }
 

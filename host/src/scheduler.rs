@@ -39,7 +39,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::mq::{GlobalQueue, Message};
+use crate::mq::{GlobalQueue, Message, Popped};
 use skywasm_abi::Handle;
 
 use crate::lifecycle::work::Bits;
@@ -607,14 +607,19 @@ fn serve_turn<H: Host>(host: &H, service: &Arc<Service>, turn: &mut Turn) -> Tur
     let mut batch = 1;
     let mut done = 0;
     while done < batch {
-        let Some(message) = service.queue.pop() else {
+        let Some(Popped {
+            message,
+            left,
+            overload,
+        }) = service.queue.pop_for_turn()
+        else {
             scheduler.reschedule_if_owed(service);
             return Turned::Done(scheduler.take(turn));
         };
         if done == 0 {
-            batch = batch_size(weight, service.queue.len(), turn.assist);
+            batch = batch_size(weight, left, turn.assist);
         }
-        if let Some(len) = service.queue.take_overload() {
+        if let Some(len) = overload {
             host.log(
                 service.handle(),
                 &format!("May overload, message queue length = {len}"),

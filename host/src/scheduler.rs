@@ -65,8 +65,8 @@ const FIRST_DRAINING: usize = 4;
 /// without a worker of weight 0, gives its last worker weight 0 (skywasm's difference).
 /// Without one, every message of a busy service is a turn of its own, and its instance
 /// moves between the workers with nearly every message: the 1,000-client fan-in ran at
-/// 0.91 of skynet's calls/s with skynet's weights and about 1.4 with this one on 2
-/// workers (BENCHMARKS.md).
+/// 0.91 of skynet's calls/s with skynet's weights and 1.40 with this one on 2 workers
+/// (BENCHMARKS.md).
 fn weight_of(index: usize, workers: usize) -> i32 {
     if workers > 1 && workers <= FIRST_DRAINING && index == workers - 1 {
         return 0;

@@ -20,9 +20,11 @@
 //! tenant flooding or looping in many services cannot take every worker. A worker *holds*
 //! the capped tenant of the service it runs and gives it back when it moves on.
 //!
-//! Sleeping and waking: a worker that finds nothing looks again for 50 µs, then sleeps on a
-//! condvar (in a fan-in, sleeping at once made the workers wake each other for every
-//! message: 0.44 of skynet's calls/s against 0.80 with the look). Waking a
+//! Sleeping and waking: a worker that finds nothing looks again for 50 µs while another
+//! worker runs, then sleeps on a condvar (in a fan-in, sleeping at once made the workers
+//! wake each other for every message: 0.44 of skynet's calls/s against 0.80 with the
+//! look); when every worker is idle it sleeps at once, leaving the CPU to the timer and
+//! socket threads that bring the next work. Waking a
 //! sleeper costs a futex syscall (microseconds), so a push wakes one only when the work
 //! needs another worker: a queue pushed to the global queue by a worker (the worker itself
 //! will be busy with its next slot) or by another thread (timer, sockets, embedders). Every
@@ -89,10 +91,11 @@ fn batch_size(weight: i32, queued: usize, assist: bool) -> usize {
     }
 }
 
-/// How long a worker that ran out of work keeps looking before it sleeps: a sleeper costs
-/// whoever brings the next work a futex wake-up and itself a trip through the kernel's
-/// scheduler (tens of microseconds on a virtual machine), and in a busy node new work
-/// usually comes within microseconds (a reply, the next request of a fan-in).
+/// How long a worker that ran out of work keeps looking, while another worker runs, before
+/// it sleeps: a sleeper costs whoever brings the next work a futex wake-up and itself a
+/// trip through the kernel's scheduler (tens of microseconds on a virtual machine), and
+/// while other workers run new work usually comes within microseconds (a reply, the next
+/// request of a fan-in).
 const IDLE_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// Consecutive next-slot picks allowed while other queues wait in the global queue.
@@ -157,6 +160,8 @@ pub struct Scheduler {
     global: GlobalQueue<Arc<Service>>,
     slots: Vec<WorkerSlot>,
     sleepers: AtomicUsize,
+    /// Workers in [`Scheduler::idle`]: looking for work or sleeping.
+    idle: AtomicUsize,
     sleep_lock: Mutex<()>,
     wakeup: Condvar,
     workers: usize,
@@ -177,6 +182,7 @@ impl Scheduler {
             // One slot per worker, and one for the network thread's assist.
             slots: (0..=workers).map(|_| WorkerSlot::default()).collect(),
             sleepers: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
             sleep_lock: Mutex::new(()),
             wakeup: Condvar::new(),
             workers,
@@ -350,18 +356,26 @@ impl Scheduler {
         }
     }
 
-    /// Waits for work: looks for it for [`IDLE_SPIN`], then sleeps until woken.
+    /// Waits for work: looks for it for [`IDLE_SPIN`] while another worker runs, then
+    /// sleeps until woken.
     fn idle(&self, index: usize) {
+        self.idle.fetch_add(1, Ordering::SeqCst);
         let deadline = std::time::Instant::now() + IDLE_SPIN;
         loop {
             if self.has_work(index) || self.is_stopped() {
+                self.idle.fetch_sub(1, Ordering::SeqCst);
                 return;
+            }
+            // Work comes soon only while another worker runs. With every worker idle it
+            // comes from the timer or the sockets, and looking would take their threads'
+            // CPU (two harbor nodes on two cores: sequential calls fell to a quarter).
+            if self.idle.load(Ordering::SeqCst) >= self.workers
+                || std::time::Instant::now() >= deadline
+            {
+                break;
             }
             for _ in 0..32 {
                 std::hint::spin_loop();
-            }
-            if std::time::Instant::now() >= deadline {
-                break;
             }
         }
         let guard = crate::sync::lock_plain(&self.sleep_lock);
@@ -374,6 +388,7 @@ impl Scheduler {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        self.idle.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// True when the services of scheduling class `class` (a tenant's index) run under a

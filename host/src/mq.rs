@@ -266,9 +266,8 @@ impl MessageQueue {
     }
 
     /// Takes the oldest message for a worker's turn, with the number of messages left behind
-    /// it and any pending overload report ([`MessageQueue::take_overload`]), all under one
-    /// lock (a worker would otherwise take it three times per message). `None` as
-    /// [`MessageQueue::pop`].
+    /// it and any pending overload report (the queue length that crossed the threshold), all
+    /// under one lock. `None` as [`MessageQueue::pop`].
     pub fn pop_for_turn(&self) -> Option<Popped> {
         let mut state = lock(&self.state);
         let message = state.pop()?;
@@ -312,15 +311,6 @@ impl MessageQueue {
     /// True when no message is queued.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Takes a pending overload report: the queue length that crossed the threshold.
-    pub fn take_overload(&self) -> Option<usize> {
-        let mut state = lock(&self.state);
-        match std::mem::take(&mut state.overload) {
-            0 => None,
-            len => Some(len),
-        }
     }
 
     /// Ends the hold of [`MessageQueue::new_held`]. Returns true when messages arrived during
@@ -662,9 +652,11 @@ mod tests {
         let mut reports = Vec::new();
         for i in 0..5000 {
             q.push(msg(1, i)).unwrap();
-            if let Some(len) = q.take_overload() {
-                reports.push(len);
-            }
+            // A worker's pop takes the report; the message goes back, so the queue grows
+            // by one each time.
+            let popped = q.pop_for_turn().expect("a message");
+            reports.extend(popped.overload);
+            q.push(popped.message).unwrap();
         }
         assert_eq!(reports, vec![1025, 2049, 4097]);
         while q.pop().is_some() {}
@@ -672,7 +664,7 @@ mod tests {
             q.push(msg(1, i)).unwrap();
         }
         assert_eq!(
-            q.take_overload(),
+            q.pop_for_turn().and_then(|popped| popped.overload),
             Some(1025),
             "threshold resets once the queue empties"
         );

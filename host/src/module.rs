@@ -368,27 +368,22 @@ impl ModuleRegistry {
             stopping: self.stopping.clone(),
         };
         let (owned_name, done, asker) = (name.to_string(), job.clone(), asker.clone());
-        std::thread::Builder::new()
-            .name("skywasm-compile".into())
-            .stack_size(COMPILE_STACK)
-            .spawn(move || {
+        spawn_compile(
+            move || {
                 let size = bytes.len() as u64;
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    compiler.compile(&owned_name, &bytes, digest, size, &asker)
-                }))
-                .unwrap_or_else(|panic| {
-                    Err(LaunchError::Invalid(
-                        owned_name.clone(),
-                        format!(
-                            "the host panicked compiling it: {}",
-                            crate::sync::panic_text(&*panic)
-                        ),
-                    ))
-                });
-                *lock_plain(&done.outcome) = Some(outcome.map(Arc::new));
-                done.finished.notify_all();
-            })
-            .map_err(|e| LaunchError::Limit(format!("cannot start compiling `{name}`: {e}")))?;
+                compiler.compile(&owned_name, &bytes, digest, size, &asker)
+            },
+            {
+                let name = name.to_string();
+                move |outcome| {
+                    let outcome = outcome
+                        .unwrap_or_else(|panicked| Err(LaunchError::Invalid(name, panicked)));
+                    *lock_plain(&done.outcome) = Some(outcome.map(Arc::new));
+                    done.finished.notify_all();
+                }
+            },
+        )
+        .map_err(|e| LaunchError::Limit(format!("cannot start compiling `{name}`: {e}")))?;
         Ok(job)
     }
 
@@ -418,6 +413,31 @@ impl ModuleRegistry {
             .map(|pattern| PathBuf::from(pattern.replace('?', name)))
             .find(|path| path.is_file())
     }
+}
+
+/// Runs `compile` on a compile thread of its own and hands its outcome to `finish`: its
+/// result, or what the panic that ended it said.
+///
+/// # Errors
+/// When the thread cannot be started.
+fn spawn_compile<T: 'static>(
+    compile: impl FnOnce() -> T + Send + 'static,
+    finish: impl FnOnce(Result<T, String>) + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("skywasm-compile".into())
+        .stack_size(COMPILE_STACK)
+        .spawn(move || {
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(compile)).map_err(|panic| {
+                    format!(
+                        "the host panicked compiling it: {}",
+                        crate::sync::panic_text(&*panic)
+                    )
+                });
+            finish(outcome);
+        })
+        .map(drop)
 }
 
 /// Waits on `signal` until `ready` finds an outcome in `state`. From inside a guest call

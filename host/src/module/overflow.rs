@@ -154,22 +154,14 @@ impl OverflowCode {
         if !matches!(*state, CodeState::Idle) {
             return;
         }
-        let code = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("skywasm-compile".into())
-            .stack_size(super::COMPILE_STACK)
-            .spawn(move || {
-                let outcome =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| code.compile()))
-                        .unwrap_or_else(|panic| {
-                            Err(format!(
-                                "the host panicked compiling it: {}",
-                                crate::sync::panic_text(&*panic)
-                            ))
-                        });
-                *lock_plain(&code.state) = CodeState::Done(outcome);
-                code.ready.notify_all();
-            });
+        let (code, done) = (self.clone(), self.clone());
+        let spawned = super::spawn_compile(
+            move || code.compile(),
+            move |outcome| {
+                *lock_plain(&done.state) = CodeState::Done(outcome.unwrap_or_else(Err));
+                done.ready.notify_all();
+            },
+        );
         *state = match spawned {
             Ok(_) => CodeState::Compiling,
             // Asked again by the next launch.

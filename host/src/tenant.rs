@@ -433,6 +433,21 @@ impl Tenant {
         limit != usize::MAX && self.queued.load(Ordering::Relaxed).saturating_add(more) > limit
     }
 
+    /// Counts `bytes` a message of this tenant holds while it waits outside any mailbox (for
+    /// a harbor link or a global name) in its mailbox bytes, when its mailboxes are capped
+    /// together (`tenant_mailbox_bytes`): `Ok(None)` when they are not, `Err` when that cap
+    /// is reached. The bytes are given back when the returned charge drops.
+    pub fn charge_waiting(&self, bytes: usize) -> Result<Option<WaitingCharge>, CapReached> {
+        let Some(account) = self.mailbox_account() else {
+            return Ok(None);
+        };
+        if self.mailboxes_full(bytes) {
+            return Err(CapReached);
+        }
+        account.fetch_add(bytes, Ordering::Relaxed);
+        Ok(Some(WaitingCharge { account, bytes }))
+    }
+
     /// Bytes of the messages waiting in all its mailboxes (counted only under a cap).
     pub fn queued_bytes(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
@@ -529,6 +544,23 @@ impl Tenant {
             });
     }
 }
+
+/// Bytes a waiting message holds of its tenant's `tenant_mailbox_bytes`
+/// ([`Tenant::charge_waiting`]), given back when it drops.
+pub struct WaitingCharge {
+    account: Arc<std::sync::atomic::AtomicUsize>,
+    bytes: usize,
+}
+
+impl Drop for WaitingCharge {
+    fn drop(&mut self) {
+        self.account.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// A tenant's `tenant_mailbox_bytes` is reached ([`Tenant::charge_waiting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapReached;
 
 /// The linear memory one instance (a service, or a pre-initialization) has charged to its
 /// tenant's `tenant_memory`, given back when it is dropped.
@@ -764,6 +796,29 @@ pub(crate) fn test_limits() -> Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waiting_bytes_count_under_the_mailbox_cap_until_their_charge_drops() {
+        let mut spec = TenantSpec::untrusted("g", &test_limits());
+        spec.limits.tenant_mailbox_bytes = 100;
+        let capped = Tenant::new(spec, 1);
+        let first = capped
+            .charge_waiting(60)
+            .unwrap()
+            .expect("charged under a cap");
+        assert_eq!(capped.queued_bytes(), 60);
+        assert_eq!(capped.charge_waiting(41).err(), Some(CapReached));
+        drop(first);
+        assert_eq!(capped.queued_bytes(), 0, "given back");
+        assert!(capped.charge_waiting(100).unwrap().is_some());
+        let mut spec = TenantSpec::untrusted("h", &test_limits());
+        spec.limits.tenant_mailbox_bytes = usize::MAX;
+        let uncapped = Tenant::new(spec, 2);
+        assert!(
+            uncapped.charge_waiting(1 << 40).unwrap().is_none(),
+            "nothing to charge without a cap"
+        );
+    }
 
     #[test]
     fn counters_respect_their_limits() {

@@ -46,44 +46,26 @@ use crate::socket::auth;
 use crate::socket::busy::BusyPoll;
 use crate::socket::outbox::Outbox;
 use crate::sync::lock;
-use crate::tenant::Tenant;
+use crate::tenant::{Tenant, WaitingCharge};
 
 /// Longest a node waits at start for its master, and for the older nodes to link to it.
 pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bytes of messages that may wait for one node not linked yet; past it sends to that
 /// node are refused (as to a node that is down) until the link is up. What a tenant with a
-/// `tenant_mailbox_bytes` cap sends waits under that cap instead ([`Charge`]), so that no
+/// `tenant_mailbox_bytes` cap sends waits under that cap instead ([`charge`]), so that no
 /// tenant can fill the room the node's own services and the other tenants share.
 const MAX_WAITING: usize = 64 << 20;
 
-/// Bytes a capped tenant's message holds while it waits (for a link or a global name),
-/// counted in the tenant's mailbox bytes until it leaves or is dropped.
-struct Charge {
-    account: Arc<std::sync::atomic::AtomicUsize>,
-    bytes: usize,
-}
-
-impl Charge {
-    /// Charges `bytes` to `payer` when its tenant's mailboxes are capped together: `None`
-    /// when they are not (the node-wide room holds it), the refusal when they are full.
-    fn take(payer: Option<&Tenant>, bytes: usize) -> Result<Option<Charge>, &'static str> {
-        let Some((tenant, account)) = payer.and_then(|t| t.mailbox_account().map(|a| (t, a)))
-        else {
-            return Ok(None);
-        };
-        if tenant.mailboxes_full(bytes) {
-            return Err("its tenant's mailboxes and waiting messages hold tenant_mailbox_bytes");
-        }
-        account.fetch_add(bytes, Ordering::Relaxed);
-        Ok(Some(Charge { account, bytes }))
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        self.account.fetch_sub(self.bytes, Ordering::Relaxed);
-    }
+/// Charges `bytes` a message waits with to `payer`'s tenant when its mailboxes are capped
+/// together ([`Tenant::charge_waiting`]): `None` when they are not (the node-wide room
+/// holds it), the refusal when they are full.
+fn charge(payer: Option<&Tenant>, bytes: usize) -> Result<Option<WaitingCharge>, &'static str> {
+    payer.map_or(Ok(None), |tenant| {
+        tenant
+            .charge_waiting(bytes)
+            .map_err(|_| "its tenant's mailboxes and waiting messages hold tenant_mailbox_bytes")
+    })
 }
 
 /// Why a node could not join its harbor network (its start then fails).
@@ -165,11 +147,11 @@ enum Name {
     /// Asked of the master and not answered yet: the messages sent to it and the
     /// `QUERYNAME` callers wait (skynet's harbor queues them the same way).
     Asked {
-        messages: Vec<(Message, Option<Charge>)>,
+        messages: Vec<(Message, Option<WaitingCharge>)>,
         queries: Vec<Waiter>,
         /// The entry's own bookkeeping ([`ASKED_NAME`]), when a capped tenant's message
         /// made it (else it counts in the node-wide room).
-        entry: Option<Charge>,
+        entry: Option<WaitingCharge>,
     },
 }
 
@@ -189,7 +171,7 @@ pub(crate) struct Waiter {
 enum Peer {
     /// Not linked yet: what was sent to it waits here, in order (frames, each with what it
     /// holds of its tenant's cap, and the bytes of the uncharged ones).
-    Waiting(Vec<(Vec<u8>, Option<Charge>)>, usize),
+    Waiting(Vec<(Vec<u8>, Option<WaitingCharge>)>, usize),
     /// Linked: frames are written straight to the connection.
     Up(Arc<Outbox>),
     /// Its link dropped, or the master said it is gone: sends to it are refused.
@@ -734,9 +716,9 @@ impl Harbor {
         let entry = if state.names.contains_key(name) {
             Ok(None)
         } else {
-            Charge::take(payer, ASKED_NAME)
+            charge(payer, ASKED_NAME)
         };
-        let why = match entry.and_then(|entry| Ok((entry, Charge::take(payer, size)?))) {
+        let why = match entry.and_then(|entry| Ok((entry, charge(payer, size)?))) {
             Err(why) => why,
             Ok((None, None)) if state.waiting_for_names + ASKED_NAME + size > MAX_WAITING => {
                 "too much waits for global names"
@@ -777,7 +759,7 @@ impl Harbor {
         &self,
         state: &'a mut State,
         name: &str,
-        entry: Option<Charge>,
+        entry: Option<WaitingCharge>,
     ) -> &'a mut Name {
         if !state.names.contains_key(name) {
             if entry.is_none() {
@@ -911,7 +893,7 @@ impl Remote for Harbor {
             }
             Peer::Waiting(frames, bytes) => {
                 let size = frame.len() + std::mem::size_of::<Vec<u8>>();
-                match Charge::take(payer, size) {
+                match charge(payer, size) {
                     Err(why) => Some(why),
                     Ok(None) if *bytes + frame.len() > MAX_WAITING => {
                         Some("too much waits for it to be linked")

@@ -23,6 +23,24 @@ skynet.register_protocol {
 	unpack = skynet.unpack,
 }
 
+-- Protocol classes a hostile or careless script could make: a `dispatch` that cannot be
+-- called, and one found only through a metatable (skynet.lua reads it; the native path
+-- hands such a class back to skynet.lua).
+skynet.register_protocol {
+	name = "notcallable",
+	id = 203,
+	unpack = skynet.unpack,
+	dispatch = 42,
+}
+skynet.register_protocol(setmetatable({ name = "inherited", id = 204 }, {
+	__index = {
+		unpack = skynet.unpack,
+		dispatch = function(_, _, value)
+			skynet.ret(skynet.pack("inherited", value))
+		end,
+	},
+}))
+
 local CMD = {}
 
 function CMD.FAIL_AFTER_FORK(tag)

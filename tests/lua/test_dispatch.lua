@@ -26,6 +26,18 @@ skynet.register_protocol {
 	pack = skynet.pack,
 	unpack = skynet.unpack,
 }
+skynet.register_protocol {
+	name = "notcallable",
+	id = 203,
+	pack = skynet.pack,
+	unpack = skynet.unpack,
+}
+skynet.register_protocol {
+	name = "inherited",
+	id = 204,
+	pack = skynet.pack,
+	unpack = skynet.unpack,
+}
 
 skynet.start(function()
 	skynet.dispatch("lua", function(_, _, cmd)
@@ -102,6 +114,12 @@ skynet.start(function()
 	check.values("a protocol's own unpack gives the handler its values",
 		table.pack(skynet.unpack(skynet.rawcall(peer, "raw", skynet.pack("middle")))),
 		table.pack("first", skynet.packstring("middle"), "last"))
+
+	check.raises("a request to a dispatch that cannot be called fails", "call failed",
+		skynet.call, peer, "notcallable", 1)
+	check.values("a class whose dispatch comes from its metatable still dispatches",
+		table.pack(skynet.call(peer, "inherited", 7)), table.pack("inherited", 7))
+	check.eq("the service lives on", skynet.call(peer, "lua", "COUNT_ARGS", 1), 1)
 
 	-- many values into a handler's coroutine
 	local many = {}

@@ -44,7 +44,7 @@ fn node(extra: &str) -> Bench {
     // the per-message CPU limit (1 s by default) is lifted so that a slow run is not
     // aborted by it on this noisy machine.
     let config = format!(
-        "thread = {threads}\nharbor = 0\nstart = \"bench echo\"\nlogger = \"/dev/null\"\n\
+        "thread = {threads}\nharbor = 0\nbootstrap = \"bootstrap\"\nstart = \"bench echo\"\nlogger = \"/dev/null\"\n\
          wasm_path = \"{}/?.wasm;{}/../tests/wat/?.wat\"\nwasm_memory = \"16M\"\nwasm_max_services = 2000\n\
          cpu_limit = 600000\n{extra}\n",
         PathBuf::from(env!("SKYWASM_GUEST_DIR")).display(),

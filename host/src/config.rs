@@ -228,7 +228,8 @@ impl NodeConfig {
                 .or_insert_with(|| default.to_string())
                 .clone()
         };
-        let bootstrap = string_key("bootstrap", "bootstrap");
+        // skynet's default: the Lua bootstrap, whose `start` is a Lua service.
+        let bootstrap = string_key("bootstrap", "snlua bootstrap");
         let logservice = string_key("logservice", "logger");
         let wasm_path = string_key("wasm_path", "./service/?.wasm");
         let mut bool_key = |key: &str, default: &str| match string_key(key, default).as_str() {
@@ -1079,8 +1080,8 @@ mod tests {
         assert_eq!(config.thread, 3);
         assert_eq!(config.harbor, 0);
         assert_eq!(config.start, "main");
-        assert_eq!(config.bootstrap, "bootstrap");
-        assert_eq!(config.env["bootstrap"], "bootstrap");
+        assert_eq!(config.bootstrap, "snlua bootstrap");
+        assert_eq!(config.env["bootstrap"], "snlua bootstrap");
         assert_eq!(config.env["custom"], "x");
         assert_eq!(config.wasm_memory, 256 << 20);
         assert!(!config.profile);

@@ -62,16 +62,7 @@ fn run_lua_suite_with(config: &str, script: &str) -> String {
     t.node.stop();
     let log = t.log_text();
     assert!(stopped, "{script} did not finish; log:\n{log}");
-    let failures: Vec<&str> = log.lines().filter(|l| l.contains("] FAIL ")).collect();
-    assert!(failures.is_empty(), "{script}: {failures:#?}\nlog:\n{log}");
-    assert!(
-        log.contains(" failed") && log.contains("] DONE ") && log.contains(", 0 failed"),
-        "{script} did not report; log:\n{log}"
-    );
-    assert!(
-        log.contains("] PASS "),
-        "{script} checked nothing; log:\n{log}"
-    );
+    check_suite_log(script, &log);
     log
 }
 
@@ -83,16 +74,6 @@ fn lua_calls_sends_and_coroutines() {
 #[test]
 fn lua_services_names_env_and_debug_protocol() {
     run_lua_suite("test_services");
-}
-
-#[test]
-fn a_skynet_config_with_the_lua_bootstrap_runs_lua_services() {
-    // skynet's own bootstrap line: the Lua bootstrap, launcher, cdummy, datacenterd and
-    // service_mgr, then `start` as a Lua script name.
-    run_lua_suite_with(
-        "bootstrap = \"snlua bootstrap\"\nstart = \"test_services\"",
-        "test_services",
-    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod lua;
 mod messaging;
 mod names_env;
 mod network;
+mod skynet_libs;
 mod tenants;
 mod timers;
 mod upgrade;

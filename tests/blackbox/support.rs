@@ -35,7 +35,7 @@ pub struct TestNode {
 /// The config every test node starts from; `extra` lines are appended (later assignments win).
 pub fn config_text(dir: &Path, extra: &str) -> String {
     format!(
-        "thread = 2\nharbor = 0\nstart = \"probe\"\nlogger = \"{log}\"\n\
+        "thread = 2\nharbor = 0\nbootstrap = \"bootstrap\"\nstart = \"probe\"\nlogger = \"{log}\"\n\
          wasm_path = \"{guests}/?.wasm;{wat}/?.wat\"\nwasm_max_services = 200\n\
          wasm_memory = \"64M\"\nwasm_cache = \"{cache}\"\n{extra}\n",
         log = dir.join("node.log").display(),
@@ -152,6 +152,59 @@ impl TestNode {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+/// Asserts that the log of a Lua test suite (`tests/lua/lib/check.lua`'s lines) reports a
+/// run with checks and no failure.
+pub fn check_suite_log(script: &str, log: &str) {
+    let failures: Vec<&str> = log.lines().filter(|l| l.contains("] FAIL ")).collect();
+    assert!(failures.is_empty(), "{script}: {failures:#?}\nlog:\n{log}");
+    assert!(
+        log.contains(" failed") && log.contains("] DONE ") && log.contains(", 0 failed"),
+        "{script} did not report; log:\n{log}"
+    );
+    assert!(
+        log.contains("] PASS "),
+        "{script} checked nothing; log:\n{log}"
+    );
+}
+
+/// Starts a node from a config as a skynet user writes one — no `bootstrap` key, so skynet's
+/// default (`snlua bootstrap`) launches `start` as a Lua service — with `luaservice` and
+/// `lua_path` on `tests/lua`, a log file, and the `extra` lines.
+pub fn start_skynet_style(extra: &str) -> TestNode {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config");
+    let text = format!(
+        "thread = 2\nharbor = 0\nlogger = \"{log}\"\n\
+         luaservice = \"{lua}/?.lua\"\nlua_path = \"{lua}/lib/?.lua\"\n\
+         wasm_cache = \"{cache}\"\n{extra}\n",
+        log = dir.path().join("node.log").display(),
+        lua = lua_dir().display(),
+        cache = std::env::temp_dir().join("skywasm-test-cache").display(),
+    );
+    std::fs::write(&path, text).expect("write config");
+    let config = NodeConfig::load(&path).expect("valid config");
+    let node = Node::start(config).expect("node starts");
+    let client = Client::new(&node.handle()).expect("client");
+    TestNode {
+        log: dir.path().join("node.log"),
+        node,
+        client,
+        dir,
+    }
+}
+
+/// Runs the Lua test suite `script` (it ends the node when done) as the `start` service of a
+/// [`start_skynet_style`] node with the `extra` lines, and checks its report; returns the log.
+pub fn run_skynet_style(script: &str, extra: &str) -> String {
+    let mut t = start_skynet_style(&format!("start = \"{script}\"\n{extra}"));
+    let stopped = t.node.wait_timeout(WAIT * 3);
+    t.node.stop();
+    let log = t.log_text();
+    assert!(stopped, "{script} did not finish; log:\n{log}");
+    check_suite_log(script, &log);
+    log
 }
 
 /// Shorthand for a string value.

@@ -60,12 +60,16 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             bind(core, name, handle)
         }
         "EXIT" => {
+            // skynet's handle_exit says so in the log.
+            core.log("KILL self");
             exit_self(core);
             Ok(String::new())
         }
         "KILL" => {
             let target = core.resolve(param.trim())?;
             own_tenant(core, command, target)?;
+            // skynet's handle_exit says so in the log (by address, even for itself).
+            core.log(&format!("KILL :{:x}", target.0));
             let stopped = if target == core.handle() {
                 exit_self(core)
             } else {
@@ -231,14 +235,19 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
         // skywasm: a service's linear memory, for consoles (any service's, by address).
         "MEMORY" => {
             let service = named_service(core, command, param)?;
-            // Read from the instance when it is idle (as `SIGNAL` runs an idle one); while
-            // it runs a message (the caller itself, say) the last reading stands.
-            if let Some(mut slot) = service.try_instance() {
-                if let Some(bytes) = slot.as_mut().and_then(|b| b.memory_size()) {
-                    service.stats.memory.store(bytes as u64, Ordering::Relaxed);
+            Ok(memory_reading(&service).to_string())
+        }
+        // skywasm: every service's linear memory, one `:%08x bytes` line each, for
+        // skynet.memory (an untrusted tenant sees its own services only).
+        "MEMINFO" => {
+            use std::fmt::Write as _;
+            let mut out = String::new();
+            for (handle, service) in node.router.list() {
+                if trusted || Arc::ptr_eq(service.tenant(), &tenant) {
+                    let _ = writeln!(out, ":{:08x} {}", handle.0, memory_reading(&service));
                 }
             }
-            Ok(service.stats.memory.load(Ordering::Relaxed).to_string())
+            Ok(out)
         }
         "LOGON" | "LOGOFF" => {
             let target = core.resolve(param.trim())?;
@@ -331,6 +340,18 @@ fn named_service(
 }
 
 /// An untrusted service acts only on services of its own tenant.
+/// A service's linear memory in bytes: read from the instance when it is idle (as `SIGNAL`
+/// runs an idle one); while it runs a message (the caller itself, say) the last reading
+/// stands.
+fn memory_reading(service: &crate::service::Service) -> u64 {
+    if let Some(mut slot) = service.try_instance() {
+        if let Some(bytes) = slot.as_mut().and_then(|b| b.memory_size()) {
+            service.stats.memory.store(bytes as u64, Ordering::Relaxed);
+        }
+    }
+    service.stats.memory.load(Ordering::Relaxed)
+}
+
 fn own_tenant(core: &ServiceCore, command: &str, target: Handle) -> Result<(), HostError> {
     let tenant = core.service().tenant();
     if tenant.is_trusted() {

@@ -93,6 +93,13 @@ pub fn service_dir(pattern: &str, name: &str) -> Option<String> {
     Some(format!("{}/", dir.replace('?', name)))
 }
 
+/// The directory of a snax service found through `pattern`: the pattern up to its `?`, then
+/// the name and a `/` (skynet's snaxd puts `<dir>?.lua` before `package.path`).
+pub fn snax_dir(pattern: &str, name: &str) -> Option<String> {
+    let (before, _) = pattern.split_once('?')?;
+    Some(format!("{before}{name}/"))
+}
+
 /// The search path for `require` in a service: its own directory first, when it has one
 /// ([`service_dir`]), then `lua_path`.
 pub fn module_path(service_dir: Option<&str>, lua_path: &str) -> String {

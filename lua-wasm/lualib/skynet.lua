@@ -1228,4 +1228,7 @@ debug_protocol.init(skynet, {
 	resume = coroutine_resume,
 })
 
+-- skynet's code cache API (snlua here has no cache: see skynet.codecache).
+skynet.cache = require "skynet.codecache"
+
 return skynet

@@ -39,6 +39,8 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
         (c"trash", trash),
         (c"now", now),
         (c"hpc", hpc),
+        // skywasm: this instance's linear memory (skynet.memory.current)
+        (c"memory_size", memory_size),
         (c"harbor", harbor),
         (c"self", self_handle),
         (c"trace", trace),
@@ -515,6 +517,17 @@ unsafe extern "C-unwind" fn now(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn hpc(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a valid state.
     unsafe { ffi::lua_pushinteger(l, sys::hpc()) };
+    1
+}
+
+/// `memory_size()`: the bytes of this instance's linear memory.
+unsafe extern "C-unwind" fn memory_size(l: *mut ffi::lua_State) -> c_int {
+    #[cfg(target_arch = "wasm32")]
+    let bytes = core::arch::wasm32::memory_size(0) * 65536;
+    #[cfg(not(target_arch = "wasm32"))]
+    let bytes = 0usize;
+    // SAFETY: a valid state.
+    unsafe { ffi::lua_pushinteger(l, bytes as ffi::lua_Integer) };
     1
 }
 

@@ -597,7 +597,9 @@ unsafe fn resume(l: *mut ffi::lua_State, co: c_int, args: c_int) {
         }
         ffi::lua_xmove(l, thread, args);
         let mut results = 0;
+        crate::profile::enter(l, co);
         let status = ffi::lua_resume(thread, l, args, &mut results);
+        crate::profile::leave(l, co);
         if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
             to_suspend(l, co, false, |l| {
                 ffi::lua_xmove(thread, l, 1);

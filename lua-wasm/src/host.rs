@@ -43,7 +43,7 @@ unsafe fn check_bytes<'a>(l: *mut ffi::lua_State, index: c_int) -> &'a [u8] {
 }
 
 /// `load_source(kind, name)` → `pattern, path, source`, or nil when no file was found.
-/// `kind` is "service", "module" or "preload".
+/// `kind` is "service", "module", "preload", "file" or "snax".
 pub(crate) unsafe extern "C-unwind" fn load_source(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state.
     let (kind, name) = unsafe { (check_bytes(l, 1), check_bytes(l, 2)) };
@@ -52,9 +52,10 @@ pub(crate) unsafe extern "C-unwind" fn load_source(l: *mut ffi::lua_State) -> c_
         b"module" => source::MODULE,
         b"preload" => source::PRELOAD,
         b"file" => source::FILE,
+        b"snax" => source::SNAX,
         // SAFETY: a valid state; nothing owned is alive in this frame.
         _ => unsafe {
-            return ffi::luaL_argerror(l, 1, c"service, module, preload or file".as_ptr());
+            return ffi::luaL_argerror(l, 1, c"service, module, preload, file or snax".as_ptr());
         },
     };
     let Ok(name) = std::str::from_utf8(name) else {

@@ -9,6 +9,10 @@ const MODULES: &[(&str, &str)] = &[
         include_str!("../lualib/skynet/cluster.lua"),
     ),
     (
+        "skynet.codecache",
+        include_str!("../lualib/skynet/codecache.lua"),
+    ),
+    (
         "skynet.coroutine",
         include_str!("../lualib/skynet/coroutine.lua"),
     ),
@@ -23,6 +27,7 @@ const MODULES: &[(&str, &str)] = &[
         "skynet.manager",
         include_str!("../lualib/skynet/manager.lua"),
     ),
+    ("skynet.memory", include_str!("../lualib/skynet/memory.lua")),
     (
         "skynet.netpack",
         include_str!("../lualib/skynet/netpack.lua"),
@@ -39,6 +44,16 @@ const MODULES: &[(&str, &str)] = &[
         "snax.gateserver",
         include_str!("../lualib/snax/gateserver.lua"),
     ),
+    (
+        "skynet.service",
+        include_str!("../lualib/skynet/service.lua"),
+    ),
+    ("skynet.snax", include_str!("../lualib/skynet/snax.lua")),
+    (
+        "snax.interface",
+        include_str!("../lualib/snax/interface.lua"),
+    ),
+    ("snax.hotfix", include_str!("../lualib/snax/hotfix.lua")),
     (
         "skynet.require",
         include_str!("../lualib/skynet/require.lua"),
@@ -67,9 +82,18 @@ const SERVICES: &[(&str, &str)] = &[
     ("gate", include_str!("../../services/lua/gate.lua")),
     ("launcher", include_str!("../../services/lua/launcher.lua")),
     (
+        "service_cell",
+        include_str!("../../services/lua/service_cell.lua"),
+    ),
+    (
         "service_mgr",
         include_str!("../../services/lua/service_mgr.lua"),
     ),
+    (
+        "service_provider",
+        include_str!("../../services/lua/service_provider.lua"),
+    ),
+    ("snaxd", include_str!("../../services/lua/snaxd.lua")),
 ];
 
 /// The source of a built-in module or service (`kind` is "module" or "service").

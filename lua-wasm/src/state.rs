@@ -96,6 +96,8 @@ impl Vm {
             ffi::lua_gc(l, ffi::LUA_GCGEN, 0, 0);
             ffi::luaL_openlibs(l);
             ffi::luaL_requiref(l, c"skynet.core".as_ptr(), crate::core::open, 0);
+            // Before skynet.lua takes `coroutine.resume`: the profiling one, as skynet's.
+            ffi::luaL_requiref(l, c"skynet.profile".as_ptr(), crate::profile::open, 0);
             ffi::lua_settop(l, 0);
             // The socket driver is opened on first `require`, as skynet's C module.
             ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());

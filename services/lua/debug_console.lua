@@ -443,13 +443,13 @@ function COMMAND.help()
 		["upgrade-all"] = "upgrade-all name : upgrade every service running name (a script or a module) to what its file holds now",
 		cluster = "cluster [reload] : the cluster's nodes (address, connection, calls in flight, bytes), or reload the node table from the cluster file",
 		harbor = "harbor : this node's harbor network: its master, the other nodes and their links, the global names",
-		snax = "(not supported in skywasm)",
-		clearcache = "(not supported in skywasm)",
+		snax = "launch a new snax service",
+		clearcache = "clear lua code cache (snlua has none: sources are read at every load)",
 		debug = "(not supported in skywasm)",
-		cmem = "(not supported in skywasm)",
-		jmem = "(not supported in skywasm)",
-		profactive = "(not supported in skywasm)",
-		dumpheap = "(not supported in skywasm)",
+		cmem = "Show each service's wasm memory",
+		jmem = "Show the wasm memory under jemalloc's stat names",
+		profactive = "profactive [on|off] : heap profiling (none in skywasm: always deactive)",
+		dumpheap = "dumpheap : write each service's wasm memory to the log",
 	}
 end
 
@@ -734,10 +734,53 @@ function COMMAND.setenv(name, value)
 	skynet.setenv(name, value)
 end
 
-COMMAND.snax = unsupported("snax", "there is no snax framework")
-COMMAND.clearcache = unsupported("clearcache", "snlua has no code cache")
+function COMMAND.snax(...)
+	local snax = require "skynet.snax"
+	local ok, s = pcall(snax.newservice, ...)
+	if not ok then
+		return "Failed"
+	end
+	return { [skynet.address(s.handle)] = ... }
+end
+
+-- snlua reads sources afresh at every load (skynet.codecache): nothing to clear.
+function COMMAND.clearcache()
+	require("skynet.codecache").clear()
+end
+
 COMMAND.debug = unsupported("debug", "there is no debug_agent")
-COMMAND.cmem = unsupported("cmem", "there is no C memory accounting")
-COMMAND.jmem = unsupported("jmem", "there is no jemalloc")
-COMMAND.profactive = unsupported("profactive", "there is no jemalloc heap profiling")
-COMMAND.dumpheap = unsupported("dumpheap", "there is no jemalloc heap profiling")
+
+-- skynet's C memory per service; here each service's wasm memory (skynet.memory).
+function COMMAND.cmem()
+	local memory = require "skynet.memory"
+	local result = {}
+	local total, blocks = 0, 0
+	for address, bytes in pairs(memory.info()) do
+		result[skynet.address(address)] = bytes
+		total, blocks = total + bytes, blocks + 1
+	end
+	result.total = total
+	result.block = blocks
+	return result
+end
+
+function COMMAND.jmem()
+	local result = {}
+	for k, v in pairs(require("skynet.memory").jestat()) do
+		result[k] = sformat("%11d  %8.2f Mb", v, v / 1048576)
+	end
+	return result
+end
+
+-- jemalloc's heap dump: here each service's wasm memory, to the log and as the answer.
+function COMMAND.dumpheap()
+	require("skynet.memory").dumpheap()
+	return COMMAND.cmem()
+end
+
+function COMMAND.profactive(flag)
+	if flag == "on" then
+		error("heap profiling does not exist in skywasm: cmem shows each service's wasm memory", 0)
+	end
+	return "heap profilling is deactive"
+end

@@ -55,11 +55,23 @@ local function real_name(name)
 	return name
 end
 
-function cmd.LAUNCH(name, ...)
-	return wait_for(name, skynet.newservice, real_name(name), ...)
+-- A snax service is known by "snaxd.<its name>" ("@snaxd.<name>" when global), and started
+-- by skynet.snax (which also calls its init), as in skynet.
+local function snax_new(...)
+	return require("skynet.snax").rawnewservice(...)
 end
 
-function cmd.QUERY(name)
+function cmd.LAUNCH(name, subname, ...)
+	if real_name(name) == "snaxd" then
+		return wait_for(name .. "." .. subname, snax_new, subname, ...)
+	end
+	return wait_for(name, skynet.newservice, real_name(name), subname, ...)
+end
+
+function cmd.QUERY(name, subname)
+	if real_name(name) == "snaxd" then
+		return wait_for(name .. "." .. subname)
+	end
 	return wait_for(name)
 end
 
@@ -93,8 +105,8 @@ local function register_global()
 		return cmd.LAUNCH("@" .. name, ...)
 	end
 
-	function cmd.GQUERY(name)
-		return cmd.QUERY("@" .. name)
+	function cmd.GQUERY(name, ...)
+		return cmd.QUERY("@" .. name, ...)
 	end
 
 	local managers = {}
@@ -125,7 +137,11 @@ end
 local function register_local()
 	local function remote(command, name, ...)
 		local global_name = "@" .. name
-		return wait_for(global_name, skynet.call, "SERVICE", "lua", command, global_name, ...)
+		local local_name = global_name
+		if name == "snaxd" then
+			local_name = global_name .. "." .. (...)
+		end
+		return wait_for(local_name, skynet.call, "SERVICE", "lua", command, global_name, ...)
 	end
 
 	function cmd.GLAUNCH(...)

@@ -10,8 +10,9 @@ use crate::support::*;
 fn console() -> (TestNode, u16) {
     let lua = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lua");
     let t = start(&format!(
-        "luaservice = \"{}/?.lua\"\nstart = \"snlua console_main\"",
-        lua.display()
+        "luaservice = \"{lua}/?.lua\"\nstart = \"snlua console_main\"\n\
+         snax = \"{lua}/snax/?.lua\"",
+        lua = lua.display()
     ));
     let log = t.wait_log("Start debug console at 127.0.0.1:");
     let port = log
@@ -176,6 +177,41 @@ fn console_commands_answer_with_skynet_s_output() {
     // a command that fails prints its error and the console carries on
     assert_eq!(s.run("kill").last().unwrap(), "<CMD Error>");
     assert_eq!(s.run("getenv thread"), ["thread\t2", "<CMD OK>"]);
+
+    // skynet's library commands (issue 25)
+    let snax = s.run("snax counter 3 console");
+    assert_eq!(snax.len(), 2, "{snax:?}");
+    assert!(
+        snax[0].starts_with(':') && snax[0].ends_with("\tcounter") && snax[1] == "<CMD OK>",
+        "{snax:?}"
+    );
+    assert_eq!(s.run("snax no_such_snax"), ["Failed", "<CMD OK>"]);
+    let cmem = s.run("cmem");
+    let figure = |lines: &[String], key: &str| -> u64 {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{key}\t")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {lines:?}"))
+    };
+    assert!(figure(&cmem, &pong.to_string()) > 0, "{cmem:?}");
+    assert!(figure(&cmem, "total") >= figure(&cmem, &pong.to_string()));
+    assert!(figure(&cmem, "block") >= 5, "{cmem:?}");
+    let jmem = s.run("jmem");
+    assert!(
+        jmem.iter()
+            .any(|l| l.starts_with("stats.allocated\t") && l.ends_with(" Mb")),
+        "{jmem:?}"
+    );
+    assert_eq!(s.run("clearcache"), ["<CMD OK>"]);
+    let heap = s.run("dumpheap");
+    assert!(figure(&heap, "total") > 0, "{heap:?}");
+    t.wait_log("Total memory: ");
+    assert_eq!(
+        s.run("profactive"),
+        ["heap profilling is deactive", "<CMD OK>"]
+    );
+    assert_eq!(s.run("profactive on").last().unwrap(), "<CMD Error>");
 }
 
 #[test]

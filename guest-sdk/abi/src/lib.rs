@@ -228,6 +228,9 @@ pub mod source {
     /// A file named by its path, as given (relative to the node's working directory), for
     /// the console's `inject`; only for services with the files capability.
     pub const FILE: u32 = 3;
+    /// A snax service's file (`skynet.snax`): `name`, used as written, goes into the
+    /// config's `snax` search path.
+    pub const SNAX: u32 = 4;
 }
 
 /// Names of the functions a guest module exports.

@@ -78,6 +78,35 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                         &setting("lua_path", source::DEFAULT_MODULE_PATH),
                     ),
                 ),
+                kind::SNAX => {
+                    let core = &state.core;
+                    if !core.service().tenant().is_trusted()
+                        && !core.service().tenant().spec.may_launch("snlua", "snaxd")
+                    {
+                        return Ok(crate::command::deny(
+                            core,
+                            NAME,
+                            &name,
+                            "the tenant may not launch snaxd",
+                        )
+                        .code());
+                    }
+                    let found = source::find(
+                        Kind::Service,
+                        &name,
+                        &setting("snax", source::DEFAULT_SERVICE_PATH),
+                    );
+                    // snaxd running this file takes the file's directory as its own, as
+                    // skynet's snaxd puts it before package.path.
+                    let args = core.service().args();
+                    let mut words = args.split_whitespace();
+                    let runs_it = words.next() == Some("snaxd") && words.next() == Some(&*name);
+                    if let (true, Ok(found)) = (runs_it, &found) {
+                        let dir = source::snax_dir(&found.pattern, &name);
+                        caller.data_mut().service_dir = dir.map(String::into_boxed_str);
+                    }
+                    found
+                }
                 kind::PRELOAD => match node.getenv("preload") {
                     Some(path) => source::read_file(&path),
                     None => return Ok(error::NOT_FOUND),

@@ -1,7 +1,7 @@
 -- skynet.coroutine: coroutines that may use the skynet API (call, sleep, wait) inside them.
 -- A skynet call inside such a coroutine suspends the service's own coroutine that resumed it
 -- and, when the answer comes, passes it back in; `yield` and `resume` between the user's
--- coroutines work as Lua's. Same functions as Lua's `coroutine` library, plus `thread`.
+-- coroutines work as Lua's. Same functions as Lua's `coroutine` library (`close` too), plus `thread`.
 local resume_raw = coroutine.resume
 local yield_raw = coroutine.yield
 local status_raw = coroutine.status
@@ -102,6 +102,13 @@ function M.wrap(f)
 	return function(...)
 		return unwrap(M.resume(co, ...))
 	end
+end
+
+-- Closes a skynet.coroutine (its to-be-closed variables run), as Lua's coroutine.close.
+function M.close(co)
+	ours[co] = nil
+	root_of[co] = nil
+	return coroutine.close(co)
 end
 
 return M

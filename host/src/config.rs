@@ -173,6 +173,8 @@ pub struct NodeConfig {
     /// Most bytes of log lines waiting for the logger (`log_backlog`): past it lines are
     /// dropped, and the logger says how many.
     pub log_backlog: usize,
+    /// Largest data file a Lua service may read from `lua_data_path` (`lua_data_max`).
+    pub lua_data_max: u64,
     /// Make guest code visible to `perf` (`wasm_profiler = "perfmap"` or `"jitdump"`).
     pub wasm_profiler: Option<String>,
     /// The limits of the node's own services, and the base of every tenant's
@@ -272,6 +274,7 @@ impl NodeConfig {
             ));
         }
         let log_backlog = buffer_key(&mut env, "log_backlog", "16M")?;
+        let lua_data_max = size_key(&mut env, "lua_data_max", "64M")?;
         let socket_max_unsent = buffer_key(&mut env, "socket_max_unsent", "64M")?;
         let wasm_cache = match env.get("wasm_cache").map(String::as_str) {
             Some("false") => None,
@@ -379,6 +382,7 @@ impl NodeConfig {
             max_message_size: max_message_size as usize,
             socket_max_unsent,
             log_backlog: log_backlog as usize,
+            lua_data_max,
             wasm_profiler: env.get("wasm_profiler").cloned(),
             limits,
             tenants,

@@ -67,6 +67,11 @@ pub fn find(kind: Kind, name: &str, search_path: &str) -> Result<Found, Missing>
     let mut tried = Vec::new();
     for pattern in search_path.split(';').filter(|p| !p.is_empty()) {
         let path = pattern.replace('?', &substitute);
+        // Regular files only: a pipe or a device on a search path would hold the worker.
+        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            tried.push(path);
+            continue;
+        }
         match std::fs::read(Path::new(&path)) {
             Ok(bytes) => {
                 return Ok(Found {
@@ -121,6 +126,56 @@ pub fn read_file(path: &str) -> Result<Found, Missing> {
     }
 }
 
+/// Why a data file was not read ([`read_data`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum DataRefused {
+    /// No such file (or it cannot be opened).
+    NotFound,
+    /// The path is not inside any of the data directories.
+    Outside,
+    /// Not a regular file (a directory, a device, a pipe).
+    NotAFile,
+    /// Larger than the bound.
+    TooLarge,
+}
+
+/// Reads a data file for a Lua service (`lua_data_path`): `path` is as the service wrote
+/// it (relative to the node's working directory, as skynet's `io.open`), and must resolve
+/// — symbolic links followed — to a regular file inside one of `dirs`, of at most `max`
+/// bytes. Only regular files are opened, so a device or a pipe never holds the worker.
+pub fn read_data(path: &str, dirs: &[String], max: u64) -> Result<Found, DataRefused> {
+    use std::io::Read;
+    if path.is_empty() || path.contains('\0') {
+        return Err(DataRefused::NotFound);
+    }
+    let real = std::fs::canonicalize(path).map_err(|_| DataRefused::NotFound)?;
+    let dir = dirs
+        .iter()
+        .find(|dir| std::fs::canonicalize(dir).is_ok_and(|d| real.starts_with(d)))
+        .ok_or(DataRefused::Outside)?;
+    let meta = std::fs::metadata(&real).map_err(|_| DataRefused::NotFound)?;
+    if !meta.is_file() {
+        return Err(DataRefused::NotAFile);
+    }
+    if meta.len() > max {
+        return Err(DataRefused::TooLarge);
+    }
+    let file = std::fs::File::open(&real).map_err(|_| DataRefused::NotFound)?;
+    // The file may have grown since: read one byte past the bound to know.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|_| DataRefused::NotFound)?;
+    if bytes.len() as u64 > max {
+        return Err(DataRefused::TooLarge);
+    }
+    Ok(Found {
+        pattern: dir.clone(),
+        path: path.to_string(),
+        bytes,
+    })
+}
+
 /// A name stays inside the directories of its search path: relative, no `..` anywhere (a
 /// module name's dots become slashes), no backslash or NUL, not empty, at most 255 bytes.
 fn acceptable(name: &str) -> bool {
@@ -134,6 +189,53 @@ fn acceptable(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_files_are_read_only_inside_their_directories_and_within_the_bound() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(data.join("sub")).unwrap();
+        std::fs::write(data.join("sub/items.lua"), "return {1, 2}").unwrap();
+        std::fs::write(root.path().join("secret"), "key").unwrap();
+        std::os::unix::fs::symlink(root.path().join("secret"), data.join("link")).unwrap();
+        let dirs = [data.display().to_string()];
+        let inside = format!("{}/sub/items.lua", data.display());
+        let found = read_data(&inside, &dirs, 1 << 20).unwrap();
+        assert_eq!(found.bytes, b"return {1, 2}");
+        assert_eq!(found.path, inside);
+        assert_eq!(found.pattern, dirs[0]);
+        // `..` and links that lead out are outside; so is a sibling with the same prefix
+        let escape = format!("{}/sub/../../secret", data.display());
+        assert_eq!(
+            read_data(&escape, &dirs, 1 << 20),
+            Err(DataRefused::Outside)
+        );
+        let link = format!("{}/link", data.display());
+        assert_eq!(read_data(&link, &dirs, 1 << 20), Err(DataRefused::Outside));
+        std::fs::create_dir_all(root.path().join("data2")).unwrap();
+        std::fs::write(root.path().join("data2/x"), "x").unwrap();
+        let sibling = format!("{}/data2/x", root.path().display());
+        assert_eq!(
+            read_data(&sibling, &dirs, 1 << 20),
+            Err(DataRefused::Outside)
+        );
+        // missing, a directory, too large, no directories at all
+        let missing = format!("{}/none", data.display());
+        assert_eq!(
+            read_data(&missing, &dirs, 1 << 20),
+            Err(DataRefused::NotFound)
+        );
+        let dir = format!("{}/sub", data.display());
+        assert_eq!(read_data(&dir, &dirs, 1 << 20), Err(DataRefused::NotAFile));
+        assert_eq!(read_data(&inside, &dirs, 5), Err(DataRefused::TooLarge));
+        assert_eq!(read_data(&inside, &[], 1 << 20), Err(DataRefused::Outside));
+        assert_eq!(read_data("", &dirs, 1 << 20), Err(DataRefused::NotFound));
+        // a device inside a "data directory" is not a regular file
+        assert_eq!(
+            read_data("/dev/zero", &["/dev".to_string()], 1 << 20),
+            Err(DataRefused::NotAFile)
+        );
+    }
 
     fn tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

@@ -29,6 +29,9 @@ const RUNTIME_ENV_KEYS: &[&str] = &[
     "lua_memlimit",
     "lua_hash_seed",
     "harbor",
+    "snax",
+    "snax_interface_g",
+    "snax_loader",
 ];
 
 /// A `lua_hash_seed` setting: `random` (each Lua service hashes the strings it makes with
@@ -142,6 +145,9 @@ pub struct TenantSpec {
     /// Its Lua services' string-hash seed (`lua_hash_seed`: `random` or `fixed`); `None`:
     /// the node's setting.
     pub lua_hash_seed: Option<String>,
+    /// Directories its Lua services may read data files from (`lua_data_path`); `None`:
+    /// the node's `lua_data_path` for a trusted tenant, none for an untrusted one.
+    pub lua_data_path: Option<Vec<String>>,
 }
 
 /// A `host:port` pattern of a socket allow-list: the host is `*` or written out (an IPv6
@@ -227,6 +233,7 @@ impl TenantSpec {
             start: Vec::new(),
             logon: true,
             lua_hash_seed: None,
+            lua_data_path: None,
             listen: None,
             connect: None,
         }
@@ -273,6 +280,7 @@ impl TenantSpec {
             start: Vec::new(),
             logon: false,
             lua_hash_seed: None,
+            lua_data_path: None,
             listen: None,
             connect: None,
         }

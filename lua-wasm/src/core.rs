@@ -46,6 +46,8 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
         (c"trace", trace),
         // skywasm: source files through the host (the console's inject reads "file"s)
         (c"load_source", crate::host::load_source),
+        // skywasm: data files under lua_data_path (io.open, loadfile: lualib/skywasm/files.lua)
+        (c"read_data", crate::host::read_data),
         // skywasm: hot upgrade (skynet.on_upgrade, skynet.upgraded)
         (c"upgrade_hook", crate::upgrade::upgrade_hook),
         (c"upgraded", crate::upgrade::upgraded),

@@ -104,6 +104,61 @@ pub(crate) unsafe extern "C-unwind" fn load_source(l: *mut ffi::lua_State) -> c_
     }
 }
 
+/// `read_data(path)` → the bytes of a data file under the service's `lua_data_path`, or
+/// nil and the host's error code (`NOT_FOUND`, `DENIED`, `INVALID_ARGUMENT` for what is not
+/// a regular file, `TOO_LARGE`; `TOO_LARGE` also when this instance cannot hold the copy).
+pub(crate) unsafe extern "C-unwind" fn read_data(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    let path = unsafe { check_bytes(l, 1) };
+    let Ok(path) = std::str::from_utf8(path) else {
+        // SAFETY: a valid state; nothing owned is alive in this frame.
+        unsafe { return ffi::luaL_argerror(l, 1, c"not UTF-8".as_ptr()) };
+    };
+    let result = fallible_answer(|out| sys::load_source(source::DATA, path, out));
+    match &result {
+        Ok(answer) => {
+            let bytes = answer.splitn(3, |&b| b == 0).nth(2).unwrap_or_default();
+            // SAFETY: a valid state; the slice is valid for its length. Lua running out of
+            // memory here leaks `answer` (see the module's note).
+            unsafe { ffi::lua_pushlstring(l, bytes.as_ptr().cast(), bytes.len()) };
+            1
+        }
+        Err(code) => {
+            // SAFETY: a valid state.
+            unsafe {
+                ffi::lua_pushnil(l);
+                ffi::lua_pushinteger(l, ffi::lua_Integer::from(*code));
+            }
+            2
+        }
+    }
+}
+
+/// As [`crate::core::host_answer`], with the buffer for a large answer reserved fallibly: a
+/// file larger than this instance can hold is an error, not an abort.
+fn fallible_answer(ask: impl Fn(&mut [u8]) -> i32) -> Result<Vec<u8>, i32> {
+    let mut out = vec![0u8; FIRST_BUFFER];
+    let mut len = ask(&mut out);
+    for _ in 0..3 {
+        match usize::try_from(len) {
+            Ok(needed) if needed > out.len() => {
+                out = Vec::new();
+                out.try_reserve_exact(needed)
+                    .map_err(|_| error::TOO_LARGE)?;
+                out.resize(needed, 0);
+                len = ask(&mut out);
+            }
+            _ => break,
+        }
+    }
+    let len = usize::try_from(len).map_err(|_| len)?;
+    if len > out.len() {
+        return Err(error::TOO_LARGE);
+    }
+    out.truncate(len);
+    Ok(out)
+}
+
 /// The NUL-terminated string at `index` (already checked to be a string).
 ///
 /// # Safety

@@ -54,6 +54,7 @@ const MODULES: &[(&str, &str)] = &[
         include_str!("../lualib/snax/interface.lua"),
     ),
     ("snax.hotfix", include_str!("../lualib/snax/hotfix.lua")),
+    ("skywasm.files", include_str!("../lualib/skywasm/files.lua")),
     (
         "skynet.require",
         include_str!("../lualib/skynet/require.lua"),

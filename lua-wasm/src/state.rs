@@ -247,6 +247,8 @@ unsafe fn push_loader(l: *mut ffi::lua_State) -> c_int {
 
 /// Modules loaded into the pre-initialized state.
 const PRELOADED: &[&std::ffi::CStr] = &[
+    // io.open, io.lines, loadfile and dofile over the host's data files
+    c"skywasm.files",
     c"skynet",
     c"skynet.manager",
     c"skynet.queue",

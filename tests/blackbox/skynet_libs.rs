@@ -40,3 +40,52 @@ fn skynet_memory_reports_wasm_memory_and_the_code_cache_api_is_accepted() {
         "dumpinfo writes the total to the log:\n{log}"
     );
 }
+
+#[test]
+fn lua_services_read_data_files_under_lua_data_path_only() {
+    let data = lua_dir().join("data");
+    run_skynet_style(
+        "test_data_files",
+        &format!(
+            "lua_data_path = \"{data}\"\ntest_data_dir = \"{data}\"",
+            data = data.display()
+        ),
+    );
+}
+
+#[test]
+fn an_untrusted_tenant_reads_data_and_snax_files_only_when_granted() {
+    let lua = lua_dir();
+    let data = lua.join("data");
+    let file = data.join("lines.txt");
+    let t = start_skynet_style(&format!(
+        "start = \"pong\"\nlua_data_path = \"{data}\"\nsnax = \"{lua}/snax/?.lua\"\n\
+         tenants = {{\n\
+           granted = {{ start = {{ \"snlua data_reader {file}\" }}, launch = {{ \"snlua data_reader\", \"snlua snaxd\" }},\n\
+                        lua_data_path = \"{data}\" }},\n\
+           denied = {{ start = {{ \"snlua data_reader {file}\" }}, launch = {{ \"snlua data_reader\" }} }},\n\
+         }}",
+        data = data.display(),
+        lua = lua.display(),
+        file = file.display(),
+    ));
+    let log = t.wait_log_count("SNAX ", 2);
+    assert_eq!(
+        log.matches("DATA first line").count(),
+        1,
+        "only the granted tenant reads the file:\n{log}"
+    );
+    assert!(
+        log.contains("DATA ") && log.contains("Permission denied"),
+        "the other is denied:\n{log}"
+    );
+    assert_eq!(
+        log.matches("SNAX read").count(),
+        1,
+        "only the tenant that may launch snaxd reads snax files:\n{log}"
+    );
+    assert!(
+        log.contains("the tenant may not launch snaxd") || log.contains("error -3"),
+        "the refusal says why:\n{log}"
+    );
+}

@@ -231,6 +231,9 @@ pub mod source {
     /// A snax service's file (`skynet.snax`): `name`, used as written, goes into the
     /// config's `snax` search path.
     pub const SNAX: u32 = 4;
+    /// A data file (`io.open`, `loadfile` in Lua): `name` is a path as the service wrote
+    /// it, which must lie inside a directory of the service's `lua_data_path`.
+    pub const DATA: u32 = 5;
 }
 
 /// Names of the functions a guest module exports.

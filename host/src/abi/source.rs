@@ -7,13 +7,16 @@
 //! `NOT_FOUND` (no file on any path of the pattern list; the guest can name them, it reads
 //! the list with `GETENV`), `INVALID_ARGUMENT` (unknown kind, a name
 //! that is not UTF-8 or could leave the search path), `DENIED` (a service script an
-//! untrusted tenant may not launch: it reads its own and those of its `launch` list).
+//! untrusted tenant may not launch: it reads its own and those of its `launch` list; a snax
+//! file of a tenant that may not launch snaxd; a data file outside the service's
+//! `lua_data_path`, or any for an untrusted tenant granted none), `TOO_LARGE` (a data file
+//! over `lua_data_max` or the service's memory limit).
 
 use skywasm_abi::{error, import, source as kind, IMPORT_MODULE};
 use wasmtime::{Caller, Linker};
 
 use super::memory::{check, read_str, write_answer};
-use crate::source::{self, Kind, Missing};
+use crate::source::{self, DataRefused, Kind, Missing};
 use crate::wasm::WasmState;
 
 /// Whether `core`'s service may read the service script `name`: any for a trusted
@@ -106,6 +109,41 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
                         caller.data_mut().service_dir = dir.map(String::into_boxed_str);
                     }
                     found
+                }
+                kind::DATA => {
+                    let core = &state.core;
+                    let tenant = core.service().tenant();
+                    let dirs = match &tenant.spec.lua_data_path {
+                        Some(dirs) => dirs.clone(),
+                        None if tenant.is_trusted() => node
+                            .getenv("lua_data_path")
+                            .map(|path| {
+                                path.split(';')
+                                    .map(str::trim)
+                                    .filter(|d| !d.is_empty())
+                                    .map(str::to_string)
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        None => {
+                            return Ok(crate::command::deny(
+                                core,
+                                NAME,
+                                &name,
+                                "the tenant was granted no lua_data_path",
+                            )
+                            .code())
+                        }
+                    };
+                    // The bytes land in the service's memory: never more than it may hold.
+                    let max = node.config.lua_data_max.min(tenant.spec.limits.memory);
+                    match source::read_data(&name, &dirs, max) {
+                        Ok(found) => Ok(found),
+                        Err(DataRefused::NotFound) => return Ok(error::NOT_FOUND),
+                        Err(DataRefused::Outside) => return Ok(error::DENIED),
+                        Err(DataRefused::NotAFile) => return Ok(error::INVALID_ARGUMENT),
+                        Err(DataRefused::TooLarge) => return Ok(error::TOO_LARGE),
+                    }
                 }
                 kind::PRELOAD => match node.getenv("preload") {
                     Some(path) => source::read_file(&path),

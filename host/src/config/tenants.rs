@@ -169,11 +169,12 @@ fn apply_field(spec: &mut TenantSpec, field: &str, value: &str) -> Result<(), St
         "connect" => spec.connect = Some(patterns()?),
         "logon" => spec.logon = flag()?,
         "lua_hash_seed" => spec.lua_hash_seed = Some(hash_seed_setting(value)?),
+        "lua_data_path" => spec.lua_data_path = Some(list(value)),
         _ => {
             return Err(
                 "unknown tenant key (trusted, cpu, cpu_soft, memory, tenant_memory, mailbox, \
                  message_size, services, spawn_rate, workers, timers, max_sockets, mailbox_bytes, tenant_mailbox_bytes, socket_backlog, names, tenant_names, log_rate, tenant_log_rate, module_size, launch, getenv, setenv, export, start, \
-                 sockets, harbor, listen, connect, logon, lua_hash_seed)"
+                 sockets, harbor, listen, connect, logon, lua_hash_seed, lua_data_path)"
                     .into(),
             )
         }

@@ -1,0 +1,11 @@
+-- Reads a data file and a snax interface and says what happened (an untrusted tenant's
+-- service in skynet_libs.rs: no abort, no check library).
+local skynet = require "skynet"
+local path = ...
+
+skynet.start(function()
+	local f, err = io.open(path)
+	print("DATA " .. (f and f:read("l") or tostring(err)))
+	local ok, why = pcall(require("skynet.snax").interface, "counter")
+	print("SNAX " .. (ok and "read" or tostring(why)))
+end)

@@ -70,6 +70,20 @@ int32_t skywasm_call_name(const char *name, uint32_t name_len, uint32_t type, co
 SKYWASM_IMPORT(redirect)
 int32_t skywasm_redirect(uint32_t dest, uint32_t source, uint32_t type, int32_t session,
                          const void *msg, uint32_t len);
+/* One body to many services as PTYPE_MULTICAST (privileged): how many took it. */
+SKYWASM_IMPORT(multicast)
+int32_t skywasm_multicast(uint32_t source, int32_t session, const void *msg, uint32_t len,
+                          const uint32_t *dests, uint32_t dests_count);
+/* skynet.stm's objects held by the host (op: SKYWASM_STM_*; trusted services only). */
+#define SKYWASM_STM_NEW 0
+#define SKYWASM_STM_UPDATE 1
+#define SKYWASM_STM_COPY 2
+#define SKYWASM_STM_RELEASE_WRITER 3
+#define SKYWASM_STM_RELEASE_READER 4
+#define SKYWASM_STM_READ 5
+#define SKYWASM_STM_ADOPT 6
+SKYWASM_IMPORT(stm)
+int64_t skywasm_stm(uint32_t op, uint32_t id, int64_t seen, void *buf, uint32_t len);
 /* Arm a timer: a PTYPE_RESPONSE with the returned session arrives after `centiseconds`. */
 SKYWASM_IMPORT(timeout)
 int32_t skywasm_timeout(int32_t centiseconds);
@@ -95,6 +109,9 @@ void skywasm_log(const char *text, uint32_t len);
 #define SKYWASM_SOURCE_SERVICE 0
 #define SKYWASM_SOURCE_MODULE 1
 #define SKYWASM_SOURCE_PRELOAD 2
+#define SKYWASM_SOURCE_FILE 3
+#define SKYWASM_SOURCE_SNAX 4
+#define SKYWASM_SOURCE_DATA 5
 SKYWASM_IMPORT(load_source)
 int32_t skywasm_load_source(uint32_t kind, const char *name, uint32_t name_len, char *out,
                             uint32_t out_cap);

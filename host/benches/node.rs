@@ -1228,6 +1228,14 @@ fn main() {
                     ),
                     row("spawn 5000", "spawn", "services/s", scale(5000, 10), 0, 0),
                     row(
+                        "multicast 100",
+                        "multicast",
+                        "deliveries/s",
+                        scale(10_000, 100),
+                        scale(100, 10),
+                        0,
+                    ),
+                    row(
                         "memory 5000",
                         "memory",
                         "KiB/service",

@@ -44,6 +44,7 @@
 //! | `harbor` | nodes sharing one address space, master and slaves | `cmaster.lua`, `cslave.lua`, `service_harbor.c` |
 //! | `client` | outside threads sending and calling | — |
 //! | `tenant` | tenants: limits, capabilities, quotas | — |
+//! | `stm` | skynet.stm's objects, held once by the host | `lua-stm.c` |
 //!
 //! `mq`, `handle` and `timer` depend on neither wasmtime nor an async runtime; which module
 //! may import which is in docs/architecture.md ("Layers"), checked by a unit test.
@@ -81,6 +82,7 @@ pub mod service;
 pub(crate) mod shared;
 pub(crate) mod socket;
 pub(crate) mod source;
+pub(crate) mod stm;
 mod sync;
 pub(crate) mod tenant;
 pub mod timer;

@@ -47,7 +47,67 @@ pub struct Message {
     /// The message type (skynet's `PTYPE_*`, 0..=255).
     pub ptype: u8,
     /// The body.
-    pub data: Box<[u8]>,
+    pub data: Body,
+}
+
+/// A message body: the bytes of one message, or bytes several mailboxes share (a multicast
+/// publishes one copy per node, skynet's refcounted package). Reads go through `Deref`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// Bytes of this message alone.
+    Owned(Box<[u8]>),
+    /// Bytes shared with other messages.
+    Shared(Arc<[u8]>),
+}
+
+impl Body {
+    /// The bytes as a vector (copied only when shared).
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            Body::Owned(bytes) => bytes.into_vec(),
+            Body::Shared(bytes) => bytes.to_vec(),
+        }
+    }
+}
+
+impl Default for Body {
+    fn default() -> Body {
+        Body::Owned(Box::default())
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Body::Owned(bytes) => bytes,
+            Body::Shared(bytes) => bytes,
+        }
+    }
+}
+
+impl From<Box<[u8]>> for Body {
+    fn from(bytes: Box<[u8]>) -> Body {
+        Body::Owned(bytes)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Body {
+        Body::Owned(bytes.into_boxed_slice())
+    }
+}
+
+impl From<&[u8]> for Body {
+    fn from(bytes: &[u8]) -> Body {
+        Body::Owned(bytes.into())
+    }
+}
+
+impl From<Arc<[u8]>> for Body {
+    fn from(bytes: Arc<[u8]>) -> Body {
+        Body::Shared(bytes)
+    }
 }
 
 /// Bytes of bookkeeping each queued message counts in its mailbox's bytes besides its
@@ -68,7 +128,7 @@ impl Message {
             source,
             session,
             ptype,
-            data: Box::default(),
+            data: Body::default(),
         }
     }
 }

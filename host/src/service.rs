@@ -576,7 +576,11 @@ pub(crate) enum InterruptReason {
 
 /// True for message types that expect a reply when they carry a session.
 pub fn is_request(ptype: u8) -> bool {
-    !matches!(ptype as u32, ptype::RESPONSE | ptype::ERROR)
+    // A multicast's session is its channel (skynet's multicastd): nothing answers it.
+    !matches!(
+        ptype as u32,
+        ptype::RESPONSE | ptype::ERROR | ptype::MULTICAST
+    )
 }
 
 /// Most requests a service of an untrusted tenant may leave unanswered at once; more are
@@ -799,7 +803,7 @@ impl ServiceCore {
             source,
             session,
             ptype,
-            data,
+            data: data.into(),
         };
         let pushed = self.node.push_from(
             &self.service,
@@ -845,6 +849,43 @@ impl ServiceCore {
             return Err(HostError::Denied);
         }
         self.send_as(dest, source, ptype, session, data)
+    }
+
+    /// Delivers one body to every service of `dests` as `PTYPE_MULTICAST` from `source`
+    /// with `session` (the channel, as skynet's multicastd sends it), all messages sharing
+    /// the one copy; a destination that is gone or refuses (a full mailbox) is skipped, as
+    /// a redirect to it would be lost. Returns how many took it. The caller checked the
+    /// redirect capability.
+    pub fn multicast(
+        &mut self,
+        source: Handle,
+        session: i32,
+        data: Arc<[u8]>,
+        dests: &[Handle],
+    ) -> usize {
+        let mut delivered = 0;
+        for &dest in dests {
+            let message = Message {
+                source,
+                session,
+                ptype: ptype::MULTICAST as u8,
+                data: data.clone().into(),
+            };
+            if self
+                .node
+                .push_from(
+                    &self.service,
+                    false,
+                    dest,
+                    message,
+                    &mut self.last_destination,
+                )
+                .is_ok()
+            {
+                delivered += 1;
+            }
+        }
+        delivered
     }
 
     /// Resolves a destination name: `:hex` addresses, `.local` and global names (an
@@ -910,7 +951,7 @@ impl ServiceCore {
             source: self.handle(),
             session,
             ptype,
-            data,
+            data: data.into(),
         };
         harbor
             .send_name(name, message, Some(self.service.tenant()))
@@ -991,6 +1032,48 @@ impl crate::socket::Backlog for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::testing::{as_service, drain, idle_node, quiet_in};
+
+    #[test]
+    fn a_multicast_is_held_once_and_needs_the_redirect_capability() {
+        let node = idle_node("tenants = { guest = {} }");
+        let publisher = quiet_in(&node, "node", "publisher");
+        let subscribers: Vec<Handle> = (0..3).map(|_| quiet_in(&node, "node", "sub")).collect();
+        let gone = Handle(0x00ff_fff0);
+        let mut dests = subscribers.clone();
+        dests.push(gone);
+        let body: Arc<[u8]> = Arc::from(&b"hello"[..]);
+        let delivered = as_service(&node, publisher, |core| {
+            core.multicast(Handle(0x42), 7, body.clone(), &dests)
+        });
+        assert_eq!(delivered, 3, "the handle that is gone is skipped");
+        for &sub in &subscribers {
+            let got = drain(&node, sub);
+            assert_eq!(got.len(), 1);
+            let message = &got[0];
+            assert_eq!(
+                (message.source, message.session, message.ptype),
+                (Handle(0x42), 7, ptype::MULTICAST as u8)
+            );
+            let crate::mq::Body::Shared(bytes) = &message.data else {
+                panic!("a multicast body is shared, not copied");
+            };
+            assert!(
+                Arc::ptr_eq(bytes, &body),
+                "every mailbox holds the one copy"
+            );
+        }
+        assert!(
+            !is_request(ptype::MULTICAST as u8),
+            "nothing answers a multicast"
+        );
+        let guest = quiet_in(&node, "guest", "guest");
+        let capable = as_service(&node, guest, |core| core.capabilities.redirect);
+        assert!(
+            !capable,
+            "an untrusted tenant may not multicast (the import checks this)"
+        );
+    }
 
     #[test]
     fn every_signal_number_is_stored_and_taken_once() {

@@ -89,6 +89,8 @@ pub(crate) struct NodeShared {
     pub cluster: Arc<crate::cluster::Cluster>,
     /// This node's side of the harbor network, when the config names a `master`.
     pub harbor: Option<Arc<crate::harbor::Harbor>>,
+    /// skynet.stm's objects.
+    pub stm: crate::stm::StmStore,
 }
 
 impl NodeShared {
@@ -142,6 +144,7 @@ impl NodeShared {
                     busy.clone(),
                 )
             }),
+            stm: crate::stm::StmStore::default(),
             config,
         });
         if let Some(harbor) = &shared.harbor {

@@ -31,6 +31,8 @@ local function host_searcher(name)
 	return chunk, path
 end
 package.searchers = { package.searchers[1], package.searchers[2], host_searcher }
+-- skynet's require, which may yield in a coroutine (skynet.init's second step)
+_G.require = (require "skynet.require").require
 
 -- A pre-initialized state was copied from one image: give each service its own sequence.
 do

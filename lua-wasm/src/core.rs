@@ -39,6 +39,15 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
         (c"trash", trash),
         (c"now", now),
         (c"hpc", hpc),
+        // skywasm: multicastd's fan-out (one copy of the body per node)
+        (c"multicast", multicast),
+        // skywasm: skynet.stm's objects, held by the host
+        (c"stm_new", stm_new),
+        (c"stm_update", stm_update),
+        (c"stm_copy", stm_copy),
+        (c"stm_adopt", stm_adopt),
+        (c"stm_release", stm_release),
+        (c"stm_read", stm_read),
         // skywasm: this instance's linear memory (skynet.memory.current)
         (c"memory_size", memory_size),
         (c"harbor", harbor),
@@ -238,6 +247,175 @@ unsafe extern "C-unwind" fn redirect(l: *mut ffi::lua_State) -> c_int {
         };
         free(owned);
         push_send_result(l, rc)
+    }
+}
+
+/// `multicast(source, session, dests, msg [, sz])` (skywasm): `msg` to every service whose
+/// handle is in `dests` (4 bytes each, little-endian, as `string.pack("<I4", ...)`) as
+/// PTYPE_MULTICAST, one copy held by the host; returns how many took it. A light userdata
+/// message is freed, as `redirect` frees one. multicastd's fan-out.
+unsafe extern "C-unwind" fn multicast(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let source = ffi::luaL_checkinteger(l, 1) as u32;
+        let session = ffi::luaL_checkinteger(l, 2) as i32;
+        let packed = crate::host::check_bytes(l, 3);
+        let dests: Vec<u32> = packed
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let (body, owned) = message_arg(l, 4);
+        let rc = sys::multicast(source, session, body, &dests);
+        free(owned);
+        drop(dests);
+        if rc < 0 {
+            return ffi::luaL_error(l, c"multicast refused (error %d)".as_ptr(), rc);
+        }
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(rc));
+        1
+    }
+}
+
+/// The object id at `index`: an integer, or the light userdata `stm_hold` made.
+///
+/// # Safety
+/// Called from a Lua C function.
+unsafe fn stm_id(l: *mut ffi::lua_State, index: c_int) -> u32 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if ffi::lua_type(l, index) == ffi::LUA_TLIGHTUSERDATA {
+            ffi::lua_touserdata(l, index) as usize as u32
+        } else {
+            ffi::luaL_checkinteger(l, index) as u32
+        }
+    }
+}
+
+/// `stm_new(msg [, sz])` (skywasm): a skynet.stm object holding the bytes; its id. A light
+/// userdata message is freed.
+unsafe extern "C-unwind" fn stm_new(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let (body, owned) = message_arg(l, 1);
+        let mut bytes = body.to_vec();
+        free(owned);
+        let rc = sys::stm(skywasm_abi::stm::NEW, 0, 0, &mut bytes);
+        drop(bytes);
+        stm_result(l, rc)
+    }
+}
+
+/// `stm_update(id, msg [, sz])` (skywasm): the writer replaces the bytes.
+unsafe extern "C-unwind" fn stm_update(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let id = stm_id(l, 1);
+        let (body, owned) = message_arg(l, 2);
+        let mut bytes = body.to_vec();
+        free(owned);
+        let rc = sys::stm(skywasm_abi::stm::UPDATE, id, 0, &mut bytes);
+        drop(bytes);
+        stm_result(l, rc)
+    }
+}
+
+/// `stm_copy(id)` (skywasm): a copy for a reader, as the light userdata that `skynet.pack`
+/// carries to another service (skynet's `stm.copy`).
+unsafe extern "C-unwind" fn stm_copy(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let id = stm_id(l, 1);
+        let rc = sys::stm(skywasm_abi::stm::COPY, id, 0, &mut []);
+        if rc < 0 {
+            return stm_result(l, rc);
+        }
+        ffi::lua_pushlightuserdata(l, id as usize as *mut c_void);
+        1
+    }
+}
+
+/// `stm_adopt(copy)` (skywasm): this service takes a copy as its reader; the object's id.
+unsafe extern "C-unwind" fn stm_adopt(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let id = stm_id(l, 1);
+        let rc = sys::stm(skywasm_abi::stm::ADOPT, id, 0, &mut []);
+        if rc < 0 {
+            return stm_result(l, rc);
+        }
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(id));
+        1
+    }
+}
+
+/// `stm_release(id, writer)` (skywasm): gives a hold back.
+unsafe extern "C-unwind" fn stm_release(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let id = stm_id(l, 1);
+        let op = if ffi::lua_toboolean(l, 2) != 0 {
+            skywasm_abi::stm::RELEASE_WRITER
+        } else {
+            skywasm_abi::stm::RELEASE_READER
+        };
+        stm_result(l, sys::stm(op, id, 0, &mut []))
+    }
+}
+
+/// `stm_read(id, seen)` (skywasm): `version, bytes` when the bytes changed since version
+/// `seen`, nil when they did not, false when the writer let go.
+unsafe extern "C-unwind" fn stm_read(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let id = stm_id(l, 1);
+        let seen = ffi::luaL_checkinteger(l, 2);
+        let answer = host_answer(4096, |out| {
+            let rc = sys::stm(skywasm_abi::stm::READ, id, seen, out);
+            i32::try_from(rc).unwrap_or(error::TOO_LARGE)
+        });
+        let pushed = match &answer {
+            Ok(bytes) if bytes.is_empty() => {
+                ffi::lua_pushnil(l);
+                1
+            }
+            Ok(bytes) if bytes.len() >= 8 => {
+                let mut version = [0u8; 8];
+                version.copy_from_slice(&bytes[..8]);
+                ffi::lua_pushinteger(l, i64::from_le_bytes(version));
+                ffi::lua_pushlstring(l, bytes[8..].as_ptr().cast(), bytes.len() - 8);
+                2
+            }
+            Err(error::NOT_FOUND) => {
+                ffi::lua_pushboolean(l, 0);
+                1
+            }
+            Ok(_) | Err(_) => 0,
+        };
+        drop(answer);
+        if pushed == 0 {
+            return ffi::luaL_error(l, c"stm: cannot read the object".as_ptr());
+        }
+        pushed
+    }
+}
+
+/// Pushes a non-negative `stm` result, or raises the error code.
+///
+/// # Safety
+/// Called from a Lua C function with nothing owned alive.
+unsafe fn stm_result(l: *mut ffi::lua_State, rc: i64) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if rc < 0 {
+            let why = match i32::try_from(rc) {
+                Ok(error::DENIED) => c"stm: only trusted services may use skynet.stm".as_ptr(),
+                Ok(error::TOO_LARGE) => c"stm: the bytes are over the message size limit".as_ptr(),
+                _ => c"stm: no such object (or its writer let go)".as_ptr(),
+            };
+            return ffi::luaL_error(l, why);
+        }
+        ffi::lua_pushinteger(l, rc);
+        1
     }
 }
 

@@ -33,7 +33,7 @@ pub(crate) unsafe fn push_loader_table(l: *mut ffi::lua_State) {
 ///
 /// # Safety
 /// `l` is a valid Lua state; the bytes live as long as the value stays on the stack.
-unsafe fn check_bytes<'a>(l: *mut ffi::lua_State, index: c_int) -> &'a [u8] {
+pub(crate) unsafe fn check_bytes<'a>(l: *mut ffi::lua_State, index: c_int) -> &'a [u8] {
     let mut len = 0usize;
     // SAFETY: luaL_checklstring raises on a non-string and otherwise returns `len` valid bytes.
     unsafe {

@@ -29,6 +29,10 @@ const MODULES: &[(&str, &str)] = &[
     ),
     ("skynet.memory", include_str!("../lualib/skynet/memory.lua")),
     (
+        "skynet.multicast",
+        include_str!("../lualib/skynet/multicast.lua"),
+    ),
+    (
         "skynet.netpack",
         include_str!("../lualib/skynet/netpack.lua"),
     ),
@@ -54,6 +58,7 @@ const MODULES: &[(&str, &str)] = &[
         include_str!("../lualib/snax/interface.lua"),
     ),
     ("snax.hotfix", include_str!("../lualib/snax/hotfix.lua")),
+    ("skynet.stm", include_str!("../lualib/skynet/stm.lua")),
     ("skywasm.files", include_str!("../lualib/skywasm/files.lua")),
     (
         "skynet.require",
@@ -82,6 +87,10 @@ const SERVICES: &[(&str, &str)] = &[
     ),
     ("gate", include_str!("../../services/lua/gate.lua")),
     ("launcher", include_str!("../../services/lua/launcher.lua")),
+    (
+        "multicastd",
+        include_str!("../../services/lua/multicastd.lua"),
+    ),
     (
         "service_cell",
         include_str!("../../services/lua/service_cell.lua"),

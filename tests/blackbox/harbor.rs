@@ -417,3 +417,51 @@ fn a_harbor_tenant_flooding_a_node_not_linked_yet_waits_under_its_own_cap() {
         "the node's own messages wait"
     );
 }
+
+#[test]
+fn a_multicast_channel_reaches_subscribers_on_every_node() {
+    let master = free_address();
+    let mut a = member(1, &master, true);
+    let mut b = member(2, &master, false);
+    let publisher = a.node.launch("snlua", "multicast_pub");
+    let channel = a.node.ask(publisher, &[s("NEW")])[0].clone();
+    assert_eq!(
+        channel.as_integer().map(|c| c % 256),
+        Some(1),
+        "a channel's low byte is its node's harbor id"
+    );
+    let local = a.node.launch("snlua", "multicast_sub");
+    let remote: Vec<Handle> = (0..2)
+        .map(|_| b.node.launch("snlua", "multicast_sub"))
+        .collect();
+    a.node.ask(local, &[s("SUB"), channel.clone()]);
+    for &sub in &remote {
+        b.node.ask(sub, &[s("SUB"), channel.clone()]);
+    }
+    for n in 1..=3 {
+        a.node.ask(publisher, &[s("PUB"), i(n)]);
+    }
+    // a publish from the other node goes through the channel's owner to everyone
+    let far_publisher = b.node.launch("snlua", "multicast_pub");
+    b.node.ask(far_publisher, &[s("USE"), channel.clone()]);
+    b.node.ask(far_publisher, &[s("PUB"), i(4)]);
+    let got = |node: &mut TestNode, sub: Handle| -> Vec<i64> {
+        let answer = node.ask(sub, &[s("GOT"), i(4)]);
+        let Some(entries) = answer.first().and_then(Value::as_table) else {
+            panic!("GOT answers a table: {answer:?}")
+        };
+        entries
+            .array
+            .iter()
+            .filter_map(|entry| entry.as_table()?.get_str("n")?.as_integer())
+            .collect()
+    };
+    assert_eq!(got(&mut a.node, local), [1, 2, 3, 4]);
+    for &sub in &remote {
+        assert_eq!(
+            got(&mut b.node, sub),
+            [1, 2, 3, 4],
+            "subscriber {sub} on node 2"
+        );
+    }
+}

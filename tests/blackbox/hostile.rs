@@ -413,13 +413,16 @@ impl Behavior for Panicker {
     }
 
     fn dispatch(&mut self, message: skywasm::mq::Message) -> Result<(), Fault> {
-        if message.data.as_ref() == b"panic" {
+        if &*message.data == b"panic" {
             panic!("a host bug reached from a message");
         }
         let response = skywasm_abi::ptype::RESPONSE as u8;
-        let _ = self
-            .core
-            .send(message.source, response, message.session, message.data);
+        let _ = self.core.send(
+            message.source,
+            response,
+            message.session,
+            message.data.into_vec().into(),
+        );
         Ok(())
     }
 }

@@ -69,7 +69,7 @@ fn an_untrusted_tenant_reads_data_and_snax_files_only_when_granted() {
         lua = lua.display(),
         file = file.display(),
     ));
-    let log = t.wait_log_count("SNAX ", 2);
+    let log = t.wait_log_count("STM ", 2);
     assert_eq!(
         log.matches("DATA first line").count(),
         1,
@@ -88,4 +88,20 @@ fn an_untrusted_tenant_reads_data_and_snax_files_only_when_granted() {
         log.contains("the tenant may not launch snaxd") || log.contains("error -3"),
         "the refusal says why:\n{log}"
     );
+    assert_eq!(
+        log.matches("stm: only trusted services may use skynet.stm")
+            .count(),
+        2,
+        "skynet.stm is for trusted services:\n{log}"
+    );
+}
+
+#[test]
+fn stm_readers_see_a_writers_versions_until_it_lets_go() {
+    run_skynet_style("test_stm", "");
+}
+
+#[test]
+fn multicast_delivers_every_publish_to_every_subscriber() {
+    run_skynet_style("test_multicast", "");
 }

@@ -6,6 +6,8 @@
 --   sends   n one-way sends to it, then a call that arrives after them (sends/s)
 --   fanin   cmp_clients services each making n sequential calls to one echo (calls/s)
 --   spawn   n skynet.newservice of an idle service in a row (services/s)
+--   multicast  cmp_clients subscribers of one skynet.multicast channel; n publishes of a
+--           short string, then the figure is deliveries (n x subscribers) per second
 --   memory  logs `CMP BASELINE`, waits 2 s, spawns n idle services, logs `CMP SPAWNED`
 --           (the runner measures the process's memory at both)
 -- With `cmp_crowd = k`, k idle services are spawned before anything is measured (the
@@ -73,6 +75,26 @@ function MEASURE.spawn()
 		skynet.newservice("cmp_idle")
 	end
 	return rate(n, started)
+end
+
+function MEASURE.multicast()
+	local mc = require "skynet.multicast"
+	local subscribers = tonumber(skynet.getenv "cmp_clients")
+	local channel = mc.new()
+	local spawned = {}
+	for i = 1, subscribers do
+		spawned[i] = skynet.newservice("cmp_subscriber")
+		skynet.call(spawned[i], "lua", "SUB", channel.channel, n)
+	end
+	local started = skynet.hpc()
+	for i = 1, n do
+		channel:publish("tick", i)
+	end
+	-- every subscriber answers once it has taken all n
+	for i = 1, subscribers do
+		assert(skynet.call(spawned[i], "lua", "WAIT") == n)
+	end
+	return rate(n * subscribers, started)
 end
 
 function MEASURE.memory()

@@ -90,6 +90,13 @@ pub mod import {
     pub const CALL_NAME: &str = "call_name";
     /// `redirect(dest, source, ptype, session, ptr, len) -> i32`: send with another source (privileged).
     pub const REDIRECT: &str = "redirect";
+    /// `multicast(source, session, ptr, len, dests_ptr, dests_count) -> i32`: one body to
+    /// many services as PTYPE_MULTICAST, held once by the host (privileged, as `redirect`);
+    /// how many took it, or an error code.
+    pub const MULTICAST: &str = "multicast";
+    /// `stm(op, id, seen, ptr, len) -> i64`: skynet.stm's objects held by the host (see
+    /// [`crate::stm`]); trusted services only.
+    pub const STM: &str = "stm";
     /// `timeout(centiseconds) -> i32`: arm a timer; the session of its PTYPE_RESPONSE.
     pub const TIMEOUT: &str = "timeout";
     /// `genid() -> i32`: allocate a session without sending anything.
@@ -138,6 +145,8 @@ pub mod import {
         CALL,
         CALL_NAME,
         REDIRECT,
+        MULTICAST,
+        STM,
         TIMEOUT,
         GENID,
         SELF_HANDLE,
@@ -234,6 +243,25 @@ pub mod source {
     /// A data file (`io.open`, `loadfile` in Lua): `name` is a path as the service wrote
     /// it, which must lie inside a directory of the service's `lua_data_path`.
     pub const DATA: u32 = 5;
+}
+
+/// Operations of the `stm` import: skynet.stm's objects, a byte string one service writes
+/// and others read, held once by the host.
+pub mod stm {
+    /// A new object of the bytes at `ptr, len`: its id.
+    pub const NEW: u32 = 0;
+    /// The writer replaces object `id`'s bytes.
+    pub const UPDATE: u32 = 1;
+    /// A copy of object `id` for a reader in another service (it travels in a message).
+    pub const COPY: u32 = 2;
+    /// The writer lets go of object `id` (its bytes go).
+    pub const RELEASE_WRITER: u32 = 3;
+    /// A reader (or an unused copy) lets go of object `id`.
+    pub const RELEASE_READER: u32 = 4;
+    /// Object `id`'s bytes if their version is not `seen`: version (8 bytes) then bytes.
+    pub const READ: u32 = 5;
+    /// The caller takes a copy of object `id` as its reader.
+    pub const ADOPT: u32 = 6;
 }
 
 /// Names of the functions a guest module exports.

@@ -34,6 +34,15 @@ mod imports {
             ptr: *const u8,
             len: usize,
         ) -> i32;
+        pub fn multicast(
+            source: u32,
+            session: i32,
+            ptr: *const u8,
+            len: usize,
+            dests: *const u32,
+            dests_count: usize,
+        ) -> i32;
+        pub fn stm(op: u32, id: u32, seen: i64, ptr: *mut u8, len: usize) -> i64;
         pub fn timeout(centiseconds: i32) -> i32;
         pub fn genid() -> i32;
         pub fn self_handle() -> u32;
@@ -141,6 +150,25 @@ pub fn redirect(dest: u32, source: u32, ptype: u32, session: i32, data: &[u8]) -
         data.as_ptr(),
         data.len()
     ))
+}
+
+/// `multicast` (§4.5): `data` to every service of `dests` as PTYPE_MULTICAST from `source`
+/// with `session` (a channel), the bytes held once by the host; how many took it.
+pub fn multicast(source: u32, session: i32, data: &[u8], dests: &[u32]) -> i32 {
+    host!(imports::multicast(
+        source,
+        session,
+        data.as_ptr(),
+        data.len(),
+        dests.as_ptr(),
+        dests.len()
+    ))
+}
+
+/// `stm` (§4.24): an operation on a skynet.stm object; `buf` is the bytes written (`NEW`,
+/// `UPDATE`) or the room for the answer (`READ`).
+pub fn stm(op: u32, id: u32, seen: i64, buf: &mut [u8]) -> i64 {
+    host!(imports::stm(op, id, seen, buf.as_mut_ptr(), buf.len()))
 }
 
 /// `timeout` (§4.6): a `PTYPE_RESPONSE` with the returned session after `centiseconds`.

@@ -193,5 +193,39 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             )))
         },
     )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::MULTICAST,
+        |mut caller: Caller<'_, WasmState>,
+         source: u32,
+         session: i32,
+         ptr: u32,
+         len: u32,
+         dests_ptr: u32,
+         dests_count: u32|
+         -> wasmtime::Result<i32> {
+            const NAME: &str = import::MULTICAST;
+            if !caller.data().core.capabilities.redirect {
+                return Ok(HostError::Denied.code());
+            }
+            let dests_len = dests_count.saturating_mul(4);
+            super::memory::check(&mut caller, NAME, dests_ptr, dests_len)?;
+            let dests: Vec<Handle> = copy_in(&mut caller, NAME, dests_ptr, dests_len)?
+                .chunks_exact(4)
+                .map(|b| Handle(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                .collect();
+            let data = match body(&mut caller, NAME, ptr, len)? {
+                Ok(data) => data,
+                Err(error) => return Ok(error.code()),
+            };
+            let delivered = caller.data_mut().core.multicast(
+                Handle(source),
+                session,
+                std::sync::Arc::from(data),
+                &dests,
+            );
+            Ok(i32::try_from(delivered).unwrap_or(i32::MAX))
+        },
+    )?;
     Ok(())
 }

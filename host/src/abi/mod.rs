@@ -16,6 +16,7 @@ pub(crate) mod memory;
 pub(crate) mod messaging;
 pub(crate) mod socket;
 pub(crate) mod source;
+mod stm;
 pub(crate) mod time;
 pub(crate) mod upgrade;
 
@@ -35,5 +36,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<WasmState>) -> wasmtime::Result<
     source::register(linker)?;
     socket::register(linker)?;
     upgrade::register(linker)?;
+    stm::register(linker)?;
     Ok(())
 }

@@ -441,6 +441,7 @@ impl NodeShared {
         if !self.sockets.is_empty() {
             self.sockets.close_owned_by(handle);
         }
+        self.stm.service_ended(handle);
         service.message_log().close();
         if self.is_quitting() {
             return;

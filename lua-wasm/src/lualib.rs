@@ -28,6 +28,7 @@ const MODULES: &[(&str, &str)] = &[
         include_str!("../lualib/skynet/manager.lua"),
     ),
     ("skynet.memory", include_str!("../lualib/skynet/memory.lua")),
+    ("skynet.mqueue", include_str!("../lualib/skynet/mqueue.lua")),
     (
         "skynet.multicast",
         include_str!("../lualib/skynet/multicast.lua"),

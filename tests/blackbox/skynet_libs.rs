@@ -105,3 +105,8 @@ fn stm_readers_see_a_writers_versions_until_it_lets_go() {
 fn multicast_delivers_every_publish_to_every_subscriber() {
     run_skynet_style("test_multicast", "");
 }
+
+#[test]
+fn mqueue_serves_queued_messages_in_order() {
+    run_skynet_style("test_mqueue", "");
+}

@@ -1,0 +1,166 @@
+//! skynet's own test scripts, unchanged, on skywasm: a config as skynet's examples write it
+//! (no `bootstrap`, `luaservice`/`lua_path`/`snax` into a real skynet tree), the `skywasm`
+//! binary, and the lines each script prints on skynet. skynet is built outside the
+//! repository (DEVELOPERS.md): these run when `SKYWASM_SKYNET` names its directory, and are
+//! skipped with a message otherwise (CI has none).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The directory of a skynet tree, or `None` (after saying why the test is skipped).
+fn skynet_dir() -> Option<PathBuf> {
+    match std::env::var_os("SKYWASM_SKYNET") {
+        Some(dir) if Path::new(&dir).join("test").is_dir() => Some(PathBuf::from(dir)),
+        Some(dir) => panic!("SKYWASM_SKYNET={dir:?} is not a skynet tree"),
+        None => {
+            eprintln!("skipped: set SKYWASM_SKYNET to a skynet tree to run skynet's test scripts");
+            None
+        }
+    }
+}
+
+/// Runs skynet's `test/<script>.lua` on skywasm until its log has every line of `expected`
+/// (each a substring of one line), then stops it; fails on an error a script does not
+/// expect (`expected_errors`: substrings of the error lines it provokes on skynet too).
+fn run_skynet_script(script: &str, expected: &[&str], expected_errors: &[&str]) {
+    let done = |log: &str| expected.iter().all(|line| log.contains(line));
+    if let Some(log) = run_until(script, &done, expected_errors) {
+        for line in expected {
+            assert!(
+                log.contains(line),
+                "{script}: never printed {line:?}; log:\n{log}"
+            );
+        }
+    }
+}
+
+/// As [`run_skynet_script`], waiting until `done` says the log is complete; the log
+/// (`None` when skipped).
+fn run_until(
+    script: &str,
+    done: &dyn Fn(&str) -> bool,
+    expected_errors: &[&str],
+) -> Option<String> {
+    let skynet = skynet_dir()?;
+    let dir = tempfile::tempdir().unwrap();
+    let root = skynet.display();
+    let config = format!(
+        "root = \"{root}/\"\nthread = 2\nharbor = 0\nstart = \"{script}\"\n\
+         luaservice = root..\"service/?.lua;\"..root..\"test/?.lua;\"..root..\"examples/?.lua;\"..root..\"test/?/init.lua\"\n\
+         lualoader = root..\"lualib/loader.lua\"\n\
+         lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n\
+         lua_cpath = root..\"luaclib/?.so\"\ncpath = root..\"cservice/?.so\"\n\
+         snax = root..\"examples/?.lua;\"..root..\"test/?.lua\"\nlogger = \"{log}\"\n",
+        log = dir.path().join("node.log").display()
+    );
+    let path = dir.path().join("config");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skywasm"))
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
+        if done(&log) || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    for line in log.lines() {
+        let failed = line.contains("init service failed")
+            || line.contains("lua loader error")
+            || (line.contains(" error : ") && !expected_errors.iter().any(|e| line.contains(e)));
+        assert!(!failed, "{script}: {line}\nlog:\n{log}");
+    }
+    Some(log)
+}
+
+#[test]
+fn testping_snax_newservice_post_req_hotfix_and_exit() {
+    run_skynet_script(
+        "testping",
+        &[
+            "ping server start:\thello world",
+            "foobar",
+            "Hotfix (i) :\t1",
+            "fix\t101\thello",
+            "hello\tcount:2",
+            "ping server exit:\texit",
+        ],
+        &["throw an error", "<TRACE "],
+    );
+}
+
+#[test]
+fn testqueue_snax_uniqueservice_and_a_queue() {
+    run_skynet_script(
+        "testqueue",
+        &[
+            "ping server start:\ttest queue",
+            "queue=\ttrue\t100",
+            "20\thello",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn testtimeout_service_new_and_a_call_with_a_timeout() {
+    run_skynet_script(
+        "testtimeout",
+        &["] 1 ", "] 2 ", "] false", "] 3 ", "] true", "] 4 "],
+        &[],
+    );
+}
+
+#[test]
+fn testservice_skynet_service_from_a_directory_service() {
+    run_skynet_script("testservice", &["db1\t1\t2", "db10\t19\t20"], &[]);
+}
+
+#[test]
+fn testcoroutine_skynet_coroutine_and_profile() {
+    run_skynet_script(
+        "testcoroutine",
+        &[
+            "main step\tbegin",
+            "main thread time:",
+            "close\ttrue",
+            "STATUS\tsuspended",
+            "status thread\tnil",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn testmulticast_ten_subscribers_get_the_publish() {
+    let done = |log: &str| log.matches("Hello World").count() >= 10;
+    if let Some(log) = run_until("testmulticast", &done, &[]) {
+        assert_eq!(
+            log.matches("Hello World").count(),
+            10,
+            "each of the ten subscribers prints it once:\n{log}"
+        );
+        assert!(log.contains("===>\t[Multicast:"), "{log}");
+    }
+}
+
+#[test]
+fn teststm_a_reader_sees_the_writers_versions() {
+    run_skynet_script(
+        "teststm",
+        &[
+            "read:\ttrue\t1\t2\t3\t4\t5",
+            "read:\ttrue\thello world\t1",
+            "read:\ttrue\thello world\t4",
+        ],
+        &[],
+    );
+}

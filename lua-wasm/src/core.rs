@@ -456,7 +456,12 @@ pub(crate) fn host_answer(first: usize, ask: impl Fn(&mut [u8]) -> i32) -> Resul
     for _ in 0..3 {
         match usize::try_from(len) {
             Ok(needed) if needed > out.len() => {
-                out = vec![0u8; needed];
+                // Reserved fallibly: an answer larger than this instance can hold (a data
+                // file, say) is an error for the caller, not an abort of the service.
+                out = Vec::new();
+                out.try_reserve_exact(needed)
+                    .map_err(|_| error::TOO_LARGE)?;
+                out.resize(needed, 0);
                 len = ask(&mut out);
             }
             _ => break,

@@ -114,7 +114,9 @@ pub(crate) unsafe extern "C-unwind" fn read_data(l: *mut ffi::lua_State) -> c_in
         // SAFETY: a valid state; nothing owned is alive in this frame.
         unsafe { return ffi::luaL_argerror(l, 1, c"not UTF-8".as_ptr()) };
     };
-    let result = fallible_answer(|out| sys::load_source(source::DATA, path, out));
+    let result = crate::core::host_answer(FIRST_BUFFER, |out| {
+        sys::load_source(source::DATA, path, out)
+    });
     match &result {
         Ok(answer) => {
             let bytes = answer.splitn(3, |&b| b == 0).nth(2).unwrap_or_default();
@@ -132,31 +134,6 @@ pub(crate) unsafe extern "C-unwind" fn read_data(l: *mut ffi::lua_State) -> c_in
             2
         }
     }
-}
-
-/// As [`crate::core::host_answer`], with the buffer for a large answer reserved fallibly: a
-/// file larger than this instance can hold is an error, not an abort.
-fn fallible_answer(ask: impl Fn(&mut [u8]) -> i32) -> Result<Vec<u8>, i32> {
-    let mut out = vec![0u8; FIRST_BUFFER];
-    let mut len = ask(&mut out);
-    for _ in 0..3 {
-        match usize::try_from(len) {
-            Ok(needed) if needed > out.len() => {
-                out = Vec::new();
-                out.try_reserve_exact(needed)
-                    .map_err(|_| error::TOO_LARGE)?;
-                out.resize(needed, 0);
-                len = ask(&mut out);
-            }
-            _ => break,
-        }
-    }
-    let len = usize::try_from(len).map_err(|_| len)?;
-    if len > out.len() {
-        return Err(error::TOO_LARGE);
-    }
-    out.truncate(len);
-    Ok(out)
 }
 
 /// The NUL-terminated string at `index` (already checked to be a string).

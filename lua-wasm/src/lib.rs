@@ -26,6 +26,7 @@ mod host;
 mod lualib;
 #[cfg(target_family = "wasm")]
 mod pack;
+#[cfg(target_family = "wasm")]
 mod profile;
 #[cfg(target_family = "wasm")]
 mod socket;

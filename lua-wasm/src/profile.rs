@@ -113,9 +113,14 @@ unsafe fn set(l: *mut ffi::lua_State, k: &'static u8, co: c_int, value: Option<f
 /// # Safety
 /// `l` is valid with two free stack slots; `co` is an absolute index.
 pub(crate) unsafe fn enter(l: *mut ffi::lua_State, co: c_int) {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
     // SAFETY: the caller's contract.
-    if ACTIVE.load(Ordering::Relaxed) && unsafe { get(l, &START_KEY, co) }.is_some() {
-        unsafe { set(l, &START_KEY, co, Some(now())) };
+    unsafe {
+        if get(l, &START_KEY, co).is_some() {
+            set(l, &START_KEY, co, Some(now()));
+        }
     }
 }
 

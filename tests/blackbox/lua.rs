@@ -53,17 +53,11 @@ fn run_lua_suite(script: &str) -> String {
 /// As [`run_lua_suite`], with the config lines `config` choosing how `script` is started.
 /// Returns the node's log.
 fn run_lua_suite_with(config: &str, script: &str) -> String {
-    let mut t = start_lua(&format!(
+    let t = start_lua(&format!(
         "{config}\nlua_path = \"{}/lib/?.lua\"",
         lua_dir().display()
     ));
-    let stopped = t.node.wait_timeout(WAIT * 3);
-    // Stopping joins the logger, which writes out every queued line.
-    t.node.stop();
-    let log = t.log_text();
-    assert!(stopped, "{script} did not finish; log:\n{log}");
-    check_suite_log(script, &log);
-    log
+    finish_suite(t, script)
 }
 
 #[test]

@@ -52,9 +52,15 @@ pub fn wat_dir() -> PathBuf {
 
 /// Starts a node from a config file written with [`config_text`].
 pub fn start(extra: &str) -> TestNode {
+    start_with(|dir| config_text(dir, extra))
+}
+
+/// Starts a node from the config `text` makes for its temporary directory (where the log
+/// goes, as `node.log`).
+fn start_with(text: impl FnOnce(&Path) -> String) -> TestNode {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("config");
-    std::fs::write(&path, config_text(dir.path(), extra)).expect("write config");
+    std::fs::write(&path, text(dir.path())).expect("write config");
     let config = NodeConfig::load(&path).expect("valid config");
     let node = Node::start(config).expect("node starts");
     let client = Client::new(&node.handle()).expect("client");
@@ -173,32 +179,30 @@ pub fn check_suite_log(script: &str, log: &str) {
 /// default (`snlua bootstrap`) launches `start` as a Lua service — with `luaservice` and
 /// `lua_path` on `tests/lua`, a log file, and the `extra` lines.
 pub fn start_skynet_style(extra: &str) -> TestNode {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("config");
-    let text = format!(
-        "thread = 2\nharbor = 0\nlogger = \"{log}\"\n\
-         luaservice = \"{lua}/?.lua\"\nlua_path = \"{lua}/lib/?.lua\"\n\
-         wasm_cache = \"{cache}\"\n{extra}\n",
-        log = dir.path().join("node.log").display(),
-        lua = lua_dir().display(),
-        cache = std::env::temp_dir().join("skywasm-test-cache").display(),
-    );
-    std::fs::write(&path, text).expect("write config");
-    let config = NodeConfig::load(&path).expect("valid config");
-    let node = Node::start(config).expect("node starts");
-    let client = Client::new(&node.handle()).expect("client");
-    TestNode {
-        log: dir.path().join("node.log"),
-        node,
-        client,
-        dir,
-    }
+    start_with(|dir| {
+        format!(
+            "thread = 2\nharbor = 0\nlogger = \"{log}\"\n\
+             luaservice = \"{lua}/?.lua\"\nlua_path = \"{lua}/lib/?.lua\"\n\
+             wasm_cache = \"{cache}\"\n{extra}\n",
+            log = dir.join("node.log").display(),
+            lua = lua_dir().display(),
+            cache = std::env::temp_dir().join("skywasm-test-cache").display(),
+        )
+    })
 }
 
 /// Runs the Lua test suite `script` (it ends the node when done) as the `start` service of a
 /// [`start_skynet_style`] node with the `extra` lines, and checks its report; returns the log.
 pub fn run_skynet_style(script: &str, extra: &str) -> String {
-    let mut t = start_skynet_style(&format!("start = \"{script}\"\n{extra}"));
+    finish_suite(
+        start_skynet_style(&format!("start = \"{script}\"\n{extra}")),
+        script,
+    )
+}
+
+/// Waits (bounded) for a Lua test suite's node to stop itself, stops it (which writes out
+/// every queued log line), and checks the suite's report; returns the log.
+pub fn finish_suite(mut t: TestNode, script: &str) -> String {
     let stopped = t.node.wait_timeout(WAIT * 3);
     t.node.stop();
     let log = t.log_text();

@@ -84,6 +84,17 @@ int32_t skywasm_multicast(uint32_t source, int32_t session, const void *msg, uin
 #define SKYWASM_STM_ADOPT 6
 SKYWASM_IMPORT(stm)
 int64_t skywasm_stm(uint32_t op, uint32_t id, int64_t seen, void *buf, uint32_t len);
+/* skynet.sharetable's tables held by the host (op: SKYWASM_SHARE_*; trusted services only). */
+#define SKYWASM_SHARE_CREATE 0
+#define SKYWASM_SHARE_COPY 1
+#define SKYWASM_SHARE_ADOPT 2
+#define SKYWASM_SHARE_RELEASE 3
+#define SKYWASM_SHARE_GET 4
+#define SKYWASM_SHARE_NEXT 5
+#define SKYWASM_SHARE_LEN 6
+SKYWASM_IMPORT(share)
+int64_t skywasm_share(uint32_t op, uint32_t id, uint32_t node, const void *in, uint32_t in_len,
+                      void *out, uint32_t out_cap);
 /* Arm a timer: a PTYPE_RESPONSE with the returned session arrives after `centiseconds`. */
 SKYWASM_IMPORT(timeout)
 int32_t skywasm_timeout(int32_t centiseconds);

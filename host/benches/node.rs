@@ -788,7 +788,7 @@ fn compare_once(runtime: Runtime, skynet: &std::path::Path, row: &Comparison) ->
         .spawn()
         .expect("the node starts");
     let child = KillOnDrop(child);
-    if mode == "memory" {
+    if mode == "memory" || mode == "sharemem" {
         wait_for_line(&log, "CMP BASELINE");
         let before = pss_kib(child.0.id());
         wait_for_line(&log, "CMP SPAWNED");
@@ -1227,6 +1227,22 @@ fn main() {
                         0,
                     ),
                     row("spawn 5000", "spawn", "services/s", scale(5000, 10), 0, 0),
+                    row(
+                        "sharetable 1000",
+                        "sharetable",
+                        "lookups/s",
+                        scale(1000, 10),
+                        scale(1000, 10),
+                        0,
+                    ),
+                    row(
+                        "sharemem 1000",
+                        "sharemem",
+                        "KiB/reader",
+                        scale(1000, 10),
+                        0,
+                        0,
+                    ),
                     row(
                         "multicast 100",
                         "multicast",

@@ -45,6 +45,7 @@
 //! | `client` | outside threads sending and calling | — |
 //! | `tenant` | tenants: limits, capabilities, quotas | — |
 //! | `stm` | skynet.stm's objects, held once by the host | `lua-stm.c` |
+//! | `share` | skynet.sharetable's tables, held once by the host | `lua-sharetable.c` |
 //!
 //! `mq`, `handle` and `timer` depend on neither wasmtime nor an async runtime; which module
 //! may import which is in docs/architecture.md ("Layers"), checked by a unit test.
@@ -79,6 +80,7 @@ pub(crate) mod preinit;
 pub(crate) mod router;
 pub(crate) mod scheduler;
 pub mod service;
+pub(crate) mod share;
 pub(crate) mod shared;
 pub(crate) mod socket;
 pub(crate) mod source;

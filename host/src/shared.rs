@@ -91,6 +91,8 @@ pub(crate) struct NodeShared {
     pub harbor: Option<Arc<crate::harbor::Harbor>>,
     /// skynet.stm's objects.
     pub stm: crate::stm::StmStore,
+    /// skynet.sharetable's tables.
+    pub share: crate::share::ShareStore,
 }
 
 impl NodeShared {
@@ -145,6 +147,7 @@ impl NodeShared {
                 )
             }),
             stm: crate::stm::StmStore::default(),
+            share: crate::share::ShareStore::default(),
             config,
         });
         if let Some(harbor) = &shared.harbor {

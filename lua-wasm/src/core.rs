@@ -47,6 +47,8 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
         (c"stm_copy", stm_copy),
         (c"stm_adopt", stm_adopt),
         (c"stm_release", stm_release),
+        // skywasm: skynet.sharetable's tables, held by the host
+        (c"share", share),
         (c"stm_read", stm_read),
         // skywasm: this instance's linear memory (skynet.memory.current)
         (c"memory_size", memory_size),
@@ -411,6 +413,92 @@ unsafe fn stm_result(l: *mut ffi::lua_State, rc: i64) -> c_int {
                 Ok(error::DENIED) => c"stm: only trusted services may use skynet.stm".as_ptr(),
                 Ok(error::TOO_LARGE) => c"stm: the bytes are over the message size limit".as_ptr(),
                 _ => c"stm: no such object (or its writer let go)".as_ptr(),
+            };
+            return ffi::luaL_error(l, why);
+        }
+        ffi::lua_pushinteger(l, rc);
+        1
+    }
+}
+
+/// `share(op, id [, node, key])` (skywasm): skynet.sharetable's host-held tables. `op` is
+/// "create" (id: the packed table, as a string; returns the version's id), "copy",
+/// "adopt", "release" (return nothing), "get" (returns `t[key]` of the node: a scalar, or a
+/// light userdata holding a table's node), "next" (returns the key after `key` (nil: the
+/// first) and its value, or nothing at the end), "len" (returns `#t` of the node).
+unsafe extern "C-unwind" fn share(l: *mut ffi::lua_State) -> c_int {
+    use skywasm_abi::share as op;
+    // SAFETY: called by Lua with a valid state; errors are raised with nothing owned alive.
+    unsafe {
+        let which = crate::host::check_bytes(l, 1);
+        let which = match which {
+            b"create" => op::CREATE,
+            b"copy" => op::COPY,
+            b"adopt" => op::ADOPT,
+            b"release" => op::RELEASE,
+            b"get" => op::GET,
+            b"next" => op::NEXT,
+            b"len" => op::LEN,
+            _ => return ffi::luaL_argerror(l, 1, c"unknown share operation".as_ptr()),
+        };
+        if which == op::CREATE {
+            let packed = crate::host::check_bytes(l, 2);
+            let rc = sys::share(op::CREATE, 0, 0, packed, &mut []);
+            return share_result(l, rc);
+        }
+        let id = ffi::luaL_checkinteger(l, 2) as u32;
+        let node = ffi::luaL_optinteger(l, 3, 0) as u32;
+        match which {
+            op::COPY | op::ADOPT | op::RELEASE => {
+                let rc = sys::share(which, id, node, &[], &mut []);
+                if rc < 0 {
+                    return share_result(l, rc);
+                }
+                0
+            }
+            op::LEN => share_result(l, sys::share(op::LEN, id, node, &[], &mut [])),
+            _ => {
+                let mut key = Vec::new();
+                let absent = which == op::NEXT && ffi::lua_isnoneornil(l, 4) != 0;
+                if !absent {
+                    ffi::lua_settop(l, 4);
+                    if pack_values(l, 4, 4, &mut key).is_err() {
+                        drop(key);
+                        return ffi::luaL_argerror(l, 4, c"a key that cannot be packed".as_ptr());
+                    }
+                }
+                let answer = host_answer(256, |out| {
+                    let rc = sys::share(which, id, node, &key, out);
+                    i32::try_from(rc).unwrap_or(error::TOO_LARGE)
+                });
+                drop(key);
+                match answer {
+                    Ok(bytes) => {
+                        let pushed = unpack_values(l, &bytes);
+                        drop(bytes);
+                        pushed
+                    }
+                    Err(code) => share_result(l, i64::from(code)),
+                }
+            }
+        }
+    }
+}
+
+/// Pushes a non-negative `share` result, or raises the error code.
+///
+/// # Safety
+/// Called from a Lua C function with nothing owned alive.
+unsafe fn share_result(l: *mut ffi::lua_State, rc: i64) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if rc < 0 {
+            let why = match i32::try_from(rc) {
+                Ok(error::DENIED) => c"sharetable: only trusted services may share tables".as_ptr(),
+                Ok(error::TOO_LARGE) => {
+                    c"sharetable: the table is over the message size limit".as_ptr()
+                }
+                _ => c"sharetable: no such table (or it holds what cannot be shared)".as_ptr(),
             };
             return ffi::luaL_error(l, why);
         }

@@ -59,6 +59,10 @@ const MODULES: &[(&str, &str)] = &[
         include_str!("../lualib/snax/interface.lua"),
     ),
     ("snax.hotfix", include_str!("../lualib/snax/hotfix.lua")),
+    (
+        "skynet.sharetable",
+        include_str!("../lualib/skynet/sharetable.lua"),
+    ),
     ("skynet.stm", include_str!("../lualib/skynet/stm.lua")),
     ("skywasm.files", include_str!("../lualib/skywasm/files.lua")),
     (
@@ -95,6 +99,10 @@ const SERVICES: &[(&str, &str)] = &[
     (
         "service_cell",
         include_str!("../../services/lua/service_cell.lua"),
+    ),
+    (
+        "sharetabled",
+        include_str!("../../services/lua/sharetabled.lua"),
     ),
     (
         "service_mgr",

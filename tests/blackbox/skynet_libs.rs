@@ -69,7 +69,7 @@ fn an_untrusted_tenant_reads_data_and_snax_files_only_when_granted() {
         lua = lua.display(),
         file = file.display(),
     ));
-    let log = t.wait_log_count("STM ", 2);
+    let log = t.wait_log_count("SHARE ", 2);
     assert_eq!(
         log.matches("DATA first line").count(),
         1,
@@ -94,6 +94,12 @@ fn an_untrusted_tenant_reads_data_and_snax_files_only_when_granted() {
         2,
         "skynet.stm is for trusted services:\n{log}"
     );
+    assert_eq!(
+        log.matches("sharetable: only trusted services may share tables")
+            .count(),
+        2,
+        "so are the host's shared tables:\n{log}"
+    );
 }
 
 #[test]
@@ -109,4 +115,16 @@ fn multicast_delivers_every_publish_to_every_subscriber() {
 #[test]
 fn mqueue_serves_queued_messages_in_order() {
     run_skynet_style("test_mqueue", "");
+}
+
+#[test]
+fn sharetable_readers_read_one_host_copy_and_see_updates() {
+    let data = lua_dir().join("data");
+    run_skynet_style(
+        "test_sharetable",
+        &format!(
+            "lua_data_path = \"{data}\"\ntest_data_dir = \"{data}\"",
+            data = data.display()
+        ),
+    );
 }

@@ -164,3 +164,18 @@ fn teststm_a_reader_sees_the_writers_versions() {
         &[],
     );
 }
+
+#[test]
+fn testsharetable_loadtable_loadstring_query_and_queryall() {
+    run_skynet_script(
+        "testsharetable",
+        &[
+            "hello world\ttrue",
+            "] 3\t3",
+            "test_two\tmessage\thello two",
+            "test queryall default",
+            "test_three\tmessage\thello three",
+        ],
+        &[],
+    );
+}

@@ -8,6 +8,11 @@
 --   spawn   n skynet.newservice of an idle service in a row (services/s)
 --   multicast  cmp_clients subscribers of one skynet.multicast channel; n publishes of a
 --           short string, then the figure is deliveries (n x subscribers) per second
+--   sharetable  a table of 40,000 entries (about 10 MB in Lua) shared with
+--           skynet.sharetable, then cmp_clients readers each making n lookups of random
+--           entries (an entry and a field of a nested table): lookups/s
+--   sharemem  the same table, logs `CMP BASELINE`, starts n readers that each read 100
+--           random entries, logs `CMP SPAWNED` (the runner measures memory per reader)
 --   memory  logs `CMP BASELINE`, waits 2 s, spawns n idle services, logs `CMP SPAWNED`
 --           (the runner measures the process's memory at both)
 -- With `cmp_crowd = k`, k idle services are spawned before anything is measured (the
@@ -95,6 +100,55 @@ function MEASURE.multicast()
 		assert(skynet.call(spawned[i], "lua", "WAIT") == n)
 	end
 	return rate(n * subscribers, started)
+end
+
+local SHARED_ENTRIES = 40000
+
+local function share_big_table()
+	local sharetable = require "skynet.sharetable"
+	local t = {}
+	for i = 1, SHARED_ENTRIES do
+		t[i] = { id = i, name = string.rep("x", 64) .. i, attack = i % 100, list = { i, i + 1, i + 2 } }
+	end
+	sharetable.loadtable("cmp", t)
+end
+
+function MEASURE.sharetable()
+	share_big_table()
+	local clients = tonumber(skynet.getenv "cmp_clients")
+	local readers = {}
+	for i = 1, clients do
+		readers[i] = skynet.newservice("cmp_share_reader")
+		skynet.call(readers[i], "lua", "QUERY")
+	end
+	local me = coroutine.running()
+	local done = 0
+	local started = skynet.hpc()
+	for i = 1, clients do
+		skynet.fork(function()
+			skynet.call(readers[i], "lua", "READ", n, SHARED_ENTRIES)
+			done = done + 1
+			if done == clients then
+				skynet.wakeup(me)
+			end
+		end)
+	end
+	skynet.wait(me)
+	return rate(clients * n, started)
+end
+
+function MEASURE.sharemem()
+	share_big_table()
+	collectgarbage()
+	skynet.error("CMP BASELINE")
+	skynet.sleep(200)
+	for _ = 1, n do
+		local reader = skynet.newservice("cmp_share_reader")
+		skynet.call(reader, "lua", "QUERY")
+		skynet.call(reader, "lua", "READ", 100, SHARED_ENTRIES)
+	end
+	skynet.error("CMP SPAWNED")
+	return n
 end
 
 function MEASURE.memory()

@@ -8,6 +8,7 @@
   (import "skywasm" "redirect" (func $redirect (param i32 i32 i32 i32 i32 i32) (result i32)))
   (import "skywasm" "multicast" (func $multicast (param i32 i32 i32 i32 i32 i32) (result i32)))
   (import "skywasm" "stm" (func $stm (param i32 i32 i64 i32 i32) (result i64)))
+  (import "skywasm" "share" (func $share (param i32 i32 i32 i32 i32 i32 i32) (result i64)))
   (import "skywasm" "timeout" (func $timeout (param i32) (result i32)))
   (import "skywasm" "genid" (func $genid (result i32)))
   (import "skywasm" "self_handle" (func $self_handle (result i32)))

@@ -97,6 +97,9 @@ pub mod import {
     /// `stm(op, id, seen, ptr, len) -> i64`: skynet.stm's objects held by the host (see
     /// [`crate::stm`]); trusted services only.
     pub const STM: &str = "stm";
+    /// `share(op, id, node, in_ptr, in_len, out_ptr, out_cap) -> i64`: skynet.sharetable's
+    /// tables held by the host (see [`crate::share`]); trusted services only.
+    pub const SHARE: &str = "share";
     /// `timeout(centiseconds) -> i32`: arm a timer; the session of its PTYPE_RESPONSE.
     pub const TIMEOUT: &str = "timeout";
     /// `genid() -> i32`: allocate a session without sending anything.
@@ -147,6 +150,7 @@ pub mod import {
         REDIRECT,
         MULTICAST,
         STM,
+        SHARE,
         TIMEOUT,
         GENID,
         SELF_HANDLE,
@@ -262,6 +266,24 @@ pub mod stm {
     pub const READ: u32 = 5;
     /// The caller takes a copy of object `id` as its reader.
     pub const ADOPT: u32 = 6;
+}
+
+/// Operations of the `share` import: skynet.sharetable's tables, held once by the host.
+pub mod share {
+    /// A new version of the `skynet.pack`ed table at `in`: its id.
+    pub const CREATE: u32 = 0;
+    /// A copy of version `id` for a reader (it travels in a message).
+    pub const COPY: u32 = 1;
+    /// The caller takes a copy of version `id`.
+    pub const ADOPT: u32 = 2;
+    /// The caller lets go of its hold on version `id`.
+    pub const RELEASE: u32 = 3;
+    /// `t[key]` of a node: one packed value (a table: a light userdata holding its node).
+    pub const GET: u32 = 4;
+    /// The key after a key of a node (none: the first) and its value, packed; empty at the end.
+    pub const NEXT: u32 = 5;
+    /// `#t` of a node.
+    pub const LEN: u32 = 6;
 }
 
 /// Names of the functions a guest module exports.

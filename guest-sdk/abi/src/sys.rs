@@ -43,6 +43,15 @@ mod imports {
             dests_count: usize,
         ) -> i32;
         pub fn stm(op: u32, id: u32, seen: i64, ptr: *mut u8, len: usize) -> i64;
+        pub fn share(
+            op: u32,
+            id: u32,
+            node: u32,
+            input: *const u8,
+            input_len: usize,
+            out: *mut u8,
+            out_cap: usize,
+        ) -> i64;
         pub fn timeout(centiseconds: i32) -> i32;
         pub fn genid() -> i32;
         pub fn self_handle() -> u32;
@@ -169,6 +178,20 @@ pub fn multicast(source: u32, session: i32, data: &[u8], dests: &[u32]) -> i32 {
 /// `UPDATE`) or the room for the answer (`READ`).
 pub fn stm(op: u32, id: u32, seen: i64, buf: &mut [u8]) -> i64 {
     host!(imports::stm(op, id, seen, buf.as_mut_ptr(), buf.len()))
+}
+
+/// `share` (§4.25): an operation on a skynet.sharetable table; `input` is the packed table
+/// or key, `out` the room for the answer.
+pub fn share(op: u32, id: u32, node: u32, input: &[u8], out: &mut [u8]) -> i64 {
+    host!(imports::share(
+        op,
+        id,
+        node,
+        input.as_ptr(),
+        input.len(),
+        out.as_mut_ptr(),
+        out.len()
+    ))
 }
 
 /// `timeout` (§4.6): a `PTYPE_RESPONSE` with the returned session after `centiseconds`.

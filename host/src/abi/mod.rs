@@ -14,6 +14,7 @@ pub(crate) mod command;
 pub(crate) mod log;
 pub(crate) mod memory;
 pub(crate) mod messaging;
+mod share;
 pub(crate) mod socket;
 pub(crate) mod source;
 mod stm;
@@ -37,5 +38,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<WasmState>) -> wasmtime::Result<
     socket::register(linker)?;
     upgrade::register(linker)?;
     stm::register(linker)?;
+    share::register(linker)?;
     Ok(())
 }

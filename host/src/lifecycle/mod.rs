@@ -442,6 +442,7 @@ impl NodeShared {
             self.sockets.close_owned_by(handle);
         }
         self.stm.service_ended(handle);
+        self.share.service_ended(handle);
         service.message_log().close();
         if self.is_quitting() {
             return;

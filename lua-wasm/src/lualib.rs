@@ -60,6 +60,26 @@ const MODULES: &[(&str, &str)] = &[
     ),
     ("snax.hotfix", include_str!("../lualib/snax/hotfix.lua")),
     (
+        "skynet.sharedata",
+        include_str!("../lualib/skynet/sharedata.lua"),
+    ),
+    (
+        "skynet.datasheet",
+        include_str!("../lualib/skynet/datasheet/init.lua"),
+    ),
+    (
+        "skynet.datasheet.builder",
+        include_str!("../lualib/skynet/datasheet/builder.lua"),
+    ),
+    (
+        "skywasm.shareproxy",
+        include_str!("../lualib/skywasm/shareproxy.lua"),
+    ),
+    (
+        "skywasm.shareserver",
+        include_str!("../lualib/skywasm/shareserver.lua"),
+    ),
+    (
         "skynet.sharetable",
         include_str!("../lualib/skynet/sharetable.lua"),
     ),
@@ -99,6 +119,14 @@ const SERVICES: &[(&str, &str)] = &[
     (
         "service_cell",
         include_str!("../../services/lua/service_cell.lua"),
+    ),
+    (
+        "sharedatad",
+        include_str!("../../services/lua/sharedatad.lua"),
+    ),
+    (
+        "datasheetd",
+        include_str!("../../services/lua/datasheetd.lua"),
     ),
     (
         "sharetabled",

@@ -128,3 +128,15 @@ fn sharetable_readers_read_one_host_copy_and_see_updates() {
         ),
     );
 }
+
+#[test]
+fn sharedata_and_datasheet_objects_follow_updates() {
+    let data = lua_dir().join("data");
+    run_skynet_style(
+        "test_sharedata",
+        &format!(
+            "lua_data_path = \"{data}\"\ntest_data_dir = \"{data}\"",
+            data = data.display()
+        ),
+    );
+}

@@ -179,3 +179,19 @@ fn testsharetable_loadtable_loadstring_query_and_queryall() {
         &[],
     );
 }
+
+#[test]
+fn testdatasheet_a_builder_s_updates_reach_a_held_sub_table() {
+    run_skynet_script(
+        "testdatasheet",
+        &[
+            "[CHILD].c\t1\t3",
+            "[1].c\t1\t3",
+            "[2]\tb\t4",
+            "[2.c]\t1\t5",
+            "[3]\tc\t7",
+            "[3]\td\t8",
+        ],
+        &[],
+    );
+}

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// Modules that import only each other (and std and crates): no service, no node state.
 const LOWER: &[&str] = &[
     "sync", "mq", "handle", "timer", "monitor", "clock", "socket", "tenant", "config", "source",
+    "held", "stm", "share",
 ];
 
 /// Modules that may name `crate::node`: the node itself, what the public API builds on it,

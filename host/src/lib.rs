@@ -44,6 +44,7 @@
 //! | `harbor` | nodes sharing one address space, master and slaves | `cmaster.lua`, `cslave.lua`, `service_harbor.c` |
 //! | `client` | outside threads sending and calling | — |
 //! | `tenant` | tenants: limits, capabilities, quotas | — |
+//! | `held` | values services share, alive while held | — |
 //! | `stm` | skynet.stm's objects, held once by the host | `lua-stm.c` |
 //! | `share` | skynet.sharetable's tables, held once by the host | `lua-sharetable.c` |
 //!
@@ -68,6 +69,7 @@ pub(crate) mod command;
 pub mod config;
 pub mod handle;
 pub(crate) mod harbor;
+pub(crate) mod held;
 #[cfg(test)]
 mod layering;
 pub mod lifecycle;

@@ -4,17 +4,17 @@
 //! asks it for what the reader touches: a reader holds O(what it read), not a copy.
 //!
 //! A table is a tree of nodes (node 0 is the root); a value is a scalar or another node.
-//! A version lives while a service holds it: the service that made it (until it lets go)
-//! and every reader, handed a copy that travels in a message and taken with `adopt`, as
-//! skynet.stm's objects are ([`crate::stm`]). A service that ends lets go of all it held.
+//! A version lives while a service holds it ([`crate::held`]): the service that made it
+//! (until it lets go) and every reader, handed a copy that travels in a message and taken
+//! with `adopt`. A service that ends lets go of all it held.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use skywasm_abi::{Handle, HostError};
 use skywasm_pack::{Table, Value};
 
-use crate::sync::lock;
+use crate::held::HeldStore;
 
 /// A key of a node's hash part, hashable (floats by their bits; integral floats are
 /// stored as integers, as Lua normalises them).
@@ -230,72 +230,16 @@ fn one_value(bytes: &[u8]) -> Result<Value, HostError> {
     Ok(values.remove(0))
 }
 
-/// Who holds a version.
-#[derive(Default)]
-struct Holds {
-    /// The service that made it, until it lets go.
-    maker: Option<Handle>,
-    /// Copies handed out that no reader took yet.
-    in_transit: usize,
-    /// Readers, once each per adopt.
-    readers: Vec<Handle>,
-}
-
-/// The shared tables of one node.
+/// The shared tables of one node: versions held as [`HeldStore`] keeps values.
 #[derive(Default)]
 pub(crate) struct ShareStore {
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    versions: HashMap<u32, (Arc<Tree>, Holds)>,
-    held: HashMap<Handle, Vec<u32>>,
-    last_id: u32,
-}
-
-impl State {
-    fn forget_hold(&mut self, owner: Handle, id: u32) {
-        if let Some(ids) = self.held.get_mut(&owner) {
-            if let Some(at) = ids.iter().position(|&held| held == id) {
-                ids.swap_remove(at);
-            }
-            if ids.is_empty() {
-                self.held.remove(&owner);
-            }
-        }
-    }
-
-    fn drop_if_unheld(&mut self, id: u32) {
-        let unheld = self
-            .versions
-            .get(&id)
-            .is_some_and(|(_, h)| h.maker.is_none() && h.in_transit == 0 && h.readers.is_empty());
-        if unheld {
-            self.versions.remove(&id);
-        }
-    }
+    versions: HeldStore<Arc<Tree>>,
 }
 
 impl ShareStore {
-    /// A new version, held by `maker`; its id (never 0).
+    /// A new version, held by `maker`; its id.
     pub(crate) fn create(&self, maker: Handle, tree: Tree) -> u32 {
-        let mut state = lock(&self.state);
-        let mut id = state.last_id;
-        loop {
-            id = id.wrapping_add(1).max(1);
-            if !state.versions.contains_key(&id) {
-                break;
-            }
-        }
-        state.last_id = id;
-        let holds = Holds {
-            maker: Some(maker),
-            ..Holds::default()
-        };
-        state.versions.insert(id, (Arc::new(tree), holds));
-        state.held.entry(maker).or_default().push(id);
-        id
+        self.versions.create(maker, Arc::new(tree))
     }
 
     /// The version `id`, to read.
@@ -303,11 +247,7 @@ impl ShareStore {
     /// # Errors
     /// `INVALID_ARGUMENT` for an unknown version.
     pub(crate) fn tree(&self, id: u32) -> Result<Arc<Tree>, HostError> {
-        lock(&self.state)
-            .versions
-            .get(&id)
-            .map(|(tree, _)| tree.clone())
-            .ok_or(HostError::InvalidArgument)
+        self.versions.with(id, Handle::NONE, |tree, _| tree.clone())
     }
 
     /// A copy for a reader, in transit until it adopts it.
@@ -315,13 +255,7 @@ impl ShareStore {
     /// # Errors
     /// `INVALID_ARGUMENT` for an unknown version.
     pub(crate) fn copy(&self, id: u32) -> Result<(), HostError> {
-        let mut state = lock(&self.state);
-        let (_, holds) = state
-            .versions
-            .get_mut(&id)
-            .ok_or(HostError::InvalidArgument)?;
-        holds.in_transit += 1;
-        Ok(())
+        self.versions.copy(id)
     }
 
     /// `reader` takes a copy.
@@ -329,18 +263,7 @@ impl ShareStore {
     /// # Errors
     /// `INVALID_ARGUMENT` for an unknown version or one with no copy in transit.
     pub(crate) fn adopt(&self, reader: Handle, id: u32) -> Result<(), HostError> {
-        let mut state = lock(&self.state);
-        let (_, holds) = state
-            .versions
-            .get_mut(&id)
-            .ok_or(HostError::InvalidArgument)?;
-        if holds.in_transit == 0 {
-            return Err(HostError::InvalidArgument);
-        }
-        holds.in_transit -= 1;
-        holds.readers.push(reader);
-        state.held.entry(reader).or_default().push(id);
-        Ok(())
+        self.versions.adopt(reader, id)
     }
 
     /// `owner` lets go of its hold (as the maker, or one reader's).
@@ -348,47 +271,19 @@ impl ShareStore {
     /// # Errors
     /// `INVALID_ARGUMENT` for an unknown version or a hold `owner` does not have.
     pub(crate) fn release(&self, owner: Handle, id: u32) -> Result<(), HostError> {
-        let mut state = lock(&self.state);
-        let (_, holds) = state
-            .versions
-            .get_mut(&id)
-            .ok_or(HostError::InvalidArgument)?;
-        if holds.maker == Some(owner) {
-            holds.maker = None;
-        } else {
-            let at = holds
-                .readers
-                .iter()
-                .position(|&r| r == owner)
-                .ok_or(HostError::InvalidArgument)?;
-            holds.readers.swap_remove(at);
-        }
-        state.forget_hold(owner, id);
-        state.drop_if_unheld(id);
-        Ok(())
+        let as_maker = self.versions.is_maker(owner, id);
+        self.versions.release(owner, id, as_maker, |_| {})
     }
 
     /// A service ended: every hold it had goes.
     pub(crate) fn service_ended(&self, owner: Handle) {
-        let mut state = lock(&self.state);
-        let Some(ids) = state.held.remove(&owner) else {
-            return;
-        };
-        for id in ids {
-            if let Some((_, holds)) = state.versions.get_mut(&id) {
-                if holds.maker == Some(owner) {
-                    holds.maker = None;
-                }
-                holds.readers.retain(|&r| r != owner);
-            }
-            state.drop_if_unheld(id);
-        }
+        self.versions.service_ended(owner, |_| {});
     }
 
     /// How many versions live (for tests).
     #[cfg(test)]
     fn len(&self) -> usize {
-        lock(&self.state).versions.len()
+        self.versions.len()
     }
 }
 

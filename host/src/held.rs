@@ -61,13 +61,17 @@ impl<T> State<T> {
         }
     }
 
-    fn drop_if_unheld(&mut self, id: u32) {
+    /// Takes value `id` out when nothing holds it; the caller drops it after the lock (a
+    /// large value is not freed while other services wait for the store).
+    fn take_if_unheld(&mut self, id: u32) -> Option<Entry<T>> {
         let unheld = self
             .entries
             .get(&id)
             .is_some_and(|e| e.maker.is_none() && e.in_transit == 0 && e.readers.is_empty());
         if unheld {
-            self.entries.remove(&id);
+            self.entries.remove(&id)
+        } else {
+            None
         }
     }
 }
@@ -168,7 +172,9 @@ impl<T> HeldStore<T> {
             entry.readers.swap_remove(at);
         }
         state.forget_hold(owner, id);
-        state.drop_if_unheld(id);
+        let gone = state.take_if_unheld(id);
+        drop(state);
+        drop(gone);
         Ok(())
     }
 
@@ -178,6 +184,7 @@ impl<T> HeldStore<T> {
         let Some(ids) = state.held.remove(&owner) else {
             return;
         };
+        let mut gone = Vec::new();
         for id in ids {
             if let Some(entry) = state.entries.get_mut(&id) {
                 if entry.maker == Some(owner) {
@@ -186,8 +193,10 @@ impl<T> HeldStore<T> {
                 }
                 entry.readers.retain(|&r| r != owner);
             }
-            state.drop_if_unheld(id);
+            gone.extend(state.take_if_unheld(id));
         }
+        drop(state);
+        drop(gone);
     }
 
     /// Whether `owner` makes value `id`.

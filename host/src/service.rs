@@ -576,11 +576,13 @@ pub(crate) enum InterruptReason {
 
 /// True for message types that expect a reply when they carry a session.
 pub fn is_request(ptype: u8) -> bool {
-    // A multicast's session is its channel (skynet's multicastd): nothing answers it.
-    !matches!(
-        ptype as u32,
-        ptype::RESPONSE | ptype::ERROR | ptype::MULTICAST
-    )
+    !matches!(ptype as u32, ptype::RESPONSE | ptype::ERROR)
+}
+
+/// Whether a message of `ptype` with a session is owed an answer: a request other than a
+/// multicast, whose session is its channel (skynet's multicastd) and which nothing answers.
+pub fn expects_answer(ptype: u8) -> bool {
+    is_request(ptype) && u32::from(ptype) != ptype::MULTICAST
 }
 
 /// Most requests a service of an untrusted tenant may leave unanswered at once; more are
@@ -689,7 +691,7 @@ impl ServiceCore {
         }
         // From address 0 (socket events, a gate's redirected client packets whose session
         // is the fd) nothing waits for an answer: an answer could not even be delivered.
-        if message.session != 0 && is_request(message.ptype) && !message.source.is_none() {
+        if message.session != 0 && expects_answer(message.ptype) && !message.source.is_none() {
             let tenant = self.service.tenant();
             if !tenant.is_trusted() && self.owed.len() >= MAX_UNTRUSTED_OWED {
                 // A service of an untrusted tenant that leaves this many requests
@@ -791,12 +793,10 @@ impl ServiceCore {
         let mut answer = false;
         let mut forwarded = false;
         if session != 0 {
-            if is_request(ptype) {
-                if source != self.handle() {
-                    forwarded = self.settle(source, session);
-                }
-            } else {
+            if !is_request(ptype) {
                 answer = self.settle(dest, session);
+            } else if expects_answer(ptype) && source != self.handle() {
+                forwarded = self.settle(source, session);
             }
         }
         let message = Message {
@@ -1064,8 +1064,12 @@ mod tests {
             );
         }
         assert!(
-            !is_request(ptype::MULTICAST as u8),
+            !expects_answer(ptype::MULTICAST as u8),
             "nothing answers a multicast"
+        );
+        assert!(
+            is_request(ptype::MULTICAST as u8),
+            "nor is it an answer (an upgrade's stale-reply filter lets it through)"
         );
         let guest = quiet_in(&node, "guest", "guest");
         let capable = as_service(&node, guest, |core| core.capabilities.redirect);

@@ -222,12 +222,17 @@ impl Tree {
     }
 }
 
+/// The one value packed in `bytes`, a float with an integral value as the integer (Lua
+/// normalises `t[1.0]` to `t[1]`).
 fn one_value(bytes: &[u8]) -> Result<Value, HostError> {
     let mut values = skywasm_pack::unpack(bytes).map_err(|_| HostError::InvalidArgument)?;
     if values.len() != 1 {
         return Err(HostError::InvalidArgument);
     }
-    Ok(values.remove(0))
+    Ok(match values.remove(0) {
+        Value::Real(r) if r.fract() == 0.0 && r.abs() < 9.2e18 => Value::Integer(r as i64),
+        other => other,
+    })
 }
 
 /// The shared tables of one node: versions held as [`HeldStore`] keeps values.
@@ -336,6 +341,11 @@ mod tests {
             [Value::from("three as an integer key")]
         );
         assert_eq!(get(&tree, 0, Value::from("missing")), [Value::Nil]);
+        assert_eq!(
+            get(&tree, 0, Value::Real(1.0)),
+            [Value::Integer(10)],
+            "t[1.0] is t[1]"
+        );
         assert_eq!(tree.len(0).unwrap(), 2);
         assert_eq!(tree.len(inner).unwrap(), 2);
         // iteration visits every pair once

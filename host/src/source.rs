@@ -145,22 +145,45 @@ pub enum DataRefused {
 /// bytes. Only regular files are opened, so a device or a pipe never holds the worker.
 pub fn read_data(path: &str, dirs: &[String], max: u64) -> Result<Found, DataRefused> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     if path.is_empty() || path.contains('\0') {
         return Err(DataRefused::NotFound);
     }
-    let real = std::fs::canonicalize(path).map_err(|_| DataRefused::NotFound)?;
-    let dir = dirs
-        .iter()
-        .find(|dir| std::fs::canonicalize(dir).is_ok_and(|d| real.starts_with(d)))
-        .ok_or(DataRefused::Outside)?;
-    let meta = std::fs::metadata(&real).map_err(|_| DataRefused::NotFound)?;
+    let inside = |real: &Path| {
+        dirs.iter()
+            .find(|dir| std::fs::canonicalize(dir).is_ok_and(|d| real.starts_with(d)))
+    };
+    let Ok(real) = std::fs::canonicalize(path) else {
+        // Missing only if it would be inside: a path outside is refused whether it exists
+        // or not, so a service cannot probe the host's files.
+        let parent = Path::new(path).parent().and_then(|p| {
+            let p = if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            };
+            std::fs::canonicalize(p).ok()
+        });
+        return Err(match parent.as_deref().and_then(inside) {
+            Some(_) => DataRefused::NotFound,
+            None => DataRefused::Outside,
+        });
+    };
+    let dir = inside(&real).ok_or(DataRefused::Outside)?;
+    // Opened without blocking (a pipe swapped in would otherwise hold the worker in open),
+    // then checked to be a regular file on the open descriptor itself.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&real)
+        .map_err(|_| DataRefused::NotFound)?;
+    let meta = file.metadata().map_err(|_| DataRefused::NotFound)?;
     if !meta.is_file() {
         return Err(DataRefused::NotAFile);
     }
     if meta.len() > max {
         return Err(DataRefused::TooLarge);
     }
-    let file = std::fs::File::open(&real).map_err(|_| DataRefused::NotFound)?;
     // The file may have grown since: read one byte past the bound to know.
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(max.saturating_add(1))

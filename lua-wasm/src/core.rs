@@ -262,11 +262,12 @@ unsafe extern "C-unwind" fn multicast(l: *mut ffi::lua_State) -> c_int {
         let source = ffi::luaL_checkinteger(l, 1) as u32;
         let session = ffi::luaL_checkinteger(l, 2) as i32;
         let packed = crate::host::check_bytes(l, 3);
+        // Everything that can raise comes before anything owned is made.
+        let (body, owned) = message_arg(l, 4);
         let dests: Vec<u32> = packed
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        let (body, owned) = message_arg(l, 4);
         let rc = sys::multicast(source, session, body, &dests);
         free(owned);
         drop(dests);
@@ -458,8 +459,17 @@ unsafe extern "C-unwind" fn share(l: *mut ffi::lua_State) -> c_int {
             }
             op::LEN => share_result(l, sys::share(op::LEN, id, node, &[], &mut [])),
             _ => {
-                let mut key = Vec::new();
                 let absent = which == op::NEXT && ffi::lua_isnoneornil(l, 4) != 0;
+                // Only keys a shared table can hold: packing them cannot raise (a table
+                // key could, through its metamethods, with the buffer alive).
+                let scalar = matches!(
+                    ffi::lua_type(l, 4),
+                    ffi::LUA_TNUMBER | ffi::LUA_TSTRING | ffi::LUA_TBOOLEAN
+                );
+                if !absent && !scalar {
+                    return ffi::luaL_argerror(l, 4, c"a number, string or boolean key".as_ptr());
+                }
+                let mut key = Vec::new();
                 if !absent {
                     ffi::lua_settop(l, 4);
                     if pack_values(l, 4, 4, &mut key).is_err() {
@@ -796,9 +806,9 @@ unsafe extern "C-unwind" fn hpc(l: *mut ffi::lua_State) -> c_int {
 /// `memory_size()`: the bytes of this instance's linear memory.
 unsafe extern "C-unwind" fn memory_size(l: *mut ffi::lua_State) -> c_int {
     #[cfg(target_arch = "wasm32")]
-    let bytes = core::arch::wasm32::memory_size(0) * 65536;
+    let bytes = core::arch::wasm32::memory_size(0) as u64 * 65536;
     #[cfg(not(target_arch = "wasm32"))]
-    let bytes = 0usize;
+    let bytes = 0u64;
     // SAFETY: a valid state.
     unsafe { ffi::lua_pushinteger(l, bytes as ffi::lua_Integer) };
     1

@@ -210,6 +210,10 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             }
             let dests_len = dests_count.saturating_mul(4);
             super::memory::check(&mut caller, NAME, dests_ptr, dests_len)?;
+            // The list is bounded as a message body is.
+            if dests_len as usize > caller.data().core.message_size() {
+                return Ok(HostError::TooLarge.code());
+            }
             let dests: Vec<Handle> = copy_in(&mut caller, NAME, dests_ptr, dests_len)?
                 .chunks_exact(4)
                 .map(|b| Handle(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))

@@ -40,7 +40,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::config::HarborConfig;
 use crate::mq::Message;
 use crate::router::Remote;
-use crate::service::{is_request, Service};
+use crate::service::{expects_answer, is_request, Service};
 use crate::shared::NodeShared;
 use crate::socket::auth;
 use crate::socket::busy::BusyPoll;
@@ -816,8 +816,11 @@ impl Harbor {
         let Some(node) = self.node.upgrade() else {
             return;
         };
-        let (source, session, request) =
-            (message.source, message.session, is_request(message.ptype));
+        let (source, session, request) = (
+            message.source,
+            message.session,
+            expects_answer(message.ptype),
+        );
         let sent = node.router.push(dest, message).is_ok();
         if !sent && request && session != 0 {
             node.router.answer_error(source, dest, session);
@@ -882,7 +885,7 @@ impl Remote for Harbor {
             return Err(message);
         }
         // A call: remembered before it leaves, so that its answer or its link's end finds it.
-        let call = (is_request(message.ptype) && message.session > 0)
+        let call = (expects_answer(message.ptype) && message.session > 0)
             .then_some((message.source.0, message.session));
         let peer = dest.harbor();
         let mut state = lock(&self.state);

@@ -26,7 +26,7 @@ use skywasm_pack::Value;
 use crate::log::Shown;
 use crate::module::ModuleKind;
 use crate::mq::Message;
-use crate::service::{is_request, Behavior, Fault, Service, ServiceCore};
+use crate::service::{expects_answer, Behavior, Fault, Service, ServiceCore};
 use crate::shared::NodeShared;
 use crate::tenant::Tenant;
 use crate::wasm::WasmService;
@@ -448,7 +448,7 @@ impl NodeShared {
             return;
         }
         for message in pending {
-            if message.session != 0 && is_request(message.ptype) {
+            if message.session != 0 && expects_answer(message.ptype) {
                 self.router
                     .answer_error(message.source, handle, message.session);
             }

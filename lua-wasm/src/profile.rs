@@ -43,14 +43,6 @@ fn now() -> f64 {
 pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: the caller's contract; every index used is on the stack.
     unsafe {
-        for k in [&START_KEY, &TOTAL_KEY] {
-            ffi::lua_createtable(l, 0, 0);
-            ffi::lua_createtable(l, 0, 1);
-            ffi::lua_pushstring(l, c"kv".as_ptr());
-            ffi::lua_setfield(l, -2, c"__mode".as_ptr());
-            ffi::lua_setmetatable(l, -2);
-            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(k));
-        }
         ffi::lua_createtable(l, 0, 4);
         let functions: [(&std::ffi::CStr, ffi::lua_CFunction); 4] = [
             (c"start", start),
@@ -87,6 +79,25 @@ unsafe fn get(l: *mut ffi::lua_State, k: &'static u8, co: c_int) -> Option<f64> 
         let value = (ffi::lua_type(l, -1) == ffi::LUA_TNUMBER).then(|| ffi::lua_tonumber(l, -1));
         ffi::lua_pop(l, 2);
         value
+    }
+}
+
+/// Makes the two weak tables on the first `start` (weak tables in the snapshot every
+/// service starts from would cost each service's collector on every cycle).
+///
+/// # Safety
+/// `l` is valid with three free stack slots.
+unsafe fn make_tables(l: *mut ffi::lua_State) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        for k in [&START_KEY, &TOTAL_KEY] {
+            ffi::lua_createtable(l, 0, 0);
+            ffi::lua_createtable(l, 0, 1);
+            ffi::lua_pushstring(l, c"kv".as_ptr());
+            ffi::lua_setfield(l, -2, c"__mode".as_ptr());
+            ffi::lua_setmetatable(l, -2);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(k));
+        }
     }
 }
 
@@ -162,6 +173,10 @@ unsafe extern "C-unwind" fn start(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state.
     unsafe {
         thread_argument(l);
+        if !ACTIVE.load(Ordering::Relaxed) {
+            make_tables(l);
+            ACTIVE.store(true, Ordering::Relaxed);
+        }
         if get(l, &START_KEY, 1).is_some() {
             return ffi::luaL_error(
                 l,
@@ -169,7 +184,6 @@ unsafe extern "C-unwind" fn start(l: *mut ffi::lua_State) -> c_int {
                 ffi::lua_topointer(l, 1),
             );
         }
-        ACTIVE.store(true, Ordering::Relaxed);
         set(l, &TOTAL_KEY, 1, Some(0.0));
         set(l, &START_KEY, 1, Some(now()));
     }
@@ -181,7 +195,12 @@ unsafe extern "C-unwind" fn stop(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state.
     unsafe {
         thread_argument(l);
-        let Some(started) = get(l, &START_KEY, 1) else {
+        let started = if ACTIVE.load(Ordering::Relaxed) {
+            get(l, &START_KEY, 1)
+        } else {
+            None
+        };
+        let Some(started) = started else {
             return ffi::luaL_error(l, c"Call profile.start() before profile.stop()".as_ptr());
         };
         let total = get(l, &TOTAL_KEY, 1).unwrap_or(0.0) + (now() - started).max(0.0);

@@ -13,8 +13,9 @@ local lua_require = require
 
 -- functions registered by the main chunk's modules, run by init_all (nil once it ran)
 local main_inits = {}
--- coroutine -> functions registered by the module it is loading
-local context = setmetatable({}, { __mode = "k" })
+-- coroutine -> functions registered by the module it is loading (an entry lives only
+-- while its require runs; not weak, which would cost every collection of every service)
+local context = {}
 -- module name -> { co = the loading coroutine, waiting coroutines... }
 local loading = {}
 

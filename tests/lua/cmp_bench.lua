@@ -28,6 +28,22 @@ end
 
 local MEASURE = {}
 
+-- Runs job(1) .. job(count) each in a coroutine of its own, and returns when all are done.
+local function all_at_once(count, job)
+	local me = coroutine.running()
+	local done = 0
+	for i = 1, count do
+		skynet.fork(function()
+			job(i)
+			done = done + 1
+			if done == count then
+				skynet.wakeup(me)
+			end
+		end)
+	end
+	skynet.wait(me)
+end
+
 function MEASURE.calls()
 	local echo = skynet.newservice("cmp_echo")
 	for i = 1, 100 do
@@ -58,19 +74,10 @@ function MEASURE.fanin()
 	for i = 1, clients do
 		spawned[i] = skynet.newservice("cmp_client")
 	end
-	local me = coroutine.running()
-	local done = 0
 	local started = skynet.hpc()
-	for i = 1, clients do
-		skynet.fork(function()
-			skynet.call(spawned[i], "lua", "RUN", echo, n)
-			done = done + 1
-			if done == clients then
-				skynet.wakeup(me)
-			end
-		end)
-	end
-	skynet.wait(me)
+	all_at_once(clients, function(i)
+		skynet.call(spawned[i], "lua", "RUN", echo, n)
+	end)
 	return rate(clients * n, started)
 end
 
@@ -121,19 +128,10 @@ function MEASURE.sharetable()
 		readers[i] = skynet.newservice("cmp_share_reader")
 		skynet.call(readers[i], "lua", "QUERY")
 	end
-	local me = coroutine.running()
-	local done = 0
 	local started = skynet.hpc()
-	for i = 1, clients do
-		skynet.fork(function()
-			skynet.call(readers[i], "lua", "READ", n, SHARED_ENTRIES)
-			done = done + 1
-			if done == clients then
-				skynet.wakeup(me)
-			end
-		end)
-	end
-	skynet.wait(me)
+	all_at_once(clients, function(i)
+		skynet.call(readers[i], "lua", "READ", n, SHARED_ENTRIES)
+	end)
 	return rate(clients * n, started)
 end
 

@@ -1032,7 +1032,35 @@ impl crate::socket::Backlog for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mq::Body;
     use crate::shared::testing::{as_service, drain, idle_node, quiet_in};
+
+    #[test]
+    fn an_upgraded_service_drops_old_replies_but_takes_multicasts_on_old_session_numbers() {
+        let node = idle_node("");
+        let sub = quiet_in(&node, "node", "sub");
+        let upgraded = as_service(&node, sub, |core| {
+            for _ in 0..300 {
+                core.new_session();
+            }
+            core.successor()
+        });
+        let message = |ptype: u32, session: i32| Message {
+            source: Handle(0x42),
+            session,
+            ptype: ptype as u8,
+            data: Body::default(),
+        };
+        // a reply to the old code's call 256 is stale; a publish on channel 256 is not
+        assert!(upgraded.is_stale_reply(&message(ptype::RESPONSE, 256)));
+        assert!(!upgraded.is_stale_reply(&message(ptype::MULTICAST, 256)));
+        let mut upgraded = upgraded;
+        assert!(upgraded.note_delivery(&message(ptype::MULTICAST, 256)));
+        assert!(
+            upgraded.owed.is_empty(),
+            "a multicast leaves nothing to answer"
+        );
+    }
 
     #[test]
     fn a_multicast_is_held_once_and_needs_the_redirect_capability() {
@@ -1055,7 +1083,7 @@ mod tests {
                 (message.source, message.session, message.ptype),
                 (Handle(0x42), 7, ptype::MULTICAST as u8)
             );
-            let crate::mq::Body::Shared(bytes) = &message.data else {
+            let Body::Shared(bytes) = &message.data else {
                 panic!("a multicast body is shared, not copied");
             };
             assert!(

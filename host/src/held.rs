@@ -18,8 +18,8 @@ pub(crate) struct HeldStore<T> {
 
 struct State<T> {
     entries: HashMap<u32, Entry<T>>,
-    /// service -> the ids it holds (once per hold), to let go when it ends
-    held: HashMap<Handle, Vec<u32>>,
+    /// service -> the ids it holds and how many holds on each, to let go when it ends
+    held: HashMap<Handle, HashMap<u32, u32>>,
     last_id: u32,
 }
 
@@ -29,8 +29,8 @@ struct Entry<T> {
     maker: Option<Handle>,
     /// Copies handed out that no reader took yet.
     in_transit: usize,
-    /// Readers, once per copy taken.
-    readers: Vec<Handle>,
+    /// Readers, with how many copies each took.
+    readers: HashMap<Handle, u32>,
 }
 
 impl<T> Default for HeldStore<T> {
@@ -50,12 +50,13 @@ impl<T> State<T> {
         self.entries.get_mut(&id).ok_or(HostError::InvalidArgument)
     }
 
+    fn note_hold(&mut self, owner: Handle, id: u32) {
+        *self.held.entry(owner).or_default().entry(id).or_insert(0) += 1;
+    }
+
     fn forget_hold(&mut self, owner: Handle, id: u32) {
         if let Some(ids) = self.held.get_mut(&owner) {
-            if let Some(at) = ids.iter().position(|&held| held == id) {
-                ids.swap_remove(at);
-            }
-            if ids.is_empty() {
+            if decrement(ids, &id) && ids.is_empty() {
                 self.held.remove(&owner);
             }
         }
@@ -73,6 +74,21 @@ impl<T> State<T> {
         } else {
             None
         }
+    }
+}
+
+/// Takes one from `key`'s count, removing it at zero; false when there was none.
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: &K) -> bool {
+    match counts.get_mut(key) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            true
+        }
+        Some(_) => {
+            counts.remove(key);
+            true
+        }
+        None => false,
     }
 }
 
@@ -94,10 +110,10 @@ impl<T> HeldStore<T> {
                 value,
                 maker: Some(maker),
                 in_transit: 0,
-                readers: Vec::new(),
+                readers: HashMap::new(),
             },
         );
-        state.held.entry(maker).or_default().push(id);
+        state.note_hold(maker, id);
         id
     }
 
@@ -138,8 +154,8 @@ impl<T> HeldStore<T> {
             return Err(HostError::InvalidArgument);
         }
         entry.in_transit -= 1;
-        entry.readers.push(reader);
-        state.held.entry(reader).or_default().push(id);
+        *entry.readers.entry(reader).or_insert(0) += 1;
+        state.note_hold(reader, id);
         Ok(())
     }
 
@@ -163,13 +179,8 @@ impl<T> HeldStore<T> {
             }
             entry.maker = None;
             on_maker_gone(&mut entry.value);
-        } else {
-            let at = entry
-                .readers
-                .iter()
-                .position(|&r| r == owner)
-                .ok_or(HostError::InvalidArgument)?;
-            entry.readers.swap_remove(at);
+        } else if !decrement(&mut entry.readers, &owner) {
+            return Err(HostError::InvalidArgument);
         }
         state.forget_hold(owner, id);
         let gone = state.take_if_unheld(id);
@@ -185,13 +196,13 @@ impl<T> HeldStore<T> {
             return;
         };
         let mut gone = Vec::new();
-        for id in ids {
+        for id in ids.into_keys() {
             if let Some(entry) = state.entries.get_mut(&id) {
                 if entry.maker == Some(owner) {
                     entry.maker = None;
                     on_maker_gone(&mut entry.value);
                 }
-                entry.readers.retain(|&r| r != owner);
+                entry.readers.remove(&owner);
             }
             gone.extend(state.take_if_unheld(id));
         }
@@ -245,6 +256,21 @@ mod tests {
         store.release(reader, id, false, |_| {}).unwrap();
         assert_eq!(store.len(), 0);
         assert_eq!(store.copy(id), Err(HostError::InvalidArgument));
+        // a reader that took two copies holds twice
+        let twice = store.create(maker, "t");
+        store.copy(twice).unwrap();
+        store.copy(twice).unwrap();
+        store.adopt(reader, twice).unwrap();
+        store.adopt(reader, twice).unwrap();
+        store.release(maker, twice, true, |_| {}).unwrap();
+        store.release(reader, twice, false, |_| {}).unwrap();
+        assert_eq!(store.len(), 1, "one of its two holds is left");
+        store.release(reader, twice, false, |_| {}).unwrap();
+        assert_eq!(store.len(), 0);
+        assert_eq!(
+            store.release(reader, twice, false, |_| {}),
+            Err(HostError::InvalidArgument)
+        );
         let a = store.create(maker, "a");
         let b = store.create(maker, "b");
         assert_ne!(a, b, "ids are not reused while their value lives");

@@ -304,7 +304,7 @@ unsafe extern "C-unwind" fn stm_new(l: *mut ffi::lua_State) -> c_int {
         free(owned);
         let rc = sys::stm(skywasm_abi::stm::NEW, 0, 0, &mut bytes);
         drop(bytes);
-        stm_result(l, rc)
+        store_result(l, rc, &STM_REFUSALS)
     }
 }
 
@@ -318,7 +318,7 @@ unsafe extern "C-unwind" fn stm_update(l: *mut ffi::lua_State) -> c_int {
         free(owned);
         let rc = sys::stm(skywasm_abi::stm::UPDATE, id, 0, &mut bytes);
         drop(bytes);
-        stm_result(l, rc)
+        store_result(l, rc, &STM_REFUSALS)
     }
 }
 
@@ -330,7 +330,7 @@ unsafe extern "C-unwind" fn stm_copy(l: *mut ffi::lua_State) -> c_int {
         let id = stm_id(l, 1);
         let rc = sys::stm(skywasm_abi::stm::COPY, id, 0, &mut []);
         if rc < 0 {
-            return stm_result(l, rc);
+            return store_result(l, rc, &STM_REFUSALS);
         }
         ffi::lua_pushlightuserdata(l, id as usize as *mut c_void);
         1
@@ -344,7 +344,7 @@ unsafe extern "C-unwind" fn stm_adopt(l: *mut ffi::lua_State) -> c_int {
         let id = stm_id(l, 1);
         let rc = sys::stm(skywasm_abi::stm::ADOPT, id, 0, &mut []);
         if rc < 0 {
-            return stm_result(l, rc);
+            return store_result(l, rc, &STM_REFUSALS);
         }
         ffi::lua_pushinteger(l, ffi::lua_Integer::from(id));
         1
@@ -361,7 +361,7 @@ unsafe extern "C-unwind" fn stm_release(l: *mut ffi::lua_State) -> c_int {
         } else {
             skywasm_abi::stm::RELEASE_READER
         };
-        stm_result(l, sys::stm(op, id, 0, &mut []))
+        store_result(l, sys::stm(op, id, 0, &mut []), &STM_REFUSALS)
     }
 }
 
@@ -402,20 +402,37 @@ unsafe extern "C-unwind" fn stm_read(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// Pushes a non-negative `stm` result, or raises the error code.
+/// Why a host store refused: what to say for `DENIED`, for `TOO_LARGE`, and for any other
+/// code (an unknown object, what cannot be stored).
+type Refusals = [&'static std::ffi::CStr; 3];
+
+const STM_REFUSALS: Refusals = [
+    c"stm: only trusted services may use skynet.stm",
+    c"stm: the bytes are over the message size limit",
+    c"stm: no such object (or its writer let go)",
+];
+
+const SHARE_REFUSALS: Refusals = [
+    c"sharetable: only trusted services may share tables",
+    c"sharetable: the table is over the message size limit",
+    c"sharetable: no such table (or it holds what cannot be shared)",
+];
+
+/// Pushes a non-negative result of the `stm` or `share` import, or raises what `why` says
+/// for its error code.
 ///
 /// # Safety
 /// Called from a Lua C function with nothing owned alive.
-unsafe fn stm_result(l: *mut ffi::lua_State, rc: i64) -> c_int {
+unsafe fn store_result(l: *mut ffi::lua_State, rc: i64, why: &Refusals) -> c_int {
     // SAFETY: the caller's contract.
     unsafe {
         if rc < 0 {
-            let why = match i32::try_from(rc) {
-                Ok(error::DENIED) => c"stm: only trusted services may use skynet.stm".as_ptr(),
-                Ok(error::TOO_LARGE) => c"stm: the bytes are over the message size limit".as_ptr(),
-                _ => c"stm: no such object (or its writer let go)".as_ptr(),
+            let text = match i32::try_from(rc) {
+                Ok(error::DENIED) => why[0],
+                Ok(error::TOO_LARGE) => why[1],
+                _ => why[2],
             };
-            return ffi::luaL_error(l, why);
+            return ffi::luaL_error(l, text.as_ptr());
         }
         ffi::lua_pushinteger(l, rc);
         1
@@ -445,7 +462,7 @@ unsafe extern "C-unwind" fn share(l: *mut ffi::lua_State) -> c_int {
         if which == op::CREATE {
             let packed = crate::host::check_bytes(l, 2);
             let rc = sys::share(op::CREATE, 0, 0, packed, &mut []);
-            return share_result(l, rc);
+            return store_result(l, rc, &SHARE_REFUSALS);
         }
         let id = ffi::luaL_checkinteger(l, 2) as u32;
         let node = ffi::luaL_optinteger(l, 3, 0) as u32;
@@ -453,11 +470,15 @@ unsafe extern "C-unwind" fn share(l: *mut ffi::lua_State) -> c_int {
             op::COPY | op::ADOPT | op::RELEASE => {
                 let rc = sys::share(which, id, node, &[], &mut []);
                 if rc < 0 {
-                    return share_result(l, rc);
+                    return store_result(l, rc, &SHARE_REFUSALS);
                 }
                 0
             }
-            op::LEN => share_result(l, sys::share(op::LEN, id, node, &[], &mut [])),
+            op::LEN => store_result(
+                l,
+                sys::share(op::LEN, id, node, &[], &mut []),
+                &SHARE_REFUSALS,
+            ),
             _ => {
                 let absent = which == op::NEXT && ffi::lua_isnoneornil(l, 4) != 0;
                 // Only keys a shared table can hold: packing them cannot raise (a table
@@ -488,32 +509,10 @@ unsafe extern "C-unwind" fn share(l: *mut ffi::lua_State) -> c_int {
                         drop(bytes);
                         pushed
                     }
-                    Err(code) => share_result(l, i64::from(code)),
+                    Err(code) => store_result(l, i64::from(code), &SHARE_REFUSALS),
                 }
             }
         }
-    }
-}
-
-/// Pushes a non-negative `share` result, or raises the error code.
-///
-/// # Safety
-/// Called from a Lua C function with nothing owned alive.
-unsafe fn share_result(l: *mut ffi::lua_State, rc: i64) -> c_int {
-    // SAFETY: the caller's contract.
-    unsafe {
-        if rc < 0 {
-            let why = match i32::try_from(rc) {
-                Ok(error::DENIED) => c"sharetable: only trusted services may share tables".as_ptr(),
-                Ok(error::TOO_LARGE) => {
-                    c"sharetable: the table is over the message size limit".as_ptr()
-                }
-                _ => c"sharetable: no such table (or it holds what cannot be shared)".as_ptr(),
-            };
-            return ffi::luaL_error(l, why);
-        }
-        ffi::lua_pushinteger(l, rc);
-        1
     }
 }
 

@@ -20,8 +20,9 @@ fn message_type(function: &str, value: u32) -> wasmtime::Result<u8> {
     Ok(value as u8)
 }
 
-/// Copies the body, or returns the TOO_LARGE code without copying an oversized one.
-fn body(
+/// Copies the body, or returns the TOO_LARGE code without copying an oversized one (also
+/// what `stm` and `share` take in).
+pub(crate) fn body(
     caller: &mut Caller<'_, WasmState>,
     function: &str,
     ptr: u32,

@@ -14,7 +14,8 @@
 use skywasm_abi::{error, import, share as op, HostError, IMPORT_MODULE};
 use wasmtime::{Caller, Linker};
 
-use super::memory::{check, copy_in, write_answer};
+use super::memory::{check, write_answer};
+use super::messaging::body;
 use crate::share::Tree;
 use crate::wasm::WasmState;
 
@@ -37,10 +38,10 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             if !caller.data().core.service().tenant().is_trusted() {
                 return Ok(i64::from(HostError::Denied.code()));
             }
-            if in_len as usize > caller.data().core.message_size() {
-                return Ok(i64::from(error::TOO_LARGE));
-            }
-            let input = copy_in(&mut caller, NAME, in_ptr, in_len)?;
+            let input = match body(&mut caller, NAME, in_ptr, in_len)? {
+                Ok(input) => input,
+                Err(e) => return Ok(i64::from(e.code())),
+            };
             let node_shared = caller.data().core.node.clone();
             let me = caller.data().core.handle();
             let store = &node_shared.share;

@@ -14,7 +14,8 @@
 use skywasm_abi::{error, import, stm as op, HostError, IMPORT_MODULE};
 use wasmtime::{Caller, Linker};
 
-use super::memory::{check, copy_in, write_answer};
+use super::memory::{check, write_answer};
+use super::messaging::body;
 use crate::stm::Read;
 use crate::wasm::WasmState;
 
@@ -34,26 +35,19 @@ pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
             if !caller.data().core.service().tenant().is_trusted() {
                 return Ok(i64::from(HostError::Denied.code()));
             }
-            let bytes = |caller: &mut Caller<'_, WasmState>| -> wasmtime::Result<Option<std::sync::Arc<[u8]>>> {
-                if len as usize > caller.data().core.message_size() {
-                    return Ok(None);
-                }
-                Ok(Some(copy_in(caller, NAME, ptr, len)?.into()))
-            };
             let node = caller.data().core.node.clone();
             let me = caller.data().core.handle();
             let store = &node.stm;
-            let done = |result: Result<(), HostError>| {
-                i64::from(result.map_or_else(|e| e.code(), |()| 0))
-            };
+            let done =
+                |result: Result<(), HostError>| i64::from(result.map_or_else(|e| e.code(), |()| 0));
             Ok(match which {
-                op::NEW => match bytes(&mut caller)? {
-                    Some(bytes) => i64::from(store.create(me, bytes)),
-                    None => i64::from(error::TOO_LARGE),
+                op::NEW => match body(&mut caller, NAME, ptr, len)? {
+                    Ok(bytes) => i64::from(store.create(me, bytes.into())),
+                    Err(e) => i64::from(e.code()),
                 },
-                op::UPDATE => match bytes(&mut caller)? {
-                    Some(bytes) => done(store.update(me, id, bytes)),
-                    None => i64::from(error::TOO_LARGE),
+                op::UPDATE => match body(&mut caller, NAME, ptr, len)? {
+                    Ok(bytes) => done(store.update(me, id, bytes.into())),
+                    Err(e) => i64::from(e.code()),
                 },
                 op::COPY => done(store.copy(id)),
                 op::ADOPT => done(store.adopt(me, id)),

@@ -1,7 +1,7 @@
 -- datasheetd: the unique service behind skynet.datasheet (lualib skywasm/shareserver.lua).
 local skynet = require "skynet"
-local serve = require "skywasm.shareserver"
+local server = require "skywasm.shareserver"
 
 skynet.start(function()
-	serve("datasheetd")
+	server.serve("datasheetd")
 end)

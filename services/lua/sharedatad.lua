@@ -1,7 +1,7 @@
 -- sharedatad: the unique service behind skynet.sharedata (lualib skywasm/shareserver.lua).
 local skynet = require "skynet"
-local serve = require "skywasm.shareserver"
+local server = require "skywasm.shareserver"
 
 skynet.start(function()
-	serve("sharedatad")
+	server.serve("sharedatad")
 end)

@@ -1,84 +1,54 @@
--- sharetabled: the unique service behind skynet.sharetable. It turns a file, a chunk of
--- source or a table into a version held once by the host (skynet.core.share), keeps the
--- current version of each name, and hands readers copies of it. A version stays while any
--- reader holds it; a newer one replaces the name's current one.
+-- sharetabled: the unique service behind skynet.sharetable, on the server of sharedatad
+-- (lualib skywasm/shareserver.lua) with skynet.sharetable's loaders: a data file, a chunk
+-- of source or a packed table becomes the current version of a name, held once by the
+-- host; readers get copies of it (`query` answers nil for a name never loaded).
 local skynet = require "skynet"
-local core = require "skynet.core"
+local server = require "skywasm.shareserver"
 
-local current = {}	-- name -> version id
-local command = {}
+local command = server.command
 
-local function publish(name, t)
+local function publish_table(name, t)
 	assert(type(t) == "table", "sharetable: the data is not a table")
-	local id = core.share("create", skynet.packstring(t))
-	local old = current[name]
-	current[name] = id
-	if old then
-		core.share("release", old)
-	end
+	command.publish(name, skynet.packstring(t))
+end
+
+local function sandbox()
+	return setmetatable({}, { __index = _G })
 end
 
 -- a data file (read through lua_data_path), run with the arguments
 function command.loadfile(name, ...)
-	local chunk = assert(loadfile(name, "t", setmetatable({}, { __index = _G })))
-	publish(name, chunk(...))
-	skynet.ret()
+	publish_table(name, assert(loadfile(name, "t", sandbox()))(...))
 end
 
 function command.loadstring(name, source, ...)
-	local chunk = assert(load(source, "=" .. name, "t", setmetatable({}, { __index = _G })))
-	publish(name, chunk(...))
-	skynet.ret()
+	publish_table(name, assert(load(source, "=" .. name, "t", sandbox()))(...))
 end
 
 -- a table, as skynet.packstring made it
-function command.loadtable(name, packed)
-	local id = core.share("create", packed)
-	local old = current[name]
-	current[name] = id
-	if old then
-		core.share("release", old)
-	end
-	skynet.ret()
-end
+command.loadtable = command.publish
 
-local function copy_of(name)
-	local id = current[name]
-	if id then
-		core.share("copy", id)
-	end
-	return id
-end
-
-function command.query(name)
-	skynet.ret(skynet.pack(copy_of(name)))
-end
+command.query = server.copy_of
 
 function command.queryall(names)
 	local ids = {}
 	if names then
 		for _, name in ipairs(names) do
-			ids[name] = copy_of(name)
+			ids[name] = server.copy_of(name)
 		end
 	else
-		for name in pairs(current) do
-			ids[name] = copy_of(name)
+		for name in pairs(server.current()) do
+			ids[name] = server.copy_of(name)
 		end
 	end
-	skynet.ret(skynet.pack(ids))
+	return ids
 end
 
 skynet.start(function()
-	skynet.dispatch("lua", function(_, _, cmd, ...)
-		local f = command[cmd]
-		if not f then
-			error("sharetabled: unknown command " .. tostring(cmd))
-		end
-		f(...)
-	end)
+	server.serve("sharetabled")
 	skynet.info_func(function()
 		local info = {}
-		for name, id in pairs(current) do
+		for name, id in pairs(server.current()) do
 			info[name] = { current = id }
 		end
 		return info

@@ -1,4 +1,5 @@
--- The service side of skynet.sharedata (sharedatad) and skynet.datasheet (datasheetd).
+-- The service side of skynet.sharedata (sharedatad), skynet.datasheet (datasheetd) and
+-- skynet.sharetable (sharetabled, which adds its loaders).
 -- Each name's current table is a version held once by the host (skynet.core.share);
 -- readers get copies of it, and a reader's `monitor` call is answered with the next
 -- version when `update` makes one (or with nothing when the name is deleted), as skynet's.
@@ -9,6 +10,11 @@ local current = {}	-- name -> version id
 local watchers = {}	-- name -> { response functions waiting for a newer version }
 local command = {}
 local NORET = {}
+local server = {
+	-- command name -> function(...): its result is the answer (NORET: none yet)
+	command = command,
+	NORET = NORET,
+}
 
 -- A table already packed by the caller (skynet.datasheet.builder's), under `name`,
 -- created or updated.
@@ -77,9 +83,8 @@ function command.delete(name)
 end
 
 function command.query(name)
-	local id = assert(current[name], name)
-	core.share("copy", id)
-	return id
+	assert(current[name], name)
+	return server.copy_of(name)
 end
 
 -- Answers at once with the current version when the reader's is older, else when the
@@ -98,8 +103,22 @@ function command.monitor(name, id)
 	return NORET
 end
 
--- Serves these commands on the "lua" protocol (call it in skynet.start).
-return function(service_name)
+-- The current version of `name` (nil: none), with a copy for the reader it goes to.
+function server.copy_of(name)
+	local id = current[name]
+	if id then
+		core.share("copy", id)
+	end
+	return id
+end
+
+-- name -> current version id (to read, not to change).
+function server.current()
+	return current
+end
+
+-- Serves the commands on the "lua" protocol (call it in skynet.start).
+function server.serve(service_name)
 	skynet.dispatch("lua", function(_, _, cmd, ...)
 		local f = command[cmd]
 		if not f then
@@ -111,3 +130,5 @@ return function(service_name)
 		end
 	end)
 end
+
+return server

@@ -68,11 +68,9 @@ pub fn find(kind: Kind, name: &str, search_path: &str) -> Result<Found, Missing>
     for pattern in search_path.split(';').filter(|p| !p.is_empty()) {
         let path = pattern.replace('?', &substitute);
         // Regular files only: a pipe or a device on a search path would hold the worker.
-        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-            tried.push(path);
-            continue;
-        }
-        match std::fs::read(Path::new(&path)) {
+        match open_regular(Path::new(&path))
+            .and_then(|(file, len)| read_bounded(file, len, u64::MAX))
+        {
             Ok(bytes) => {
                 return Ok(Found {
                     pattern: pattern.to_string(),
@@ -144,8 +142,6 @@ pub enum DataRefused {
 /// — symbolic links followed — to a regular file inside one of `dirs`, of at most `max`
 /// bytes. Only regular files are opened, so a device or a pipe never holds the worker.
 pub fn read_data(path: &str, dirs: &[String], max: u64) -> Result<Found, DataRefused> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     if path.is_empty() || path.contains('\0') {
         return Err(DataRefused::NotFound);
     }
@@ -170,33 +166,47 @@ pub fn read_data(path: &str, dirs: &[String], max: u64) -> Result<Found, DataRef
         });
     };
     let dir = inside(&real).ok_or(DataRefused::Outside)?;
-    // Opened without blocking (a pipe swapped in would otherwise hold the worker in open),
-    // then checked to be a regular file on the open descriptor itself.
+    let (file, len) = open_regular(&real)?;
+    let bytes = read_bounded(file, len, max)?;
+    Ok(Found {
+        pattern: dir.clone(),
+        path: path.to_string(),
+        bytes,
+    })
+}
+
+/// Opens `path` for reading if it is a regular file, and its length. Opened without
+/// blocking (a pipe swapped in would otherwise hold the worker in `open`), then checked on
+/// the open descriptor itself.
+fn open_regular(path: &Path) -> Result<(std::fs::File, u64), DataRefused> {
+    use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
-        .open(&real)
+        .open(path)
         .map_err(|_| DataRefused::NotFound)?;
     let meta = file.metadata().map_err(|_| DataRefused::NotFound)?;
     if !meta.is_file() {
         return Err(DataRefused::NotAFile);
     }
-    if meta.len() > max {
+    Ok((file, meta.len()))
+}
+
+/// The bytes of `file` (of `len` when opened), at most `max` of them. The file may have
+/// grown since it was opened: one byte past the bound is read to know.
+fn read_bounded(file: std::fs::File, len: u64, max: u64) -> Result<Vec<u8>, DataRefused> {
+    use std::io::Read;
+    if len > max {
         return Err(DataRefused::TooLarge);
     }
-    // The file may have grown since: read one byte past the bound to know.
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let mut bytes = Vec::with_capacity(len as usize);
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|_| DataRefused::NotFound)?;
     if bytes.len() as u64 > max {
         return Err(DataRefused::TooLarge);
     }
-    Ok(Found {
-        pattern: dir.clone(),
-        path: path.to_string(),
-        bytes,
-    })
+    Ok(bytes)
 }
 
 /// A name stays inside the directories of its search path: relative, no `..` anywhere (a

@@ -127,17 +127,22 @@ pub extern "C" fn skywasm_init(ptr: *mut u8, len: u32) -> i32 {
 
 /// Four random bytes from WASI's `random_get` (the host's generator).
 fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    random_bytes(&mut bytes);
+    u32::from_le_bytes(bytes)
+}
+
+/// Fills `buf` from WASI's `random_get` (the host's generator).
+pub(crate) fn random_bytes(buf: &mut [u8]) {
     #[link(wasm_import_module = "wasi_snapshot_preview1")]
     extern "C" {
         fn random_get(buf: *mut u8, len: usize) -> u16;
     }
-    let mut bytes = [0u8; 4];
-    // SAFETY: the buffer is 4 writable bytes; on failure it keeps zeros (a fixed seed, as
-    // before), which the host never causes.
+    // SAFETY: the buffer is writable for its length; on failure it keeps its bytes (zeros
+    // for the callers here), which the host never causes.
     unsafe {
-        random_get(bytes.as_mut_ptr(), bytes.len());
+        random_get(buf.as_mut_ptr(), buf.len());
     }
-    u32::from_le_bytes(bytes)
 }
 
 /// The config's `lua_memlimit`: bytes, with an optional K, M or G suffix (0: no limit). A

@@ -15,6 +15,8 @@
 #[cfg(target_family = "wasm")]
 mod core;
 #[cfg(target_family = "wasm")]
+mod crypt;
+#[cfg(target_family = "wasm")]
 mod dispatch;
 #[cfg(target_family = "wasm")]
 mod entry;
@@ -24,6 +26,8 @@ mod heap;
 mod host;
 #[cfg(target_family = "wasm")]
 mod lualib;
+#[cfg(target_family = "wasm")]
+mod native;
 #[cfg(target_family = "wasm")]
 mod pack;
 #[cfg(target_family = "wasm")]

@@ -85,6 +85,7 @@ const MODULES: &[(&str, &str)] = &[
     ),
     ("skynet.stm", include_str!("../lualib/skynet/stm.lua")),
     ("skywasm.files", include_str!("../lualib/skywasm/files.lua")),
+    ("md5", include_str!("../lualib/md5.lua")),
     (
         "skynet.require",
         include_str!("../lualib/skynet/require.lua"),

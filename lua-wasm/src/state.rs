@@ -103,6 +103,13 @@ impl Vm {
             ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
             ffi::lua_pushcfunction(l, crate::socket::open);
             ffi::lua_setfield(l, -2, c"skynet.socketdriver".as_ptr());
+            // Native modules written in Rust, opened on first `require` as skynet's C ones.
+            ffi::lua_pushcfunction(l, crate::crypt::open_crypt);
+            ffi::lua_setfield(l, -2, c"skynet.crypt".as_ptr());
+            ffi::lua_pushcfunction(l, crate::crypt::open_crypt);
+            ffi::lua_setfield(l, -2, c"client.crypt".as_ptr());
+            ffi::lua_pushcfunction(l, crate::crypt::open_md5);
+            ffi::lua_setfield(l, -2, c"md5.core".as_ptr());
             ffi::lua_settop(l, 0);
             ffi::lua_atpanic(l, panic);
             install_builtin_searcher(l);

@@ -18,6 +18,7 @@ mod lua;
 mod messaging;
 mod names_env;
 mod network;
+mod protocols;
 mod skynet_libs;
 mod skynet_tests;
 mod tenants;

@@ -195,3 +195,33 @@ fn testdatasheet_a_builder_s_updates_reach_a_held_sub_table() {
         &[],
     );
 }
+
+/// Runs a script that asserts and then exits (`skynet.start(skynet.exit)`): it passed when
+/// both it and bootstrap have logged `KILL self` with no error (a failed assertion logs
+/// one, and `init service failed`).
+fn run_asserting_script(script: &str, expected: &[&str]) {
+    let done = |log: &str| {
+        log.contains("init service failed")
+            || (log.matches("KILL self").count() >= 2
+                && expected.iter().all(|line| log.contains(line)))
+    };
+    if let Some(log) = run_until(script, &done, &[]) {
+        assert!(done(&log), "{script} did not finish; log:\n{log}");
+        for line in expected {
+            assert!(
+                log.contains(line),
+                "{script}: never printed {line:?}; log:\n{log}"
+            );
+        }
+    }
+}
+
+#[test]
+fn testcrypt_des_with_both_paddings_and_base64() {
+    run_asserting_script("testcrypt", &[]);
+}
+
+#[test]
+fn testsha_sha1_and_hmac_sha1_vectors() {
+    run_asserting_script("testsha", &["] 1\n", "] 90\n", "] 199\n"]);
+}

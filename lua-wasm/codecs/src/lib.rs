@@ -1,0 +1,6 @@
+//! The byte-level algorithms behind snlua's native Lua modules, kept apart from their Lua
+//! bindings (in `skywasm-snlua`, which builds only for wasm) so that they are unit tested,
+//! property tested and fuzzed natively.
+
+pub mod crypt;
+pub mod md5;

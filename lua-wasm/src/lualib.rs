@@ -87,6 +87,10 @@ const MODULES: &[(&str, &str)] = &[
     ("skywasm.files", include_str!("../lualib/skywasm/files.lua")),
     ("md5", include_str!("../lualib/md5.lua")),
     (
+        "skynet.db.redis",
+        include_str!("../lualib/skynet/db/redis.lua"),
+    ),
+    (
         "skynet.require",
         include_str!("../lualib/skynet/require.lua"),
     ),

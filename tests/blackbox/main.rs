@@ -19,6 +19,7 @@ mod messaging;
 mod names_env;
 mod network;
 mod protocols;
+mod servers;
 mod skynet_libs;
 mod skynet_tests;
 mod tenants;

@@ -7,3 +7,16 @@ use crate::support::*;
 fn skynet_crypt_and_md5_give_skynet_s_bytes() {
     run_skynet_style("test_crypt", "");
 }
+
+#[test]
+fn the_redis_driver_speaks_to_a_real_redis_server() {
+    let plain = crate::servers::redis(None, None);
+    let locked = crate::servers::redis(None, Some("foobared"));
+    run_skynet_style(
+        "test_redis",
+        &format!(
+            "redis_port = {}\nredis_auth_port = {}",
+            plain.port, locked.port
+        ),
+    );
+}

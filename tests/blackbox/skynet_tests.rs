@@ -225,3 +225,74 @@ fn testcrypt_des_with_both_paddings_and_base64() {
 fn testsha_sha1_and_hmac_sha1_vectors() {
     run_asserting_script("testsha", &["] 1\n", "] 90\n", "] 199\n"]);
 }
+
+/// skynet's Redis scripts use fixed ports (6379, and 6300 with a password): one test at a
+/// time starts its server there.
+static FIXED_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `script` against a real redis-server on skynet's `port` (with `password`).
+fn with_redis(port: u16, password: Option<&str>, run: impl FnOnce()) {
+    if skynet_dir().is_none() {
+        return;
+    }
+    let _one_at_a_time = FIXED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _server = crate::servers::redis(Some(port), password);
+    run();
+}
+
+#[test]
+fn testredis_commands_multi_exec_and_a_watch_with_patterns() {
+    with_redis(6379, None, || {
+        run_skynet_script(
+            "testredis",
+            &[
+                "] hello\n",
+                "] world\n",
+                "10\t10",
+                "Exec\thello",
+                "Exec\tworld",
+                "] hello world\n",
+                "] false\n",
+                "Watch\t10\tfoo",
+                "Watch\t20\thello.foo\thello.*",
+            ],
+            &[],
+        );
+    });
+}
+
+#[test]
+fn testredis2_a_quarter_million_fields_in_one_hmset() {
+    // add1 overflows Lua's stack in table.unpack, on skynet too; add2 sends them all
+    with_redis(6300, Some("foobared"), || {
+        run_skynet_script(
+            "testredis2",
+            &[
+                "dbsize:\t0",
+                "add1 failed",
+                "add2 succeed",
+                "dbsize:\t1",
+                "redistest launched",
+            ],
+            &[],
+        );
+    });
+}
+
+#[test]
+fn testpipeline_a_pipeline_by_function_and_by_table() {
+    with_redis(6379, None, || {
+        run_skynet_script(
+            "testpipeline",
+            &[
+                "test function",
+                "test table",
+                "] 2\n",
+                "] 1\n",
+                "] OK\n",
+                "3\t3",
+            ],
+            &[],
+        );
+    });
+}

@@ -17,10 +17,33 @@ local LUA_SERVICE = host.getenv("luaservice") or "./service/?.lua"
 package.path = host.getenv("lua_path") or "./lualib/?.lua;./lualib/?/init.lua"
 package.cpath = host.getenv("lua_cpath") or "./luaclib/?.so"
 
+local CONFIGURED = {}
+for pat in string.gmatch(package.path, "[^;]+") do
+	CONFIGURED[pat] = true
+end
+
+-- A module along the patterns a service put on package.path itself (skynet's services do
+-- `package.path = "./x/?.lua;" .. package.path`): read as files, which only a service that
+-- may read host files can do. The node's own lua_path is searched by the host first.
+local function own_path_search(name)
+	local fname = string.gsub(name, "%.", "/")
+	for pat in string.gmatch(package.path, "[^;]+") do
+		if not CONFIGURED[pat] then
+			local ok, pattern, path, source = pcall(host.load_source, "file", (string.gsub(pat, "%?", fname)))
+			if ok and pattern then
+				return pattern, path, source
+			end
+		end
+	end
+end
+
 -- `require` finds snlua's built-in library first (a searcher snlua installed), then modules
 -- through the host.
 local function host_searcher(name)
 	local pattern, path, source = host.load_source("module", name)
+	if not pattern then
+		pattern, path, source = own_path_search(name)
+	end
 	if not pattern then
 		return "\n\tno module '" .. name .. "' in lua_path (" .. package.path .. ")"
 	end

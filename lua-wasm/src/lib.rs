@@ -35,6 +35,8 @@ mod profile;
 #[cfg(target_family = "wasm")]
 mod socket;
 #[cfg(target_family = "wasm")]
+mod sproto;
+#[cfg(target_family = "wasm")]
 mod state;
 #[cfg(target_family = "wasm")]
 mod upgrade;

@@ -84,8 +84,15 @@ const MODULES: &[(&str, &str)] = &[
         include_str!("../lualib/skynet/sharetable.lua"),
     ),
     ("skynet.stm", include_str!("../lualib/skynet/stm.lua")),
+    (
+        "skynet.sharemap",
+        include_str!("../lualib/skynet/sharemap.lua"),
+    ),
     ("skywasm.files", include_str!("../lualib/skywasm/files.lua")),
     ("md5", include_str!("../lualib/md5.lua")),
+    ("sproto", include_str!("../lualib/sproto.lua")),
+    ("sprotoparser", include_str!("../lualib/sprotoparser.lua")),
+    ("sprotoloader", include_str!("../lualib/sprotoloader.lua")),
     (
         "skynet.db.redis",
         include_str!("../lualib/skynet/db/redis.lua"),

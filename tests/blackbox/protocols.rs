@@ -20,3 +20,17 @@ fn the_redis_driver_speaks_to_a_real_redis_server() {
         ),
     );
 }
+
+#[test]
+fn sproto_encodes_decodes_and_packs_as_skynet_s_and_its_rpc_works() {
+    run_skynet_style("test_sproto", "");
+}
+
+#[test]
+fn a_service_s_own_package_path_patterns_are_searched() {
+    // skynet's examples/protoloader.lua puts "./examples/?.lua" in front of package.path
+    run_skynet_style(
+        "test_package_path",
+        &format!("own_module_path = \"{}/own/?.lua\"", lua_dir().display()),
+    );
+}

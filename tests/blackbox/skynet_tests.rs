@@ -35,6 +35,82 @@ fn run_skynet_script(script: &str, expected: &[&str], expected_errors: &[&str]) 
     }
 }
 
+/// A skywasm node running skynet's `test/<script>.lua` (or an example), from a config as
+/// skynet's examples write it, in the skynet tree as its working directory.
+struct ScriptNode {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl ScriptNode {
+    fn start(skynet: &Path, script: &str) -> ScriptNode {
+        let dir = tempfile::tempdir().unwrap();
+        let root = skynet.display();
+        let config = format!(
+            "root = \"{root}/\"\nthread = 2\nharbor = 0\nstart = \"{script}\"\n\
+             luaservice = root..\"service/?.lua;\"..root..\"test/?.lua;\"..root..\"examples/?.lua;\"..root..\"test/?/init.lua\"\n\
+             lualoader = root..\"lualib/loader.lua\"\n\
+             lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n\
+             lua_cpath = root..\"luaclib/?.so\"\ncpath = root..\"cservice/?.so\"\n\
+             snax = root..\"examples/?.lua;\"..root..\"test/?.lua\"\nlua_data_path = root\n\
+             logger = \"{log}\"\n",
+            log = dir.path().join("node.log").display()
+        );
+        let path = dir.path().join("config");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_skywasm"))
+            .arg(&path)
+            .current_dir(skynet)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        ScriptNode { child, dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (bounded) until `done` says the log is complete; the log.
+    fn wait_for(&self, done: &dyn Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.log();
+            if done(&log) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the node and fails on an error its log shows that is not expected.
+    fn finish(mut self, script: &str, expected_errors: &[&str]) -> String {
+        self.stop();
+        let log = self.log();
+        for line in log.lines() {
+            let failed = line.contains("init service failed")
+                || line.contains("lua loader error")
+                || (line.contains(" error : ")
+                    && !expected_errors.iter().any(|e| line.contains(e)));
+            assert!(!failed, "{script}: {line}\nlog:\n{log}");
+        }
+        log
+    }
+}
+
+impl Drop for ScriptNode {
+    fn drop(&mut self) {
+        // (also when a test fails midway: no node outlives its test)
+        self.stop();
+    }
+}
+
 /// As [`run_skynet_script`], waiting until `done` says the log is complete; the log
 /// (`None` when skipped).
 fn run_until(
@@ -43,42 +119,9 @@ fn run_until(
     expected_errors: &[&str],
 ) -> Option<String> {
     let skynet = skynet_dir()?;
-    let dir = tempfile::tempdir().unwrap();
-    let root = skynet.display();
-    let config = format!(
-        "root = \"{root}/\"\nthread = 2\nharbor = 0\nstart = \"{script}\"\n\
-         luaservice = root..\"service/?.lua;\"..root..\"test/?.lua;\"..root..\"examples/?.lua;\"..root..\"test/?/init.lua\"\n\
-         lualoader = root..\"lualib/loader.lua\"\n\
-         lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n\
-         lua_cpath = root..\"luaclib/?.so\"\ncpath = root..\"cservice/?.so\"\n\
-         snax = root..\"examples/?.lua;\"..root..\"test/?.lua\"\nlogger = \"{log}\"\n",
-        log = dir.path().join("node.log").display()
-    );
-    let path = dir.path().join("config");
-    std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skywasm"))
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let log = loop {
-        let log = std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
-        if done(&log) || Instant::now() > deadline {
-            break log;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    for line in log.lines() {
-        let failed = line.contains("init service failed")
-            || line.contains("lua loader error")
-            || (line.contains(" error : ") && !expected_errors.iter().any(|e| line.contains(e)));
-        assert!(!failed, "{script}: {line}\nlog:\n{log}");
-    }
-    Some(log)
+    let node = ScriptNode::start(&skynet, script);
+    node.wait_for(done);
+    Some(node.finish(script, expected_errors))
 }
 
 #[test]
@@ -295,4 +338,81 @@ fn testpipeline_a_pipeline_by_function_and_by_table() {
             &[],
         );
     });
+}
+
+#[test]
+fn testsm_a_sharemap_writer_s_commits_reach_a_reader() {
+    run_skynet_script(
+        "testsm",
+        &["x=\t1", "y=\t0", "s=\thello", "y=\t2", "s=\tworld"],
+        &[],
+    );
+}
+
+/// skynet's sproto RPC example, unchanged: examples/main.lua (protoloader, watchdog, gate,
+/// agents speaking sproto) on skywasm, and examples/client.lua run by skynet's own Lua.
+#[test]
+fn the_sproto_rpc_example_serves_skynet_s_own_client() {
+    let Some(skynet) = skynet_dir() else {
+        return;
+    };
+    // ports 8888 (the gate) and 8000 (the debug console) are the example's
+    let _one_at_a_time = FIXED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let node = ScriptNode::start(&skynet, "main");
+    let log = node.wait_for(&|log| log.contains("Watchdog listen on"));
+    assert!(log.contains("Watchdog listen on 127.0.0.1:8888"), "{log}");
+    // (stdbuf: the client's prints must reach the pipe line by line)
+    let mut client = Command::new("stdbuf")
+        .arg("-oL")
+        .arg(skynet.join("3rd/lua/lua"))
+        .arg("examples/client.lua")
+        .current_dir(&skynet)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("skynet's lua runs the client");
+    // the client prints what it gets; it runs until killed
+    const EXPECTED: [&str; 4] = [
+        "RESPONSE\t1",
+        "msg\tWelcome to skynet, I will send heartbeat every 5 sec.",
+        "RESPONSE\t2",
+        "REQUEST\theartbeat",
+    ];
+    let stdout = client.stdout.take().unwrap();
+    let seen = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            lines.push(line);
+            if EXPECTED.iter().all(|e| lines.iter().any(|l| l == e)) {
+                break;
+            }
+        }
+        lines
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = client.kill();
+    let _ = client.wait();
+    let lines = seen.join().unwrap();
+    for expected in EXPECTED {
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "the client never printed {expected:?}:\n{}",
+            lines.join("\n")
+        );
+    }
+    let log = node.wait_for(&|log| log.contains("set\thello\tworld"));
+    assert!(
+        log.contains("set\thello\tworld"),
+        "the agent got the set request:\n{log}"
+    );
+    // the example's console service reads stdin, which a sandboxed service has none of
+    node.finish("main", &["socket.stdin"]);
 }

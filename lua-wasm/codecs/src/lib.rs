@@ -4,3 +4,4 @@
 
 pub mod crypt;
 pub mod md5;
+pub mod sproto;

@@ -70,6 +70,18 @@ pub(crate) unsafe extern "C-unwind" fn open_md5(l: *mut ffi::lua_State) -> c_int
     1
 }
 
+/// Opens `skywasm.digest`: digests skynet's crypt lacks that the drivers need (`sha256`).
+pub(crate) unsafe extern "C-unwind" fn open_digest(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe { new_library(l, &[(c"sha256", sha256)]) };
+    1
+}
+
+unsafe extern "C-unwind" fn sha256(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as above.
+    unsafe { push_bytes(l, &crypt::sha256(bytes_arg(l, 1))) }
+}
+
 /// The 8-byte argument at `index`, or skynet's error naming it `what`.
 ///
 /// # Safety

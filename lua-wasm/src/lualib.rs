@@ -94,6 +94,10 @@ const MODULES: &[(&str, &str)] = &[
     ("sprotoparser", include_str!("../lualib/sprotoparser.lua")),
     ("sprotoloader", include_str!("../lualib/sprotoloader.lua")),
     (
+        "skynet.db.mysql",
+        include_str!("../lualib/skynet/db/mysql.lua"),
+    ),
+    (
         "skynet.db.redis",
         include_str!("../lualib/skynet/db/redis.lua"),
     ),

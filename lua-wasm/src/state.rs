@@ -110,6 +110,8 @@ impl Vm {
             ffi::lua_setfield(l, -2, c"client.crypt".as_ptr());
             ffi::lua_pushcfunction(l, crate::crypt::open_md5);
             ffi::lua_setfield(l, -2, c"md5.core".as_ptr());
+            ffi::lua_pushcfunction(l, crate::crypt::open_digest);
+            ffi::lua_setfield(l, -2, c"skywasm.digest".as_ptr());
             ffi::lua_pushcfunction(l, crate::sproto::open);
             ffi::lua_setfield(l, -2, c"sproto.core".as_ptr());
             ffi::lua_settop(l, 0);

@@ -34,3 +34,9 @@ fn a_service_s_own_package_path_patterns_are_searched() {
         &format!("own_module_path = \"{}/own/?.lua\"", lua_dir().display()),
     );
 }
+
+#[test]
+fn the_mysql_driver_speaks_to_a_real_mariadb_server() {
+    let db = crate::servers::mariadb(None, "s3cret", "skywasm");
+    run_skynet_style("test_mysql", &format!("mysql_port = {}", db.port));
+}

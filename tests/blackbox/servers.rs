@@ -78,3 +78,55 @@ pub fn redis(port: Option<u16>, password: Option<&str>) -> Server {
         _dir: dir,
     }
 }
+
+/// Starts `mariadbd` on `port` (a free one when `None`) with a fresh data directory, an
+/// account `root`@127.0.0.1 with `password` (mysql_native_password) and a database
+/// `database`.
+pub fn mariadb(port: Option<u16>, password: &str, database: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let socket = dir.path().join("sock");
+    let status = Command::new(installed("mariadb-install-db"))
+        .args(["--no-defaults", "--user=root", "--skip-test-db"])
+        .args(["--auth-root-authentication-method=socket"])
+        .arg(format!("--datadir={}", data.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("mariadb-install-db runs");
+    assert!(status.success(), "mariadb-install-db failed: {status}");
+    let port = port.unwrap_or_else(free_port);
+    let mut child = Command::new(installed("mariadbd"))
+        .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1"])
+        .args(["--skip-name-resolve", "--innodb-buffer-pool-size=16M"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", socket.display()))
+        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+        .arg(format!(
+            "--log-error={}",
+            dir.path().join("error.log").display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mariadbd starts");
+    wait_listening(port, &mut child, "mariadbd");
+    let setup = format!(
+        "CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY '{password}'; \
+         GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; \
+         CREATE DATABASE `{database}`;"
+    );
+    let status = Command::new(installed("mariadb"))
+        .args(["--no-defaults", "-uroot"])
+        .arg(format!("--socket={}", socket.display()))
+        .args(["-e", &setup])
+        .status()
+        .expect("the mariadb client runs");
+    assert!(status.success(), "setting up the account failed: {status}");
+    Server {
+        port,
+        child,
+        _dir: dir,
+    }
+}

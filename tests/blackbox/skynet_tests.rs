@@ -416,3 +416,31 @@ fn the_sproto_rpc_example_serves_skynet_s_own_client() {
     // the example's console service reads stdin, which a sandboxed service has none of
     node.finish("main", &["socket.stdin"]);
 }
+
+#[test]
+fn testmysql_queries_statements_procedures_and_multiple_results() {
+    if skynet_dir().is_none() {
+        return;
+    }
+    let _one_at_a_time = FIXED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _server = crate::servers::mariadb(Some(3306), "123456", "skynet");
+    run_skynet_script(
+        "testmysql",
+        &[
+            "testmysql success to connect to mysql server",
+            "[\"message\"] = \"&Records: 3  Duplicates: 0  Warnings: 0\"",
+            "insert result : insert_id\t1\taffected_rows\t1",
+            "call get_test() result : str\ttest_str\tdt\t2020-03-20 15:30:40\tflt\t3.1415\tnum\t89\tblb len\t12",
+            "test stored procedure ok",
+            "[\"u\"] = 255",
+            "[\"multiresultset\"] = true",
+            "escape string test result=\t'\\\\mysql escape %string test\\'test\\\"'",
+            "[\"err\"] = \"Table 'skynet.notexisttable' doesn't exist\"",
+            "test4 prepare result=",
+            "test2 loop times=\t1",
+            "test3 loop times=\t1",
+            "test1 loop times=\t1",
+        ],
+        &[],
+    );
+}

@@ -428,6 +428,11 @@ pub fn sha1(text: &[u8]) -> [u8; 20] {
     Sha1::digest(text).into()
 }
 
+/// SHA-256 (`skywasm.digest.sha256`: not in skynet's crypt; MySQL's caching_sha2 needs it).
+pub fn sha256(text: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(text).into()
+}
+
 /// `crypt.hmac_sha1(key, text)`: RFC 2104 HMAC-SHA1.
 pub fn hmac_sha1(key: &[u8], text: &[u8]) -> [u8; 20] {
     let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
@@ -568,6 +573,14 @@ mod tests {
         assert_eq!(
             random_key([2, 2, 0, 0, 0, 0, 0, 0]),
             [3, 2, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn sha256_vector() {
+        assert_eq!(
+            hex_encode(&sha256(b"abc")),
+            b"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 

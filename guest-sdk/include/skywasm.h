@@ -136,6 +136,8 @@ int32_t skywasm_load_source(uint32_t kind, const char *name, uint32_t name_len, 
 #define SKYWASM_SOCKET_ERROR 5
 #define SKYWASM_SOCKET_UDP 6
 #define SKYWASM_SOCKET_WARNING 7
+#define SKYWASM_SOCKET_RESOLVE 8
+#define SKYWASM_SOCKET_RESOLVE_IPV6 1
 #define SKYWASM_SOCKET_START 0
 #define SKYWASM_SOCKET_PAUSE 1
 #define SKYWASM_SOCKET_CLOSE_SOCKET 2
@@ -171,6 +173,10 @@ int32_t skywasm_socket_udp_connect(int32_t id, const char *host, uint32_t host_l
 SKYWASM_IMPORT(socket_sendto)
 int32_t skywasm_socket_sendto(int32_t id, const char *addr, uint32_t addr_len, const void *data,
                               uint32_t len);
+/* Starts a host-name lookup (flags: SKYWASM_SOCKET_RESOLVE_IPV6): its id; a RESOLVE event
+ * answers with the addresses (ud 0) or why not (ud 1). */
+SKYWASM_IMPORT(socket_resolve)
+int32_t skywasm_socket_resolve(const char *name, uint32_t name_len, uint32_t flags);
 
 /* Hot upgrade (docs/abi.md §4.23, §6): inside the optional export
  * int32_t skywasm_snapshot(void), hands the host the state (of the guest's own version) that

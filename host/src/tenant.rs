@@ -326,6 +326,19 @@ impl TenantSpec {
         allowed_address(self.connect.as_deref(), host, port)
     }
 
+    /// True if its services may have `name` looked up (`socket_resolve`): when they may
+    /// connect anywhere, or to any host on some port (a `*` entry), or when an entry names
+    /// that host.
+    pub fn may_resolve(&self, name: &str) -> bool {
+        self.connect.as_deref().is_none_or(|patterns| {
+            patterns.iter().any(|p| {
+                p.host
+                    .as_deref()
+                    .is_none_or(|host| host.eq_ignore_ascii_case(name))
+            })
+        })
+    }
+
     /// True if the `connect` list has an entry naming `host` itself (not `*`) that
     /// allows `host:port`: what an untrusted tenant needs to reach this machine's own
     /// addresses or the node's own listeners.

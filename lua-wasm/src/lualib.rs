@@ -21,6 +21,7 @@ const MODULES: &[(&str, &str)] = &[
         include_str!("../lualib/skynet/datacenter.lua"),
     ),
     ("skynet.debug", include_str!("../lualib/skynet/debug.lua")),
+    ("skynet.dns", include_str!("../lualib/skynet/dns.lua")),
     ("skynet.harbor", include_str!("../lualib/skynet/harbor.lua")),
     ("skynet.inject", include_str!("../lualib/skynet/inject.lua")),
     (
@@ -90,6 +91,14 @@ const MODULES: &[(&str, &str)] = &[
     ),
     ("skywasm.files", include_str!("../lualib/skywasm/files.lua")),
     ("md5", include_str!("../lualib/md5.lua")),
+    ("http.url", include_str!("../lualib/http/url.lua")),
+    ("http.internal", include_str!("../lualib/http/internal.lua")),
+    ("http.httpd", include_str!("../lualib/http/httpd.lua")),
+    ("http.httpc", include_str!("../lualib/http/httpc.lua")),
+    (
+        "http.sockethelper",
+        include_str!("../lualib/http/sockethelper.lua"),
+    ),
     ("sproto", include_str!("../lualib/sproto.lua")),
     ("sprotoparser", include_str!("../lualib/sprotoparser.lua")),
     ("sprotoloader", include_str!("../lualib/sprotoloader.lua")),

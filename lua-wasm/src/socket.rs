@@ -28,6 +28,7 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
         (c"udp_connect", udp_connect),
         (c"udp_send", udp_send),
         (c"udp_address", udp_address),
+        (c"resolve", resolve),
     ];
     // SAFETY: called by Lua with a valid state.
     unsafe {
@@ -114,6 +115,26 @@ unsafe extern "C-unwind" fn connect(l: *mut ffi::lua_State) -> c_int {
         let host = check_str(l, 1);
         let port = check_port(l, 2);
         let id = sys::socket_connect(host, port);
+        if id < 0 {
+            return push_failure(l, id);
+        }
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(id));
+        1
+    }
+}
+
+/// `resolve(name, ipv6)` → the id of a host-name lookup (a RESOLVE event answers it), or
+/// `nil, reason`.
+unsafe extern "C-unwind" fn resolve(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let name = check_str(l, 1);
+        let flags = if ffi::lua_toboolean(l, 2) != 0 {
+            socket::RESOLVE_IPV6
+        } else {
+            0
+        };
+        let id = sys::socket_resolve(name, flags);
         if id < 0 {
             return push_failure(l, id);
         }

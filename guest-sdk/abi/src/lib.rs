@@ -137,6 +137,9 @@ pub mod import {
     pub const SOCKET_UDP_CONNECT: &str = "socket_udp_connect";
     /// `socket_sendto(id, addr_ptr, addr_len, ptr, len) -> i32`: one datagram to `ip:port`.
     pub const SOCKET_SENDTO: &str = "socket_sendto";
+    /// `socket_resolve(name_ptr, name_len, flags) -> i32`: the id of a host-name lookup
+    /// (flags: [`crate::socket::RESOLVE_IPV6`]); a RESOLVE event answers it.
+    pub const SOCKET_RESOLVE: &str = "socket_resolve";
     /// `upgrade_state(version, ptr, len) -> i32`: inside `skywasm_snapshot`, hands the host
     /// the state the new code of an upgrade starts from; 0 or an error code.
     pub const UPGRADE_STATE: &str = "upgrade_state";
@@ -167,6 +170,7 @@ pub mod import {
         SOCKET_UDP,
         SOCKET_UDP_CONNECT,
         SOCKET_SENDTO,
+        SOCKET_RESOLVE,
         UPGRADE_STATE,
     ];
 }
@@ -195,6 +199,12 @@ pub mod socket {
     pub const UDP: u32 = 6;
     /// Unsent bytes passed a threshold: `ud` = unsent KiB (0 when drained again).
     pub const WARNING: u32 = 7;
+    /// A lookup of `socket_resolve` ended: `ud` = 0 and the addresses separated by spaces,
+    /// or `ud` = 1 and why not. The id is the lookup's (it is gone after this event).
+    pub const RESOLVE: u32 = 8;
+
+    /// `socket_resolve` flag: IPv6 addresses (AAAA) instead of IPv4 (A).
+    pub const RESOLVE_IPV6: u32 = 1;
 
     /// `socket_control`: become the owner and start reading (accepting, for a listener).
     pub const START: u32 = 0;

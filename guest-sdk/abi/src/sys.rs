@@ -87,6 +87,7 @@ mod imports {
             ptr: *const u8,
             len: usize,
         ) -> i32;
+        pub fn socket_resolve(name: *const u8, name_len: usize, flags: u32) -> i32;
         pub fn upgrade_state(version: u32, ptr: *const u8, len: usize) -> i32;
     }
 }
@@ -327,4 +328,9 @@ pub fn socket_sendto(id: i32, address: &str, data: &[u8]) -> i32 {
         data.as_ptr(),
         data.len()
     ))
+}
+
+/// `socket_resolve` (§4.26): starts looking `name` up; the lookup's id or an error code.
+pub fn socket_resolve(name: &str, flags: u32) -> i32 {
+    host!(imports::socket_resolve(name.as_ptr(), name.len(), flags))
 }

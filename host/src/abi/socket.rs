@@ -193,7 +193,55 @@ fn open_socket(
     Ok(result.unwrap_or_else(|e| failure(caller, e)))
 }
 
+/// `socket_resolve`: a lookup's id, or an error code (`DENIED` without the sockets
+/// capability or for a name the tenant's `connect` list does not allow).
+fn resolve(
+    caller: &mut Caller<'_, WasmState>,
+    name_ptr: u32,
+    name_len: u32,
+    flags: u32,
+) -> wasmtime::Result<i32> {
+    const NAME: &str = import::SOCKET_RESOLVE;
+    let Some(name) = read_str(caller, NAME, name_ptr, name_len)? else {
+        return Ok(error::INVALID_ARGUMENT);
+    };
+    if flags & !socket::RESOLVE_IPV6 != 0 {
+        return Ok(error::INVALID_ARGUMENT);
+    }
+    if !allowed(caller) {
+        return Ok(error::DENIED);
+    }
+    let core = &caller.data().core;
+    if !core.service().tenant().spec.may_resolve(&name) {
+        return Ok(crate::command::deny(
+            core,
+            NAME,
+            &name,
+            "the name is not in its `connect` list",
+        )
+        .code());
+    }
+    let owner = owner(caller);
+    let node = caller.data().core.node();
+    let result = node.sockets.resolve(
+        &owner,
+        &name,
+        flags & socket::RESOLVE_IPV6 != 0,
+        node.getenv("dns_hosts"),
+    );
+    Ok(result.unwrap_or_else(|e| failure(caller, e)))
+}
+
 pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SOCKET_RESOLVE,
+        |mut caller: Caller<'_, WasmState>,
+         name_ptr: u32,
+         name_len: u32,
+         flags: u32|
+         -> wasmtime::Result<i32> { resolve(&mut caller, name_ptr, name_len, flags) },
+    )?;
     linker.func_wrap(
         IMPORT_MODULE,
         import::SOCKET_LISTEN,

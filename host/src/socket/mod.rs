@@ -14,6 +14,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod busy;
+mod dns;
 pub(crate) mod outbox;
 mod task;
 
@@ -166,6 +167,8 @@ pub(crate) enum Kind {
     Accepted,
     Connected,
     Udp,
+    /// A host-name lookup (`socket_resolve`), until its RESOLVE event.
+    Resolving,
 }
 
 impl Kind {
@@ -176,6 +179,7 @@ impl Kind {
             Kind::Accepted => "ACCEPT",
             Kind::Connected => "TCP",
             Kind::Udp => "UDP",
+            Kind::Resolving => "RESOLVE",
         }
     }
 }
@@ -442,6 +446,45 @@ impl SocketServer {
                 host.to_string(),
                 port,
                 control,
+            ),
+        ));
+        Ok(entry.id)
+    }
+
+    /// Starts looking up `name` for `owner` (IPv6 addresses when `ipv6`, else IPv4), first
+    /// in `hosts_file` (the node's `dns_hosts`): the lookup's id at once, then a RESOLVE
+    /// event (`ud` 0 and the addresses separated by spaces, or `ud` 1 and why not). A lookup
+    /// counts as one of the owner's sockets until it ends.
+    ///
+    /// # Errors
+    /// [`SocketError::Address`] for what cannot be a host name; [`SocketError::Limit`] when
+    /// the owner's quota is used up.
+    pub fn resolve(
+        &self,
+        owner: &Owner,
+        name: &str,
+        ipv6: bool,
+        hosts_file: Option<String>,
+    ) -> Result<i32, SocketError> {
+        let reactor = self.running()?;
+        if !dns::valid_name(name) {
+            return Err(SocketError::Address(format!(
+                "resolve {name:?}: not a host name"
+            )));
+        }
+        let ticket = owner.quota.take()?;
+        let (entry, _control) =
+            self.shared
+                .register(owner.handle, Kind::Resolving, name.to_string(), ticket);
+        reactor.handle.spawn(task::guarded(
+            self.shared.clone(),
+            entry.clone(),
+            task::resolve(
+                self.shared.clone(),
+                entry.clone(),
+                name.to_string(),
+                ipv6,
+                hosts_file,
             ),
         ));
         Ok(entry.id)

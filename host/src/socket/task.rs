@@ -151,6 +151,30 @@ pub(super) async fn connect(
     }
 }
 
+/// A lookup (`SocketServer::resolve`): its RESOLVE event, then it is gone.
+pub(super) async fn resolve(
+    shared: Arc<Shared>,
+    entry: Arc<Entry>,
+    name: String,
+    ipv6: bool,
+    hosts_file: Option<String>,
+) {
+    match super::dns::lookup(&name, ipv6, hosts_file.as_deref()).await {
+        Ok(addresses) => {
+            let text = addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ");
+            shared.emit(&entry, abi::RESOLVE, 0, text.as_bytes());
+        }
+        Err(why) => {
+            shared.emit(&entry, abi::RESOLVE, 1, why.as_bytes());
+        }
+    }
+    shared.remove(entry.id);
+}
+
 /// Where a connection's life ends.
 enum End {
     /// Closed by its owner (after the queue drained) or by the peer and then its owner.

@@ -767,8 +767,39 @@ function socket.netstat()
 	return driver.info()
 end
 
-function socket.resolve()
-	error("skynet.socket: resolve is not supported yet", 2)
+-- lookups waiting for their RESOLVE event, by id
+local resolving = {}
+
+-- RESOLVE = 8 (skywasm): ud 0 and the addresses, or ud 1 and why not
+socket_message[8] = function(id, failed, text)
+	local r = resolving[id]
+	if r then
+		resolving[id] = nil
+		r.failed = failed ~= 0
+		r.text = text or ""
+		skynet.wakeup(r)
+	end
+end
+
+-- The addresses of a host name (IPv6 ones when `ipv6`), looked up by the host without
+-- blocking a worker (/etc/hosts, the system's DNS servers, the node's `dns_hosts`); raises
+-- why not. skynet's looks up on the calling thread.
+function socket.resolve(name, ipv6)
+	local id, err = driver.resolve(name, ipv6)
+	if not id then
+		error(sformat("resolve %s: %s", tostring(name), tostring(err)), 2)
+	end
+	local r = {}
+	resolving[id] = r
+	skynet.wait(r)
+	if r.failed then
+		error(r.text, 2)
+	end
+	local ips = {}
+	for ip in string.gmatch(r.text, "%S+") do
+		ips[#ips + 1] = ip
+	end
+	return ips
 end
 
 ---------------------------------------------------------------------------------------------

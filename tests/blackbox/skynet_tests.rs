@@ -44,6 +44,11 @@ struct ScriptNode {
 
 impl ScriptNode {
     fn start(skynet: &Path, script: &str) -> ScriptNode {
+        Self::start_with(skynet, script, "")
+    }
+
+    /// As [`ScriptNode::start`], with `extra` config lines.
+    fn start_with(skynet: &Path, script: &str, extra: &str) -> ScriptNode {
         let dir = tempfile::tempdir().unwrap();
         let root = skynet.display();
         let config = format!(
@@ -53,7 +58,7 @@ impl ScriptNode {
              lua_path = root..\"lualib/?.lua;\"..root..\"lualib/?/init.lua\"\n\
              lua_cpath = root..\"luaclib/?.so\"\ncpath = root..\"cservice/?.so\"\n\
              snax = root..\"examples/?.lua;\"..root..\"test/?.lua\"\nlua_data_path = root\n\
-             logger = \"{log}\"\n",
+             logger = \"{log}\"\n{extra}",
             log = dir.path().join("node.log").display()
         );
         let path = dir.path().join("config");
@@ -443,4 +448,106 @@ fn testmysql_queries_statements_procedures_and_multiple_results() {
         ],
         &[],
     );
+}
+
+/// A plain HTTP server on 127.0.0.1:80 answering every request with a short page and
+/// closing, in place of the internet sites skynet's testhttp visits; stops when dropped.
+struct LocalSite {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LocalSite {
+    fn start() -> LocalSite {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:80").expect("port 80 is free");
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 19\r\n\
+                      connection: close\r\n\r\n<html>local</html>\n",
+                );
+            }
+        });
+        LocalSite {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LocalSite {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// skynet's testhttp, unchanged, with a local site in place of the internet: the node's
+/// `dns_hosts` points baidu.com at 127.0.0.1, where a local server answers on port 80.
+/// (https is skipped by the script itself: there is no `ltls.c`.)
+#[test]
+fn testhttp_against_a_local_site_in_place_of_the_internet() {
+    let Some(skynet) = skynet_dir() else {
+        return;
+    };
+    let _one_at_a_time = FIXED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _site = LocalSite::start();
+    let hosts = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(hosts.path(), "127.0.0.1 baidu.com\n").unwrap();
+    let node = ScriptNode::start_with(
+        &skynet,
+        "testhttp",
+        &format!("dns_hosts = \"{}\"\n", hosts.path().display()),
+    );
+    let log = node.wait_for(&|log| log.contains("] true") || log.contains("] false"));
+    for expected in [
+        "PASS: bare hostname",
+        "PASS: http://hostname:port",
+        "PASS: HTTP:// uppercase",
+        "resolved baidu.com -> 127.0.0.1",
+        "PASS: http://ipv4:port",
+        "PASS: bare ipv6 ::1 (reject)",
+        "PASS: [ipv6]:port",
+        "PASS: k8s 5-segment digits",
+        "STATUS\t200",
+        "BODY\t<html>local</html>",
+        "HEAD\tcontent-length\t19",
+        "url\thttp://baidu.com/get\tk1=1&k2=2",
+        "[body] =====>\t200",
+        "GET 127.0.0.1 (baidu.com)",
+        "No ltls module, https is not supported",
+        "] true",
+    ] {
+        assert!(
+            log.contains(expected),
+            "testhttp never printed {expected:?}:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains("  FAIL: "),
+        "every connect format passes:\n{log}"
+    );
+    node.finish("testhttp", &[]);
 }

@@ -93,7 +93,9 @@ local function connect(host, timeout)
 	if kind == "hostname" then
 		local ok, ip = pcall(dns.resolve, hostname)
 		if not ok or not ip then
-			error(sformat("%s dns resolve failed msg:%s", hostname, tostring(ip)))
+			-- as a connect to a name that does not resolve fails in skynet
+			error(socket.socket_error(sformat("connect failed host = %s port = %s err = dns: %s",
+				hostname, port, tostring(ip))))
 		end
 		address = ip
 	end

@@ -96,6 +96,10 @@ const MODULES: &[(&str, &str)] = &[
     ("http.httpd", include_str!("../lualib/http/httpd.lua")),
     ("http.httpc", include_str!("../lualib/http/httpc.lua")),
     (
+        "http.websocket",
+        include_str!("../lualib/http/websocket.lua"),
+    ),
+    (
         "http.sockethelper",
         include_str!("../lualib/http/sockethelper.lua"),
     ),

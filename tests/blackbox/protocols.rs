@@ -81,3 +81,73 @@ fn an_untrusted_tenant_looks_up_only_the_names_it_may_connect_to() {
         "a tenant that may connect anywhere looks any name up:\n{log}"
     );
 }
+
+#[test]
+fn websocket_server_and_client_talk_and_refuse_broken_frames() {
+    run_skynet_style("test_websocket", "");
+}
+
+/// The Lua HTTP and WebSocket servers, as Rust clients see them: ureq (keep-alive, chunked
+/// replies, a form) and tungstenite (text, binary, ping, close).
+#[test]
+fn native_http_and_websocket_clients_talk_to_the_lua_servers() {
+    let http_port = crate::servers::free_port();
+    let ws_port = crate::servers::free_port();
+    let t = start_skynet_style(&format!(
+        "start = \"web_server\"\nhttp_port = {http_port}\nws_port = {ws_port}"
+    ));
+    t.wait_log("WEB READY");
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(20)))
+        .build()
+        .into();
+    let base = format!("http://127.0.0.1:{http_port}");
+    for i in 0..3 {
+        // one agent: the requests reuse the connection (keep-alive)
+        let mut reply = agent
+            .get(&format!("{base}/hello?name=n{i}"))
+            .call()
+            .expect("a GET is served");
+        assert_eq!(reply.status(), 200);
+        assert_eq!(reply.headers()["x-seen"], "yes");
+        let body = reply.body_mut().read_to_string().unwrap();
+        assert_eq!(body, format!("GET /hello n{i} "));
+    }
+    let body = agent
+        .post(&format!("{base}/form"))
+        .send_form([("a", "1 2"), ("b", "x&y")])
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert_eq!(body, "POST /form - a=1+2&b=x%26y");
+    let chunked = agent
+        .get(&format!("{base}/chunked"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert_eq!(chunked, "part1;part2;part3;");
+
+    let (mut ws, response) =
+        tungstenite::connect(format!("ws://127.0.0.1:{ws_port}/echo")).expect("the handshake");
+    assert_eq!(response.status(), 101);
+    use tungstenite::Message;
+    ws.send(Message::text("hello")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("hello"));
+    let blob: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+    ws.send(Message::binary(blob.clone())).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::binary(blob));
+    ws.send(Message::Ping(b"p".to_vec().into())).unwrap();
+    let pong = ws.read().unwrap();
+    assert_eq!(pong, Message::Pong(b"p".to_vec().into()));
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}

@@ -749,10 +749,16 @@ fn compare_once(runtime: Runtime, skynet: &std::path::Path, row: &Comparison) ->
     let dir = tempfile::tempdir().expect("a temp dir");
     let log = dir.path().join("node.log");
     let scripts = lua_scripts().display().to_string();
+    // a Redis server for the driver's row, a port for the HTTP server's
+    let redis = (mode == "redis").then(start_redis);
+    let port = match &redis {
+        Some((_, port)) => *port,
+        None => free_port(),
+    };
     let common = format!(
         "thread = 2\nharbor = 0\nbootstrap = \"snlua bootstrap\"\nstart = \"cmp_bench\"\n\
          profile = false\ncmp_mode = \"{mode}\"\ncmp_n = {n}\ncmp_clients = {clients}\n\
-         cmp_crowd = {crowd}\n"
+         cmp_crowd = {crowd}\ncmp_port = {port}\n"
     );
     let s = skynet.display();
     let (program, config) = match runtime {
@@ -796,11 +802,100 @@ fn compare_once(runtime: Runtime, skynet: &std::path::Path, row: &Comparison) ->
         let after = pss_kib(child.0.id());
         return (after - before) / n as f64;
     }
+    if mode == "httpd" {
+        wait_for_line(&log, "CMP httpd READY");
+        return http_load(port, clients as usize, Duration::from_secs(3));
+    }
     let line = wait_for_line(&log, &format!("CMP {mode} "));
     line.rsplit(' ')
         .next()
         .and_then(|f| f.trim().parse().ok())
         .expect("a figure")
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A `redis-server` (Debian's; scripts/setup installs it) on a free port, nothing on disk.
+fn start_redis() -> (KillOnDrop, u16) {
+    let port = free_port();
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server runs (scripts/setup installs it)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis-server never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (KillOnDrop(child), port)
+}
+
+/// Requests per second that `clients` keep-alive connections get from the HTTP server on
+/// `port` over `duration` (after a short warm-up), each sending the next request when the
+/// last response has arrived whole.
+fn http_load(port: u16, clients: usize, duration: Duration) -> f64 {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let counting = std::sync::Arc::new(AtomicBool::new(false));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let done = std::sync::Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..clients)
+        .map(|i| {
+            let (counting, stop, done) = (counting.clone(), stop.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                stream.set_nodelay(true).unwrap();
+                let request = format!("GET /c{i} HTTP/1.1\r\nHost: bench\r\n\r\n");
+                let mut buf = vec![0u8; 4096];
+                while !stop.load(Ordering::Relaxed) {
+                    if stream.write_all(request.as_bytes()).is_err() {
+                        return;
+                    }
+                    // a response: its header, then content-length bytes
+                    let mut got = Vec::new();
+                    let complete = loop {
+                        let Ok(n) = stream.read(&mut buf) else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&got[..end]).to_lowercase();
+                            let length: usize = head
+                                .split("content-length:")
+                                .nth(1)
+                                .and_then(|rest| rest.split("\r\n").next())
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            if got.len() >= end + 4 + length {
+                                break true;
+                            }
+                        }
+                    };
+                    if complete && counting.load(Ordering::Relaxed) {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    counting.store(true, Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    std::thread::sleep(duration);
+    let count = done.load(Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    drop(threads);
+    count as f64 / elapsed
 }
 
 /// One row of the same-run comparison: what `tests/lua/cmp_bench.lua` measures, and how
@@ -1251,6 +1346,25 @@ fn main() {
                         scale(100, 10),
                         0,
                     ),
+                    row(
+                        "sproto encode",
+                        "sproto_encode",
+                        "msgs/s",
+                        scale(200_000, 100),
+                        0,
+                        0,
+                    ),
+                    row(
+                        "sproto decode",
+                        "sproto_decode",
+                        "msgs/s",
+                        scale(200_000, 100),
+                        0,
+                        0,
+                    ),
+                    row("crypt", "crypt", "rounds/s", scale(20_000, 100), 0, 0),
+                    row("redis", "redis", "trips/s", scale(20_000, 100), 0, 0),
+                    row("httpd 64", "httpd", "requests/s", 0, 64, 0),
                     row(
                         "memory 5000",
                         "memory",

@@ -261,6 +261,7 @@ unsafe extern "C-unwind" fn encode(l: *mut ffi::lua_State) -> c_int {
             let buffer = ffi::lua_touserdata(l, upvalue).cast::<u8>();
             let size = ffi::lua_rawlen(l, upvalue);
             let out = std::slice::from_raw_parts_mut(buffer, size);
+            ffi::luaL_checkstack(l, 12, std::ptr::null());
             let mut source = LuaSource::new(l, 2);
             match encode::encode(&ty.schema, ty.index, &mut source, out) {
                 Ok(len) => {
@@ -341,30 +342,49 @@ unsafe fn buffer_arg<'a>(l: *mut ffi::lua_State, index: c_int) -> &'a [u8] {
     }
 }
 
+/// Pushes a string of at most `max` bytes that `fill` writes (returning how many), built
+/// in Lua's own buffer: nothing Rust-owned is alive if Lua raises for want of memory.
+///
+/// # Safety
+/// `l` valid.
+unsafe fn push_built(l: *mut ffi::lua_State, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) {
+    // SAFETY: luaL_buffinitsize returns `max` writable bytes (or raises); the buffer lives
+    // on this frame until luaL_pushresultsize, which takes the `len <= max` bytes written.
+    unsafe {
+        let mut buffer = std::mem::MaybeUninit::<ffi::luaL_Buffer>::uninit();
+        let ptr = ffi::luaL_buffinitsize(l, buffer.as_mut_ptr(), max);
+        let out = std::slice::from_raw_parts_mut(ptr.cast::<u8>(), max);
+        let len = fill(out);
+        ffi::luaL_pushresultsize(buffer.as_mut_ptr(), len);
+    }
+}
+
 /// `pack(msg [, sz])`: the zero-packed message.
 unsafe extern "C-unwind" fn lpack(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls with a valid state.
+    // SAFETY: Lua calls with a valid state; the message stays on the stack.
     unsafe {
         let bytes = buffer_arg(l, 1);
-        let mut out = Vec::new();
-        pack::pack(bytes, &mut out);
-        push_owned(l, out)
+        push_built(l, pack::max_packed_len(bytes.len()), |out| {
+            pack::pack_into(bytes, out)
+        });
+        1
     }
 }
 
 /// `unpack(msg [, sz])`: the unpacked message (a multiple of 8 bytes).
 unsafe extern "C-unwind" fn lunpack(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls with a valid state.
+    // SAFETY: Lua calls with a valid state; the message stays on the stack.
     unsafe {
         let bytes = buffer_arg(l, 1);
-        let mut out = Vec::new();
-        // a packed byte unpacks to at most 8 (a mask of zeros)
-        match pack::unpack(bytes, &mut out, bytes.len().saturating_mul(8)) {
-            Ok(()) => push_owned(l, out),
-            Err(e) => {
-                drop(out);
-                raise(l, e.to_string())
+        match pack::unpacked_len(bytes) {
+            Ok(len) => {
+                push_built(l, len, |out| {
+                    pack::unpack_into(bytes, out);
+                    len
+                });
+                1
             }
+            Err(e) => raise(l, e.to_string()),
         }
     }
 }
@@ -517,9 +537,9 @@ impl LuaSource {
 impl Source for LuaSource {
     fn push_field(&mut self, field: &CStr) -> bool {
         let l = self.l;
-        // SAFETY: the struct slot is valid; room is checked for what each step pushes.
+        // SAFETY: the struct slot is valid; room for what a step pushes was checked when the
+        // struct was entered.
         unsafe {
-            ffi::luaL_checkstack(l, 12, std::ptr::null());
             if ffi::lua_getfield(l, self.structs[self.depth], field.as_ptr()) == ffi::LUA_TNIL {
                 ffi::lua_pop(l, 1);
                 return false;
@@ -581,8 +601,11 @@ impl Source for LuaSource {
 
     fn enter(&mut self) {
         self.depth += 1;
-        // SAFETY: the struct value is on top.
-        self.structs[self.depth] = unsafe { ffi::lua_gettop(self.l) };
+        // SAFETY: the struct value is on top; room for its fields' steps is made here.
+        unsafe {
+            ffi::luaL_checkstack(self.l, 12, std::ptr::null());
+            self.structs[self.depth] = ffi::lua_gettop(self.l);
+        }
     }
 
     fn leave(&mut self) {
@@ -701,11 +724,12 @@ impl<'s> Sink<'s> for LuaSink {
         Ok(())
     }
 
-    fn push_table(&mut self) -> Result<(), DecodeError<'s>> {
-        // SAFETY: a valid state.
+    fn push_table(&mut self, items: usize, fields: usize) -> Result<(), DecodeError<'s>> {
+        // SAFETY: a valid state. The hints come from the message: capped, so that a
+        // message claiming a huge array cannot make Lua allocate for it up front.
         unsafe {
             ffi::luaL_checkstack(self.l, 8, std::ptr::null());
-            ffi::lua_createtable(self.l, 0, 0);
+            ffi::lua_createtable(self.l, items.min(1024) as c_int, fields.min(64) as c_int);
         }
         Ok(())
     }

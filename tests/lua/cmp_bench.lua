@@ -15,6 +15,7 @@
 --           random entries, logs `CMP SPAWNED` (the runner measures memory per reader)
 --   memory  logs `CMP BASELINE`, waits 2 s, spawns n idle services, logs `CMP SPAWNED`
 --           (the runner measures the process's memory at both)
+--   sproto_encode, sproto_decode, crypt, redis, httpd: see their functions below
 -- With `cmp_crowd = k`, k idle services are spawned before anything is measured (the
 -- figure then says what a node full of services does).
 local skynet = require "skynet"
@@ -159,6 +160,124 @@ function MEASURE.memory()
 	skynet.call(last, "lua")
 	skynet.error("CMP SPAWNED")
 	return n
+end
+
+---------------------------------------------------------------------------------------------
+-- codecs and protocol clients (issue 26): the same library calls on both runtimes
+
+local SPROTO_SCHEMA = [[
+.Person {
+	name 0 : string
+	id 1 : integer
+	email 2 : string
+	.PhoneNumber {
+		number 0 : string
+		type 1 : integer
+	}
+	phone 3 : *PhoneNumber
+}
+.AddressBook {
+	person 0 : *Person
+}
+]]
+
+-- the README's address book (83 bytes packed)
+local ADDRESS_BOOK = {
+	person = {
+		{ name = "Alice", id = 10000, phone = { { number = "123456789", type = 1 }, { number = "87654321", type = 2 } } },
+		{ name = "Bob", id = 20000, phone = { { number = "01234567890", type = 3 } } },
+	},
+}
+
+local function sproto_object()
+	local sproto = require "sproto"
+	return sproto.parse(SPROTO_SCHEMA)
+end
+
+-- n encodes and packs of the address book (messages/s)
+function MEASURE.sproto_encode()
+	local sp = sproto_object()
+	local started = skynet.hpc()
+	for _ = 1, n do
+		sp:pencode("AddressBook", ADDRESS_BOOK)
+	end
+	return rate(n, started)
+end
+
+-- n unpacks and decodes of it (messages/s)
+function MEASURE.sproto_decode()
+	local sp = sproto_object()
+	local packed = sp:pencode("AddressBook", ADDRESS_BOOK)
+	local started = skynet.hpc()
+	for _ = 1, n do
+		sp:pdecode("AddressBook", packed)
+	end
+	return rate(n, started)
+end
+
+-- n rounds of a login's crypt work (calls/s): a DH exchange and secret, an hmac64 of a
+-- challenge, DES of 64 bytes both ways, base64 and sha1 of 1 KiB
+function MEASURE.crypt()
+	local crypt = require "skynet.crypt"
+	local key = crypt.randomkey()
+	local text64 = string.rep("x", 64)
+	local text1k = string.rep("y", 1024)
+	local started = skynet.hpc()
+	for _ = 1, n do
+		local secret = crypt.dhsecret(crypt.dhexchange(key), key)
+		crypt.hmac64(key, secret)
+		crypt.desdecode(secret, crypt.desencode(secret, text64))
+		crypt.base64decode(crypt.base64encode(text1k))
+		crypt.sha1(text1k)
+	end
+	return rate(n, started)
+end
+
+-- n SET and GET round trips through skynet.db.redis (round trips/s)
+function MEASURE.redis()
+	local redis = require "skynet.db.redis"
+	local db = redis.connect { host = "127.0.0.1", port = tonumber(skynet.getenv "cmp_port") }
+	for i = 1, 100 do
+		db:set("warm", i)
+	end
+	local started = skynet.hpc()
+	for i = 1, n do
+		db:set("k" .. (i % 100), i)
+		db:get("k" .. (i % 100))
+	end
+	local figure = rate(2 * n, started)
+	db:disconnect()
+	return figure
+end
+
+-- an http.httpd server on cmp_port (keep-alive: requests until the client closes); logs
+-- `CMP httpd READY` and the runner drives the load, then reports the figure itself
+function MEASURE.httpd()
+	local socket = require "skynet.socket"
+	local httpd = require "http.httpd"
+	local sockethelper = require "http.sockethelper"
+	local listener = socket.listen("127.0.0.1", tonumber(skynet.getenv "cmp_port"))
+	socket.start(listener, function(fd)
+		skynet.fork(function()
+			socket.start(fd)
+			-- (skynet's httpd writes a response in several writes: without nodelay, Nagle's
+			-- algorithm and delayed ACKs hold each one back)
+			require("skynet.socketdriver").nodelay(fd)
+			local read, write = sockethelper.readfunc(fd), sockethelper.writefunc(fd)
+			while true do
+				local code, url = httpd.read_request(read, 8192)
+				if not code then
+					break
+				end
+				if not httpd.write_response(write, code, "hello " .. url) then
+					break
+				end
+			end
+			socket.close(fd)
+		end)
+	end)
+	skynet.error("CMP httpd READY")
+	skynet.wait(coroutine.running())
 end
 
 skynet.start(function()

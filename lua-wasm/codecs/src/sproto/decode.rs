@@ -65,8 +65,9 @@ impl std::error::Error for DecodeError<'_> {}
 pub trait Sink<'s> {
     /// `top[field.name] = value`.
     fn set(&mut self, field: &'s Field, value: Scalar<'_>) -> Result<(), DecodeError<'s>>;
-    /// Pushes a new, empty table.
-    fn push_table(&mut self) -> Result<(), DecodeError<'s>>;
+    /// Pushes a new, empty table, sized for `items` array items and `fields` named fields
+    /// (hints).
+    fn push_table(&mut self, items: usize, fields: usize) -> Result<(), DecodeError<'s>>;
     /// Pops a table and stores it as `top[field.name]`.
     fn set_table(&mut self, field: &'s Field) -> Result<(), DecodeError<'s>>;
     /// `top[index] = value` (top is an array).
@@ -186,7 +187,7 @@ impl<'s, S: Sink<'s>> Decoder<'s, '_, S> {
             Kind::Boolean => Err(DecodeError::Malformed),
             Kind::String { .. } => self.sink.set(field, Scalar::Bytes(object)),
             Kind::Struct(sub) => {
-                self.sink.push_table()?;
+                self.sink.push_table(0, self.schema.types[sub].fields.len())?;
                 self.whole_struct(sub, object, depth)?;
                 self.sink.set_table(field)
             }
@@ -213,7 +214,15 @@ impl<'s, S: Sink<'s>> Decoder<'s, '_, S> {
         object: &[u8],
         depth: usize,
     ) -> Result<(), DecodeError<'s>> {
-        self.sink.push_table()?;
+        let items = match field.kind {
+            Kind::Integer { .. } | Kind::Double if !object.is_empty() => {
+                (object.len() - 1) / usize::from(object[0]).max(1)
+            }
+            Kind::Boolean => object.len(),
+            _ => 0,
+        };
+        self.sink
+            .push_table(if field.key.is_some() { 0 } else { items }, 0)?;
         match field.kind {
             Kind::Integer { .. } | Kind::Double if !object.is_empty() => {
                 let (&width, items) = object.split_first().expect("not empty");
@@ -253,7 +262,7 @@ impl<'s, S: Sink<'s>> Decoder<'s, '_, S> {
                 while at < object.len() {
                     let (item, next) = object_at(object, at)?;
                     index += 1;
-                    self.sink.push_table()?;
+                    self.sink.push_table(0, sub_type.fields.len())?;
                     self.whole_struct(sub, item, depth)?;
                     self.store_element(field, sub_type, index)?;
                     at = next;

@@ -153,6 +153,23 @@ impl Writer<'_> {
     }
 }
 
+/// The error for a value of the wrong type in `field` of `ty`.
+fn wrong_type<'s>(
+    ty: &'s Type,
+    field: &'s Field,
+    index: usize,
+    what: &'static str,
+    got: &'static str,
+) -> EncodeError<'s> {
+    EncodeError::WrongType {
+        ty: &ty.name,
+        field: &field.name,
+        index,
+        what,
+        got,
+    }
+}
+
 /// An integer's encoding: small non-negative ones in the field word, else 4 or 8 bytes.
 fn fits_32(v: i64) -> bool {
     let high = v >> 31;
@@ -220,13 +237,7 @@ impl<'s, S: Source> Encoder<'s, '_, S> {
         if field.array {
             return self.array(ty, field, w, depth).map(|()| Some(0));
         }
-        let wrong = |index, what, got| EncodeError::WrongType {
-            ty: &ty.name,
-            field: &field.name,
-            index,
-            what,
-            got,
-        };
+        let wrong = |index, what, got| wrong_type(ty, field, index, what, got);
         match field.kind {
             Kind::Integer { decimal } => {
                 let v = self
@@ -322,13 +333,7 @@ impl<'s, S: Source> Encoder<'s, '_, S> {
         w: &mut Writer,
         depth: usize,
     ) -> Result<(), EncodeError<'s>> {
-        let wrong = |index, what, got| EncodeError::WrongType {
-            ty: &ty.name,
-            field: &field.name,
-            index,
-            what,
-            got,
-        };
+        let wrong = |index, what, got| wrong_type(ty, field, index, what, got);
         match field.kind {
             Kind::Integer { .. } | Kind::Double => {
                 let width_at = w.at;

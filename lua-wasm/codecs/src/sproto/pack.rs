@@ -22,8 +22,16 @@ pub fn max_packed_len(len: usize) -> usize {
 
 /// Packs `src` onto the end of `out`.
 pub fn pack(src: &[u8], out: &mut Vec<u8>) {
-    out.reserve(max_packed_len(src.len()));
-    // the raw run being built: where its 0xff header is in `out`, and its word count
+    let at = out.len();
+    out.resize(at + max_packed_len(src.len()), 0);
+    let len = pack_into(src, &mut out[at..]);
+    out.truncate(at + len);
+}
+
+/// Packs `src` into `out` (at least [`max_packed_len`] bytes); the packed length.
+pub fn pack_into(src: &[u8], out: &mut [u8]) -> usize {
+    let mut at = 0;
+    // the raw run being built: where its 0xff header is, and its word count
     let mut run: Option<(usize, usize)> = None;
     for chunk in src.chunks(8) {
         let mut word = [0u8; 8];
@@ -39,11 +47,13 @@ pub fn pack(src: &[u8], out: &mut Vec<u8>) {
             match &mut run {
                 Some((_, words)) => *words += 1,
                 None => {
-                    run = Some((out.len(), 1));
-                    out.extend_from_slice(&[0xff, 0]);
+                    run = Some((at, 1));
+                    out[at] = 0xff;
+                    at += 2;
                 }
             }
-            out.extend_from_slice(&word);
+            out[at..at + 8].copy_from_slice(&word);
+            at += 8;
             if let Some((header, 256)) = run {
                 out[header + 1] = 255;
                 run = None;
@@ -53,47 +63,75 @@ pub fn pack(src: &[u8], out: &mut Vec<u8>) {
         if let Some((header, words)) = run.take() {
             out[header + 1] = (words - 1) as u8;
         }
-        let mask = word
-            .iter()
-            .enumerate()
-            .fold(0u8, |m, (i, &b)| if b != 0 { m | 1 << i } else { m });
-        out.push(mask);
-        out.extend(word.iter().filter(|&&b| b != 0));
+        let mask_at = at;
+        at += 1;
+        let mut mask = 0u8;
+        for (i, &b) in word.iter().enumerate() {
+            if b != 0 {
+                mask |= 1 << i;
+                out[at] = b;
+                at += 1;
+            }
+        }
+        out[mask_at] = mask;
     }
     if let Some((header, words)) = run {
         out[header + 1] = (words - 1) as u8;
     }
+    at
+}
+
+/// The unpacked length of `src` (a multiple of 8), once checked whole.
+pub fn unpacked_len(mut src: &[u8]) -> Result<usize, BadPacking> {
+    let mut len = 0usize;
+    while let Some((&mask, rest)) = src.split_first() {
+        if mask == 0xff {
+            let (&count, rest) = rest.split_first().ok_or(BadPacking)?;
+            let n = (usize::from(count) + 1) * 8;
+            src = rest.get(n..).ok_or(BadPacking)?;
+            len += n;
+        } else {
+            src = rest.get(mask.count_ones() as usize..).ok_or(BadPacking)?;
+            len += 8;
+        }
+    }
+    Ok(len)
+}
+
+/// Unpacks `src`, already checked by [`unpacked_len`], into `out` of exactly that length.
+pub fn unpack_into(mut src: &[u8], out: &mut [u8]) {
+    let mut at = 0;
+    while let Some((&mask, rest)) = src.split_first() {
+        if mask == 0xff {
+            let n = (usize::from(rest[0]) + 1) * 8;
+            out[at..at + n].copy_from_slice(&rest[1..1 + n]);
+            src = &rest[1 + n..];
+            at += n;
+        } else {
+            src = rest;
+            for bit in 0..8 {
+                if mask & 1 << bit != 0 {
+                    out[at] = src[0];
+                    src = &src[1..];
+                } else {
+                    out[at] = 0;
+                }
+                at += 1;
+            }
+        }
+    }
 }
 
 /// Unpacks `src` onto the end of `out` (a multiple of 8 bytes). `limit` bounds the unpacked
-/// size (the packed form can expand 8-fold); over it, or on a truncated stream, fails.
-pub fn unpack(mut src: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), BadPacking> {
-    let start = out.len();
-    while let Some((&mask, rest)) = src.split_first() {
-        src = rest;
-        if mask == 0xff {
-            let (&count, rest) = src.split_first().ok_or(BadPacking)?;
-            let len = (usize::from(count) + 1) * 8;
-            if rest.len() < len {
-                return Err(BadPacking);
-            }
-            out.extend_from_slice(&rest[..len]);
-            src = &rest[len..];
-        } else {
-            for bit in 0..8 {
-                if mask & 1 << bit != 0 {
-                    let (&b, rest) = src.split_first().ok_or(BadPacking)?;
-                    out.push(b);
-                    src = rest;
-                } else {
-                    out.push(0);
-                }
-            }
-        }
-        if out.len() - start > limit {
-            return Err(BadPacking);
-        }
+/// size; over it, or on a truncated stream, fails.
+pub fn unpack(src: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), BadPacking> {
+    let len = unpacked_len(src)?;
+    if len > limit {
+        return Err(BadPacking);
     }
+    let at = out.len();
+    out.resize(at + len, 0);
+    unpack_into(src, &mut out[at..]);
     Ok(())
 }
 

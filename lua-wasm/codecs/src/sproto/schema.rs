@@ -115,6 +115,23 @@ struct Record<'a> {
     objects: Vec<&'a [u8]>,
 }
 
+impl Record<'_> {
+    /// The field words that hold a value or an object, with their tags (skip words add to
+    /// the tag of what follows).
+    fn tagged(&self) -> impl Iterator<Item = (i64, usize)> + '_ {
+        let mut tag: i64 = -1;
+        self.words.iter().filter_map(move |&word| {
+            tag += 1;
+            if word & 1 == 1 {
+                tag += (word / 2) as i64;
+                None
+            } else {
+                Some((tag, word))
+            }
+        })
+    }
+}
+
 /// Reads the struct message that is all of `bytes`.
 fn record(bytes: &[u8]) -> Result<Record<'_>, BadBundle> {
     if bytes.len() < SIZEOF_LENGTH {
@@ -352,13 +369,7 @@ fn read_field(bytes: &[u8], type_count: usize) -> Result<Field, BadBundle> {
     let (mut builtin, mut extra, mut tag, mut array, mut key, mut map) =
         (None, None, None, false, None, false);
     let mut objects = r.objects.iter();
-    let mut at: i64 = -1;
-    for &word in &r.words {
-        at += 1;
-        if word & 1 == 1 {
-            at += (word / 2) as i64;
-            continue;
-        }
+    for (at, word) in r.tagged() {
         if at == 0 {
             if word != 0 {
                 return Err(BadBundle);
@@ -420,13 +431,7 @@ fn read_protocol(bytes: &[u8], type_count: usize) -> Result<Protocol, BadBundle>
             .ok_or(BadBundle)
     };
     let mut objects = r.objects.iter();
-    let mut at: i64 = -1;
-    for &word in &r.words {
-        at += 1;
-        if word & 1 == 1 {
-            at += (word / 2) as i64;
-            continue;
-        }
+    for (at, word) in r.tagged() {
         match at {
             0 if word == 0 => proto_name = Some(name(objects.next().ok_or(BadBundle)?)?),
             1 if word != 0 => tag = Some(u16::try_from(value(word)).map_err(|_| BadBundle)?),

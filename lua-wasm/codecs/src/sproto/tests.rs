@@ -238,7 +238,7 @@ impl<'s> Sink<'s> for TreeSink {
             .insert(name_key(field), scalar(value));
         Ok(())
     }
-    fn push_table(&mut self) -> Result<(), DecodeError<'s>> {
+    fn push_table(&mut self, _items: usize, _fields: usize) -> Result<(), DecodeError<'s>> {
         self.stack.push(BTreeMap::new());
         Ok(())
     }

@@ -138,6 +138,9 @@ int32_t skywasm_load_source(uint32_t kind, const char *name, uint32_t name_len, 
 #define SKYWASM_SOCKET_WARNING 7
 #define SKYWASM_SOCKET_RESOLVE 8
 #define SKYWASM_SOCKET_RESOLVE_IPV6 1
+#define SKYWASM_SOCKET_TLS 9
+#define SKYWASM_SOCKET_TLS_CLIENT 0
+#define SKYWASM_SOCKET_TLS_SERVER 1
 #define SKYWASM_SOCKET_START 0
 #define SKYWASM_SOCKET_PAUSE 1
 #define SKYWASM_SOCKET_CLOSE_SOCKET 2
@@ -177,6 +180,10 @@ int32_t skywasm_socket_sendto(int32_t id, const char *addr, uint32_t addr_len, c
  * answers with the addresses (ud 0) or why not (ud 1). */
 SKYWASM_IMPORT(socket_resolve)
 int32_t skywasm_socket_resolve(const char *name, uint32_t name_len, uint32_t flags);
+/* Makes a TCP socket speak TLS: a client of `name` (SKYWASM_SOCKET_TLS_CLIENT) or a server
+ * with the node's certificate (SKYWASM_SOCKET_TLS_SERVER); a TLS event says when it may. */
+SKYWASM_IMPORT(socket_tls)
+int32_t skywasm_socket_tls(int32_t id, uint32_t mode, const char *name, uint32_t name_len);
 
 /* Hot upgrade (docs/abi.md §4.23, §6): inside the optional export
  * int32_t skywasm_snapshot(void), hands the host the state (of the guest's own version) that

@@ -51,10 +51,14 @@ pub fn hash_seed_setting(value: &str) -> Result<String, String> {
 /// Env keys no guest reads, whatever its tenant's `getenv` list says: secrets.
 const SECRET_ENV_KEYS: &[&str] = &["cluster_secret", "harbor_secret"];
 
-/// True for a key the runtime reads (the Lua runtime's keys, the cluster's), which only a
-/// trusted tenant may set.
+/// Env keys the host reads for every tenant's services (files it opens, names it pins):
+/// only a trusted tenant may set them.
+const HOST_ENV_KEYS: &[&str] = &["lua_data_path", "dns_hosts", "tls_cert", "tls_key", "tls_ca"];
+
+/// True for a key the runtime reads (the Lua runtime's keys, the host's, the cluster's),
+/// which only a trusted tenant may set.
 fn is_runtime_key(key: &str) -> bool {
-    RUNTIME_ENV_KEYS.contains(&key) || key.starts_with("cluster")
+    RUNTIME_ENV_KEYS.contains(&key) || HOST_ENV_KEYS.contains(&key) || key.starts_with("cluster")
 }
 
 /// True for a key whose value no guest may read.

@@ -235,7 +235,7 @@ unsafe extern "C-unwind" fn md5_sum(l: *mut ffi::lua_State) -> c_int {
 
 unsafe extern "C-unwind" fn md5_sumhexa(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: as above.
-    unsafe { push_bytes(l, &crypt::hex_encode(&md5::sum(bytes_arg(l, 1)))) }
+    unsafe { push_owned(l, crypt::hex_encode(&md5::sum(bytes_arg(l, 1)))) }
 }
 
 unsafe extern "C-unwind" fn md5_exor(l: *mut ffi::lua_State) -> c_int {

@@ -34,15 +34,15 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state.
     unsafe {
         for (name, gc) in [
-            (
-                PROTO_META,
-                drop_userdata::<Rc<Schema>> as ffi::lua_CFunction,
-            ),
-            (TYPE_META, drop_userdata::<TypeRef>),
+            (PROTO_META, drop_proto as ffi::lua_CFunction),
+            (TYPE_META, drop_type),
         ] {
             ffi::luaL_newmetatable(l, name.as_ptr());
             ffi::lua_pushcfunction(l, gc);
             ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            // (so that Lua code can neither read nor call `__gc` itself)
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
             ffi::lua_pop(l, 1);
         }
         new_library(
@@ -58,9 +58,11 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
                 (c"parse", parse),
             ],
         );
-        // the encoder keeps its buffer between calls, as an upvalue
+        // the encoder keeps its buffer between calls, as an upvalue (with a busy flag: a
+        // metamethod may encode again while it runs)
         ffi::lua_newuserdatauv(l, FIRST_BUFFER, 0);
-        ffi::lua_pushcclosure(l, encode, 1);
+        ffi::lua_pushboolean(l, 0);
+        ffi::lua_pushcclosure(l, encode, 2);
         ffi::lua_setfield(l, -2, c"encode".as_ptr());
         ffi::lua_pushcfunction(l, lpack);
         ffi::lua_setfield(l, -2, c"pack".as_ptr());
@@ -70,17 +72,30 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
     1
 }
 
-/// `__gc` of a userdata holding a `T`.
-unsafe extern "C-unwind" fn drop_userdata<T>(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: only set on userdata made by `new_userdata::<T>`, collected once; the value is
-    // taken out and the memory left zeroed, so a resurrected userdata holds nothing.
+/// `__gc` of a userdata holding a `T` with metatable `meta` (anything else is left alone).
+///
+/// # Safety
+/// `l` valid.
+unsafe fn drop_userdata<T>(l: *mut ffi::lua_State, meta: &CStr) -> c_int {
+    // SAFETY: testudata checks the metatable, so the memory is an `Option<T>` made by
+    // `new_userdata::<T>`; the value is taken out, so a second call finds nothing.
     unsafe {
-        let p = ffi::lua_touserdata(l, 1).cast::<Option<T>>();
+        let p = ffi::luaL_testudata(l, 1, meta.as_ptr()).cast::<Option<T>>();
         if !p.is_null() {
             drop((*p).take());
         }
     }
     0
+}
+
+unsafe extern "C-unwind" fn drop_proto(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe { drop_userdata::<Rc<Schema>>(l, PROTO_META) }
+}
+
+unsafe extern "C-unwind" fn drop_type(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe { drop_userdata::<TypeRef>(l, TYPE_META) }
 }
 
 /// Pushes a userdata holding what `make` makes, with metatable `meta`. `make` runs once the
@@ -188,9 +203,11 @@ unsafe extern "C-unwind" fn deleteproto(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn dumpproto(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls with a valid state.
     unsafe {
-        let text = proto_arg(l, 1).dump();
+        let schema = proto_arg(l, 1);
         ffi::lua_getglobal(l, c"print".as_ptr());
-        push_owned(l, text.trim_end().as_bytes().to_vec());
+        let mut text = schema.dump().into_bytes();
+        text.truncate(text.trim_ascii_end().len());
+        push_owned(l, text);
         ffi::lua_call(l, 1, 0);
     }
     0
@@ -255,32 +272,62 @@ unsafe extern "C-unwind" fn encode(l: *mut ffi::lua_State) -> c_int {
             return 1;
         };
         ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
-        let upvalue = ffi::lua_upvalueindex(1);
+        ffi::lua_settop(l, 2);
+        // the buffer lives in slot 3 while this call writes to it; a call made meanwhile
+        // (from a metamethod) finds the flag set and uses a buffer of its own
+        let busy = ffi::lua_toboolean(l, ffi::lua_upvalueindex(2)) != 0;
+        if busy {
+            ffi::lua_newuserdatauv(l, FIRST_BUFFER, 0);
+        } else {
+            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_replace(l, ffi::lua_upvalueindex(2));
+        }
+        let result = encode_into(l, ty);
+        if !busy {
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_replace(l, ffi::lua_upvalueindex(1));
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_replace(l, ffi::lua_upvalueindex(2));
+        }
+        match result {
+            Ok(len) => {
+                let buffer = ffi::lua_touserdata(l, 3).cast::<u8>();
+                ffi::lua_pushlstring(l, buffer.cast(), len);
+                1
+            }
+            Err(e) => raise(l, e),
+        }
+    }
+}
+
+/// Encodes the table at slot 2 as `ty` into the buffer at slot 3, growing it (a new
+/// userdata in slot 3) until the message fits: its length, or the error's text.
+///
+/// # Safety
+/// `l` valid with the table at 2 and a buffer userdata at 3. A Lua error raised inside
+/// leaves the busy flag set: later calls then use buffers of their own.
+unsafe fn encode_into(l: *mut ffi::lua_State, ty: &TypeRef) -> Result<usize, String> {
+    // SAFETY: forwarded; the buffer in slot 3 stays referenced while it is written.
+    unsafe {
         loop {
-            ffi::lua_settop(l, 2);
-            let buffer = ffi::lua_touserdata(l, upvalue).cast::<u8>();
-            let size = ffi::lua_rawlen(l, upvalue);
+            ffi::lua_settop(l, 3);
+            let buffer = ffi::lua_touserdata(l, 3).cast::<u8>();
+            let size = ffi::lua_rawlen(l, 3);
             let out = std::slice::from_raw_parts_mut(buffer, size);
             ffi::luaL_checkstack(l, 12, std::ptr::null());
             let mut source = LuaSource::new(l, 2);
             match encode::encode(&ty.schema, ty.index, &mut source, out) {
-                Ok(len) => {
-                    ffi::lua_pushlstring(l, buffer.cast(), len);
-                    return 1;
-                }
+                Ok(len) => return Ok(len),
                 Err(EncodeError::Full) => {
                     if size >= MAX_ENCODED {
-                        ffi::luaL_error(
-                            l,
-                            c"object is too large (>%d)".as_ptr(),
-                            MAX_ENCODED as c_int,
-                        );
+                        return Err(format!("object is too large (>{MAX_ENCODED})"));
                     }
                     let bigger = (size + size / 2).clamp(size + 1, MAX_ENCODED);
                     ffi::lua_newuserdatauv(l, bigger, 0);
-                    ffi::lua_replace(l, upvalue);
+                    ffi::lua_replace(l, 3);
                 }
-                Err(e) => raise(l, e.to_string()),
+                Err(e) => return Err(e.to_string()),
             }
         }
     }

@@ -26,6 +26,7 @@
   (import "skywasm" "socket_udp_connect" (func $socket_udp_connect (param i32 i32 i32 i32) (result i32)))
   (import "skywasm" "socket_sendto" (func $socket_sendto (param i32 i32 i32 i32 i32) (result i32)))
   (import "skywasm" "socket_resolve" (func $socket_resolve (param i32 i32 i32) (result i32)))
+  (import "skywasm" "socket_tls" (func $socket_tls (param i32 i32 i32 i32) (result i32)))
   (import "skywasm" "upgrade_state" (func $upgrade_state (param i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "all imports linked")

@@ -140,6 +140,9 @@ pub mod import {
     /// `socket_resolve(name_ptr, name_len, flags) -> i32`: the id of a host-name lookup
     /// (flags: [`crate::socket::RESOLVE_IPV6`]); a RESOLVE event answers it.
     pub const SOCKET_RESOLVE: &str = "socket_resolve";
+    /// `socket_tls(id, mode, name_ptr, name_len) -> i32`: make a TCP socket speak TLS, as a
+    /// client of `name` ([`crate::socket::TLS_CLIENT`]) or a server ([`crate::socket::TLS_SERVER`]).
+    pub const SOCKET_TLS: &str = "socket_tls";
     /// `upgrade_state(version, ptr, len) -> i32`: inside `skywasm_snapshot`, hands the host
     /// the state the new code of an upgrade starts from; 0 or an error code.
     pub const UPGRADE_STATE: &str = "upgrade_state";
@@ -171,6 +174,7 @@ pub mod import {
         SOCKET_UDP_CONNECT,
         SOCKET_SENDTO,
         SOCKET_RESOLVE,
+        SOCKET_TLS,
         UPGRADE_STATE,
     ];
 }
@@ -205,6 +209,14 @@ pub mod socket {
 
     /// `socket_resolve` flag: IPv6 addresses (AAAA) instead of IPv4 (A).
     pub const RESOLVE_IPV6: u32 = 1;
+    /// A TLS handshake (`socket_tls`) is done: payload = the protocol version. Data read
+    /// and sent on the socket is plain text from then on (the host encrypts).
+    pub const TLS: u32 = 9;
+
+    /// `socket_tls` mode: a client verifying the server's name.
+    pub const TLS_CLIENT: u32 = 0;
+    /// `socket_tls` mode: a server presenting the node's certificate.
+    pub const TLS_SERVER: u32 = 1;
 
     /// `socket_control`: become the owner and start reading (accepting, for a listener).
     pub const START: u32 = 0;

@@ -88,6 +88,7 @@ mod imports {
             len: usize,
         ) -> i32;
         pub fn socket_resolve(name: *const u8, name_len: usize, flags: u32) -> i32;
+        pub fn socket_tls(id: i32, mode: u32, name: *const u8, name_len: usize) -> i32;
         pub fn upgrade_state(version: u32, ptr: *const u8, len: usize) -> i32;
     }
 }
@@ -333,4 +334,9 @@ pub fn socket_sendto(id: i32, address: &str, data: &[u8]) -> i32 {
 /// `socket_resolve` (§4.26): starts looking `name` up; the lookup's id or an error code.
 pub fn socket_resolve(name: &str, flags: u32) -> i32 {
     host!(imports::socket_resolve(name.as_ptr(), name.len(), flags))
+}
+
+/// `socket_tls` (§4.27): makes socket `id` speak TLS; 0 or an error code.
+pub fn socket_tls(id: i32, mode: u32, name: &str) -> i32 {
+    host!(imports::socket_tls(id, mode, name.as_ptr(), name.len()))
 }

@@ -232,7 +232,66 @@ fn resolve(
     Ok(result.unwrap_or_else(|e| failure(caller, e)))
 }
 
+/// `socket_tls`: 0, or an error code (`DENIED` for a server on an untrusted tenant: the
+/// node's certificate is the node's identity).
+fn start_tls(
+    caller: &mut Caller<'_, WasmState>,
+    id: i32,
+    mode: u32,
+    name_ptr: u32,
+    name_len: u32,
+) -> wasmtime::Result<i32> {
+    const NAME: &str = import::SOCKET_TLS;
+    let Some(name) = read_str(caller, NAME, name_ptr, name_len)? else {
+        return Ok(error::INVALID_ARGUMENT);
+    };
+    if !allowed(caller) {
+        return Ok(error::DENIED);
+    }
+    if let Err(code) = own_socket(caller, id) {
+        return Ok(code);
+    }
+    let core = &caller.data().core;
+    let node = core.node();
+    let result = match mode {
+        socket::TLS_CLIENT => node.sockets.start_tls(
+            id,
+            Some(&name),
+            node.getenv("tls_ca").as_deref(),
+            None,
+        ),
+        socket::TLS_SERVER => {
+            if !core.service().tenant().is_trusted() {
+                return Ok(crate::command::deny(
+                    core,
+                    NAME,
+                    &id.to_string(),
+                    "only the node's own services serve TLS with its certificate",
+                )
+                .code());
+            }
+            let (cert, key) = (node.getenv("tls_cert"), node.getenv("tls_key"));
+            match (cert.as_deref(), key.as_deref()) {
+                (Some(cert), Some(key)) => node.sockets.start_tls(id, None, None, Some((cert, key))),
+                _ => node.sockets.start_tls(id, None, None, None),
+            }
+        }
+        _ => return Ok(error::INVALID_ARGUMENT),
+    };
+    Ok(status(caller, result))
+}
+
 pub(crate) fn register(linker: &mut Linker<WasmState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        IMPORT_MODULE,
+        import::SOCKET_TLS,
+        |mut caller: Caller<'_, WasmState>,
+         id: i32,
+         mode: u32,
+         name_ptr: u32,
+         name_len: u32|
+         -> wasmtime::Result<i32> { start_tls(&mut caller, id, mode, name_ptr, name_len) },
+    )?;
     linker.func_wrap(
         IMPORT_MODULE,
         import::SOCKET_RESOLVE,

@@ -13,7 +13,8 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest `dns_hosts` file read.
 const MAX_HOSTS_FILE: u64 = 1 << 20;
 
-static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_LOOKUPS);
+static LOOKUPS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_LOOKUPS)));
 
 /// True for what can be a host name (RFC 1123 labels, 253 bytes at most) or a numeric
 /// address: anything else is refused before a lookup.
@@ -80,14 +81,28 @@ pub(super) async fn lookup(
             return Ok(found);
         }
     }
-    let _turn = LOOKUPS
-        .acquire()
+    // One deadline for the wait for a turn and the lookup; the turn is held by the blocking
+    // thread itself, so a lookup that outlives the deadline still counts against the 32
+    // (getaddrinfo cannot be cancelled) and threads never pile up.
+    let lookup = async {
+        let turn = LOOKUPS
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| "the resolver is closed".to_string())?;
+        let owned = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            std::net::ToSocketAddrs::to_socket_addrs(&(owned.as_str(), 0))
+                .map(Iterator::collect::<Vec<_>>)
+        })
         .await
-        .map_err(|_| "the resolver is closed".to_string())?;
-    let addresses = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((name, 0)))
+        .map_err(|e| format!("{name}: {e}"))?
+        .map_err(|e| format!("{name}: {e}"))
+    };
+    let addresses = tokio::time::timeout(LOOKUP_TIMEOUT, lookup)
         .await
-        .map_err(|_| format!("{name}: the lookup timed out"))?
-        .map_err(|e| format!("{name}: {e}"))?;
+        .map_err(|_| format!("{name}: the lookup timed out"))??;
     let mut found = Vec::new();
     for address in addresses {
         let ip = address.ip();
@@ -104,18 +119,28 @@ pub(super) async fn lookup(
     Ok(found)
 }
 
+/// The `dns_hosts` file: a regular file only (a FIFO would hold the thread), at most 1 MiB,
+/// read within the lookup's time.
 async fn read_hosts(path: &str) -> std::io::Result<String> {
     let path = path.to_string();
-    tokio::task::spawn_blocking(move || {
+    let read = tokio::task::spawn_blocking(move || {
         use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)?;
+        if !file.metadata()?.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
         let mut text = String::new();
-        std::fs::File::open(&path)?
-            .take(MAX_HOSTS_FILE)
-            .read_to_string(&mut text)?;
+        file.take(MAX_HOSTS_FILE).read_to_string(&mut text)?;
         Ok(text)
-    })
-    .await
-    .map_err(std::io::Error::other)?
+    });
+    tokio::time::timeout(LOOKUP_TIMEOUT, read)
+        .await
+        .map_err(|_| std::io::Error::other("reading it timed out"))?
+        .map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub(crate) mod busy;
 mod dns;
 pub(crate) mod outbox;
 mod task;
+mod tls;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -189,6 +190,8 @@ impl Kind {
 pub(crate) enum Control {
     /// Start reading (accepting); an accepted socket first tells its owner CONNECT.
     Start,
+    /// Speak TLS from now on (`socket_tls`): the connection's state machine.
+    StartTls(Box<rustls::Connection>),
     Pause,
     Send {
         low: bool,
@@ -473,7 +476,7 @@ impl SocketServer {
             )));
         }
         let ticket = owner.quota.take()?;
-        let (entry, _control) =
+        let (entry, control) =
             self.shared
                 .register(owner.handle, Kind::Resolving, name.to_string(), ticket);
         reactor.handle.spawn(task::guarded(
@@ -485,6 +488,7 @@ impl SocketServer {
                 name.to_string(),
                 ipv6,
                 hosts_file,
+                control,
             ),
         ));
         Ok(entry.id)
@@ -585,6 +589,11 @@ impl SocketServer {
     /// [`SocketError::Unknown`].
     pub fn start(&self, caller: Handle, id: i32) -> Result<(), SocketError> {
         let entry = self.entry(id)?;
+        if *lock(&entry.kind) == Kind::Resolving {
+            return Err(SocketError::Address(format!(
+                "socket {id} is a lookup: it cannot be started"
+            )));
+        }
         entry.owner.store(caller.0, Ordering::Release);
         self.tell(&entry, Control::Start)
     }
@@ -625,6 +634,38 @@ impl SocketServer {
         self.tell(&entry, Control::Nodelay)
     }
 
+    /// Makes TCP socket `id` speak TLS: as a client of `server` (`None`) verifying the
+    /// name against the system's roots and the `ca` file, or as a server (`Some((cert,
+    /// key))`, PEM files). A client's handshake starts at once (the owner gets a TLS event
+    /// when it is done, or ERROR); a server's starts with the first bytes read (call it
+    /// before starting an accepted socket, so that nothing is read in plain text first).
+    ///
+    /// # Errors
+    /// [`SocketError::Unknown`]; [`SocketError::Address`] for a socket that is not a TCP
+    /// connection, a name that cannot be verified, or files that do not load.
+    pub fn start_tls(
+        &self,
+        id: i32,
+        client_of: Option<&str>,
+        ca: Option<&str>,
+        server: Option<(&str, &str)>,
+    ) -> Result<(), SocketError> {
+        let entry = self.entry(id)?;
+        let kind = *lock(&entry.kind);
+        if !matches!(kind, Kind::Connecting | Kind::Connected | Kind::Accepted) {
+            return Err(SocketError::Address(format!(
+                "socket {id} is not a TCP connection: no TLS on it"
+            )));
+        }
+        let connection = match (client_of, server) {
+            (Some(name), _) => tls::client(name, ca),
+            (None, Some((cert, key))) => tls::server(cert, key),
+            (None, None) => Err("tls: a server needs tls_cert and tls_key in the config".into()),
+        }
+        .map_err(SocketError::Address)?;
+        self.tell(&entry, Control::StartTls(Box::new(connection)))
+    }
+
     /// Queues `bytes` on socket `id` (`low`: the low-priority queue, written when the
     /// normal one is empty).
     ///
@@ -633,9 +674,9 @@ impl SocketServer {
     pub fn send(&self, id: i32, low: bool, bytes: Bytes) -> Result<(), SocketError> {
         let entry = self.entry(id)?;
         let kind = *lock(&entry.kind);
-        if kind == Kind::Listen {
+        if kind == Kind::Listen || kind == Kind::Resolving {
             return Err(SocketError::Address(format!(
-                "socket {id} is listening: nothing can be sent on it"
+                "socket {id} is not a connection: nothing can be sent on it"
             )));
         }
         // A datagram is sent at once: only a stream queues unsent bytes.

@@ -77,7 +77,8 @@ pub(super) async fn listener(
                     Control::Send { .. }
                     | Control::SendTo { .. }
                     | Control::Connect(_)
-                    | Control::Nodelay,
+                    | Control::Nodelay
+                    | Control::StartTls(_),
                 ) => {}
             },
             accepted = listener.accept(), if accepting && waiting.is_none() => match accepted {
@@ -151,15 +152,32 @@ pub(super) async fn connect(
     }
 }
 
-/// A lookup (`SocketServer::resolve`): its RESOLVE event, then it is gone.
+/// A lookup (`SocketServer::resolve`): its RESOLVE event, then it is gone. Closing it (its
+/// owner ending does) drops it at once, with no event.
 pub(super) async fn resolve(
     shared: Arc<Shared>,
     entry: Arc<Entry>,
     name: String,
     ipv6: bool,
     hosts_file: Option<String>,
+    mut control: UnboundedReceiver<Control>,
 ) {
-    match super::dns::lookup(&name, ipv6, hosts_file.as_deref()).await {
+    let lookup = super::dns::lookup(&name, ipv6, hosts_file.as_deref());
+    tokio::pin!(lookup);
+    let result = loop {
+        tokio::select! {
+            result = &mut lookup => break Some(result),
+            command = control.recv() => match command {
+                Some(Control::Close | Control::Shutdown) | None => break None,
+                Some(_) => {}
+            },
+        }
+    };
+    let Some(result) = result else {
+        shared.remove(entry.id);
+        return;
+    };
+    match result {
         Ok(addresses) => {
             let text = addresses
                 .iter()
@@ -204,14 +222,31 @@ async fn connection(
         low_started: false,
         warn_at: WARNING_THRESHOLD,
         warned: false,
+        tls: None,
+        tls_ready: false,
+        close_notified: false,
     };
     let mut buffer = vec![0u8; READ_CHUNK];
+    let mut plain = vec![0u8; READ_CHUNK];
     let mut backlog: Option<Arc<dyn Backlog>> = None;
     let end = loop {
         let queued = !state.high.is_empty() || !state.low.is_empty();
         if state.closing && !queued {
-            break End::Closed;
+            match state.tls.as_deref_mut() {
+                None => break End::Closed,
+                Some(tls) => {
+                    // a TLS close says so to the peer first
+                    if !state.close_notified {
+                        tls.send_close_notify();
+                        state.close_notified = true;
+                    }
+                    if !tls.wants_write() {
+                        break End::Closed;
+                    }
+                }
+            }
         }
+        let tls_writes = state.tls.as_ref().is_some_and(|tls| tls.wants_write());
         let waiting = backlog.clone();
         tokio::select! {
             () = until_drained(waiting.clone()), if waiting.is_some() => backlog = None,
@@ -235,6 +270,14 @@ async fn connection(
                             break End::Orphaned;
                         }
                     }
+                    Ok(n) if state.tls.is_some() => {
+                        entry.read.fetch_add(n as u64, Ordering::AcqRel);
+                        match state.decrypt(&shared, &entry, &stream, &buffer[..n], &mut plain) {
+                            Ok(Some(full)) => backlog = Some(full),
+                            Ok(None) => {}
+                            Err(end) => break end,
+                        }
+                    }
                     Ok(n) => {
                         entry.read.fetch_add(n as u64, Ordering::AcqRel);
                         match shared.deliver(&entry, abi::DATA, n as i32, &buffer[..n]) {
@@ -247,7 +290,7 @@ async fn connection(
                     Err(e) => break state.fail(&shared, &entry, "read", &e),
                 }
             }
-            ready = stream.writable(), if queued => {
+            ready = stream.writable(), if queued || tls_writes => {
                 if ready.is_err() {
                     continue;
                 }
@@ -278,6 +321,12 @@ struct Connection {
     /// Unsent bytes at which the next WARNING goes out.
     warn_at: u64,
     warned: bool,
+    /// The TLS connection, once the socket speaks TLS (`socket_tls`).
+    tls: Option<Box<rustls::Connection>>,
+    /// The TLS event went out (the handshake is done).
+    tls_ready: bool,
+    /// The TLS close_notify is queued.
+    close_notified: bool,
 }
 
 impl Connection {
@@ -346,13 +395,96 @@ impl Connection {
             Control::Nodelay => {
                 let _ = stream.set_nodelay(true);
             }
+            Control::StartTls(connection) => {
+                if self.tls.is_none() {
+                    self.tls = Some(connection);
+                }
+            }
             Control::SendTo { .. } | Control::Connect(_) => {}
         }
         Ok(true)
     }
 
-    /// Writes as much of the queues as the socket takes now.
+    /// Feeds bytes read from a TLS socket to its connection and delivers the plain text
+    /// that comes out (the first time the handshake is done, a TLS event); the owner's
+    /// backlog when it is full. A peer that breaks the protocol gets its alert and the
+    /// socket fails.
+    fn decrypt(
+        &mut self,
+        shared: &Shared,
+        entry: &Entry,
+        stream: &TcpStream,
+        bytes: &[u8],
+        plain: &mut [u8],
+    ) -> Result<Option<Arc<dyn Backlog>>, End> {
+        let mut tls = self.tls.take().expect("a TLS socket");
+        let result = self.decrypt_with(&mut tls, shared, entry, stream, bytes, plain);
+        self.tls = Some(tls);
+        result
+    }
+
+    fn decrypt_with(
+        &mut self,
+        tls: &mut rustls::Connection,
+        shared: &Shared,
+        entry: &Entry,
+        stream: &TcpStream,
+        mut bytes: &[u8],
+        plain: &mut [u8],
+    ) -> Result<Option<Arc<dyn Backlog>>, End> {
+        use std::io::Read;
+        let mut full = None;
+        while !bytes.is_empty() {
+            if let Err(e) = tls.read_tls(&mut bytes) {
+                return Err(self.fail(shared, entry, "tls read", &e));
+            }
+            if let Err(e) = tls.process_new_packets() {
+                // the alert the peer is owed, if the socket takes it now
+                let _ = tls.write_tls(&mut super::tls::TryWriter(stream));
+                let e = std::io::Error::new(ErrorKind::InvalidData, e);
+                return Err(self.fail(shared, entry, "tls", &e));
+            }
+            if !self.tls_ready && !tls.is_handshaking() {
+                self.tls_ready = true;
+                let version = tls
+                    .protocol_version()
+                    .map(|v| format!("{v:?}"))
+                    .unwrap_or_default();
+                if !shared.emit(entry, abi::TLS, 0, version.as_bytes()) {
+                    return Err(End::Orphaned);
+                }
+            }
+            loop {
+                match tls.reader().read(plain) {
+                    Ok(0) => {
+                        // the peer's close_notify: its side is closed, as a TCP EOF
+                        if !self.read_closed {
+                            self.read_closed = true;
+                            self.close_sent = true;
+                            if !shared.emit(entry, abi::CLOSE, 0, b"") {
+                                return Err(End::Orphaned);
+                            }
+                        }
+                        break;
+                    }
+                    Ok(n) => match shared.deliver(entry, abi::DATA, n as i32, &plain[..n]) {
+                        Delivery::Taken => {}
+                        Delivery::Backlogged(backlog) => full = Some(backlog),
+                        Delivery::Gone => return Err(End::Orphaned),
+                    },
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(self.fail(shared, entry, "tls read", &e)),
+                }
+            }
+        }
+        Ok(full)
+    }
+
+    /// Writes as much of the queues as the socket takes now (through TLS when it speaks it).
     fn write(&mut self, shared: &Shared, entry: &Entry, stream: &TcpStream) -> Result<(), End> {
+        if self.tls.is_some() {
+            return self.write_tls(shared, entry, stream);
+        }
         let mut failure = None;
         loop {
             // A low-priority buffer written in part is finished first: the peer must not
@@ -390,6 +522,68 @@ impl Connection {
         }
         if self.warned {
             // Drained after a warning: tell the owner (skynet sends a 0 KiB warning).
+            self.warned = false;
+            self.warn_at = WARNING_THRESHOLD;
+            if !shared.emit(entry, abi::WARNING, 0, b"") {
+                return Err(End::Orphaned);
+            }
+        }
+        Ok(())
+    }
+
+    /// The TLS side of [`Connection::write`]: plain text from the queues into the TLS
+    /// connection (as much as its buffer takes), then its records onto the socket.
+    fn write_tls(&mut self, shared: &Shared, entry: &Entry, stream: &TcpStream) -> Result<(), End> {
+        let mut tls = self.tls.take().expect("a TLS socket");
+        let result = self.write_tls_with(&mut tls, shared, entry, stream);
+        self.tls = Some(tls);
+        result
+    }
+
+    fn write_tls_with(
+        &mut self,
+        tls: &mut rustls::Connection,
+        shared: &Shared,
+        entry: &Entry,
+        stream: &TcpStream,
+    ) -> Result<(), End> {
+        use std::io::Write;
+        loop {
+            let low = self.high.is_empty() || self.low_started;
+            let queue = if low { &mut self.low } else { &mut self.high };
+            let Some(front) = queue.front_mut() else {
+                break;
+            };
+            let n = match tls.writer().write(front) {
+                Ok(n) => n,
+                Err(e) => return Err(self.fail(shared, entry, "tls write", &e)),
+            };
+            if n == 0 {
+                break; // its buffer is full: the records go out first
+            }
+            entry.unsent.fetch_sub(n as u64, Ordering::AcqRel);
+            if n == front.len() {
+                queue.pop_front();
+                if low {
+                    self.low_started = false;
+                }
+            } else {
+                let _ = front.split_to(n);
+                if low {
+                    self.low_started = true;
+                }
+            }
+        }
+        while tls.wants_write() {
+            match tls.write_tls(&mut super::tls::TryWriter(stream)) {
+                Ok(n) => {
+                    entry.written.fetch_add(n as u64, Ordering::AcqRel);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(self.fail(shared, entry, "write", &e)),
+            }
+        }
+        if self.warned && self.high.is_empty() && self.low.is_empty() {
             self.warned = false;
             self.warn_at = WARNING_THRESHOLD;
             if !shared.emit(entry, abi::WARNING, 0, b"") {
@@ -463,7 +657,7 @@ pub(super) async fn udp(
                     shared.emit(&entry, abi::CLOSE, 0, b"");
                     break;
                 }
-                Some(Control::Nodelay) => {}
+                Some(Control::Nodelay | Control::StartTls(_)) => {}
             },
             received = socket.recv_from(&mut buffer), if reading && waiting.is_none() => {
                 // An error here is the ICMP answer to an earlier send (port unreachable): it

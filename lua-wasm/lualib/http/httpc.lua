@@ -100,7 +100,11 @@ local function connect(host, timeout)
 		address = ip
 	end
 	local fd = socket.connect(address, port, timeout)
-	local interface = interface_of(scheme, fd, kind == "hostname" and hostname or nil)
+	local ok, interface = pcall(interface_of, scheme, fd, kind == "hostname" and hostname or nil)
+	if not ok then
+		socket.close(fd)
+		error(interface)
+	end
 	if timeout then
 		skynet.timeout(timeout, function()
 			if not interface.finish then
@@ -110,7 +114,12 @@ local function connect(host, timeout)
 		end)
 	end
 	if interface.init then
-		interface.init(kind == "hostname" and hostname or nil)
+		local done, err = pcall(interface.init, kind == "hostname" and hostname or nil)
+		if not done then
+			interface.finish = true
+			socket.close(fd)
+			error(err)
+		end
 	end
 	return fd, interface, hostheader
 end

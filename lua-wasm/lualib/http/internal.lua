@@ -19,9 +19,13 @@ local function chunksize(read, body)
 	while true do
 		local f, e = body:find("\r\n", 1, true)
 		if f then
-			-- chunk extensions (";name=value") are ignored
+			-- chunk extensions (";name=value") are ignored; 15 hex digits at most, so
+			-- the size never wraps around
 			local size = body:sub(1, f - 1):match "^%s*(%x+)%s*;?"
-			return size and tonumber(size, 16), body:sub(e + 1)
+			if not size or #size > 15 then
+				return
+			end
+			return tonumber(size, 16), body:sub(e + 1)
 		end
 		if #body > CHUNK_LINE then
 			return
@@ -117,10 +121,10 @@ function internal.recvchunkedbody(read, bodylimit, header, body)
 		if sz == 0 then
 			break
 		end
-		size = size + sz
-		if bodylimit and size > bodylimit then
+		if bodylimit and sz > bodylimit - size then
 			return
 		end
+		size = size + sz
 		if #body >= sz then
 			parts[#parts + 1] = body:sub(1, sz)
 			body = body:sub(sz + 1)
@@ -138,9 +142,15 @@ function internal.recvchunkedbody(read, bodylimit, header, body)
 	if not body then
 		return
 	end
-	header = internal.parseheader(trailer, 1, header)
-	if not header then
+	-- trailer fields join the header, except those that frame the message
+	local fields = internal.parseheader(trailer, 1, {})
+	if not fields then
 		return
+	end
+	for k, v in pairs(fields) do
+		if k ~= "content-length" and k ~= "transfer-encoding" and k ~= "host" and header[k] == nil then
+			header[k] = v
+		end
 	end
 	return table.concat(parts), header
 end
@@ -262,6 +272,9 @@ local function stream_nobody(s)
 end
 
 local function stream_length(length)
+	if length == 0 then
+		return stream_nobody
+	end
 	return function(s)
 		local body = s._body
 		s._body = nil

@@ -27,6 +27,8 @@ local sformat = string.format
 local GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 local MAX_SERVER_MESSAGE = 256 * 1024
 local MAX_CLIENT_MESSAGE = 16 * 1024 * 1024
+-- the most frames one message may come in
+local MAX_FRAGMENTS = 4096
 
 local M = {}
 
@@ -172,6 +174,9 @@ local function read_message(ws, on)
 				return payload, op
 			end
 			parts = parts or {}
+			if #parts >= MAX_FRAGMENTS then
+				error(sformat("websocket: a message in more than %d frames", MAX_FRAGMENTS))
+			end
 			parts[#parts + 1] = payload
 			size = (size or 0) + #payload
 			first = first or op

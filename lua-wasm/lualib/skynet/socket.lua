@@ -341,8 +341,18 @@ socket_message[4] = function(id, newid, addr)
 end
 
 -- ERROR = 5: data is the reason
+-- lookups waiting for their RESOLVE event, by id (an ERROR ends one too)
+local resolving = {}
+
 socket_message[5] = function(id, _, err)
 	err = err or "socket error"
+	local r = resolving[id]
+	if r then
+		resolving[id] = nil
+		r.failed, r.text = true, err
+		skynet.wakeup(r)
+		return
+	end
 	local s = socket_pool[id]
 	if s == nil then
 		driver.shutdown(id)
@@ -766,9 +776,6 @@ end
 function socket.netstat()
 	return driver.info()
 end
-
--- lookups waiting for their RESOLVE event, by id
-local resolving = {}
 
 -- RESOLVE = 8 (skywasm): ud 0 and the addresses, or ud 1 and why not
 socket_message[8] = function(id, failed, text)

@@ -89,10 +89,10 @@ pub fn unpacked_len(mut src: &[u8]) -> Result<usize, BadPacking> {
             let (&count, rest) = rest.split_first().ok_or(BadPacking)?;
             let n = (usize::from(count) + 1) * 8;
             src = rest.get(n..).ok_or(BadPacking)?;
-            len += n;
+            len = len.checked_add(n).ok_or(BadPacking)?;
         } else {
             src = rest.get(mask.count_ones() as usize..).ok_or(BadPacking)?;
-            len += 8;
+            len = len.checked_add(8).ok_or(BadPacking)?;
         }
     }
     Ok(len)

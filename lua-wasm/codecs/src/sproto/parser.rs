@@ -65,6 +65,7 @@ pub fn parse(text: &[u8], file: &str) -> Result<Vec<u8>, ParseError> {
     let mut p = Parser {
         text,
         at: 0,
+        depth: 0,
         line: 1,
         furthest_line: 1,
         file,
@@ -93,9 +94,14 @@ impl From<ParseError> for Failure {
     }
 }
 
+/// The deepest nesting of type definitions (`.A { .B { ...`) a schema may have.
+const MAX_NESTING: usize = 64;
+
 struct Parser<'t> {
     text: &'t [u8],
     at: usize,
+    /// How deep in nested type definitions the parser is.
+    depth: usize,
     line: usize,
     furthest_line: usize,
     file: &'t str,
@@ -212,6 +218,16 @@ impl Parser<'_> {
     /// `{ fields and nested types }` of the type `name`; nested types are defined in
     /// `defs` as `name.Nested`.
     fn structure(&mut self, name: &str, defs: &mut Definitions) -> Parsed<Vec<FieldDef>> {
+        if self.depth >= MAX_NESTING {
+            return Err(ParseError(format!("{name}: types nested deeper than {MAX_NESTING}")).into());
+        }
+        self.depth += 1;
+        let fields = self.structure_body(name, defs);
+        self.depth -= 1;
+        fields
+    }
+
+    fn structure_body(&mut self, name: &str, defs: &mut Definitions) -> Parsed<Vec<FieldDef>> {
         self.expect(b'{')?;
         let mut fields: Vec<FieldDef> = Vec::new();
         loop {

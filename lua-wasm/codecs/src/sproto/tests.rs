@@ -617,6 +617,13 @@ fn the_parser_reports_what_skynet_s_does() {
 }
 
 #[test]
+fn nesting_is_bounded() {
+    let deep = ".A {".repeat(100) + &"}".repeat(100);
+    let err = parse(deep.as_bytes(), "=text").unwrap_err().0;
+    assert!(err.contains("nested deeper than 64"), "{err}");
+}
+
+#[test]
 fn nested_names_resolve_from_the_inside_out() {
     let text = ".A { .B { x 0 : integer } b 0 : B }\n.B { y 0 : string }\n.C { b 0 : B c 1 : A.B }";
     let schema = Schema::from_bundle(&parse(text.as_bytes(), "=text").unwrap()).unwrap();

@@ -60,6 +60,8 @@ local CLIENT_FLAGS = 0x0003F74F | 0x00040000 | 0x00080000
 local CLIENT_PLUGIN_AUTH = 0x00080000
 -- a packet's payload tops out here; a longer one continues in the next packet
 local MAX_PAYLOAD = 0xffffff
+-- the largest message taken from the server (continued packets joined)
+local MAX_RECEIVE = 256 * 1024 * 1024
 
 ---------------------------------------------------------------------------------------------
 -- packets
@@ -95,8 +97,13 @@ end
 -- its last sequence number.
 local function read_packet(so)
 	local parts, seq, len = {}, nil, nil
+	local total = 0
 	repeat
 		len, seq = strunpack("<I3B", so:read(4))
+		total = total + len
+		if total > MAX_RECEIVE then
+			error("mysql: a message over " .. MAX_RECEIVE .. " bytes")
+		end
 		parts[#parts + 1] = len > 0 and so:read(len) or ""
 	until len < MAX_PAYLOAD
 	local data = #parts == 1 and parts[1] or concat(parts)

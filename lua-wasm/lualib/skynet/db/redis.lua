@@ -33,6 +33,10 @@ local read_reply
 -- one reader per reply type, by its first byte
 local reader = {}
 
+-- Redis's own limit on a bulk string (proto-max-bulk-len), and how deep arrays may nest
+local MAX_BULK = 512 * 1024 * 1024
+local MAX_DEPTH = 64
+
 reader[43] = function(_, line) -- '+' status
 	return true, line
 end
@@ -57,10 +61,13 @@ reader[36] = function(so, line) -- '$' bulk string
 	if n < 0 then
 		return true, nil
 	end
+	if n > MAX_BULK then
+		error("redis: a bulk string of " .. n .. " bytes")
+	end
 	return true, ssub(so:read(n + 2), 1, -3)
 end
 
-reader[42] = function(so, line) -- '*' array
+reader[42] = function(so, line, depth) -- '*' array
 	local n = math.tointeger(tonumber(line))
 	if not n then
 		error("redis: bad array length " .. line)
@@ -68,9 +75,12 @@ reader[42] = function(so, line) -- '*' array
 	if n < 0 then
 		return true, nil
 	end
+	if depth >= MAX_DEPTH then
+		error "redis: arrays nested too deep"
+	end
 	local items, all_ok = {}, true
 	for i = 1, n do
-		local ok, v = read_reply(so)
+		local ok, v = read_reply(so, depth + 1)
 		if not ok then
 			-- as skynet's: the request raises the array, errors in place
 			all_ok = false
@@ -80,14 +90,15 @@ reader[42] = function(so, line) -- '*' array
 	return all_ok, items
 end
 
-function read_reply(so)
+-- One reply (`depth`: how deep in arrays it is, nil at the top).
+function read_reply(so, depth)
 	local line = so:readline "\r\n"
 	local f = reader[sbyte(line)]
 	if not f then
 		-- not RESP2: the stream can't be followed any further (the channel drops it)
 		error("redis: unexpected reply " .. string.format("%q", ssub(line, 1, 32)))
 	end
-	return f(so, ssub(line, 2))
+	return f(so, ssub(line, 2), depth or 0)
 end
 
 local function read_boolean(so)

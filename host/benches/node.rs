@@ -825,14 +825,24 @@ fn free_port() -> u16 {
 fn start_redis() -> (KillOnDrop, u16) {
     let port = free_port();
     let child = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
         .args(["--appendonly", "no"])
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server runs (scripts/setup installs it)");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "redis-server never listened");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server never listened"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     (KillOnDrop(child), port)

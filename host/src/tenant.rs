@@ -53,7 +53,13 @@ const SECRET_ENV_KEYS: &[&str] = &["cluster_secret", "harbor_secret"];
 
 /// Env keys the host reads for every tenant's services (files it opens, names it pins):
 /// only a trusted tenant may set them.
-const HOST_ENV_KEYS: &[&str] = &["lua_data_path", "dns_hosts", "tls_cert", "tls_key", "tls_ca"];
+const HOST_ENV_KEYS: &[&str] = &[
+    "lua_data_path",
+    "dns_hosts",
+    "tls_cert",
+    "tls_key",
+    "tls_ca",
+];
 
 /// True for a key the runtime reads (the Lua runtime's keys, the host's, the cluster's),
 /// which only a trusted tenant may set.

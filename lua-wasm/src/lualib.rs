@@ -96,6 +96,10 @@ const MODULES: &[(&str, &str)] = &[
     ("http.httpd", include_str!("../lualib/http/httpd.lua")),
     ("http.httpc", include_str!("../lualib/http/httpc.lua")),
     (
+        "http.tlshelper",
+        include_str!("../lualib/http/tlshelper.lua"),
+    ),
+    (
         "http.websocket",
         include_str!("../lualib/http/websocket.lua"),
     ),

@@ -29,6 +29,7 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
         (c"udp_send", udp_send),
         (c"udp_address", udp_address),
         (c"resolve", resolve),
+        (c"tls", tls),
     ];
     // SAFETY: called by Lua with a valid state.
     unsafe {
@@ -139,6 +140,34 @@ unsafe extern "C-unwind" fn resolve(l: *mut ffi::lua_State) -> c_int {
             return push_failure(l, id);
         }
         ffi::lua_pushinteger(l, ffi::lua_Integer::from(id));
+        1
+    }
+}
+
+/// `tls(id, "client", name)` / `tls(id, "server")`: makes the socket speak TLS (the host
+/// does the handshake; a TLS event says when it is done); `true`, or `nil, reason`.
+unsafe extern "C-unwind" fn tls(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe {
+        let id = ffi::luaL_checkinteger(l, 1) as i32;
+        let mode = match check_str(l, 2) {
+            "client" => socket::TLS_CLIENT,
+            "server" => socket::TLS_SERVER,
+            _ => {
+                ffi::luaL_argerror(l, 2, c"client or server".as_ptr());
+                unreachable!("luaL_argerror does not return")
+            }
+        };
+        let name = if ffi::lua_isnoneornil(l, 3) != 0 {
+            ""
+        } else {
+            check_str(l, 3)
+        };
+        let rc = sys::socket_tls(id, mode, name);
+        if rc != 0 {
+            return push_failure(l, rc);
+        }
+        ffi::lua_pushboolean(l, 1);
         1
     }
 }

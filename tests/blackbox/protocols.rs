@@ -151,3 +151,72 @@ fn native_http_and_websocket_clients_talk_to_the_lua_servers() {
         }
     }
 }
+
+/// The node's TLS config for a test CA's certificate of game.test, pinned to 127.0.0.1.
+fn tls_config(ca: &crate::servers::TestCa, hosts: &std::path::Path) -> String {
+    std::fs::write(hosts, "127.0.0.1 game.test other.test\n").unwrap();
+    format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\ntls_ca = \"{}\"\ndns_hosts = \"{}\"",
+        ca.file("cert.pem"),
+        ca.file("key.pem"),
+        ca.file("ca.pem"),
+        hosts.display()
+    )
+}
+
+#[test]
+fn tls_by_the_host_serves_https_and_wss_and_refuses_what_does_not_verify() {
+    let ca = crate::servers::TestCa::new(&["game.test", "127.0.0.1"]);
+    let hosts = ca.dir.path().join("hosts");
+    run_skynet_style("test_tls", &tls_config(&ca, &hosts));
+}
+
+/// A native TLS client (rustls, trusting the test CA) gets a page from a Lua https server.
+#[test]
+fn a_native_tls_client_talks_to_a_lua_https_server() {
+    use std::io::{Read, Write};
+    let ca = crate::servers::TestCa::new(&["game.test", "127.0.0.1"]);
+    let hosts = ca.dir.path().join("hosts");
+    let http_port = crate::servers::free_port();
+    let t = start_skynet_style(&format!(
+        "start = \"web_server\"\nhttp_port = {http_port}\nws_port = {}\nweb_tls = \"yes\"\n{}",
+        crate::servers::free_port(),
+        tls_config(&ca, &hosts)
+    ));
+    t.wait_log("WEB READY");
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca.file("ca.pem")).unwrap();
+    for cert in rustls_pemfile_certs(&pem) {
+        roots.add(cert).unwrap();
+    }
+    #[allow(deprecated)] // ring, as the host's (see host/src/socket/tls.rs)
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("game.test").unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.write_all(
+        b"GET /native?name=rust HTTP/1.1\r\nHost: game.test\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    let _ = tls.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(reply.ends_with("GET /native rust "), "{reply}");
+}
+
+/// The certificates of a PEM file.
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}

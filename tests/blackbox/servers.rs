@@ -130,3 +130,43 @@ pub fn mariadb(port: Option<u16>, password: &str, database: &str) -> Server {
         _dir: dir,
     }
 }
+
+/// A test CA and a server certificate it signed, made now, as PEM files in a temporary
+/// directory: `ca.pem`, `cert.pem` (the server's, then the CA's) and `key.pem`, for the
+/// names given (host names, or addresses).
+pub struct TestCa {
+    /// Where the files are.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    /// Makes the CA and a certificate for `names`.
+    pub fn new(names: &[&str]) -> TestCa {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "skywasm test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("cert.pem"),
+            format!("{}{}", cert.pem(), ca.pem()),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        TestCa { dir }
+    }
+
+    /// A file of it.
+    pub fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}

@@ -130,6 +130,5 @@ skynet.start(function()
 	end)
 	check.raises("a handshake answered 404", "websocket handshake error: code[404]", websocket.connect,
 		"ws://127.0.0.1:" .. http_port)
-	check.raises("wss needs TLS", "needs TLS", websocket.connect, "wss://127.0.0.1:1")
 	check.done()
 end)

@@ -1,4 +1,5 @@
--- An HTTP server (keep-alive) and a WebSocket echo server on the ports the config gives,
+-- An HTTP server (keep-alive; https with `web_tls`) and a WebSocket echo server on the
+-- ports the config gives,
 -- for clients written in Rust (protocols.rs).
 local skynet = require "skynet"
 local socket = require "skynet.socket"
@@ -8,6 +9,10 @@ local urllib = require "http.url"
 local websocket = require "http.websocket"
 
 local function http_connection(fd)
+	if skynet.getenv "web_tls" then
+		-- https: the host's TLS, started before the socket is
+		socket.starttls(fd, "server")
+	end
 	socket.start(fd)
 	local read, write = sockethelper.readfunc(fd), sockethelper.writefunc(fd)
 	while true do

@@ -254,12 +254,10 @@ fn start_tls(
     let core = &caller.data().core;
     let node = core.node();
     let result = match mode {
-        socket::TLS_CLIENT => node.sockets.start_tls(
-            id,
-            Some(&name),
-            node.getenv("tls_ca").as_deref(),
-            None,
-        ),
+        socket::TLS_CLIENT => {
+            node.sockets
+                .start_tls(id, Some(&name), node.getenv("tls_ca").as_deref(), None)
+        }
         socket::TLS_SERVER => {
             if !core.service().tenant().is_trusted() {
                 return Ok(crate::command::deny(
@@ -272,7 +270,9 @@ fn start_tls(
             }
             let (cert, key) = (node.getenv("tls_cert"), node.getenv("tls_key"));
             match (cert.as_deref(), key.as_deref()) {
-                (Some(cert), Some(key)) => node.sockets.start_tls(id, None, None, Some((cert, key))),
+                (Some(cert), Some(key)) => {
+                    node.sockets.start_tls(id, None, None, Some((cert, key)))
+                }
                 _ => node.sockets.start_tls(id, None, None, None),
             }
         }

@@ -14,7 +14,9 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HOSTS_FILE: u64 = 1 << 20;
 
 static LOOKUPS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
-    std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_LOOKUPS)));
+    std::sync::LazyLock::new(|| {
+        std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_LOOKUPS))
+    });
 
 /// True for what can be a host name (RFC 1123 labels, 253 bytes at most) or a numeric
 /// address: anything else is refused before a lookup.

@@ -9,9 +9,12 @@ use std::sync::{Arc, Mutex};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+/// A config built from the files named by `K` (the node's settings).
+type Cached<K, C> = Mutex<Option<(K, Arc<C>)>>;
+
 /// Configs built once per set of files (they are read from disk, the roots too).
-static CLIENT: Mutex<Option<(Option<String>, Arc<rustls::ClientConfig>)>> = Mutex::new(None);
-static SERVER: Mutex<Option<((String, String), Arc<rustls::ServerConfig>)>> = Mutex::new(None);
+static CLIENT: Cached<Option<String>, rustls::ClientConfig> = Mutex::new(None);
+static SERVER: Cached<(String, String), rustls::ServerConfig> = Mutex::new(None);
 
 /// ring's provider: aws-lc-rs (rustls's default) would need cmake and a C build here. ring
 /// offers no post-quantum key exchange, hence rustls's deprecation note.
@@ -41,9 +44,7 @@ fn client_config(ca: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> 
             return Err(format!("tls_ca {path}: no certificate in it"));
         }
         for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("tls_ca {path}: {e}"))?;
+            roots.add(cert).map_err(|e| format!("tls_ca {path}: {e}"))?;
         }
     }
     let config = rustls::ClientConfig::builder_with_provider(provider())
@@ -91,8 +92,8 @@ pub(crate) fn client(name: &str, ca: Option<&str>) -> Result<rustls::Connection,
 
 /// A server connection presenting the `cert` chain (PEM) with its `key`.
 pub(crate) fn server(cert: &str, key: &str) -> Result<rustls::Connection, String> {
-    let connection =
-        rustls::ServerConnection::new(server_config(cert, key)?).map_err(|e| format!("tls: {e}"))?;
+    let connection = rustls::ServerConnection::new(server_config(cert, key)?)
+        .map_err(|e| format!("tls: {e}"))?;
     Ok(connection.into())
 }
 
@@ -107,5 +108,36 @@ impl std::io::Write for TryWriter<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_cannot_work_is_refused_with_the_reason() {
+        let err = client("not a name!", None).err().unwrap();
+        assert!(err.contains("is not a host name or an address"), "{err}");
+        let err = client("example.com", Some("/nonexistent/ca.pem"))
+            .err()
+            .unwrap();
+        assert!(err.contains("tls_ca /nonexistent/ca.pem"), "{err}");
+        let err = server("/nonexistent/cert.pem", "/nonexistent/key.pem")
+            .err()
+            .unwrap();
+        assert!(err.contains("tls_cert /nonexistent/cert.pem"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let err = client("example.com", empty.to_str()).err().unwrap();
+        assert!(err.contains("no certificate in it"), "{err}");
+    }
+
+    #[test]
+    fn clients_take_names_and_addresses() {
+        assert!(client("example.com", None).is_ok());
+        assert!(client("127.0.0.1", None).is_ok());
+        assert!(client("[::1]", None).is_ok());
     }
 }

@@ -7,8 +7,8 @@
 --   for part, stream in httpc.request_stream(method, host, url, ...) do ... end
 --
 -- `host` is [scheme://]host[:port]: a name, an IPv4 address or a bracketed IPv6 one. Names
--- are looked up through skynet.dns (the host's resolver, asynchronously). https needs
--- http.tlshelper.
+-- are looked up through skynet.dns (the host's resolver, asynchronously). https goes
+-- through the host's TLS (http.tlshelper).
 local skynet = require "skynet"
 local socket = require "http.sockethelper"
 local internal = require "http.internal"
@@ -100,7 +100,8 @@ local function connect(host, timeout)
 		address = ip
 	end
 	local fd = socket.connect(address, port, timeout)
-	local ok, interface = pcall(interface_of, scheme, fd, kind == "hostname" and hostname or nil)
+	-- (a certificate names the host as it was written: a name, or an address)
+	local ok, interface = pcall(interface_of, scheme, fd, hostname)
 	if not ok then
 		socket.close(fd)
 		error(interface)
@@ -114,7 +115,7 @@ local function connect(host, timeout)
 		end)
 	end
 	if interface.init then
-		local done, err = pcall(interface.init, kind == "hostname" and hostname or nil)
+		local done, err = pcall(interface.init, hostname)
 		if not done then
 			interface.finish = true
 			socket.close(fd)

@@ -10,7 +10,9 @@
 --
 -- Frames are checked: reserved bits, unknown opcodes, fragmented or oversized control
 -- frames end the connection; a message over the size limit (256 KiB for a server, 16 MiB
--- for a client) too. A client masks what it sends, as RFC 6455 requires.
+-- for a client) too. A client masks what it sends, as RFC 6455 requires. wss goes through
+-- the host's TLS (http.tlshelper): a server presents the node's tls_cert, a client
+-- verifies the server's name.
 local internal = require "http.internal"
 local socket = require "skynet.socket"
 local crypt = require "skynet.crypt"
@@ -280,20 +282,21 @@ local function new_ws(id, mode, read, write, close)
 	return ws
 end
 
-local function tls_required(protocol)
-	error(sformat("websocket: %s needs TLS, which is not provided yet", protocol))
-end
-
 -- Runs a server connection until it ends: true, or false and why it could not start.
 function M.accept(id, handle, protocol, addr, options)
 	protocol = protocol or "ws"
-	if protocol ~= "ws" then
-		if protocol == "wss" then
-			tls_required(protocol)
-		end
+	if protocol ~= "ws" and protocol ~= "wss" then
 		error(sformat("invalid websocket protocol:%s", tostring(protocol)))
 	end
 	if not (options and options.upgrade) then
+		if protocol == "wss" then
+			-- the host's TLS, started before the socket is (see http.tlshelper)
+			local ok, err = pcall(socket.starttls, id, "server")
+			if not ok then
+				socket.close(id)
+				return false, err
+			end
+		end
 		local ok, err = socket.start(id)
 		if not ok then
 			return false, err
@@ -384,9 +387,7 @@ end
 -- Connects to "ws://host[:port][/path]" and does the handshake: the connection's id.
 function M.connect(url, header, timeout)
 	local protocol, host, path = url:match "^(wss?)://([^/]+)(.*)$"
-	if protocol == "wss" then
-		tls_required(protocol)
-	elseif protocol ~= "ws" then
+	if protocol ~= "ws" and protocol ~= "wss" then
 		error(sformat("invalid protocol: %s", tostring(protocol)))
 	end
 	local address, port = host:match "^%[(.-)%]:?(%d*)$"
@@ -396,11 +397,19 @@ function M.connect(url, header, timeout)
 	if not address then
 		error("websocket: bad host " .. host)
 	end
-	port = tonumber(port) or 80
+	port = tonumber(port) or (protocol == "wss" and 443 or 80)
+	local name = address
 	if not address:find "^%d+%.%d+%.%d+%.%d+$" and not address:find(":", 1, true) then
 		address = dns.resolve(address)
 	end
 	local id = sockethelper.connect(address, port, timeout)
+	if protocol == "wss" then
+		local ok, err = pcall(socket.starttls, id, "client", name)
+		if not ok then
+			socket.close(id)
+			error(err)
+		end
+	end
 	local ws = new_ws(id, "client", sockethelper.readfunc(id), sockethelper.writefunc(id), function()
 		socket.close(id)
 	end)

@@ -777,6 +777,47 @@ function socket.netstat()
 	return driver.info()
 end
 
+-- TLS = 9 (skywasm): the host finished a TLS handshake; data is the protocol version
+socket_message[9] = function(id, _, version)
+	local s = socket_pool[id]
+	if s then
+		s.tls = version or "TLS"
+		-- only starttls waits for this (a reader woken would take it for a close)
+		if s.tls_waiting then
+			wakeup(s)
+		end
+	end
+end
+
+-- Makes a socket speak TLS, the host doing the handshake and the encryption (keys never
+-- enter the service): as a client of `name` (the server's certificate must name it; the
+-- system's roots and the node's tls_ca are trusted), the handshake done when this returns
+-- (raises otherwise); or as a server with the node's tls_cert and tls_key — called on an
+-- accepted socket before socket.start, the handshake then runs as it starts.
+function socket.starttls(id, mode, name)
+	local ok, err = driver.tls(id, mode, name)
+	if not ok then
+		error(sformat("socket %d: tls: %s", id, tostring(err)), 2)
+	end
+	if mode ~= "client" then
+		return true
+	end
+	local s = socket_pool[id]
+	if not s then
+		error(sformat("socket %d: tls: not an open socket", id), 2)
+	end
+	s.tls_waiting = true
+	while not s.tls do
+		if s.connected == false or socket_pool[id] ~= s then
+			s.tls_waiting = nil
+			error(sformat("socket %d: tls handshake with %s failed", id, tostring(name)), 2)
+		end
+		suspend(s)
+	end
+	s.tls_waiting = nil
+	return true
+end
+
 -- RESOLVE = 8 (skywasm): ud 0 and the addresses, or ud 1 and why not
 socket_message[8] = function(id, failed, text)
 	local r = resolving[id]

@@ -187,7 +187,8 @@ impl<'s, S: Sink<'s>> Decoder<'s, '_, S> {
             Kind::Boolean => Err(DecodeError::Malformed),
             Kind::String { .. } => self.sink.set(field, Scalar::Bytes(object)),
             Kind::Struct(sub) => {
-                self.sink.push_table(0, self.schema.types[sub].fields.len())?;
+                self.sink
+                    .push_table(0, self.schema.types[sub].fields.len())?;
                 self.whole_struct(sub, object, depth)?;
                 self.sink.set_table(field)
             }

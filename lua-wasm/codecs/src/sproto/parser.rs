@@ -219,7 +219,9 @@ impl Parser<'_> {
     /// `defs` as `name.Nested`.
     fn structure(&mut self, name: &str, defs: &mut Definitions) -> Parsed<Vec<FieldDef>> {
         if self.depth >= MAX_NESTING {
-            return Err(ParseError(format!("{name}: types nested deeper than {MAX_NESTING}")).into());
+            return Err(
+                ParseError(format!("{name}: types nested deeper than {MAX_NESTING}")).into(),
+            );
         }
         self.depth += 1;
         let fields = self.structure_body(name, defs);

@@ -283,9 +283,11 @@ fn a_flood_into_a_busy_gate_keeps_the_nodes_rss_within_its_backlog() {
 /// make, all at once for 5 s (tests/lua/bounds_battery.lua: log floods, refused GETENVs of
 /// 1 MiB keys, names, timers, full mailboxes, launches with 1 MiB arguments, unanswered
 /// calls, memory up to the limit): the node's RSS grows by at most the tenant's caps
-/// (`tenant_memory` 48 MiB, `tenant_mailbox_bytes` 8 MiB, `log_backlog` 4 MiB) plus a
+/// (`tenant_memory` 64 MiB, `tenant_mailbox_bytes` 8 MiB, `log_backlog` 4 MiB) plus a
 /// stated constant (32 MiB), the caps are met (refusals), and a calm service of another
-/// tenant gets every answer meanwhile.
+/// tenant gets every answer meanwhile. (The tenant cap leaves every attacker room to reach
+/// its own limits: at the tenant's cap a Lua service may fault rather than raise, see
+/// docs/tenants.md.)
 #[test]
 fn every_attack_of_a_tenant_at_once_keeps_the_nodes_rss_within_its_caps() {
     const ATTACKS: [&str; 8] = [
@@ -298,7 +300,7 @@ fn every_attack_of_a_tenant_at_once_keeps_the_nodes_rss_within_its_caps() {
     let node = NodeProcess::start(&format!(
         "luaservice = \"{}/?.lua\"\nlog_backlog = \"4M\"\n\
          tenants = {{\n\
-           r = {{ memory = \"16M\", tenant_memory = \"48M\", tenant_mailbox_bytes = \"8M\", timers = 200,\n\
+           r = {{ memory = \"16M\", tenant_memory = \"64M\", tenant_mailbox_bytes = \"8M\", timers = 200,\n\
                  launch = {{ \"snlua bounds_battery\" }}, start = {{ {} }} }},\n\
            calm = {{ trusted = true, start = \"snlua bounds_battery calm 7\" }},\n\
          }}",
@@ -339,7 +341,7 @@ fn every_attack_of_a_tenant_at_once_keeps_the_nodes_rss_within_its_caps() {
         "calm: {answered} of {asked}"
     );
     assert!(
-        grown_mib <= 48 + 8 + 4 + 32,
+        grown_mib <= 64 + 8 + 4 + 32,
         "the node's RSS grew by {grown_mib} MiB"
     );
 }

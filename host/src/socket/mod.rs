@@ -81,7 +81,13 @@ pub type NoticeSink = Box<dyn Fn(&str) + Send + Sync>;
 pub struct SocketQuota {
     open: AtomicU32,
     limit: u32,
+    /// Host-name lookups in flight under this quota (each is a socket too).
+    lookups: AtomicU32,
 }
+
+/// The most lookups an untrusted tenant may have in flight at once: the node runs 32 at a
+/// time, and one tenant must not hold every turn.
+const UNTRUSTED_LOOKUPS: u32 = 8;
 
 impl SocketQuota {
     /// A quota of `limit` open sockets.
@@ -89,6 +95,7 @@ impl SocketQuota {
         Arc::new(SocketQuota {
             open: AtomicU32::new(0),
             limit,
+            lookups: AtomicU32::new(0),
         })
     }
 
@@ -100,6 +107,20 @@ impl SocketQuota {
     /// The most sockets that may be open under this quota.
     pub fn limit(&self) -> u32 {
         self.limit
+    }
+
+    /// A turn for one more lookup in flight, at most `most` at once.
+    fn take_lookup(self: &Arc<Self>, most: u32) -> Result<LookupTicket, SocketError> {
+        self.lookups
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < most).then_some(n + 1)
+            })
+            .map(|_| LookupTicket(self.clone()))
+            .map_err(|_| {
+                SocketError::Limit(format!(
+                    "the limit of {most} host-name lookups in flight is reached"
+                ))
+            })
     }
 
     fn take(self: &Arc<Self>) -> Result<QuotaTicket, SocketError> {
@@ -114,6 +135,15 @@ impl SocketQuota {
                     self.limit
                 ))
             })
+    }
+}
+
+/// One lookup's turn under a quota, given back when the lookup ends.
+struct LookupTicket(Arc<SocketQuota>);
+
+impl Drop for LookupTicket {
+    fn drop(&mut self) {
+        self.0.lookups.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -475,6 +505,13 @@ impl SocketServer {
                 "resolve {name:?}: not a host name"
             )));
         }
+        // a trusted tenant's lookups share only the node's 32 turns
+        let most = if owner.may_resolve {
+            u32::MAX
+        } else {
+            UNTRUSTED_LOOKUPS
+        };
+        let turn = owner.quota.take_lookup(most)?;
         let ticket = owner.quota.take()?;
         let (entry, control) =
             self.shared
@@ -489,6 +526,7 @@ impl SocketServer {
                 ipv6,
                 hosts_file,
                 control,
+                turn,
             ),
         ));
         Ok(entry.id)

@@ -161,6 +161,7 @@ pub(super) async fn resolve(
     ipv6: bool,
     hosts_file: Option<String>,
     mut control: UnboundedReceiver<Control>,
+    turn: super::LookupTicket,
 ) {
     let lookup = super::dns::lookup(&name, ipv6, hosts_file.as_deref());
     tokio::pin!(lookup);
@@ -173,6 +174,7 @@ pub(super) async fn resolve(
             },
         }
     };
+    drop(turn);
     let Some(result) = result else {
         shared.remove(entry.id);
         return;

@@ -481,3 +481,51 @@ fn a_socket_still_connecting_queues_no_more_than_max_unsent() {
     assert!(matches!(refused, SocketError::Limit(_)), "{refused}");
     assert_eq!(queued, MAX_UNSENT);
 }
+
+#[test]
+fn an_untrusted_tenant_has_at_most_eight_lookups_in_flight() {
+    let quota = SocketQuota::new(100);
+    let turns: Vec<_> = (0..UNTRUSTED_LOOKUPS)
+        .map(|_| quota.take_lookup(UNTRUSTED_LOOKUPS).expect("a turn"))
+        .collect();
+    let refused = quota.take_lookup(UNTRUSTED_LOOKUPS).err().expect("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("8 host-name lookups in flight"),
+        "{refused}"
+    );
+    drop(turns);
+    assert!(
+        quota.take_lookup(UNTRUSTED_LOOKUPS).is_ok(),
+        "turns come back"
+    );
+}
+
+#[test]
+fn a_lookup_answers_with_a_resolve_event_and_frees_its_turn() {
+    let (server, events) = server();
+    let quota = SocketQuota::new(100);
+    let owner = Owner {
+        handle: Handle(7),
+        quota: quota.clone(),
+        may_resolve: false,
+    };
+    let id = server.resolve(&owner, "127.0.0.1", false, None).unwrap();
+    let (who, kind, got, ud, payload) = events.recv_timeout(WAIT).unwrap();
+    assert_eq!((who, kind, got, ud), (7, abi::RESOLVE, id, 0));
+    assert_eq!(payload, b"127.0.0.1");
+    // the turn and the socket place are given back once the task ends
+    let deadline = std::time::Instant::now() + WAIT;
+    while (quota.lookups.load(Ordering::Acquire) != 0 || quota.open() != 0)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(quota.lookups.load(Ordering::Acquire), 0);
+    assert_eq!(quota.open(), 0);
+    let err = server
+        .resolve(&owner, "bad name!", false, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("not a host name"), "{err}");
+}

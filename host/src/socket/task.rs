@@ -487,43 +487,61 @@ impl Connection {
         if self.tls.is_some() {
             return self.write_tls(shared, entry, stream);
         }
-        let mut failure = None;
+        let written = self.drain(entry, |bytes| {
+            let n = stream.try_write(bytes)?;
+            entry.written.fetch_add(n as u64, Ordering::AcqRel);
+            Ok(n)
+        });
+        if let Err(e) = written {
+            return Err(self.fail(shared, entry, "write", &e));
+        }
+        self.drained_warning(shared, entry)
+    }
+
+    /// Hands the queued bytes to `write` until it takes none (would block, or a TLS buffer
+    /// is full) or fails; what it took leaves `unsent`. A low-priority buffer written in
+    /// part is finished first: the peer must not see normal bytes in the middle of it
+    /// (skynet moves it ahead the same way).
+    fn drain(
+        &mut self,
+        entry: &Entry,
+        mut write: impl FnMut(&[u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<()> {
         loop {
-            // A low-priority buffer written in part is finished first: the peer must not
-            // see normal bytes in the middle of it (skynet moves it ahead the same way).
             let low = self.high.is_empty() || self.low_started;
             let queue = if low { &mut self.low } else { &mut self.high };
             let Some(front) = queue.front_mut() else {
-                break;
+                return Ok(());
             };
-            match stream.try_write(front) {
-                Ok(n) => {
-                    entry.written.fetch_add(n as u64, Ordering::AcqRel);
-                    entry.unsent.fetch_sub(n as u64, Ordering::AcqRel);
-                    if n == front.len() {
-                        queue.pop_front();
-                        if low {
-                            self.low_started = false;
-                        }
-                    } else {
-                        let _ = front.split_to(n);
-                        if low {
-                            self.low_started = true;
-                        }
-                    }
+            let n = if front.is_empty() {
+                0
+            } else {
+                match write(front) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
+            };
+            entry.unsent.fetch_sub(n as u64, Ordering::AcqRel);
+            if n == front.len() {
+                queue.pop_front();
+                if low {
+                    self.low_started = false;
+                }
+            } else {
+                let _ = front.split_to(n);
+                if low {
+                    self.low_started = true;
                 }
             }
         }
-        if let Some(e) = failure {
-            return Err(self.fail(shared, entry, "write", &e));
-        }
-        if self.warned {
-            // Drained after a warning: tell the owner (skynet sends a 0 KiB warning).
+    }
+
+    /// Once the queues are empty after a warning, tells the owner (skynet sends a 0 KiB
+    /// warning).
+    fn drained_warning(&mut self, shared: &Shared, entry: &Entry) -> Result<(), End> {
+        if self.warned && self.high.is_empty() && self.low.is_empty() {
             self.warned = false;
             self.warn_at = WARNING_THRESHOLD;
             if !shared.emit(entry, abi::WARNING, 0, b"") {
@@ -550,31 +568,8 @@ impl Connection {
         stream: &TcpStream,
     ) -> Result<(), End> {
         use std::io::Write;
-        loop {
-            let low = self.high.is_empty() || self.low_started;
-            let queue = if low { &mut self.low } else { &mut self.high };
-            let Some(front) = queue.front_mut() else {
-                break;
-            };
-            let n = match tls.writer().write(front) {
-                Ok(n) => n,
-                Err(e) => return Err(self.fail(shared, entry, "tls write", &e)),
-            };
-            if n == 0 {
-                break; // its buffer is full: the records go out first
-            }
-            entry.unsent.fetch_sub(n as u64, Ordering::AcqRel);
-            if n == front.len() {
-                queue.pop_front();
-                if low {
-                    self.low_started = false;
-                }
-            } else {
-                let _ = front.split_to(n);
-                if low {
-                    self.low_started = true;
-                }
-            }
+        if let Err(e) = self.drain(entry, |bytes| tls.writer().write(bytes)) {
+            return Err(self.fail(shared, entry, "tls write", &e));
         }
         while tls.wants_write() {
             match tls.write_tls(&mut super::tls::TryWriter(stream)) {
@@ -585,14 +580,7 @@ impl Connection {
                 Err(e) => return Err(self.fail(shared, entry, "write", &e)),
             }
         }
-        if self.warned && self.high.is_empty() && self.low.is_empty() {
-            self.warned = false;
-            self.warn_at = WARNING_THRESHOLD;
-            if !shared.emit(entry, abi::WARNING, 0, b"") {
-                return Err(End::Orphaned);
-            }
-        }
-        Ok(())
+        self.drained_warning(shared, entry)
     }
 
     fn drop_queues(&mut self, entry: &Entry) {

@@ -17,18 +17,22 @@ local LUA_SERVICE = host.getenv("luaservice") or "./service/?.lua"
 package.path = host.getenv("lua_path") or "./lualib/?.lua;./lualib/?/init.lua"
 package.cpath = host.getenv("lua_cpath") or "./luaclib/?.so"
 
-local CONFIGURED = {}
-for pat in string.gmatch(package.path, "[^;]+") do
-	CONFIGURED[pat] = true
-end
+local LUA_PATH = package.path
 
 -- A module along the patterns a service put on package.path itself (skynet's services do
 -- `package.path = "./x/?.lua;" .. package.path`): read as files, which only a service that
 -- may read host files can do. The node's own lua_path is searched by the host first.
 local function own_path_search(name)
+	if package.path == LUA_PATH then
+		return
+	end
+	local configured = {}
+	for pat in string.gmatch(LUA_PATH, "[^;]+") do
+		configured[pat] = true
+	end
 	local fname = string.gsub(name, "%.", "/")
 	for pat in string.gmatch(package.path, "[^;]+") do
-		if not CONFIGURED[pat] then
+		if not configured[pat] then
 			local ok, pattern, path, source = pcall(host.load_source, "file", (string.gsub(pat, "%?", fname)))
 			if ok and pattern then
 				return pattern, path, source

@@ -258,6 +258,23 @@ pub(crate) struct Entry {
     control: mpsc::UnboundedSender<Control>,
     /// Its place in the quota it was opened under.
     ticket: QuotaTicket,
+    /// Whether a sender may write to the connection itself, and on what.
+    direct: Mutex<Direct>,
+}
+
+/// What lets the service sending on a connection write to it on its own thread while
+/// nothing is queued, as skynet's socket server does (a request then costs no hand-over
+/// to the socket thread and back): the connection's stream while its task runs, and
+/// whether anything handed to the task is still unwritten (those bytes go first).
+#[derive(Default)]
+struct Direct {
+    stream: Option<Arc<tokio::net::TcpStream>>,
+    /// Sends told to the task and not yet taken by it.
+    in_channel: u64,
+    /// The task holds bytes it has not written yet.
+    task_has_data: bool,
+    /// Never again: the socket is closing, or speaks TLS (which its task encrypts).
+    disabled: bool,
 }
 
 impl Entry {
@@ -272,6 +289,46 @@ impl Entry {
     fn quota(&self) -> &Arc<SocketQuota> {
         &self.ticket.0
     }
+
+    /// The connection's task runs on `stream`: senders may write to it directly.
+    fn open_direct(&self, stream: &Arc<tokio::net::TcpStream>) {
+        let mut direct = lock(&self.direct);
+        if !direct.disabled {
+            direct.stream = Some(stream.clone());
+        }
+    }
+
+    /// No more direct writes: everything goes through the task from now on.
+    fn end_direct(&self) {
+        let mut direct = lock(&self.direct);
+        direct.disabled = true;
+        direct.stream = None;
+    }
+
+    /// The task took a send from its channel: it holds bytes to write.
+    fn task_took_send(&self) {
+        let mut direct = lock(&self.direct);
+        direct.in_channel = direct.in_channel.saturating_sub(1);
+        direct.task_has_data = true;
+    }
+
+    /// The task wrote everything it held.
+    fn task_drained(&self) {
+        lock(&self.direct).task_has_data = false;
+    }
+}
+
+/// Writes as much of `bytes` as the socket takes now, without waiting; how much. An error
+/// stops it quietly: the task meets it again on its own write and reports it.
+fn write_now(stream: &tokio::net::TcpStream, bytes: &[u8]) -> usize {
+    let mut done = 0;
+    while done < bytes.len() {
+        match stream.try_write(&bytes[done..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => done += n,
+        }
+    }
+    done
 }
 
 /// The runtime thread, started on first use.
@@ -651,6 +708,7 @@ impl SocketServer {
     /// [`SocketError::Unknown`].
     pub fn close(&self, id: i32) -> Result<(), SocketError> {
         let entry = self.entry(id)?;
+        entry.end_direct();
         self.tell(&entry, Control::Close)
     }
 
@@ -660,6 +718,7 @@ impl SocketServer {
     /// [`SocketError::Unknown`].
     pub fn shutdown(&self, id: i32) -> Result<(), SocketError> {
         let entry = self.entry(id)?;
+        entry.end_direct();
         self.tell(&entry, Control::Shutdown)
     }
 
@@ -701,6 +760,7 @@ impl SocketServer {
             (None, None) => Err("tls: a server needs tls_cert and tls_key in the config".into()),
         }
         .map_err(SocketError::Address)?;
+        entry.end_direct();
         self.tell(&entry, Control::StartTls(Box::new(connection)))
     }
 
@@ -719,6 +779,19 @@ impl SocketServer {
         }
         // A datagram is sent at once: only a stream queues unsent bytes.
         if kind != Kind::Udp {
+            // (held until the send is told to the task, so that no direct write can pass it)
+            let mut direct = lock(&entry.direct);
+            let mut bytes = bytes;
+            if !low && direct.in_channel == 0 && !direct.task_has_data {
+                if let Some(stream) = &direct.stream {
+                    let n = write_now(stream, &bytes);
+                    entry.written.fetch_add(n as u64, Ordering::AcqRel);
+                    if n == bytes.len() {
+                        return Ok(());
+                    }
+                    let _ = bytes.split_to(n);
+                }
+            }
             let len = bytes.len() as u64;
             let before = entry.unsent.fetch_add(len, Ordering::AcqRel);
             // A connected socket past the cap is closed by its task, as the peer does not
@@ -731,6 +804,8 @@ impl SocketServer {
                      socket_max_unsent of {max}"
                 )));
             }
+            direct.in_channel += 1;
+            return self.tell(&entry, Control::Send { low, bytes });
         }
         self.tell(&entry, Control::Send { low, bytes })
     }
@@ -811,6 +886,7 @@ impl SocketServer {
             .cloned()
             .collect();
         for entry in owned {
+            entry.end_direct();
             let _ = entry.control.send(Control::Shutdown);
         }
     }
@@ -867,6 +943,7 @@ impl Shared {
             unsent: AtomicU64::new(0),
             control,
             ticket,
+            direct: Mutex::new(Direct::default()),
         });
         sockets.insert(id, entry.clone());
         (entry, receiver)

@@ -228,6 +228,8 @@ async fn connection(
         tls_ready: false,
         close_notified: false,
     };
+    let stream = Arc::new(stream);
+    entry.open_direct(&stream);
     let mut buffer = vec![0u8; READ_CHUNK];
     let mut plain = vec![0u8; READ_CHUNK];
     let mut backlog: Option<Arc<dyn Backlog>> = None;
@@ -302,6 +304,8 @@ async fn connection(
             }
         }
     };
+    // (the entry may outlive the task: its stream must not)
+    entry.end_direct();
     if matches!(end, End::Closed) && !state.close_sent {
         shared.emit(&entry, abi::CLOSE, 0, b"");
     }
@@ -355,6 +359,7 @@ impl Connection {
             }
             Control::Pause => self.reading = false,
             Control::Send { low, bytes } => {
+                entry.task_took_send();
                 if self.closing {
                     entry.unsent.fetch_sub(bytes.len() as u64, Ordering::AcqRel);
                 } else {
@@ -494,6 +499,9 @@ impl Connection {
         });
         if let Err(e) = written {
             return Err(self.fail(shared, entry, "write", &e));
+        }
+        if self.high.is_empty() && self.low.is_empty() {
+            entry.task_drained();
         }
         self.drained_warning(shared, entry)
     }

@@ -229,9 +229,10 @@ fn a_slow_reader_makes_the_writer_warned_and_memory_is_the_queue() {
     let id = server.connect(&owner(4), "127.0.0.1", port).unwrap();
     let (peer, _) = outside.accept().unwrap();
     expect(&events, abi::CONNECT);
-    // The peer never reads: 4 MiB queue up and the owner is warned as they pass 1 MiB.
+    // The peer never reads: what the kernel does not take (sent directly while nothing is
+    // queued) queues up, and the owner is warned as that passes 1 MiB.
     let chunk = Bytes::from(vec![7u8; 256 << 10]);
-    for _ in 0..16 {
+    for _ in 0..48 {
         server.send(id, false, chunk.clone()).unwrap();
     }
     let (_, _, _, kib, _) = expect(&events, abi::WARNING);
@@ -528,4 +529,69 @@ fn a_lookup_answers_with_a_resolve_event_and_frees_its_turn() {
         .resolve(&owner, "bad name!", false, None)
         .unwrap_err();
     assert!(err.to_string().contains("not a host name"), "{err}");
+}
+
+#[test]
+fn direct_and_queued_writes_from_two_threads_keep_each_sender_s_order_whole() {
+    let (server, events) = server();
+    let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = outside.local_addr().unwrap().port();
+    let id = server.connect(&owner(8), "127.0.0.1", port).unwrap();
+    let (mut peer, _) = outside.accept().unwrap();
+    expect(&events, abi::CONNECT);
+    // records of [sender, seq (u32), len (u32), len bytes of (seq as u8)]: small ones go
+    // straight to the socket while nothing is queued, large ones fill it and queue, so the
+    // two paths take turns many times
+    const RECORDS: u32 = 300;
+    let record = |sender: u8, seq: u32| {
+        let len = if seq % 7 == 0 {
+            200_000 + seq as usize
+        } else {
+            10 + seq as usize % 50
+        };
+        let mut r = vec![sender];
+        r.extend_from_slice(&seq.to_le_bytes());
+        r.extend_from_slice(&(len as u32).to_le_bytes());
+        r.resize(9 + len, seq as u8);
+        Bytes::from(r)
+    };
+    // the peer starts reading once the socket is full and bytes are queued, then reads
+    // while more are sent: room comes back with bytes still queued
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = sent.clone();
+    let reader = std::thread::spawn(move || {
+        while seen.load(std::sync::atomic::Ordering::Acquire) < 60 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        peer.set_read_timeout(Some(WAIT)).unwrap();
+        let mut next = [0u32; 2];
+        let mut head = [0u8; 9];
+        while next != [RECORDS; 2] {
+            peer.read_exact(&mut head).unwrap();
+            let sender = head[0] as usize;
+            let seq = u32::from_le_bytes(head[1..5].try_into().unwrap());
+            let len = u32::from_le_bytes(head[5..9].try_into().unwrap()) as usize;
+            assert_eq!(seq, next[sender], "sender {sender}'s records out of order");
+            let mut body = vec![0u8; len];
+            peer.read_exact(&mut body).unwrap();
+            assert!(
+                body.iter().all(|&b| b == seq as u8),
+                "a record torn by another"
+            );
+            next[sender] += 1;
+        }
+    });
+    std::thread::scope(|scope| {
+        for sender in 0..2u8 {
+            let (server, sent) = (&server, &sent);
+            scope.spawn(move || {
+                for seq in 0..RECORDS {
+                    server.send(id, false, record(sender, seq)).unwrap();
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Release);
+                }
+            });
+        }
+    });
+    reader.join().unwrap();
+    server.close(id).unwrap();
 }

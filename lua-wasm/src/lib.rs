@@ -13,6 +13,8 @@
 //! Built for any other target (the workspace's host-side lints) the crate is empty.
 
 #[cfg(target_family = "wasm")]
+mod bson;
+#[cfg(target_family = "wasm")]
 mod core;
 #[cfg(target_family = "wasm")]
 mod crypt;

@@ -115,8 +115,24 @@ const MODULES: &[(&str, &str)] = &[
         include_str!("../lualib/skynet/db/mysql.lua"),
     ),
     (
+        "skynet.db.mongo",
+        include_str!("../lualib/skynet/db/mongo.lua"),
+    ),
+    (
+        "skynet.db.mongo.transaction",
+        include_str!("../lualib/skynet/db/mongo/transaction.lua"),
+    ),
+    (
         "skynet.db.redis",
         include_str!("../lualib/skynet/db/redis.lua"),
+    ),
+    (
+        "skynet.db.redis.cluster",
+        include_str!("../lualib/skynet/db/redis/cluster.lua"),
+    ),
+    (
+        "skynet.db.redis.crc16",
+        include_str!("../lualib/skynet/db/redis/crc16.lua"),
     ),
     (
         "skynet.require",

@@ -114,6 +114,10 @@ impl Vm {
             ffi::lua_setfield(l, -2, c"skywasm.digest".as_ptr());
             ffi::lua_pushcfunction(l, crate::sproto::open);
             ffi::lua_setfield(l, -2, c"sproto.core".as_ptr());
+            ffi::lua_pushcfunction(l, crate::bson::open_bson);
+            ffi::lua_setfield(l, -2, c"bson".as_ptr());
+            ffi::lua_pushcfunction(l, crate::bson::open_driver);
+            ffi::lua_setfield(l, -2, c"skynet.mongo.driver".as_ptr());
             ffi::lua_settop(l, 0);
             ffi::lua_atpanic(l, panic);
             install_builtin_searcher(l);

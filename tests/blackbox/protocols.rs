@@ -36,6 +36,23 @@ fn a_service_s_own_package_path_patterns_are_searched() {
 }
 
 #[test]
+fn bson_gives_skynet_s_bytes_and_values() {
+    run_skynet_style("test_bson", "");
+}
+
+#[test]
+fn the_mongo_driver_speaks_op_msg_to_a_protocol_peer() {
+    // not a MongoDB server: none installs here (tests/blackbox/mongo_peer.rs says why)
+    let peer = crate::mongo_peer::MongoPeer::start(Some(("admin", "123456")));
+    run_skynet_style("test_mongo", &format!("mongo_port = {}", peer.port));
+    let rejected = peer.rejected.lock().unwrap();
+    assert!(
+        rejected.is_empty(),
+        "MongoDB's BSON could not read what the driver sent: {rejected:#?}"
+    );
+}
+
+#[test]
 fn the_mysql_driver_speaks_to_a_real_mariadb_server() {
     let db = crate::servers::mariadb(None, "s3cret", "skywasm");
     run_skynet_style("test_mysql", &format!("mysql_port = {}", db.port));

@@ -450,6 +450,102 @@ fn testmysql_queries_statements_procedures_and_multiple_results() {
     );
 }
 
+#[test]
+fn testrediscluster_slots_moved_eval_and_subscriptions() {
+    if skynet_dir().is_none() {
+        return;
+    }
+    let _one_at_a_time = FIXED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    // the script's startup nodes are 127.0.0.1:7000 and 7001
+    let _cluster = crate::servers::redis_cluster_on(&[7000, 7001, 7002], 0, None);
+    run_skynet_script(
+        "testrediscluster",
+        &[
+            "key1\t1",
+            "key2\t2",
+            "cnt:\t",
+            "onmessage\thello,my team\tmyteam",
+            "onmessage\thello,1team\t{tag}1team\t{tag}*team",
+            "onmessage\thello,2team\t2team\t*team",
+            "eval#get\tok",
+        ],
+        &[],
+    );
+}
+
+/// skynet's testmongodb, unchanged, against the tests' MongoDB protocol peer on its fixed
+/// port 27017 as user admin/123456 (no MongoDB server installs here: tests/blackbox/
+/// mongo_peer.rs). It runs on real skynet first — which shows the peer answers as skynet's
+/// own driver expects — then on skywasm.
+#[test]
+fn testmongodb_against_the_mongodb_protocol_peer_on_skynet_and_skywasm() {
+    let Some(skynet) = skynet_dir() else {
+        return;
+    };
+    let _one_at_a_time = FIXED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let peer = crate::mongo_peer::MongoPeer::start_on(27017, Some(("admin", "123456")));
+    let expected = [
+        "Test auth",
+        "Test insert without index",
+        "Test insert index",
+        "Test find and remove",
+        "Test runCommand",
+        "Test expire index",
+        "test safe batch insert",
+        "test safe batch delete",
+        "test_safe_update",
+        "mongodb test finish.",
+    ];
+    let on_skynet = run_on_real_skynet(&skynet, "testmongodb", "mongodb test finish.");
+    for line in expected {
+        assert!(
+            on_skynet.contains(line),
+            "real skynet never printed {line:?}:\n{on_skynet}"
+        );
+    }
+    run_skynet_script("testmongodb", &expected, &[]);
+    let rejected = peer.rejected.lock().unwrap();
+    assert!(
+        rejected.is_empty(),
+        "requests MongoDB's BSON could not read: {rejected:#?}"
+    );
+}
+
+/// Runs skynet's `test/<script>.lua` on the real skynet binary until its output has
+/// `needle` (bounded); the output.
+fn run_on_real_skynet(skynet: &Path, script: &str, needle: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let s = skynet.display();
+    let config = format!(
+        "thread = 2\nharbor = 0\nstart = \"{script}\"\nbootstrap = \"snlua bootstrap\"\n\
+         luaservice = \"{s}/service/?.lua;{s}/test/?.lua\"\nlualoader = \"{s}/lualib/loader.lua\"\n\
+         lua_path = \"{s}/lualib/?.lua;{s}/lualib/?/init.lua\"\n\
+         lua_cpath = \"{s}/luaclib/?.so\"\ncpath = \"{s}/cservice/?.so\"\n"
+    );
+    let path = dir.path().join("config");
+    std::fs::write(&path, config).unwrap();
+    let out = dir.path().join("out.log");
+    let mut child = Command::new(skynet.join("skynet"))
+        .arg(&path)
+        .current_dir(skynet)
+        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("skynet starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut log = String::new();
+    while Instant::now() < deadline {
+        log = std::fs::read_to_string(&out).unwrap_or_default();
+        if log.contains(needle) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    log
+}
+
 /// A plain HTTP server on 127.0.0.1:80 answering every request with a short page and
 /// closing, in place of the internet sites skynet's testhttp visits; stops when dropped.
 struct LocalSite {

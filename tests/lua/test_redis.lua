@@ -42,6 +42,7 @@ local function commands(db)
 	check.eq("binary values with CRLF inside", db:get "bin", binary)
 	check.raises("a Redis error raises its text", "WRONGTYPE", db.incr, db, "L")
 	check.raises("an unknown command raises", "unknown command", db.nosuchcommand, db)
+	check.raises("a boolean command raises the error's text", "WRONGTYPE", db.sismember, db, "L", "x")
 	check.raises("a nil argument raises", "argument #2 is nil", db.set, db, "A", nil, "EX")
 	check.eq("the connection goes on after errors", db:get "A", "hello")
 

@@ -2,6 +2,8 @@
 //! bindings (in `skywasm-snlua`, which builds only for wasm) so that they are unit tested,
 //! property tested and fuzzed natively.
 
+pub mod bson;
 pub mod crypt;
 pub mod md5;
+pub mod mongo;
 pub mod sproto;

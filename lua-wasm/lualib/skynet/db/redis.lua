@@ -103,7 +103,11 @@ end
 
 local function read_boolean(so)
 	local ok, result = read_reply(so)
-	return ok, result ~= 0
+	if not ok then
+		-- (skynet's raises `true` here: the error's text would be lost)
+		return false, result
+	end
+	return true, result ~= 0
 end
 
 ---------------------------------------------------------------------------------------------

@@ -255,6 +255,9 @@ pub(crate) struct Entry {
     written: AtomicU64,
     /// Queued and not yet written bytes.
     unsent: AtomicU64,
+    /// Sends written whole by their sender, without the task (a diagnostic: tests check
+    /// that the direct path is taken).
+    direct_writes: AtomicU64,
     control: mpsc::UnboundedSender<Control>,
     /// Its place in the quota it was opened under.
     ticket: QuotaTicket,
@@ -787,6 +790,7 @@ impl SocketServer {
                     let n = write_now(stream, &bytes);
                     entry.written.fetch_add(n as u64, Ordering::AcqRel);
                     if n == bytes.len() {
+                        entry.direct_writes.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
                     let _ = bytes.split_to(n);
@@ -941,6 +945,7 @@ impl Shared {
             read: AtomicU64::new(0),
             written: AtomicU64::new(0),
             unsent: AtomicU64::new(0),
+            direct_writes: AtomicU64::new(0),
             control,
             ticket,
             direct: Mutex::new(Direct::default()),

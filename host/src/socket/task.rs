@@ -41,6 +41,7 @@ pub(super) async fn guarded(
             entry.id,
             entry.owner()
         ));
+        entry.end_direct();
         shared.remove(entry.id);
         shared.emit(&entry, abi::ERROR, 0, why.as_bytes());
     }

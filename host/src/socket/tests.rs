@@ -593,5 +593,18 @@ fn direct_and_queued_writes_from_two_threads_keep_each_sender_s_order_whole() {
         }
     });
     reader.join().unwrap();
+    let entry = server.entry(id).unwrap();
+    let total: u64 = (0..2u8)
+        .flat_map(|sender| (0..RECORDS).map(move |seq| record(sender, seq).len() as u64))
+        .sum();
+    assert_eq!(
+        entry.written.load(Ordering::Acquire),
+        total,
+        "every byte written once"
+    );
+    assert!(
+        entry.direct_writes.load(Ordering::Relaxed) > 0,
+        "no send was written directly"
+    );
     server.close(id).unwrap();
 }

@@ -482,6 +482,7 @@ struct LuaSink {
 }
 
 impl LuaSink {
+    /// Pushes a field's key: its name, or an array element's position.
     fn push_key(&self, key: Key<'_>) {
         // SAFETY: a valid state with room (checked when the table was opened).
         unsafe {
@@ -605,8 +606,14 @@ unsafe extern "C-unwind" fn replace(l: *mut ffi::lua_State) -> c_int {
         };
         let Some(slot) = slot else {
             ffi::lua_pushvalue(l, 2);
-            let key = String::from_utf8_lossy(bytes_or_empty(l, -1)).into_owned();
-            raise(l, format!("Can't replace key : {key}"));
+            // (the text's parts are temporaries of format!: nothing owned when Lua raises)
+            raise(
+                l,
+                format!(
+                    "Can't replace key : {}",
+                    String::from_utf8_lossy(bytes_or_empty(l, -1))
+                ),
+            );
         };
         let at = &mut doc[slot.offset..];
         match slot.kind {
@@ -647,8 +654,13 @@ unsafe fn integer_arg(l: *mut ffi::lua_State, bits: u32) -> i64 {
     unsafe {
         if ffi::lua_isinteger(l, 3) == 0 {
             ffi::lua_pushnumber(l, ffi::lua_tonumber(l, 3));
-            let shown = String::from_utf8_lossy(bytes_or_empty(l, -1)).into_owned();
-            raise(l, format!("{shown} must be a {bits}bit integer "));
+            raise(
+                l,
+                format!(
+                    "{} must be a {bits}bit integer ",
+                    String::from_utf8_lossy(bytes_or_empty(l, -1))
+                ),
+            );
         }
         ffi::lua_tointeger(l, 3)
     }
@@ -857,8 +869,14 @@ unsafe fn special_type(l: *mut ffi::lua_State, kind: u8, payload: &[u8]) -> c_in
             }
             bson::OBJECTID if payload.len() == 12 => {
                 name(c"objectid");
-                let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
-                push_bytes(l, hex.as_bytes());
+                // (on the stack, not the heap: pushing may raise)
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let mut hex = [0u8; 24];
+                for (i, b) in payload.iter().enumerate() {
+                    hex[2 * i] = DIGITS[usize::from(b >> 4)];
+                    hex[2 * i + 1] = DIGITS[usize::from(b & 15)];
+                }
+                push_bytes(l, &hex);
                 2
             }
             bson::DATE if payload.len() == 4 => {

@@ -135,7 +135,7 @@ local function broken_server()
 		socket.start(fd)
 		socket.write(fd, "\5\0\0\0garbage")
 	end)
-	check.raises("a garbage greeting fails the connect", "", mysql.connect, { host = "127.0.0.1", port = lport })
+	check.raises("a garbage greeting fails the connect", "[Error: socket]", mysql.connect, { host = "127.0.0.1", port = lport })
 	socket.close(listener)
 end
 

@@ -166,7 +166,7 @@ local function broken_servers()
 	check.raises("garbage from the server raises", "redis: unexpected reply", db.get, db, "A")
 	db:disconnect()
 	socket.close(listener)
-	check.raises("connecting to a closed port raises", "", redis.connect, { host = "127.0.0.1", port = port })
+	check.raises("connecting to a closed port raises", "[Error: socket]", redis.connect, { host = "127.0.0.1", port = port })
 end
 
 skynet.start(function()

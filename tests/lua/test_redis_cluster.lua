@@ -130,6 +130,8 @@ local function commands(db)
 		2, "{user1000}.following", "{user1000}.followers")[2], "b")
 	check.raises("eval of keys in different slots", "all keys must map to the same key slot",
 		db.eval, db, "return 1", 2, "a1", "b1")
+	check.eq("eval without keys, routed by its first argument (as skynet's)",
+		db:eval("return ARGV[1]", 0, "x"), "x")
 	check.raises("a command about a node, not a key", "no way to dispatch", db.info, db)
 	check.raises("a command without arguments", "no way to dispatch", db.ping, db)
 	check.raises("a pipeline on the cluster says how to make one", "get_connection_by_slot",

@@ -369,9 +369,7 @@ function client:get_key_from_command(cmd, argv)
 				error(cmd .. " - all keys must map to the same key slot", 3)
 			end
 		end
-		if numkeys <= 0 then
-			return nil
-		end
+		-- (with no keys, as skynet's: routed by the first argument, if there is one)
 		return argv[4]
 	end
 	return argv[2]

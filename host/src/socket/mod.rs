@@ -20,7 +20,7 @@ mod task;
 mod tls;
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
@@ -349,6 +349,11 @@ pub(crate) struct Shared {
     max_unsent: u64,
     sockets: Mutex<FxHashMap<i32, Arc<Entry>>>,
     next_id: AtomicI32,
+    /// The socket thread is parked, waiting for events: a sender then writes to an idle
+    /// connection itself rather than wake the thread to do it (while the thread runs, it
+    /// takes the write over at no wake's cost and the sender's worker is spared the
+    /// system call, which is what many busy connections want).
+    reactor_parked: AtomicBool,
 }
 
 /// The node's socket server.
@@ -381,6 +386,7 @@ impl SocketServer {
                 max_unsent,
                 sockets: Mutex::new(FxHashMap::default()),
                 next_id: AtomicI32::new(0),
+                reactor_parked: AtomicBool::new(false),
             }),
             reactor: OnceLock::new(),
             thread_stack,
@@ -391,9 +397,12 @@ impl SocketServer {
     fn reactor(&self) -> Result<&Reactor, SocketError> {
         let thread_stack = self.thread_stack;
         let reactor = self.reactor.get_or_init(|| {
+            let (parks, unparks) = (self.shared.clone(), self.shared.clone());
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
                 .enable_time()
+                .on_thread_park(move || parks.reactor_parked.store(true, Ordering::Release))
+                .on_thread_unpark(move || unparks.reactor_parked.store(false, Ordering::Release))
                 .build()
                 .map_err(|e| format!("cannot start the socket runtime: {e}"))?;
             let handle = runtime.handle().clone();
@@ -785,7 +794,8 @@ impl SocketServer {
             // (held until the send is told to the task, so that no direct write can pass it)
             let mut direct = lock(&entry.direct);
             let mut bytes = bytes;
-            if !low && direct.in_channel == 0 && !direct.task_has_data {
+            let parked = self.shared.reactor_parked.load(Ordering::Acquire);
+            if !low && parked && direct.in_channel == 0 && !direct.task_has_data {
                 if let Some(stream) = &direct.stream {
                     let n = write_now(stream, &bytes);
                     entry.written.fetch_add(n as u64, Ordering::AcqRel);

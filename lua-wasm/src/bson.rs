@@ -497,14 +497,20 @@ impl LuaSink {
 }
 
 impl Sink for LuaSink {
-    fn open(&mut self, key: Option<Key<'_>>, _array: bool) -> Result<(), bson::Error> {
+    fn open(&mut self, key: Option<Key<'_>>, array: bool) -> Result<(), bson::Error> {
         // SAFETY: a valid state; room for the key, the table and a value in it.
         unsafe {
             ffi::luaL_checkstack(self.l, 8, std::ptr::null());
             if let Some(key) = key {
                 self.push_key(key);
             }
-            ffi::lua_createtable(self.l, 0, 0);
+            // (room for a few elements up front: most documents have some, and growing
+            // a table from nothing rehashes it at 1, 2 and 4)
+            if array {
+                ffi::lua_createtable(self.l, 4, 0);
+            } else {
+                ffi::lua_createtable(self.l, 0, 4);
+            }
         }
         Ok(())
     }
@@ -530,10 +536,22 @@ impl Sink for LuaSink {
                 Value::Bool(b) => ffi::lua_pushboolean(l, c_int::from(b)),
                 Value::Integer(i) => ffi::lua_pushinteger(l, i),
                 Value::Special(parts) => {
-                    for part in parts {
-                        push_bytes(l, part);
+                    // (most are short: made in one piece on the stack, not joined in Lua)
+                    let mut small = [0u8; 64];
+                    let len: usize = parts.iter().map(|p| p.len()).sum();
+                    if len <= small.len() {
+                        let mut at = 0;
+                        for part in parts {
+                            small[at..at + part.len()].copy_from_slice(part);
+                            at += part.len();
+                        }
+                        push_bytes(l, &small[..len]);
+                    } else {
+                        for part in parts {
+                            push_bytes(l, part);
+                        }
+                        ffi::lua_concat(l, parts.len() as c_int);
                     }
-                    ffi::lua_concat(l, parts.len() as c_int);
                 }
             }
             ffi::lua_rawset(l, -3);

@@ -15,7 +15,8 @@
 --           random entries, logs `CMP SPAWNED` (the runner measures memory per reader)
 --   memory  logs `CMP BASELINE`, waits 2 s, spawns n idle services, logs `CMP SPAWNED`
 --           (the runner measures the process's memory at both)
---   sproto_encode, sproto_decode, crypt, redis, httpd: see their functions below
+--   sproto_encode, sproto_decode, bson_encode, bson_decode, crypt, redis, httpd: see their
+--   functions below
 -- With `cmp_crowd = k`, k idle services are spawned before anything is measured (the
 -- figure then says what a node full of services does).
 local skynet = require "skynet"
@@ -229,6 +230,48 @@ function MEASURE.crypt()
 		crypt.desdecode(secret, crypt.desencode(secret, text64))
 		crypt.base64decode(crypt.base64encode(text1k))
 		crypt.sha1(text1k)
+	end
+	return rate(n, started)
+end
+
+-- a game's player record as a MongoDB document: scalars, an object id, a date, a nested
+-- document and an array of documents
+local function player_record(bson)
+	local items = {}
+	for i = 1, 8 do
+		items[i] = { id = i, count = i * 3, name = "item" .. i }
+	end
+	return {
+		_id = bson.objectid "0123456789abcdef01234567",
+		name = "player one",
+		level = 42,
+		exp = 123456789012,
+		gold = 99.5,
+		online = true,
+		login = bson.date(1700000000),
+		pos = { x = 10.25, y = -3.5, map = "town" },
+		items = items,
+	}
+end
+
+-- n bson.encode of it (documents/s)
+function MEASURE.bson_encode()
+	local bson = require "bson"
+	local record = player_record(bson)
+	local started = skynet.hpc()
+	for _ = 1, n do
+		bson.encode(record)
+	end
+	return rate(n, started)
+end
+
+-- n bson.decode of it (documents/s)
+function MEASURE.bson_decode()
+	local bson = require "bson"
+	local doc = bson.encode(player_record(bson))
+	local started = skynet.hpc()
+	for _ = 1, n do
+		bson.decode(doc)
 	end
 	return rate(n, started)
 end

@@ -266,9 +266,10 @@ pub(crate) struct Entry {
 }
 
 /// What lets the service sending on a connection write to it on its own thread while
-/// nothing is queued, as skynet's socket server does (a request then costs no hand-over
-/// to the socket thread and back): the connection's stream while its task runs, and
-/// whether anything handed to the task is still unwritten (those bytes go first).
+/// nothing is queued and the socket thread is parked, as skynet's socket server writes
+/// directly (a request then costs no wake of the socket thread): the connection's stream
+/// while its task runs, and whether anything handed to the task is still unwritten
+/// (those bytes go first).
 #[derive(Default)]
 struct Direct {
     stream: Option<Arc<tokio::net::TcpStream>>,

@@ -237,3 +237,111 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'st
         .collect::<Result<Vec<_>, _>>()
         .unwrap()
 }
+
+/// Sends `bytes` (after `prefix`, whose reply is read up to its blank line) on a new
+/// connection to `port`, half-closes, and reads until the server closes (bounded).
+fn throw_bytes(port: u16, prefix: &[u8], bytes: &[u8]) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the server listens");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    if !prefix.is_empty() {
+        conn.write_all(prefix).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "the handshake: {head:?}");
+    }
+    let _ = conn.write_all(bytes);
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+/// Valid input with some bytes changed, some cut off, or some put in.
+fn mangled(valid: Vec<u8>) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let len = valid.len();
+    (
+        proptest::collection::vec((0..len, any::<u8>()), 0..6),
+        0..=len,
+        proptest::collection::vec(any::<u8>(), 0..16),
+    )
+        .prop_map(move |(changes, cut, extra)| {
+            let mut bytes = valid.clone();
+            for (at, b) in changes {
+                bytes[at] = b;
+            }
+            bytes.truncate(cut.max(1));
+            bytes.extend(extra);
+            bytes
+        })
+}
+
+#[test]
+fn the_lua_http_and_websocket_parsers_survive_arbitrary_and_mangled_input() {
+    use proptest::prelude::*;
+    let http_port = crate::servers::free_port();
+    let ws_port = crate::servers::free_port();
+    let t = start_skynet_style(&format!(
+        "start = \"web_server\"\nhttp_port = {http_port}\nws_port = {ws_port}"
+    ));
+    t.wait_log("WEB READY");
+    let handshake = b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let request = b"POST /form?name=a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n"
+        .to_vec();
+    // a masked text frame "hi", a masked ping, a 126-length binary frame's head
+    let frames = [
+        &[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2][..],
+        &[0x89, 0x80, 9, 9, 9, 9],
+        &[0x82, 0xfe, 0x01, 0x00, 0, 0, 0, 0],
+    ]
+    .concat();
+    // (Http, bytes) or (WebSocket after a good handshake, bytes)
+    let inputs = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..512).prop_map(|b| (false, b)),
+        mangled(request).prop_map(|b| (false, b)),
+        proptest::collection::vec(any::<u8>(), 0..512).prop_map(|b| (true, b)),
+        mangled(frames).prop_map(|b| (true, b)),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 160,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&inputs, |(websocket, bytes)| {
+            if websocket {
+                throw_bytes(ws_port, handshake, &bytes);
+            } else {
+                throw_bytes(http_port, b"", &bytes);
+            }
+            Ok(())
+        })
+        .unwrap();
+    // the same service still serves both, and no parser raised
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(20)))
+        .build()
+        .into();
+    let body = agent
+        .get(&format!("http://127.0.0.1:{http_port}/hello?name=z"))
+        .call()
+        .expect("a GET is served after the garbage")
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert_eq!(body, "GET /hello z ");
+    let (mut ws, _) = tungstenite::connect(format!("ws://127.0.0.1:{ws_port}/echo")).unwrap();
+    ws.send(tungstenite::Message::text("still")).unwrap();
+    assert_eq!(ws.read().unwrap(), tungstenite::Message::text("still"));
+    let log = t.log_text();
+    assert!(
+        !log.contains("stack traceback"),
+        "a parser raised instead of answering or closing:\n{log}"
+    );
+}

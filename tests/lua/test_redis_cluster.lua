@@ -24,17 +24,7 @@ local function count(t)
 	return n
 end
 
--- polls f (bounded: a loaded machine may take seconds) until it is true; its last answer
-local function wait_until(f)
-	local deadline = skynet.now() + 1000
-	while skynet.now() < deadline do
-		if f() then
-			return true
-		end
-		skynet.sleep(2)
-	end
-	return f()
-end
+local wait_until = check.wait_until
 
 -- the ports of the nodes holding `key` with `value` (asked directly: the others say MOVED)
 local function holders(key, value)

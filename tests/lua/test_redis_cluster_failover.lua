@@ -13,16 +13,7 @@ for p in skynet.getenv("redis_cluster"):gmatch "%d+" do
 	startup[#startup + 1] = { host = "127.0.0.1", port = tonumber(p) }
 end
 
-local function wait_until(f)
-	local deadline = skynet.now() + 1000
-	while skynet.now() < deadline do
-		if f() then
-			return true
-		end
-		skynet.sleep(2)
-	end
-	return f()
-end
+local wait_until = check.wait_until
 
 local function authentication()
 	local anonymous = rediscluster.new(startup)

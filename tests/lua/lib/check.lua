@@ -50,6 +50,19 @@ function check.raises(name, pattern, f, ...)
 		ok and "no error" or ("error was " .. tostring(err)))
 end
 
+-- Polls f (bounded, 10 s: a loaded machine may take seconds) until it answers true; its
+-- last answer.
+function check.wait_until(f)
+	local deadline = skynet.now() + 1000
+	while skynet.now() < deadline do
+		if f() then
+			return true
+		end
+		skynet.sleep(2)
+	end
+	return f()
+end
+
 function check.done()
 	print(string.format("DONE %d passed, %d failed", check.passed, check.failed))
 	skynet.abort()

@@ -458,15 +458,17 @@ fn testrediscluster_slots_moved_eval_and_subscriptions() {
     let _one_at_a_time = FIXED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
     // the script's startup nodes are 127.0.0.1:7000 and 7001
     let _cluster = crate::servers::redis_cluster_on(&[7000, 7001, 7002], 0, None);
+    // (its `onmessage` lines are not waited for: the script publishes right after it
+    // subscribes, without waiting for the subscription, which races on skynet too; the
+    // cluster's pub/sub is tested with waits in redis_cluster.rs)
     run_skynet_script(
         "testrediscluster",
         &[
             "key1\t1",
             "key2\t2",
             "cnt:\t",
-            "onmessage\thello,my team\tmyteam",
-            "onmessage\thello,1team\t{tag}1team\t{tag}*team",
-            "onmessage\thello,2team\t2team\t*team",
+            "dbsize:\t",
+            "cluster slots",
             "eval#get\tok",
         ],
         &[],

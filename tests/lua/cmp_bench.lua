@@ -15,8 +15,8 @@
 --           random entries, logs `CMP SPAWNED` (the runner measures memory per reader)
 --   memory  logs `CMP BASELINE`, waits 2 s, spawns n idle services, logs `CMP SPAWNED`
 --           (the runner measures the process's memory at both)
---   sproto_encode, sproto_decode, bson_encode, bson_decode, crypt, redis, httpd: see their
---   functions below
+--   sproto_encode, sproto_decode, bson_encode, bson_decode, crypt, redis, redis_socket,
+--   httpd: see their functions below
 -- With `cmp_crowd = k`, k idle services are spawned before anything is measured (the
 -- figure then says what a node full of services does).
 local skynet = require "skynet"
@@ -290,6 +290,26 @@ function MEASURE.redis()
 	end
 	local figure = rate(2 * n, started)
 	db:disconnect()
+	return figure
+end
+
+-- n PING round trips to the same redis-server on a bare socket: socket.write, then
+-- socket.readline (round trips/s); what the redis row costs without the driver and
+-- socketchannel
+function MEASURE.redis_socket()
+	local socket = require "skynet.socket"
+	local fd = assert(socket.open("127.0.0.1", tonumber(skynet.getenv "cmp_port")))
+	for _ = 1, 100 do
+		socket.write(fd, "PING\r\n")
+		socket.readline(fd, "\r\n")
+	end
+	local started = skynet.hpc()
+	for _ = 1, 2 * n do
+		socket.write(fd, "PING\r\n")
+		assert(socket.readline(fd, "\r\n") == "+PONG")
+	end
+	local figure = rate(2 * n, started)
+	socket.close(fd)
 	return figure
 end
 

@@ -5,7 +5,6 @@
 //! (CI has none).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use skywasm_pack::Value;
 
@@ -23,52 +22,10 @@ fn skynet_dir() -> Option<PathBuf> {
     }
 }
 
-/// A skynet node running tests/skynet/harbor_echo.lua, its output in a file.
-struct SkynetNode {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl SkynetNode {
-    fn start(skynet: &Path, harbor_lines: &str) -> SkynetNode {
-        let dir = tempfile::tempdir().unwrap();
-        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/skynet");
-        let s = skynet.display();
-        let config = format!(
-            "thread = 2\n{harbor_lines}start = \"harbor_echo\"\nbootstrap = \"snlua bootstrap\"\n\
-             luaservice = \"{s}/service/?.lua;{}/?.lua\"\nlualoader = \"{s}/lualib/loader.lua\"\n\
-             lua_path = \"{s}/lualib/?.lua;{s}/lualib/?/init.lua\"\n\
-             lua_cpath = \"{s}/luaclib/?.so\"\ncpath = \"{s}/cservice/?.so\"\n",
-            scripts.display()
-        );
-        let path = dir.path().join("config");
-        std::fs::write(&path, config).unwrap();
-        let log = dir.path().join("out.log");
-        let child = Command::new(skynet.join("skynet"))
-            .arg(&path)
-            .current_dir(skynet)
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("skynet starts");
-        SkynetNode {
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn wait_for(&self, needle: &str) -> String {
-        wait_for_line(&self.log, needle)
-    }
-}
-
-impl Drop for SkynetNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A real skynet node running tests/skynet/harbor_echo.lua with `harbor_lines`.
+fn harbor_echo(skynet: &Path, harbor_lines: &str) -> SkynetNode {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/skynet");
+    SkynetNode::start(skynet, "harbor_echo", &scripts, harbor_lines)
 }
 
 /// What both directions check once both nodes run: skynet found and called skywasm's
@@ -98,7 +55,7 @@ fn both_ways(skynet: &SkynetNode, sky: &mut TestNode, peer: skywasm::Handle) {
 fn a_skywasm_node_joins_a_skynet_master() {
     let Some(dir) = skynet_dir() else { return };
     let master = free_address();
-    let skynet = SkynetNode::start(&dir, &harbor_lines(1, &master, true));
+    let skynet = harbor_echo(&dir, &harbor_lines(1, &master, true));
     skynet.wait_for("INTEROP READY");
     let mut sky = start_lua(&harbor_lines(2, &master, false));
     let peer = sky.launch("snlua", "harbor_peer");
@@ -111,7 +68,7 @@ fn a_skynet_node_joins_a_skywasm_master() {
     let master = free_address();
     let mut sky = start_lua(&harbor_lines(1, &master, true));
     let peer = sky.launch("snlua", "harbor_peer");
-    let skynet = SkynetNode::start(&dir, &harbor_lines(2, &master, false));
+    let skynet = harbor_echo(&dir, &harbor_lines(2, &master, false));
     skynet.wait_for("INTEROP READY");
     both_ways(&skynet, &mut sky, peer);
 }

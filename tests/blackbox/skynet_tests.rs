@@ -498,7 +498,15 @@ fn testmongodb_against_the_mongodb_protocol_peer_on_skynet_and_skywasm() {
         "test_safe_update",
         "mongodb test finish.",
     ];
-    let on_skynet = run_on_real_skynet(&skynet, "testmongodb", "mongodb test finish.");
+    let real = crate::support::SkynetNode::start(
+        &skynet,
+        "testmongodb",
+        &skynet.join("test"),
+        "harbor = 0\n",
+    );
+    real.wait_for("mongodb test finish.");
+    let on_skynet = real.output();
+    drop(real);
     for line in expected {
         assert!(
             on_skynet.contains(line),
@@ -511,41 +519,6 @@ fn testmongodb_against_the_mongodb_protocol_peer_on_skynet_and_skywasm() {
         rejected.is_empty(),
         "requests MongoDB's BSON could not read: {rejected:#?}"
     );
-}
-
-/// Runs skynet's `test/<script>.lua` on the real skynet binary until its output has
-/// `needle` (bounded); the output.
-fn run_on_real_skynet(skynet: &Path, script: &str, needle: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let s = skynet.display();
-    let config = format!(
-        "thread = 2\nharbor = 0\nstart = \"{script}\"\nbootstrap = \"snlua bootstrap\"\n\
-         luaservice = \"{s}/service/?.lua;{s}/test/?.lua\"\nlualoader = \"{s}/lualib/loader.lua\"\n\
-         lua_path = \"{s}/lualib/?.lua;{s}/lualib/?/init.lua\"\n\
-         lua_cpath = \"{s}/luaclib/?.so\"\ncpath = \"{s}/cservice/?.so\"\n"
-    );
-    let path = dir.path().join("config");
-    std::fs::write(&path, config).unwrap();
-    let out = dir.path().join("out.log");
-    let mut child = Command::new(skynet.join("skynet"))
-        .arg(&path)
-        .current_dir(skynet)
-        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("skynet starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut log = String::new();
-    while Instant::now() < deadline {
-        log = std::fs::read_to_string(&out).unwrap_or_default();
-        if log.contains(needle) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    log
 }
 
 /// A plain HTTP server on 127.0.0.1:80 answering every request with a short page and

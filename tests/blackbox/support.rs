@@ -315,6 +315,64 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// A real skynet node (skynet built outside the repository, DEVELOPERS.md), its output in
+/// a file; killed on drop.
+pub struct SkynetNode {
+    child: std::process::Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SkynetNode {
+    /// Starts skynet's binary in its tree `skynet` with the Lua service `start`, found in
+    /// skynet's `service/` or in `scripts`, and the config lines `extra`.
+    pub fn start(skynet: &Path, start: &str, scripts: &Path, extra: &str) -> SkynetNode {
+        let dir = tempfile::tempdir().unwrap();
+        let s = skynet.display();
+        let config = format!(
+            "thread = 2\n{extra}start = \"{start}\"\nbootstrap = \"snlua bootstrap\"\n\
+             luaservice = \"{s}/service/?.lua;{}/?.lua\"\nlualoader = \"{s}/lualib/loader.lua\"\n\
+             lua_path = \"{s}/lualib/?.lua;{s}/lualib/?/init.lua\"\n\
+             lua_cpath = \"{s}/luaclib/?.so\"\ncpath = \"{s}/cservice/?.so\"\n",
+            scripts.display()
+        );
+        let path = dir.path().join("config");
+        std::fs::write(&path, config).unwrap();
+        let log = dir.path().join("out.log");
+        let child = std::process::Command::new(skynet.join("skynet"))
+            .arg(&path)
+            .current_dir(skynet)
+            .stdout(std::process::Stdio::from(
+                std::fs::File::create(&log).unwrap(),
+            ))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("skynet starts");
+        SkynetNode {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Waits (up to a minute) for a line of its output containing `needle`; that line.
+    pub fn wait_for(&self, needle: &str) -> String {
+        wait_for_line(&self.log, needle)
+    }
+
+    /// Its output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SkynetNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Waits (up to a minute) until the log file `log` has a line containing `needle`; that line.
 pub fn wait_for_line(log: &Path, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -255,8 +255,9 @@ pub(crate) struct Entry {
     written: AtomicU64,
     /// Queued and not yet written bytes.
     unsent: AtomicU64,
-    /// Sends written whole by their sender, without the task (a diagnostic: tests check
-    /// that the direct path is taken).
+    /// Sends written whole by their sender, without the task (tests check that the direct
+    /// path is taken).
+    #[cfg(test)]
     direct_writes: AtomicU64,
     control: mpsc::UnboundedSender<Control>,
     /// Its place in the quota it was opened under.
@@ -266,17 +267,14 @@ pub(crate) struct Entry {
 }
 
 /// What lets the service sending on a connection write to it on its own thread while
-/// nothing is queued and the socket thread is parked, as skynet's socket server writes
+/// nothing is unsent and the socket thread is parked, as skynet's socket server writes
 /// directly (a request then costs no wake of the socket thread): the connection's stream
-/// while its task runs, and whether anything handed to the task is still unwritten
-/// (those bytes go first).
+/// while its task runs. Whether anything handed to the task is still unwritten is
+/// `Entry::unsent` (counted before a send is told to the task, under this lock, and
+/// counted down only once written), so those bytes always go first.
 #[derive(Default)]
 struct Direct {
     stream: Option<Arc<tokio::net::TcpStream>>,
-    /// Sends told to the task and not yet taken by it.
-    in_channel: u64,
-    /// The task holds bytes it has not written yet.
-    task_has_data: bool,
     /// Never again: the socket is closing, or speaks TLS (which its task encrypts).
     disabled: bool,
 }
@@ -307,18 +305,6 @@ impl Entry {
         let mut direct = lock(&self.direct);
         direct.disabled = true;
         direct.stream = None;
-    }
-
-    /// The task took a send from its channel: it holds bytes to write.
-    fn task_took_send(&self) {
-        let mut direct = lock(&self.direct);
-        direct.in_channel = direct.in_channel.saturating_sub(1);
-        direct.task_has_data = true;
-    }
-
-    /// The task wrote everything it held.
-    fn task_drained(&self) {
-        lock(&self.direct).task_has_data = false;
     }
 }
 
@@ -791,36 +777,36 @@ impl SocketServer {
             )));
         }
         // A datagram is sent at once: only a stream queues unsent bytes.
-        if kind != Kind::Udp {
-            // (held until the send is told to the task, so that no direct write can pass it)
-            let mut direct = lock(&entry.direct);
-            let mut bytes = bytes;
-            let parked = self.shared.reactor_parked.load(Ordering::Acquire);
-            if !low && parked && direct.in_channel == 0 && !direct.task_has_data {
-                if let Some(stream) = &direct.stream {
-                    let n = write_now(stream, &bytes);
-                    entry.written.fetch_add(n as u64, Ordering::AcqRel);
-                    if n == bytes.len() {
-                        entry.direct_writes.fetch_add(1, Ordering::Relaxed);
-                        return Ok(());
-                    }
-                    let _ = bytes.split_to(n);
-                }
-            }
-            let len = bytes.len() as u64;
-            let before = entry.unsent.fetch_add(len, Ordering::AcqRel);
-            // A connected socket past the cap is closed by its task, as the peer does not
-            // read; one still connecting has no task to write yet, so the send is refused.
-            let max = self.shared.max_unsent;
-            if kind == Kind::Connecting && before.saturating_add(len) > max {
-                entry.unsent.fetch_sub(len, Ordering::AcqRel);
-                return Err(SocketError::Limit(format!(
-                    "socket {id} is still connecting with {before} bytes queued: over the \
-                     socket_max_unsent of {max}"
-                )));
-            }
-            direct.in_channel += 1;
+        if kind == Kind::Udp {
             return self.tell(&entry, Control::Send { low, bytes });
+        }
+        // (held until the send is told to the task, so that no direct write can pass it)
+        let direct = lock(&entry.direct);
+        let mut bytes = bytes;
+        let parked = self.shared.reactor_parked.load(Ordering::Acquire);
+        if !low && parked && entry.unsent.load(Ordering::Acquire) == 0 {
+            if let Some(stream) = &direct.stream {
+                let n = write_now(stream, &bytes);
+                entry.written.fetch_add(n as u64, Ordering::AcqRel);
+                if n == bytes.len() {
+                    #[cfg(test)]
+                    entry.direct_writes.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                let _ = bytes.split_to(n);
+            }
+        }
+        let len = bytes.len() as u64;
+        let before = entry.unsent.fetch_add(len, Ordering::AcqRel);
+        // A connected socket past the cap is closed by its task, as the peer does not read;
+        // one still connecting has no task to write yet, so the send is refused.
+        let max = self.shared.max_unsent;
+        if kind == Kind::Connecting && before.saturating_add(len) > max {
+            entry.unsent.fetch_sub(len, Ordering::AcqRel);
+            return Err(SocketError::Limit(format!(
+                "socket {id} is still connecting with {before} bytes queued: over the \
+                 socket_max_unsent of {max}"
+            )));
         }
         self.tell(&entry, Control::Send { low, bytes })
     }
@@ -956,6 +942,7 @@ impl Shared {
             read: AtomicU64::new(0),
             written: AtomicU64::new(0),
             unsent: AtomicU64::new(0),
+            #[cfg(test)]
             direct_writes: AtomicU64::new(0),
             control,
             ticket,

@@ -232,7 +232,8 @@ async fn connection(
     let stream = Arc::new(stream);
     entry.open_direct(&stream);
     let mut buffer = vec![0u8; READ_CHUNK];
-    let mut plain = vec![0u8; READ_CHUNK];
+    // (the decrypted text's buffer, made when a TLS socket first reads: most never do)
+    let mut plain: Vec<u8> = Vec::new();
     let mut backlog: Option<Arc<dyn Backlog>> = None;
     let end = loop {
         let queued = !state.high.is_empty() || !state.low.is_empty();
@@ -277,6 +278,9 @@ async fn connection(
                     }
                     Ok(n) if state.tls.is_some() => {
                         entry.read.fetch_add(n as u64, Ordering::AcqRel);
+                        if plain.is_empty() {
+                            plain.resize(READ_CHUNK, 0);
+                        }
                         match state.decrypt(&shared, &entry, &stream, &buffer[..n], &mut plain) {
                             Ok(Some(full)) => backlog = Some(full),
                             Ok(None) => {}
@@ -360,7 +364,6 @@ impl Connection {
             }
             Control::Pause => self.reading = false,
             Control::Send { low, bytes } => {
-                entry.task_took_send();
                 if self.closing {
                     entry.unsent.fetch_sub(bytes.len() as u64, Ordering::AcqRel);
                 } else {
@@ -500,9 +503,6 @@ impl Connection {
         });
         if let Err(e) = written {
             return Err(self.fail(shared, entry, "write", &e));
-        }
-        if self.high.is_empty() && self.low.is_empty() {
-            entry.task_drained();
         }
         self.drained_warning(shared, entry)
     }

@@ -179,10 +179,12 @@ function httpc.get(...)
 	return httpc.request("GET", ...)
 end
 
+local function percent(c)
+	return sformat("%%%02X", c:byte())
+end
+
 local function escape(s)
-	return (tostring(s):gsub("([^A-Za-z0-9_])", function(c)
-		return sformat("%%%02X", c:byte())
-	end))
+	return (tostring(s):gsub("([^A-Za-z0-9_])", percent))
 end
 
 -- POSTs `form` (a table) as application/x-www-form-urlencoded.

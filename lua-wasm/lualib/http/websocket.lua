@@ -50,22 +50,9 @@ end
 M.is_close = is_closed
 
 -- What was read past a handshake is read first.
-local function prepend(ws, payload)
-	if payload == "" then
-		return
-	end
-	local read = ws.read
-	ws.read = function(sz)
-		if sz == nil or sz == #payload then
-			ws.read = read
-			return payload
-		elseif sz < #payload then
-			local ret = payload:sub(1, sz)
-			payload = payload:sub(sz + 1)
-			return ret
-		end
-		ws.read = read
-		return payload .. read(sz - #payload)
+local function prepend(ws, rest)
+	if rest ~= "" then
+		ws.read = sockethelper.readfunc(ws.id, rest)
 	end
 end
 

@@ -428,35 +428,32 @@ function collection:createIndexes(...)
 	return self.database:runCommand("createIndexes", self.name, "indexes", list)
 end
 
+-- a table's fields as command arguments: k1, v1, k2, v2, ...
+local function pairs_list(t)
+	local args = {}
+	for k, v in pairs(t) do
+		args[#args + 1] = k
+		args[#args + 1] = v
+	end
+	return args
+end
+
 -- findAndModify { query = {...}, update = {...} | remove = true, new =, fields =, upsert =,
 -- sort = }
 function collection:findAndModify(doc)
 	assert(doc.query)
 	assert(doc.update or doc.remove)
-	local args = {}
-	for k, v in pairs(doc) do
-		args[#args + 1] = k
-		args[#args + 1] = v
-	end
-	return self.database:runCommand("findAndModify", self.name, tunpack(args))
+	return self.database:runCommand("findAndModify", self.name, tunpack(pairs_list(doc)))
 end
 
 function collection:aggregate(pipeline, options)
 	assert(pipeline)
-	local args
-	if options then
-		args = {}
-		for k, v in pairs(options) do
-			args[#args + 1] = k
-			args[#args + 1] = v
-		end
-	end
 	local n = #pipeline
 	return setmetatable({
 		__collection = self,
 		__pipeline = table.move(pipeline, 1, n, 1, {}),
 		__pipeline_len = n,
-		__options = args,
+		__options = options and pairs_list(options),
 		__document = {},
 		__skip = 0,
 		__limit = 0,

@@ -214,21 +214,13 @@ end
 ---------------------------------------------------------------------------------------------
 -- authentication
 
-local function xor_token(a, b)
-	local out = {}
-	for i = 1, #a do
-		out[i] = strchar(strbyte(a, i) ~ strbyte(b, (i - 1) % #b + 1))
-	end
-	return concat(out)
-end
-
 -- mysql_native_password: SHA1(password) XOR SHA1(nonce .. SHA1(SHA1(password)))
 local function native_token(password, nonce)
 	if password == "" then
 		return ""
 	end
 	local stage1 = crypt.sha1(password)
-	return xor_token(crypt.sha1(nonce .. crypt.sha1(stage1)), stage1)
+	return crypt.xor_str(crypt.sha1(nonce .. crypt.sha1(stage1)), stage1)
 end
 
 -- caching_sha2_password's scramble: SHA256(password) XOR SHA256(SHA256(SHA256(password)) .. nonce)
@@ -237,7 +229,7 @@ local function sha2_token(password, nonce)
 		return ""
 	end
 	local stage1 = digest.sha256(password)
-	return xor_token(stage1, digest.sha256(digest.sha256(stage1) .. nonce))
+	return crypt.xor_str(stage1, digest.sha256(digest.sha256(stage1) .. nonce))
 end
 
 local function token_for(plugin, password, nonce)

@@ -625,8 +625,7 @@ fn cluster_pair(extra: &str) -> (Bench, Bench, Handle) {
 
 /// A free loopback address.
 fn free_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").to_string()
+    format!("127.0.0.1:{}", free_port())
 }
 
 /// The config lines both harbor benchmark nodes share, skywasm's and skynet's alike:

@@ -18,6 +18,7 @@ use skywasm_codecs::bson::{
 };
 use skywasm_codecs::mongo;
 
+use crate::core::opt_bytes;
 use crate::native::{bytes_arg, new_library, push_bytes, raise};
 
 const BSON_META: &CStr = c"bson";
@@ -629,7 +630,7 @@ unsafe extern "C-unwind" fn replace(l: *mut ffi::lua_State) -> c_int {
                 l,
                 format!(
                     "Can't replace key : {}",
-                    String::from_utf8_lossy(bytes_or_empty(l, -1))
+                    String::from_utf8_lossy(opt_bytes(l, -1).unwrap_or_default())
                 ),
             );
         };
@@ -676,28 +677,11 @@ unsafe fn integer_arg(l: *mut ffi::lua_State, bits: u32) -> i64 {
                 l,
                 format!(
                     "{} must be a {bits}bit integer ",
-                    String::from_utf8_lossy(bytes_or_empty(l, -1))
+                    String::from_utf8_lossy(opt_bytes(l, -1).unwrap_or_default())
                 ),
             );
         }
         ffi::lua_tointeger(l, 3)
-    }
-}
-
-/// The string (or number, converted) at `index`, or nothing.
-///
-/// # Safety
-/// `l` valid; the slice lives while the value stays on the stack.
-unsafe fn bytes_or_empty<'a>(l: *mut ffi::lua_State, index: c_int) -> &'a [u8] {
-    // SAFETY: lua_tolstring returns `len` bytes or NULL.
-    unsafe {
-        let mut len = 0usize;
-        let ptr = ffi::lua_tolstring(l, index, &mut len);
-        if ptr.is_null() {
-            &[]
-        } else {
-            std::slice::from_raw_parts(ptr.cast::<u8>(), len)
-        }
     }
 }
 
@@ -788,7 +772,7 @@ unsafe extern "C-unwind" fn regex(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state.
     unsafe {
         let pattern = bytes_arg(l, 1);
-        let options = bytes_or_empty(l, 2);
+        let options = opt_bytes(l, 2).unwrap_or_default();
         push_special(l, bson::REGEX, &[pattern, &[0], options, &[0]])
     }
 }
@@ -797,7 +781,7 @@ unsafe extern "C-unwind" fn regex(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn binary(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state.
     unsafe {
-        let data = bytes_or_empty(l, 1);
+        let data = opt_bytes(l, 1).unwrap_or_default();
         push_special(l, bson::BINARY, &[&[0], data])
     }
 }

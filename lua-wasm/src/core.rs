@@ -79,7 +79,7 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut ffi::lua_State) -> c_int {
 ///
 /// # Safety
 /// `l` valid; the slice lives while the value stays on the stack.
-unsafe fn opt_bytes<'a>(l: *mut ffi::lua_State, index: c_int) -> Option<&'a [u8]> {
+pub(crate) unsafe fn opt_bytes<'a>(l: *mut ffi::lua_State, index: c_int) -> Option<&'a [u8]> {
     let mut len = 0usize;
     // SAFETY: lua_tolstring returns null or `len` valid bytes.
     unsafe {

@@ -269,12 +269,8 @@ fn start_tls(
                 .code());
             }
             let (cert, key) = (node.getenv("tls_cert"), node.getenv("tls_key"));
-            match (cert.as_deref(), key.as_deref()) {
-                (Some(cert), Some(key)) => {
-                    node.sockets.start_tls(id, None, None, Some((cert, key)))
-                }
-                _ => node.sockets.start_tls(id, None, None, None),
-            }
+            node.sockets
+                .start_tls(id, None, None, cert.as_deref().zip(key.as_deref()))
         }
         _ => return Ok(error::INVALID_ARGUMENT),
     };

@@ -18,7 +18,7 @@ use crate::log::Shown;
 use crate::module::split_command;
 use crate::mq::Message;
 use crate::service::ServiceCore;
-use crate::tenant::Tenant;
+use crate::tenant::{RefusalKind, Tenant};
 
 /// Runs one command for the service `core` belongs to.
 ///
@@ -249,6 +249,23 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
             }
             Ok(out)
         }
+        // skywasm: the console's `top`, `tenants` and `stat`, from the host's own counters
+        // (no guest is asked); an untrusted tenant's service sees its own tenant only.
+        "TOP" => {
+            let only = (!trusted).then_some(&tenant);
+            crate::metrics::console::top(&node, param, only).map_err(|why| {
+                core.log(&format!("TOP {}: {why}", Shown(param)));
+                HostError::InvalidArgument
+            })
+        }
+        "TENANTS" => Ok(crate::metrics::console::tenants(
+            &node,
+            (!trusted).then_some(&tenant),
+        )),
+        "STATS" => Ok(crate::metrics::console::stats(
+            &node,
+            (!trusted).then_some(&tenant),
+        )),
         "LOGON" | "LOGOFF" => {
             let target = core.resolve(param.trim())?;
             if !tenant.spec.logon {
@@ -302,7 +319,7 @@ pub fn execute(core: &mut ServiceCore, command: &str, param: &str) -> Result<Str
 /// Logs a refused command (see [`crate::log::worth_logging`]) and returns
 /// [`HostError::Denied`].
 pub(crate) fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) -> HostError {
-    if let Some(refused) = count_refusal(core) {
+    if let Some(refused) = count_refusal(core, RefusalKind::Denied) {
         core.log(&format!(
             "DENIED {} {}: {why} (tenant `{}`; {refused} refused so far)",
             Shown(command),
@@ -313,9 +330,10 @@ pub(crate) fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) ->
     HostError::Denied
 }
 
-/// Counts one more refusal of the service's; the count when it is worth a log line (the
-/// first 16, then every doubling).
-fn count_refusal(core: &ServiceCore) -> Option<u64> {
+/// Counts one more refusal of the service's (and one of `kind` of its tenant's); the count
+/// when it is worth a log line (the first 16, then every doubling).
+fn count_refusal(core: &ServiceCore, kind: RefusalKind) -> Option<u64> {
+    core.service().tenant().activity.refused(kind);
     let refused = core.service().stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
     crate::log::worth_logging(refused).then_some(refused)
 }
@@ -415,7 +433,7 @@ fn launch_for(
         ));
     }
     if !tenant.is_trusted() && args.len() > MAX_UNTRUSTED_ARGS {
-        if let Some(refused) = count_refusal(core) {
+        if let Some(refused) = count_refusal(core, RefusalKind::Launch) {
             core.log(&format!(
                 "FAILED launch {what}: {} bytes of arguments, over the {MAX_UNTRUSTED_ARGS} an \
                  untrusted tenant's service may have (tenant `{}`; {refused} refused so far)",
@@ -426,7 +444,7 @@ fn launch_for(
         return Err(HostError::Limit);
     }
     if !tenant.take_spawn_token() {
-        if let Some(refused) = count_refusal(core) {
+        if let Some(refused) = count_refusal(core, RefusalKind::Launch) {
             core.log(&format!(
                 "FAILED launch {what}: tenant `{}` launches faster than its spawn_rate of \
                  {}/s ({refused} refused so far)",
@@ -529,7 +547,7 @@ pub fn timeout(core: &mut ServiceCore, ticks: i64) -> Result<i32, HostError> {
 
 /// Logs a refused `TIMEOUT` (thinned out as every refusal) and returns [`HostError::Limit`].
 fn limit_hit(core: &ServiceCore, why: &str) -> HostError {
-    if let Some(refused) = count_refusal(core) {
+    if let Some(refused) = count_refusal(core, RefusalKind::Timers) {
         core.log(&format!(
             "TIMEOUT refused: {why} ({refused} refused so far)"
         ));
@@ -569,7 +587,7 @@ fn bind(core: &ServiceCore, name: &str, handle: Handle) -> Result<String, HostEr
     match bound {
         Ok(()) => Ok(name.to_string()),
         Err(HandleError::TooManyNames(why)) => {
-            if let Some(refused) = count_refusal(core) {
+            if let Some(refused) = count_refusal(core, RefusalKind::Names) {
                 core.log(&format!(
                     "REG {} refused: {why} (tenant `{}`; {refused} refused so far)",
                     Shown(name),

@@ -177,6 +177,11 @@ pub struct NodeConfig {
     pub lua_data_max: u64,
     /// Make guest code visible to `perf` (`wasm_profiler = "perfmap"` or `"jitdump"`).
     pub wasm_profiler: Option<String>,
+    /// Where the Prometheus endpoint listens (`metrics`); `None`: no endpoint.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Services with series of their own on `/metrics`: the busiest and the most queued,
+    /// this many of each (`metrics_top`).
+    pub metrics_top: usize,
     /// The limits of the node's own services, and the base of every tenant's
     /// (`cpu_limit`, `cpu_soft_limit`, `mailbox_limit`, `wasm_memory`, `max_message_size`).
     pub limits: Limits,
@@ -224,6 +229,7 @@ impl NodeConfig {
         // One 4 GiB reservation per wide service (its GC heap is small): with the pool's
         // 32 TiB, 8192 more take 64 TiB of the 128 TiB, as 8,000 fast services do.
         let wasm_wide_services = int_key("wasm_wide_services", 8192, 0, 16384)? as u32;
+        let metrics_top = int_key("metrics_top", 10, 0, 1000)? as usize;
 
         let mut string_key = |key: &str, default: &str| {
             env.entry(key.to_string())
@@ -357,6 +363,10 @@ impl NodeConfig {
                 return Err(bad("cluster_tenant", peers, "the name of a tenant"));
             }
         }
+        let metrics = match env.get("metrics") {
+            None => None,
+            Some(value) => metrics_address(value).map_err(|want| bad("metrics", value, want))?,
+        };
         let start = env.get("start").cloned().unwrap_or_else(|| "main".into());
         let harbor_net =
             harbor_config(&env, harbor).map_err(|(key, value, want)| bad(key, &value, want))?;
@@ -384,6 +394,8 @@ impl NodeConfig {
             log_backlog: log_backlog as usize,
             lua_data_max,
             wasm_profiler: env.get("wasm_profiler").cloned(),
+            metrics,
+            metrics_top,
             limits,
             tenants,
             base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
@@ -487,6 +499,25 @@ fn int_key_in(
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(value),
     }
+}
+
+/// The `metrics` setting: `false` (off), a port (on loopback), or an `ip:port` (`localhost`
+/// stands for 127.0.0.1). Loopback is the default because the endpoint has no
+/// authentication: exposing it elsewhere is the operator's explicit choice.
+fn metrics_address(value: &str) -> Result<Option<std::net::SocketAddr>, &'static str> {
+    const WANT: &str = "false, a port, or an `ip:port` address such as \"127.0.0.1:9100\"";
+    let value = value.trim();
+    if value == "false" {
+        return Ok(None);
+    }
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(Some((std::net::Ipv4Addr::LOCALHOST, port).into()));
+    }
+    let value = match value.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => value.to_string(),
+    };
+    value.parse().map(Some).map_err(|_| WANT)
 }
 
 /// `$XDG_CACHE_HOME/skywasm` or `~/.cache/skywasm`.
@@ -1091,6 +1122,23 @@ mod tests {
         assert!(!config.profile);
         assert!(!config.network_assist);
         assert!(config.wasm_prefault);
+        assert_eq!(config.metrics, None);
+        assert_eq!(config.metrics_top, 10);
+        for (value, address) in [
+            ("9100", "127.0.0.1:9100"),
+            ("'localhost:9101'", "127.0.0.1:9101"),
+            ("'[::1]:9102'", "[::1]:9102"),
+            ("'0.0.0.0:9103'", "0.0.0.0:9103"),
+        ] {
+            let config = NodeConfig::from_source("t", &format!("metrics = {value}")).unwrap();
+            assert_eq!(config.metrics, Some(address.parse().unwrap()), "{value}");
+        }
+        assert_eq!(
+            NodeConfig::from_source("t", "metrics = false")
+                .unwrap()
+                .metrics,
+            None
+        );
         for (source, key) in [
             ("thread = 0", "thread"),
             ("thread = 'many'", "thread"),
@@ -1107,6 +1155,10 @@ mod tests {
                 "cluster_max_connections",
             ),
             ("cluster_busy_poll = 1.5", "cluster_busy_poll"),
+            ("metrics = 'somewhere'", "metrics"),
+            ("metrics = 'example.com:9100'", "metrics"),
+            ("metrics = 70000", "metrics"),
+            ("metrics_top = 5000", "metrics_top"),
         ] {
             let err = NodeConfig::from_source("t", source).unwrap_err();
             assert!(

@@ -44,6 +44,7 @@
 //! | `harbor` | nodes sharing one address space, master and slaves | `cmaster.lua`, `cslave.lua`, `service_harbor.c` |
 //! | `client` | outside threads sending and calling | — |
 //! | `tenant` | tenants: limits, capabilities, quotas | — |
+//! | `metrics` | what operators watch: readings, the Prometheus endpoint | — |
 //! | `held` | values services share, alive while held | — |
 //! | `stm` | skynet.stm's objects, held once by the host | `lua-stm.c` |
 //! | `share` | skynet.sharetable's tables, held once by the host | `lua-sharetable.c` |
@@ -74,6 +75,7 @@ pub(crate) mod held;
 mod layering;
 pub mod lifecycle;
 pub(crate) mod log;
+pub(crate) mod metrics;
 pub(crate) mod module;
 pub(crate) mod monitor;
 pub mod mq;

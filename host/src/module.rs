@@ -198,9 +198,13 @@ impl ModuleRegistry {
     /// How many compiles of a module (with its pre-initialization) this registry has
     /// started: a module is compiled once per change of its bytes, and a failed compile is
     /// not repeated within the same limits.
-    #[cfg(test)]
     pub fn compiles(&self) -> u64 {
         self.compiles.load(Ordering::Relaxed)
+    }
+
+    /// Wasm modules compiled and held now.
+    pub fn loaded(&self) -> usize {
+        lock(&self.loaded).len()
     }
 
     /// Advances the epoch of the node's engines (the monitor's tick).

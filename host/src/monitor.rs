@@ -45,16 +45,27 @@ pub struct Monitor {
 
 impl Monitor {
     /// The monitor thread's loop until [`Monitor::stop`]: every [`EPOCH_PERIOD`] it calls
-    /// `tick` (the node advances the wasm epoch), and every 5 s it reports each worker
-    /// still in the message it was in 5 s before to `endless` (source, destination and the
-    /// watch's version), as skynet's monitor does.
-    pub(crate) fn run(&self, tick: impl Fn(), endless: impl Fn(Handle, Handle, u32)) {
+    /// `tick` (the node advances the wasm epoch) and tells `busy` which service each worker
+    /// is running a message of (worker index, service: the busy-time samples), and every
+    /// 5 s it reports each worker still in the message it was in 5 s before to `endless`
+    /// (source, destination and the watch's version), as skynet's monitor does.
+    pub(crate) fn run(
+        &self,
+        tick: impl Fn(),
+        busy: impl Fn(usize, Handle),
+        endless: impl Fn(Handle, Handle, u32),
+    ) {
         let mut checked: Vec<u32> = vec![0; self.watches.len()];
         let mut ticks = 0u32;
         while !self.stopped.load(Ordering::Acquire) {
             std::thread::sleep(EPOCH_PERIOD);
             tick();
             self.epochs.fetch_add(1, Ordering::Relaxed);
+            for worker in 0..self.watches.len() {
+                if let Some(service) = self.running(worker) {
+                    busy(worker, service);
+                }
+            }
             ticks += 1;
             if ticks % CHECK_EVERY != 0 {
                 continue;

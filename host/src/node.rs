@@ -32,6 +32,8 @@ pub struct Node {
     /// The timer and monitor threads; they stop after the workers (the monitor's epoch ticks
     /// are what interrupt a worker stuck in guest code).
     background: Vec<JoinHandle<()>>,
+    /// The Prometheus endpoint, when the config names `metrics`.
+    metrics: Option<crate::metrics::endpoint::Endpoint>,
 }
 
 impl Node {
@@ -45,6 +47,7 @@ impl Node {
             shared: shared.clone(),
             workers: Vec::new(),
             background: Vec::new(),
+            metrics: None,
         };
         let logservice = shared.config.logservice.clone();
         let logger_arg = shared.config.logger.clone().unwrap_or_default();
@@ -59,6 +62,23 @@ impl Node {
             );
         }
         node.spawn_threads()?;
+        if let Some(address) = shared.config.metrics {
+            match crate::metrics::endpoint::Endpoint::start(Arc::downgrade(&shared), address) {
+                Ok(endpoint) => {
+                    let bound = endpoint.address();
+                    let _ = shared.metrics.endpoint.set(bound);
+                    shared.log(
+                        Handle::NONE,
+                        &format!("metrics: serving http://{bound}/metrics"),
+                    );
+                    node.metrics = Some(endpoint);
+                }
+                Err(e) => {
+                    let _ = node.stop();
+                    return Err(StartError::Metrics(address, e));
+                }
+            }
+        }
         // As skynet's cslave before the rest of bootstrap: a node that cannot join the
         // network its config names does not start.
         if let Some(harbor) = shared.harbor.clone() {
@@ -163,6 +183,9 @@ impl Node {
     /// [`STOP_GRACE`] (stuck in host code nothing can interrupt) is abandoned, with a log
     /// line naming the service it runs, so the stop always ends.
     pub fn stop(&mut self) -> StopReport {
+        if let Some(mut endpoint) = self.metrics.take() {
+            endpoint.stop();
+        }
         let shared = self.shared.clone();
         shared.request_stop();
         let deadline = std::time::Instant::now() + STOP_GRACE;
@@ -313,6 +336,17 @@ fn run_timer_thread(node: &Arc<NodeShared>) {
 fn run_monitor_thread(node: &Arc<NodeShared>) {
     node.monitor.run(
         || node.modules.increment_epoch(),
+        |worker, running| {
+            node.metrics.sample_busy(worker, running);
+            if let Some(service) = node.router.service(running) {
+                service.stats.busy_samples.fetch_add(1, Ordering::Relaxed);
+                service
+                    .tenant()
+                    .activity
+                    .busy_samples
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        },
         |source, destination, version| {
             if let Some(service) = node.router.service(destination) {
                 service.stats.endless.store(true, Ordering::Relaxed);

@@ -104,7 +104,12 @@ const NEXT_BUDGET: u32 = 16;
 thread_local! {
     /// The index of the worker running on this thread, if it is a worker thread.
     static WORKER: Cell<Option<usize>> = const { Cell::new(None) };
+    /// Queues this thread made ready, for sampling one in [`SAMPLE_EVERY`].
+    static READIED: Cell<usize> = const { Cell::new(0) };
 }
+
+/// One message (and one ready queue) in this many is timed.
+const SAMPLE_EVERY: usize = crate::metrics::SAMPLE_EVERY;
 
 /// A slot holding at most one ready service, moved in and out with single atomic swaps.
 #[derive(Default)]
@@ -170,6 +175,8 @@ pub struct Scheduler {
     taken: AtomicUsize,
     /// `taken` at the previous timer check.
     taken_at_last_tick: AtomicUsize,
+    /// The message path's sampled timings (schedule delay, dispatch time).
+    pub timings: crate::metrics::Timings,
 }
 
 impl Scheduler {
@@ -189,18 +196,41 @@ impl Scheduler {
             stopped: AtomicBool::new(false),
             taken: AtomicUsize::new(0),
             taken_at_last_tick: AtomicUsize::new(0),
+            timings: crate::metrics::Timings::default(),
         }
     }
 
     /// Schedules a service whose queue just became ready: into the calling worker's next
     /// slot, or the global queue.
     pub fn ready(&self, service: Arc<Service>) {
+        self.sample_ready(&service);
         let displaced = match WORKER.get().and_then(|index| self.slots.get(index)) {
             Some(slot) => slot.next.replace(service),
             None => Some(service),
         };
         if let Some(service) = displaced {
             self.push_global(service);
+        }
+    }
+
+    /// Marks one ready queue in [`SAMPLE_EVERY`] with the time, for the schedule delay the
+    /// worker taking it records: a counter of this thread's, no atomic read-modify-write.
+    fn sample_ready(&self, service: &Service) {
+        let readied = READIED.get().wrapping_add(1);
+        READIED.set(readied);
+        if readied % SAMPLE_EVERY == 0 {
+            service
+                .ready_at
+                .store(self.timings.now(), Ordering::Relaxed);
+        }
+    }
+
+    /// Records the schedule delay of a queue a worker just took, if it was sampled.
+    fn took(&self, service: &Service) {
+        let since = service.ready_at.load(Ordering::Relaxed);
+        if since != 0 {
+            service.ready_at.store(0, Ordering::Relaxed);
+            self.timings.waited_since(since);
         }
     }
 
@@ -223,7 +253,6 @@ impl Scheduler {
     }
 
     /// Number of ready service queues a worker may take now.
-    #[cfg(test)]
     pub fn ready_len(&self) -> usize {
         self.global.len()
     }
@@ -562,6 +591,7 @@ fn dispatch_turn<H: Host>(
         Ok(Turned::Again) => Some(service),
         Ok(Turned::Done(next)) => next,
         Ok(Turned::Requeue(next)) => {
+            host.scheduler().sample_ready(&service);
             host.scheduler().push_global(service);
             next
         }
@@ -613,6 +643,7 @@ fn contain_panic<H: Host>(
 /// The body of [`dispatch_turn`] for the service it took.
 fn serve_turn<H: Host>(host: &H, service: &Arc<Service>, turn: &mut Turn) -> Turned {
     let scheduler = host.scheduler();
+    scheduler.took(service);
     let (worker, weight) = (turn.worker, turn.weight);
     match serve_asked(host, service, turn.assist) {
         Asked::Served => {}
@@ -640,10 +671,19 @@ fn serve_turn<H: Host>(host: &H, service: &Arc<Service>, turn: &mut Turn) -> Tur
                 &format!("May overload, message queue length = {len}"),
             );
         }
+        // The worker's own message count picks the messages whose dispatch is timed.
+        let slot = scheduler.slots.get(worker);
+        let progress = slot.map_or(1, |slot| slot.progress.load(Ordering::Relaxed));
+        let timed = (progress % SAMPLE_EVERY == 0).then(std::time::Instant::now);
         dispatch_message(host, service, message, worker, turn.assist);
+        if let Some(started) = timed {
+            scheduler
+                .timings
+                .dispatch
+                .observe(started.elapsed().as_secs_f64());
+        }
         service.wake_sockets_if_drained();
-        if let Some(slot) = scheduler.slots.get(worker) {
-            let progress = slot.progress.load(Ordering::Relaxed);
+        if let Some(slot) = slot {
             slot.progress
                 .store(progress.wrapping_add(1), Ordering::Relaxed);
         }

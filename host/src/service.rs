@@ -33,6 +33,8 @@ pub enum Fault {
     Trap {
         /// The export that was running (`skywasm_dispatch`, ...).
         export: String,
+        /// What kind of stop it was, for the counts by cause.
+        kind: crate::tenant::FaultCause,
         /// What stopped it.
         cause: String,
         /// The innermost guest function with a name, when the backtrace has one.
@@ -47,6 +49,19 @@ pub enum Fault {
     /// A native service ended itself with this reason.
     #[error("{0}")]
     Native(String),
+}
+
+impl Fault {
+    /// The cause it is counted under.
+    pub fn cause(&self) -> crate::tenant::FaultCause {
+        use crate::tenant::FaultCause;
+        match self {
+            Fault::Trap { kind, .. } => *kind,
+            Fault::Abi(_) => FaultCause::Abi,
+            Fault::HostPanic(_) => FaultCause::HostPanic,
+            Fault::Native(_) => FaultCause::Native,
+        }
+    }
 }
 
 /// The `, at guest function ...` part of a trap's text.
@@ -121,6 +136,12 @@ pub(crate) type DeferredStart =
 pub struct Stats {
     /// Messages dispatched.
     pub messages: AtomicU64,
+    /// Messages it sent that were taken (into a mailbox, or towards another node). Only
+    /// the holder of its queue counts (a plain store), as with `messages`.
+    pub sent: AtomicU64,
+    /// Monitor samples (every 10 ms) that found a worker running its message: its busy
+    /// time, sampled, without a clock read on the message path.
+    pub busy_samples: AtomicU64,
     /// Thread CPU nanoseconds spent in dispatch (only with `profile = true`).
     pub cpu_ns: AtomicU64,
     /// Set by the monitor when a message ran for a whole check period.
@@ -161,6 +182,9 @@ pub struct Service {
     soft_interrupt: AtomicU64,
     /// Dispatch counters.
     pub stats: Stats,
+    /// When its queue was last made ready, if that was sampled for the schedule delay
+    /// ([`crate::metrics::Timings`]; 0: not sampled).
+    pub(crate) ready_at: AtomicU64,
     /// Message log opened by `LOGON`.
     message_log: MessageLog,
     /// The tenant it belongs to.
@@ -205,6 +229,7 @@ impl Service {
             interrupt: AtomicU64::new(0),
             soft_interrupt: AtomicU64::new(0),
             stats: Stats::default(),
+            ready_at: AtomicU64::new(0),
             message_log: MessageLog::default(),
             interrupt_reason: std::sync::atomic::AtomicU8::new(0),
             deferred_start: Mutex::new(None),
@@ -232,6 +257,16 @@ impl Service {
                 (n & TIMERS_RELEASED == 0 && n > 0).then(|| n - 1)
             })
             .is_ok()
+    }
+
+    /// Its timeouts pending now.
+    pub(crate) fn pending_timers(&self) -> u32 {
+        let pending = self.timers.load(Ordering::Acquire);
+        if pending & TIMERS_RELEASED == 0 {
+            pending
+        } else {
+            0
+        }
     }
 
     /// Ends its timeouts' count: how many were pending (to give back to its tenant).
@@ -433,6 +468,9 @@ impl Service {
     pub(crate) fn guest_log(&self, node: &NodeShared, text: &str) {
         if !self.log_budget.take() || !self.tenant.take_log_token() {
             self.log_dropped.fetch_add(1, Ordering::Relaxed);
+            self.tenant
+                .activity
+                .refused(crate::tenant::RefusalKind::LogRate);
             return;
         }
         let dropped = self.log_dropped.swap(0, Ordering::Relaxed);
@@ -698,6 +736,7 @@ impl ServiceCore {
                 // unanswered gets no more: each is answered with an error at once, so the
                 // host keeps no unbounded list of obligations for it.
                 let refused = self.service.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                tenant.activity.refused(crate::tenant::RefusalKind::Owed);
                 if crate::log::worth_logging(refused) {
                     self.node.log(
                         self.handle(),
@@ -788,6 +827,10 @@ impl ServiceCore {
         data: Box<[u8]>,
     ) -> Result<(), HostError> {
         if data.len() > self.message_size() {
+            self.service
+                .tenant()
+                .activity
+                .refused(crate::tenant::RefusalKind::MessageSize);
             return Err(HostError::TooLarge);
         }
         let mut answer = false;

@@ -27,7 +27,7 @@ use crate::scheduler::Scheduler;
 use crate::service::{Behavior, Fault, Service};
 use crate::socket::{EventSink, SocketServer};
 use crate::sync::lock;
-use crate::tenant::{Tenant, Tenants};
+use crate::tenant::{RefusalKind, Tenant, Tenants};
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -50,6 +50,9 @@ pub enum StartError {
     /// The node could not join its harbor network (`master`, `address`, `standalone`).
     #[error("{0}")]
     Harbor(#[from] crate::harbor::HarborError),
+    /// The metrics endpoint could not listen at its address (`metrics`).
+    #[error("cannot serve metrics at {0}: {1}")]
+    Metrics(std::net::SocketAddr, std::io::Error),
 }
 
 /// State shared by every thread and service of one node.
@@ -93,6 +96,8 @@ pub(crate) struct NodeShared {
     pub stm: crate::stm::StmStore,
     /// skynet.sharetable's tables.
     pub share: crate::share::ShareStore,
+    /// The node's own counters for the metrics, and the monitor's busy samples.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl NodeShared {
@@ -116,6 +121,7 @@ impl NodeShared {
             scheduler,
             clock: Clock::new(),
             monitor: Monitor::new(config.thread + 1),
+            metrics: crate::metrics::Metrics::new(config.thread),
             modules,
             monitor_exit: AtomicU32::new(0),
             logger: AtomicU32::new(0),
@@ -175,9 +181,16 @@ impl NodeShared {
         cache: &mut Option<Arc<Service>>,
     ) -> Result<(), Refusal> {
         let (ptype, bytes) = (message.ptype, message.data.len());
-        self.router
-            .push_from(sender, answer, dest, message, cache)
-            .inspect_err(|refusal| self.log_refusal(sender, dest, ptype, bytes, refusal))
+        let pushed = self.router.push_from(sender, answer, dest, message, cache);
+        match &pushed {
+            // Only the holder of the sender's queue sends as it: a plain store suffices.
+            Ok(()) => {
+                let sent = sender.stats.sent.load(Ordering::Relaxed) + 1;
+                sender.stats.sent.store(sent, Ordering::Relaxed);
+            }
+            Err(refusal) => self.log_refusal(sender, dest, ptype, bytes, refusal),
+        }
+        pushed
     }
 
     /// Counts a refused send and logs it (the 1st, 2nd, 4th, 8th, ... of each kind).
@@ -192,6 +205,7 @@ impl NodeShared {
         match refusal {
             Refusal::NoService => {}
             Refusal::Remote => {
+                sender.tenant().activity.refused(RefusalKind::Denied);
                 let refused = sender.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
                 if worth_logging(refused) {
                     self.log(
@@ -207,6 +221,7 @@ impl NodeShared {
                 }
             }
             Refusal::Denied(service) => {
+                sender.tenant().activity.refused(RefusalKind::Denied);
                 let refused = sender.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
                 if worth_logging(refused) {
                     self.log(
@@ -221,6 +236,7 @@ impl NodeShared {
                 }
             }
             Refusal::Full(service) => {
+                service.tenant().activity.refused(RefusalKind::MailboxFull);
                 let rejected = service.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
                 if worth_logging(rejected) {
                     let tenant = service.tenant();

@@ -430,6 +430,168 @@ pub struct Tenant {
     /// Bytes of the messages waiting in all its mailboxes, counted by the mailboxes
     /// themselves when the tenant has a `tenant_mailbox_bytes` cap.
     queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// What its services did, for the metrics and the console.
+    pub activity: Activity,
+}
+
+/// Why something a tenant's service asked for was refused: the kinds its refusals are
+/// counted by (`skywasm_tenant_refusals_total{kind}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// A capability or allow-list said no (a command, a send to another tenant, an
+    /// address).
+    Denied,
+    /// A message to one of its services found the mailbox full (counted for the receiver).
+    MailboxFull,
+    /// A message larger than its `message_size`.
+    MessageSize,
+    /// Linear memory past `memory` or `tenant_memory`.
+    Memory,
+    /// A launch past `services`, `spawn_rate` or the arguments' size.
+    Launch,
+    /// A timeout past `timers`.
+    Timers,
+    /// A socket past `max_sockets` (or its lookups' share).
+    Sockets,
+    /// A name past `names` or `tenant_names`.
+    Names,
+    /// A log line past `log_rate` or `tenant_log_rate` (dropped).
+    LogRate,
+    /// A request to a service owing too many answers.
+    Owed,
+    /// A host call the sandbox bounds (WASI, data files).
+    HostCall,
+}
+
+impl RefusalKind {
+    /// Every kind, in the order of [`Activity::refusals`].
+    pub const ALL: [RefusalKind; 11] = [
+        RefusalKind::Denied,
+        RefusalKind::MailboxFull,
+        RefusalKind::MessageSize,
+        RefusalKind::Memory,
+        RefusalKind::Launch,
+        RefusalKind::Timers,
+        RefusalKind::Sockets,
+        RefusalKind::Names,
+        RefusalKind::LogRate,
+        RefusalKind::Owed,
+        RefusalKind::HostCall,
+    ];
+
+    /// Its label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            RefusalKind::Denied => "denied",
+            RefusalKind::MailboxFull => "mailbox_full",
+            RefusalKind::MessageSize => "message_size",
+            RefusalKind::Memory => "memory",
+            RefusalKind::Launch => "launch",
+            RefusalKind::Timers => "timers",
+            RefusalKind::Sockets => "sockets",
+            RefusalKind::Names => "names",
+            RefusalKind::LogRate => "log_rate",
+            RefusalKind::Owed => "owed",
+            RefusalKind::HostCall => "host_call",
+        }
+    }
+}
+
+/// Why a service of the tenant was ended against its will: the causes its faults are
+/// counted by (`skywasm_tenant_faults_total{cause}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultCause {
+    /// It ran past its CPU limit.
+    Cpu,
+    /// `KILL`, `SIGNAL 0` or the node stopping interrupted it.
+    Interrupted,
+    /// Its wasm stack overflowed.
+    Stack,
+    /// Any other trap of its code (unreachable, out of bounds, an uncaught error...).
+    Trap,
+    /// It broke the ABI's contract.
+    Abi,
+    /// Host code panicked while serving it.
+    HostPanic,
+    /// A native service ended itself.
+    Native,
+}
+
+impl FaultCause {
+    /// Every cause, in the order of [`Activity::faults`].
+    pub const ALL: [FaultCause; 7] = [
+        FaultCause::Cpu,
+        FaultCause::Interrupted,
+        FaultCause::Stack,
+        FaultCause::Trap,
+        FaultCause::Abi,
+        FaultCause::HostPanic,
+        FaultCause::Native,
+    ];
+
+    /// Its label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            FaultCause::Cpu => "cpu",
+            FaultCause::Interrupted => "interrupted",
+            FaultCause::Stack => "stack",
+            FaultCause::Trap => "trap",
+            FaultCause::Abi => "abi",
+            FaultCause::HostPanic => "host_panic",
+            FaultCause::Native => "native",
+        }
+    }
+}
+
+/// A tenant's counters that only grow. The message counts of live services are on the
+/// services (their holders count without atomic read-modify-writes); a service that ends
+/// adds its counts here, so the tenant's totals are these plus its live services'.
+#[derive(Debug, Default)]
+pub struct Activity {
+    /// Messages delivered to its services that have ended.
+    pub ended_received: AtomicU64,
+    /// Messages its ended services sent.
+    pub ended_sent: AtomicU64,
+    /// Monitor samples (every 10 ms) that found a worker running one of its services.
+    pub busy_samples: AtomicU64,
+    /// Refusals, by [`RefusalKind`] (in the order of [`RefusalKind::ALL`]).
+    pub refusals: [AtomicU64; RefusalKind::ALL.len()],
+    /// Faults, by [`FaultCause`] (in the order of [`FaultCause::ALL`]).
+    pub faults: [AtomicU64; FaultCause::ALL.len()],
+}
+
+impl Activity {
+    /// Counts one refusal of `kind`.
+    pub fn refused(&self, kind: RefusalKind) {
+        let index = RefusalKind::ALL.iter().position(|k| *k == kind);
+        if let Some(counter) = index.and_then(|i| self.refusals.get(i)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one fault of `cause`.
+    pub fn faulted(&self, cause: FaultCause) {
+        let index = FaultCause::ALL.iter().position(|c| *c == cause);
+        if let Some(counter) = index.and_then(|i| self.faults.get(i)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Refusals of every kind so far, with their kinds.
+    pub fn refusal_counts(&self) -> impl Iterator<Item = (RefusalKind, u64)> + '_ {
+        RefusalKind::ALL
+            .iter()
+            .zip(&self.refusals)
+            .map(|(kind, n)| (*kind, n.load(Ordering::Relaxed)))
+    }
+
+    /// Faults of every cause so far, with their causes.
+    pub fn fault_counts(&self) -> impl Iterator<Item = (FaultCause, u64)> + '_ {
+        FaultCause::ALL
+            .iter()
+            .zip(&self.faults)
+            .map(|(cause, n)| (*cause, n.load(Ordering::Relaxed)))
+    }
 }
 
 impl Tenant {
@@ -448,6 +610,7 @@ impl Tenant {
             spawn_tokens,
             log_tokens,
             queued: Arc::default(),
+            activity: Activity::default(),
         }
     }
 

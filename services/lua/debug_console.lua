@@ -416,7 +416,9 @@ function COMMAND.help()
 	return {
 		help = "help : this help message",
 		list = "list : list all the services",
-		stat = "stat [timeout] : dump the stats of all the services",
+		stat = "stat : the stats of all the services (mqlen, message, cpu, busy, tenant), from the host: no service is asked",
+		top = "top [cpu|queue|memory] [n] [seconds] : the n (10) services using the most CPU over the last seconds (10), or with the longest mailboxes, or the most memory",
+		tenants = "tenants : each tenant's usage against its limits (services, memory, queued messages, sockets, timers), its CPU time, refusals and faults",
 		info = "info address ... : the service's information (its INFO debug command)",
 		exit = "exit address : make a lua service exit",
 		kill = "kill address : kill a service",
@@ -493,8 +495,31 @@ function COMMAND.list()
 	return with_skywasm_suffix(list, launched)
 end
 
-function COMMAND.stat(ti)
-	return skynet.call(".launcher", "lua", "STAT", timeout(ti))
+-- skywasm: the host answers for every service (a wedged one cannot hold the console up);
+-- what only the service knows (its tasks) is `info address` or `task address`.
+function COMMAND.stat()
+	local stats = {}
+	for line in core.command("STATS", ""):gmatch("[^\n]+") do
+		local address, rest = line:match("^(%S+)%s+(.*)$")
+		local fields = {}
+		for key, value in rest:gmatch("(%w+)=(%S+)") do
+			fields[key] = tonumber(value) or value
+		end
+		stats[address] = fields
+	end
+	return stats
+end
+
+function COMMAND.top(...)
+	local answer = core.command("TOP", table.concat({ ... }, " "))
+	if answer == nil then
+		error("usage: top [cpu|queue|memory] [n] [seconds]", 0)
+	end
+	return answer
+end
+
+function COMMAND.tenants()
+	return core.command("TENANTS", "")
 end
 
 function COMMAND.mem(ti)

@@ -119,11 +119,31 @@ fn console_commands_answer_with_skynet_s_output() {
             .any(|l| l.starts_with(&format!("{pong}\t")) && l.contains("Kb (snlua pong) [wasm ")),
         "{mem:?}"
     );
+    // skywasm: `stat` is answered by the host, for every service, without asking them.
     let stat = s.run("stat");
     assert!(
-        stat.iter()
-            .any(|l| l.starts_with(&format!("{pong}\t")) && l.contains("mqlen:")),
+        stat.iter().any(|l| l.starts_with(&format!("{pong}\t"))
+            && l.contains("mqlen:0")
+            && l.contains("message:")
+            && l.contains("busy:")
+            && l.contains("tenant:node")),
         "{stat:?}"
+    );
+    let top = s.run("top queue 3");
+    assert!(
+        top[0].starts_with("0 of ") || top[0].contains("services by mailbox length"),
+        "{top:?}"
+    );
+    assert!(top[1].starts_with("address"), "{top:?}");
+    assert_eq!(top.last().unwrap(), "<CMD OK>");
+    let top = s.run("top");
+    assert!(top[0].contains("services by cpu"), "{top:?}");
+    assert_eq!(s.run("top nonsense").last().unwrap(), "<CMD Error>");
+    let tenants = s.run("tenants");
+    assert!(tenants[0].starts_with("tenant"), "{tenants:?}");
+    assert!(
+        tenants[1].starts_with("node ") && tenants[1].contains(" yes "),
+        "{tenants:?}"
     );
     let netstat = s.run("netstat");
     assert!(

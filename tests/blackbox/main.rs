@@ -16,6 +16,7 @@ mod launcher;
 mod lifecycle;
 mod lua;
 mod messaging;
+mod metrics;
 mod mongo_peer;
 mod names_env;
 mod network;

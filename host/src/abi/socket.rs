@@ -120,6 +120,19 @@ fn allowed_address(
     let tenant = core.service().tenant();
     if matches!(direction, Direction::Connect)
         && !tenant.is_trusted()
+        && is_metrics_endpoint(core.node(), host, port)
+    {
+        // Whatever its `connect` list names: the endpoint is the operator's.
+        return Err(crate::command::deny(
+            core,
+            function,
+            &format!("{host}:{port}"),
+            "the node's metrics endpoint is not for untrusted tenants",
+        )
+        .code());
+    }
+    if matches!(direction, Direction::Connect)
+        && !tenant.is_trusted()
         && !spec.names_connect_host(host, port)
     {
         // This machine and the node's own listeners (the cluster port, a console, other
@@ -147,6 +160,22 @@ fn allowed_address(
         }
     }
     Ok(())
+}
+
+/// True when `host:port` may be the node's metrics endpoint: its port, on this machine, at
+/// its own address, or behind a name (which could resolve to either).
+fn is_metrics_endpoint(node: &crate::shared::NodeShared, host: &str, port: u16) -> bool {
+    let Some(endpoint) = node.metrics.endpoint.get() else {
+        return false;
+    };
+    let literal = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>();
+    endpoint.port() == port
+        && (crate::socket::is_local_host(host)
+            || literal.is_err()
+            || literal.is_ok_and(|ip| ip == endpoint.ip()))
 }
 
 /// The `(host, port)` arguments of the socket functions that take an address, once the

@@ -298,6 +298,7 @@ impl NodeShared {
             failure
         };
         if !tenant.add_service() {
+            tenant.activity.refused(crate::tenant::RefusalKind::Launch);
             return Err(failed(LaunchError::Limit(format!(
                 "tenant `{}` already runs its limit of {} services",
                 tenant.name(),
@@ -403,6 +404,7 @@ impl NodeShared {
     /// may already be, when KILL interrupted it) and the log says why.
     pub(crate) fn fault(&self, service: &Service, fault: &Fault, what: &str) {
         let handle = service.handle();
+        service.tenant().activity.faulted(fault.cause());
         if service.mark_dead() {
             self.router.retire(handle);
         }
@@ -424,6 +426,15 @@ impl NodeShared {
             return;
         }
         let handle = service.handle();
+        // Its counts move to its tenant, whose totals outlive it.
+        let activity = &service.tenant().activity;
+        let stats = &service.stats;
+        activity
+            .ended_received
+            .fetch_add(stats.messages.load(Ordering::Relaxed), Ordering::Relaxed);
+        activity
+            .ended_sent
+            .fetch_add(stats.sent.load(Ordering::Relaxed), Ordering::Relaxed);
         // Its timeouts go back to its tenant now (before its handle is free, so whoever saw
         // it end sees them back), not when they would have fired.
         let timers = service.release_timers();

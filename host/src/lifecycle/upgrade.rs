@@ -105,6 +105,11 @@ impl NodeShared {
             return;
         };
         let outcome = self.upgrade(service, &request);
+        self.metrics.upgraded(match outcome {
+            Outcome::Restored { .. } => crate::metrics::UpgradeOutcome::Restored,
+            Outcome::Fresh(_) => crate::metrics::UpgradeOutcome::Fresh,
+            Outcome::Failed(_) => crate::metrics::UpgradeOutcome::Failed,
+        });
         let what = format!(
             "UPGRADE {} {}",
             crate::log::Shown(&request.module),

@@ -189,6 +189,19 @@ impl NodeHandle {
         }
     }
 
+    /// Where the Prometheus endpoint listens (`metrics`), once it does.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.shared.metrics.endpoint.get().copied()
+    }
+
+    /// The node's metrics in the Prometheus text format, as `/metrics` serves them.
+    ///
+    /// # Errors
+    /// When the text would be larger than the endpoint sends.
+    pub fn metrics_text(&self) -> Result<String, String> {
+        crate::metrics::exposition::render(&self.shared)
+    }
+
     /// Timeouts pending in the node's timer wheel.
     pub fn pending_timers(&self) -> usize {
         self.shared.clock.pending()

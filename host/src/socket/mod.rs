@@ -83,6 +83,8 @@ pub struct SocketQuota {
     limit: u32,
     /// Host-name lookups in flight under this quota (each is a socket too).
     lookups: AtomicU32,
+    /// Sockets and lookups refused at the limit.
+    refused: AtomicU64,
 }
 
 /// The most lookups an untrusted tenant may have in flight at once: the node runs 32 at a
@@ -96,7 +98,13 @@ impl SocketQuota {
             open: AtomicU32::new(0),
             limit,
             lookups: AtomicU32::new(0),
+            refused: AtomicU64::new(0),
         })
+    }
+
+    /// Sockets and lookups refused so far because the quota was used up.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Sockets open under this quota now.
@@ -117,6 +125,7 @@ impl SocketQuota {
             })
             .map(|_| LookupTicket(self.clone()))
             .map_err(|_| {
+                self.refused.fetch_add(1, Ordering::Relaxed);
                 SocketError::Limit(format!(
                     "the limit of {most} host-name lookups in flight is reached"
                 ))
@@ -130,6 +139,7 @@ impl SocketQuota {
             })
             .map(|_| QuotaTicket(self.clone()))
             .map_err(|_| {
+                self.refused.fetch_add(1, Ordering::Relaxed);
                 SocketError::Limit(format!(
                     "the limit of {} open sockets is reached",
                     self.limit
@@ -341,6 +351,8 @@ pub(crate) struct Shared {
     /// takes the write over at no wake's cost and the sender's worker is spared the
     /// system call, which is what many busy connections want).
     reactor_parked: AtomicBool,
+    /// Bytes read and written by sockets that have closed (the open ones count their own).
+    closed_bytes: [AtomicU64; 2],
 }
 
 /// The node's socket server.
@@ -374,6 +386,7 @@ impl SocketServer {
                 sockets: Mutex::new(FxHashMap::default()),
                 next_id: AtomicI32::new(0),
                 reactor_parked: AtomicBool::new(false),
+                closed_bytes: Default::default(),
             }),
             reactor: OnceLock::new(),
             thread_stack,
@@ -892,6 +905,20 @@ impl SocketServer {
         }
     }
 
+    /// Bytes every socket of the node has read and written so far: `(read, written)`.
+    pub fn bytes(&self) -> (u64, u64) {
+        let [read, written] = &self.shared.closed_bytes;
+        let (mut read, mut written) = (
+            read.load(Ordering::Relaxed),
+            written.load(Ordering::Relaxed),
+        );
+        for entry in lock(&self.shared.sockets).values() {
+            read += entry.read.load(Ordering::Acquire);
+            written += entry.written.load(Ordering::Acquire);
+        }
+        (read, written)
+    }
+
     /// Number of open sockets.
     pub fn len(&self) -> usize {
         lock(&self.shared.sockets).len()
@@ -953,7 +980,11 @@ impl Shared {
     }
 
     fn remove(&self, id: i32) {
-        lock(&self.sockets).remove(&id);
+        if let Some(entry) = lock(&self.sockets).remove(&id) {
+            let [read, written] = &self.closed_bytes;
+            read.fetch_add(entry.read.load(Ordering::Acquire), Ordering::Relaxed);
+            written.fetch_add(entry.written.load(Ordering::Acquire), Ordering::Relaxed);
+        }
     }
 
     /// Hands one event to the socket's owner; false if the owner is gone.

@@ -78,6 +78,9 @@ struct MemoryLimiter {
 
 impl MemoryLimiter {
     fn refuse(&mut self, desired: usize, why: &str) {
+        self.tenant
+            .activity
+            .refused(crate::tenant::RefusalKind::Memory);
         if std::mem::replace(&mut self.logged, true) {
             return;
         }
@@ -213,6 +216,11 @@ impl WasiHost for WasmState {
     }
 
     fn refused(&mut self, what: &str) {
+        self.core
+            .service()
+            .tenant()
+            .activity
+            .refused(crate::tenant::RefusalKind::HostCall);
         let refused = self
             .core
             .service()
@@ -229,9 +237,28 @@ impl WasiHost for WasmState {
     }
 }
 
+/// Why the host stopped a guest's call: the error its trap carries, so the fault can be
+/// counted by its cause.
+#[derive(Debug)]
+struct Stopped {
+    cause: crate::tenant::FaultCause,
+    text: String,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
 /// The trap of a call stopped by `KILL`, `SIGNAL 0` or node stop.
 fn interrupted() -> wasmtime::Error {
-    wasmtime::Error::msg("interrupted (killed, signalled or the node is stopping)")
+    wasmtime::Error::new(Stopped {
+        cause: crate::tenant::FaultCause::Interrupted,
+        text: "interrupted (killed, signalled or the node is stopping)".into(),
+    })
 }
 
 /// The trap of a call that ran out of CPU.
@@ -247,9 +274,10 @@ pub(crate) fn cpu_limit_error(
             "the CPU limit left to the call it runs inside (a launch within a message)".into()
         }
     };
-    wasmtime::Error::msg(format!(
-        "ran past {which} (maybe in an endless loop; stopped after {ran_ms} ms)"
-    ))
+    wasmtime::Error::new(Stopped {
+        cause: crate::tenant::FaultCause::Cpu,
+        text: format!("ran past {which} (maybe in an endless loop; stopped after {ran_ms} ms)"),
+    })
 }
 
 /// The CPU limit of one call into the guests of `tenant`.
@@ -580,8 +608,16 @@ pub(crate) fn describe_trap(export: &str, error: &wasmtime::Error) -> String {
 
 /// The [`Fault`] of a guest export that stopped with `error`.
 pub(crate) fn trap(export: &str, error: &wasmtime::Error) -> Fault {
+    let kind = if let Some(stopped) = error.downcast_ref::<Stopped>() {
+        stopped.cause
+    } else if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::StackOverflow) {
+        crate::tenant::FaultCause::Stack
+    } else {
+        crate::tenant::FaultCause::Trap
+    };
     Fault::Trap {
         export: export.to_string(),
+        kind,
         cause: error.root_cause().to_string(),
         function: error.downcast_ref::<WasmBacktrace>().and_then(|bt| {
             bt.frames()

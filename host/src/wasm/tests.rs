@@ -71,6 +71,7 @@ fn a_trap_is_a_fault_that_names_the_export_and_the_guest_function() {
         export,
         cause,
         function,
+        ..
     }) = fault
     else {
         panic!("not a trap: {fault:?}");

@@ -182,6 +182,14 @@ pub struct NodeConfig {
     /// Services with series of their own on `/metrics`: the busiest and the most queued,
     /// this many of each (`metrics_top`).
     pub metrics_top: usize,
+    /// The least severe of the host's tracing events the node's log shows (`tracing_log`:
+    /// `error`, `warn`, `info`, `debug`, `trace`); `None`: none (`off`).
+    pub tracing_log: Option<tracing::Level>,
+    /// Where the host's spans are exported with OTLP over HTTP (`otlp`, e.g.
+    /// `http://127.0.0.1:4318`); `None`: not exported.
+    pub otlp: Option<String>,
+    /// The `service.name` the exported spans carry (`otlp_service`).
+    pub otlp_service: String,
     /// The limits of the node's own services, and the base of every tenant's
     /// (`cpu_limit`, `cpu_soft_limit`, `mailbox_limit`, `wasm_memory`, `max_message_size`).
     pub limits: Limits,
@@ -231,11 +239,7 @@ impl NodeConfig {
         let wasm_wide_services = int_key("wasm_wide_services", 8192, 0, 16384)? as u32;
         let metrics_top = int_key("metrics_top", 10, 0, 1000)? as usize;
 
-        let mut string_key = |key: &str, default: &str| {
-            env.entry(key.to_string())
-                .or_insert_with(|| default.to_string())
-                .clone()
-        };
+        let mut string_key = |key: &str, default: &str| string_key_in(&mut env, key, default);
         // skynet's default: the Lua bootstrap, whose `start` is a Lua service.
         let bootstrap = string_key("bootstrap", "snlua bootstrap");
         let logservice = string_key("logservice", "logger");
@@ -363,6 +367,28 @@ impl NodeConfig {
                 return Err(bad("cluster_tenant", peers, "the name of a tenant"));
             }
         }
+        let tracing_log = match string_key_in(&mut env, "tracing_log", "warn").trim() {
+            "off" => None,
+            level => Some(level.parse::<tracing::Level>().map_err(|_| {
+                bad(
+                    "tracing_log",
+                    level,
+                    "off, error, warn, info, debug or trace",
+                )
+            })?),
+        };
+        let otlp = match env.get("otlp").map(|v| v.trim().to_string()) {
+            None => None,
+            Some(url) if url.starts_with("http://") && url.len() > "http://".len() => Some(url),
+            Some(url) => {
+                return Err(bad(
+                    "otlp",
+                    &url,
+                    "an http:// URL of an OTLP/HTTP collector, e.g. \"http://127.0.0.1:4318\"",
+                ))
+            }
+        };
+        let otlp_service = string_key_in(&mut env, "otlp_service", "skywasm");
         let metrics = match env.get("metrics") {
             None => None,
             Some(value) => metrics_address(value).map_err(|want| bad("metrics", value, want))?,
@@ -396,6 +422,9 @@ impl NodeConfig {
             wasm_profiler: env.get("wasm_profiler").cloned(),
             metrics,
             metrics_top,
+            tracing_log,
+            otlp,
+            otlp_service,
             limits,
             tenants,
             base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
@@ -484,6 +513,13 @@ const CLUSTER_NUMBERS: &[(&str, u64, u64)] = &[
 ];
 
 /// Reads an integer key in `min..=max`, writing the default back; the bad text on error.
+/// The value of `key`, written back as `default` when unset.
+fn string_key_in(env: &mut BTreeMap<String, String>, key: &str, default: &str) -> String {
+    env.entry(key.to_string())
+        .or_insert_with(|| default.to_string())
+        .clone()
+}
+
 fn int_key_in(
     env: &mut BTreeMap<String, String>,
     key: &str,
@@ -1124,6 +1160,17 @@ mod tests {
         assert!(config.wasm_prefault);
         assert_eq!(config.metrics, None);
         assert_eq!(config.metrics_top, 10);
+        assert_eq!(config.tracing_log, Some(tracing::Level::WARN));
+        assert_eq!(config.otlp, None);
+        assert_eq!(config.otlp_service, "skywasm");
+        let traced = NodeConfig::from_source(
+            "t",
+            "tracing_log = 'off'\notlp = 'http://127.0.0.1:4318'\notlp_service = 'game-1'",
+        )
+        .unwrap();
+        assert_eq!(traced.tracing_log, None);
+        assert_eq!(traced.otlp.as_deref(), Some("http://127.0.0.1:4318"));
+        assert_eq!(traced.otlp_service, "game-1");
         for (value, address) in [
             ("9100", "127.0.0.1:9100"),
             ("'localhost:9101'", "127.0.0.1:9101"),
@@ -1159,6 +1206,9 @@ mod tests {
             ("metrics = 'example.com:9100'", "metrics"),
             ("metrics = 70000", "metrics"),
             ("metrics_top = 5000", "metrics_top"),
+            ("tracing_log = 'loud'", "tracing_log"),
+            ("otlp = 'https://collector:4318'", "otlp"),
+            ("otlp = 'collector:4318'", "otlp"),
         ] {
             let err = NodeConfig::from_source("t", source).unwrap_err();
             assert!(

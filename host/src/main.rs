@@ -13,7 +13,10 @@ use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use skywasm::config::NodeConfig;
-use skywasm::node::Node;
+use skywasm::node::{LogLayer, Node, Otlp};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer as _;
 
 /// A skynet-style actor host in which every service is a WebAssembly sandbox.
 #[derive(Parser)]
@@ -25,13 +28,6 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -41,9 +37,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// The process's tracing subscriber: stderr (`RUST_LOG`, `warn` by default), the node's log
+/// (`tracing_log`) and, with `otlp`, the export of the host's spans.
+fn init_tracing(config: &NodeConfig) -> anyhow::Result<(Option<LogLayer>, Option<Otlp>)> {
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        );
+    let log = config.tracing_log.map(LogLayer::new);
+    let (otlp_layer, otlp) = match &config.otlp {
+        Some(endpoint) => {
+            let (layer, otlp) =
+                Otlp::layer(endpoint, &config.otlp_service).map_err(anyhow::Error::msg)?;
+            (Some(layer), Some(otlp))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(log.clone())
+        .with(otlp_layer)
+        .init();
+    Ok((log, otlp))
+}
+
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     let config = NodeConfig::load(&cli.config)?;
+    let (log, otlp) = init_tracing(&config)?;
     let mut node = Node::start(config)?;
+    if let Some(log) = &log {
+        log.attach(node.handle());
+    }
     let mut signals = Signals::new([SIGHUP, SIGINT, SIGTERM])?;
     let handle = signals.handle();
     let shared = node.handle().clone();
@@ -67,6 +93,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     let report = node.stop();
     handle.close();
     let _ = listener.join();
+    if let Some(otlp) = &otlp {
+        otlp.shutdown();
+    }
     if let Some(why) = &report.failure {
         eprintln!("skywasm: stopped on a fatal error: {why}");
     }

@@ -24,6 +24,8 @@ pub use crate::shared::StartError;
 
 mod handle;
 pub use handle::{ClusterError, NodeHandle, ServiceInfo, TenantUsage};
+mod telemetry;
+pub use telemetry::{LogLayer, Otlp};
 
 /// A running node.
 pub struct Node {

@@ -203,7 +203,6 @@ impl Scheduler {
     /// Schedules a service whose queue just became ready: into the calling worker's next
     /// slot, or the global queue.
     pub fn ready(&self, service: Arc<Service>) {
-        self.sample_ready(&service);
         let displaced = match WORKER.get().and_then(|index| self.slots.get(index)) {
             Some(slot) => slot.next.replace(service),
             None => Some(service),
@@ -213,8 +212,11 @@ impl Scheduler {
         }
     }
 
-    /// Marks one ready queue in [`SAMPLE_EVERY`] with the time, for the schedule delay the
-    /// worker taking it records: a counter of this thread's, no atomic read-modify-write.
+    /// Marks one queue in [`SAMPLE_EVERY`] that enters the global queue with the time, for
+    /// the schedule delay the worker taking it records: a counter of this thread's, no
+    /// atomic read-modify-write. Only the global queue is sampled: that is where a ready
+    /// service waits for a worker; a next-slot hand-off runs right after the current turn
+    /// and costs the message path nothing here.
     fn sample_ready(&self, service: &Service) {
         let readied = READIED.get().wrapping_add(1);
         READIED.set(readied);
@@ -236,6 +238,7 @@ impl Scheduler {
 
     /// Puts a ready service in the global queue and wakes a sleeper for it.
     fn push_global(&self, service: Arc<Service>) {
+        self.sample_ready(&service);
         if self.global.push(service.class(), service) > 0
             && self.sleepers.load(Ordering::SeqCst) > 0
         {
@@ -300,6 +303,7 @@ impl Scheduler {
         turn.streak = 0;
         let freed = self.release_held(turn);
         let (class, service) = self.global.pop()?;
+        self.took(&service);
         self.taken.fetch_add(1, Ordering::Relaxed);
         if self.global.is_capped(class) {
             turn.held = Some(class);
@@ -591,7 +595,6 @@ fn dispatch_turn<H: Host>(
         Ok(Turned::Again) => Some(service),
         Ok(Turned::Done(next)) => next,
         Ok(Turned::Requeue(next)) => {
-            host.scheduler().sample_ready(&service);
             host.scheduler().push_global(service);
             next
         }
@@ -643,7 +646,6 @@ fn contain_panic<H: Host>(
 /// The body of [`dispatch_turn`] for the service it took.
 fn serve_turn<H: Host>(host: &H, service: &Arc<Service>, turn: &mut Turn) -> Turned {
     let scheduler = host.scheduler();
-    scheduler.took(service);
     let (worker, weight) = (turn.worker, turn.weight);
     match serve_asked(host, service, turn.assist) {
         Asked::Served => {}

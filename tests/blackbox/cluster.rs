@@ -763,3 +763,48 @@ fn a_peer_flooding_a_busy_node_keeps_its_rss_within_the_backlog() {
         "the node's RSS grew by {grown_mib} MiB"
     );
 }
+
+#[test]
+fn the_metrics_show_each_peer_its_calls_and_their_latency() {
+    let (_server_node, at) = server(0);
+    let (mut c, d) = client("metrics = \"127.0.0.1:0\"", &[("db", s(&at))]);
+    for n in 0..10 {
+        assert_eq!(
+            ok(c.ask(d, &[s("CALL"), s("db"), s("@echo"), s("ECHO"), i(n)])),
+            vec![i(n)]
+        );
+    }
+    let text = c.node.handle().metrics_text().unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let sample = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("peer") == Some("db"))
+            .unwrap_or_else(|| panic!("no {name} for db in:\n{text}"))
+    };
+    assert_eq!(
+        sample("skywasm_cluster_peer_connected").labels.get("state"),
+        Some("connected")
+    );
+    assert_eq!(
+        sample("skywasm_cluster_peer_connected").value,
+        prometheus_parse::Value::Gauge(1.0)
+    );
+    assert_eq!(
+        sample("skywasm_cluster_calls_in_flight").value,
+        prometheus_parse::Value::Gauge(0.0)
+    );
+    assert!(matches!(
+        sample("skywasm_cluster_sent_bytes_total").value,
+        prometheus_parse::Value::Counter(bytes) if bytes > 0.0
+    ));
+    let prometheus_parse::Value::Histogram(buckets) = &sample("skywasm_cluster_call_seconds").value
+    else {
+        panic!("the call latency is not a histogram:\n{text}");
+    };
+    assert!(
+        buckets.last().is_some_and(|b| b.count >= 10.0),
+        "{buckets:?}"
+    );
+}

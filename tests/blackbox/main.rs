@@ -25,6 +25,7 @@ mod redis_cluster;
 mod servers;
 mod skynet_libs;
 mod skynet_tests;
+mod telemetry;
 mod tenants;
 mod timers;
 mod upgrade;

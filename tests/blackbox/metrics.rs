@@ -442,3 +442,64 @@ fn a_node_whose_metrics_address_is_taken_does_not_start() {
         "{error}"
     );
 }
+
+/// Every metric the Grafana dashboard's queries name (docs/grafana/skywasm-node.json) is one
+/// the node exports: its family is described on `/metrics` (a histogram's `_bucket`,
+/// `_sum` and `_count` series included).
+#[test]
+fn the_dashboard_names_only_metrics_the_node_exports() {
+    let t = start("metrics = \"127.0.0.1:0\"");
+    let scraped = scrape(endpoint(&t));
+    let mut exported: std::collections::BTreeSet<String> = scraped.docs.keys().cloned().collect();
+    let text = t.node.handle().metrics_text().unwrap();
+    for line in text.lines() {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|rest| rest.strip_suffix(" histogram"))
+        {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                exported.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/skywasm-node.json");
+    let source = std::fs::read_to_string(&path).expect("the dashboard is in the repository");
+    let dashboard: serde_json::Value = serde_json::from_str(&source).expect("valid JSON");
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            queries.push(target["expr"].as_str().expect("a query").to_string());
+        }
+    }
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
+        if let Some(query) = variable["query"].as_str() {
+            queries.push(query.to_string());
+        }
+    }
+    assert!(queries.len() > 20, "{} queries", queries.len());
+    let mut named = 0;
+    for query in &queries {
+        let mut rest = query.as_str();
+        while let Some(at) = rest.find("skywasm_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                exported.contains(&name),
+                "the dashboard queries `{name}`, which the node does not export ({query})"
+            );
+            named += 1;
+            rest = &rest[at + name.len()..];
+        }
+    }
+    assert!(
+        named >= queries.len(),
+        "{named} metric names in {} queries",
+        queries.len()
+    );
+}

@@ -283,6 +283,46 @@ struct Incoming {
     inbound: Arc<Inbound>,
     /// The remote caller's session.
     session: u32,
+    /// Its `cluster_serve` span, closed with its answer.
+    _span: tracing::Span,
+}
+
+/// Makes the trace a `skynet.trace` tag stands for the parent of `span` (and records the
+/// tag on it): every node derives the same trace id from the tag as its coroutine made it
+/// — without the `(<node>-<node>-<session>)` prefixes each cluster hop adds — so the spans
+/// of every call made under one tag, on every node they cross, form one trace in a
+/// collector. Without the OTLP export this only records the tag.
+pub(crate) fn follow_trace(span: &tracing::Span, tag: &[u8]) {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use sha2::Digest;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    span.record("trace", String::from_utf8_lossy(tag).as_ref());
+    let digest = sha2::Sha256::digest(base_tag(tag));
+    let mut trace = [0u8; 16];
+    let mut parent = [0u8; 8];
+    trace.copy_from_slice(&digest[..16]);
+    parent.copy_from_slice(&digest[16..24]);
+    let context = SpanContext::new(
+        TraceId::from_bytes(trace),
+        SpanId::from_bytes(parent),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(context));
+}
+
+/// A trace tag without the `(...)` groups cluster hops put in front of it.
+fn base_tag(mut tag: &[u8]) -> &[u8] {
+    while tag.first() == Some(&b'(') {
+        match tag.iter().position(|b| *b == b')') {
+            Some(end) => tag = &tag[end + 1..],
+            None => break,
+        }
+    }
+    tag
 }
 
 /// An incoming connection as the requests it delivered see it: where their answers go, and
@@ -584,6 +624,16 @@ impl Cluster {
             .collect()
     }
 
+    /// Each started sender's call latency histogram, by node name (for the metrics).
+    pub(crate) fn latencies(
+        &self,
+    ) -> Vec<(String, prometheus_client::metrics::histogram::Histogram)> {
+        lock(&self.senders)
+            .iter()
+            .map(|(name, sender)| (name.clone(), sender.status.latency.clone()))
+            .collect()
+    }
+
     /// Records the `clusterd` service that local deliveries come from.
     pub(crate) fn attach(&self, service: Handle) {
         self.service.store(service.0, Ordering::Release);
@@ -638,11 +688,21 @@ impl Cluster {
             }
             let session = self.new_incoming_session();
             inbound.awaiting.fetch_add(1, Ordering::Relaxed);
+            let span = tracing::info_span!(
+                target: "skywasm::cluster",
+                "cluster_serve",
+                service = %target,
+                trace = tracing::field::Empty,
+            );
+            if let Some(tag) = &request.trace {
+                follow_trace(&span, tag);
+            }
             lock(&self.incoming).insert(
                 session,
                 Incoming {
                     inbound: inbound.clone(),
                     session: request.session,
+                    _span: span,
                 },
             );
             session
@@ -886,5 +946,14 @@ mod tests {
             !format!("{config:?}").contains("hush"),
             "the secret is never shown"
         );
+    }
+
+    #[test]
+    fn a_trace_tag_loses_the_prefixes_of_the_hops_it_crossed() {
+        assert_eq!(base_tag(b":0000000a-1-2 login"), b":0000000a-1-2 login");
+        assert_eq!(base_tag(b"(skywasm9-db-3):0000000a-1-2"), b":0000000a-1-2");
+        assert_eq!(base_tag(b"(b-c-1)(a-b-7):0000000a-1-2"), b":0000000a-1-2");
+        assert_eq!(base_tag(b"(unclosed"), b"(unclosed");
+        assert_eq!(base_tag(b""), b"");
     }
 }

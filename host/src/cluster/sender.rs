@@ -36,13 +36,29 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often calls with a time limit are checked.
 const TIMEOUT_TICK: Duration = Duration::from_millis(10);
 
-/// What the console shows of a sender.
-#[derive(Debug, Default)]
+/// What the console and the metrics show of a sender.
+#[derive(Debug)]
 pub(crate) struct Status {
     state: Mutex<String>,
     in_flight: AtomicUsize,
     sent: AtomicU64,
     received: AtomicU64,
+    /// Time from a call's request written to its reply read (`skywasm_cluster_call_seconds`).
+    pub(crate) latency: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for Status {
+    fn default() -> Status {
+        Status {
+            state: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            latency: prometheus_client::metrics::histogram::Histogram::new(
+                crate::metrics::latency_buckets(),
+            ),
+        }
+    }
 }
 
 impl Status {
@@ -66,6 +82,10 @@ impl Status {
 struct Call {
     caller: Handle,
     session: i32,
+    /// When its request was written, for the latency histogram.
+    started: Instant,
+    /// Its `cluster_call` span, closed with its reply, its failure or its timeout.
+    span: tracing::Span,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
 }
@@ -135,11 +155,24 @@ impl Link {
         }
         if let Some((caller, caller_session)) = request.reply_to {
             let timeout = request.timeout.or(self.default_timeout);
+            let span = tracing::info_span!(
+                target: "skywasm::cluster",
+                "cluster_call",
+                node = %self.name,
+                caller = %caller,
+                trace = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+            );
+            if let Some(tag) = &request.trace {
+                super::follow_trace(&span, tag.as_bytes());
+            }
             calls.pending.insert(
                 session,
                 Call {
                     caller,
                     session: caller_session,
+                    started: Instant::now(),
+                    span,
                     deadline: timeout.map(|t| Instant::now() + t),
                     timeout,
                 },
@@ -184,6 +217,11 @@ impl Link {
         let (Some(call), Some(node)) = (call, self.node.upgrade()) else {
             return;
         };
+        self.status
+            .latency
+            .observe(call.started.elapsed().as_secs_f64());
+        call.span
+            .record("outcome", if reply.is_ok() { "ok" } else { "error" });
         match reply {
             Ok(msg) => {
                 let source = node.cluster_service().unwrap_or(Handle::NONE);
@@ -230,6 +268,7 @@ impl Link {
             return;
         };
         for call in due {
+            call.span.record("outcome", "timeout");
             let limit = call.timeout.map_or(0, |t| t.as_millis());
             let why = format!(
                 "timeout: no reply from node `{}` within {limit} ms",

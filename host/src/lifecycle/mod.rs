@@ -156,6 +156,14 @@ impl NodeShared {
             return;
         };
         let (module, args) = (service.module(), service.args());
+        let span = tracing::info_span!(
+            target: "skywasm::lifecycle",
+            "start",
+            service = %service.handle(),
+            module = %module,
+            tenant = service.tenant().name(),
+        );
+        let _entered = span.enter();
         let core = ServiceCore::new(self.clone(), service.clone());
         let failure = match start(core) {
             Ok(behavior) => match self.install(service, behavior) {
@@ -237,6 +245,15 @@ impl NodeShared {
         }
         LAUNCH_DEPTH.set(depth + 1);
         let _level = Level(depth);
+        let span = tracing::info_span!(
+            target: "skywasm::lifecycle",
+            "launch",
+            module,
+            args = %crate::log::cut(args, 200),
+            tenant = tenant.name(),
+            service = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         self.launch_inner(tenant, module, args, start)
     }
 
@@ -249,6 +266,7 @@ impl NodeShared {
     ) -> Result<Handle, LaunchError> {
         let service = self.register_service(tenant, module, args)?;
         let handle = service.handle();
+        tracing::Span::current().record("service", tracing::field::display(handle));
         /// Ends the new service if its init unwinds (a host panic), so no half-started
         /// service keeps its handle with a mailbox nobody serves.
         struct Starting<'a>(&'a NodeShared, Option<Arc<Service>>);
@@ -266,6 +284,13 @@ impl NodeShared {
             Ok(behavior) => match self.install(&service, behavior) {
                 Ok(()) => {
                     starting.1 = None;
+                    tracing::info!(
+                        target: "skywasm::lifecycle",
+                        service = %handle,
+                        module,
+                        tenant = tenant.name(),
+                        "launched"
+                    );
                     if service.queue.release_hold() {
                         self.scheduler.ready(service);
                     }
@@ -405,6 +430,13 @@ impl NodeShared {
     pub(crate) fn fault(&self, service: &Service, fault: &Fault, what: &str) {
         let handle = service.handle();
         service.tenant().activity.faulted(fault.cause());
+        tracing::info!(
+            target: "skywasm::lifecycle",
+            service = %handle,
+            tenant = service.tenant().name(),
+            cause = fault.cause().label(),
+            "fault: {what}: {fault}"
+        );
         if service.mark_dead() {
             self.router.retire(handle);
         }

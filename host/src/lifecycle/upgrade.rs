@@ -104,12 +104,22 @@ impl NodeShared {
         let Some(request) = service.take_upgrade() else {
             return;
         };
+        let span = tracing::info_span!(
+            target: "skywasm::lifecycle",
+            "upgrade",
+            service = %service.handle(),
+            module = %request.module,
+            outcome = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let outcome = self.upgrade(service, &request);
-        self.metrics.upgraded(match outcome {
+        let counted = match outcome {
             Outcome::Restored { .. } => crate::metrics::UpgradeOutcome::Restored,
             Outcome::Fresh(_) => crate::metrics::UpgradeOutcome::Fresh,
             Outcome::Failed(_) => crate::metrics::UpgradeOutcome::Failed,
-        });
+        };
+        self.metrics.upgraded(counted);
+        span.record("outcome", counted.label());
         let what = format!(
             "UPGRADE {} {}",
             crate::log::Shown(&request.module),

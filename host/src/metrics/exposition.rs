@@ -11,7 +11,7 @@ use std::fmt::{Error, Write};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, NoLabelSet,
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeMetric, NoLabelSet,
 };
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
@@ -50,7 +50,7 @@ pub fn render(node: &NodeShared) -> Result<String, String> {
     let timings = &node.scheduler.timings;
     registry.register(
         "skywasm_schedule_delay_seconds",
-        "Time from a service's queue becoming ready to a worker taking it (one in 64 sampled)",
+        "Time a ready service waited in the global queue for a worker (one in 64 sampled)",
         timings.schedule_delay.clone(),
     );
     registry.register(
@@ -487,20 +487,29 @@ fn peer_series(out: &mut DescriptorEncoder, snapshot: &Snapshot) -> Result<(), E
         "Bytes read from the peer",
         peers.iter().map(|p| (by_peer(&p.name), p.bytes.1)),
     )?;
-    if let Some(harbor) = &snapshot.harbor {
-        gauges(
-            out,
-            "skywasm_harbor_peer_up",
-            "1 while the harbor link to the node is up, with its state",
-            harbor.iter().map(|(id, state)| {
-                (
-                    vec![("peer", id.to_string()), ("state", state.to_string())],
-                    u64::from(*state == "up"),
-                )
-            }),
-        )?;
+    let mut latency = out.encode_descriptor(
+        "skywasm_cluster_call_seconds",
+        "Time from a cluster call's request written to its reply read",
+        None,
+        MetricType::Histogram,
+    )?;
+    for peer in peers {
+        if let Some(histogram) = &peer.latency {
+            histogram.encode(latency.encode_family(&by_peer(&peer.name))?)?;
+        }
     }
-    Ok(())
+    // Described even outside a harbor network, so dashboards find the family.
+    gauges(
+        out,
+        "skywasm_harbor_peer_up",
+        "1 while the harbor link to the node is up, with its state",
+        snapshot.harbor.iter().flatten().map(|(id, state)| {
+            (
+                vec![("peer", id.to_string()), ("state", state.to_string())],
+                u64::from(*state == "up"),
+            )
+        }),
+    )
 }
 
 /// `text` cut to at most `most` bytes at a character boundary.
@@ -574,7 +583,7 @@ mod tests {
         }
         // A limit the tenant does not have is no series at all.
         assert!(!text.contains("skywasm_tenant_timers_limit{"), "{text}");
-        assert!(!text.contains("skywasm_harbor_peer_up"), "{text}");
+        assert!(!text.contains("skywasm_harbor_peer_up{"), "{text}");
     }
 
     #[test]

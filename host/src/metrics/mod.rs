@@ -7,7 +7,8 @@
 //! worker holding the service's queue; busy time is *sampled* by the monitor thread, which
 //! already looks at every worker every 10 ms: each look that finds a worker inside a
 //! message counts 10 ms for that service and its tenant, so no clock is read per message.
-//! The two latency histograms time one message in [`SAMPLE_EVERY`]. Everything else is read
+//! The two latency histograms time one message (and one wait in the global queue) in
+//! [`SAMPLE_EVERY`]. Everything else is read
 //! when someone looks ([`snapshot`]).
 //!
 //! - [`snapshot`]: one reading of the node (tenants, the services worth naming, peers).
@@ -38,8 +39,9 @@ pub const SAMPLE_EVERY: usize = 64;
 const WINDOW: Duration = Duration::from_secs(1);
 const WINDOWS: usize = 10;
 
-/// Histogram buckets of the message path's timings: 1 µs to about 4 s, ×4 each.
-fn latency_buckets() -> impl Iterator<Item = f64> {
+/// Histogram buckets of the message path's timings and cluster calls: 1 µs to about 4 s,
+/// ×4 each.
+pub(crate) fn latency_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(1e-6, 4.0, 12)
 }
 
@@ -48,7 +50,7 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 pub struct Timings {
     /// Where [`Timings::now`] counts from.
     epoch: Instant,
-    /// From a service's queue becoming ready to a worker taking it.
+    /// A ready service's wait in the global queue for a worker.
     pub schedule_delay: Histogram,
     /// One message's dispatch.
     pub dispatch: Histogram,

@@ -128,12 +128,15 @@ pub struct ServiceFigures {
 pub struct PeerFigures {
     /// Its name in the node table.
     pub name: String,
-    /// `connected`, `connecting`, `idle`, `down`, `failed`...: the first word of its state.
+    /// `connected`, `connecting`, `idle`, `failed` or `closed` (the first word of its
+    /// state), or `down` when the node table says so.
     pub state: String,
     /// Calls waiting for their replies.
     pub in_flight: u64,
     /// Bytes written to it and read from it.
     pub bytes: (u64, u64),
+    /// Its calls' latencies, once it was called.
+    pub latency: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 /// A reading of the whole node.
@@ -187,6 +190,7 @@ pub fn take(node: &NodeShared, top: usize) -> Snapshot {
             named.push(figures);
         }
     }
+    let mut latencies = node.cluster.latencies();
     Snapshot {
         node: node_figures(node, services.len()),
         tenants,
@@ -196,15 +200,19 @@ pub fn take(node: &NodeShared, top: usize) -> Snapshot {
             .status()
             .into_iter()
             .map(|peer| PeerFigures {
-                state: peer
-                    .state
-                    .split([':', ' '])
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
-                name: peer.name,
+                state: if peer.address == "down" {
+                    "down".to_string()
+                } else {
+                    let state = peer.state.split([':', ' ']).next().unwrap_or("");
+                    state.to_string()
+                },
                 in_flight: peer.in_flight as u64,
                 bytes: (peer.sent, peer.received),
+                latency: latencies
+                    .iter()
+                    .position(|(name, _)| *name == peer.name)
+                    .map(|at| latencies.swap_remove(at).1),
+                name: peer.name,
             })
             .collect(),
         harbor: node.harbor.as_ref().map(|harbor| {

@@ -465,3 +465,57 @@ fn a_multicast_channel_reaches_subscribers_on_every_node() {
         );
     }
 }
+
+#[test]
+fn the_metrics_show_each_harbor_node_its_calls_and_their_latency() {
+    let master = free_address();
+    let mut a = member(1, &master, true);
+    let b = member(2, &master, false);
+    for n in 0..10 {
+        let tag = format!("call {n}");
+        assert_eq!(
+            ok(a.node
+                .ask(a.peer, &[s("CALL"), h(b.peer), s("ECHO"), s(&tag)])),
+            vec![s(&tag)]
+        );
+    }
+    let text = a.node.node.handle().metrics_text().unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let sample = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("peer") == Some("2"))
+            .unwrap_or_else(|| panic!("no {name} for harbor 2 in:\n{text}"))
+    };
+    assert_eq!(
+        sample("skywasm_harbor_peer_up").labels.get("state"),
+        Some("up")
+    );
+    assert_eq!(
+        sample("skywasm_harbor_peer_up").value,
+        prometheus_parse::Value::Gauge(1.0)
+    );
+    assert_eq!(
+        sample("skywasm_harbor_calls_in_flight").value,
+        prometheus_parse::Value::Gauge(0.0)
+    );
+    for name in [
+        "skywasm_harbor_sent_bytes_total",
+        "skywasm_harbor_received_bytes_total",
+    ] {
+        assert!(
+            matches!(sample(name).value, prometheus_parse::Value::Counter(n) if n > 0.0),
+            "{name}: {text}"
+        );
+    }
+    let prometheus_parse::Value::Histogram(buckets) = &sample("skywasm_harbor_call_seconds").value
+    else {
+        panic!("the call latency is not a histogram:\n{text}");
+    };
+    assert!(
+        buckets.last().is_some_and(|b| b.count >= 10.0),
+        "{buckets:?}"
+    );
+    drop(b);
+}

@@ -113,6 +113,8 @@ pub(crate) struct Harbor {
     dropped: AtomicU64,
     /// Messages from peers for addresses with no service here.
     unknown: AtomicU64,
+    /// Bytes of the frames written to each node and read from it.
+    bytes: Vec<[AtomicU64; 2]>,
     /// The network thread's busy polling: a call sent or a frame read keeps it polling
     /// for the answer instead of sleeping.
     busy: Arc<BusyPoll>,
@@ -122,8 +124,11 @@ pub(crate) struct Harbor {
 struct State {
     /// Each node by id (this node's own entry is unused).
     peers: Vec<Peer>,
-    /// Calls to services of other nodes awaiting their answers: (caller, session) → node.
-    calls: FxHashMap<(u32, i32), u8>,
+    /// Calls to services of other nodes awaiting their answers: (caller, session) → node,
+    /// and when the call left.
+    calls: FxHashMap<(u32, i32), (u8, Instant)>,
+    /// The time from a call leaving to its answer arriving, by node (once one answered).
+    latency: FxHashMap<u8, prometheus_client::metrics::histogram::Histogram>,
     /// The connection to the master, while it is up.
     master: Option<Arc<Outbox>>,
     /// Global names: known (registered here or announced by the master), or asked of the
@@ -178,6 +183,39 @@ enum Peer {
     Down,
 }
 
+/// What went to and from another node, for the metrics.
+pub(crate) struct PeerTraffic {
+    /// Its harbor id.
+    pub id: u8,
+    /// Linked, down, or not linked yet.
+    pub state: PeerState,
+    /// Calls to its services waiting for their answers.
+    pub in_flight: usize,
+    /// Bytes of the frames written to it and read from it.
+    pub bytes: (u64, u64),
+    /// Its calls' latencies, once one was answered.
+    pub latency: Option<prometheus_client::metrics::histogram::Histogram>,
+}
+
+/// The state of each node other than `me` that is linked, down, or has messages waiting.
+fn peer_states(state: &State, me: u8) -> Vec<(u8, PeerState)> {
+    state
+        .peers
+        .iter()
+        .enumerate()
+        .filter(|(id, _)| *id != 0 && *id != usize::from(me))
+        .filter_map(|(id, peer)| {
+            let seen = match peer {
+                Peer::Up(_) => PeerState::Up,
+                Peer::Down => PeerState::Down,
+                Peer::Waiting(frames, _) if frames.is_empty() => return None,
+                Peer::Waiting(frames, _) => PeerState::Waiting(frames.len()),
+            };
+            Some((id as u8, seen))
+        })
+        .collect()
+}
+
 /// A peer's state for the console and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerState {
@@ -206,6 +244,7 @@ impl Harbor {
             state: Mutex::new(State {
                 peers: (0..=255).map(|_| Peer::Waiting(Vec::new(), 0)).collect(),
                 calls: FxHashMap::default(),
+                latency: FxHashMap::default(),
                 master: None,
                 names: HashMap::new(),
                 waiting_for_names: 0,
@@ -215,6 +254,7 @@ impl Harbor {
             }),
             dropped: AtomicU64::new(0),
             unknown: AtomicU64::new(0),
+            bytes: (0..=255).map(|_| Default::default()).collect(),
             busy,
         })
     }
@@ -438,6 +478,7 @@ impl Harbor {
             let outbox = Outbox::new(stream.clone());
             if let Peer::Waiting(frames, _) = std::mem::replace(slot, Peer::Up(outbox.clone())) {
                 for (frame, _charge) in frames {
+                    self.count_sent(peer, frame.len());
                     outbox.write(frame);
                 }
             }
@@ -470,7 +511,7 @@ impl Harbor {
             }
             *slot = Peer::Down;
             let mut failed = Vec::new();
-            state.calls.retain(|call, to| {
+            state.calls.retain(|call, (to, _)| {
                 let lost = *to == peer;
                 if lost {
                     failed.push(*call);
@@ -512,8 +553,25 @@ impl Harbor {
         }
         let dest = Handle((u32::from(self.id) << 24) | (header.destination & HANDLE_MASK));
         let session = header.session as i32;
+        if let Some([_, received]) = self.bytes.get(usize::from(peer)) {
+            received.fetch_add(
+                (body.len() + skywasm_harbor_wire::TRAILER) as u64,
+                Ordering::Relaxed,
+            );
+        }
         if !is_request(header.ptype) {
-            lock(&self.state).calls.remove(&(dest.0, session));
+            let mut state = lock(&self.state);
+            if let Some((to, left)) = state.calls.remove(&(dest.0, session)) {
+                state
+                    .latency
+                    .entry(to)
+                    .or_insert_with(|| {
+                        prometheus_client::metrics::histogram::Histogram::new(
+                            crate::metrics::latency_buckets(),
+                        )
+                    })
+                    .observe(left.elapsed().as_secs_f64());
+            }
         }
         let Some(node) = self.node.upgrade() else {
             return Ok(None);
@@ -548,24 +606,43 @@ impl Harbor {
         }
     }
 
-    /// Each other node's state, by id (for the console and tests).
-    pub(crate) fn peers(&self) -> Vec<(u8, PeerState)> {
+    /// Counts `bytes` of frames written to `peer`.
+    fn count_sent(&self, peer: u8, bytes: usize) {
+        if let Some([sent, _]) = self.bytes.get(usize::from(peer)) {
+            sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Each other node's traffic for the metrics, by id (the nodes [`Harbor::peers`] lists):
+    /// calls in flight, bytes written and read, and its calls' latencies once one was
+    /// answered.
+    pub(crate) fn traffic(&self) -> Vec<PeerTraffic> {
         let state = lock(&self.state);
-        state
-            .peers
-            .iter()
-            .enumerate()
-            .filter(|(id, _)| *id != 0 && *id != usize::from(self.id))
-            .filter_map(|(id, peer)| {
-                let seen = match peer {
-                    Peer::Up(_) => PeerState::Up,
-                    Peer::Down => PeerState::Down,
-                    Peer::Waiting(frames, _) if frames.is_empty() => return None,
-                    Peer::Waiting(frames, _) => PeerState::Waiting(frames.len()),
-                };
-                Some((id as u8, seen))
+        let mut in_flight = [0usize; 256];
+        for (to, _) in state.calls.values() {
+            in_flight[usize::from(*to)] += 1;
+        }
+        peer_states(&state, self.id)
+            .into_iter()
+            .map(|(id, seen)| {
+                let [sent, received] = &self.bytes[usize::from(id)];
+                PeerTraffic {
+                    id,
+                    state: seen,
+                    in_flight: in_flight[usize::from(id)],
+                    bytes: (
+                        sent.load(Ordering::Relaxed),
+                        received.load(Ordering::Relaxed),
+                    ),
+                    latency: state.latency.get(&id).cloned(),
+                }
             })
             .collect()
+    }
+
+    /// Each other node's state, by id (for the console and tests).
+    pub(crate) fn peers(&self) -> Vec<(u8, PeerState)> {
+        peer_states(&lock(&self.state), self.id)
     }
 
     /// The network as this node sees it, one line each: this node and its master, the
@@ -891,6 +968,7 @@ impl Remote for Harbor {
         let mut state = lock(&self.state);
         let why = match &mut state.peers[usize::from(peer)] {
             Peer::Up(outbox) => {
+                self.count_sent(peer, frame.len());
                 outbox.write(frame);
                 None
             }
@@ -915,7 +993,7 @@ impl Remote for Harbor {
         match why {
             None => {
                 if let Some(call) = call {
-                    state.calls.insert(call, peer);
+                    state.calls.insert(call, (peer, Instant::now()));
                     drop(state);
                     self.busy.touch();
                 }

@@ -498,18 +498,50 @@ fn peer_series(out: &mut DescriptorEncoder, snapshot: &Snapshot) -> Result<(), E
             histogram.encode(latency.encode_family(&by_peer(&peer.name))?)?;
         }
     }
-    // Described even outside a harbor network, so dashboards find the family.
+    // Described even outside a harbor network, so dashboards find the families.
+    let harbor = || snapshot.harbor.iter().flatten();
+    let by_id = |id: u8| vec![("peer", id.to_string())];
     gauges(
         out,
         "skywasm_harbor_peer_up",
         "1 while the harbor link to the node is up, with its state",
-        snapshot.harbor.iter().flatten().map(|(id, state)| {
+        harbor().map(|p| {
             (
-                vec![("peer", id.to_string()), ("state", state.to_string())],
-                u64::from(*state == "up"),
+                vec![("peer", p.id.to_string()), ("state", p.state.to_string())],
+                u64::from(p.state == "up"),
             )
         }),
-    )
+    )?;
+    gauges(
+        out,
+        "skywasm_harbor_calls_in_flight",
+        "Calls to the harbor node's services waiting for their answers",
+        harbor().map(|p| (by_id(p.id), p.in_flight)),
+    )?;
+    counters(
+        out,
+        "skywasm_harbor_sent_bytes",
+        "Bytes of the frames written to the harbor node",
+        harbor().map(|p| (by_id(p.id), p.bytes.0)),
+    )?;
+    counters(
+        out,
+        "skywasm_harbor_received_bytes",
+        "Bytes of the frames read from the harbor node",
+        harbor().map(|p| (by_id(p.id), p.bytes.1)),
+    )?;
+    let mut latency = out.encode_descriptor(
+        "skywasm_harbor_call_seconds",
+        "Time from a call to a harbor node's service leaving to its answer arriving",
+        None,
+        MetricType::Histogram,
+    )?;
+    for peer in harbor() {
+        if let Some(histogram) = &peer.latency {
+            histogram.encode(latency.encode_family(&by_id(peer.id))?)?;
+        }
+    }
+    Ok(())
 }
 
 /// `text` cut to at most `most` bytes at a character boundary.

@@ -139,6 +139,21 @@ pub struct PeerFigures {
     pub latency: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
+/// A node of the harbor network, as this node sees it.
+#[derive(Debug, Clone)]
+pub struct HarborPeerFigures {
+    /// Its harbor id.
+    pub id: u8,
+    /// `up`, `down` or `waiting` (not linked yet, messages waiting).
+    pub state: &'static str,
+    /// Calls to its services waiting for their answers.
+    pub in_flight: u64,
+    /// Bytes of the frames written to it and read from it.
+    pub bytes: (u64, u64),
+    /// Its calls' latencies, once one was answered.
+    pub latency: Option<prometheus_client::metrics::histogram::Histogram>,
+}
+
 /// A reading of the whole node.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -151,9 +166,8 @@ pub struct Snapshot {
     pub services: Vec<ServiceFigures>,
     /// The cluster's peers.
     pub cluster: Vec<PeerFigures>,
-    /// The harbor's peers (id, `up`/`down`/`waiting`), when the node is in a harbor
-    /// network.
-    pub harbor: Option<Vec<(u8, &'static str)>>,
+    /// The harbor's peers, when the node is in a harbor network.
+    pub harbor: Option<Vec<HarborPeerFigures>>,
 }
 
 /// What [`rank`] orders services by.
@@ -217,15 +231,18 @@ pub fn take(node: &NodeShared, top: usize) -> Snapshot {
             .collect(),
         harbor: node.harbor.as_ref().map(|harbor| {
             harbor
-                .peers()
+                .traffic()
                 .into_iter()
-                .map(|(id, state)| {
-                    let state = match state {
+                .map(|traffic| HarborPeerFigures {
+                    id: traffic.id,
+                    state: match traffic.state {
                         crate::harbor::PeerState::Up => "up",
                         crate::harbor::PeerState::Down => "down",
                         crate::harbor::PeerState::Waiting(_) => "waiting",
-                    };
-                    (id, state)
+                    },
+                    in_flight: traffic.in_flight as u64,
+                    bytes: traffic.bytes,
+                    latency: traffic.latency,
                 })
                 .collect()
         }),

@@ -333,7 +333,7 @@ pub(crate) fn deny(core: &ServiceCore, command: &str, param: &str, why: &str) ->
 /// Counts one more refusal of the service's (and one of `kind` of its tenant's); the count
 /// when it is worth a log line (the first 16, then every doubling).
 fn count_refusal(core: &ServiceCore, kind: RefusalKind) -> Option<u64> {
-    core.service().tenant().activity.refused(kind);
+    core.service().tenant().activity.refusals.add(kind);
     let refused = core.service().stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
     crate::log::worth_logging(refused).then_some(refused)
 }

@@ -512,7 +512,6 @@ const CLUSTER_NUMBERS: &[(&str, u64, u64)] = &[
     ("cluster_max_pending", 1, 100_000_000),
 ];
 
-/// Reads an integer key in `min..=max`, writing the default back; the bad text on error.
 /// The value of `key`, written back as `default` when unset.
 fn string_key_in(env: &mut BTreeMap<String, String>, key: &str, default: &str) -> String {
     env.entry(key.to_string())
@@ -520,6 +519,7 @@ fn string_key_in(env: &mut BTreeMap<String, String>, key: &str, default: &str) -
         .clone()
 }
 
+/// Reads an integer key in `min..=max`, writing the default back; the bad text on error.
 fn int_key_in(
     env: &mut BTreeMap<String, String>,
     key: &str,

@@ -47,6 +47,11 @@ fn init_tracing(config: &NodeConfig) -> anyhow::Result<(Option<LogLayer>, Option
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         );
     let log = config.tracing_log.map(LogLayer::new);
+    // Each layer filters for itself, so a span no layer wants (every `info` span, with the
+    // defaults) is never built.
+    let log_filter = config
+        .tracing_log
+        .map(|level| tracing_subscriber::filter::Targets::new().with_target("skywasm", level));
     let (otlp_layer, otlp) = match &config.otlp {
         Some(endpoint) => {
             let (layer, otlp) =
@@ -57,7 +62,7 @@ fn init_tracing(config: &NodeConfig) -> anyhow::Result<(Option<LogLayer>, Option
     };
     tracing_subscriber::registry()
         .with(stderr)
-        .with(log.clone())
+        .with(log.clone().with_filter(log_filter))
         .with(otlp_layer)
         .init();
     Ok((log, otlp))

@@ -46,24 +46,31 @@ pub struct Monitor {
 impl Monitor {
     /// The monitor thread's loop until [`Monitor::stop`]: every [`EPOCH_PERIOD`] it calls
     /// `tick` (the node advances the wasm epoch) and tells `busy` which service each worker
-    /// is running a message of (worker index, service: the busy-time samples), and every
+    /// is running a message of (worker index, service, nanoseconds since the look before:
+    /// the busy-time samples), and every
     /// 5 s it reports each worker still in the message it was in 5 s before to `endless`
     /// (source, destination and the watch's version), as skynet's monitor does.
     pub(crate) fn run(
         &self,
         tick: impl Fn(),
-        busy: impl Fn(usize, Handle),
+        busy: impl Fn(usize, Handle, u64),
         endless: impl Fn(Handle, Handle, u32),
     ) {
         let mut checked: Vec<u32> = vec![0; self.watches.len()];
         let mut ticks = 0u32;
+        let mut last_look = std::time::Instant::now();
         while !self.stopped.load(Ordering::Acquire) {
             std::thread::sleep(EPOCH_PERIOD);
             tick();
             self.epochs.fetch_add(1, Ordering::Relaxed);
+            // A busy worker counts the time since the last look, not the nominal period:
+            // this thread oversleeps on a loaded machine.
+            let now = std::time::Instant::now();
+            let since = now.duration_since(last_look).as_nanos() as u64;
+            last_look = now;
             for worker in 0..self.watches.len() {
                 if let Some(service) = self.running(worker) {
-                    busy(worker, service);
+                    busy(worker, service, since);
                 }
             }
             ticks += 1;

@@ -338,15 +338,15 @@ fn run_timer_thread(node: &Arc<NodeShared>) {
 fn run_monitor_thread(node: &Arc<NodeShared>) {
     node.monitor.run(
         || node.modules.increment_epoch(),
-        |worker, running| {
-            node.metrics.sample_busy(worker, running);
+        |worker, running, ns| {
+            node.metrics.sample_busy(worker, running, ns);
             if let Some(service) = node.router.service(running) {
-                service.stats.busy_samples.fetch_add(1, Ordering::Relaxed);
+                service.stats.busy_ns.fetch_add(ns, Ordering::Relaxed);
                 service
                     .tenant()
                     .activity
-                    .busy_samples
-                    .fetch_add(1, Ordering::Relaxed);
+                    .busy_ns
+                    .fetch_add(ns, Ordering::Relaxed);
             }
         },
         |source, destination, version| {

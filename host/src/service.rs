@@ -139,9 +139,10 @@ pub struct Stats {
     /// Messages it sent that were taken (into a mailbox, or towards another node). Only
     /// the holder of its queue counts (a plain store), as with `messages`.
     pub sent: AtomicU64,
-    /// Monitor samples (every 10 ms) that found a worker running its message: its busy
-    /// time, sampled, without a clock read on the message path.
-    pub busy_samples: AtomicU64,
+    /// Its busy time in nanoseconds, sampled: each look of the monitor (every 10 ms) that
+    /// found a worker running its message adds the time since the look before. No clock is
+    /// read on the message path.
+    pub busy_ns: AtomicU64,
     /// Thread CPU nanoseconds spent in dispatch (only with `profile = true`).
     pub cpu_ns: AtomicU64,
     /// Set by the monitor when a message ran for a whole check period.
@@ -470,7 +471,8 @@ impl Service {
             self.log_dropped.fetch_add(1, Ordering::Relaxed);
             self.tenant
                 .activity
-                .refused(crate::tenant::RefusalKind::LogRate);
+                .refusals
+                .add(crate::tenant::RefusalKind::LogRate);
             return;
         }
         let dropped = self.log_dropped.swap(0, Ordering::Relaxed);
@@ -736,7 +738,10 @@ impl ServiceCore {
                 // unanswered gets no more: each is answered with an error at once, so the
                 // host keeps no unbounded list of obligations for it.
                 let refused = self.service.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
-                tenant.activity.refused(crate::tenant::RefusalKind::Owed);
+                tenant
+                    .activity
+                    .refusals
+                    .add(crate::tenant::RefusalKind::Owed);
                 if crate::log::worth_logging(refused) {
                     self.node.log(
                         self.handle(),
@@ -830,7 +835,8 @@ impl ServiceCore {
             self.service
                 .tenant()
                 .activity
-                .refused(crate::tenant::RefusalKind::MessageSize);
+                .refusals
+                .add(crate::tenant::RefusalKind::MessageSize);
             return Err(HostError::TooLarge);
         }
         let mut answer = false;
@@ -855,10 +861,12 @@ impl ServiceCore {
             message,
             &mut self.last_destination,
         );
-        if pushed.is_err() && forwarded {
+        match &pushed {
+            Ok(()) => self.count_sent(1),
             // The obligation left with the request, which never arrived: answer as a
             // service that ends answers the requests left in its mailbox.
-            self.node.router.answer_error(source, dest, session);
+            Err(_) if forwarded => self.node.router.answer_error(source, dest, session),
+            Err(_) => {}
         }
         pushed.map_err(|refusal| refusal.error())
     }
@@ -928,7 +936,15 @@ impl ServiceCore {
                 delivered += 1;
             }
         }
+        self.count_sent(delivered as u64);
         delivered
+    }
+
+    /// Counts messages this service sent (`Stats::sent`). Only the worker holding its queue
+    /// runs its code, so a plain store suffices: no atomic read-modify-write per message.
+    fn count_sent(&self, count: u64) {
+        let sent = &self.service.stats.sent;
+        sent.store(sent.load(Ordering::Relaxed) + count, Ordering::Relaxed);
     }
 
     /// Resolves a destination name: `:hex` addresses, `.local` and global names (an

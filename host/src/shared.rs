@@ -181,16 +181,9 @@ impl NodeShared {
         cache: &mut Option<Arc<Service>>,
     ) -> Result<(), Refusal> {
         let (ptype, bytes) = (message.ptype, message.data.len());
-        let pushed = self.router.push_from(sender, answer, dest, message, cache);
-        match &pushed {
-            // Only the holder of the sender's queue sends as it: a plain store suffices.
-            Ok(()) => {
-                let sent = sender.stats.sent.load(Ordering::Relaxed) + 1;
-                sender.stats.sent.store(sent, Ordering::Relaxed);
-            }
-            Err(refusal) => self.log_refusal(sender, dest, ptype, bytes, refusal),
-        }
-        pushed
+        self.router
+            .push_from(sender, answer, dest, message, cache)
+            .inspect_err(|refusal| self.log_refusal(sender, dest, ptype, bytes, refusal))
     }
 
     /// Counts a refused send and logs it (the 1st, 2nd, 4th, 8th, ... of each kind).
@@ -205,7 +198,7 @@ impl NodeShared {
         match refusal {
             Refusal::NoService => {}
             Refusal::Remote => {
-                sender.tenant().activity.refused(RefusalKind::Denied);
+                sender.tenant().activity.refusals.add(RefusalKind::Denied);
                 let refused = sender.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
                 if worth_logging(refused) {
                     self.log(
@@ -221,7 +214,7 @@ impl NodeShared {
                 }
             }
             Refusal::Denied(service) => {
-                sender.tenant().activity.refused(RefusalKind::Denied);
+                sender.tenant().activity.refusals.add(RefusalKind::Denied);
                 let refused = sender.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
                 if worth_logging(refused) {
                     self.log(
@@ -236,7 +229,11 @@ impl NodeShared {
                 }
             }
             Refusal::Full(service) => {
-                service.tenant().activity.refused(RefusalKind::MailboxFull);
+                service
+                    .tenant()
+                    .activity
+                    .refusals
+                    .add(RefusalKind::MailboxFull);
                 let rejected = service.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
                 if worth_logging(rejected) {
                     let tenant = service.tenant();

@@ -463,9 +463,8 @@ pub enum RefusalKind {
     HostCall,
 }
 
-impl RefusalKind {
-    /// Every kind, in the order of [`Activity::refusals`].
-    pub const ALL: [RefusalKind; 11] = [
+impl Kind for RefusalKind {
+    const ALL: &'static [RefusalKind] = &[
         RefusalKind::Denied,
         RefusalKind::MailboxFull,
         RefusalKind::MessageSize,
@@ -479,8 +478,7 @@ impl RefusalKind {
         RefusalKind::HostCall,
     ];
 
-    /// Its label value.
-    pub fn label(self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
             RefusalKind::Denied => "denied",
             RefusalKind::MailboxFull => "mailbox_full",
@@ -517,9 +515,8 @@ pub enum FaultCause {
     Native,
 }
 
-impl FaultCause {
-    /// Every cause, in the order of [`Activity::faults`].
-    pub const ALL: [FaultCause; 7] = [
+impl Kind for FaultCause {
+    const ALL: &'static [FaultCause] = &[
         FaultCause::Cpu,
         FaultCause::Interrupted,
         FaultCause::Stack,
@@ -529,8 +526,7 @@ impl FaultCause {
         FaultCause::Native,
     ];
 
-    /// Its label value.
-    pub fn label(self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
             FaultCause::Cpu => "cpu",
             FaultCause::Interrupted => "interrupted",
@@ -543,6 +539,49 @@ impl FaultCause {
     }
 }
 
+/// What a [`ByKind`] counts by: a closed set of kinds, each with its label value.
+pub trait Kind: Copy + Eq + 'static {
+    /// Every kind, in the order their counts are kept.
+    const ALL: &'static [Self];
+    /// Its label value on `/metrics`.
+    fn label(self) -> &'static str;
+}
+
+/// One counter per kind `K` (`N`: how many kinds there are), counted with relaxed adds.
+#[derive(Debug)]
+pub struct ByKind<K: Kind, const N: usize> {
+    counts: [AtomicU64; N],
+    kind: std::marker::PhantomData<K>,
+}
+
+impl<K: Kind, const N: usize> Default for ByKind<K, N> {
+    fn default() -> Self {
+        debug_assert_eq!(K::ALL.len(), N, "one counter per kind");
+        ByKind {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: Kind, const N: usize> ByKind<K, N> {
+    /// Counts one of `kind`.
+    pub fn add(&self, kind: K) {
+        let index = K::ALL.iter().position(|k| *k == kind);
+        if let Some(counter) = index.and_then(|i| self.counts.get(i)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every kind with its count so far.
+    pub fn counts(&self) -> impl Iterator<Item = (K, u64)> + '_ {
+        K::ALL
+            .iter()
+            .zip(&self.counts)
+            .map(|(kind, n)| (*kind, n.load(Ordering::Relaxed)))
+    }
+}
+
 /// A tenant's counters that only grow. The message counts of live services are on the
 /// services (their holders count without atomic read-modify-writes); a service that ends
 /// adds its counts here, so the tenant's totals are these plus its live services'.
@@ -552,46 +591,12 @@ pub struct Activity {
     pub ended_received: AtomicU64,
     /// Messages its ended services sent.
     pub ended_sent: AtomicU64,
-    /// Monitor samples (every 10 ms) that found a worker running one of its services.
-    pub busy_samples: AtomicU64,
-    /// Refusals, by [`RefusalKind`] (in the order of [`RefusalKind::ALL`]).
-    pub refusals: [AtomicU64; RefusalKind::ALL.len()],
-    /// Faults, by [`FaultCause`] (in the order of [`FaultCause::ALL`]).
-    pub faults: [AtomicU64; FaultCause::ALL.len()],
-}
-
-impl Activity {
-    /// Counts one refusal of `kind`.
-    pub fn refused(&self, kind: RefusalKind) {
-        let index = RefusalKind::ALL.iter().position(|k| *k == kind);
-        if let Some(counter) = index.and_then(|i| self.refusals.get(i)) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Counts one fault of `cause`.
-    pub fn faulted(&self, cause: FaultCause) {
-        let index = FaultCause::ALL.iter().position(|c| *c == cause);
-        if let Some(counter) = index.and_then(|i| self.faults.get(i)) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Refusals of every kind so far, with their kinds.
-    pub fn refusal_counts(&self) -> impl Iterator<Item = (RefusalKind, u64)> + '_ {
-        RefusalKind::ALL
-            .iter()
-            .zip(&self.refusals)
-            .map(|(kind, n)| (*kind, n.load(Ordering::Relaxed)))
-    }
-
-    /// Faults of every cause so far, with their causes.
-    pub fn fault_counts(&self) -> impl Iterator<Item = (FaultCause, u64)> + '_ {
-        FaultCause::ALL
-            .iter()
-            .zip(&self.faults)
-            .map(|(cause, n)| (*cause, n.load(Ordering::Relaxed)))
-    }
+    /// Busy time of its services in nanoseconds, sampled as [`crate::service`]'s `busy_ns`.
+    pub busy_ns: AtomicU64,
+    /// Refusals, by kind.
+    pub refusals: ByKind<RefusalKind, 11>,
+    /// Faults, by cause.
+    pub faults: ByKind<FaultCause, 7>,
 }
 
 impl Tenant {

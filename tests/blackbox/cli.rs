@@ -132,6 +132,39 @@ fn run_example_until_ctrl_c(config: &str, needles: &[&str]) {
     running.stop();
 }
 
+/// The example node with its metrics on (docs/operations.md) serves them over HTTP: the
+/// node's, its tenant's, and the busiest services' series, in the Prometheus text format.
+#[test]
+fn the_metrics_example_serves_prometheus_text() {
+    let mut running = Running::start("examples/metrics_config");
+    running.expect(&[
+        "metrics: serving http://127.0.0.1:9180/metrics",
+        "main: simpledb GET greeting -> hello from Lua",
+    ]);
+    let text = ureq::get("http://127.0.0.1:9180/metrics")
+        .call()
+        .expect("the example serves its metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("text");
+    let scrape = parse_metrics(&text);
+    for (name, labels) in [
+        ("skywasm_services", &[][..]),
+        ("skywasm_workers", &[][..]),
+        ("skywasm_tenant_services", &[("tenant", "node")][..]),
+        (
+            "skywasm_tenant_messages_received_total",
+            &[("tenant", "node")][..],
+        ),
+    ] {
+        assert!(
+            series(&scrape, name, labels).is_some(),
+            "no {name} in:\n{text}"
+        );
+    }
+    running.stop();
+}
+
 /// The README's two-node example: game calls db's `@sdb` over the cluster, fails clearly
 /// while db is not running, and gets through once it is.
 #[test]

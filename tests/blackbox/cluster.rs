@@ -775,12 +775,9 @@ fn the_metrics_show_each_peer_its_calls_and_their_latency() {
         );
     }
     let text = c.node.handle().metrics_text().unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let scrape = parse_metrics(&text);
     let sample = |name: &str| {
-        scrape
-            .samples
-            .iter()
-            .find(|s| s.metric == name && s.labels.get("peer") == Some("db"))
+        series(&scrape, name, &[("peer", "db")])
             .unwrap_or_else(|| panic!("no {name} for db in:\n{text}"))
     };
     assert_eq!(

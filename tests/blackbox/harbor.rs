@@ -480,12 +480,9 @@ fn the_metrics_show_each_harbor_node_its_calls_and_their_latency() {
         );
     }
     let text = a.node.node.handle().metrics_text().unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let scrape = parse_metrics(&text);
     let sample = |name: &str| {
-        scrape
-            .samples
-            .iter()
-            .find(|s| s.metric == name && s.labels.get("peer") == Some("2"))
+        series(&scrape, name, &[("peer", "2")])
             .unwrap_or_else(|| panic!("no {name} for harbor 2 in:\n{text}"))
     };
     assert_eq!(

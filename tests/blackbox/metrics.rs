@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use prometheus_parse::{Sample, Scrape, Value as Metric};
+use prometheus_parse::{Scrape, Value as Metric};
 use skywasm::abi_constants::ptype;
 use skywasm::service::{Behavior, ServiceCore};
 use skywasm_pack::Value;
@@ -38,23 +38,16 @@ fn scrape(address: SocketAddr) -> Scrape {
         "{content_type}"
     );
     let text = response.body_mut().read_to_string().expect("a text body");
-    Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text")
+    parse_metrics(&text)
 }
 
 /// The value of the series `name` whose labels include `labels`.
 fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    find(scrape, name, labels).map(|sample| match &sample.value {
+    series(scrape, name, labels).map(|sample| match &sample.value {
         Metric::Counter(v) | Metric::Gauge(v) | Metric::Untyped(v) => *v,
         Metric::Histogram(buckets) => buckets.iter().map(|b| b.count).fold(0.0, f64::max),
         Metric::Summary(_) => f64::NAN,
     })
-}
-
-fn find<'a>(scrape: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Option<&'a Sample> {
-    scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
 }
 
 fn node_value(scrape: &Scrape, name: &str) -> f64 {
@@ -92,6 +85,8 @@ fn counters_move_with_traffic_and_the_node_is_described() {
             .expect("echo answers");
         assert_eq!(reply, body.as_bytes());
     }
+    // The endpoint serves a reading again for a second.
+    std::thread::sleep(Duration::from_millis(1100));
     let after = scrape(address);
     assert!(
         received(&after).unwrap() >= received_before + f64::from(calls),
@@ -100,16 +95,18 @@ fn counters_move_with_traffic_and_the_node_is_described() {
         received(&after)
     );
     assert!(sent(&after).unwrap() >= sent_before + f64::from(calls));
-    // One message in 64 is timed: 300 calls are timed at least 4 times.
-    let dispatched = find(&after, "skywasm_dispatch_seconds", &[]).expect("the dispatch histogram");
-    let Metric::Histogram(buckets) = &dispatched.value else {
-        panic!("not a histogram: {dispatched:?}");
+    // One message in 61 is timed: the 600 messages of 300 calls, at least 9 times.
+    let timed = |s: &Scrape| match series(s, "skywasm_dispatch_seconds", &[]).map(|x| &x.value) {
+        Some(Metric::Histogram(buckets)) => buckets.last().map_or(0.0, |b| b.count),
+        other => panic!("not a histogram: {other:?}"),
     };
     assert!(
-        buckets.last().is_some_and(|b| b.count >= 4.0),
-        "{buckets:?}"
+        timed(&after) >= timed(&before) + 9.0,
+        "{} -> {}",
+        timed(&before),
+        timed(&after)
     );
-    assert!(find(&after, "skywasm_schedule_delay_seconds", &[]).is_some());
+    assert!(series(&after, "skywasm_schedule_delay_seconds", &[]).is_some());
     assert_eq!(node_value(&after, "skywasm_workers"), 2.0);
     assert!(
         node_value(&after, "skywasm_services") >= 4.0,
@@ -254,8 +251,13 @@ impl Behavior for Idle {
 
 #[test]
 fn ten_thousand_services_make_series_for_the_top_few_only() {
-    let t =
-        start("metrics = \"127.0.0.1:0\"\nmetrics_top = 5\nthread = 4\nwasm_max_services = 20000");
+    // Native services: the node tenant's count is `wasm_max_services`; the wasm pool stays
+    // as small as every test node's (`wasm_fast_services`), so that the tests running beside
+    // this one keep their share of the address space.
+    let t = start(
+        "metrics = \"127.0.0.1:0\"\nmetrics_top = 5\nthread = 4\n\
+         wasm_max_services = 20000\nwasm_fast_services = 200",
+    );
     let address = endpoint(&t);
     let shared = t.node.handle();
     shared.add_native("idle", |core, _| Ok(Box::new(Idle(core))));
@@ -285,9 +287,13 @@ fn ten_thousand_services_make_series_for_the_top_few_only() {
             .filter(|s| s.metric == "skywasm_service_busy_share")
             .filter(|s| matches!(s.value, Metric::Gauge(v) if v > 0.0))
             .count();
-        if busy_named >= 3 || Instant::now() > deadline {
+        if busy_named >= 3 {
             break scraped;
         }
+        assert!(
+            Instant::now() < deadline,
+            "the monitor never saw the sluggish services busy"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let services: std::collections::BTreeSet<&str> = scraped
@@ -312,9 +318,6 @@ fn ten_thousand_services_make_series_for_the_top_few_only() {
         .filter(|h| services.contains(format!(":{:08x}", h.0).as_str()))
         .count();
     assert!(sluggish_named >= 3, "{services:?}");
-    // The console's `top` ranks the same way, from the host alone.
-    let top = shared.metrics_text().unwrap();
-    assert!(top.contains("skywasm_service_queue_messages{"), "{top}");
 }
 
 /// Sends `request` on a fresh connection; what the endpoint answered before closing (or

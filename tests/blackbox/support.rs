@@ -509,3 +509,21 @@ pub fn harbor_lines(id: u8, master: &str, standalone: bool) -> String {
     }
     lines
 }
+
+/// Metrics in the Prometheus text format, read with a Prometheus text-format parser.
+pub fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the Prometheus text format")
+}
+
+/// The series `name` whose labels include `labels`.
+pub fn series<'a>(
+    scrape: &'a prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a prometheus_parse::Sample> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+}

@@ -162,20 +162,25 @@ fn allowed_address(
     Ok(())
 }
 
-/// True when `host:port` may be the node's metrics endpoint: its port, on this machine, at
-/// its own address, or behind a name (which could resolve to either).
+/// True when `host:port` may be the node's metrics endpoint: its port on this machine, at
+/// its own address, or behind a name (which could resolve to either) — and, when it listens
+/// on every address (`0.0.0.0`, `::`), its port at any address, since any of them may be
+/// one of this machine's.
 fn is_metrics_endpoint(node: &crate::shared::NodeShared, host: &str, port: u16) -> bool {
     let Some(endpoint) = node.metrics.endpoint.get() else {
         return false;
     };
-    let literal = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>();
-    endpoint.port() == port
-        && (crate::socket::is_local_host(host)
-            || literal.is_err()
-            || literal.is_ok_and(|ip| ip == endpoint.ip()))
+    if endpoint.port() != port {
+        return false;
+    }
+    let bound = endpoint.ip().to_canonical();
+    match crate::socket::numeric_ip(host.trim()) {
+        None => true,
+        Some(ip) => {
+            let ip = ip.to_canonical();
+            bound.is_unspecified() || ip == bound || ip.is_loopback() || ip.is_unspecified()
+        }
+    }
 }
 
 /// The `(host, port)` arguments of the socket functions that take an address, once the

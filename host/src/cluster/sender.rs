@@ -294,6 +294,7 @@ impl Link {
         self.status.in_flight.store(0, Ordering::Relaxed);
         if let Some(node) = self.node.upgrade() {
             for call in calls {
+                call.span.record("outcome", "failed");
                 fail_call(&node, call.caller, call.session, why);
             }
         }

@@ -554,8 +554,9 @@ impl Harbor {
         let dest = Handle((u32::from(self.id) << 24) | (header.destination & HANDLE_MASK));
         let session = header.session as i32;
         if let Some([_, received]) = self.bytes.get(usize::from(peer)) {
+            // The whole frame, as the sender counts it: length, body, trailer.
             received.fetch_add(
-                (body.len() + skywasm_harbor_wire::TRAILER) as u64,
+                (4 + body.len() + skywasm_harbor_wire::TRAILER) as u64,
                 Ordering::Relaxed,
             );
         }

@@ -323,7 +323,10 @@ impl NodeShared {
             failure
         };
         if !tenant.add_service() {
-            tenant.activity.refused(crate::tenant::RefusalKind::Launch);
+            tenant
+                .activity
+                .refusals
+                .add(crate::tenant::RefusalKind::Launch);
             return Err(failed(LaunchError::Limit(format!(
                 "tenant `{}` already runs its limit of {} services",
                 tenant.name(),
@@ -429,12 +432,12 @@ impl NodeShared {
     /// may already be, when KILL interrupted it) and the log says why.
     pub(crate) fn fault(&self, service: &Service, fault: &Fault, what: &str) {
         let handle = service.handle();
-        service.tenant().activity.faulted(fault.cause());
+        service.tenant().activity.faults.add(fault.cause());
         tracing::info!(
             target: "skywasm::lifecycle",
             service = %handle,
             tenant = service.tenant().name(),
-            cause = fault.cause().label(),
+            cause = crate::tenant::Kind::label(fault.cause()),
             "fault: {what}: {fault}"
         );
         if service.mark_dead() {

@@ -118,8 +118,8 @@ impl NodeShared {
             Outcome::Fresh(_) => crate::metrics::UpgradeOutcome::Fresh,
             Outcome::Failed(_) => crate::metrics::UpgradeOutcome::Failed,
         };
-        self.metrics.upgraded(counted);
-        span.record("outcome", counted.label());
+        self.metrics.upgrades.add(counted);
+        span.record("outcome", crate::tenant::Kind::label(counted));
         let what = format!(
             "UPGRADE {} {}",
             crate::log::Shown(&request.module),

@@ -49,12 +49,16 @@ pub fn top(node: &NodeShared, args: &str, only: Option<&Arc<Tenant>>) -> Result<
     let services = node.router.list();
     let (recent, covered) = node.metrics.recent_busy(span);
     let ranked = rank(&services, &recent, covered, by, count, only);
+    let seen = services
+        .iter()
+        .filter(|(_, s)| only.is_none_or(|t| Arc::ptr_eq(t, s.tenant())))
+        .count();
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{} of {} services by {} (cpu: share of one worker over the last {:.0} s, sampled every 10 ms)",
         ranked.len(),
-        services.len(),
+        seen,
         match by {
             Rank::Busy => "cpu",
             Rank::Queue => "mailbox length",
@@ -156,7 +160,7 @@ pub fn stats(node: &NodeShared, only: Option<&Arc<Tenant>>) -> String {
             service.queue_len(),
             stats.messages.load(Ordering::Relaxed),
             stats.cpu_ns.load(Ordering::Relaxed) as f64 / 1e9,
-            busy_seconds(stats.busy_samples.load(Ordering::Relaxed)),
+            busy_seconds(stats.busy_ns.load(Ordering::Relaxed)),
             service.tenant().name()
         );
     }

@@ -7,7 +7,9 @@
 //! request head of at most [`MAX_REQUEST`] bytes that must arrive within
 //! [`HEAD_TIMEOUT`], and [`CONNECTION_TIME`] per connection in all (a client that stops
 //! reading its response is cut off then). Responses are at most
-//! [`super::exposition::MAX_RESPONSE`] bytes.
+//! [`super::exposition::MAX_RESPONSE`] bytes, and a reading is served again for
+//! [`CACHE_TIME`], so clients asking in a loop do not make the node walk its services
+//! each time.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,6 +24,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{oneshot, Semaphore};
 
+use skywasm_abi::Handle;
+
 use crate::shared::NodeShared;
 
 /// Connections served at once; more are closed as soon as they are accepted.
@@ -31,7 +35,13 @@ pub const MAX_REQUEST: usize = 8 << 10;
 /// How long a client has to send its request's head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one connection may last, requests and responses together.
-pub const CONNECTION_TIME: Duration = Duration::from_secs(30);
+pub const CONNECTION_TIME: Duration = Duration::from_secs(10);
+/// How long a rendered reading is served again: however many clients ask, the node is
+/// read at most once per this period.
+pub const CACHE_TIME: Duration = Duration::from_secs(1);
+
+/// The last reading rendered, when, and what it came to (the text, or why there is none).
+type Rendered = Arc<std::sync::Mutex<Option<(std::time::Instant, Result<Bytes, String>)>>>;
 
 /// The Prometheus text format's content type.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -105,6 +115,7 @@ fn serve(
             Err(e) => return log(&node, &format!("metrics endpoint: {e}")),
         };
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let rendered: Rendered = Arc::default();
         loop {
             let accepted = tokio::select! {
                 _ = &mut stopped => break,
@@ -120,9 +131,10 @@ fn serve(
                 continue;
             };
             let node = node.clone();
+            let rendered = rendered.clone();
             tokio::spawn(async move {
                 let respond = hyper::service::service_fn(move |request| {
-                    let response = respond(&node, &request);
+                    let response = respond(&node, &request, &rendered);
                     async move { Ok::<_, Infallible>(response) }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
@@ -138,29 +150,53 @@ fn serve(
 }
 
 /// The answer to one request.
-fn respond(node: &Weak<NodeShared>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let plain = |status: StatusCode, text: String| {
-        let mut response = Response::new(Full::new(Bytes::from(text)));
+fn respond(
+    node: &Weak<NodeShared>,
+    request: &Request<Incoming>,
+    rendered: &Rendered,
+) -> Response<Full<Bytes>> {
+    let plain = |status: StatusCode, text: Bytes| {
+        let mut response = Response::new(Full::new(text));
         *response.status_mut() = status;
         response
     };
     if request.uri().path() != "/metrics" {
         return plain(
             StatusCode::NOT_FOUND,
-            "skywasm serves its metrics at /metrics\n".into(),
+            Bytes::from_static(b"skywasm serves its metrics at /metrics\n"),
         );
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n".into());
+        let mut response = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Bytes::from_static(b"GET or HEAD\n"),
+        );
         response
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
     let Some(node) = node.upgrade() else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "the node stopped\n".into());
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Bytes::from_static(b"the node stopped\n"),
+        );
     };
-    match super::exposition::render(&node) {
+    let reading = {
+        let mut cached = crate::sync::lock(rendered);
+        match &*cached {
+            Some((at, reading)) if at.elapsed() < CACHE_TIME => reading.clone(),
+            _ => {
+                let reading = super::exposition::render(&node).map(Bytes::from);
+                if let Err(why) = &reading {
+                    node.log(Handle::NONE, &format!("metrics endpoint: {why}"));
+                }
+                *cached = Some((std::time::Instant::now(), reading.clone()));
+                reading
+            }
+        }
+    };
+    match reading {
         Ok(text) => {
             let mut response = plain(StatusCode::OK, text);
             response
@@ -168,19 +204,16 @@ fn respond(node: &Weak<NodeShared>, request: &Request<Incoming>) -> Response<Ful
                 .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
             response
         }
-        Err(why) => {
-            node.log(
-                skywasm_abi::Handle::NONE,
-                &format!("metrics endpoint: {why}"),
-            );
-            plain(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n"))
-        }
+        Err(why) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Bytes::from(format!("{why}\n")),
+        ),
     }
 }
 
 /// A line in the node's log, if the node still runs.
 fn log(node: &Weak<NodeShared>, text: &str) {
     if let Some(node) = node.upgrade() {
-        node.log(skywasm_abi::Handle::NONE, text);
+        node.log(Handle::NONE, text);
     }
 }

@@ -25,14 +25,16 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use skywasm_abi::Handle;
 
 use crate::sync::lock;
+use crate::tenant::{ByKind, Kind};
 
 pub(crate) mod console;
 pub(crate) mod endpoint;
 pub(crate) mod exposition;
 pub(crate) mod snapshot;
 
-/// One message in this many is timed for the latency histograms (a power of two).
-pub const SAMPLE_EVERY: usize = 64;
+/// One message in this many is timed for the latency histograms: a prime, so that a worker
+/// alternating between two kinds of message (a request, its reply) times both.
+pub const SAMPLE_EVERY: usize = 61;
 
 /// How long one window of busy samples lasts, and how many the node keeps: `top` and the
 /// per-service series rank services by their busy time over the last few windows.
@@ -90,16 +92,14 @@ pub enum UpgradeOutcome {
     Failed,
 }
 
-impl UpgradeOutcome {
-    /// Every outcome, in the order of [`Metrics::upgrades`].
-    pub const ALL: [UpgradeOutcome; 3] = [
+impl Kind for UpgradeOutcome {
+    const ALL: &'static [UpgradeOutcome] = &[
         UpgradeOutcome::Restored,
         UpgradeOutcome::Fresh,
         UpgradeOutcome::Failed,
     ];
 
-    /// Its label value.
-    pub fn label(self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
             UpgradeOutcome::Restored => "restored",
             UpgradeOutcome::Fresh => "fresh",
@@ -111,11 +111,11 @@ impl UpgradeOutcome {
 /// The node's own counters for the metrics, and the monitor's busy samples.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Upgrades by outcome (in the order of [`UpgradeOutcome::ALL`]).
-    upgrades: [AtomicU64; 3],
-    /// Busy samples per worker (the last entry: the network thread's assist).
+    /// Upgrades by outcome.
+    pub upgrades: ByKind<UpgradeOutcome, 3>,
+    /// Busy nanoseconds per worker (the last entry: the network thread's assist).
     worker_busy: Vec<AtomicU64>,
-    /// Busy samples per service over the last windows, for ranking by recent busy time.
+    /// Busy nanoseconds per service over the last windows, for ranking by recent busy time.
     recent: Mutex<RecentBusy>,
     /// The highest value each counter was exposed with, so one that a service's end makes
     /// dip for a moment (its counts move from the service to its tenant) never goes back.
@@ -136,31 +136,16 @@ impl Metrics {
         }
     }
 
-    /// Counts an upgrade that ended with `outcome`.
-    pub fn upgraded(&self, outcome: UpgradeOutcome) {
-        let index = UpgradeOutcome::ALL.iter().position(|o| *o == outcome);
-        if let Some(counter) = index.and_then(|i| self.upgrades.get(i)) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Upgrades so far, by outcome.
-    pub fn upgrades(&self) -> impl Iterator<Item = (UpgradeOutcome, u64)> + '_ {
-        UpgradeOutcome::ALL
-            .iter()
-            .zip(&self.upgrades)
-            .map(|(outcome, n)| (*outcome, n.load(Ordering::Relaxed)))
-    }
-
-    /// The monitor found worker `worker` running a message of `service`.
-    pub fn sample_busy(&self, worker: usize, service: Handle) {
+    /// The monitor found worker `worker` running a message of `service`, `ns` nanoseconds
+    /// after its look before.
+    pub fn sample_busy(&self, worker: usize, service: Handle, ns: u64) {
         if let Some(counter) = self.worker_busy.get(worker) {
-            counter.fetch_add(1, Ordering::Relaxed);
+            counter.fetch_add(ns, Ordering::Relaxed);
         }
-        lock(&self.recent).note(service, Instant::now());
+        lock(&self.recent).note(service, ns, Instant::now());
     }
 
-    /// Busy samples per worker so far.
+    /// Busy time per worker so far, in nanoseconds.
     pub fn worker_busy(&self) -> Vec<u64> {
         self.worker_busy
             .iter()
@@ -168,7 +153,7 @@ impl Metrics {
             .collect()
     }
 
-    /// Busy samples of each service seen busy over the last `span` (at most
+    /// Busy nanoseconds of each service seen busy over the last `span` (at most
     /// [`WINDOWS`] × [`WINDOW`]), and the time they cover.
     pub fn recent_busy(&self, span: Duration) -> (HashMap<Handle, u64>, Duration) {
         lock(&self.recent).over(span, Instant::now())
@@ -183,14 +168,14 @@ impl Metrics {
     }
 }
 
-/// Busy samples by service, in windows of [`WINDOW`], the last [`WINDOWS`] of them.
+/// Busy nanoseconds by service, in windows of [`WINDOW`], the last [`WINDOWS`] of them.
 #[derive(Debug, Default)]
 struct RecentBusy {
     windows: VecDeque<(Instant, HashMap<Handle, u64>)>,
 }
 
 impl RecentBusy {
-    fn note(&mut self, service: Handle, now: Instant) {
+    fn note(&mut self, service: Handle, ns: u64, now: Instant) {
         let fresh = self
             .windows
             .back()
@@ -202,11 +187,11 @@ impl RecentBusy {
             self.windows.push_back((now, HashMap::new()));
         }
         if let Some((_, counts)) = self.windows.back_mut() {
-            *counts.entry(service).or_insert(0) += 1;
+            *counts.entry(service).or_insert(0) += ns;
         }
     }
 
-    /// The samples of the windows that started within `span` before `now`, and the time
+    /// The busy time of the windows that started within `span` before `now`, and the time
     /// from the first of them to `now`.
     fn over(&self, span: Duration, now: Instant) -> (HashMap<Handle, u64>, Duration) {
         let mut total = HashMap::new();
@@ -236,10 +221,10 @@ mod tests {
         let (a, b) = (Handle(1), Handle(2));
         for second in 0..15u64 {
             let at = start + Duration::from_secs(second);
-            recent.note(a, at);
+            recent.note(a, 1, at);
             if second >= 13 {
-                recent.note(b, at);
-                recent.note(b, at + Duration::from_millis(10));
+                recent.note(b, 1, at);
+                recent.note(b, 1, at + Duration::from_millis(10));
             }
         }
         assert_eq!(recent.windows.len(), WINDOWS, "old windows are dropped");
@@ -265,17 +250,21 @@ mod tests {
     #[test]
     fn upgrades_and_busy_samples_are_counted() {
         let metrics = Metrics::new(1);
-        metrics.upgraded(UpgradeOutcome::Fresh);
-        metrics.upgraded(UpgradeOutcome::Failed);
-        metrics.upgraded(UpgradeOutcome::Failed);
-        let upgrades: Vec<_> = metrics.upgrades().map(|(o, n)| (o.label(), n)).collect();
+        metrics.upgrades.add(UpgradeOutcome::Fresh);
+        metrics.upgrades.add(UpgradeOutcome::Failed);
+        metrics.upgrades.add(UpgradeOutcome::Failed);
+        let upgrades: Vec<_> = metrics
+            .upgrades
+            .counts()
+            .map(|(o, n)| (o.label(), n))
+            .collect();
         assert_eq!(upgrades, [("restored", 0), ("fresh", 1), ("failed", 2)]);
-        metrics.sample_busy(0, Handle(7));
-        metrics.sample_busy(1, Handle(7));
-        metrics.sample_busy(5, Handle(8));
-        assert_eq!(metrics.worker_busy(), [1, 1]);
+        metrics.sample_busy(0, Handle(7), 10);
+        metrics.sample_busy(1, Handle(7), 12);
+        metrics.sample_busy(5, Handle(8), 9);
+        assert_eq!(metrics.worker_busy(), [10, 12]);
         let (recent, _) = metrics.recent_busy(Duration::from_secs(1));
-        assert_eq!(recent.get(&Handle(7)), Some(&2));
-        assert_eq!(recent.get(&Handle(8)), Some(&1));
+        assert_eq!(recent.get(&Handle(7)), Some(&22));
+        assert_eq!(recent.get(&Handle(8)), Some(&9));
     }
 }

@@ -16,14 +16,14 @@ use skywasm_abi::Handle;
 use crate::monitor::EPOCH_PERIOD;
 use crate::service::Service;
 use crate::shared::NodeShared;
-use crate::tenant::{FaultCause, RefusalKind, Tenant};
+use crate::tenant::{FaultCause, Kind as _, RefusalKind, Tenant};
 
 /// How far back "recent" busy time reaches when services are ranked by it.
 pub const RECENT: Duration = Duration::from_secs(10);
 
-/// Seconds of busy time `samples` monitor samples stand for.
-pub fn busy_seconds(samples: u64) -> f64 {
-    samples as f64 * EPOCH_PERIOD.as_secs_f64()
+/// Seconds in `ns` nanoseconds of sampled busy time.
+pub fn busy_seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
 }
 
 /// What the node as a whole is doing.
@@ -35,7 +35,7 @@ pub struct NodeFigures {
     pub workers_busy: usize,
     /// Workers asleep, waiting for work.
     pub workers_sleeping: usize,
-    /// Busy samples per worker so far (the last: the network thread's assist).
+    /// Busy time per worker so far, in nanoseconds (the last: the network thread's assist).
     pub worker_busy: Vec<u64>,
     /// Ready service queues waiting for a worker in the global queue.
     pub ready_queues: usize,
@@ -195,9 +195,13 @@ impl Rank {
 
 /// Takes a reading of `node`, naming at most `top` services per ranking.
 pub fn take(node: &NodeShared, top: usize) -> Snapshot {
+    // What ended services left is read before the live ones are listed: a service that
+    // ends in between is then counted in neither (a dip the exposition's clamp hides), never
+    // in both.
+    let ended = ended_counts(node);
     let services = node.router.list();
     let (recent, covered) = node.metrics.recent_busy(RECENT);
-    let tenants = tenant_figures(node, &services);
+    let tenants = tenant_figures(node, &services, &ended);
     let mut named = rank(&services, &recent, covered, Rank::Busy, top, None);
     for figures in rank(&services, &recent, covered, Rank::Queue, top, None) {
         if !named.iter().any(|s| s.handle == figures.handle) {
@@ -209,10 +213,13 @@ pub fn take(node: &NodeShared, top: usize) -> Snapshot {
         node: node_figures(node, services.len()),
         tenants,
         services: named,
+        // The nodes of the table only: a name a service called that the table does not
+        // know is the guest's choice, and would make series without bound.
         cluster: node
             .cluster
             .status()
             .into_iter()
+            .filter(|peer| peer.address != "unknown")
             .map(|peer| PeerFigures {
                 state: if peer.address == "down" {
                     "down".to_string()
@@ -271,7 +278,8 @@ fn node_figures(node: &NodeShared, services: usize) -> NodeFigures {
         compiles: node.modules.compiles(),
         upgrades: node
             .metrics
-            .upgrades()
+            .upgrades
+            .counts()
             .map(|(outcome, n)| (outcome.label(), n))
             .collect(),
         // Node time is in skynet's centiseconds.
@@ -279,8 +287,27 @@ fn node_figures(node: &NodeShared, services: usize) -> NodeFigures {
     }
 }
 
-/// Every tenant's figures, its live services' counts added to what its ended ones left.
-fn tenant_figures(node: &NodeShared, services: &[(Handle, Arc<Service>)]) -> Vec<TenantFigures> {
+/// Messages received and sent by each tenant's ended services, by tenant.
+fn ended_counts(node: &NodeShared) -> Vec<(u64, u64)> {
+    node.tenants
+        .iter()
+        .map(|tenant| {
+            let activity = &tenant.activity;
+            (
+                activity.ended_received.load(Ordering::Relaxed),
+                activity.ended_sent.load(Ordering::Relaxed),
+            )
+        })
+        .collect()
+}
+
+/// Every tenant's figures, its live services' counts added to what its ended ones left
+/// (`ended`, by tenant).
+fn tenant_figures(
+    node: &NodeShared,
+    services: &[(Handle, Arc<Service>)],
+    ended: &[(u64, u64)],
+) -> Vec<TenantFigures> {
     let mut figures: Vec<TenantFigures> = node.tenants.iter().map(|t| limits_of(t)).collect();
     for (_, service) in services {
         let Some(tenant) = figures.get_mut(service.tenant().index) else {
@@ -289,20 +316,22 @@ fn tenant_figures(node: &NodeShared, services: &[(Handle, Arc<Service>)]) -> Vec
         let stats = &service.stats;
         tenant.received += stats.messages.load(Ordering::Relaxed);
         tenant.sent += stats.sent.load(Ordering::Relaxed);
-        let (len, bytes) = (service.queue_len() as u64, service.queue_bytes() as u64);
+        let (len, bytes) = service.queue.occupancy();
+        let (len, bytes) = (len as u64, bytes as u64);
         tenant.queued += len;
         tenant.queued_bytes.0 += bytes;
         tenant.longest_mailbox.0 = tenant.longest_mailbox.0.max(len);
         tenant.fullest_mailbox_bytes.0 = tenant.fullest_mailbox_bytes.0.max(bytes);
         tenant.timers.0 += u64::from(service.pending_timers());
     }
-    for (tenant, figures) in node.tenants.iter().zip(&mut figures) {
+    for ((tenant, figures), (received, sent)) in node.tenants.iter().zip(&mut figures).zip(ended) {
         let activity = &tenant.activity;
-        figures.received += activity.ended_received.load(Ordering::Relaxed);
-        figures.sent += activity.ended_sent.load(Ordering::Relaxed);
+        figures.received += received;
+        figures.sent += sent;
         let sockets_refused = tenant.sockets.refused();
         figures.refusals = activity
-            .refusal_counts()
+            .refusals
+            .counts()
             .map(|(kind, n)| {
                 let n = if kind == RefusalKind::Sockets {
                     n + sockets_refused
@@ -313,7 +342,8 @@ fn tenant_figures(node: &NodeShared, services: &[(Handle, Arc<Service>)]) -> Vec
             })
             .collect();
         figures.faults = activity
-            .fault_counts()
+            .faults
+            .counts()
             .map(|(cause, n): (FaultCause, u64)| (cause.label(), n))
             .collect();
     }
@@ -334,7 +364,7 @@ fn limits_of(tenant: &Tenant) -> TenantFigures {
         queued_bytes: (0, capped_usize(limits.tenant_mailbox_bytes)),
         longest_mailbox: (0, capped_usize(limits.mailbox)),
         fullest_mailbox_bytes: (0, limits.mailbox_bytes as u64),
-        busy_seconds: busy_seconds(tenant.activity.busy_samples.load(Ordering::Relaxed)),
+        busy_seconds: busy_seconds(tenant.activity.busy_ns.load(Ordering::Relaxed)),
         memory: (
             tenant.memory.load(Ordering::Relaxed),
             (limits.tenant_memory != u64::MAX).then_some(limits.tenant_memory),
@@ -392,17 +422,20 @@ pub fn rank(
         .into_iter()
         .map(|(_, service)| {
             let stats = &service.stats;
-            let recent_samples = recent.get(&service.handle()).copied().unwrap_or(0);
+            let recent_ns = recent.get(&service.handle()).copied().unwrap_or(0);
             ServiceFigures {
                 handle: service.handle(),
                 tenant: service.tenant().name().to_string(),
                 module: service.module().to_string(),
                 args: service.args().to_string(),
-                queue: (service.queue_len() as u64, service.queue_bytes() as u64),
+                queue: {
+                    let (len, bytes) = service.queue.occupancy();
+                    (len as u64, bytes as u64)
+                },
                 received: stats.messages.load(Ordering::Relaxed),
                 sent: stats.sent.load(Ordering::Relaxed),
-                busy_seconds: busy_seconds(stats.busy_samples.load(Ordering::Relaxed)),
-                busy_share: (busy_seconds(recent_samples) / window).min(1.0),
+                busy_seconds: busy_seconds(stats.busy_ns.load(Ordering::Relaxed)),
+                busy_share: (busy_seconds(recent_ns) / window).min(1.0),
                 memory: stats.memory.load(Ordering::Relaxed),
             }
         })

@@ -23,9 +23,6 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::NodeHandle;
 
-/// The longest line an event makes in the node's log.
-const MAX_LINE: usize = 4096;
-
 /// A `tracing` layer that writes the host's events (targets under `skywasm`) at `level` or
 /// more severe to a node's log, as host lines: `[:00000000] WARN launch: text key=value`.
 /// It may be installed before the node starts; it writes once [`LogLayer::attach`] names
@@ -74,13 +71,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for LogLayer {
         line.push(' ');
         line.push_str(&fields.message);
         line.push_str(&fields.rest);
-        if line.len() > MAX_LINE {
-            let mut end = MAX_LINE;
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            line.truncate(end);
-        }
+        // The node cuts host lines past its limit, saying how long they were.
         node.log(Handle::NONE, &line);
     }
 }

@@ -1020,7 +1020,7 @@ pub fn is_local_host(host: &str) -> bool {
 }
 
 /// The IP address a numeric host is (IPv4, IPv6 in brackets or not); none for a name.
-fn numeric_ip(host: &str) -> Option<std::net::IpAddr> {
+pub(crate) fn numeric_ip(host: &str) -> Option<std::net::IpAddr> {
     host.strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host)

@@ -80,7 +80,8 @@ impl MemoryLimiter {
     fn refuse(&mut self, desired: usize, why: &str) {
         self.tenant
             .activity
-            .refused(crate::tenant::RefusalKind::Memory);
+            .refusals
+            .add(crate::tenant::RefusalKind::Memory);
         if std::mem::replace(&mut self.logged, true) {
             return;
         }
@@ -220,7 +221,8 @@ impl WasiHost for WasmState {
             .service()
             .tenant()
             .activity
-            .refused(crate::tenant::RefusalKind::HostCall);
+            .refusals
+            .add(crate::tenant::RefusalKind::HostCall);
         let refused = self
             .core
             .service()

@@ -159,6 +159,9 @@ struct Spawned {
     /// Spawns/s of a second round into the slots the first round's services left (when
     /// asked for): a node that churns services reuses warm slots.
     respawn_per_second: Option<f64>,
+    /// Milliseconds one metrics reading (what `/metrics` serves) takes with the services
+    /// live: the median of 5.
+    reading_ms: f64,
 }
 
 /// Asks `spawner` to launch `n` services of `module args`; spawns/s and the handle range.
@@ -223,6 +226,15 @@ fn spawn(n: i64, call_all: bool, respawn: bool) -> Spawned {
             .expect("an idle service answers");
         answered += 1;
     }
+    let readings: Vec<f64> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            let text = b.node.handle().metrics_text().expect("a reading");
+            std::hint::black_box(text);
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    let reading_ms = median(readings).0;
     let respawn_per_second = respawn.then(|| {
         let node = b.node.handle();
         let live = || {
@@ -247,6 +259,7 @@ fn spawn(n: i64, call_all: bool, respawn: bool) -> Spawned {
         rss_per_service_kib: (rss_after - rss_before) / n as f64,
         pss_per_service_kib: (pss_after - pss_before) / n as f64,
         answered,
+        reading_ms,
     }
 }
 
@@ -1085,6 +1098,11 @@ fn main() {
         let pss = median(results.iter().map(|r| r.pss_per_service_kib).collect()).0;
         println!(
             "    resident per idle service at 10,000 live: RSS {rss:.1} KiB, PSS {pss:.1} KiB"
+        );
+        report(
+            "(d) one metrics reading at 10,000 live services",
+            "ms",
+            results.iter().map(|r| r.reading_ms).collect(),
         );
     }
     if wanted("lua-coroutine") {

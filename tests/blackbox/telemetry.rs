@@ -99,21 +99,7 @@ fn spans_are_exported_over_otlp_and_a_traced_call_is_one_trace_on_both_sides() {
         .expect("the tag is logged");
     // SIGTERM: the node stops and sends what it still batches.
     node.stop();
-    let mut spans: Vec<Span> = Vec::new();
-    let mut services = Vec::new();
-    for body in bodies.lock().unwrap().iter() {
-        let request = ExportTraceServiceRequest::decode(body.as_slice()).expect("OTLP protobuf");
-        for resource in request.resource_spans {
-            for attribute in resource.resource.iter().flat_map(|r| r.attributes.iter()) {
-                if attribute.key == "service.name" {
-                    services.push(format!("{:?}", attribute.value));
-                }
-            }
-            for scope in resource.scope_spans {
-                spans.extend(scope.spans);
-            }
-        }
-    }
+    let (spans, services) = exported(&bodies);
     assert!(
         services.iter().all(|s| s.contains("skywasm-test")) && !services.is_empty(),
         "{services:?}"
@@ -139,4 +125,59 @@ fn spans_are_exported_over_otlp_and_a_traced_call_is_one_trace_on_both_sides() {
 
 fn names(spans: &[Span]) -> Vec<&str> {
     spans.iter().map(|s| s.name.as_str()).collect()
+}
+
+/// The spans in every export the collector got, and the `service.name`s they came with.
+fn exported(bodies: &Mutex<Vec<Vec<u8>>>) -> (Vec<Span>, Vec<String>) {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut services = Vec::new();
+    for body in bodies.lock().unwrap().iter() {
+        let request = ExportTraceServiceRequest::decode(body.as_slice()).expect("OTLP protobuf");
+        for resource in request.resource_spans {
+            for attribute in resource.resource.iter().flat_map(|r| r.attributes.iter()) {
+                if attribute.key == "service.name" {
+                    services.push(format!("{:?}", attribute.value));
+                }
+            }
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+    }
+    (spans, services)
+}
+
+/// A call to a service of another harbor node is a `harbor_call` span, with its outcome.
+#[test]
+fn a_call_to_another_harbor_node_is_a_span_with_its_outcome() {
+    let (address, bodies) = collector();
+    let master = free_address();
+    let first = NodeProcess::start(&lua_node(
+        "harbor_otlp master",
+        &harbor_lines(1, &master, true),
+    ));
+    first.wait_for("HARBOR ECHO READY");
+    let second = NodeProcess::start(&lua_node(
+        "harbor_otlp slave",
+        &format!("{}otlp = \"{address}\"", harbor_lines(2, &master, false)),
+    ));
+    let line = second.wait_for("HARBOR CALLED ");
+    assert!(line.contains("HARBOR CALLED PING"), "{line}");
+    second.stop();
+    first.stop();
+    let (spans, _) = exported(&bodies);
+    let calls: Vec<&Span> = spans.iter().filter(|s| s.name == "harbor_call").collect();
+    assert!(!calls.is_empty(), "{:?}", names(&spans));
+    let outcome = |span: &Span| {
+        span.attributes
+            .iter()
+            .find(|a| a.key == "outcome")
+            .map(|a| format!("{:?}", a.value))
+            .unwrap_or_default()
+    };
+    assert!(
+        calls.iter().any(|s| outcome(s).contains("\"ok\"")),
+        "{:?}",
+        calls.iter().map(|s| outcome(s)).collect::<Vec<_>>()
+    );
 }

@@ -124,9 +124,8 @@ pub(crate) struct Harbor {
 struct State {
     /// Each node by id (this node's own entry is unused).
     peers: Vec<Peer>,
-    /// Calls to services of other nodes awaiting their answers: (caller, session) → node,
-    /// and when the call left.
-    calls: FxHashMap<(u32, i32), (u8, Instant)>,
+    /// Calls to services of other nodes awaiting their answers, by (caller, session).
+    calls: FxHashMap<(u32, i32), PendingCall>,
     /// The time from a call leaving to its answer arriving, by node (once one answered).
     latency: FxHashMap<u8, prometheus_client::metrics::histogram::Histogram>,
     /// The connection to the master, while it is up.
@@ -181,6 +180,16 @@ enum Peer {
     Up(Arc<Outbox>),
     /// Its link dropped, or the master said it is gone: sends to it are refused.
     Down,
+}
+
+/// A call to a service of another node, awaiting its answer.
+struct PendingCall {
+    /// The node it went to.
+    peer: u8,
+    /// When it left, for the latency histogram.
+    left: Instant,
+    /// Its `harbor_call` span, closed with its answer or its node's end.
+    span: tracing::Span,
 }
 
 /// What went to and from another node, for the metrics.
@@ -511,9 +520,10 @@ impl Harbor {
             }
             *slot = Peer::Down;
             let mut failed = Vec::new();
-            state.calls.retain(|call, (to, _)| {
-                let lost = *to == peer;
+            state.calls.retain(|call, pending| {
+                let lost = pending.peer == peer;
                 if lost {
+                    pending.span.record("outcome", "failed");
                     failed.push(*call);
                 }
                 !lost
@@ -562,16 +572,22 @@ impl Harbor {
         }
         if !is_request(header.ptype) {
             let mut state = lock(&self.state);
-            if let Some((to, left)) = state.calls.remove(&(dest.0, session)) {
+            if let Some(call) = state.calls.remove(&(dest.0, session)) {
+                let outcome = if header.ptype == ptype::ERROR as u8 {
+                    "error"
+                } else {
+                    "ok"
+                };
+                call.span.record("outcome", outcome);
                 state
                     .latency
-                    .entry(to)
+                    .entry(call.peer)
                     .or_insert_with(|| {
                         prometheus_client::metrics::histogram::Histogram::new(
                             crate::metrics::latency_buckets(),
                         )
                     })
-                    .observe(left.elapsed().as_secs_f64());
+                    .observe(call.left.elapsed().as_secs_f64());
             }
         }
         let Some(node) = self.node.upgrade() else {
@@ -620,8 +636,8 @@ impl Harbor {
     pub(crate) fn traffic(&self) -> Vec<PeerTraffic> {
         let state = lock(&self.state);
         let mut in_flight = [0usize; 256];
-        for (to, _) in state.calls.values() {
-            in_flight[usize::from(*to)] += 1;
+        for call in state.calls.values() {
+            in_flight[usize::from(call.peer)] += 1;
         }
         peer_states(&state, self.id)
             .into_iter()
@@ -966,6 +982,15 @@ impl Remote for Harbor {
         let call = (expects_answer(message.ptype) && message.session > 0)
             .then_some((message.source.0, message.session));
         let peer = dest.harbor();
+        let span = call.map(|(caller, _)| {
+            tracing::info_span!(
+                target: "skywasm::harbor",
+                "harbor_call",
+                peer,
+                caller = %Handle(caller),
+                outcome = tracing::field::Empty,
+            )
+        });
         let mut state = lock(&self.state);
         let why = match &mut state.peers[usize::from(peer)] {
             Peer::Up(outbox) => {
@@ -993,8 +1018,13 @@ impl Remote for Harbor {
         };
         match why {
             None => {
-                if let Some(call) = call {
-                    state.calls.insert(call, (peer, Instant::now()));
+                if let (Some(call), Some(span)) = (call, span) {
+                    let pending = PendingCall {
+                        peer,
+                        left: Instant::now(),
+                        span,
+                    };
+                    state.calls.insert(call, pending);
                     drop(state);
                     self.busy.touch();
                 }

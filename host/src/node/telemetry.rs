@@ -4,8 +4,9 @@
 //!
 //! The host's spans: `launch` (a service's launch and init, nested as launches nest),
 //! `start` (a deferred init on a worker), `upgrade`, `cluster_call` (a call to another node,
-//! from its request written to its reply read) and `cluster_serve` (a request from another
-//! node, from its arrival to its answer). A call traced with `skynet.trace` carries its tag
+//! from its request written to its reply read), `cluster_serve` (a request from another
+//! node, from its arrival to its answer) and `harbor_call` (a call to a service of another
+//! harbor node, until its answer). A call traced with `skynet.trace` carries its tag
 //! to the other node (skynet's cluster protocol does); both sides make the tag's trace id
 //! the parent of their span, so a collector shows the call's spans on every node as one
 //! trace. Faults are `fault` events.

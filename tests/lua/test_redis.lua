@@ -129,7 +129,11 @@ local function watching(db)
 	db:publish("other", 3)
 	db:publish("foo", 4)
 	db:publish("hello.bar", 5)
-	skynet.wait(done)
+	-- (the watcher may have read all four while the publishes were answered: a wakeup with
+	-- nobody waiting is lost, as in skynet, so wait only when it is still reading)
+	if #got < 4 then
+		skynet.wait(done)
+	end
 	check.eq("messages and pattern messages, in order", list(got), "1|foo|2|hello.foo|hello.*|4|foo|5|hello.bar|hello.*")
 	w:disconnect()
 end

@@ -49,9 +49,7 @@ fn init_tracing(config: &NodeConfig) -> anyhow::Result<(Option<LogLayer>, Option
     let log = config.tracing_log.map(LogLayer::new);
     // Each layer filters for itself, so a span no layer wants (every `info` span, with the
     // defaults) is never built.
-    let log_filter = config
-        .tracing_log
-        .map(|level| tracing_subscriber::filter::Targets::new().with_target("skywasm", level));
+    let log_filter = log.as_ref().map(LogLayer::filter);
     let (otlp_layer, otlp) = match &config.otlp {
         Some(endpoint) => {
             let (layer, otlp) =

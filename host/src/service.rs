@@ -262,22 +262,12 @@ impl Service {
 
     /// Its timeouts pending now.
     pub(crate) fn pending_timers(&self) -> u32 {
-        let pending = self.timers.load(Ordering::Acquire);
-        if pending & TIMERS_RELEASED == 0 {
-            pending
-        } else {
-            0
-        }
+        unreleased(self.timers.load(Ordering::Acquire))
     }
 
     /// Ends its timeouts' count: how many were pending (to give back to its tenant).
     pub(crate) fn release_timers(&self) -> u32 {
-        let pending = self.timers.swap(TIMERS_RELEASED, Ordering::AcqRel);
-        if pending & TIMERS_RELEASED == 0 {
-            pending
-        } else {
-            0
-        }
+        unreleased(self.timers.swap(TIMERS_RELEASED, Ordering::AcqRel))
     }
 
     /// True when its mailbox holds more than its tenant's `socket_backlog` (or is full):
@@ -1070,6 +1060,15 @@ pub enum Destination {
 
 /// The mark of [`Service::release_timers`] in its timer count.
 const TIMERS_RELEASED: u32 = 1 << 31;
+
+/// The timeouts a timer word counts, none once [`TIMERS_RELEASED`] is set.
+fn unreleased(word: u32) -> u32 {
+    if word & TIMERS_RELEASED == 0 {
+        word
+    } else {
+        0
+    }
+}
 
 impl crate::clock::Owner for Service {
     fn is_alive(&self) -> bool {

@@ -104,16 +104,23 @@ fn websocket_server_and_client_talk_and_refuse_broken_frames() {
     run_skynet_style("test_websocket", "");
 }
 
-/// The Lua HTTP and WebSocket servers, as Rust clients see them: ureq (keep-alive, chunked
-/// replies, a form) and tungstenite (text, binary, ping, close).
-#[test]
-fn native_http_and_websocket_clients_talk_to_the_lua_servers() {
+/// A node running tests/lua/web_server.lua, once it serves: the node, its HTTP port and its
+/// WebSocket port.
+fn web_server() -> (TestNode, u16, u16) {
     let http_port = crate::servers::free_port();
     let ws_port = crate::servers::free_port();
     let t = start_skynet_style(&format!(
         "start = \"web_server\"\nhttp_port = {http_port}\nws_port = {ws_port}"
     ));
     t.wait_log("WEB READY");
+    (t, http_port, ws_port)
+}
+
+/// The Lua HTTP and WebSocket servers, as Rust clients see them: ureq (keep-alive, chunked
+/// replies, a form) and tungstenite (text, binary, ping, close).
+#[test]
+fn native_http_and_websocket_clients_talk_to_the_lua_servers() {
+    let (_node, http_port, ws_port) = web_server();
 
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(20)))
@@ -283,12 +290,7 @@ fn mangled(valid: Vec<u8>) -> impl proptest::strategy::Strategy<Value = Vec<u8>>
 #[test]
 fn the_lua_http_and_websocket_parsers_survive_arbitrary_and_mangled_input() {
     use proptest::prelude::*;
-    let http_port = crate::servers::free_port();
-    let ws_port = crate::servers::free_port();
-    let t = start_skynet_style(&format!(
-        "start = \"web_server\"\nhttp_port = {http_port}\nws_port = {ws_port}"
-    ));
-    t.wait_log("WEB READY");
+    let (t, http_port, ws_port) = web_server();
     let handshake = b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     let request = b"POST /form?name=a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\

@@ -19,6 +19,7 @@ use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use skywasm_abi::Handle;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -31,7 +32,12 @@ use super::NodeHandle;
 #[derive(Clone)]
 pub struct LogLayer {
     node: Arc<OnceLock<NodeHandle>>,
-    level: Level,
+    events: Targets,
+}
+
+/// The host's own events and spans (targets under `skywasm`) at `level` or more severe.
+fn host_events(level: Level) -> Targets {
+    Targets::new().with_target("skywasm", level)
 }
 
 impl LogLayer {
@@ -39,8 +45,14 @@ impl LogLayer {
     pub fn new(level: Level) -> LogLayer {
         LogLayer {
             node: Arc::new(OnceLock::new()),
-            level,
+            events: host_events(level),
         }
+    }
+
+    /// What the layer takes, as a per-layer filter (`layer.with_filter(layer.filter())`):
+    /// with every layer filtered for itself, a span no layer wants is never built.
+    pub fn filter(&self) -> Targets {
+        self.events.clone()
     }
 
     /// From now on, events go to `node`'s log.
@@ -52,7 +64,10 @@ impl LogLayer {
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for LogLayer {
     fn on_event(&self, event: &Event<'_>, context: Context<'_, S>) {
         let metadata = event.metadata();
-        if *metadata.level() > self.level || !metadata.target().starts_with("skywasm") {
+        if !self
+            .events
+            .would_enable(metadata.target(), metadata.level())
+        {
             return;
         }
         let Some(node) = self.node.get() else {
@@ -137,9 +152,7 @@ impl Otlp {
             .build();
         let layer = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("skywasm"))
-            .with_filter(
-                tracing_subscriber::filter::Targets::new().with_target("skywasm", Level::INFO),
-            );
+            .with_filter(host_events(Level::INFO));
         Ok((layer, Otlp { provider }))
     }
 
